@@ -1,0 +1,93 @@
+//! What the catalog records about sources (streams and tables) and persistent queries.
+//! Serialized as JSON in the catalog column family, so fields only ever get added with
+//! defaults.
+
+use crate::schema::Schema;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceKind {
+    Stream,
+    Table,
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceKind::Stream => "STREAM",
+            SourceKind::Table => "TABLE",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FormatKind {
+    /// No columns in this part of the record (a key format for key-less streams).
+    None,
+    Json,
+    Kafka,
+    Delimited,
+}
+
+impl fmt::Display for FormatKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FormatKind::None => "NONE",
+            FormatKind::Json => "JSON",
+            FormatKind::Kafka => "KAFKA",
+            FormatKind::Delimited => "DELIMITED",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormatSpec {
+    pub kind: FormatKind,
+    /// DELIMITED only: the field separator.
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    /// Whether a single column is written wrapped in a JSON object (`{"COL": v}`) or as the
+    /// bare value. ksqlDB wraps single value columns by default and never wraps keys.
+    #[serde(default)]
+    pub wrap_single_value: Option<bool>,
+}
+
+impl FormatSpec {
+    pub fn new(kind: FormatKind) -> FormatSpec {
+        FormatSpec { kind, delimiter: None, wrap_single_value: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceDef {
+    /// Unique for the life of the database; names the source's state (table store) so a
+    /// dropped and re-created name never sees stale rows.
+    pub id: u64,
+    pub name: String,
+    pub kind: SourceKind,
+    pub schema: Schema,
+    pub topic: String,
+    pub key_format: FormatSpec,
+    pub value_format: FormatSpec,
+    /// A value column to take event time from instead of the record timestamp.
+    #[serde(default)]
+    pub timestamp_column: Option<String>,
+    /// The persistent query writing this source, for CREATE ... AS SELECT sources.
+    #[serde(default)]
+    pub written_by: Option<String>,
+    /// The SQL text that created the source, shown by DESCRIBE EXTENDED.
+    #[serde(default)]
+    pub sql: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryDef {
+    pub id: String,
+    /// Unique number naming the query's state and committed offsets.
+    pub num: u64,
+    /// The statement that started the query; re-planned against the catalog on restart.
+    pub sql: String,
+    pub sink: String,
+    pub sources: Vec<String>,
+}

@@ -1,0 +1,29 @@
+//! Common types shared by every Sluice layer: SQL data types, values, rows, schemas, the
+//! catalog's descriptions of sources and queries, and the order-preserving key encoding.
+//!
+//! This crate does no I/O. Everything above it (formats, expressions, storage, engine,
+//! planner, server) speaks these types, so a value means the same thing in every layer.
+
+pub mod catalog;
+pub mod codec;
+pub mod keycodec;
+pub mod schema;
+pub mod types;
+pub mod value;
+
+pub use catalog::{FormatKind, FormatSpec, QueryDef, SourceDef, SourceKind};
+pub use schema::{Column, ColumnRole, Schema};
+pub use types::DataType;
+pub use value::{Row, Value};
+
+/// Names of the pseudo columns every source exposes after its declared columns.
+pub const ROWTIME: &str = "ROWTIME";
+pub const ROWPARTITION: &str = "ROWPARTITION";
+pub const ROWOFFSET: &str = "ROWOFFSET";
+
+/// Errors of decoding values this crate encoded (state, keys).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CodecError {
+    #[error("corrupt encoded value: {0}")]
+    Corrupt(String),
+}

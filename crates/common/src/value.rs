@@ -1,0 +1,293 @@
+//! Runtime values. One enum for every SQL type; NULL is a value of every type.
+
+use crate::types::DataType;
+use std::cmp::Ordering;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Boolean(bool),
+    Int(i32),
+    BigInt(i64),
+    Double(f64),
+    /// Exact decimal: `unscaled * 10^-scale`.
+    Decimal { unscaled: i128, scale: u8 },
+    String(String),
+    Bytes(Vec<u8>),
+    Timestamp(i64),
+    Date(i32),
+    Time(i64),
+    Array(Vec<Value>),
+    Map(Vec<(Value, Value)>),
+    /// Field names travel with the values so a struct is self-describing in any format.
+    Struct(Vec<(String, Value)>),
+}
+
+pub type Row = Vec<Value>;
+
+impl Value {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Boolean(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(v) => Some(*v as i64),
+            Value::BigInt(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(v) => Some(*v as f64),
+            Value::BigInt(v) => Some(*v as f64),
+            Value::Double(v) => Some(*v),
+            Value::Decimal { unscaled, scale } => Some(*unscaled as f64 / 10f64.powi(*scale as i32)),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Re-scales a decimal to `scale` digits (rounding half up), as exact decimal arithmetic
+    /// needs both operands on one scale.
+    pub fn decimal_rescale(unscaled: i128, from: u8, to: u8) -> Option<i128> {
+        match from.cmp(&to) {
+            Ordering::Equal => Some(unscaled),
+            Ordering::Less => unscaled.checked_mul(10i128.checked_pow((to - from) as u32)?),
+            Ordering::Greater => {
+                let div = 10i128.checked_pow((from - to) as u32)?;
+                let q = unscaled / div;
+                let r = unscaled % div;
+                Some(if r.abs() * 2 >= div { q + unscaled.signum() } else { q })
+            }
+        }
+    }
+
+    /// Parses decimal text such as `-12.50` into (unscaled, scale).
+    pub fn parse_decimal(text: &str) -> Option<(i128, u8)> {
+        let text = text.trim();
+        let (neg, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix('+').unwrap_or(text)),
+        };
+        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        if int.is_empty() && frac.is_empty() {
+            return None;
+        }
+        if !int.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit())
+        {
+            return None;
+        }
+        let joined = format!("{int}{frac}");
+        let unscaled: i128 = if joined.is_empty() { 0 } else { joined.parse().ok()? };
+        let scale = u8::try_from(frac.len()).ok()?;
+        Some((if neg { -unscaled } else { unscaled }, scale))
+    }
+
+    /// The type a value has on its own; NULL has none.
+    pub fn data_type(&self) -> Option<DataType> {
+        Some(match self {
+            Value::Null => return None,
+            Value::Boolean(_) => DataType::Boolean,
+            Value::Int(_) => DataType::Int,
+            Value::BigInt(_) => DataType::BigInt,
+            Value::Double(_) => DataType::Double,
+            Value::Decimal { unscaled, scale } => {
+                let digits = unscaled.unsigned_abs().to_string().len() as u8;
+                DataType::Decimal { precision: digits.max(*scale).max(1), scale: *scale }
+            }
+            Value::String(_) => DataType::String,
+            Value::Bytes(_) => DataType::Bytes,
+            Value::Timestamp(_) => DataType::Timestamp,
+            Value::Date(_) => DataType::Date,
+            Value::Time(_) => DataType::Time,
+            Value::Array(items) => DataType::Array(Box::new(
+                items.iter().find_map(|v| v.data_type()).unwrap_or(DataType::String),
+            )),
+            Value::Map(entries) => DataType::Map(
+                Box::new(entries.iter().find_map(|(k, _)| k.data_type()).unwrap_or(DataType::String)),
+                Box::new(entries.iter().find_map(|(_, v)| v.data_type()).unwrap_or(DataType::String)),
+            ),
+            Value::Struct(fields) => DataType::Struct(
+                fields
+                    .iter()
+                    .map(|(n, v)| (n.clone(), v.data_type().unwrap_or(DataType::String)))
+                    .collect(),
+            ),
+        })
+    }
+
+    /// SQL comparison: numbers compare across types by value; NULL compares as unknown (None).
+    pub fn sql_cmp(&self, other: &Value) -> Option<Ordering> {
+        use Value::*;
+        match (self, other) {
+            (Null, _) | (_, Null) => None,
+            (Int(a), Int(b)) => Some(a.cmp(b)),
+            (Int(_) | BigInt(_), Int(_) | BigInt(_)) => self.as_i64()?.partial_cmp(&other.as_i64()?),
+            (Decimal { unscaled: a, scale: sa }, Decimal { unscaled: b, scale: sb }) => {
+                let s = (*sa).max(*sb);
+                Value::decimal_rescale(*a, *sa, s)?.partial_cmp(&Value::decimal_rescale(*b, *sb, s)?)
+            }
+            (Decimal { unscaled, scale }, Int(_) | BigInt(_)) => {
+                let b = (other.as_i64()? as i128).checked_mul(10i128.checked_pow(*scale as u32)?)?;
+                unscaled.partial_cmp(&b)
+            }
+            (Int(_) | BigInt(_), Decimal { .. }) => other.sql_cmp(self).map(Ordering::reverse),
+            (Int(_) | BigInt(_) | Double(_) | Decimal { .. }, Int(_) | BigInt(_) | Double(_) | Decimal { .. }) => {
+                self.as_f64()?.partial_cmp(&other.as_f64()?)
+            }
+            (Boolean(a), Boolean(b)) => Some(a.cmp(b)),
+            (String(a), String(b)) => Some(a.cmp(b)),
+            (Bytes(a), Bytes(b)) => Some(a.cmp(b)),
+            (Timestamp(a), Timestamp(b)) => Some(a.cmp(b)),
+            (Date(a), Date(b)) => Some(a.cmp(b)),
+            (Time(a), Time(b)) => Some(a.cmp(b)),
+            (Array(a), Array(b)) => {
+                for (x, y) in a.iter().zip(b) {
+                    match x.sql_cmp(y)? {
+                        Ordering::Equal => continue,
+                        o => return Some(o),
+                    }
+                }
+                Some(a.len().cmp(&b.len()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Equality as SQL `=` sees it (numeric across types), NULL never equal.
+    pub fn sql_eq(&self, other: &Value) -> Option<bool> {
+        match (self, other) {
+            (Value::Null, _) | (_, Value::Null) => None,
+            (Value::Map(_), Value::Map(_)) | (Value::Struct(_), Value::Struct(_)) => Some(self == other),
+            _ => self.sql_cmp(other).map(|o| o == Ordering::Equal),
+        }
+    }
+}
+
+/// Formats a double the way ksqlDB (Java) prints it: integral values keep a `.0`.
+pub fn format_double(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e16 {
+        format!("{v:.1}")
+    } else if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Formats an exact decimal with exactly `scale` fractional digits.
+pub fn format_decimal(unscaled: i128, scale: u8) -> String {
+    let neg = unscaled < 0;
+    let digits = unscaled.unsigned_abs().to_string();
+    let scale = scale as usize;
+    let body = if scale == 0 {
+        digits
+    } else if digits.len() > scale {
+        format!("{}.{}", &digits[..digits.len() - scale], &digits[digits.len() - scale..])
+    } else {
+        format!("0.{}{}", "0".repeat(scale - digits.len()), digits)
+    };
+    if neg { format!("-{body}") } else { body }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("null"),
+            Value::Boolean(b) => write!(f, "{b}"),
+            Value::Int(v) => write!(f, "{v}"),
+            Value::BigInt(v) => write!(f, "{v}"),
+            Value::Double(v) => f.write_str(&format_double(*v)),
+            Value::Decimal { unscaled, scale } => f.write_str(&format_decimal(*unscaled, *scale)),
+            Value::String(s) => f.write_str(s),
+            Value::Bytes(b) => {
+                for byte in b {
+                    write!(f, "{byte:02x}")?;
+                }
+                Ok(())
+            }
+            Value::Timestamp(v) | Value::Time(v) => write!(f, "{v}"),
+            Value::Date(v) => write!(f, "{v}"),
+            Value::Array(items) => {
+                f.write_str("[")?;
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str("]")
+            }
+            Value::Map(entries) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{k}={v}")?;
+                }
+                f.write_str("}")
+            }
+            Value::Struct(fields) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{k}={v}")?;
+                }
+                f.write_str("}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_parse_format_and_rescale() {
+        assert_eq!(Value::parse_decimal("-12.50"), Some((-1250, 2)));
+        assert_eq!(Value::parse_decimal("abc"), None);
+        assert_eq!(format_decimal(-1250, 2), "-12.50");
+        assert_eq!(format_decimal(5, 3), "0.005");
+        assert_eq!(Value::decimal_rescale(125, 2, 1), Some(13));
+        assert_eq!(Value::decimal_rescale(12, 1, 3), Some(1200));
+    }
+
+    #[test]
+    fn comparisons_cross_numeric_types_and_null_is_unknown() {
+        assert_eq!(Value::Int(2).sql_cmp(&Value::BigInt(3)), Some(Ordering::Less));
+        assert_eq!(Value::Double(2.5).sql_cmp(&Value::Int(2)), Some(Ordering::Greater));
+        assert_eq!(Value::Null.sql_eq(&Value::Null), None);
+        assert_eq!(
+            Value::Decimal { unscaled: 150, scale: 2 }.sql_cmp(&Value::Int(1)),
+            Some(Ordering::Greater)
+        );
+    }
+
+    #[test]
+    fn doubles_print_like_java() {
+        assert_eq!(format_double(2.0), "2.0");
+        assert_eq!(format_double(2.5), "2.5");
+    }
+}

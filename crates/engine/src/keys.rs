@@ -1,0 +1,40 @@
+//! Keys of the engine's entries in the state column family.
+//!
+//! ```text
+//!  'T' · source id u64 · memcomparable key      → table row (codec), for pull queries
+//!  'A' · query num u64 · memcomparable group key → aggregate state (codec)
+//!  'O' · query num u64 · partition u32           → next source offset to read
+//!  'M' · source id u64 · partition u32           → next offset a table materializer reads
+//! ```
+
+use sluice_common::Value;
+use sluice_common::keycodec::encode_key;
+
+fn prefixed(tag: u8, id: u64, extra: usize) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + extra);
+    k.push(tag);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+pub(crate) fn table_prefix(source_id: u64) -> Vec<u8> {
+    prefixed(b'T', source_id, 0)
+}
+
+pub(crate) fn table_key(source_id: u64, key: &[Value]) -> Vec<u8> {
+    let mut k = prefixed(b'T', source_id, 16);
+    encode_key(key, &mut k);
+    k
+}
+
+pub(crate) fn agg_key(query: u64, key: &[Value]) -> Vec<u8> {
+    let mut k = prefixed(b'A', query, 16);
+    encode_key(key, &mut k);
+    k
+}
+
+pub(crate) fn offset_key(tag: u8, id: u64, partition: u32) -> Vec<u8> {
+    let mut k = prefixed(tag, id, 4);
+    k.extend_from_slice(&partition.to_be_bytes());
+    k
+}

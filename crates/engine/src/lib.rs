@@ -1,0 +1,42 @@
+//! The streaming engine: persistent queries, table materialization, push subscriptions
+//! and pull reads, over the storage layer. It knows nothing of SQL: the planner hands it
+//! [`QueryPlan`]s, [`PushPlan`]s and [`PullPlan`]s made of bound expressions.
+//!
+//! ```text
+//!  source topic ──read batch──▶ decode ─▶ filter ─▶ project | aggregate ─▶ encode ─┐
+//!        ▲                                                                         │
+//!        │              one Txn: sink appends + state + store rows + offsets ◀─────┘
+//!        └── resumes from the offsets committed in that same Txn after a restart
+//! ```
+//!
+//! Every source row has the layout: key columns, value columns, ROWTIME, ROWPARTITION,
+//! ROWOFFSET. Table stores keep the same layout, so pull queries bind like any other read.
+
+mod keys;
+mod plan;
+mod pull;
+mod push;
+mod query;
+mod rows;
+
+pub use plan::{Operator, PullAccess, PullPlan, PushPlan, QueryPlan};
+pub use push::{PushEvent, PushStart};
+pub use query::{Engine, QueryStatus};
+pub use rows::{SourceRow, decode_record, encode_row_record};
+
+use sluice_storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Format(#[from] sluice_format::FormatError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// The topic every query's record-level errors go to, readable as a stream.
+pub const PROCESSING_LOG_TOPIC: &str = "sluice_processing_log";

@@ -1,0 +1,117 @@
+//! Push queries: a subscriber reads the source topic from a position at its own pace and
+//! receives each matching row. Memory is bounded by the channel: when the subscriber is
+//! slow, the reader waits instead of buffering, and the log holds what it has not read.
+
+use crate::plan::PushPlan;
+use crate::query::Engine;
+use crate::rows::decode_record;
+use crate::{EngineError, Result};
+use sluice_common::Value;
+use sluice_storage::{Log, StoredRecord};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Rows buffered between the reader and a subscriber's connection.
+const CHANNEL: usize = 512;
+const READ_BATCH: usize = 512;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushEvent {
+    Row { row: Vec<Value>, partition: u32, offset: u64, tombstone: bool },
+    /// A record could not be decoded; it was skipped.
+    Skipped { partition: u32, offset: u64, message: String },
+    /// LIMIT reached; the stream ends after this.
+    LimitReached,
+}
+
+#[derive(Debug, Clone)]
+pub enum PushStart {
+    /// Only records appended from now on.
+    Latest,
+    Earliest,
+    /// Per partition, the next offset to read; partitions not listed start at the end.
+    Positions(Vec<(u32, u64)>),
+}
+
+impl Engine {
+    /// Starts a push query. Dropping the receiver stops it.
+    pub fn push(&self, plan: PushPlan, start: PushStart) -> Result<mpsc::Receiver<PushEvent>> {
+        let log = self.log().clone();
+        let topic = log
+            .topic(&plan.source.topic)
+            .ok_or_else(|| EngineError::Invalid(format!("topic {} does not exist", plan.source.topic)))?;
+        let mut positions: Vec<u64> = (0..topic.partitions)
+            .map(|p| match &start {
+                PushStart::Earliest => 0,
+                _ => topic.end_offset(p),
+            })
+            .collect();
+        if let PushStart::Positions(list) = &start {
+            for (p, o) in list {
+                topic.check_partition(*p)?;
+                positions[*p as usize] = *o;
+            }
+        }
+        let (tx, rx) = mpsc::channel(CHANNEL);
+        let plan = Arc::new(plan);
+        tokio::spawn(async move {
+            let mut changed = topic.subscribe();
+            let mut sent = 0u64;
+            loop {
+                changed.borrow_and_update();
+                let mut any = false;
+                for p in 0..topic.partitions {
+                    let (log2, topic2, from) = (log.clone(), topic.clone(), positions[p as usize]);
+                    let read = tokio::task::spawn_blocking(move || log2.read(&topic2, p, from, READ_BATCH)).await;
+                    let records: Vec<StoredRecord> = match read {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "push query read failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    if let Some(last) = records.last() {
+                        positions[p as usize] = last.offset + 1;
+                        any = true;
+                    }
+                    for rec in &records {
+                        let Some(event) = evaluate(&plan, rec) else { continue };
+                        let is_row = matches!(event, PushEvent::Row { .. });
+                        if tx.send(event).await.is_err() {
+                            return;
+                        }
+                        if is_row {
+                            sent += 1;
+                            if plan.limit.is_some_and(|l| sent >= l) {
+                                let _ = tx.send(PushEvent::LimitReached).await;
+                                return;
+                            }
+                        }
+                    }
+                }
+                if !any {
+                    tokio::select! {
+                        r = changed.changed() => if r.is_err() { return },
+                        _ = tx.closed() => return,
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+fn evaluate(plan: &PushPlan, rec: &StoredRecord) -> Option<PushEvent> {
+    let src = match decode_record(&plan.source, rec) {
+        Ok(s) => s,
+        Err(e) => {
+            return Some(PushEvent::Skipped { partition: rec.partition, offset: rec.offset, message: e.to_string() });
+        }
+    };
+    if !src.tombstone && !plan.filter.as_ref().is_none_or(|f| f.test(&src.row)) {
+        return None;
+    }
+    let row = plan.projection.iter().map(|e| e.eval(&src.row)).collect();
+    Some(PushEvent::Row { row, partition: rec.partition, offset: rec.offset, tombstone: src.tombstone })
+}

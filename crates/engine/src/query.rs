@@ -1,0 +1,418 @@
+//! Persistent queries and table materializers: long-running workers that read a source
+//! topic in batches and commit each batch's effects atomically.
+
+use crate::keys::{agg_key, offset_key, table_key};
+use crate::plan::{Operator, QueryPlan};
+use crate::rows::{decode_record, encode_row_record};
+use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
+use sluice_common::codec::{decode_row, encode_row_vec};
+use sluice_common::{SourceDef, SourceKind, Value};
+use sluice_storage::{Cf, EmbeddedLog, Log, Record, StoredRecord, Topic, Txn};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+/// Records read per partition per batch: large enough to amortize the commit, small enough
+/// to keep a batch's memory and latency low.
+const BATCH: usize = 2048;
+
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub processed: AtomicU64,
+    pub errors: AtomicU64,
+    pub failed: Mutex<Option<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueryStatus {
+    pub id: String,
+    pub state: String,
+    pub processed: u64,
+    pub errors: u64,
+    /// Records in the source not yet processed.
+    pub lag: u64,
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+    stats: Arc<Stats>,
+    source: Arc<Topic>,
+    positions: Arc<Mutex<Vec<u64>>>,
+}
+
+/// Runs and tracks every persistent query and table materializer of one server.
+pub struct Engine {
+    log: Arc<EmbeddedLog>,
+    proc_log: Arc<Topic>,
+    queries: Mutex<HashMap<String, Running>>,
+    materializers: Mutex<HashMap<u64, Running>>,
+}
+
+enum Kind {
+    Query(QueryPlan),
+    /// Keeps a source table's store current for pull queries.
+    Materialize(SourceDef),
+}
+
+struct Worker {
+    log: Arc<EmbeddedLog>,
+    kind: Kind,
+    source_def: SourceDef,
+    source: Arc<Topic>,
+    sink: Option<Arc<Topic>>,
+    proc_log: Arc<Topic>,
+    positions: Vec<u64>,
+    stats: Arc<Stats>,
+}
+
+impl Engine {
+    pub fn new(log: Arc<EmbeddedLog>) -> Result<Engine> {
+        let proc_log = log.create_topic(PROCESSING_LOG_TOPIC, 1)?;
+        Ok(Engine { log, proc_log, queries: Mutex::new(HashMap::new()), materializers: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn log(&self) -> &Arc<EmbeddedLog> {
+        &self.log
+    }
+
+    /// Starts a persistent query; it resumes from its committed offsets, or reads from the
+    /// source's earliest offset on first start.
+    pub fn start_query(&self, plan: QueryPlan) -> Result<()> {
+        let id = plan.id.clone();
+        let num = plan.num;
+        let source_def = plan.source.clone();
+        let sink = self.log.create_topic(&plan.sink.topic, self.partitions_of(&plan.source)?)?;
+        let running = self.spawn(Kind::Query(plan), source_def, Some(sink), b'O', num, &id)?;
+        self.queries.lock().unwrap_or_else(|p| p.into_inner()).insert(id, running);
+        Ok(())
+    }
+
+    /// Starts keeping `table`'s store current from its topic.
+    pub fn start_materializer(&self, table: SourceDef) -> Result<()> {
+        let id = table.id;
+        let label = format!("materialize {}", table.name);
+        let running = self.spawn(Kind::Materialize(table.clone()), table, None, b'M', id, &label)?;
+        self.materializers.lock().unwrap_or_else(|p| p.into_inner()).insert(id, running);
+        Ok(())
+    }
+
+    fn partitions_of(&self, def: &SourceDef) -> Result<u32> {
+        self.log
+            .topic(&def.topic)
+            .map(|t| t.partitions)
+            .ok_or_else(|| EngineError::Invalid(format!("topic {} of {} does not exist", def.topic, def.name)))
+    }
+
+    fn spawn(&self, kind: Kind, source_def: SourceDef, sink: Option<Arc<Topic>>, tag: u8, id: u64, label: &str) -> Result<Running> {
+        let source = self
+            .log
+            .topic(&source_def.topic)
+            .ok_or_else(|| EngineError::Invalid(format!("topic {} of {} does not exist", source_def.topic, source_def.name)))?;
+        let mut positions = Vec::with_capacity(source.partitions as usize);
+        for p in 0..source.partitions {
+            positions.push(match self.log.get(Cf::State, &offset_key(tag, id, p))? {
+                Some(b) if b.len() == 8 => u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+                Some(_) => return Err(EngineError::Invalid(format!("corrupt committed offset for {label}"))),
+                None => 0,
+            });
+        }
+        let stats = Arc::new(Stats::default());
+        let shared_positions = Arc::new(Mutex::new(positions.clone()));
+        let worker = Worker {
+            log: self.log.clone(),
+            kind,
+            source_def,
+            source: source.clone(),
+            sink,
+            proc_log: self.proc_log.clone(),
+            positions,
+            stats: stats.clone(),
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let span = tracing::info_span!("query", id = %label);
+        let handle = tokio::spawn(run(worker, tag, id, stop_rx, shared_positions.clone()).instrument(span));
+        Ok(Running { stop, handle, stats, source, positions: shared_positions })
+    }
+
+    /// Stops a persistent query and waits for its in-flight batch to finish. Its committed
+    /// state stays until [`Engine::drop_query_state`].
+    pub async fn stop_query(&self, id: &str) -> bool {
+        let running = self.queries.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        match running {
+            Some(r) => {
+                let _ = r.stop.send(true);
+                let _ = r.handle.await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub async fn stop_materializer(&self, source_id: u64) {
+        let running = self.materializers.lock().unwrap_or_else(|p| p.into_inner()).remove(&source_id);
+        if let Some(r) = running {
+            let _ = r.stop.send(true);
+            let _ = r.handle.await;
+        }
+    }
+
+    /// Stops everything, letting in-flight batches commit.
+    pub async fn shutdown(&self) {
+        let ids: Vec<String> = self.queries.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        for id in ids {
+            self.stop_query(&id).await;
+        }
+        let ids: Vec<u64> = self.materializers.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        for id in ids {
+            self.stop_materializer(id).await;
+        }
+    }
+
+    pub fn statuses(&self) -> Vec<QueryStatus> {
+        let queries = self.queries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<QueryStatus> = queries.iter().map(|(id, r)| status(id, r)).collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    pub fn status(&self, id: &str) -> Option<QueryStatus> {
+        self.queries.lock().unwrap_or_else(|p| p.into_inner()).get(id).map(|r| status(id, r))
+    }
+
+    /// Lag of a source table's materializer (0 when it has none).
+    pub fn materializer_lag(&self, source_id: u64) -> u64 {
+        self.materializers.lock().unwrap_or_else(|p| p.into_inner()).get(&source_id).map_or(0, lag)
+    }
+}
+
+fn lag(r: &Running) -> u64 {
+    let positions = r.positions.lock().unwrap_or_else(|p| p.into_inner());
+    positions.iter().enumerate().map(|(p, pos)| r.source.end_offset(p as u32).saturating_sub(*pos)).sum()
+}
+
+fn status(id: &str, r: &Running) -> QueryStatus {
+    let failed = r.stats.failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    QueryStatus {
+        id: id.to_string(),
+        state: match failed {
+            Some(e) => format!("ERROR: {e}"),
+            None => "RUNNING".into(),
+        },
+        processed: r.stats.processed.load(Ordering::Relaxed),
+        errors: r.stats.errors.load(Ordering::Relaxed),
+        lag: lag(r),
+    }
+}
+
+async fn run(mut worker: Worker, tag: u8, id: u64, mut stop: watch::Receiver<bool>, shared: Arc<Mutex<Vec<u64>>>) {
+    let mut changed = worker.source.subscribe();
+    let log = worker.log.clone();
+    let stats = worker.stats.clone();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        // Marked seen before reading, so an append racing with this batch still wakes us.
+        changed.borrow_and_update();
+        let stepped = tokio::task::spawn_blocking(move || {
+            let r = worker.step(tag, id);
+            (worker, r)
+        })
+        .await;
+        let result;
+        (worker, result) = match stepped {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::error!(error = %e, "query worker panicked; query stopped");
+                *stats.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("worker panicked: {e}"));
+                return;
+            }
+        };
+        match result {
+            Ok(Some((txn, positions, n))) => match log.submit(txn).wait().await {
+                Ok(_) => {
+                    worker.positions = positions.clone();
+                    *shared.lock().unwrap_or_else(|p| p.into_inner()) = positions;
+                    stats.processed.fetch_add(n, Ordering::Relaxed);
+                    *stats.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                }
+                Err(e) => {
+                    // Nothing of the batch is durable; retry it from the same positions.
+                    tracing::error!(error = %e, "commit failed; retrying the batch");
+                    *stats.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            },
+            Ok(None) => {
+                tokio::select! {
+                    _ = changed.changed() => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "query batch failed; retrying");
+                *stats.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Per-batch overlay of aggregate state: reads see this batch's earlier updates.
+type Overlay = HashMap<Vec<u8>, Vec<Value>>;
+
+impl Worker {
+    /// Reads and processes one batch. Returns the transaction to commit, the positions it
+    /// moves to and the number of records, or None when there is nothing new.
+    fn step(&mut self, tag: u8, id: u64) -> Result<Option<(Txn, Vec<u64>, u64)>> {
+        let mut txn = Txn::new();
+        let mut overlay = Overlay::new();
+        let mut positions = self.positions.clone();
+        let mut n = 0u64;
+        for p in 0..self.source.partitions {
+            let records = self.log.read(&self.source, p, positions[p as usize], BATCH)?;
+            let Some(last) = records.last() else { continue };
+            positions[p as usize] = last.offset + 1;
+            n += records.len() as u64;
+            for rec in &records {
+                if let Err(e) = self.process(rec, &mut txn, &mut overlay) {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    self.processing_error(&mut txn, rec, &e.to_string())?;
+                }
+            }
+            txn.put(Cf::State, offset_key(tag, id, p), positions[p as usize].to_be_bytes().to_vec());
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        for (key, state) in overlay {
+            txn.put(Cf::State, key, encode_row_vec(&state));
+        }
+        Ok(Some((txn, positions, n)))
+    }
+
+    fn processing_error(&self, txn: &mut Txn, rec: &StoredRecord, message: &str) -> Result<()> {
+        let query = match &self.kind {
+            Kind::Query(p) => p.id.clone(),
+            Kind::Materialize(t) => format!("MATERIALIZE_{}", t.name),
+        };
+        tracing::warn!(query = %query, partition = rec.partition, offset = rec.offset, "skipping record: {message}");
+        let value = serde_json::json!({
+            "QUERY_ID": query,
+            "TOPIC": self.source.name,
+            "PARTITION": rec.partition,
+            "OFFSET": rec.offset,
+            "MESSAGE": message,
+        });
+        let bytes = serde_json::to_vec(&value).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        txn.append(&self.proc_log, 0, Record { key: None, value: Some(bytes), timestamp: now_ms(), headers: Vec::new() });
+        Ok(())
+    }
+
+    fn process(&self, rec: &StoredRecord, txn: &mut Txn, overlay: &mut Overlay) -> Result<()> {
+        let src = decode_record(&self.source_def, rec)?;
+        let rowtime = rec.record.timestamp;
+        match &self.kind {
+            Kind::Materialize(table) => {
+                let nkeys = table.schema.key_count();
+                let key = table_key(table.id, &src.row[..nkeys]);
+                if src.tombstone {
+                    txn.delete(Cf::State, key);
+                } else {
+                    txn.put(Cf::State, key, encode_row_vec(&src.row));
+                }
+                Ok(())
+            }
+            Kind::Query(plan) => match &plan.op {
+                Operator::Select { filter, projection } => {
+                    let is_table = plan.source.kind == SourceKind::Table;
+                    let passes = !src.tombstone && filter.as_ref().is_none_or(|f| f.test(&src.row));
+                    if !passes {
+                        if is_table {
+                            // A table row leaving the filter is a delete downstream.
+                            let out: Vec<Value> = projection.iter().map(|e| e.eval(&src.row)).collect();
+                            self.emit(plan, txn, out, rowtime, true)?;
+                        }
+                        return Ok(());
+                    }
+                    let out: Vec<Value> = projection.iter().map(|e| e.eval(&src.row)).collect();
+                    self.emit(plan, txn, out, rowtime, false)
+                }
+                Operator::Aggregate { filter, group_by, aggregates, having, projection } => {
+                    if src.tombstone || !filter.as_ref().is_none_or(|f| f.test(&src.row)) {
+                        return Ok(());
+                    }
+                    let group: Vec<Value> = group_by.iter().map(|e| e.eval(&src.row)).collect();
+                    if group.iter().any(Value::is_null) {
+                        return Err(EngineError::Invalid("GROUP BY key is NULL; record dropped".into()));
+                    }
+                    let key = agg_key(plan.num, &group);
+                    let state = match overlay.get_mut(&key) {
+                        Some(s) => s,
+                        None => {
+                            let loaded = match self.log.get(Cf::State, &key)? {
+                                Some(bytes) => decode_row(&bytes).map_err(|e| EngineError::Invalid(e.to_string()))?,
+                                None => {
+                                    let mut s = Vec::new();
+                                    for a in aggregates {
+                                        a.init(&mut s);
+                                    }
+                                    s
+                                }
+                            };
+                            overlay.entry(key).or_insert(loaded)
+                        }
+                    };
+                    let mut slot = 0;
+                    let mut agg_row = group;
+                    agg_row.push(Value::BigInt(rowtime));
+                    for a in aggregates {
+                        let n = a.slots();
+                        a.update(&mut state[slot..slot + n], &src.row);
+                        agg_row.push(a.result(&state[slot..slot + n]));
+                        slot += n;
+                    }
+                    let out: Vec<Value> = projection.iter().map(|e| e.eval(&agg_row)).collect();
+                    let keep = having.as_ref().is_none_or(|h| h.test(&agg_row));
+                    self.emit(plan, txn, out, rowtime, !keep)
+                }
+            },
+        }
+    }
+
+    /// Appends one output row to the sink topic, and upserts or deletes it in the sink's
+    /// table store when the sink is a table.
+    fn emit(&self, plan: &QueryPlan, txn: &mut Txn, mut out: Vec<Value>, rowtime: i64, tombstone: bool) -> Result<()> {
+        let sink = &plan.sink;
+        let record = encode_row_record(sink, &out, rowtime, tombstone)?;
+        let topic = self.sink.as_ref().ok_or_else(|| EngineError::Invalid("query has no sink topic".into()))?;
+        let partition = topic.partition_for(record.key.as_deref());
+        txn.append(topic, partition, record);
+        if sink.kind == SourceKind::Table {
+            let key = table_key(sink.id, &out[..sink.schema.key_count()]);
+            if tombstone {
+                txn.delete(Cf::State, key);
+            } else {
+                // Position of the output record is not known until commit; pull queries
+                // expose ROWTIME only.
+                out.push(Value::BigInt(rowtime));
+                out.push(Value::Null);
+                out.push(Value::Null);
+                txn.put(Cf::State, key, encode_row_vec(&out));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,56 @@
+//! Between topic records and rows.
+
+use sluice_common::{SourceDef, Value};
+use sluice_format::{FormatError, decode_key, decode_value, encode_key, encode_value};
+use sluice_storage::{Record, StoredRecord};
+
+/// A decoded record: `row` is keys, values, ROWTIME, ROWPARTITION, ROWOFFSET.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceRow {
+    pub row: Vec<Value>,
+    /// The record had no value: a table delete. Value columns are NULL.
+    pub tombstone: bool,
+}
+
+pub fn decode_record(def: &SourceDef, rec: &StoredRecord) -> Result<SourceRow, FormatError> {
+    let schema = &def.schema;
+    let mut row = decode_key(&def.key_format, schema.keys(), rec.record.key.as_deref())?;
+    let values = decode_value(&def.value_format, schema.values(), rec.record.value.as_deref())?;
+    let tombstone = values.is_none();
+    match values {
+        Some(v) => row.extend(v),
+        None => row.extend(std::iter::repeat_n(Value::Null, schema.values().len())),
+    }
+    let mut rowtime = rec.record.timestamp;
+    if let Some(col) = &def.timestamp_column
+        && let Some(i) = schema.index_of(col)
+    {
+        match &row[i] {
+            Value::BigInt(t) | Value::Timestamp(t) => rowtime = *t,
+            Value::Null if !tombstone => {
+                return Err(FormatError::Invalid(format!("timestamp column {col} is NULL")));
+            }
+            _ => {}
+        }
+    }
+    row.push(Value::BigInt(rowtime));
+    row.push(Value::Int(rec.partition as i32));
+    row.push(Value::BigInt(rec.offset as i64));
+    Ok(SourceRow { row, tombstone })
+}
+
+/// Encodes the first `schema.len()` values of `row` (keys then values) as a record of `def`.
+pub fn encode_row_record(def: &SourceDef, row: &[Value], timestamp: i64, tombstone: bool) -> Result<Record, FormatError> {
+    let nkeys = def.schema.key_count();
+    let n = def.schema.len();
+    if row.len() < n {
+        return Err(FormatError::Invalid(format!("row has {} values, {} has {n} columns", row.len(), def.name)));
+    }
+    let key = encode_key(&def.key_format, def.schema.keys(), &row[..nkeys])?;
+    let value = if tombstone {
+        None
+    } else {
+        encode_value(&def.value_format, def.schema.values(), Some(&row[nkeys..n]))?
+    };
+    Ok(Record { key, value, timestamp, headers: Vec::new() })
+}

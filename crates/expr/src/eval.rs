@@ -1,0 +1,420 @@
+//! The expression tree and its evaluation over one row.
+
+use crate::functions::ScalarFunction;
+use sluice_common::value::format_double;
+use sluice_common::{DataType, Value};
+use std::cmp::Ordering;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    And,
+    Or,
+    Concat,
+}
+
+impl BinaryOp {
+    pub fn is_comparison(self) -> bool {
+        matches!(self, BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq)
+    }
+
+    pub fn is_arithmetic(self) -> bool {
+        matches!(self, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Expr {
+    Column(usize),
+    Literal(Value),
+    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
+    Not(Box<Expr>),
+    Negate(Box<Expr>),
+    IsNull { expr: Box<Expr>, negated: bool },
+    Cast { expr: Box<Expr>, to: DataType },
+    Call { func: &'static ScalarFunction, args: Vec<Expr> },
+    /// Searched CASE; a simple CASE is rewritten into this by the planner.
+    Case { branches: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
+    InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
+    Between { expr: Box<Expr>, low: Box<Expr>, high: Box<Expr>, negated: bool },
+    Like { expr: Box<Expr>, pattern: Box<Expr>, escape: Option<char>, negated: bool },
+}
+
+impl Expr {
+    pub fn eval(&self, row: &[Value]) -> Value {
+        match self {
+            Expr::Column(i) => row.get(*i).cloned().unwrap_or(Value::Null),
+            Expr::Literal(v) => v.clone(),
+            Expr::Binary { op: BinaryOp::And, left, right } => {
+                // Three-valued logic: FALSE wins over NULL.
+                match left.eval(row).as_bool() {
+                    Some(false) => Value::Boolean(false),
+                    l => match (l, right.eval(row).as_bool()) {
+                        (_, Some(false)) => Value::Boolean(false),
+                        (Some(true), Some(true)) => Value::Boolean(true),
+                        _ => Value::Null,
+                    },
+                }
+            }
+            Expr::Binary { op: BinaryOp::Or, left, right } => match left.eval(row).as_bool() {
+                Some(true) => Value::Boolean(true),
+                l => match (l, right.eval(row).as_bool()) {
+                    (_, Some(true)) => Value::Boolean(true),
+                    (Some(false), Some(false)) => Value::Boolean(false),
+                    _ => Value::Null,
+                },
+            },
+            Expr::Binary { op, left, right } => binary(*op, left.eval(row), right.eval(row)),
+            Expr::Not(e) => match e.eval(row).as_bool() {
+                Some(b) => Value::Boolean(!b),
+                None => Value::Null,
+            },
+            Expr::Negate(e) => match e.eval(row) {
+                Value::Int(i) => Value::Int(i.wrapping_neg()),
+                Value::BigInt(i) => Value::BigInt(i.wrapping_neg()),
+                Value::Double(d) => Value::Double(-d),
+                Value::Decimal { unscaled, scale } => Value::Decimal { unscaled: -unscaled, scale },
+                _ => Value::Null,
+            },
+            Expr::IsNull { expr, negated } => Value::Boolean(expr.eval(row).is_null() != *negated),
+            Expr::Cast { expr, to } => cast(expr.eval(row), to),
+            Expr::Call { func, args } => {
+                let values: Vec<Value> = args.iter().map(|a| a.eval(row)).collect();
+                (func.eval)(&values)
+            }
+            Expr::Case { branches, otherwise } => {
+                for (when, then) in branches {
+                    if when.eval(row).as_bool() == Some(true) {
+                        return then.eval(row);
+                    }
+                }
+                otherwise.as_ref().map_or(Value::Null, |e| e.eval(row))
+            }
+            Expr::InList { expr, list, negated } => {
+                let v = expr.eval(row);
+                if v.is_null() {
+                    return Value::Null;
+                }
+                let mut saw_null = false;
+                for item in list {
+                    match v.sql_eq(&item.eval(row)) {
+                        Some(true) => return Value::Boolean(!negated),
+                        None => saw_null = true,
+                        Some(false) => {}
+                    }
+                }
+                if saw_null { Value::Null } else { Value::Boolean(*negated) }
+            }
+            Expr::Between { expr, low, high, negated } => {
+                let v = expr.eval(row);
+                match (v.sql_cmp(&low.eval(row)), v.sql_cmp(&high.eval(row))) {
+                    (Some(l), Some(h)) => Value::Boolean((l != Ordering::Less && h != Ordering::Greater) != *negated),
+                    _ => Value::Null,
+                }
+            }
+            Expr::Like { expr, pattern, escape, negated } => match (expr.eval(row), pattern.eval(row)) {
+                (Value::String(s), Value::String(p)) => Value::Boolean(like(&s, &p, *escape) != *negated),
+                _ => Value::Null,
+            },
+        }
+    }
+
+    /// Evaluates a predicate: only TRUE passes (NULL and FALSE filter the row out).
+    pub fn test(&self, row: &[Value]) -> bool {
+        self.eval(row).as_bool() == Some(true)
+    }
+}
+
+fn binary(op: BinaryOp, l: Value, r: Value) -> Value {
+    use Value::*;
+    if l.is_null() || r.is_null() {
+        return Null;
+    }
+    if op.is_comparison() {
+        let ord = if matches!(op, BinaryOp::Eq | BinaryOp::NotEq) {
+            match l.sql_eq(&r) {
+                Some(true) => Some(Ordering::Equal),
+                Some(false) => Some(Ordering::Less),
+                None => None,
+            }
+        } else {
+            l.sql_cmp(&r)
+        };
+        let Some(ord) = ord else { return Null };
+        return Boolean(match op {
+            BinaryOp::Eq => ord == Ordering::Equal,
+            BinaryOp::NotEq => ord != Ordering::Equal,
+            BinaryOp::Lt => ord == Ordering::Less,
+            BinaryOp::LtEq => ord != Ordering::Greater,
+            BinaryOp::Gt => ord == Ordering::Greater,
+            _ => ord != Ordering::Less,
+        });
+    }
+    if op == BinaryOp::Concat {
+        return match (l, r) {
+            (String(a), String(b)) => String(a + &b),
+            (a, b) => String(format!("{a}{b}")),
+        };
+    }
+    match (l, r) {
+        (Int(a), Int(b)) => match op {
+            BinaryOp::Add => Int(a.wrapping_add(b)),
+            BinaryOp::Sub => Int(a.wrapping_sub(b)),
+            BinaryOp::Mul => Int(a.wrapping_mul(b)),
+            BinaryOp::Div => a.checked_div(b).map_or(Null, Int),
+            BinaryOp::Mod => a.checked_rem(b).map_or(Null, Int),
+            _ => Null,
+        },
+        (a @ (Int(_) | BigInt(_)), b @ (Int(_) | BigInt(_))) => {
+            let (Some(a), Some(b)) = (a.as_i64(), b.as_i64()) else { return Null };
+            match op {
+                BinaryOp::Add => BigInt(a.wrapping_add(b)),
+                BinaryOp::Sub => BigInt(a.wrapping_sub(b)),
+                BinaryOp::Mul => BigInt(a.wrapping_mul(b)),
+                BinaryOp::Div => a.checked_div(b).map_or(Null, BigInt),
+                BinaryOp::Mod => a.checked_rem(b).map_or(Null, BigInt),
+                _ => Null,
+            }
+        }
+        (a @ (Decimal { .. } | Int(_) | BigInt(_)), b @ (Decimal { .. } | Int(_) | BigInt(_))) => decimal_op(op, &a, &b),
+        (a, b) => {
+            let (Some(a), Some(b)) = (a.as_f64(), b.as_f64()) else { return Null };
+            Double(match op {
+                BinaryOp::Add => a + b,
+                BinaryOp::Sub => a - b,
+                BinaryOp::Mul => a * b,
+                BinaryOp::Div => a / b,
+                BinaryOp::Mod => a % b,
+                _ => return Null,
+            })
+        }
+    }
+}
+
+fn as_decimal(v: &Value) -> Option<(i128, u8)> {
+    match v {
+        Value::Decimal { unscaled, scale } => Some((*unscaled, *scale)),
+        Value::Int(i) => Some((*i as i128, 0)),
+        Value::BigInt(i) => Some((*i as i128, 0)),
+        _ => None,
+    }
+}
+
+fn decimal_op(op: BinaryOp, a: &Value, b: &Value) -> Value {
+    let (Some((a, sa)), Some((b, sb))) = (as_decimal(a), as_decimal(b)) else { return Value::Null };
+    let s = sa.max(sb);
+    let (Some(x), Some(y)) = (Value::decimal_rescale(a, sa, s), Value::decimal_rescale(b, sb, s)) else {
+        return Value::Null;
+    };
+    let result = match op {
+        BinaryOp::Add => x.checked_add(y).map(|u| (u, s)),
+        BinaryOp::Sub => x.checked_sub(y).map(|u| (u, s)),
+        BinaryOp::Mul => a.checked_mul(b).map(|u| (u, sa + sb)),
+        BinaryOp::Mod => x.checked_rem(y).map(|u| (u, s)),
+        BinaryOp::Div => {
+            if y == 0 {
+                None
+            } else {
+                // Keep six extra fractional digits, as ksqlDB's division scale does.
+                let out_scale = (s + 6).min(38);
+                Value::decimal_rescale(x, s, out_scale + s).and_then(|num| num.checked_div(y)).map(|u| (u, out_scale))
+            }
+        }
+        _ => None,
+    };
+    result.map_or(Value::Null, |(unscaled, scale)| Value::Decimal { unscaled, scale })
+}
+
+/// CAST with ksqlDB's semantics; values that cannot convert become NULL.
+pub fn cast(v: Value, to: &DataType) -> Value {
+    use Value::*;
+    if v.is_null() {
+        return Null;
+    }
+    match to {
+        DataType::String => match v {
+            String(s) => String(s),
+            Double(d) => String(format_double(d)),
+            other => String(other.to_string()),
+        },
+        DataType::Boolean => match v {
+            Boolean(b) => Boolean(b),
+            String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" => Boolean(true),
+                "false" => Boolean(false),
+                _ => Null,
+            },
+            _ => Null,
+        },
+        DataType::Int => match v {
+            Int(i) => Int(i),
+            BigInt(i) => Int(i as i32),
+            Double(d) => Int(d as i32),
+            d @ Decimal { .. } => d.as_f64().map_or(Null, |f| Int(f as i32)),
+            String(s) => s.trim().parse().map_or(Null, Int),
+            _ => Null,
+        },
+        DataType::BigInt => match v {
+            Int(i) => BigInt(i as i64),
+            BigInt(i) => BigInt(i),
+            Double(d) => BigInt(d as i64),
+            d @ Decimal { .. } => d.as_f64().map_or(Null, |f| BigInt(f as i64)),
+            String(s) => s.trim().parse().map_or(Null, BigInt),
+            Timestamp(t) => BigInt(t),
+            _ => Null,
+        },
+        DataType::Double => match v {
+            String(s) => s.trim().parse().map_or(Null, Double),
+            other => other.as_f64().map_or(Null, Double),
+        },
+        DataType::Decimal { precision, scale } => {
+            let parsed = match &v {
+                Decimal { unscaled, scale } => Some((*unscaled, *scale)),
+                Int(_) | BigInt(_) => v.as_i64().map(|i| (i as i128, 0)),
+                Double(d) => Value::parse_decimal(&format!("{d:.*}", *scale as usize)),
+                String(s) => Value::parse_decimal(s),
+                _ => None,
+            };
+            match parsed.and_then(|(u, s)| Value::decimal_rescale(u, s, *scale)) {
+                Some(u) if u.unsigned_abs() < 10u128.pow(*precision as u32) => Decimal { unscaled: u, scale: *scale },
+                _ => Null,
+            }
+        }
+        DataType::Timestamp => match v {
+            Timestamp(t) | BigInt(t) => Timestamp(t),
+            _ => Null,
+        },
+        DataType::Bytes => match v {
+            Bytes(b) => Bytes(b),
+            _ => Null,
+        },
+        _ => {
+            if v.data_type().is_some_and(|t| t.coerces_to(to)) {
+                v
+            } else {
+                Null
+            }
+        }
+    }
+}
+
+/// SQL LIKE: `%` any run, `_` one character, `escape` makes the next character literal.
+pub fn like(s: &str, pattern: &str, escape: Option<char>) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Tok {
+        Any,
+        One,
+        Lit(char),
+    }
+    let mut toks = Vec::new();
+    let mut it = pattern.chars();
+    while let Some(c) = it.next() {
+        if Some(c) == escape {
+            if let Some(n) = it.next() {
+                toks.push(Tok::Lit(n));
+            }
+        } else if c == '%' {
+            toks.push(Tok::Any);
+        } else if c == '_' {
+            toks.push(Tok::One);
+        } else {
+            toks.push(Tok::Lit(c));
+        }
+    }
+    let chars: Vec<char> = s.chars().collect();
+    // Iterative wildcard matching with backtracking to the last `%`.
+    let (mut si, mut pi) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < chars.len() {
+        match toks.get(pi) {
+            Some(Tok::One) => {
+                si += 1;
+                pi += 1;
+            }
+            Some(Tok::Lit(c)) if *c == chars[si] => {
+                si += 1;
+                pi += 1;
+            }
+            Some(Tok::Any) => {
+                star = Some((pi, si));
+                pi += 1;
+            }
+            _ => match star {
+                Some((sp, ss)) => {
+                    pi = sp + 1;
+                    si = ss + 1;
+                    star = Some((sp, ss + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    toks[pi..].iter().all(|t| *t == Tok::Any)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(v: Value) -> Box<Expr> {
+        Box::new(Expr::Literal(v))
+    }
+
+    #[test]
+    fn arithmetic_widens_and_division_by_zero_is_null() {
+        let e = Expr::Binary { op: BinaryOp::Mul, left: Box::new(Expr::Column(0)), right: lit(Value::Int(2)) };
+        assert_eq!(e.eval(&[Value::BigInt(21)]), Value::BigInt(42));
+        assert_eq!(e.eval(&[Value::Double(1.5)]), Value::Double(3.0));
+        assert_eq!(e.eval(&[Value::Null]), Value::Null);
+        let d = Expr::Binary { op: BinaryOp::Div, left: lit(Value::Int(1)), right: lit(Value::Int(0)) };
+        assert_eq!(d.eval(&[]), Value::Null);
+        let dec = Expr::Binary {
+            op: BinaryOp::Add,
+            left: lit(Value::Decimal { unscaled: 150, scale: 2 }),
+            right: lit(Value::Decimal { unscaled: 5, scale: 1 }),
+        };
+        assert_eq!(dec.eval(&[]), Value::Decimal { unscaled: 200, scale: 2 });
+    }
+
+    #[test]
+    fn three_valued_logic() {
+        let and = Expr::Binary { op: BinaryOp::And, left: lit(Value::Null), right: lit(Value::Boolean(false)) };
+        assert_eq!(and.eval(&[]), Value::Boolean(false));
+        let or = Expr::Binary { op: BinaryOp::Or, left: lit(Value::Null), right: lit(Value::Boolean(false)) };
+        assert_eq!(or.eval(&[]), Value::Null);
+        assert!(!or.test(&[]));
+    }
+
+    #[test]
+    fn casts() {
+        assert_eq!(cast(Value::String("12".into()), &DataType::Int), Value::Int(12));
+        assert_eq!(cast(Value::String("x".into()), &DataType::Int), Value::Null);
+        assert_eq!(cast(Value::Double(2.0), &DataType::String), Value::String("2.0".into()));
+        assert_eq!(
+            cast(Value::String("1.005".into()), &DataType::Decimal { precision: 4, scale: 2 }),
+            Value::Decimal { unscaled: 101, scale: 2 }
+        );
+        assert_eq!(cast(Value::Int(1000), &DataType::Decimal { precision: 3, scale: 1 }), Value::Null);
+    }
+
+    #[test]
+    fn like_patterns() {
+        assert!(like("hello", "h%o", None));
+        assert!(like("hello", "_ello", None));
+        assert!(!like("hello", "h_o", None));
+        assert!(like("50%", "50!%", Some('!')));
+        assert!(!like("500", "50!%", Some('!')));
+        assert!(like("", "%", None));
+        assert!(like("abcabc", "%abc", None));
+    }
+}

@@ -1,0 +1,258 @@
+//! The scalar function registry. Each function is declared once: its name, signature text,
+//! one-line description, return-type rule and implementation. The planner resolves calls
+//! here; SHOW FUNCTIONS and DESCRIBE FUNCTION read the same table.
+
+use sluice_common::{DataType, Value};
+
+pub struct ScalarFunction {
+    pub name: &'static str,
+    pub signature: &'static str,
+    pub description: &'static str,
+    /// Validates argument types and gives the result type, or says what is wrong.
+    pub return_type: fn(&[DataType]) -> Result<DataType, String>,
+    pub eval: fn(&[Value]) -> Value,
+}
+
+impl std::fmt::Debug for ScalarFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+pub fn lookup(name: &str) -> Option<&'static ScalarFunction> {
+    FUNCTIONS.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+}
+
+fn arity(args: &[DataType], n: usize) -> Result<(), String> {
+    if args.len() == n { Ok(()) } else { Err(format!("expects {n} argument(s), got {}", args.len())) }
+}
+
+fn numeric1(args: &[DataType]) -> Result<DataType, String> {
+    arity(args, 1)?;
+    if args[0].is_numeric() { Ok(args[0].clone()) } else { Err(format!("expects a numeric argument, got {}", args[0])) }
+}
+
+fn string_args(args: &[DataType], min: usize, max: usize) -> Result<DataType, String> {
+    if args.len() < min || args.len() > max {
+        return Err(format!("expects {min} to {max} arguments, got {}", args.len()));
+    }
+    if args[0] != DataType::String {
+        return Err(format!("expects a STRING first argument, got {}", args[0]));
+    }
+    Ok(DataType::String)
+}
+
+fn str_map(args: &[Value], f: impl Fn(&str) -> String) -> Value {
+    match args.first() {
+        Some(Value::String(s)) => Value::String(f(s)),
+        _ => Value::Null,
+    }
+}
+
+fn float_map(args: &[Value], f: impl Fn(f64) -> f64) -> Value {
+    match args.first() {
+        Some(Value::Double(d)) => Value::Double(f(*d)),
+        Some(v) => v.as_f64().map_or(Value::Null, |d| Value::Double(f(d))),
+        None => Value::Null,
+    }
+}
+
+fn same_type_or_first(args: &[DataType]) -> Result<DataType, String> {
+    let first = args.first().ok_or("expects at least one argument")?;
+    for a in &args[1..] {
+        if !a.coerces_to(first) {
+            return Err(format!("all arguments must have the type {first}, got {a}"));
+        }
+    }
+    Ok(first.clone())
+}
+
+/// 1-based substring with ksqlDB's rules: negative positions count from the end.
+fn substring(args: &[Value]) -> Value {
+    let (Some(Value::String(s)), Some(pos)) = (args.first(), args.get(1).and_then(Value::as_i64)) else {
+        return Value::Null;
+    };
+    let chars: Vec<char> = s.chars().collect();
+    let n = chars.len() as i64;
+    let start = if pos > 0 { pos - 1 } else if pos < 0 { (n + pos).max(0) } else { 0 };
+    let len = match args.get(2) {
+        None => n,
+        Some(v) => match v.as_i64() {
+            Some(l) => l.max(0),
+            None => return Value::Null,
+        },
+    };
+    let start = start.clamp(0, n) as usize;
+    let end = (start as i64 + len).clamp(0, n) as usize;
+    Value::String(chars[start..end.max(start)].iter().collect())
+}
+
+pub static FUNCTIONS: &[ScalarFunction] = &[
+    ScalarFunction {
+        name: "ABS",
+        signature: "ABS(number)",
+        description: "The absolute value of a number.",
+        return_type: numeric1,
+        eval: |a| match a.first() {
+            Some(Value::Int(i)) => Value::Int(i.wrapping_abs()),
+            Some(Value::BigInt(i)) => Value::BigInt(i.wrapping_abs()),
+            Some(Value::Double(d)) => Value::Double(d.abs()),
+            Some(Value::Decimal { unscaled, scale }) => Value::Decimal { unscaled: unscaled.abs(), scale: *scale },
+            _ => Value::Null,
+        },
+    },
+    ScalarFunction {
+        name: "CEIL",
+        signature: "CEIL(number)",
+        description: "The smallest integral value not less than the argument.",
+        return_type: numeric1,
+        eval: |a| match a.first() {
+            Some(Value::Double(d)) => Value::Double(d.ceil()),
+            Some(v) => v.clone(),
+            None => Value::Null,
+        },
+    },
+    ScalarFunction {
+        name: "FLOOR",
+        signature: "FLOOR(number)",
+        description: "The largest integral value not greater than the argument.",
+        return_type: numeric1,
+        eval: |a| match a.first() {
+            Some(Value::Double(d)) => Value::Double(d.floor()),
+            Some(v) => v.clone(),
+            None => Value::Null,
+        },
+    },
+    ScalarFunction {
+        name: "SQRT",
+        signature: "SQRT(number)",
+        description: "The square root of a number, as DOUBLE.",
+        return_type: |a| numeric1(a).map(|_| DataType::Double),
+        eval: |a| float_map(a, f64::sqrt),
+    },
+    ScalarFunction {
+        name: "UCASE",
+        signature: "UCASE(string)",
+        description: "The string in upper case.",
+        return_type: |a| string_args(a, 1, 1),
+        eval: |a| str_map(a, |s| s.to_uppercase()),
+    },
+    ScalarFunction {
+        name: "LCASE",
+        signature: "LCASE(string)",
+        description: "The string in lower case.",
+        return_type: |a| string_args(a, 1, 1),
+        eval: |a| str_map(a, |s| s.to_lowercase()),
+    },
+    ScalarFunction {
+        name: "TRIM",
+        signature: "TRIM(string)",
+        description: "The string without leading and trailing whitespace.",
+        return_type: |a| string_args(a, 1, 1),
+        eval: |a| str_map(a, |s| s.trim().to_string()),
+    },
+    ScalarFunction {
+        name: "LEN",
+        signature: "LEN(string)",
+        description: "The number of characters in a string.",
+        return_type: |a| string_args(a, 1, 1).map(|_| DataType::Int),
+        eval: |a| match a.first() {
+            Some(Value::String(s)) => Value::Int(s.chars().count() as i32),
+            _ => Value::Null,
+        },
+    },
+    ScalarFunction {
+        name: "SUBSTRING",
+        signature: "SUBSTRING(string, pos [, len])",
+        description: "The substring starting at 1-based position pos (negative counts from the end), of at most len characters.",
+        return_type: |a| string_args(a, 2, 3),
+        eval: substring,
+    },
+    ScalarFunction {
+        name: "CONCAT",
+        signature: "CONCAT(string, ...)",
+        description: "The concatenation of its arguments; NULL arguments are skipped.",
+        return_type: |a| {
+            if a.iter().all(|t| *t == DataType::String) && !a.is_empty() {
+                Ok(DataType::String)
+            } else {
+                Err("expects one or more STRING arguments".into())
+            }
+        },
+        eval: |a| {
+            let mut out = String::new();
+            for v in a {
+                if let Value::String(s) = v {
+                    out.push_str(s);
+                }
+            }
+            Value::String(out)
+        },
+    },
+    ScalarFunction {
+        name: "REPLACE",
+        signature: "REPLACE(string, old, new)",
+        description: "The string with every occurrence of old replaced by new.",
+        return_type: |a| string_args(a, 3, 3),
+        eval: |a| match (a.first(), a.get(1), a.get(2)) {
+            (Some(Value::String(s)), Some(Value::String(o)), Some(Value::String(n))) => Value::String(s.replace(o.as_str(), n)),
+            _ => Value::Null,
+        },
+    },
+    ScalarFunction {
+        name: "COALESCE",
+        signature: "COALESCE(value, ...)",
+        description: "The first argument that is not NULL.",
+        return_type: same_type_or_first,
+        eval: |a| a.iter().find(|v| !v.is_null()).cloned().unwrap_or(Value::Null),
+    },
+    ScalarFunction {
+        name: "IFNULL",
+        signature: "IFNULL(value, alternative)",
+        description: "value, or alternative when value is NULL.",
+        return_type: |a| {
+            arity(a, 2)?;
+            same_type_or_first(a)
+        },
+        eval: |a| match a.first() {
+            Some(v) if !v.is_null() => v.clone(),
+            _ => a.get(1).cloned().unwrap_or(Value::Null),
+        },
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(name: &str, args: &[Value]) -> Value {
+        (lookup(name).unwrap().eval)(args)
+    }
+
+    #[test]
+    fn substring_edges() {
+        let s = Value::String("hello".into());
+        assert_eq!(call("substring", &[s.clone(), Value::Int(2)]), Value::String("ello".into()));
+        assert_eq!(call("SUBSTRING", &[s.clone(), Value::Int(2), Value::Int(2)]), Value::String("el".into()));
+        assert_eq!(call("SUBSTRING", &[s.clone(), Value::Int(-3)]), Value::String("llo".into()));
+        assert_eq!(call("SUBSTRING", &[s.clone(), Value::Int(10)]), Value::String("".into()));
+        assert_eq!(call("SUBSTRING", &[Value::Null, Value::Int(1)]), Value::Null);
+    }
+
+    #[test]
+    fn null_handling() {
+        assert_eq!(call("UCASE", &[Value::Null]), Value::Null);
+        assert_eq!(call("COALESCE", &[Value::Null, Value::Int(2)]), Value::Int(2));
+        assert_eq!(call("IFNULL", &[Value::Null, Value::Int(3)]), Value::Int(3));
+        assert_eq!(call("CONCAT", &[Value::String("a".into()), Value::Null]), Value::String("a".into()));
+        assert_eq!(call("ABS", &[Value::Int(i32::MIN)]), Value::Int(i32::MIN));
+        assert_eq!(call("LEN", &[Value::String("".into())]), Value::Int(0));
+    }
+
+    #[test]
+    fn type_rules() {
+        assert!((lookup("ABS").unwrap().return_type)(&[DataType::String]).is_err());
+        assert_eq!((lookup("LEN").unwrap().return_type)(&[DataType::String]), Ok(DataType::Int));
+        assert!((lookup("IFNULL").unwrap().return_type)(&[DataType::Int]).is_err());
+    }
+}

@@ -1,0 +1,231 @@
+//! The JSON format and the JSON ↔ SQL value mapping used everywhere values meet JSON.
+
+use crate::{FormatError, Result, invalid};
+use base64::Engine;
+use serde_json::{Map as JsonMap, Value as Json};
+use sluice_common::{Column, DataType, Value};
+
+pub(crate) fn encode(columns: &[Column], values: &[Value], wrap_single: bool) -> Result<Vec<u8>> {
+    let json = if columns.len() == 1 && !wrap_single {
+        value_to_json(&values[0])
+    } else {
+        let mut obj = JsonMap::with_capacity(columns.len());
+        for (c, v) in columns.iter().zip(values) {
+            obj.insert(c.name.clone(), value_to_json(v));
+        }
+        Json::Object(obj)
+    };
+    serde_json::to_vec(&json).map_err(|e| FormatError::Invalid(e.to_string()))
+}
+
+pub(crate) fn decode(columns: &[Column], bytes: &[u8], wrap_single: bool) -> Result<Vec<Value>> {
+    let json: Json = serde_json::from_slice(bytes).map_err(|e| FormatError::Invalid(format!("invalid JSON: {e}")))?;
+    if columns.len() == 1 && !wrap_single {
+        return Ok(vec![json_to_value(&json, &columns[0].data_type)?]);
+    }
+    let obj = match &json {
+        Json::Object(obj) => obj,
+        Json::Null => return Ok(vec![Value::Null; columns.len()]),
+        other => return invalid(format!("expected a JSON object, got: {other}")),
+    };
+    columns
+        .iter()
+        .map(|c| match field(obj, &c.name) {
+            None => Ok(Value::Null),
+            Some(v) => json_to_value(v, &c.data_type)
+                .map_err(|e| FormatError::Invalid(format!("field {}: {e}", c.name))),
+        })
+        .collect()
+}
+
+fn field<'a>(obj: &'a JsonMap<String, Json>, name: &str) -> Option<&'a Json> {
+    obj.get(name)
+        .or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+}
+
+/// Converts a SQL value to JSON as ksqlDB writes it: temporal types as numbers, bytes as
+/// base64, maps and structs as objects.
+pub fn value_to_json(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::BigInt(i) | Value::Timestamp(i) | Value::Time(i) => Json::from(*i),
+        Value::Date(d) => Json::from(*d),
+        Value::Double(d) => serde_json::Number::from_f64(*d).map(Json::Number).unwrap_or(Json::Null),
+        Value::Decimal { unscaled, scale } => {
+            let text = sluice_common::value::format_decimal(*unscaled, *scale);
+            serde_json::from_str::<serde_json::Number>(&text).map(Json::Number).unwrap_or(Json::String(text))
+        }
+        Value::String(s) => Json::String(s.clone()),
+        Value::Bytes(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        Value::Array(items) => Json::Array(items.iter().map(value_to_json).collect()),
+        Value::Map(entries) => Json::Object(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (key, value_to_json(v))
+                })
+                .collect(),
+        ),
+        Value::Struct(fields) => Json::Object(fields.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect()),
+    }
+}
+
+fn mismatch<T>(json: &Json, t: &DataType) -> Result<T> {
+    let shown = json.to_string();
+    let shown = if shown.len() > 60 { format!("{}...", &shown[..57]) } else { shown };
+    invalid(format!("Can't convert type. sourceType: {}, requiredType: {t}, value: {shown}", json_kind(json)))
+}
+
+fn json_kind(json: &Json) -> &'static str {
+    match json {
+        Json::Null => "NullNode",
+        Json::Bool(_) => "BooleanNode",
+        Json::Number(n) if n.is_f64() => "DoubleNode",
+        Json::Number(_) => "IntNode",
+        Json::String(_) => "TextNode",
+        Json::Array(_) => "ArrayNode",
+        Json::Object(_) => "ObjectNode",
+    }
+}
+
+/// Converts JSON to a value of SQL type `t`, with ksqlDB's leniency: numbers widen, numeric
+/// strings parse, anything converts to STRING as its JSON text.
+pub fn json_to_value(json: &Json, t: &DataType) -> Result<Value> {
+    if json.is_null() {
+        return Ok(Value::Null);
+    }
+    Ok(match t {
+        DataType::Boolean => match json {
+            Json::Bool(b) => Value::Boolean(*b),
+            Json::String(s) if s.eq_ignore_ascii_case("true") => Value::Boolean(true),
+            Json::String(s) if s.eq_ignore_ascii_case("false") => Value::Boolean(false),
+            _ => return mismatch(json, t),
+        },
+        DataType::Int => match json {
+            Json::Number(n) => match n.as_i64().and_then(|i| i32::try_from(i).ok()) {
+                Some(i) => Value::Int(i),
+                None => return mismatch(json, t),
+            },
+            Json::String(s) => return parse_text(s, t).or_else(|_| mismatch(json, t)),
+            _ => return mismatch(json, t),
+        },
+        DataType::BigInt | DataType::Timestamp | DataType::Time => match json {
+            Json::Number(n) => match n.as_i64() {
+                Some(i) => match t {
+                    DataType::BigInt => Value::BigInt(i),
+                    DataType::Timestamp => Value::Timestamp(i),
+                    _ => Value::Time(i),
+                },
+                None => return mismatch(json, t),
+            },
+            Json::String(s) => return parse_text(s, t).or_else(|_| mismatch(json, t)),
+            _ => return mismatch(json, t),
+        },
+        DataType::Date => match json {
+            Json::Number(n) => match n.as_i64().and_then(|i| i32::try_from(i).ok()) {
+                Some(i) => Value::Date(i),
+                None => return mismatch(json, t),
+            },
+            _ => return mismatch(json, t),
+        },
+        DataType::Double => match json {
+            Json::Number(n) => match n.as_f64() {
+                Some(d) => Value::Double(d),
+                None => return mismatch(json, t),
+            },
+            Json::String(s) => return parse_text(s, t).or_else(|_| mismatch(json, t)),
+            _ => return mismatch(json, t),
+        },
+        DataType::Decimal { .. } => match json {
+            Json::Number(n) => return parse_text(&n.to_string(), t),
+            Json::String(s) => return parse_text(s, t).or_else(|_| mismatch(json, t)),
+            _ => return mismatch(json, t),
+        },
+        DataType::String => match json {
+            Json::String(s) => Value::String(s.clone()),
+            other => Value::String(other.to_string()),
+        },
+        DataType::Bytes => match json {
+            Json::String(s) => match base64::engine::general_purpose::STANDARD.decode(s) {
+                Ok(b) => Value::Bytes(b),
+                Err(_) => return invalid(format!("Value is not a valid Base64 encoded string: {s}")),
+            },
+            _ => return mismatch(json, t),
+        },
+        DataType::Array(item) => match json {
+            Json::Array(items) => Value::Array(items.iter().map(|i| json_to_value(i, item)).collect::<Result<_>>()?),
+            _ => return mismatch(json, t),
+        },
+        DataType::Map(k, v) => match json {
+            Json::Object(obj) => Value::Map(
+                obj.iter()
+                    .map(|(key, val)| Ok((parse_text(key, k)?, json_to_value(val, v)?)))
+                    .collect::<Result<_>>()?,
+            ),
+            _ => return mismatch(json, t),
+        },
+        DataType::Struct(fields) => match json {
+            Json::Object(obj) => Value::Struct(
+                fields
+                    .iter()
+                    .map(|(name, ft)| {
+                        let v = match field(obj, name) {
+                            None => Value::Null,
+                            Some(j) => json_to_value(j, ft)?,
+                        };
+                        Ok((name.clone(), v))
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            _ => return mismatch(json, t),
+        },
+    })
+}
+
+/// Parses a value of type `t` from text (DELIMITED fields, JSON strings, map keys).
+pub(crate) fn parse_text(text: &str, t: &DataType) -> Result<Value> {
+    let bad = || FormatError::Invalid(format!("cannot parse '{text}' as {t}"));
+    Ok(match t {
+        DataType::Boolean => match text.to_ascii_lowercase().as_str() {
+            "true" => Value::Boolean(true),
+            "false" => Value::Boolean(false),
+            _ => return Err(bad()),
+        },
+        DataType::Int => Value::Int(text.trim().parse().map_err(|_| bad())?),
+        DataType::BigInt => Value::BigInt(text.trim().parse().map_err(|_| bad())?),
+        DataType::Timestamp => Value::Timestamp(text.trim().parse().map_err(|_| bad())?),
+        DataType::Time => Value::Time(text.trim().parse().map_err(|_| bad())?),
+        DataType::Date => Value::Date(text.trim().parse().map_err(|_| bad())?),
+        DataType::Double => Value::Double(text.trim().parse().map_err(|_| bad())?),
+        DataType::Decimal { precision, scale } => {
+            let (unscaled, s) = match Value::parse_decimal(text) {
+                Some(d) => d,
+                None => {
+                    // Exponent notation from JSON numbers, e.g. 1.5E+2.
+                    let f: f64 = text.trim().parse().map_err(|_| bad())?;
+                    Value::parse_decimal(&format!("{f:.*}", *scale as usize)).ok_or_else(|| FormatError::Invalid(format!("cannot parse '{text}' as {t}")))?
+                }
+            };
+            let unscaled = Value::decimal_rescale(unscaled, s, *scale).ok_or_else(|| FormatError::Invalid(format!("decimal '{text}' overflows {t}")))?;
+            if unscaled.unsigned_abs() >= 10u128.pow(*precision as u32) {
+                return invalid(format!("decimal '{text}' does not fit in {t}"));
+            }
+            Value::Decimal { unscaled, scale: *scale }
+        }
+        DataType::String => Value::String(text.to_string()),
+        DataType::Bytes => match base64::engine::general_purpose::STANDARD.decode(text) {
+            Ok(b) => Value::Bytes(b),
+            Err(_) => return Err(bad()),
+        },
+        DataType::Array(_) | DataType::Map(..) | DataType::Struct(_) => {
+            let json: Json = serde_json::from_str(text).map_err(|_| bad())?;
+            return json_to_value(&json, t);
+        }
+    })
+}

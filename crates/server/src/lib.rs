@@ -1,0 +1,85 @@
+//! The Sluice server: opens the database, restores the catalog and persistent queries,
+//! and serves the `sluice.v1` gRPC API with health checking and reflection.
+
+mod convert;
+mod error;
+mod exec;
+mod service;
+
+pub use error::ExecError;
+pub use exec::{Executor, PROCESSING_LOG_STREAM};
+
+use sluice_proto::v1::sluice_server::SluiceServer;
+use sluice_storage::EmbeddedLog;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Most rows a pull query may return.
+    pub pull_max_rows: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot open the data directory {dir}: {source}")]
+    Open { dir: PathBuf, source: sluice_storage::StorageError },
+    #[error("cannot restore the catalog: {0}")]
+    Restore(ExecError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error("reflection service: {0}")]
+    Reflection(String),
+}
+
+/// Runs the server until `shutdown` resolves, then stops queries cleanly.
+pub async fn run(config: ServerConfig, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| ServerError::Open {
+        dir: config.data_dir.clone(),
+        source: sluice_storage::StorageError::Corrupt { what: "data directory", detail: e.to_string() },
+    })?;
+    let dir = config.data_dir.clone();
+    let log = tokio::task::spawn_blocking(move || EmbeddedLog::open(&dir))
+        .await
+        .map_err(|e| ServerError::Reflection(e.to_string()))?
+        .map_err(|source| ServerError::Open { dir: config.data_dir.clone(), source })?;
+    let exec = Arc::new(Executor::open(Arc::new(log), config.pull_max_rows).await.map_err(ServerError::Restore)?);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<SluiceServer<service::SluiceService>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(sluice_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServerError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(sluice_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServerError::Reflection(e.to_string()))?;
+
+    // Scripts and tests wait for this line to know the server is ready.
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "Sluice server listening");
+    let service = SluiceServer::new(service::SluiceService::new(exec.clone()))
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024);
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(service)
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .await?;
+    tracing::info!("shutting down: stopping queries");
+    exec.engine.shutdown().await;
+    Ok(())
+}

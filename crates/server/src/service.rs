@@ -1,0 +1,440 @@
+//! The `sluice.v1.Sluice` gRPC service.
+
+use crate::convert::{from_proto, row_to_proto};
+use crate::error::ExecError;
+use crate::exec::{Executor, now_ms};
+use futures::Stream;
+use sluice_common::{SourceKind, Value};
+use sluice_engine::{PushEvent, PushStart, encode_row_record};
+use sluice_proto::v1 as pb;
+use sluice_proto::v1::sluice_server::Sluice;
+use sluice_sql::StatementKind;
+use sluice_storage::{Log, Record, Txn};
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+pub struct SluiceService {
+    exec: Arc<Executor>,
+}
+
+impl SluiceService {
+    pub fn new(exec: Arc<Executor>) -> SluiceService {
+        SluiceService { exec }
+    }
+}
+
+fn column(name: &str, ty: &str, role: &str) -> pb::Column {
+    pb::Column { name: name.to_string(), r#type: ty.to_string(), role: role.to_string() }
+}
+
+fn header(query_id: &str, columns: Vec<pb::Column>, push: bool) -> pb::QueryResponse {
+    pb::QueryResponse { kind: Some(pb::query_response::Kind::Header(pb::QueryHeader { query_id: query_id.into(), columns, push })) }
+}
+
+fn row_msg(row: &[Value], partition: u32, offset: u64, tombstone: bool) -> pb::QueryResponse {
+    pb::QueryResponse {
+        kind: Some(pb::query_response::Kind::Row(pb::QueryRow {
+            row: Some(row_to_proto(row)),
+            partition: partition as i32,
+            offset: offset as i64,
+            tombstone,
+        })),
+    }
+}
+
+fn final_msg(message: &str, rows: u64) -> pb::QueryResponse {
+    pb::QueryResponse { kind: Some(pb::query_response::Kind::Final(pb::QueryFinal { message: message.into(), rows })) }
+}
+
+fn transient_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("transient_{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+#[tonic::async_trait]
+impl Sluice for SluiceService {
+    async fn execute(&self, request: Request<pb::ExecuteRequest>) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("execute", sql = %truncate(&req.sql));
+        async move {
+            let statements = sluice_sql::parse(&req.sql).map_err(ExecError::from)?;
+            let mut results = Vec::with_capacity(statements.len());
+            for stmt in &statements {
+                let outcome = self.exec.execute(stmt).await.map_err(|e| {
+                    tracing::info!(error = %e.message, "statement failed");
+                    Status::from(e)
+                })?;
+                results.push(pb::StatementResult {
+                    statement: stmt.text.clone(),
+                    message: outcome.message,
+                    columns: outcome.columns.iter().map(|(n, t)| column(n, t, "")).collect(),
+                    rows: outcome.rows.iter().map(|r| row_to_proto(r)).collect(),
+                    query_id: outcome.query_id,
+                });
+            }
+            Ok(Response::new(pb::ExecuteResponse { results }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    type QueryStream = BoxStream<pb::QueryResponse>;
+
+    async fn query(&self, request: Request<pb::QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("query", sql = %truncate(&req.sql));
+        let _enter = span.enter();
+        let mut statements = sluice_sql::parse(&req.sql).map_err(ExecError::from)?;
+        if statements.len() != 1 {
+            return Err(Status::invalid_argument(format!("the Query RPC takes exactly one statement, got {}", statements.len())));
+        }
+        let stmt = statements.remove(0);
+        let earliest = req
+            .properties
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("auto.offset.reset") && v.eq_ignore_ascii_case("earliest"));
+        match stmt.kind {
+            StatementKind::Select(select) if select.emit_changes => {
+                let catalog = self.exec.catalog_snapshot();
+                let (plan, columns) = sluice_planner::query::plan_push(&select, &catalog).map_err(ExecError::from)?;
+                let start = if !req.start_from.is_empty() {
+                    PushStart::Positions(req.start_from.iter().map(|p| (p.partition.max(0) as u32, p.offset.max(0) as u64)).collect())
+                } else if earliest {
+                    PushStart::Earliest
+                } else {
+                    PushStart::Latest
+                };
+                let mut rx = self.exec.engine.push(plan, start).map_err(ExecError::from)?;
+                let id = transient_id();
+                tracing::info!(query = %id, "push query started");
+                let cols = columns.iter().map(|c| column(&c.name, &c.data_type.to_string(), c.role.label())).collect();
+                let (tx, out) = mpsc::channel(64);
+                let _ = tx.try_send(Ok(header(&id, cols, true)));
+                tokio::spawn(
+                    async move {
+                        let mut n = 0u64;
+                        while let Some(ev) = rx.recv().await {
+                            let msg = match ev {
+                                PushEvent::Row { row, partition, offset, tombstone } => {
+                                    n += 1;
+                                    row_msg(&row, partition, offset, tombstone)
+                                }
+                                PushEvent::Skipped { partition, offset, message } => {
+                                    tracing::warn!(partition, offset, "push query skipped a record: {message}");
+                                    continue;
+                                }
+                                PushEvent::LimitReached => {
+                                    let _ = tx.send(Ok(final_msg("Limit Reached", n))).await;
+                                    break;
+                                }
+                            };
+                            if tx.send(Ok(msg)).await.is_err() {
+                                break;
+                            }
+                        }
+                        tracing::info!(rows = n, "push query ended");
+                    }
+                    .instrument(tracing::info_span!("push", query = %id)),
+                );
+                Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+            }
+            StatementKind::Select(select) => {
+                let catalog = self.exec.catalog_snapshot();
+                let (plan, columns) = sluice_planner::query::plan_pull(&select, &catalog, self.exec.pull_max_rows).map_err(ExecError::from)?;
+                let engine = self.exec.engine.clone();
+                let rows = tokio::task::spawn_blocking(move || engine.pull(&plan))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .map_err(ExecError::from)?;
+                let mut out = Vec::with_capacity(rows.len() + 2);
+                out.push(Ok(header(&transient_id(), columns.iter().map(|c| column(&c.name, &c.data_type.to_string(), c.role.label())).collect(), false)));
+                let n = rows.len() as u64;
+                for r in rows {
+                    out.push(Ok(row_msg(&r, 0, 0, false)));
+                }
+                out.push(Ok(final_msg("", n)));
+                Ok(Response::new(Box::pin(tokio_stream::iter(out))))
+            }
+            StatementKind::Print { topic, from_beginning, limit } => {
+                let log = self.exec.log().clone();
+                let t = log
+                    .topic(&topic.value)
+                    .or_else(|| log.topics().into_iter().find(|t| t.name.eq_ignore_ascii_case(&topic.value)))
+                    .ok_or_else(|| Status::not_found(format!("Could not find topic '{}', or the KSQL user does not have permissions to list the topic. Topic names are case-sensitive.", topic.value)))?;
+                let cols = ["ROWTIME", "PARTITION", "OFFSET", "KEY", "VALUE"];
+                let types = ["BIGINT", "INTEGER", "BIGINT", "STRING", "STRING"];
+                let columns = cols.iter().zip(types).map(|(c, t)| column(c, t, "")).collect();
+                let (tx, out) = mpsc::channel(64);
+                let _ = tx.try_send(Ok(header(&transient_id(), columns, true)));
+                let start_earliest = from_beginning || earliest;
+                tokio::spawn(async move {
+                    let mut positions: Vec<u64> = (0..t.partitions).map(|p| if start_earliest { 0 } else { t.end_offset(p) }).collect();
+                    let mut changed = t.subscribe();
+                    let mut n = 0u64;
+                    loop {
+                        changed.borrow_and_update();
+                        let mut any = false;
+                        for p in 0..t.partitions {
+                            let records = match log.read(&t, p, positions[p as usize], 256) {
+                                Ok(r) => r,
+                                Err(e) => {
+                                    let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                                    return;
+                                }
+                            };
+                            for r in records {
+                                positions[p as usize] = r.offset + 1;
+                                any = true;
+                                let text = |b: &Option<Vec<u8>>| b.as_ref().map_or(Value::Null, |b| Value::String(String::from_utf8_lossy(b).into_owned()));
+                                let row = vec![Value::BigInt(r.record.timestamp), Value::Int(p as i32), Value::BigInt(r.offset as i64), text(&r.record.key), text(&r.record.value)];
+                                n += 1;
+                                if tx.send(Ok(row_msg(&row, p, r.offset, false))).await.is_err() {
+                                    return;
+                                }
+                                if limit.is_some_and(|l| n >= l) {
+                                    let _ = tx.send(Ok(final_msg("Limit Reached", n))).await;
+                                    return;
+                                }
+                            }
+                        }
+                        if !any {
+                            tokio::select! {
+                                r = changed.changed() => if r.is_err() { return },
+                                _ = tx.closed() => return,
+                            }
+                        }
+                    }
+                });
+                Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+            }
+            _ => Err(Status::invalid_argument("the Query RPC runs SELECT and PRINT; use Execute for other statements")),
+        }
+    }
+
+    type BulkInsertStream = BoxStream<pb::BulkInsertResponse>;
+
+    async fn bulk_insert(&self, request: Request<Streaming<pb::BulkInsertRequest>>) -> Result<Response<Self::BulkInsertStream>, Status> {
+        let mut input = request.into_inner();
+        let exec = self.exec.clone();
+        // Commits are pipelined: a batch is queued for the next group commit while earlier
+        // ones are still being made durable; acknowledgements go out in order.
+        let (ack_tx, mut ack_rx) = mpsc::channel::<(u64, Result<sluice_storage::CommitTicket, Status>)>(32);
+        let (out_tx, out) = mpsc::channel::<Result<pb::BulkInsertResponse, Status>>(32);
+        tokio::spawn(
+            async move {
+                let mut targets: HashMap<String, Target> = HashMap::new();
+                while let Some(msg) = input.next().await {
+                    let req = match msg {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::info!(error = %e, "bulk insert stream ended by the client");
+                            break;
+                        }
+                    };
+                    let ticket = prepare_batch(&exec, &mut targets, &req).map(|txn| exec.log().submit(txn));
+                    let failed = ticket.is_err();
+                    if ack_tx.send((req.batch_id, ticket)).await.is_err() || failed {
+                        break;
+                    }
+                }
+            }
+            .instrument(tracing::info_span!("bulk_insert")),
+        );
+        tokio::spawn(async move {
+            while let Some((batch_id, ticket)) = ack_rx.recv().await {
+                let reply = match ticket {
+                    Err(status) => Err(status),
+                    Ok(t) => match t.wait().await {
+                        Ok(positions) => Ok(pb::BulkInsertResponse {
+                            batch_id,
+                            rows: positions.len() as u64,
+                            partitions: positions.iter().map(|(p, _)| *p as i32).collect(),
+                            offsets: positions.iter().map(|(_, o)| *o as i64).collect(),
+                        }),
+                        Err(e) => Err(Status::from(ExecError::from(e))),
+                    },
+                };
+                let stop = reply.is_err();
+                if out_tx.send(reply).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+    }
+
+    async fn produce(&self, request: Request<pb::ProduceRequest>) -> Result<Response<pb::ProduceResponse>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("produce", topic = %req.topic, records = req.records.len());
+        async move {
+            let topic = self
+                .exec
+                .log()
+                .topic(&req.topic)
+                .ok_or_else(|| Status::not_found(format!("Topic '{}' does not exist", req.topic)))?;
+            let mut txn = Txn::new();
+            let now = now_ms();
+            for (i, r) in req.records.into_iter().enumerate() {
+                let partition = match r.partition {
+                    Some(p) if p < 0 || p as u32 >= topic.partitions => {
+                        return Err(Status::out_of_range(format!("record {i}: partition {p} does not exist; topic '{}' has {} partitions", topic.name, topic.partitions)));
+                    }
+                    Some(p) => p as u32,
+                    None => topic.partition_for(r.key.as_deref()),
+                };
+                let record = Record {
+                    key: r.key,
+                    value: r.value,
+                    timestamp: r.timestamp.filter(|t| *t != 0).unwrap_or(now),
+                    headers: r.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+                };
+                txn.append(&topic, partition, record);
+            }
+            let positions = self.exec.log().submit(txn).wait().await.map_err(ExecError::from)?;
+            Ok(Response::new(pb::ProduceResponse {
+                positions: positions.into_iter().map(|(p, o)| pb::RecordPosition { partition: p as i32, offset: o as i64 }).collect(),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    type ConsumeStream = BoxStream<pb::ConsumeResponse>;
+
+    async fn consume(&self, request: Request<pb::ConsumeRequest>) -> Result<Response<Self::ConsumeStream>, Status> {
+        let req = request.into_inner();
+        let log = self.exec.log().clone();
+        let topic = log.topic(&req.topic).ok_or_else(|| Status::not_found(format!("Topic '{}' does not exist", req.topic)))?;
+        if req.partition < 0 || req.partition as u32 >= topic.partitions {
+            return Err(Status::out_of_range(format!("partition {} does not exist; topic '{}' has {} partitions", req.partition, topic.name, topic.partitions)));
+        }
+        let partition = req.partition as u32;
+        let mut next = if req.offset < 0 { topic.end_offset(partition) } else { req.offset as u64 };
+        let (tx, out) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut changed = topic.subscribe();
+            let mut sent = 0u64;
+            loop {
+                changed.borrow_and_update();
+                let want = if req.max_records > 0 { (req.max_records - sent).min(500) as usize } else { 500 };
+                let records = match log.read(&topic, partition, next, want) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                        return;
+                    }
+                };
+                if let Some(last) = records.last() {
+                    next = last.offset + 1;
+                    sent += records.len() as u64;
+                    let msg = pb::ConsumeResponse {
+                        records: records
+                            .into_iter()
+                            .map(|r| pb::ConsumedRecord {
+                                partition: r.partition as i32,
+                                offset: r.offset as i64,
+                                timestamp: r.record.timestamp,
+                                key: r.record.key,
+                                value: r.record.value,
+                                headers: r.record.headers.into_iter().map(|(k, v)| pb::RecordHeader { key: k, value: v }).collect(),
+                            })
+                            .collect(),
+                    };
+                    if tx.send(Ok(msg)).await.is_err() {
+                        return;
+                    }
+                    if req.max_records > 0 && sent >= req.max_records {
+                        return;
+                    }
+                    continue;
+                }
+                if !req.follow {
+                    return;
+                }
+                tokio::select! {
+                    r = changed.changed() => if r.is_err() { return },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+    }
+}
+
+/// A bulk-insert target resolved once per stream: its definition, topic and column map.
+struct Target {
+    def: sluice_common::SourceDef,
+    topic: Arc<sluice_storage::Topic>,
+    /// For each request column, its index in the schema.
+    positions: Vec<usize>,
+    columns_key: Vec<String>,
+}
+
+fn prepare_batch(exec: &Executor, targets: &mut HashMap<String, Target>, req: &pb::BulkInsertRequest) -> Result<Txn, Status> {
+    let name = if req.target.starts_with('`') { req.target.trim_matches('`').to_string() } else { req.target.to_ascii_uppercase() };
+    let stale = targets.get(&name).is_none_or(|t| t.columns_key != req.columns);
+    if stale {
+        let def = exec.source(&name).ok_or_else(|| Status::not_found(format!("{name} does not exist.")))?;
+        if def.kind == SourceKind::Table && def.written_by.is_some() {
+            return Err(Status::invalid_argument(format!("Cannot insert values into read-only table: {name}")));
+        }
+        let topic = exec.log().topic(&def.topic).ok_or_else(|| Status::internal(format!("topic {} is missing", def.topic)))?;
+        let positions = if req.columns.is_empty() {
+            (0..def.schema.len()).collect()
+        } else {
+            let mut v = Vec::with_capacity(req.columns.len());
+            for c in &req.columns {
+                let n = if c.starts_with('`') { c.trim_matches('`').to_string() } else { c.to_ascii_uppercase() };
+                v.push(def.schema.index_of(&n).ok_or_else(|| Status::invalid_argument(format!("Column name {n} does not exist in {name}.")))?);
+            }
+            v
+        };
+        targets.insert(name.clone(), Target { def, topic, positions, columns_key: req.columns.clone() });
+    }
+    let target = targets.get(&name).ok_or_else(|| Status::internal("bulk insert target vanished"))?;
+    let now = now_ms();
+    let mut txn = Txn::new();
+    let width = target.def.schema.len();
+    for (ri, r) in req.rows.iter().enumerate() {
+        if r.values.len() != target.positions.len() {
+            return Err(Status::invalid_argument(format!(
+                "batch {}: row {ri} has {} values, expected {}",
+                req.batch_id,
+                r.values.len(),
+                target.positions.len()
+            )));
+        }
+        let mut row = vec![Value::Null; width];
+        for (v, &idx) in r.values.iter().zip(&target.positions) {
+            let col = &target.def.schema.columns[idx];
+            row[idx] = from_proto(v, &col.data_type)
+                .map_err(|e| Status::invalid_argument(format!("batch {}: row {ri}, column {}: {e}", req.batch_id, col.name)))?;
+        }
+        let record = encode_row_record(&target.def, &row, now, false)
+            .map_err(|e| Status::invalid_argument(format!("batch {}: row {ri}: {e}", req.batch_id)))?;
+        let partition = target.topic.partition_for(record.key.as_deref());
+        txn.append(&target.topic, partition, record);
+    }
+    Ok(txn)
+}
+
+fn truncate(sql: &str) -> String {
+    if sql.len() > 200 {
+        let mut end = 200;
+        while !sql.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &sql[..end])
+    } else {
+        sql.to_string()
+    }
+}

@@ -1,0 +1,157 @@
+//! The statements Sluice understands. Expressions are sqlparser's.
+
+use sluice_common::{DataType, SourceKind};
+pub use sqlparser::ast::Expr;
+use std::collections::BTreeMap;
+
+/// A name as written: unquoted names are upper-cased, backticked names keep their case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name {
+    pub value: String,
+    pub line: u64,
+    pub column: u64,
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.value)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// The statement's own text, without the trailing `;`.
+    pub text: String,
+    pub line: u64,
+    pub column: u64,
+    pub kind: StatementKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    None,
+    Key,
+    PrimaryKey,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnDef {
+    pub name: Name,
+    pub data_type: DataType,
+    pub key: KeyKind,
+}
+
+/// WITH (...) properties, names upper-cased.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Properties {
+    pub values: BTreeMap<String, PropValue>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PropValue {
+    Str(String),
+    Num(String),
+    Bool(bool),
+}
+
+impl std::fmt::Display for PropValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PropValue::Str(s) | PropValue::Num(s) => f.write_str(s),
+            PropValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SelectItem {
+    Wildcard,
+    Expr { expr: Expr, alias: Option<Name> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Select {
+    pub items: Vec<SelectItem>,
+    pub from: Name,
+    pub alias: Option<Name>,
+    pub selection: Option<Expr>,
+    pub group_by: Vec<Expr>,
+    pub having: Option<Expr>,
+    pub partition_by: Vec<Expr>,
+    pub emit_changes: bool,
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShowWhat {
+    Streams,
+    Tables,
+    Queries,
+    Topics,
+    Functions,
+    Properties,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatementKind {
+    CreateSource {
+        kind: SourceKind,
+        name: Name,
+        or_replace: bool,
+        if_not_exists: bool,
+        columns: Vec<ColumnDef>,
+        properties: Properties,
+    },
+    CreateAs {
+        kind: SourceKind,
+        name: Name,
+        or_replace: bool,
+        if_not_exists: bool,
+        properties: Properties,
+        query: Box<Select>,
+    },
+    InsertValues {
+        target: Name,
+        columns: Option<Vec<Name>>,
+        values: Vec<Expr>,
+    },
+    InsertSelect {
+        target: Name,
+        query: Box<Select>,
+    },
+    Select(Box<Select>),
+    Show(ShowWhat),
+    Describe {
+        name: Name,
+        extended: bool,
+    },
+    DescribeFunction(Name),
+    /// EXPLAIN of a query id or of a statement.
+    Explain(ExplainTarget),
+    Drop {
+        kind: SourceKind,
+        name: Name,
+        if_exists: bool,
+        delete_topic: bool,
+    },
+    /// None terminates all queries.
+    Terminate(Option<Name>),
+    Print {
+        topic: Name,
+        from_beginning: bool,
+        limit: Option<u64>,
+    },
+    Set {
+        key: String,
+        value: String,
+    },
+    Unset {
+        key: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExplainTarget {
+    Query(Name),
+    Statement(Box<Statement>),
+}

@@ -1,0 +1,682 @@
+//! Statement grammar over sqlparser's tokenizer and expression parser.
+
+use crate::ParseError;
+use crate::ast::*;
+use crate::dialect::KsqlDialect;
+use sluice_common::{DataType, SourceKind};
+use sqlparser::ast::{Ident, SelectItem as SqlSelectItem};
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
+
+/// Parses a script of `;`-separated statements.
+pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
+    let dialect = KsqlDialect;
+    let parser = Parser::new(&dialect).try_with_sql(sql).map_err(convert)?;
+    let mut p = P { p: parser, sql, line_starts: line_starts(sql), pending_gt: 0 };
+    let mut out = Vec::new();
+    loop {
+        while p.p.consume_token(&Token::SemiColon) {}
+        if p.p.peek_token().token == Token::EOF {
+            break;
+        }
+        out.push(p.statement()?);
+    }
+    Ok(out)
+}
+
+/// Parses a single expression (for tests and tools).
+pub fn parse_expr(sql: &str) -> Result<Expr, ParseError> {
+    let dialect = KsqlDialect;
+    let mut parser = Parser::new(&dialect).try_with_sql(sql).map_err(convert)?;
+    parser.parse_expr().map_err(convert)
+}
+
+fn line_starts(sql: &str) -> Vec<usize> {
+    let mut v = vec![0];
+    for (i, c) in sql.char_indices() {
+        if c == '\n' {
+            v.push(i + 1);
+        }
+    }
+    v
+}
+
+/// Turns sqlparser's "... at Line: L, Column: C" into a positioned error.
+fn convert(e: ParserError) -> ParseError {
+    let msg = match e {
+        ParserError::TokenizerError(m) | ParserError::ParserError(m) => m,
+        ParserError::RecursionLimitExceeded => "statement is nested too deeply".to_string(),
+    };
+    if let Some(idx) = msg.find(" at Line: ") {
+        let tail = &msg[idx + " at Line: ".len()..];
+        let mut parts = tail.splitn(2, ", Column: ");
+        let line = parts.next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+        let column = parts.next().and_then(|c| c.trim().split(|ch: char| !ch.is_ascii_digit()).next()?.parse().ok()).unwrap_or(0);
+        return ParseError { message: msg[..idx].to_string(), line, column };
+    }
+    ParseError { message: msg, line: 0, column: 0 }
+}
+
+struct P<'a> {
+    p: Parser<'a>,
+    sql: &'a str,
+    line_starts: Vec<usize>,
+    /// A `>>` token split in two while closing nested type parameters.
+    pending_gt: u32,
+}
+
+type R<T> = Result<T, ParseError>;
+
+const CLAUSE_WORDS: &[&str] = &[
+    "WHERE", "GROUP", "HAVING", "PARTITION", "EMIT", "LIMIT", "WINDOW", "JOIN", "INNER", "LEFT", "RIGHT", "FULL",
+    "OUTER", "ON", "WITHIN",
+];
+
+impl<'a> P<'a> {
+    fn err<T>(&self, at: &TokenWithSpan, message: impl Into<String>) -> R<T> {
+        Err(ParseError { message: message.into(), line: at.span.start.line, column: at.span.start.column })
+    }
+
+    fn offset(&self, loc: Location) -> usize {
+        let Some(start) = (loc.line as usize).checked_sub(1).and_then(|l| self.line_starts.get(l)) else {
+            return self.sql.len();
+        };
+        let line = &self.sql[*start..];
+        let col = (loc.column as usize).saturating_sub(1);
+        *start + line.char_indices().nth(col).map_or(line.len(), |(i, _)| i)
+    }
+
+    /// The upper-cased word at the cursor, if it is an unquoted word.
+    fn peek_word(&self) -> Option<String> {
+        match self.p.peek_token().token {
+            Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+            _ => None,
+        }
+    }
+
+    fn eat(&mut self, word: &str) -> bool {
+        if self.peek_word().as_deref() == Some(word) {
+            self.p.next_token();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, word: &str) -> R<()> {
+        if self.eat(word) {
+            return Ok(());
+        }
+        let t = self.p.peek_token();
+        self.err(&t, format!("Expected {word}, found {}", describe(&t.token)))
+    }
+
+    fn expect_token(&mut self, token: Token) -> R<()> {
+        if self.p.consume_token(&token) {
+            return Ok(());
+        }
+        let t = self.p.peek_token();
+        self.err(&t, format!("Expected '{token}', found {}", describe(&t.token)))
+    }
+
+    fn name(&mut self) -> R<Name> {
+        let t = self.p.peek_token();
+        match self.p.parse_identifier() {
+            Ok(ident) => Ok(name_of(&ident, &t)),
+            Err(_) => self.err(&t, format!("Expected a name, found {}", describe(&t.token))),
+        }
+    }
+
+    fn expr(&mut self) -> R<Expr> {
+        self.p.parse_expr().map_err(convert)
+    }
+
+    fn uint(&mut self) -> R<u64> {
+        let t = self.p.peek_token();
+        self.p.parse_literal_uint().or_else(|_| self.err(&t, format!("Expected a non-negative integer, found {}", describe(&t.token))))
+    }
+
+    fn statement(&mut self) -> R<Statement> {
+        let first = self.p.peek_token();
+        let start = self.offset(first.span.start);
+        let kind = match self.peek_word().as_deref() {
+            Some("CREATE") => self.create()?,
+            Some("INSERT") => self.insert()?,
+            Some("SELECT") => StatementKind::Select(Box::new(self.select()?)),
+            Some("SHOW") | Some("LIST") => self.show()?,
+            Some("DESCRIBE") => self.describe()?,
+            Some("EXPLAIN") => {
+                self.p.next_token();
+                let next = self.peek_word();
+                if matches!(next.as_deref(), Some("SELECT" | "CREATE" | "INSERT")) {
+                    let inner = self.statement_inner()?;
+                    StatementKind::Explain(ExplainTarget::Statement(Box::new(inner)))
+                } else {
+                    StatementKind::Explain(ExplainTarget::Query(self.name()?))
+                }
+            }
+            Some("DROP") => self.drop()?,
+            Some("TERMINATE") => {
+                self.p.next_token();
+                if self.eat("ALL") { StatementKind::Terminate(None) } else { StatementKind::Terminate(Some(self.name()?)) }
+            }
+            Some("PRINT") => self.print()?,
+            Some("SET") => {
+                self.p.next_token();
+                let key = self.string()?;
+                self.expect_token(Token::Eq)?;
+                let value = self.string()?;
+                StatementKind::Set { key, value }
+            }
+            Some("UNSET") => {
+                self.p.next_token();
+                StatementKind::Unset { key: self.string()? }
+            }
+            _ => return self.err(&first, format!("Unknown statement starting with {}", describe(&first.token))),
+        };
+        let end_tok = self.p.peek_token();
+        match end_tok.token {
+            Token::SemiColon | Token::EOF => {}
+            _ => return self.err(&end_tok, format!("Unexpected {} after the end of the statement", describe(&end_tok.token))),
+        }
+        let end = if end_tok.token == Token::EOF { self.sql.len() } else { self.offset(end_tok.span.start) };
+        let text = self.sql.get(start..end).unwrap_or_default().trim().to_string();
+        Ok(Statement { text, line: first.span.start.line, column: first.span.start.column, kind })
+    }
+
+    /// A nested statement (after EXPLAIN): same grammar, text to the end of the statement.
+    fn statement_inner(&mut self) -> R<Statement> {
+        let first = self.p.peek_token();
+        let start = self.offset(first.span.start);
+        let kind = match self.peek_word().as_deref() {
+            Some("CREATE") => self.create()?,
+            Some("INSERT") => self.insert()?,
+            _ => StatementKind::Select(Box::new(self.select()?)),
+        };
+        let end_tok = self.p.peek_token();
+        let end = if end_tok.token == Token::EOF { self.sql.len() } else { self.offset(end_tok.span.start) };
+        let text = self.sql.get(start..end).unwrap_or_default().trim().to_string();
+        Ok(Statement { text, line: first.span.start.line, column: first.span.start.column, kind })
+    }
+
+    fn string(&mut self) -> R<String> {
+        let t = self.p.next_token();
+        match &t.token {
+            Token::SingleQuotedString(s) => Ok(s.clone()),
+            other => self.err(&t, format!("Expected a quoted string, found {}", describe(other))),
+        }
+    }
+
+    fn create(&mut self) -> R<StatementKind> {
+        self.expect("CREATE")?;
+        let or_replace = if self.eat("OR") {
+            self.expect("REPLACE")?;
+            true
+        } else {
+            false
+        };
+        self.eat("SOURCE");
+        let t = self.p.peek_token();
+        let kind = if self.eat("STREAM") {
+            SourceKind::Stream
+        } else if self.eat("TABLE") {
+            SourceKind::Table
+        } else {
+            return self.err(&t, format!("Expected STREAM or TABLE after CREATE, found {}", describe(&t.token)));
+        };
+        let if_not_exists = if self.eat("IF") {
+            self.expect("NOT")?;
+            self.expect("EXISTS")?;
+            true
+        } else {
+            false
+        };
+        let name = self.name()?;
+        let mut columns = Vec::new();
+        if self.p.consume_token(&Token::LParen) {
+            loop {
+                columns.push(self.column_def()?);
+                if !self.p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            self.expect_token(Token::RParen)?;
+        }
+        let properties = if self.eat("WITH") { self.properties()? } else { Properties::default() };
+        if self.eat("AS") {
+            if !columns.is_empty() {
+                let t = self.p.peek_token();
+                return self.err(&t, "CREATE ... AS SELECT cannot declare columns");
+            }
+            let query = Box::new(self.select()?);
+            return Ok(StatementKind::CreateAs { kind, name, or_replace, if_not_exists, properties, query });
+        }
+        Ok(StatementKind::CreateSource { kind, name, or_replace, if_not_exists, columns, properties })
+    }
+
+    fn column_def(&mut self) -> R<ColumnDef> {
+        let name = self.name()?;
+        let data_type = self.data_type()?;
+        let key = if self.eat("PRIMARY") {
+            self.expect("KEY")?;
+            KeyKind::PrimaryKey
+        } else if self.eat("KEY") {
+            KeyKind::Key
+        } else {
+            KeyKind::None
+        };
+        Ok(ColumnDef { name, data_type, key })
+    }
+
+    fn close_angle(&mut self) -> R<()> {
+        if self.pending_gt > 0 {
+            self.pending_gt -= 1;
+            return Ok(());
+        }
+        let t = self.p.next_token();
+        match &t.token {
+            Token::Gt => Ok(()),
+            Token::ShiftRight => {
+                self.pending_gt += 1;
+                Ok(())
+            }
+            other => self.err(&t, format!("Expected '>', found {}", describe(other))),
+        }
+    }
+
+    fn data_type(&mut self) -> R<DataType> {
+        let t = self.p.next_token();
+        let word = match &t.token {
+            Token::Word(w) => w.value.to_ascii_uppercase(),
+            other => return self.err(&t, format!("Expected a type, found {}", describe(other))),
+        };
+        Ok(match word.as_str() {
+            "BOOLEAN" => DataType::Boolean,
+            "INT" | "INTEGER" => DataType::Int,
+            "BIGINT" => DataType::BigInt,
+            "DOUBLE" => DataType::Double,
+            "STRING" | "VARCHAR" => {
+                // VARCHAR(n): the length is accepted and ignored, as ksqlDB does.
+                if self.p.consume_token(&Token::LParen) {
+                    self.uint()?;
+                    self.expect_token(Token::RParen)?;
+                }
+                DataType::String
+            }
+            "BYTES" => DataType::Bytes,
+            "TIMESTAMP" => DataType::Timestamp,
+            "DATE" => DataType::Date,
+            "TIME" => DataType::Time,
+            "DECIMAL" => {
+                self.expect_token(Token::LParen)?;
+                let precision = self.uint()?;
+                self.expect_token(Token::Comma)?;
+                let scale = self.uint()?;
+                self.expect_token(Token::RParen)?;
+                if precision == 0 || precision > 38 || scale > precision {
+                    return self.err(&t, format!("DECIMAL({precision}, {scale}) is invalid: precision must be 1 to 38 and scale at most precision"));
+                }
+                DataType::Decimal { precision: precision as u8, scale: scale as u8 }
+            }
+            "ARRAY" => {
+                self.expect_token(Token::Lt)?;
+                let item = self.data_type()?;
+                self.close_angle()?;
+                DataType::Array(Box::new(item))
+            }
+            "MAP" => {
+                self.expect_token(Token::Lt)?;
+                let k = self.data_type()?;
+                self.expect_token(Token::Comma)?;
+                let v = self.data_type()?;
+                self.close_angle()?;
+                DataType::Map(Box::new(k), Box::new(v))
+            }
+            "STRUCT" => {
+                self.expect_token(Token::Lt)?;
+                let mut fields = Vec::new();
+                if !self.p.consume_token(&Token::Gt) {
+                    loop {
+                        let n = self.name()?;
+                        fields.push((n.value, self.data_type()?));
+                        if !self.p.consume_token(&Token::Comma) {
+                            break;
+                        }
+                    }
+                    self.close_angle()?;
+                }
+                DataType::Struct(fields)
+            }
+            other => return self.err(&t, format!("Unknown type: {other}")),
+        })
+    }
+
+    fn properties(&mut self) -> R<Properties> {
+        self.expect_token(Token::LParen)?;
+        let mut props = Properties::default();
+        loop {
+            let name = self.name()?;
+            self.expect_token(Token::Eq)?;
+            let t = self.p.next_token();
+            let value = match &t.token {
+                Token::SingleQuotedString(s) => PropValue::Str(s.clone()),
+                Token::Number(n, _) => PropValue::Num(n.clone()),
+                Token::Word(w) if w.value.eq_ignore_ascii_case("true") => PropValue::Bool(true),
+                Token::Word(w) if w.value.eq_ignore_ascii_case("false") => PropValue::Bool(false),
+                other => return self.err(&t, format!("Expected a property value, found {}", describe(other))),
+            };
+            let key = name.value.to_ascii_uppercase();
+            if props.values.insert(key.clone(), value).is_some() {
+                return self.err(&t, format!("Duplicate property {key}"));
+            }
+            if !self.p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        self.expect_token(Token::RParen)?;
+        Ok(props)
+    }
+
+    fn insert(&mut self) -> R<StatementKind> {
+        self.expect("INSERT")?;
+        self.expect("INTO")?;
+        let target = self.name()?;
+        if self.peek_word().as_deref() == Some("SELECT") {
+            return Ok(StatementKind::InsertSelect { target, query: Box::new(self.select()?) });
+        }
+        let columns = if self.p.consume_token(&Token::LParen) {
+            let mut cols = Vec::new();
+            loop {
+                cols.push(self.name()?);
+                if !self.p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            self.expect_token(Token::RParen)?;
+            Some(cols)
+        } else {
+            None
+        };
+        self.expect("VALUES")?;
+        self.expect_token(Token::LParen)?;
+        let mut values = Vec::new();
+        if !self.p.consume_token(&Token::RParen) {
+            loop {
+                values.push(self.expr()?);
+                if !self.p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            self.expect_token(Token::RParen)?;
+        }
+        Ok(StatementKind::InsertValues { target, columns, values })
+    }
+
+    fn select(&mut self) -> R<Select> {
+        self.expect("SELECT")?;
+        let mut items = Vec::new();
+        loop {
+            let t = self.p.peek_token();
+            let item = self.p.parse_select_item().map_err(convert)?;
+            items.push(match item {
+                SqlSelectItem::Wildcard(_) => SelectItem::Wildcard,
+                SqlSelectItem::UnnamedExpr(expr) => SelectItem::Expr { expr, alias: None },
+                SqlSelectItem::ExprWithAlias { expr, alias } => {
+                    let alias_tok = self.p.peek_token();
+                    SelectItem::Expr { expr, alias: Some(name_of(&alias, &alias_tok)) }
+                }
+                _ => return self.err(&t, "Unsupported select item"),
+            });
+            if !self.p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        self.expect("FROM")?;
+        let from = self.name()?;
+        let alias = if self.eat("AS") {
+            Some(self.name()?)
+        } else {
+            match self.peek_word() {
+                Some(w) if !CLAUSE_WORDS.contains(&w.as_str()) => Some(self.name()?),
+                _ => None,
+            }
+        };
+        let mut select = Select {
+            items,
+            from,
+            alias,
+            selection: None,
+            group_by: Vec::new(),
+            having: None,
+            partition_by: Vec::new(),
+            emit_changes: false,
+            limit: None,
+        };
+        loop {
+            let t = self.p.peek_token();
+            match self.peek_word().as_deref() {
+                Some("WHERE") if select.selection.is_none() => {
+                    self.p.next_token();
+                    select.selection = Some(self.expr()?);
+                }
+                Some("GROUP") if select.group_by.is_empty() => {
+                    self.p.next_token();
+                    self.expect("BY")?;
+                    select.group_by = self.expr_list()?;
+                }
+                Some("HAVING") if select.having.is_none() => {
+                    self.p.next_token();
+                    select.having = Some(self.expr()?);
+                }
+                Some("PARTITION") if select.partition_by.is_empty() => {
+                    self.p.next_token();
+                    self.expect("BY")?;
+                    select.partition_by = self.expr_list()?;
+                }
+                Some("EMIT") => {
+                    self.p.next_token();
+                    if self.eat("CHANGES") {
+                        select.emit_changes = true;
+                    } else if self.eat("FINAL") {
+                        return self.err(&t, "EMIT FINAL is only supported on windowed aggregations, which Sluice does not support yet");
+                    } else {
+                        let n = self.p.peek_token();
+                        return self.err(&n, format!("Expected CHANGES after EMIT, found {}", describe(&n.token)));
+                    }
+                }
+                Some("LIMIT") if select.limit.is_none() => {
+                    self.p.next_token();
+                    select.limit = Some(self.uint()?);
+                }
+                Some("WINDOW") => return self.err(&t, "WINDOW clauses are not supported yet"),
+                Some("JOIN" | "INNER" | "LEFT" | "RIGHT" | "FULL") => return self.err(&t, "JOINs are not supported yet"),
+                _ => break,
+            }
+        }
+        Ok(select)
+    }
+
+    fn expr_list(&mut self) -> R<Vec<Expr>> {
+        let mut out = Vec::new();
+        loop {
+            out.push(self.expr()?);
+            if !self.p.consume_token(&Token::Comma) {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn show(&mut self) -> R<StatementKind> {
+        self.p.next_token();
+        let t = self.p.peek_token();
+        let what = match self.peek_word().as_deref() {
+            Some("STREAMS") => ShowWhat::Streams,
+            Some("TABLES") => ShowWhat::Tables,
+            Some("QUERIES") => ShowWhat::Queries,
+            Some("TOPICS") => ShowWhat::Topics,
+            Some("FUNCTIONS") => ShowWhat::Functions,
+            Some("PROPERTIES") => ShowWhat::Properties,
+            _ => {
+                return self.err(&t, format!("Expected STREAMS, TABLES, QUERIES, TOPICS, FUNCTIONS or PROPERTIES, found {}", describe(&t.token)));
+            }
+        };
+        self.p.next_token();
+        self.eat("EXTENDED");
+        Ok(StatementKind::Show(what))
+    }
+
+    fn describe(&mut self) -> R<StatementKind> {
+        self.expect("DESCRIBE")?;
+        if self.eat("FUNCTION") {
+            return Ok(StatementKind::DescribeFunction(self.name()?));
+        }
+        let extended = self.eat("EXTENDED");
+        Ok(StatementKind::Describe { name: self.name()?, extended })
+    }
+
+    fn drop(&mut self) -> R<StatementKind> {
+        self.expect("DROP")?;
+        let t = self.p.peek_token();
+        let kind = if self.eat("STREAM") {
+            SourceKind::Stream
+        } else if self.eat("TABLE") {
+            SourceKind::Table
+        } else {
+            return self.err(&t, format!("Expected STREAM or TABLE after DROP, found {}", describe(&t.token)));
+        };
+        let if_exists = if self.eat("IF") {
+            self.expect("EXISTS")?;
+            true
+        } else {
+            false
+        };
+        let name = self.name()?;
+        let delete_topic = if self.eat("DELETE") {
+            self.expect("TOPIC")?;
+            true
+        } else {
+            false
+        };
+        Ok(StatementKind::Drop { kind, name, if_exists, delete_topic })
+    }
+
+    fn print(&mut self) -> R<StatementKind> {
+        self.expect("PRINT")?;
+        let t = self.p.next_token();
+        let topic = match &t.token {
+            // Topic names are case-sensitive: a quoted name is taken as written, a bare
+            // one too (PRINT resolves it case-insensitively if no exact match exists).
+            Token::SingleQuotedString(s) => Name { value: s.clone(), line: t.span.start.line, column: t.span.start.column },
+            Token::Word(w) => Name { value: w.value.clone(), line: t.span.start.line, column: t.span.start.column },
+            other => return self.err(&t, format!("Expected a topic name, found {}", describe(other))),
+        };
+        let mut from_beginning = false;
+        let mut limit = None;
+        loop {
+            if self.eat("FROM") {
+                self.expect("BEGINNING")?;
+                from_beginning = true;
+            } else if self.eat("LIMIT") {
+                limit = Some(self.uint()?);
+            } else if self.eat("INTERVAL") || self.eat("SAMPLE") {
+                self.uint()?;
+            } else {
+                break;
+            }
+        }
+        Ok(StatementKind::Print { topic, from_beginning, limit })
+    }
+}
+
+fn name_of(ident: &Ident, t: &TokenWithSpan) -> Name {
+    let value = if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_ascii_uppercase() };
+    let (line, column) = if ident.span.start.line > 0 {
+        (ident.span.start.line, ident.span.start.column)
+    } else {
+        (t.span.start.line, t.span.start.column)
+    };
+    Name { value, line, column }
+}
+
+fn describe(t: &Token) -> String {
+    match t {
+        Token::EOF => "end of input".to_string(),
+        other => format!("'{other}'"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(sql: &str) -> Statement {
+        let mut v = parse(sql).unwrap();
+        assert_eq!(v.len(), 1);
+        v.remove(0)
+    }
+
+    #[test]
+    fn create_stream_with_key_and_props() {
+        let s = one("CREATE STREAM pageviews (user_id STRING KEY, page STRING, `ms` BIGINT) WITH (kafka_topic='pageviews', value_format='JSON', partitions=1);");
+        let StatementKind::CreateSource { kind, name, columns, properties, .. } = s.kind else { panic!() };
+        assert_eq!(kind, SourceKind::Stream);
+        assert_eq!(name.value, "PAGEVIEWS");
+        assert_eq!(columns[0].name.value, "USER_ID");
+        assert_eq!(columns[0].key, KeyKind::Key);
+        assert_eq!(columns[2].name.value, "ms");
+        assert_eq!(properties.values["KAFKA_TOPIC"], PropValue::Str("pageviews".into()));
+        assert_eq!(properties.values["PARTITIONS"], PropValue::Num("1".into()));
+        assert!(s.text.starts_with("CREATE STREAM") && s.text.ends_with(")"));
+    }
+
+    #[test]
+    fn nested_types_close_with_shift_right() {
+        let s = one("CREATE TABLE t (id INT PRIMARY KEY, a ARRAY<MAP<STRING, ARRAY<INT>>>, d DECIMAL(4, 2)) WITH (kafka_topic='t');");
+        let StatementKind::CreateSource { columns, .. } = s.kind else { panic!() };
+        assert_eq!(columns[0].key, KeyKind::PrimaryKey);
+        assert_eq!(columns[1].data_type.to_string(), "ARRAY<MAP<STRING, ARRAY<INTEGER>>>");
+        assert_eq!(columns[2].data_type, DataType::Decimal { precision: 4, scale: 2 });
+    }
+
+    #[test]
+    fn ctas_with_group_by_and_emit() {
+        let s = one("CREATE TABLE v AS SELECT user_id, COUNT(*) AS views FROM pageviews GROUP BY user_id EMIT CHANGES;");
+        let StatementKind::CreateAs { query, .. } = s.kind else { panic!() };
+        assert_eq!(query.from.value, "PAGEVIEWS");
+        assert_eq!(query.group_by.len(), 1);
+        assert!(query.emit_changes);
+        assert_eq!(query.items.len(), 2);
+    }
+
+    #[test]
+    fn script_with_several_statements_keeps_each_text() {
+        let v = parse("SHOW STREAMS;\n  INSERT INTO s (a) VALUES (1);  SELECT * FROM s EMIT CHANGES LIMIT 3;").unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[1].text, "INSERT INTO s (a) VALUES (1)");
+        assert_eq!((v[1].line, v[1].column), (2, 3));
+        let StatementKind::Select(q) = &v[2].kind else { panic!() };
+        assert_eq!(q.limit, Some(3));
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        let e = parse("CREATE STREAM s (a STRING) WITH (kafka_topic='x')\nSELEC 1;").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert_eq!(e.column, 1);
+        let e = parse("CREATE STREAM s (a NOTATYPE);").unwrap_err();
+        assert!(e.message.contains("NOTATYPE"), "{e}");
+        assert_eq!((e.line, e.column), (1, 20));
+        let e = parse("SELECT * FROM").unwrap_err();
+        assert!(e.message.contains("name"), "{e}");
+    }
+
+    #[test]
+    fn misc_statements() {
+        assert!(matches!(one("TERMINATE ALL;").kind, StatementKind::Terminate(None)));
+        assert!(matches!(one("DROP TABLE IF EXISTS t DELETE TOPIC;").kind, StatementKind::Drop { if_exists: true, delete_topic: true, .. }));
+        assert!(matches!(one("SET 'auto.offset.reset'='earliest';").kind, StatementKind::Set { .. }));
+        let StatementKind::Print { topic, from_beginning, limit } = one("PRINT 'pageviews' FROM BEGINNING LIMIT 2;").kind else { panic!() };
+        assert_eq!((topic.value.as_str(), from_beginning, limit), ("pageviews", true, Some(2)));
+        assert!(matches!(one("DESCRIBE EXTENDED x;").kind, StatementKind::Describe { extended: true, .. }));
+    }
+}

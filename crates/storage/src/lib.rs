@@ -1,0 +1,77 @@
+//! Storage: everything Sluice keeps on disk, in one RocksDB database.
+//!
+//! ```text
+//!   column family  key                                       value
+//!   log            topic_id u32 BE · partition u32 BE · offset u64 BE   record (see record.rs)
+//!   state          owner-defined, order-preserving                      owner-defined
+//!   catalog        "topic/NAME" · "source/NAME" · "query/ID" · "meta/…"  JSON
+//! ```
+//!
+//! Every write goes through one committer thread ([`commit`]): it takes transactions
+//! ([`Txn`]) from many producers, assigns log offsets, writes them all in one RocksDB
+//! `WriteBatch` with `sync = true` (group commit), and only then acknowledges them and
+//! advances the partitions' high watermarks. A transaction is atomic: a persistent query's
+//! output records, state changes and consumed offsets become durable together or not at all,
+//! which is what makes restart exactly-once without any recovery protocol.
+//!
+//! Readers only see offsets below a partition's high watermark, so they never observe a
+//! record whose batch could still fail.
+
+mod commit;
+mod log;
+mod record;
+
+pub use commit::{CommitTicket, Txn};
+pub use log::{EmbeddedLog, Log, Topic};
+pub use record::{Record, StoredRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage error: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("corrupt data in {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("Topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("Topic '{topic}' has {partitions} partitions; partition {partition} does not exist")]
+    UnknownPartition { topic: String, partition: u32, partitions: u32 },
+    #[error("Topic '{name}' already exists with {existing} partitions, not {requested}")]
+    TopicMismatch { name: String, existing: u32, requested: u32 },
+    #[error("the storage committer has stopped")]
+    Closed,
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// Column families of the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cf {
+    Log,
+    State,
+    Catalog,
+}
+
+impl Cf {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Cf::Log => "log",
+            Cf::State => "state",
+            Cf::Catalog => "catalog",
+        }
+    }
+
+    pub(crate) const ALL: [Cf; 3] = [Cf::Log, Cf::State, Cf::Catalog];
+}
+
+/// Returns the smallest key greater than every key starting with `prefix` (for range upper
+/// bounds), or None when no such key exists (prefix of all 0xFF).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last != 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}

@@ -1,0 +1,190 @@
+//! Helpers for end-to-end tests: start the real `sluice` binary on a loopback port with a
+//! temporary data directory, and talk to it with the generated gRPC client.
+#![allow(dead_code)]
+
+use sluice_proto::v1 as pb;
+use sluice_proto::v1::sluice_client::SluiceClient;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Server {
+    pub async fn start(data_dir: &Path) -> Server {
+        Server::start_on(data_dir, free_port()).await
+    }
+
+    pub async fn start_on(data_dir: &Path, port: u16) -> Server {
+        let addr = format!("127.0.0.1:{port}");
+        let log_path = data_dir.with_extension(format!("{port}.log"));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("server log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["server", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", &addr])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sluice server");
+        let server = Server { child, addr, data_dir: data_dir.to_path_buf(), log_path };
+        server.wait_ready().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(mut c) = SluiceClient::connect(self.url()).await
+                && c.execute(pb::ExecuteRequest { sql: "SHOW TOPICS;".into(), properties: HashMap::new() }).await.is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server did not become ready; log:\n{}", std::fs::read_to_string(&self.log_path).unwrap_or_default());
+    }
+
+    pub async fn client(&self) -> SluiceClient<Channel> {
+        SluiceClient::connect(self.url()).await.expect("connect").max_decoding_message_size(64 << 20)
+    }
+
+    /// SIGKILL: no shutdown hooks, no flushes.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn exec(c: &mut SluiceClient<Channel>, sql: &str) -> Result<pb::ExecuteResponse, tonic::Status> {
+    c.execute(pb::ExecuteRequest { sql: sql.into(), properties: HashMap::new() }).await.map(|r| r.into_inner())
+}
+
+pub async fn exec_ok(c: &mut SluiceClient<Channel>, sql: &str) -> pb::ExecuteResponse {
+    match exec(c, sql).await {
+        Ok(r) => r,
+        Err(e) => panic!("{sql}\nfailed: {e:?}"),
+    }
+}
+
+/// A query's result: column names, rows (as display strings) and the final message.
+#[derive(Debug, Default)]
+pub struct QueryResult {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<pb::Value>>,
+    pub final_message: Option<String>,
+}
+
+pub fn show(v: &pb::Value) -> String {
+    use pb::value::Kind;
+    match &v.kind {
+        None | Some(Kind::Null(_)) => "null".into(),
+        Some(Kind::Boolean(b)) => b.to_string(),
+        Some(Kind::Int(i)) => i.to_string(),
+        Some(Kind::Bigint(i)) => i.to_string(),
+        Some(Kind::Double(d)) => d.to_string(),
+        Some(Kind::Decimal(d)) => d.clone(),
+        Some(Kind::String(s)) => s.clone(),
+        Some(other) => format!("{other:?}"),
+    }
+}
+
+impl QueryResult {
+    pub fn text_rows(&self) -> Vec<Vec<String>> {
+        self.rows.iter().map(|r| r.iter().map(show).collect()).collect()
+    }
+}
+
+/// Runs a query and collects up to `max_rows` rows (or until the stream ends / `wait`).
+pub async fn query(c: &mut SluiceClient<Channel>, sql: &str, props: &[(&str, &str)], max_rows: usize, wait: Duration) -> Result<QueryResult, tonic::Status> {
+    let req = pb::QueryRequest {
+        sql: sql.into(),
+        properties: props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        start_from: vec![],
+    };
+    let mut stream = c.query(req).await?.into_inner();
+    let mut out = QueryResult::default();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.message()).await;
+        let msg = match next {
+            Err(_) => break,
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(m))) => m,
+        };
+        match msg.kind {
+            Some(pb::query_response::Kind::Header(h)) => out.columns = h.columns.into_iter().map(|c| c.name).collect(),
+            Some(pb::query_response::Kind::Row(r)) => {
+                out.rows.push(r.row.map(|r| r.values).unwrap_or_default());
+                if out.rows.len() >= max_rows {
+                    break;
+                }
+            }
+            Some(pb::query_response::Kind::Final(f)) => {
+                out.final_message = Some(f.message);
+                break;
+            }
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+pub async fn pull(c: &mut SluiceClient<Channel>, sql: &str) -> QueryResult {
+    match query(c, sql, &[], usize::MAX, Duration::from_secs(30)).await {
+        Ok(r) => r,
+        Err(e) => panic!("{sql}\nfailed: {e:?}"),
+    }
+}
+
+/// Polls a pull query until `check` accepts its rows (views are eventually consistent).
+pub async fn eventually<F: Fn(&[Vec<String>]) -> bool>(c: &mut SluiceClient<Channel>, sql: &str, check: F) -> Vec<Vec<String>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = pull(c, sql).await.text_rows();
+        if check(&rows) {
+            return rows;
+        }
+        if Instant::now() > deadline {
+            panic!("{sql}: condition not met; last rows: {rows:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn s(v: &str) -> pb::Value {
+    pb::Value { kind: Some(pb::value::Kind::String(v.into())) }
+}
+
+pub fn big(v: i64) -> pb::Value {
+    pb::Value { kind: Some(pb::value::Kind::Bigint(v)) }
+}
