@@ -55,7 +55,11 @@ pub struct FormatSpec {
 
 impl FormatSpec {
     pub fn new(kind: FormatKind) -> FormatSpec {
-        FormatSpec { kind, delimiter: None, wrap_single_value: None }
+        FormatSpec {
+            kind,
+            delimiter: None,
+            wrap_single_value: None,
+        }
     }
 }
 

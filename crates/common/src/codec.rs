@@ -26,7 +26,9 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<Value>, CodecError> {
     let mut r = Reader { bytes, pos: 0 };
     let version = r.u8()?;
     if version != VERSION {
-        return Err(CodecError::Corrupt(format!("unknown row encoding version {version}")));
+        return Err(CodecError::Corrupt(format!(
+            "unknown row encoding version {version}"
+        )));
     }
     let n = r.len()?;
     let mut row = Vec::with_capacity(n.min(1024));
@@ -127,9 +129,13 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.bytes.len()).ok_or_else(|| {
-            CodecError::Corrupt(format!("truncated at byte {} (wanted {n} more)", self.pos))
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.bytes.len())
+            .ok_or_else(|| {
+                CodecError::Corrupt(format!("truncated at byte {} (wanted {n} more)", self.pos))
+            })?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -176,7 +182,10 @@ impl<'a> Reader<'a> {
             4 => Value::Double(f64::from_le_bytes(self.array()?)),
             5 => {
                 let unscaled = i128::from_le_bytes(self.array()?);
-                Value::Decimal { unscaled, scale: self.u8()? }
+                Value::Decimal {
+                    unscaled,
+                    scale: self.u8()?,
+                }
             }
             6 => Value::String(self.string()?),
             7 => Value::Bytes(self.bytes()?.to_vec()),
@@ -226,7 +235,10 @@ mod tests {
             Value::Int(-5),
             Value::BigInt(1 << 40),
             Value::Double(2.5),
-            Value::Decimal { unscaled: -1234, scale: 2 },
+            Value::Decimal {
+                unscaled: -1234,
+                scale: 2,
+            },
             Value::String("héllo".into()),
             Value::Bytes(vec![0, 1, 255]),
             Value::Timestamp(1_700_000_000_000),

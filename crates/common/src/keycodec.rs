@@ -47,7 +47,11 @@ pub fn encode_key_value(v: &Value, out: &mut Vec<u8>) {
             // -0.0 and 0.0 are equal in SQL, so they must encode alike.
             let d = if *d == 0.0 { 0.0 } else { *d };
             let bits = d.to_bits();
-            let bits = if bits >> 63 == 1 { !bits } else { bits ^ (1 << 63) };
+            let bits = if bits >> 63 == 1 {
+                !bits
+            } else {
+                bits ^ (1 << 63)
+            };
             out.extend_from_slice(&bits.to_be_bytes());
         }
         Value::Decimal { unscaled, .. } => {
@@ -106,7 +110,10 @@ mod tests {
     fn strings_order_with_prefixes_and_zero_bytes() {
         let s = ["", "a", "a\0", "a\0b", "ab", "b"];
         for w in s.windows(2) {
-            assert!(enc(Value::String(w[0].into())) < enc(Value::String(w[1].into())), "{w:?}");
+            assert!(
+                enc(Value::String(w[0].into())) < enc(Value::String(w[1].into())),
+                "{w:?}"
+            );
         }
         assert!(enc(Value::Null) < enc(Value::String(String::new())));
     }

@@ -9,7 +9,10 @@ pub enum DataType {
     Int,
     BigInt,
     Double,
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     String,
     Bytes,
     /// Milliseconds since the Unix epoch.
@@ -57,17 +60,32 @@ impl DataType {
         use DataType::*;
         Some(match (a, b) {
             (Double, x) | (x, Double) if x.is_numeric() => Double,
-            (Decimal { precision: p1, scale: s1 }, Decimal { precision: p2, scale: s2 }) => {
+            (
+                Decimal {
+                    precision: p1,
+                    scale: s1,
+                },
+                Decimal {
+                    precision: p2,
+                    scale: s2,
+                },
+            ) => {
                 let scale = (*s1).max(*s2);
                 let int = (p1 - s1).max(p2 - s2);
-                Decimal { precision: (int + scale).min(38), scale }
+                Decimal {
+                    precision: (int + scale).min(38),
+                    scale,
+                }
             }
             (Decimal { precision, scale }, x) | (x, Decimal { precision, scale })
                 if x.is_integral() =>
             {
                 let int_digits = if *x == Int { 10 } else { 19 };
                 let int = (precision - scale).max(int_digits);
-                Decimal { precision: (int + scale).min(38), scale: *scale }
+                Decimal {
+                    precision: (int + scale).min(38),
+                    scale: *scale,
+                }
             }
             (BigInt, x) | (x, BigInt) if x.is_integral() => BigInt,
             (Int, Int) => Int,
@@ -132,7 +150,10 @@ mod tests {
             DataType::numeric_common(&DataType::Int, &DataType::Double),
             Some(DataType::Double)
         );
-        assert_eq!(DataType::numeric_common(&DataType::Int, &DataType::String), None);
+        assert_eq!(
+            DataType::numeric_common(&DataType::Int, &DataType::String),
+            None
+        );
         assert!(DataType::Int.coerces_to(&DataType::BigInt));
         assert!(!DataType::BigInt.coerces_to(&DataType::Int));
     }

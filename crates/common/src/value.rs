@@ -12,7 +12,10 @@ pub enum Value {
     BigInt(i64),
     Double(f64),
     /// Exact decimal: `unscaled * 10^-scale`.
-    Decimal { unscaled: i128, scale: u8 },
+    Decimal {
+        unscaled: i128,
+        scale: u8,
+    },
     String(String),
     Bytes(Vec<u8>),
     Timestamp(i64),
@@ -51,7 +54,9 @@ impl Value {
             Value::Int(v) => Some(*v as f64),
             Value::BigInt(v) => Some(*v as f64),
             Value::Double(v) => Some(*v),
-            Value::Decimal { unscaled, scale } => Some(*unscaled as f64 / 10f64.powi(*scale as i32)),
+            Value::Decimal { unscaled, scale } => {
+                Some(*unscaled as f64 / 10f64.powi(*scale as i32))
+            }
             _ => None,
         }
     }
@@ -73,7 +78,11 @@ impl Value {
                 let div = 10i128.checked_pow((from - to) as u32)?;
                 let q = unscaled / div;
                 let r = unscaled % div;
-                Some(if r.abs() * 2 >= div { q + unscaled.signum() } else { q })
+                Some(if r.abs() * 2 >= div {
+                    q + unscaled.signum()
+                } else {
+                    q
+                })
             }
         }
     }
@@ -89,12 +98,15 @@ impl Value {
         if int.is_empty() && frac.is_empty() {
             return None;
         }
-        if !int.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit())
-        {
+        if !int.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
             return None;
         }
         let joined = format!("{int}{frac}");
-        let unscaled: i128 = if joined.is_empty() { 0 } else { joined.parse().ok()? };
+        let unscaled: i128 = if joined.is_empty() {
+            0
+        } else {
+            joined.parse().ok()?
+        };
         let scale = u8::try_from(frac.len()).ok()?;
         Some((if neg { -unscaled } else { unscaled }, scale))
     }
@@ -109,7 +121,10 @@ impl Value {
             Value::Double(_) => DataType::Double,
             Value::Decimal { unscaled, scale } => {
                 let digits = unscaled.unsigned_abs().to_string().len() as u8;
-                DataType::Decimal { precision: digits.max(*scale).max(1), scale: *scale }
+                DataType::Decimal {
+                    precision: digits.max(*scale).max(1),
+                    scale: *scale,
+                }
             }
             Value::String(_) => DataType::String,
             Value::Bytes(_) => DataType::Bytes,
@@ -117,11 +132,24 @@ impl Value {
             Value::Date(_) => DataType::Date,
             Value::Time(_) => DataType::Time,
             Value::Array(items) => DataType::Array(Box::new(
-                items.iter().find_map(|v| v.data_type()).unwrap_or(DataType::String),
+                items
+                    .iter()
+                    .find_map(|v| v.data_type())
+                    .unwrap_or(DataType::String),
             )),
             Value::Map(entries) => DataType::Map(
-                Box::new(entries.iter().find_map(|(k, _)| k.data_type()).unwrap_or(DataType::String)),
-                Box::new(entries.iter().find_map(|(_, v)| v.data_type()).unwrap_or(DataType::String)),
+                Box::new(
+                    entries
+                        .iter()
+                        .find_map(|(k, _)| k.data_type())
+                        .unwrap_or(DataType::String),
+                ),
+                Box::new(
+                    entries
+                        .iter()
+                        .find_map(|(_, v)| v.data_type())
+                        .unwrap_or(DataType::String),
+                ),
             ),
             Value::Struct(fields) => DataType::Struct(
                 fields
@@ -138,19 +166,33 @@ impl Value {
         match (self, other) {
             (Null, _) | (_, Null) => None,
             (Int(a), Int(b)) => Some(a.cmp(b)),
-            (Int(_) | BigInt(_), Int(_) | BigInt(_)) => self.as_i64()?.partial_cmp(&other.as_i64()?),
-            (Decimal { unscaled: a, scale: sa }, Decimal { unscaled: b, scale: sb }) => {
+            (Int(_) | BigInt(_), Int(_) | BigInt(_)) => {
+                self.as_i64()?.partial_cmp(&other.as_i64()?)
+            }
+            (
+                Decimal {
+                    unscaled: a,
+                    scale: sa,
+                },
+                Decimal {
+                    unscaled: b,
+                    scale: sb,
+                },
+            ) => {
                 let s = (*sa).max(*sb);
-                Value::decimal_rescale(*a, *sa, s)?.partial_cmp(&Value::decimal_rescale(*b, *sb, s)?)
+                Value::decimal_rescale(*a, *sa, s)?
+                    .partial_cmp(&Value::decimal_rescale(*b, *sb, s)?)
             }
             (Decimal { unscaled, scale }, Int(_) | BigInt(_)) => {
-                let b = (other.as_i64()? as i128).checked_mul(10i128.checked_pow(*scale as u32)?)?;
+                let b =
+                    (other.as_i64()? as i128).checked_mul(10i128.checked_pow(*scale as u32)?)?;
                 unscaled.partial_cmp(&b)
             }
             (Int(_) | BigInt(_), Decimal { .. }) => other.sql_cmp(self).map(Ordering::reverse),
-            (Int(_) | BigInt(_) | Double(_) | Decimal { .. }, Int(_) | BigInt(_) | Double(_) | Decimal { .. }) => {
-                self.as_f64()?.partial_cmp(&other.as_f64()?)
-            }
+            (
+                Int(_) | BigInt(_) | Double(_) | Decimal { .. },
+                Int(_) | BigInt(_) | Double(_) | Decimal { .. },
+            ) => self.as_f64()?.partial_cmp(&other.as_f64()?),
             (Boolean(a), Boolean(b)) => Some(a.cmp(b)),
             (String(a), String(b)) => Some(a.cmp(b)),
             (Bytes(a), Bytes(b)) => Some(a.cmp(b)),
@@ -174,7 +216,9 @@ impl Value {
     pub fn sql_eq(&self, other: &Value) -> Option<bool> {
         match (self, other) {
             (Value::Null, _) | (_, Value::Null) => None,
-            (Value::Map(_), Value::Map(_)) | (Value::Struct(_), Value::Struct(_)) => Some(self == other),
+            (Value::Map(_), Value::Map(_)) | (Value::Struct(_), Value::Struct(_)) => {
+                Some(self == other)
+            }
             _ => self.sql_cmp(other).map(|o| o == Ordering::Equal),
         }
     }
@@ -187,7 +231,11 @@ pub fn format_double(v: f64) -> String {
     } else if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+        if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
     } else {
         format!("{v}")
     }
@@ -201,7 +249,11 @@ pub fn format_decimal(unscaled: i128, scale: u8) -> String {
     let body = if scale == 0 {
         digits
     } else if digits.len() > scale {
-        format!("{}.{}", &digits[..digits.len() - scale], &digits[digits.len() - scale..])
+        format!(
+            "{}.{}",
+            &digits[..digits.len() - scale],
+            &digits[digits.len() - scale..]
+        )
     } else {
         format!("0.{}{}", "0".repeat(scale - digits.len()), digits)
     };
@@ -276,11 +328,21 @@ mod tests {
 
     #[test]
     fn comparisons_cross_numeric_types_and_null_is_unknown() {
-        assert_eq!(Value::Int(2).sql_cmp(&Value::BigInt(3)), Some(Ordering::Less));
-        assert_eq!(Value::Double(2.5).sql_cmp(&Value::Int(2)), Some(Ordering::Greater));
+        assert_eq!(
+            Value::Int(2).sql_cmp(&Value::BigInt(3)),
+            Some(Ordering::Less)
+        );
+        assert_eq!(
+            Value::Double(2.5).sql_cmp(&Value::Int(2)),
+            Some(Ordering::Greater)
+        );
         assert_eq!(Value::Null.sql_eq(&Value::Null), None);
         assert_eq!(
-            Value::Decimal { unscaled: 150, scale: 2 }.sql_cmp(&Value::Int(1)),
+            Value::Decimal {
+                unscaled: 150,
+                scale: 2
+            }
+            .sql_cmp(&Value::Int(1)),
             Some(Ordering::Greater)
         );
     }

@@ -16,7 +16,10 @@ pub struct QueryPlan {
 #[derive(Debug, Clone)]
 pub enum Operator {
     /// Filter, then compute the sink's columns (keys first) from the source row.
-    Select { filter: Option<Expr>, projection: Vec<Expr> },
+    Select {
+        filter: Option<Expr>,
+        projection: Vec<Expr>,
+    },
     /// Filter, group, aggregate. `projection` and `having` see the row
     /// `[group key values..., ROWTIME, aggregate results...]`.
     Aggregate {
@@ -43,7 +46,10 @@ pub enum PullAccess {
     /// Exact key lookups, one per key tuple.
     Keys(Vec<Vec<Value>>),
     /// Keys within bounds on the (first) key column; `None` is unbounded.
-    Range { lower: Option<(Value, bool)>, upper: Option<(Value, bool)> },
+    Range {
+        lower: Option<(Value, bool)>,
+        upper: Option<(Value, bool)>,
+    },
     Scan,
 }
 

@@ -43,12 +43,20 @@ impl Engine {
                     None => prefix_end(&prefix),
                 };
                 let to = to.unwrap_or_else(|| vec![0xff; prefix.len() + 1]);
-                self.log().scan(Cf::State, &from, &to, usize::MAX)?.into_iter().map(|(_, v)| v).collect()
+                self.log()
+                    .scan(Cf::State, &from, &to, usize::MAX)?
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect()
             }
             PullAccess::Scan => {
                 let prefix = table_prefix(id);
                 let to = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len() + 1]);
-                self.log().scan(Cf::State, &prefix, &to, usize::MAX)?.into_iter().map(|(_, v)| v).collect()
+                self.log()
+                    .scan(Cf::State, &prefix, &to, usize::MAX)?
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect()
             }
         };
         let mut rows = Vec::new();

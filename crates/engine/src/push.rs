@@ -17,9 +17,18 @@ const READ_BATCH: usize = 512;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PushEvent {
-    Row { row: Vec<Value>, partition: u32, offset: u64, tombstone: bool },
+    Row {
+        row: Vec<Value>,
+        partition: u32,
+        offset: u64,
+        tombstone: bool,
+    },
     /// A record could not be decoded; it was skipped.
-    Skipped { partition: u32, offset: u64, message: String },
+    Skipped {
+        partition: u32,
+        offset: u64,
+        message: String,
+    },
     /// LIMIT reached; the stream ends after this.
     LimitReached,
 }
@@ -37,9 +46,9 @@ impl Engine {
     /// Starts a push query. Dropping the receiver stops it.
     pub fn push(&self, plan: PushPlan, start: PushStart) -> Result<mpsc::Receiver<PushEvent>> {
         let log = self.log().clone();
-        let topic = log
-            .topic(&plan.source.topic)
-            .ok_or_else(|| EngineError::Invalid(format!("topic {} does not exist", plan.source.topic)))?;
+        let topic = log.topic(&plan.source.topic).ok_or_else(|| {
+            EngineError::Invalid(format!("topic {} does not exist", plan.source.topic))
+        })?;
         let mut positions: Vec<u64> = (0..topic.partitions)
             .map(|p| match &start {
                 PushStart::Earliest => 0,
@@ -62,7 +71,10 @@ impl Engine {
                 let mut any = false;
                 for p in 0..topic.partitions {
                     let (log2, topic2, from) = (log.clone(), topic.clone(), positions[p as usize]);
-                    let read = tokio::task::spawn_blocking(move || log2.read(&topic2, p, from, READ_BATCH)).await;
+                    let read = tokio::task::spawn_blocking(move || {
+                        log2.read(&topic2, p, from, READ_BATCH)
+                    })
+                    .await;
                     let records: Vec<StoredRecord> = match read {
                         Ok(Ok(r)) => r,
                         Ok(Err(e)) => {
@@ -76,7 +88,9 @@ impl Engine {
                         any = true;
                     }
                     for rec in &records {
-                        let Some(event) = evaluate(&plan, rec) else { continue };
+                        let Some(event) = evaluate(&plan, rec) else {
+                            continue;
+                        };
                         let is_row = matches!(event, PushEvent::Row { .. });
                         if tx.send(event).await.is_err() {
                             return;
@@ -106,12 +120,21 @@ fn evaluate(plan: &PushPlan, rec: &StoredRecord) -> Option<PushEvent> {
     let src = match decode_record(&plan.source, rec) {
         Ok(s) => s,
         Err(e) => {
-            return Some(PushEvent::Skipped { partition: rec.partition, offset: rec.offset, message: e.to_string() });
+            return Some(PushEvent::Skipped {
+                partition: rec.partition,
+                offset: rec.offset,
+                message: e.to_string(),
+            });
         }
     };
     if !src.tombstone && !plan.filter.as_ref().is_none_or(|f| f.test(&src.row)) {
         return None;
     }
     let row = plan.projection.iter().map(|e| e.eval(&src.row)).collect();
-    Some(PushEvent::Row { row, partition: rec.partition, offset: rec.offset, tombstone: src.tombstone })
+    Some(PushEvent::Row {
+        row,
+        partition: rec.partition,
+        offset: rec.offset,
+        tombstone: src.tombstone,
+    })
 }

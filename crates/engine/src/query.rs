@@ -54,7 +54,7 @@ pub struct Engine {
 }
 
 enum Kind {
-    Query(QueryPlan),
+    Query(Box<QueryPlan>),
     /// Keeps a source table's store current for pull queries.
     Materialize(SourceDef),
 }
@@ -73,7 +73,12 @@ struct Worker {
 impl Engine {
     pub fn new(log: Arc<EmbeddedLog>) -> Result<Engine> {
         let proc_log = log.create_topic(PROCESSING_LOG_TOPIC, 1)?;
-        Ok(Engine { log, proc_log, queries: Mutex::new(HashMap::new()), materializers: Mutex::new(HashMap::new()) })
+        Ok(Engine {
+            log,
+            proc_log,
+            queries: Mutex::new(HashMap::new()),
+            materializers: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn log(&self) -> &Arc<EmbeddedLog> {
@@ -86,9 +91,14 @@ impl Engine {
         let id = plan.id.clone();
         let num = plan.num;
         let source_def = plan.source.clone();
-        let sink = self.log.create_topic(&plan.sink.topic, self.partitions_of(&plan.source)?)?;
-        let running = self.spawn(Kind::Query(plan), source_def, Some(sink), b'O', num, &id)?;
-        self.queries.lock().unwrap_or_else(|p| p.into_inner()).insert(id, running);
+        let sink = self
+            .log
+            .create_topic(&plan.sink.topic, self.partitions_of(&plan.source)?)?;
+        let running = self.spawn(Kind::Query(Box::new(plan)), source_def, Some(sink), b'O', num, &id)?;
+        self.queries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, running);
         Ok(())
     }
 
@@ -96,8 +106,18 @@ impl Engine {
     pub fn start_materializer(&self, table: SourceDef) -> Result<()> {
         let id = table.id;
         let label = format!("materialize {}", table.name);
-        let running = self.spawn(Kind::Materialize(table.clone()), table, None, b'M', id, &label)?;
-        self.materializers.lock().unwrap_or_else(|p| p.into_inner()).insert(id, running);
+        let running = self.spawn(
+            Kind::Materialize(table.clone()),
+            table,
+            None,
+            b'M',
+            id,
+            &label,
+        )?;
+        self.materializers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, running);
         Ok(())
     }
 
@@ -105,19 +125,40 @@ impl Engine {
         self.log
             .topic(&def.topic)
             .map(|t| t.partitions)
-            .ok_or_else(|| EngineError::Invalid(format!("topic {} of {} does not exist", def.topic, def.name)))
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "topic {} of {} does not exist",
+                    def.topic, def.name
+                ))
+            })
     }
 
-    fn spawn(&self, kind: Kind, source_def: SourceDef, sink: Option<Arc<Topic>>, tag: u8, id: u64, label: &str) -> Result<Running> {
-        let source = self
-            .log
-            .topic(&source_def.topic)
-            .ok_or_else(|| EngineError::Invalid(format!("topic {} of {} does not exist", source_def.topic, source_def.name)))?;
+    fn spawn(
+        &self,
+        kind: Kind,
+        source_def: SourceDef,
+        sink: Option<Arc<Topic>>,
+        tag: u8,
+        id: u64,
+        label: &str,
+    ) -> Result<Running> {
+        let source = self.log.topic(&source_def.topic).ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "topic {} of {} does not exist",
+                source_def.topic, source_def.name
+            ))
+        })?;
         let mut positions = Vec::with_capacity(source.partitions as usize);
         for p in 0..source.partitions {
             positions.push(match self.log.get(Cf::State, &offset_key(tag, id, p))? {
-                Some(b) if b.len() == 8 => u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-                Some(_) => return Err(EngineError::Invalid(format!("corrupt committed offset for {label}"))),
+                Some(b) if b.len() == 8 => {
+                    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                }
+                Some(_) => {
+                    return Err(EngineError::Invalid(format!(
+                        "corrupt committed offset for {label}"
+                    )));
+                }
                 None => 0,
             });
         }
@@ -135,14 +176,25 @@ impl Engine {
         };
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("query", id = %label);
-        let handle = tokio::spawn(run(worker, tag, id, stop_rx, shared_positions.clone()).instrument(span));
-        Ok(Running { stop, handle, stats, source, positions: shared_positions })
+        let handle =
+            tokio::spawn(run(worker, tag, id, stop_rx, shared_positions.clone()).instrument(span));
+        Ok(Running {
+            stop,
+            handle,
+            stats,
+            source,
+            positions: shared_positions,
+        })
     }
 
     /// Stops a persistent query and waits for its in-flight batch to finish. Its committed
     /// state stays until [`Engine::drop_query_state`].
     pub async fn stop_query(&self, id: &str) -> bool {
-        let running = self.queries.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        let running = self
+            .queries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         match running {
             Some(r) => {
                 let _ = r.stop.send(true);
@@ -154,7 +206,11 @@ impl Engine {
     }
 
     pub async fn stop_materializer(&self, source_id: u64) {
-        let running = self.materializers.lock().unwrap_or_else(|p| p.into_inner()).remove(&source_id);
+        let running = self
+            .materializers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&source_id);
         if let Some(r) = running {
             let _ = r.stop.send(true);
             let _ = r.handle.await;
@@ -163,11 +219,23 @@ impl Engine {
 
     /// Stops everything, letting in-flight batches commit.
     pub async fn shutdown(&self) {
-        let ids: Vec<String> = self.queries.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        let ids: Vec<String> = self
+            .queries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
         for id in ids {
             self.stop_query(&id).await;
         }
-        let ids: Vec<u64> = self.materializers.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        let ids: Vec<u64> = self
+            .materializers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
         for id in ids {
             self.stop_materializer(id).await;
         }
@@ -181,22 +249,39 @@ impl Engine {
     }
 
     pub fn status(&self, id: &str) -> Option<QueryStatus> {
-        self.queries.lock().unwrap_or_else(|p| p.into_inner()).get(id).map(|r| status(id, r))
+        self.queries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map(|r| status(id, r))
     }
 
     /// Lag of a source table's materializer (0 when it has none).
     pub fn materializer_lag(&self, source_id: u64) -> u64 {
-        self.materializers.lock().unwrap_or_else(|p| p.into_inner()).get(&source_id).map_or(0, lag)
+        self.materializers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&source_id)
+            .map_or(0, lag)
     }
 }
 
 fn lag(r: &Running) -> u64 {
     let positions = r.positions.lock().unwrap_or_else(|p| p.into_inner());
-    positions.iter().enumerate().map(|(p, pos)| r.source.end_offset(p as u32).saturating_sub(*pos)).sum()
+    positions
+        .iter()
+        .enumerate()
+        .map(|(p, pos)| r.source.end_offset(p as u32).saturating_sub(*pos))
+        .sum()
 }
 
 fn status(id: &str, r: &Running) -> QueryStatus {
-    let failed = r.stats.failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let failed = r
+        .stats
+        .failed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     QueryStatus {
         id: id.to_string(),
         state: match failed {
@@ -209,7 +294,13 @@ fn status(id: &str, r: &Running) -> QueryStatus {
     }
 }
 
-async fn run(mut worker: Worker, tag: u8, id: u64, mut stop: watch::Receiver<bool>, shared: Arc<Mutex<Vec<u64>>>) {
+async fn run(
+    mut worker: Worker,
+    tag: u8,
+    id: u64,
+    mut stop: watch::Receiver<bool>,
+    shared: Arc<Mutex<Vec<u64>>>,
+) {
     let mut changed = worker.source.subscribe();
     let log = worker.log.clone();
     let stats = worker.stats.clone();
@@ -229,7 +320,8 @@ async fn run(mut worker: Worker, tag: u8, id: u64, mut stop: watch::Receiver<boo
             Ok(pair) => pair,
             Err(e) => {
                 tracing::error!(error = %e, "query worker panicked; query stopped");
-                *stats.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("worker panicked: {e}"));
+                *stats.failed.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(format!("worker panicked: {e}"));
                 return;
             }
         };
@@ -275,7 +367,9 @@ impl Worker {
         let mut positions = self.positions.clone();
         let mut n = 0u64;
         for p in 0..self.source.partitions {
-            let records = self.log.read(&self.source, p, positions[p as usize], BATCH)?;
+            let records = self
+                .log
+                .read(&self.source, p, positions[p as usize], BATCH)?;
             let Some(last) = records.last() else { continue };
             positions[p as usize] = last.offset + 1;
             n += records.len() as u64;
@@ -285,7 +379,11 @@ impl Worker {
                     self.processing_error(&mut txn, rec, &e.to_string())?;
                 }
             }
-            txn.put(Cf::State, offset_key(tag, id, p), positions[p as usize].to_be_bytes().to_vec());
+            txn.put(
+                Cf::State,
+                offset_key(tag, id, p),
+                positions[p as usize].to_be_bytes().to_vec(),
+            );
         }
         if n == 0 {
             return Ok(None);
@@ -310,7 +408,16 @@ impl Worker {
             "MESSAGE": message,
         });
         let bytes = serde_json::to_vec(&value).map_err(|e| EngineError::Invalid(e.to_string()))?;
-        txn.append(&self.proc_log, 0, Record { key: None, value: Some(bytes), timestamp: now_ms(), headers: Vec::new() });
+        txn.append(
+            &self.proc_log,
+            0,
+            Record {
+                key: None,
+                value: Some(bytes),
+                timestamp: now_ms(),
+                headers: Vec::new(),
+            },
+        );
         Ok(())
     }
 
@@ -335,7 +442,8 @@ impl Worker {
                     if !passes {
                         if is_table {
                             // A table row leaving the filter is a delete downstream.
-                            let out: Vec<Value> = projection.iter().map(|e| e.eval(&src.row)).collect();
+                            let out: Vec<Value> =
+                                projection.iter().map(|e| e.eval(&src.row)).collect();
                             self.emit(plan, txn, out, rowtime, true)?;
                         }
                         return Ok(());
@@ -343,20 +451,29 @@ impl Worker {
                     let out: Vec<Value> = projection.iter().map(|e| e.eval(&src.row)).collect();
                     self.emit(plan, txn, out, rowtime, false)
                 }
-                Operator::Aggregate { filter, group_by, aggregates, having, projection } => {
+                Operator::Aggregate {
+                    filter,
+                    group_by,
+                    aggregates,
+                    having,
+                    projection,
+                } => {
                     if src.tombstone || !filter.as_ref().is_none_or(|f| f.test(&src.row)) {
                         return Ok(());
                     }
                     let group: Vec<Value> = group_by.iter().map(|e| e.eval(&src.row)).collect();
                     if group.iter().any(Value::is_null) {
-                        return Err(EngineError::Invalid("GROUP BY key is NULL; record dropped".into()));
+                        return Err(EngineError::Invalid(
+                            "GROUP BY key is NULL; record dropped".into(),
+                        ));
                     }
                     let key = agg_key(plan.num, &group);
                     let state = match overlay.get_mut(&key) {
                         Some(s) => s,
                         None => {
                             let loaded = match self.log.get(Cf::State, &key)? {
-                                Some(bytes) => decode_row(&bytes).map_err(|e| EngineError::Invalid(e.to_string()))?,
+                                Some(bytes) => decode_row(&bytes)
+                                    .map_err(|e| EngineError::Invalid(e.to_string()))?,
                                 None => {
                                     let mut s = Vec::new();
                                     for a in aggregates {
@@ -387,10 +504,20 @@ impl Worker {
 
     /// Appends one output row to the sink topic, and upserts or deletes it in the sink's
     /// table store when the sink is a table.
-    fn emit(&self, plan: &QueryPlan, txn: &mut Txn, mut out: Vec<Value>, rowtime: i64, tombstone: bool) -> Result<()> {
+    fn emit(
+        &self,
+        plan: &QueryPlan,
+        txn: &mut Txn,
+        mut out: Vec<Value>,
+        rowtime: i64,
+        tombstone: bool,
+    ) -> Result<()> {
         let sink = &plan.sink;
         let record = encode_row_record(sink, &out, rowtime, tombstone)?;
-        let topic = self.sink.as_ref().ok_or_else(|| EngineError::Invalid("query has no sink topic".into()))?;
+        let topic = self
+            .sink
+            .as_ref()
+            .ok_or_else(|| EngineError::Invalid("query has no sink topic".into()))?;
         let partition = topic.partition_for(record.key.as_deref());
         txn.append(topic, partition, record);
         if sink.kind == SourceKind::Table {

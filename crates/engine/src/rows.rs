@@ -15,7 +15,11 @@ pub struct SourceRow {
 pub fn decode_record(def: &SourceDef, rec: &StoredRecord) -> Result<SourceRow, FormatError> {
     let schema = &def.schema;
     let mut row = decode_key(&def.key_format, schema.keys(), rec.record.key.as_deref())?;
-    let values = decode_value(&def.value_format, schema.values(), rec.record.value.as_deref())?;
+    let values = decode_value(
+        &def.value_format,
+        schema.values(),
+        rec.record.value.as_deref(),
+    )?;
     let tombstone = values.is_none();
     match values {
         Some(v) => row.extend(v),
@@ -28,7 +32,9 @@ pub fn decode_record(def: &SourceDef, rec: &StoredRecord) -> Result<SourceRow, F
         match &row[i] {
             Value::BigInt(t) | Value::Timestamp(t) => rowtime = *t,
             Value::Null if !tombstone => {
-                return Err(FormatError::Invalid(format!("timestamp column {col} is NULL")));
+                return Err(FormatError::Invalid(format!(
+                    "timestamp column {col} is NULL"
+                )));
             }
             _ => {}
         }
@@ -40,11 +46,20 @@ pub fn decode_record(def: &SourceDef, rec: &StoredRecord) -> Result<SourceRow, F
 }
 
 /// Encodes the first `schema.len()` values of `row` (keys then values) as a record of `def`.
-pub fn encode_row_record(def: &SourceDef, row: &[Value], timestamp: i64, tombstone: bool) -> Result<Record, FormatError> {
+pub fn encode_row_record(
+    def: &SourceDef,
+    row: &[Value],
+    timestamp: i64,
+    tombstone: bool,
+) -> Result<Record, FormatError> {
     let nkeys = def.schema.key_count();
     let n = def.schema.len();
     if row.len() < n {
-        return Err(FormatError::Invalid(format!("row has {} values, {} has {n} columns", row.len(), def.name)));
+        return Err(FormatError::Invalid(format!(
+            "row has {} values, {} has {n} columns",
+            row.len(),
+            def.name
+        )));
     }
     let key = encode_key(&def.key_format, def.schema.keys(), &row[..nkeys])?;
     let value = if tombstone {
@@ -52,5 +67,10 @@ pub fn encode_row_record(def: &SourceDef, row: &[Value], timestamp: i64, tombsto
     } else {
         encode_value(&def.value_format, def.schema.values(), Some(&row[nkeys..n]))?
     };
-    Ok(Record { key, value, timestamp, headers: Vec::new() })
+    Ok(Record {
+        key,
+        value,
+        timestamp,
+        headers: Vec::new(),
+    })
 }

@@ -18,13 +18,29 @@ pub enum AggKind {
 
 /// Aggregate names with their signature and description, for SHOW FUNCTIONS.
 pub static AGGREGATES: &[(&str, &str, &str)] = &[
-    ("COUNT", "COUNT(*) | COUNT(col)", "The number of rows, or of non-NULL values of col."),
+    (
+        "COUNT",
+        "COUNT(*) | COUNT(col)",
+        "The number of rows, or of non-NULL values of col.",
+    ),
     ("SUM", "SUM(number)", "The sum of the non-NULL values."),
-    ("AVG", "AVG(number)", "The mean of the non-NULL values, as DOUBLE."),
+    (
+        "AVG",
+        "AVG(number)",
+        "The mean of the non-NULL values, as DOUBLE.",
+    ),
     ("MIN", "MIN(value)", "The smallest non-NULL value."),
     ("MAX", "MAX(value)", "The largest non-NULL value."),
-    ("LATEST_BY_OFFSET", "LATEST_BY_OFFSET(col)", "The value of the most recent record with a non-NULL col."),
-    ("EARLIEST_BY_OFFSET", "EARLIEST_BY_OFFSET(col)", "The value of the earliest record with a non-NULL col."),
+    (
+        "LATEST_BY_OFFSET",
+        "LATEST_BY_OFFSET(col)",
+        "The value of the most recent record with a non-NULL col.",
+    ),
+    (
+        "EARLIEST_BY_OFFSET",
+        "EARLIEST_BY_OFFSET(col)",
+        "The value of the earliest record with a non-NULL col.",
+    ),
 ];
 
 impl AggKind {
@@ -45,7 +61,14 @@ impl AggKind {
     /// The result type for an argument type, or why the argument is not accepted.
     pub fn return_type(self, arg: Option<&DataType>) -> Result<DataType, String> {
         let need = |ok: bool, what: &str| {
-            if ok { Ok(()) } else { Err(format!("expects {what}, got {}", arg.map_or("no argument".to_string(), |t| t.to_string()))) }
+            if ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "expects {what}, got {}",
+                    arg.map_or("no argument".to_string(), |t| t.to_string())
+                ))
+            }
         };
         match self {
             AggKind::CountStar | AggKind::Count => Ok(DataType::BigInt),
@@ -58,7 +81,15 @@ impl AggKind {
                 Ok(DataType::Double)
             }
             AggKind::Min | AggKind::Max => {
-                need(arg.is_some_and(|t| !matches!(t, DataType::Array(_) | DataType::Map(..) | DataType::Struct(_))), "a comparable argument")?;
+                need(
+                    arg.is_some_and(|t| {
+                        !matches!(
+                            t,
+                            DataType::Array(_) | DataType::Map(..) | DataType::Struct(_)
+                        )
+                    }),
+                    "a comparable argument",
+                )?;
                 Ok(arg.cloned().unwrap_or(DataType::BigInt))
             }
             AggKind::LatestByOffset | AggKind::EarliestByOffset => {
@@ -122,12 +153,18 @@ impl AggCall {
                 }
             }
             AggKind::Min => {
-                if !v.is_null() && (state[0].is_null() || v.sql_cmp(&state[0]) == Some(std::cmp::Ordering::Less)) {
+                if !v.is_null()
+                    && (state[0].is_null()
+                        || v.sql_cmp(&state[0]) == Some(std::cmp::Ordering::Less))
+                {
                     state[0] = v;
                 }
             }
             AggKind::Max => {
-                if !v.is_null() && (state[0].is_null() || v.sql_cmp(&state[0]) == Some(std::cmp::Ordering::Greater)) {
+                if !v.is_null()
+                    && (state[0].is_null()
+                        || v.sql_cmp(&state[0]) == Some(std::cmp::Ordering::Greater))
+                {
                     state[0] = v;
                 }
             }
@@ -159,7 +196,10 @@ fn zero(t: Option<&DataType>) -> Value {
     match t {
         Some(DataType::Int) => Value::Int(0),
         Some(DataType::Double) => Value::Double(0.0),
-        Some(DataType::Decimal { scale, .. }) => Value::Decimal { unscaled: 0, scale: *scale },
+        Some(DataType::Decimal { scale, .. }) => Value::Decimal {
+            unscaled: 0,
+            scale: *scale,
+        },
         _ => Value::BigInt(0),
     }
 }
@@ -173,14 +213,23 @@ fn bump(v: &mut Value, n: i64) {
 fn add(acc: &Value, v: &Value) -> Value {
     match (acc, v) {
         (Value::Int(a), Value::Int(b)) => Value::Int(a.wrapping_add(*b)),
-        (Value::BigInt(a), b) if b.as_i64().is_some() => Value::BigInt(a.wrapping_add(b.as_i64().unwrap_or(0))),
-        (Value::Double(a), b) => Value::Double(a + b.as_f64().unwrap_or(0.0)),
-        (Value::Decimal { unscaled: a, scale }, Value::Decimal { unscaled: b, scale: sb }) => {
-            match Value::decimal_rescale(*b, *sb, *scale) {
-                Some(b) => Value::Decimal { unscaled: a + b, scale: *scale },
-                None => acc.clone(),
-            }
+        (Value::BigInt(a), b) if b.as_i64().is_some() => {
+            Value::BigInt(a.wrapping_add(b.as_i64().unwrap_or(0)))
         }
+        (Value::Double(a), b) => Value::Double(a + b.as_f64().unwrap_or(0.0)),
+        (
+            Value::Decimal { unscaled: a, scale },
+            Value::Decimal {
+                unscaled: b,
+                scale: sb,
+            },
+        ) => match Value::decimal_rescale(*b, *sb, *scale) {
+            Some(b) => Value::Decimal {
+                unscaled: a + b,
+                scale: *scale,
+            },
+            None => acc.clone(),
+        },
         _ => acc.clone(),
     }
 }
@@ -190,7 +239,11 @@ mod tests {
     use super::*;
 
     fn run(kind: AggKind, t: DataType, inputs: &[Value]) -> Value {
-        let call = AggCall { kind, arg: Some(Expr::Column(0)), arg_type: Some(t) };
+        let call = AggCall {
+            kind,
+            arg: Some(Expr::Column(0)),
+            arg_type: Some(t),
+        };
         let mut state = Vec::new();
         call.init(&mut state);
         for v in inputs {
@@ -203,25 +256,40 @@ mod tests {
     fn aggregates_skip_nulls() {
         let xs = [Value::Int(3), Value::Null, Value::Int(1), Value::Int(5)];
         assert_eq!(run(AggKind::Count, DataType::Int, &xs), Value::BigInt(3));
-        assert_eq!(run(AggKind::CountStar, DataType::Int, &xs), Value::BigInt(4));
+        assert_eq!(
+            run(AggKind::CountStar, DataType::Int, &xs),
+            Value::BigInt(4)
+        );
         assert_eq!(run(AggKind::Sum, DataType::Int, &xs), Value::Int(9));
         assert_eq!(run(AggKind::Avg, DataType::Int, &xs), Value::Double(3.0));
         assert_eq!(run(AggKind::Min, DataType::Int, &xs), Value::Int(1));
         assert_eq!(run(AggKind::Max, DataType::Int, &xs), Value::Int(5));
-        assert_eq!(run(AggKind::LatestByOffset, DataType::Int, &xs), Value::Int(5));
-        assert_eq!(run(AggKind::EarliestByOffset, DataType::Int, &xs), Value::Int(3));
+        assert_eq!(
+            run(AggKind::LatestByOffset, DataType::Int, &xs),
+            Value::Int(5)
+        );
+        assert_eq!(
+            run(AggKind::EarliestByOffset, DataType::Int, &xs),
+            Value::Int(3)
+        );
     }
 
     #[test]
     fn empty_inputs() {
         assert_eq!(run(AggKind::Sum, DataType::BigInt, &[]), Value::BigInt(0));
         assert_eq!(run(AggKind::Avg, DataType::BigInt, &[]), Value::Null);
-        assert_eq!(run(AggKind::Max, DataType::BigInt, &[Value::Null]), Value::Null);
+        assert_eq!(
+            run(AggKind::Max, DataType::BigInt, &[Value::Null]),
+            Value::Null
+        );
     }
 
     #[test]
     fn sum_types() {
         assert!(AggKind::Sum.return_type(Some(&DataType::String)).is_err());
-        assert_eq!(AggKind::Avg.return_type(Some(&DataType::Int)), Ok(DataType::Double));
+        assert_eq!(
+            AggKind::Avg.return_type(Some(&DataType::Int)),
+            Ok(DataType::Double)
+        );
     }
 }

@@ -25,11 +25,22 @@ pub enum BinaryOp {
 
 impl BinaryOp {
     pub fn is_comparison(self) -> bool {
-        matches!(self, BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq)
+        matches!(
+            self,
+            BinaryOp::Eq
+                | BinaryOp::NotEq
+                | BinaryOp::Lt
+                | BinaryOp::LtEq
+                | BinaryOp::Gt
+                | BinaryOp::GtEq
+        )
     }
 
     pub fn is_arithmetic(self) -> bool {
-        matches!(self, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod)
+        matches!(
+            self,
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod
+        )
     }
 }
 
@@ -37,17 +48,47 @@ impl BinaryOp {
 pub enum Expr {
     Column(usize),
     Literal(Value),
-    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
     Not(Box<Expr>),
     Negate(Box<Expr>),
-    IsNull { expr: Box<Expr>, negated: bool },
-    Cast { expr: Box<Expr>, to: DataType },
-    Call { func: &'static ScalarFunction, args: Vec<Expr> },
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+    },
+    Cast {
+        expr: Box<Expr>,
+        to: DataType,
+    },
+    Call {
+        func: &'static ScalarFunction,
+        args: Vec<Expr>,
+    },
     /// Searched CASE; a simple CASE is rewritten into this by the planner.
-    Case { branches: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
-    InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
-    Between { expr: Box<Expr>, low: Box<Expr>, high: Box<Expr>, negated: bool },
-    Like { expr: Box<Expr>, pattern: Box<Expr>, escape: Option<char>, negated: bool },
+    Case {
+        branches: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    Between {
+        expr: Box<Expr>,
+        low: Box<Expr>,
+        high: Box<Expr>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        escape: Option<char>,
+        negated: bool,
+    },
 }
 
 impl Expr {
@@ -55,7 +96,11 @@ impl Expr {
         match self {
             Expr::Column(i) => row.get(*i).cloned().unwrap_or(Value::Null),
             Expr::Literal(v) => v.clone(),
-            Expr::Binary { op: BinaryOp::And, left, right } => {
+            Expr::Binary {
+                op: BinaryOp::And,
+                left,
+                right,
+            } => {
                 // Three-valued logic: FALSE wins over NULL.
                 match left.eval(row).as_bool() {
                     Some(false) => Value::Boolean(false),
@@ -66,7 +111,11 @@ impl Expr {
                     },
                 }
             }
-            Expr::Binary { op: BinaryOp::Or, left, right } => match left.eval(row).as_bool() {
+            Expr::Binary {
+                op: BinaryOp::Or,
+                left,
+                right,
+            } => match left.eval(row).as_bool() {
                 Some(true) => Value::Boolean(true),
                 l => match (l, right.eval(row).as_bool()) {
                     (_, Some(true)) => Value::Boolean(true),
@@ -83,7 +132,10 @@ impl Expr {
                 Value::Int(i) => Value::Int(i.wrapping_neg()),
                 Value::BigInt(i) => Value::BigInt(i.wrapping_neg()),
                 Value::Double(d) => Value::Double(-d),
-                Value::Decimal { unscaled, scale } => Value::Decimal { unscaled: -unscaled, scale },
+                Value::Decimal { unscaled, scale } => Value::Decimal {
+                    unscaled: -unscaled,
+                    scale,
+                },
                 _ => Value::Null,
             },
             Expr::IsNull { expr, negated } => Value::Boolean(expr.eval(row).is_null() != *negated),
@@ -92,7 +144,10 @@ impl Expr {
                 let values: Vec<Value> = args.iter().map(|a| a.eval(row)).collect();
                 (func.eval)(&values)
             }
-            Expr::Case { branches, otherwise } => {
+            Expr::Case {
+                branches,
+                otherwise,
+            } => {
                 for (when, then) in branches {
                     if when.eval(row).as_bool() == Some(true) {
                         return then.eval(row);
@@ -100,7 +155,11 @@ impl Expr {
                 }
                 otherwise.as_ref().map_or(Value::Null, |e| e.eval(row))
             }
-            Expr::InList { expr, list, negated } => {
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let v = expr.eval(row);
                 if v.is_null() {
                     return Value::Null;
@@ -113,17 +172,35 @@ impl Expr {
                         Some(false) => {}
                     }
                 }
-                if saw_null { Value::Null } else { Value::Boolean(*negated) }
+                if saw_null {
+                    Value::Null
+                } else {
+                    Value::Boolean(*negated)
+                }
             }
-            Expr::Between { expr, low, high, negated } => {
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => {
                 let v = expr.eval(row);
                 match (v.sql_cmp(&low.eval(row)), v.sql_cmp(&high.eval(row))) {
-                    (Some(l), Some(h)) => Value::Boolean((l != Ordering::Less && h != Ordering::Greater) != *negated),
+                    (Some(l), Some(h)) => {
+                        Value::Boolean((l != Ordering::Less && h != Ordering::Greater) != *negated)
+                    }
                     _ => Value::Null,
                 }
             }
-            Expr::Like { expr, pattern, escape, negated } => match (expr.eval(row), pattern.eval(row)) {
-                (Value::String(s), Value::String(p)) => Value::Boolean(like(&s, &p, *escape) != *negated),
+            Expr::Like {
+                expr,
+                pattern,
+                escape,
+                negated,
+            } => match (expr.eval(row), pattern.eval(row)) {
+                (Value::String(s), Value::String(p)) => {
+                    Value::Boolean(like(&s, &p, *escape) != *negated)
+                }
                 _ => Value::Null,
             },
         }
@@ -176,7 +253,9 @@ fn binary(op: BinaryOp, l: Value, r: Value) -> Value {
             _ => Null,
         },
         (a @ (Int(_) | BigInt(_)), b @ (Int(_) | BigInt(_))) => {
-            let (Some(a), Some(b)) = (a.as_i64(), b.as_i64()) else { return Null };
+            let (Some(a), Some(b)) = (a.as_i64(), b.as_i64()) else {
+                return Null;
+            };
             match op {
                 BinaryOp::Add => BigInt(a.wrapping_add(b)),
                 BinaryOp::Sub => BigInt(a.wrapping_sub(b)),
@@ -186,9 +265,13 @@ fn binary(op: BinaryOp, l: Value, r: Value) -> Value {
                 _ => Null,
             }
         }
-        (a @ (Decimal { .. } | Int(_) | BigInt(_)), b @ (Decimal { .. } | Int(_) | BigInt(_))) => decimal_op(op, &a, &b),
+        (a @ (Decimal { .. } | Int(_) | BigInt(_)), b @ (Decimal { .. } | Int(_) | BigInt(_))) => {
+            decimal_op(op, &a, &b)
+        }
         (a, b) => {
-            let (Some(a), Some(b)) = (a.as_f64(), b.as_f64()) else { return Null };
+            let (Some(a), Some(b)) = (a.as_f64(), b.as_f64()) else {
+                return Null;
+            };
             Double(match op {
                 BinaryOp::Add => a + b,
                 BinaryOp::Sub => a - b,
@@ -211,9 +294,14 @@ fn as_decimal(v: &Value) -> Option<(i128, u8)> {
 }
 
 fn decimal_op(op: BinaryOp, a: &Value, b: &Value) -> Value {
-    let (Some((a, sa)), Some((b, sb))) = (as_decimal(a), as_decimal(b)) else { return Value::Null };
+    let (Some((a, sa)), Some((b, sb))) = (as_decimal(a), as_decimal(b)) else {
+        return Value::Null;
+    };
     let s = sa.max(sb);
-    let (Some(x), Some(y)) = (Value::decimal_rescale(a, sa, s), Value::decimal_rescale(b, sb, s)) else {
+    let (Some(x), Some(y)) = (
+        Value::decimal_rescale(a, sa, s),
+        Value::decimal_rescale(b, sb, s),
+    ) else {
         return Value::Null;
     };
     let result = match op {
@@ -227,12 +315,17 @@ fn decimal_op(op: BinaryOp, a: &Value, b: &Value) -> Value {
             } else {
                 // Keep six extra fractional digits, as ksqlDB's division scale does.
                 let out_scale = (s + 6).min(38);
-                Value::decimal_rescale(x, s, out_scale + s).and_then(|num| num.checked_div(y)).map(|u| (u, out_scale))
+                Value::decimal_rescale(x, s, out_scale + s)
+                    .and_then(|num| num.checked_div(y))
+                    .map(|u| (u, out_scale))
             }
         }
         _ => None,
     };
-    result.map_or(Value::Null, |(unscaled, scale)| Value::Decimal { unscaled, scale })
+    result.map_or(Value::Null, |(unscaled, scale)| Value::Decimal {
+        unscaled,
+        scale,
+    })
 }
 
 /// CAST with ksqlDB's semantics; values that cannot convert become NULL.
@@ -286,7 +379,10 @@ pub fn cast(v: Value, to: &DataType) -> Value {
                 _ => None,
             };
             match parsed.and_then(|(u, s)| Value::decimal_rescale(u, s, *scale)) {
-                Some(u) if u.unsigned_abs() < 10u128.pow(*precision as u32) => Decimal { unscaled: u, scale: *scale },
+                Some(u) if u.unsigned_abs() < 10u128.pow(*precision as u32) => Decimal {
+                    unscaled: u,
+                    scale: *scale,
+                },
                 _ => Null,
             }
         }
@@ -372,39 +468,91 @@ mod tests {
 
     #[test]
     fn arithmetic_widens_and_division_by_zero_is_null() {
-        let e = Expr::Binary { op: BinaryOp::Mul, left: Box::new(Expr::Column(0)), right: lit(Value::Int(2)) };
+        let e = Expr::Binary {
+            op: BinaryOp::Mul,
+            left: Box::new(Expr::Column(0)),
+            right: lit(Value::Int(2)),
+        };
         assert_eq!(e.eval(&[Value::BigInt(21)]), Value::BigInt(42));
         assert_eq!(e.eval(&[Value::Double(1.5)]), Value::Double(3.0));
         assert_eq!(e.eval(&[Value::Null]), Value::Null);
-        let d = Expr::Binary { op: BinaryOp::Div, left: lit(Value::Int(1)), right: lit(Value::Int(0)) };
+        let d = Expr::Binary {
+            op: BinaryOp::Div,
+            left: lit(Value::Int(1)),
+            right: lit(Value::Int(0)),
+        };
         assert_eq!(d.eval(&[]), Value::Null);
         let dec = Expr::Binary {
             op: BinaryOp::Add,
-            left: lit(Value::Decimal { unscaled: 150, scale: 2 }),
-            right: lit(Value::Decimal { unscaled: 5, scale: 1 }),
+            left: lit(Value::Decimal {
+                unscaled: 150,
+                scale: 2,
+            }),
+            right: lit(Value::Decimal {
+                unscaled: 5,
+                scale: 1,
+            }),
         };
-        assert_eq!(dec.eval(&[]), Value::Decimal { unscaled: 200, scale: 2 });
+        assert_eq!(
+            dec.eval(&[]),
+            Value::Decimal {
+                unscaled: 200,
+                scale: 2
+            }
+        );
     }
 
     #[test]
     fn three_valued_logic() {
-        let and = Expr::Binary { op: BinaryOp::And, left: lit(Value::Null), right: lit(Value::Boolean(false)) };
+        let and = Expr::Binary {
+            op: BinaryOp::And,
+            left: lit(Value::Null),
+            right: lit(Value::Boolean(false)),
+        };
         assert_eq!(and.eval(&[]), Value::Boolean(false));
-        let or = Expr::Binary { op: BinaryOp::Or, left: lit(Value::Null), right: lit(Value::Boolean(false)) };
+        let or = Expr::Binary {
+            op: BinaryOp::Or,
+            left: lit(Value::Null),
+            right: lit(Value::Boolean(false)),
+        };
         assert_eq!(or.eval(&[]), Value::Null);
         assert!(!or.test(&[]));
     }
 
     #[test]
     fn casts() {
-        assert_eq!(cast(Value::String("12".into()), &DataType::Int), Value::Int(12));
-        assert_eq!(cast(Value::String("x".into()), &DataType::Int), Value::Null);
-        assert_eq!(cast(Value::Double(2.0), &DataType::String), Value::String("2.0".into()));
         assert_eq!(
-            cast(Value::String("1.005".into()), &DataType::Decimal { precision: 4, scale: 2 }),
-            Value::Decimal { unscaled: 101, scale: 2 }
+            cast(Value::String("12".into()), &DataType::Int),
+            Value::Int(12)
         );
-        assert_eq!(cast(Value::Int(1000), &DataType::Decimal { precision: 3, scale: 1 }), Value::Null);
+        assert_eq!(cast(Value::String("x".into()), &DataType::Int), Value::Null);
+        assert_eq!(
+            cast(Value::Double(2.0), &DataType::String),
+            Value::String("2.0".into())
+        );
+        assert_eq!(
+            cast(
+                Value::String("1.005".into()),
+                &DataType::Decimal {
+                    precision: 4,
+                    scale: 2
+                }
+            ),
+            Value::Decimal {
+                unscaled: 101,
+                scale: 2
+            }
+        );
+        assert_eq!(
+            cast(
+                Value::Int(1000),
+                &DataType::Decimal {
+                    precision: 3,
+                    scale: 1
+                }
+            ),
+            Value::Null
+        );
     }
 
     #[test]

@@ -24,17 +24,28 @@ pub fn lookup(name: &str) -> Option<&'static ScalarFunction> {
 }
 
 fn arity(args: &[DataType], n: usize) -> Result<(), String> {
-    if args.len() == n { Ok(()) } else { Err(format!("expects {n} argument(s), got {}", args.len())) }
+    if args.len() == n {
+        Ok(())
+    } else {
+        Err(format!("expects {n} argument(s), got {}", args.len()))
+    }
 }
 
 fn numeric1(args: &[DataType]) -> Result<DataType, String> {
     arity(args, 1)?;
-    if args[0].is_numeric() { Ok(args[0].clone()) } else { Err(format!("expects a numeric argument, got {}", args[0])) }
+    if args[0].is_numeric() {
+        Ok(args[0].clone())
+    } else {
+        Err(format!("expects a numeric argument, got {}", args[0]))
+    }
 }
 
 fn string_args(args: &[DataType], min: usize, max: usize) -> Result<DataType, String> {
     if args.len() < min || args.len() > max {
-        return Err(format!("expects {min} to {max} arguments, got {}", args.len()));
+        return Err(format!(
+            "expects {min} to {max} arguments, got {}",
+            args.len()
+        ));
     }
     if args[0] != DataType::String {
         return Err(format!("expects a STRING first argument, got {}", args[0]));
@@ -69,12 +80,19 @@ fn same_type_or_first(args: &[DataType]) -> Result<DataType, String> {
 
 /// 1-based substring with ksqlDB's rules: negative positions count from the end.
 fn substring(args: &[Value]) -> Value {
-    let (Some(Value::String(s)), Some(pos)) = (args.first(), args.get(1).and_then(Value::as_i64)) else {
+    let (Some(Value::String(s)), Some(pos)) = (args.first(), args.get(1).and_then(Value::as_i64))
+    else {
         return Value::Null;
     };
     let chars: Vec<char> = s.chars().collect();
     let n = chars.len() as i64;
-    let start = if pos > 0 { pos - 1 } else if pos < 0 { (n + pos).max(0) } else { 0 };
+    let start = if pos > 0 {
+        pos - 1
+    } else if pos < 0 {
+        (n + pos).max(0)
+    } else {
+        0
+    };
     let len = match args.get(2) {
         None => n,
         Some(v) => match v.as_i64() {
@@ -97,7 +115,10 @@ pub static FUNCTIONS: &[ScalarFunction] = &[
             Some(Value::Int(i)) => Value::Int(i.wrapping_abs()),
             Some(Value::BigInt(i)) => Value::BigInt(i.wrapping_abs()),
             Some(Value::Double(d)) => Value::Double(d.abs()),
-            Some(Value::Decimal { unscaled, scale }) => Value::Decimal { unscaled: unscaled.abs(), scale: *scale },
+            Some(Value::Decimal { unscaled, scale }) => Value::Decimal {
+                unscaled: unscaled.abs(),
+                scale: *scale,
+            },
             _ => Value::Null,
         },
     },
@@ -195,7 +216,9 @@ pub static FUNCTIONS: &[ScalarFunction] = &[
         description: "The string with every occurrence of old replaced by new.",
         return_type: |a| string_args(a, 3, 3),
         eval: |a| match (a.first(), a.get(1), a.get(2)) {
-            (Some(Value::String(s)), Some(Value::String(o)), Some(Value::String(n))) => Value::String(s.replace(o.as_str(), n)),
+            (Some(Value::String(s)), Some(Value::String(o)), Some(Value::String(n))) => {
+                Value::String(s.replace(o.as_str(), n))
+            }
             _ => Value::Null,
         },
     },
@@ -204,7 +227,12 @@ pub static FUNCTIONS: &[ScalarFunction] = &[
         signature: "COALESCE(value, ...)",
         description: "The first argument that is not NULL.",
         return_type: same_type_or_first,
-        eval: |a| a.iter().find(|v| !v.is_null()).cloned().unwrap_or(Value::Null),
+        eval: |a| {
+            a.iter()
+                .find(|v| !v.is_null())
+                .cloned()
+                .unwrap_or(Value::Null)
+        },
     },
     ScalarFunction {
         name: "IFNULL",
@@ -232,19 +260,40 @@ mod tests {
     #[test]
     fn substring_edges() {
         let s = Value::String("hello".into());
-        assert_eq!(call("substring", &[s.clone(), Value::Int(2)]), Value::String("ello".into()));
-        assert_eq!(call("SUBSTRING", &[s.clone(), Value::Int(2), Value::Int(2)]), Value::String("el".into()));
-        assert_eq!(call("SUBSTRING", &[s.clone(), Value::Int(-3)]), Value::String("llo".into()));
-        assert_eq!(call("SUBSTRING", &[s.clone(), Value::Int(10)]), Value::String("".into()));
-        assert_eq!(call("SUBSTRING", &[Value::Null, Value::Int(1)]), Value::Null);
+        assert_eq!(
+            call("substring", &[s.clone(), Value::Int(2)]),
+            Value::String("ello".into())
+        );
+        assert_eq!(
+            call("SUBSTRING", &[s.clone(), Value::Int(2), Value::Int(2)]),
+            Value::String("el".into())
+        );
+        assert_eq!(
+            call("SUBSTRING", &[s.clone(), Value::Int(-3)]),
+            Value::String("llo".into())
+        );
+        assert_eq!(
+            call("SUBSTRING", &[s.clone(), Value::Int(10)]),
+            Value::String("".into())
+        );
+        assert_eq!(
+            call("SUBSTRING", &[Value::Null, Value::Int(1)]),
+            Value::Null
+        );
     }
 
     #[test]
     fn null_handling() {
         assert_eq!(call("UCASE", &[Value::Null]), Value::Null);
-        assert_eq!(call("COALESCE", &[Value::Null, Value::Int(2)]), Value::Int(2));
+        assert_eq!(
+            call("COALESCE", &[Value::Null, Value::Int(2)]),
+            Value::Int(2)
+        );
         assert_eq!(call("IFNULL", &[Value::Null, Value::Int(3)]), Value::Int(3));
-        assert_eq!(call("CONCAT", &[Value::String("a".into()), Value::Null]), Value::String("a".into()));
+        assert_eq!(
+            call("CONCAT", &[Value::String("a".into()), Value::Null]),
+            Value::String("a".into())
+        );
         assert_eq!(call("ABS", &[Value::Int(i32::MIN)]), Value::Int(i32::MIN));
         assert_eq!(call("LEN", &[Value::String("".into())]), Value::Int(0));
     }
@@ -252,7 +301,10 @@ mod tests {
     #[test]
     fn type_rules() {
         assert!((lookup("ABS").unwrap().return_type)(&[DataType::String]).is_err());
-        assert_eq!((lookup("LEN").unwrap().return_type)(&[DataType::String]), Ok(DataType::Int));
+        assert_eq!(
+            (lookup("LEN").unwrap().return_type)(&[DataType::String]),
+            Ok(DataType::Int)
+        );
         assert!((lookup("IFNULL").unwrap().return_type)(&[DataType::Int]).is_err());
     }
 }

@@ -68,7 +68,11 @@ fn split(line: &str, delimiter: char) -> Result<Vec<Option<String>>> {
                 }
             }
         }
-        fields.push(if field.is_empty() && !quoted { None } else { Some(field) });
+        fields.push(if field.is_empty() && !quoted {
+            None
+        } else {
+            Some(field)
+        });
         if chars.next().is_none() {
             return Ok(fields);
         }

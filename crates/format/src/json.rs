@@ -19,7 +19,8 @@ pub(crate) fn encode(columns: &[Column], values: &[Value], wrap_single: bool) ->
 }
 
 pub(crate) fn decode(columns: &[Column], bytes: &[u8], wrap_single: bool) -> Result<Vec<Value>> {
-    let json: Json = serde_json::from_slice(bytes).map_err(|e| FormatError::Invalid(format!("invalid JSON: {e}")))?;
+    let json: Json = serde_json::from_slice(bytes)
+        .map_err(|e| FormatError::Invalid(format!("invalid JSON: {e}")))?;
     if columns.len() == 1 && !wrap_single {
         return Ok(vec![json_to_value(&json, &columns[0].data_type)?]);
     }
@@ -39,8 +40,11 @@ pub(crate) fn decode(columns: &[Column], bytes: &[u8], wrap_single: bool) -> Res
 }
 
 fn field<'a>(obj: &'a JsonMap<String, Json>, name: &str) -> Option<&'a Json> {
-    obj.get(name)
-        .or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+    obj.get(name).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
 }
 
 /// Converts a SQL value to JSON as ksqlDB writes it: temporal types as numbers, bytes as
@@ -52,10 +56,14 @@ pub fn value_to_json(v: &Value) -> Json {
         Value::Int(i) => Json::from(*i),
         Value::BigInt(i) | Value::Timestamp(i) | Value::Time(i) => Json::from(*i),
         Value::Date(d) => Json::from(*d),
-        Value::Double(d) => serde_json::Number::from_f64(*d).map(Json::Number).unwrap_or(Json::Null),
+        Value::Double(d) => serde_json::Number::from_f64(*d)
+            .map(Json::Number)
+            .unwrap_or(Json::Null),
         Value::Decimal { unscaled, scale } => {
             let text = sluice_common::value::format_decimal(*unscaled, *scale);
-            serde_json::from_str::<serde_json::Number>(&text).map(Json::Number).unwrap_or(Json::String(text))
+            serde_json::from_str::<serde_json::Number>(&text)
+                .map(Json::Number)
+                .unwrap_or(Json::String(text))
         }
         Value::String(s) => Json::String(s.clone()),
         Value::Bytes(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
@@ -72,14 +80,26 @@ pub fn value_to_json(v: &Value) -> Json {
                 })
                 .collect(),
         ),
-        Value::Struct(fields) => Json::Object(fields.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect()),
+        Value::Struct(fields) => Json::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), value_to_json(v)))
+                .collect(),
+        ),
     }
 }
 
 fn mismatch<T>(json: &Json, t: &DataType) -> Result<T> {
     let shown = json.to_string();
-    let shown = if shown.len() > 60 { format!("{}...", &shown[..57]) } else { shown };
-    invalid(format!("Can't convert type. sourceType: {}, requiredType: {t}, value: {shown}", json_kind(json)))
+    let shown = if shown.len() > 60 {
+        format!("{}...", &shown[..57])
+    } else {
+        shown
+    };
+    invalid(format!(
+        "Can't convert type. sourceType: {}, requiredType: {t}, value: {shown}",
+        json_kind(json)
+    ))
 }
 
 fn json_kind(json: &Json) -> &'static str {
@@ -154,12 +174,19 @@ pub fn json_to_value(json: &Json, t: &DataType) -> Result<Value> {
         DataType::Bytes => match json {
             Json::String(s) => match base64::engine::general_purpose::STANDARD.decode(s) {
                 Ok(b) => Value::Bytes(b),
-                Err(_) => return invalid(format!("Value is not a valid Base64 encoded string: {s}")),
+                Err(_) => {
+                    return invalid(format!("Value is not a valid Base64 encoded string: {s}"));
+                }
             },
             _ => return mismatch(json, t),
         },
         DataType::Array(item) => match json {
-            Json::Array(items) => Value::Array(items.iter().map(|i| json_to_value(i, item)).collect::<Result<_>>()?),
+            Json::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| json_to_value(i, item))
+                    .collect::<Result<_>>()?,
+            ),
             _ => return mismatch(json, t),
         },
         DataType::Map(k, v) => match json {
@@ -209,14 +236,20 @@ pub(crate) fn parse_text(text: &str, t: &DataType) -> Result<Value> {
                 None => {
                     // Exponent notation from JSON numbers, e.g. 1.5E+2.
                     let f: f64 = text.trim().parse().map_err(|_| bad())?;
-                    Value::parse_decimal(&format!("{f:.*}", *scale as usize)).ok_or_else(|| FormatError::Invalid(format!("cannot parse '{text}' as {t}")))?
+                    Value::parse_decimal(&format!("{f:.*}", *scale as usize)).ok_or_else(|| {
+                        FormatError::Invalid(format!("cannot parse '{text}' as {t}"))
+                    })?
                 }
             };
-            let unscaled = Value::decimal_rescale(unscaled, s, *scale).ok_or_else(|| FormatError::Invalid(format!("decimal '{text}' overflows {t}")))?;
+            let unscaled = Value::decimal_rescale(unscaled, s, *scale)
+                .ok_or_else(|| FormatError::Invalid(format!("decimal '{text}' overflows {t}")))?;
             if unscaled.unsigned_abs() >= 10u128.pow(*precision as u32) {
                 return invalid(format!("decimal '{text}' does not fit in {t}"));
             }
-            Value::Decimal { unscaled, scale: *scale }
+            Value::Decimal {
+                unscaled,
+                scale: *scale,
+            }
         }
         DataType::String => Value::String(text.to_string()),
         DataType::Bytes => match base64::engine::general_purpose::STANDARD.decode(text) {

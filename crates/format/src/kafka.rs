@@ -6,8 +6,14 @@ use sluice_common::{DataType, Value};
 
 pub(crate) fn check_type(t: &DataType) -> Result<()> {
     match t {
-        DataType::Int | DataType::BigInt | DataType::Double | DataType::String | DataType::Bytes => Ok(()),
-        other => invalid(format!("The 'KAFKA' format does not support type '{other}'")),
+        DataType::Int
+        | DataType::BigInt
+        | DataType::Double
+        | DataType::String
+        | DataType::Bytes => Ok(()),
+        other => invalid(format!(
+            "The 'KAFKA' format does not support type '{other}'"
+        )),
     }
 }
 
@@ -27,7 +33,10 @@ pub(crate) fn decode(t: &DataType, bytes: &[u8]) -> Result<Value> {
         if bytes.len() == n {
             Ok(())
         } else {
-            invalid(format!("Size of data received by {t} deserializer is not {n} (got {} bytes)", bytes.len()))
+            invalid(format!(
+                "Size of data received by {t} deserializer is not {n} (got {} bytes)",
+                bytes.len()
+            ))
         }
     };
     Ok(match t {
@@ -52,6 +61,10 @@ pub(crate) fn decode(t: &DataType, bytes: &[u8]) -> Result<Value> {
             Err(_) => return invalid("invalid UTF-8 in STRING"),
         },
         DataType::Bytes => Value::Bytes(bytes.to_vec()),
-        other => return invalid(format!("The 'KAFKA' format does not support type '{other}'")),
+        other => {
+            return invalid(format!(
+                "The 'KAFKA' format does not support type '{other}'"
+            ));
+        }
     })
 }

@@ -28,9 +28,10 @@ pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T> {
 pub fn validate(format: &FormatSpec, columns: &[Column], is_key: bool) -> Result<()> {
     let what = if is_key { "key" } else { "value" };
     match format.kind {
-        FormatKind::None if !columns.is_empty() => {
-            invalid(format!("The '{}' format does not support {what} columns", format.kind))
-        }
+        FormatKind::None if !columns.is_empty() => invalid(format!(
+            "The '{}' format does not support {what} columns",
+            format.kind
+        )),
         FormatKind::Kafka if columns.len() > 1 => invalid(format!(
             "The 'KAFKA' format only supports a single field. Got: {} {what} columns",
             columns.len()
@@ -62,7 +63,11 @@ pub fn validate(format: &FormatSpec, columns: &[Column], is_key: bool) -> Result
 }
 
 /// Serializes key columns. `None` means the record has no key.
-pub fn encode_key(format: &FormatSpec, columns: &[Column], values: &[Value]) -> Result<Option<Vec<u8>>> {
+pub fn encode_key(
+    format: &FormatSpec,
+    columns: &[Column],
+    values: &[Value],
+) -> Result<Option<Vec<u8>>> {
     if columns.is_empty() || values.iter().all(Value::is_null) {
         return Ok(None);
     }
@@ -70,14 +75,28 @@ pub fn encode_key(format: &FormatSpec, columns: &[Column], values: &[Value]) -> 
 }
 
 /// Serializes value columns. `values == None` writes a tombstone.
-pub fn encode_value(format: &FormatSpec, columns: &[Column], values: Option<&[Value]>) -> Result<Option<Vec<u8>>> {
+pub fn encode_value(
+    format: &FormatSpec,
+    columns: &[Column],
+    values: Option<&[Value]>,
+) -> Result<Option<Vec<u8>>> {
     match values {
         None => Ok(None),
-        Some(values) => encode(format, columns, values, format.wrap_single_value.unwrap_or(true)),
+        Some(values) => encode(
+            format,
+            columns,
+            values,
+            format.wrap_single_value.unwrap_or(true),
+        ),
     }
 }
 
-fn encode(format: &FormatSpec, columns: &[Column], values: &[Value], wrap_single: bool) -> Result<Option<Vec<u8>>> {
+fn encode(
+    format: &FormatSpec,
+    columns: &[Column],
+    values: &[Value],
+    wrap_single: bool,
+) -> Result<Option<Vec<u8>>> {
     match format.kind {
         FormatKind::None => Ok(None),
         FormatKind::Json => json::encode(columns, values, wrap_single).map(Some),
@@ -85,12 +104,18 @@ fn encode(format: &FormatSpec, columns: &[Column], values: &[Value], wrap_single
             None | Some(Value::Null) => Ok(None),
             Some(v) => kafka::encode(v).map(Some),
         },
-        FormatKind::Delimited => delimited::encode(values, format.delimiter.unwrap_or(',')).map(Some),
+        FormatKind::Delimited => {
+            delimited::encode(values, format.delimiter.unwrap_or(',')).map(Some)
+        }
     }
 }
 
 /// Deserializes key columns; a missing key gives NULLs.
-pub fn decode_key(format: &FormatSpec, columns: &[Column], bytes: Option<&[u8]>) -> Result<Vec<Value>> {
+pub fn decode_key(
+    format: &FormatSpec,
+    columns: &[Column],
+    bytes: Option<&[u8]>,
+) -> Result<Vec<Value>> {
     match bytes {
         None => Ok(vec![Value::Null; columns.len()]),
         Some(_) if columns.is_empty() => Ok(Vec::new()),
@@ -99,7 +124,11 @@ pub fn decode_key(format: &FormatSpec, columns: &[Column], bytes: Option<&[u8]>)
 }
 
 /// Deserializes value columns; `None` for a tombstone.
-pub fn decode_value(format: &FormatSpec, columns: &[Column], bytes: Option<&[u8]>) -> Result<Option<Vec<Value>>> {
+pub fn decode_value(
+    format: &FormatSpec,
+    columns: &[Column],
+    bytes: Option<&[u8]>,
+) -> Result<Option<Vec<Value>>> {
     match bytes {
         None => Ok(None),
         Some(b) => decode(format, columns, b, format.wrap_single_value.unwrap_or(true))
@@ -113,7 +142,12 @@ fn prefix(what: &str, e: FormatError) -> FormatError {
     FormatError::Invalid(format!("Failed to deserialise {what}: {m}"))
 }
 
-fn decode(format: &FormatSpec, columns: &[Column], bytes: &[u8], wrap_single: bool) -> Result<Vec<Value>> {
+fn decode(
+    format: &FormatSpec,
+    columns: &[Column],
+    bytes: &[u8],
+    wrap_single: bool,
+) -> Result<Vec<Value>> {
     match format.kind {
         FormatKind::None => Ok(vec![Value::Null; columns.len()]),
         FormatKind::Json => json::decode(columns, bytes, wrap_single),
@@ -131,20 +165,35 @@ mod tests {
     use sluice_common::{ColumnRole, DataType};
 
     fn col(name: &str, t: DataType) -> Column {
-        Column { name: name.into(), data_type: t, role: ColumnRole::Value }
+        Column {
+            name: name.into(),
+            data_type: t,
+            role: ColumnRole::Value,
+        }
     }
 
     #[test]
     fn json_value_round_trip_and_case_insensitive_fields() {
         let cols = vec![col("PAGE", DataType::String), col("MS", DataType::BigInt)];
         let f = FormatSpec::new(FormatKind::Json);
-        let bytes = encode_value(&f, &cols, Some(&[Value::String("/a".into()), Value::BigInt(120)]))
+        let bytes = encode_value(
+            &f,
+            &cols,
+            Some(&[Value::String("/a".into()), Value::BigInt(120)]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&bytes).unwrap(),
+            r#"{"PAGE":"/a","MS":120}"#
+        );
+        let row = decode_value(&f, &cols, Some(br#"{"page":"/b","ms":5}"#))
             .unwrap()
             .unwrap();
-        assert_eq!(std::str::from_utf8(&bytes).unwrap(), r#"{"PAGE":"/a","MS":120}"#);
-        let row = decode_value(&f, &cols, Some(br#"{"page":"/b","ms":5}"#)).unwrap().unwrap();
         assert_eq!(row, vec![Value::String("/b".into()), Value::BigInt(5)]);
-        let missing = decode_value(&f, &cols, Some(br#"{"PAGE":"/c"}"#)).unwrap().unwrap();
+        let missing = decode_value(&f, &cols, Some(br#"{"PAGE":"/c"}"#))
+            .unwrap()
+            .unwrap();
         assert_eq!(missing[1], Value::Null);
         assert!(decode_value(&f, &cols, Some(b"{not json")).is_err());
         assert!(decode_value(&f, &cols, Some(br#"{"MS":"abc"}"#)).is_err());
@@ -154,12 +203,19 @@ mod tests {
     fn single_values_wrap_unless_told_not_to() {
         let cols = vec![col("V", DataType::Int)];
         let mut f = FormatSpec::new(FormatKind::Json);
-        let b = encode_value(&f, &cols, Some(&[Value::Int(3)])).unwrap().unwrap();
+        let b = encode_value(&f, &cols, Some(&[Value::Int(3)]))
+            .unwrap()
+            .unwrap();
         assert_eq!(b, br#"{"V":3}"#);
         f.wrap_single_value = Some(false);
-        let b = encode_value(&f, &cols, Some(&[Value::Int(3)])).unwrap().unwrap();
+        let b = encode_value(&f, &cols, Some(&[Value::Int(3)]))
+            .unwrap()
+            .unwrap();
         assert_eq!(b, b"3");
-        assert_eq!(decode_value(&f, &cols, Some(b"4")).unwrap().unwrap(), vec![Value::Int(4)]);
+        assert_eq!(
+            decode_value(&f, &cols, Some(b"4")).unwrap().unwrap(),
+            vec![Value::Int(4)]
+        );
     }
 
     #[test]
@@ -168,17 +224,33 @@ mod tests {
         let f = FormatSpec::new(FormatKind::Kafka);
         let b = encode_key(&f, &cols, &[Value::BigInt(1)]).unwrap().unwrap();
         assert_eq!(b, vec![0, 0, 0, 0, 0, 0, 0, 1]);
-        assert_eq!(decode_key(&f, &cols, Some(&b)).unwrap(), vec![Value::BigInt(1)]);
+        assert_eq!(
+            decode_key(&f, &cols, Some(&b)).unwrap(),
+            vec![Value::BigInt(1)]
+        );
         assert!(decode_key(&f, &cols, Some(&[1, 2])).is_err());
         let s = vec![col("K", DataType::String)];
-        assert_eq!(encode_key(&f, &s, &[Value::String("u1".into())]).unwrap().unwrap(), b"u1");
+        assert_eq!(
+            encode_key(&f, &s, &[Value::String("u1".into())])
+                .unwrap()
+                .unwrap(),
+            b"u1"
+        );
     }
 
     #[test]
     fn delimited_round_trip_with_quotes_and_nulls() {
-        let cols = vec![col("A", DataType::String), col("B", DataType::Int), col("C", DataType::Double)];
+        let cols = vec![
+            col("A", DataType::String),
+            col("B", DataType::Int),
+            col("C", DataType::Double),
+        ];
         let f = FormatSpec::new(FormatKind::Delimited);
-        let row = vec![Value::String("x,\"y".into()), Value::Null, Value::Double(1.5)];
+        let row = vec![
+            Value::String("x,\"y".into()),
+            Value::Null,
+            Value::Double(1.5),
+        ];
         let b = encode_value(&f, &cols, Some(&row)).unwrap().unwrap();
         assert_eq!(std::str::from_utf8(&b).unwrap(), "\"x,\"\"y\",,1.5");
         assert_eq!(decode_value(&f, &cols, Some(&b)).unwrap().unwrap(), row);

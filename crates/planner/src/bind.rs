@@ -5,8 +5,8 @@ use sluice_common::{DataType, ROWOFFSET, ROWPARTITION, ROWTIME, SourceDef, Value
 use sluice_expr::{AggCall, AggKind, BinaryOp, Expr};
 use sluice_sql::Expr as SqlExpr;
 use sqlparser::ast::{
-    BinaryOperator, CastKind, InTarget, DataType as SqlType, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Spanned,
-    UnaryOperator, Value as SqlValue,
+    BinaryOperator, CastKind, DataType as SqlType, FunctionArg, FunctionArgExpr, FunctionArguments,
+    Ident, InTarget, Spanned, UnaryOperator, Value as SqlValue,
 };
 
 /// The columns an expression can see, by position.
@@ -20,18 +20,28 @@ pub struct Scope {
 impl Scope {
     /// A source row: declared columns, then ROWTIME, ROWPARTITION, ROWOFFSET.
     pub fn of_source(def: &SourceDef, alias: Option<&str>) -> Scope {
-        let mut columns: Vec<(String, DataType)> =
-            def.schema.columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect();
+        let mut columns: Vec<(String, DataType)> = def
+            .schema
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.data_type.clone()))
+            .collect();
         columns.push((ROWTIME.into(), DataType::BigInt));
         columns.push((ROWPARTITION.into(), DataType::Int));
         columns.push((ROWOFFSET.into(), DataType::BigInt));
         let mut qualifiers = vec![def.name.clone()];
         qualifiers.extend(alias.map(str::to_string));
-        Scope { columns, qualifiers }
+        Scope {
+            columns,
+            qualifiers,
+        }
     }
 
     pub fn empty() -> Scope {
-        Scope { columns: Vec::new(), qualifiers: Vec::new() }
+        Scope {
+            columns: Vec::new(),
+            qualifiers: Vec::new(),
+        }
     }
 
     pub fn index_of(&self, name: &str) -> Option<usize> {
@@ -48,7 +58,11 @@ pub struct Bound {
 
 /// Normalizes an identifier as ksqlDB does: unquoted upper-cased, quoted kept.
 pub fn ident_name(i: &Ident) -> String {
-    if i.quote_style.is_some() { i.value.clone() } else { i.value.to_ascii_uppercase() }
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_ascii_uppercase()
+    }
 }
 
 pub(crate) fn err_at<T>(e: &SqlExpr, message: impl Into<String>) -> Result<T> {
@@ -62,7 +76,11 @@ pub enum AggMode<'a> {
     None,
     /// Aggregate context: group-by expressions and aggregate calls become columns of the
     /// aggregate row `[group keys..., ROWTIME, aggregate results...]`.
-    Collect { group_by: &'a [SqlExpr], source: &'a Scope, aggs: &'a mut Vec<AggCall> },
+    Collect {
+        group_by: &'a [SqlExpr],
+        source: &'a Scope,
+        aggs: &'a mut Vec<AggCall>,
+    },
 }
 
 pub struct Binder<'a> {
@@ -72,15 +90,27 @@ pub struct Binder<'a> {
 
 impl<'a> Binder<'a> {
     pub fn plain(scope: &'a Scope) -> Binder<'a> {
-        Binder { scope, mode: AggMode::None }
+        Binder {
+            scope,
+            mode: AggMode::None,
+        }
     }
 
     pub fn bind(&mut self, e: &SqlExpr) -> Result<Bound> {
-        if let AggMode::Collect { group_by, source, .. } = &self.mode {
+        if let AggMode::Collect {
+            group_by, source, ..
+        } = &self.mode
+        {
             let text = e.to_string().to_ascii_uppercase();
-            if let Some(i) = group_by.iter().position(|g| g.to_string().to_ascii_uppercase() == text) {
+            if let Some(i) = group_by
+                .iter()
+                .position(|g| g.to_string().to_ascii_uppercase() == text)
+            {
                 let ty = Binder::plain(source).bind(&group_by[i])?.ty;
-                return Ok(Bound { expr: Expr::Column(i), ty });
+                return Ok(Bound {
+                    expr: Expr::Column(i),
+                    ty,
+                });
             }
         }
         match e {
@@ -99,16 +129,31 @@ impl<'a> Binder<'a> {
                 match op {
                     UnaryOperator::Not => {
                         expect_bool(expr, &b)?;
-                        Ok(Bound { expr: Expr::Not(Box::new(b.expr)), ty: Some(DataType::Boolean) })
+                        Ok(Bound {
+                            expr: Expr::Not(Box::new(b.expr)),
+                            ty: Some(DataType::Boolean),
+                        })
                     }
                     UnaryOperator::Minus => {
                         if let Expr::Literal(v) = &b.expr {
-                            return Ok(Bound { expr: Expr::Literal(negate_literal(e, v)?), ty: b.ty });
+                            return Ok(Bound {
+                                expr: Expr::Literal(negate_literal(e, v)?),
+                                ty: b.ty,
+                            });
                         }
                         if !b.ty.as_ref().is_none_or(DataType::is_numeric) {
-                            return err_at(expr, format!("Unary minus needs a numeric operand, got {}", ty_name(&b.ty)));
+                            return err_at(
+                                expr,
+                                format!(
+                                    "Unary minus needs a numeric operand, got {}",
+                                    ty_name(&b.ty)
+                                ),
+                            );
                         }
-                        Ok(Bound { expr: Expr::Negate(Box::new(b.expr)), ty: b.ty })
+                        Ok(Bound {
+                            expr: Expr::Negate(Box::new(b.expr)),
+                            ty: b.ty,
+                        })
                     }
                     UnaryOperator::Plus => Ok(b),
                     other => err_at(e, format!("Unsupported operator {other}")),
@@ -118,7 +163,10 @@ impl<'a> Binder<'a> {
             SqlExpr::IsNull(inner) | SqlExpr::IsNotNull(inner) => {
                 let b = self.bind(inner)?;
                 Ok(Bound {
-                    expr: Expr::IsNull { expr: Box::new(b.expr), negated: matches!(e, SqlExpr::IsNotNull(_)) },
+                    expr: Expr::IsNull {
+                        expr: Box::new(b.expr),
+                        negated: matches!(e, SqlExpr::IsNotNull(_)),
+                    },
                     ty: Some(DataType::Boolean),
                 })
             }
@@ -127,30 +175,66 @@ impl<'a> Binder<'a> {
                 // (l IS NULL AND r IS NULL) OR COALESCE(l = r, FALSE), negated for DISTINCT.
                 let both_null = Expr::Binary {
                     op: BinaryOp::And,
-                    left: Box::new(Expr::IsNull { expr: Box::new(l.expr.clone()), negated: false }),
-                    right: Box::new(Expr::IsNull { expr: Box::new(r.expr.clone()), negated: false }),
+                    left: Box::new(Expr::IsNull {
+                        expr: Box::new(l.expr.clone()),
+                        negated: false,
+                    }),
+                    right: Box::new(Expr::IsNull {
+                        expr: Box::new(r.expr.clone()),
+                        negated: false,
+                    }),
                 };
                 let eq = Expr::Case {
                     branches: vec![(
-                        Expr::Binary { op: BinaryOp::Eq, left: Box::new(l.expr), right: Box::new(r.expr) },
+                        Expr::Binary {
+                            op: BinaryOp::Eq,
+                            left: Box::new(l.expr),
+                            right: Box::new(r.expr),
+                        },
                         Expr::Literal(Value::Boolean(true)),
                     )],
                     otherwise: Some(Box::new(Expr::Literal(Value::Boolean(false)))),
                 };
-                let same = Expr::Binary { op: BinaryOp::Or, left: Box::new(both_null), right: Box::new(eq) };
-                let expr = if matches!(e, SqlExpr::IsDistinctFrom(..)) { Expr::Not(Box::new(same)) } else { same };
-                Ok(Bound { expr, ty: Some(DataType::Boolean) })
+                let same = Expr::Binary {
+                    op: BinaryOp::Or,
+                    left: Box::new(both_null),
+                    right: Box::new(eq),
+                };
+                let expr = if matches!(e, SqlExpr::IsDistinctFrom(..)) {
+                    Expr::Not(Box::new(same))
+                } else {
+                    same
+                };
+                Ok(Bound {
+                    expr,
+                    ty: Some(DataType::Boolean),
+                })
             }
-            SqlExpr::Between { expr, negated, low, high } => {
+            SqlExpr::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
                 let (v, lo, hi) = (self.bind(expr)?, self.bind(low)?, self.bind(high)?);
                 comparable(e, &v.ty, &lo.ty)?;
                 comparable(e, &v.ty, &hi.ty)?;
                 Ok(Bound {
-                    expr: Expr::Between { expr: Box::new(v.expr), low: Box::new(lo.expr), high: Box::new(hi.expr), negated: *negated },
+                    expr: Expr::Between {
+                        expr: Box::new(v.expr),
+                        low: Box::new(lo.expr),
+                        high: Box::new(hi.expr),
+                        negated: *negated,
+                    },
                     ty: Some(DataType::Boolean),
                 })
             }
-            SqlExpr::In { expr, target: InTarget::List(list), negated, .. } => {
+            SqlExpr::In {
+                expr,
+                target: InTarget::List(list),
+                negated,
+                ..
+            } => {
                 let v = self.bind(expr)?;
                 let mut items = Vec::with_capacity(list.len());
                 for item in list {
@@ -158,41 +242,84 @@ impl<'a> Binder<'a> {
                     comparable(item, &v.ty, &b.ty)?;
                     items.push(b.expr);
                 }
-                Ok(Bound { expr: Expr::InList { expr: Box::new(v.expr), list: items, negated: *negated }, ty: Some(DataType::Boolean) })
+                Ok(Bound {
+                    expr: Expr::InList {
+                        expr: Box::new(v.expr),
+                        list: items,
+                        negated: *negated,
+                    },
+                    ty: Some(DataType::Boolean),
+                })
             }
-            SqlExpr::Like { negated, any: false, expr, pattern, escape_char } => {
+            SqlExpr::Like {
+                negated,
+                any: false,
+                expr,
+                pattern,
+                escape_char,
+            } => {
                 let (v, p) = (self.bind(expr)?, self.bind(pattern)?);
                 for (x, b) in [(expr, &v), (pattern, &p)] {
                     if !b.ty.as_ref().is_none_or(|t| *t == DataType::String) {
-                        return err_at(x, format!("LIKE needs STRING operands, got {}", ty_name(&b.ty)));
+                        return err_at(
+                            x,
+                            format!("LIKE needs STRING operands, got {}", ty_name(&b.ty)),
+                        );
                     }
                 }
                 let escape = match escape_char.as_deref() {
                     None => None,
                     Some(SqlExpr::Value(v)) => match &v.value {
-                        SqlValue::SingleQuotedString(s) if s.chars().count() == 1 => s.chars().next(),
+                        SqlValue::SingleQuotedString(s) if s.chars().count() == 1 => {
+                            s.chars().next()
+                        }
                         _ => return err_at(e, "ESCAPE must be a single character"),
                     },
                     Some(other) => return err_at(other, "ESCAPE must be a single character"),
                 };
                 Ok(Bound {
-                    expr: Expr::Like { expr: Box::new(v.expr), pattern: Box::new(p.expr), escape, negated: *negated },
+                    expr: Expr::Like {
+                        expr: Box::new(v.expr),
+                        pattern: Box::new(p.expr),
+                        escape,
+                        negated: *negated,
+                    },
                     ty: Some(DataType::Boolean),
                 })
             }
-            SqlExpr::Cast { kind: CastKind::Cast, expr, data_type, .. } => {
+            SqlExpr::Cast {
+                kind: CastKind::Cast,
+                expr,
+                data_type,
+                ..
+            } => {
                 let b = self.bind(expr)?;
                 let to = convert_type(e, data_type)?;
-                Ok(Bound { expr: Expr::Cast { expr: Box::new(b.expr), to: to.clone() }, ty: Some(to) })
+                Ok(Bound {
+                    expr: Expr::Cast {
+                        expr: Box::new(b.expr),
+                        to: to.clone(),
+                    },
+                    ty: Some(to),
+                })
             }
-            SqlExpr::Case { operand, conditions, else_result, .. } => {
+            SqlExpr::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => {
                 let operand = operand.as_ref().map(|o| self.bind(o)).transpose()?;
                 let mut branches = Vec::new();
                 let mut ty: Option<DataType> = None;
                 for cw in conditions {
                     let cond = self.bind(&cw.condition)?;
                     let when = match &operand {
-                        Some(o) => Expr::Binary { op: BinaryOp::Eq, left: Box::new(o.expr.clone()), right: Box::new(cond.expr) },
+                        Some(o) => Expr::Binary {
+                            op: BinaryOp::Eq,
+                            left: Box::new(o.expr.clone()),
+                            right: Box::new(cond.expr),
+                        },
                         None => {
                             expect_bool(&cw.condition, &cond)?;
                             cond.expr
@@ -210,7 +337,13 @@ impl<'a> Binder<'a> {
                     }
                     None => None,
                 };
-                Ok(Bound { expr: Expr::Case { branches, otherwise }, ty })
+                Ok(Bound {
+                    expr: Expr::Case {
+                        branches,
+                        otherwise,
+                    },
+                    ty,
+                })
             }
             SqlExpr::Function(f) => self.function(e, f),
             other => err_at(other, format!("Unsupported expression: {other}")),
@@ -225,23 +358,43 @@ impl<'a> Binder<'a> {
     }
 
     fn column(&mut self, e: &SqlExpr, name: &str) -> Result<Bound> {
-        if let AggMode::Collect { group_by, source, aggs } = &self.mode {
+        if let AggMode::Collect {
+            group_by,
+            source,
+            aggs,
+        } = &self.mode
+        {
             if name == ROWTIME {
-                return Ok(Bound { expr: Expr::Column(group_by.len()), ty: Some(DataType::BigInt) });
+                return Ok(Bound {
+                    expr: Expr::Column(group_by.len()),
+                    ty: Some(DataType::BigInt),
+                });
             }
             let _ = aggs;
             if source.index_of(name).is_some() {
-                return err_at(e, format!("Non-aggregate SELECT expression(s) not part of GROUP BY: {name}"));
+                return err_at(
+                    e,
+                    format!("Non-aggregate SELECT expression(s) not part of GROUP BY: {name}"),
+                );
             }
             return err_at(e, format!("Column '{name}' cannot be resolved."));
         }
         match self.scope.index_of(name) {
-            Some(i) => Ok(Bound { expr: Expr::Column(i), ty: Some(self.scope.columns[i].1.clone()) }),
+            Some(i) => Ok(Bound {
+                expr: Expr::Column(i),
+                ty: Some(self.scope.columns[i].1.clone()),
+            }),
             None => err_at(e, format!("Column '{name}' cannot be resolved.")),
         }
     }
 
-    fn binary(&mut self, e: &SqlExpr, left: &SqlExpr, op: &BinaryOperator, right: &SqlExpr) -> Result<Bound> {
+    fn binary(
+        &mut self,
+        e: &SqlExpr,
+        left: &SqlExpr,
+        op: &BinaryOperator,
+        right: &SqlExpr,
+    ) -> Result<Bound> {
         let (l, r) = (self.bind(left)?, self.bind(right)?);
         let op = match op {
             BinaryOperator::Plus => BinaryOp::Add,
@@ -269,7 +422,10 @@ impl<'a> Binder<'a> {
             BinaryOp::Concat => {
                 for (x, b) in [(left, &l), (right, &r)] {
                     if !b.ty.as_ref().is_none_or(|t| *t == DataType::String) {
-                        return err_at(x, format!("|| needs STRING operands, got {}", ty_name(&b.ty)));
+                        return err_at(
+                            x,
+                            format!("|| needs STRING operands, got {}", ty_name(&b.ty)),
+                        );
                     }
                 }
                 Some(DataType::String)
@@ -285,23 +441,45 @@ impl<'a> Binder<'a> {
                         (BinaryOp::Mul, DataType::Decimal { .. }) => decimal_mul(a, b),
                         (BinaryOp::Div, DataType::Decimal { precision, scale }) => {
                             let s = (scale + 6).min(38);
-                            DataType::Decimal { precision: (precision + 6).clamp(s, 38), scale: s }
+                            DataType::Decimal {
+                                precision: (precision + 6).clamp(s, 38),
+                                scale: s,
+                            }
                         }
                         (_, t) => t,
                     }),
-                    None if op == BinaryOp::Add && *a == DataType::String && *b == DataType::String => {
+                    None if op == BinaryOp::Add
+                        && *a == DataType::String
+                        && *b == DataType::String =>
+                    {
                         return Ok(Bound {
-                            expr: Expr::Binary { op: BinaryOp::Concat, left: Box::new(l.expr), right: Box::new(r.expr) },
+                            expr: Expr::Binary {
+                                op: BinaryOp::Concat,
+                                left: Box::new(l.expr),
+                                right: Box::new(r.expr),
+                            },
                             ty: Some(DataType::String),
                         });
                     }
                     None => {
-                        return err_at(e, format!("Error processing expression: {e}. Unsupported arithmetic types. {a} {b}"));
+                        return err_at(
+                            e,
+                            format!(
+                                "Error processing expression: {e}. Unsupported arithmetic types. {a} {b}"
+                            ),
+                        );
                     }
                 },
             },
         };
-        Ok(Bound { expr: Expr::Binary { op, left: Box::new(l.expr), right: Box::new(r.expr) }, ty })
+        Ok(Bound {
+            expr: Expr::Binary {
+                op,
+                left: Box::new(l.expr),
+                right: Box::new(r.expr),
+            },
+            ty,
+        })
     }
 
     fn function(&mut self, e: &SqlExpr, f: &sqlparser::ast::Function) -> Result<Bound> {
@@ -311,7 +489,8 @@ impl<'a> Binder<'a> {
             FunctionArguments::None => &[],
             FunctionArguments::Subquery(_) => return err_at(e, "Subqueries are not supported"),
         };
-        let star = list.len() == 1 && matches!(list[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard));
+        let star =
+            list.len() == 1 && matches!(list[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard));
         let mut args = Vec::with_capacity(list.len());
         if !star {
             for a in list {
@@ -321,43 +500,84 @@ impl<'a> Binder<'a> {
                 }
             }
         }
-        if let Some(kind) = AggKind::from_name(&name, star || (name == "COUNT" && args.is_empty())) {
-            let AggMode::Collect { source, aggs, group_by } = &mut self.mode else {
-                return err_at(e, format!("Aggregate function {name} is only allowed in the SELECT or HAVING of an aggregate query (one with GROUP BY)"));
+        if let Some(kind) = AggKind::from_name(&name, star || (name == "COUNT" && args.is_empty()))
+        {
+            let AggMode::Collect {
+                source,
+                aggs,
+                group_by,
+            } = &mut self.mode
+            else {
+                return err_at(
+                    e,
+                    format!(
+                        "Aggregate function {name} is only allowed in the SELECT or HAVING of an aggregate query (one with GROUP BY)"
+                    ),
+                );
             };
             if args.len() > 1 {
                 return err_at(e, format!("{name} takes one argument, got {}", args.len()));
             }
-            let arg = args.first().map(|a| Binder::plain(source).bind(a)).transpose()?;
+            let arg = args
+                .first()
+                .map(|a| Binder::plain(source).bind(a))
+                .transpose()?;
             let arg_type = arg.as_ref().and_then(|a| a.ty.clone());
-            let ty = kind.return_type(arg_type.as_ref()).or_else(|m| err_at(e, format!("Function {name} {m}")))?;
+            let ty = kind
+                .return_type(arg_type.as_ref())
+                .or_else(|m| err_at(e, format!("Function {name} {m}")))?;
             let idx = group_by.len() + 1 + aggs.len();
             // COUNT(1) counts rows, like COUNT(*).
-            let kind = if kind == AggKind::Count && matches!(arg.as_ref().map(|a| &a.expr), Some(Expr::Literal(v)) if !v.is_null()) {
+            let kind = if kind == AggKind::Count
+                && matches!(arg.as_ref().map(|a| &a.expr), Some(Expr::Literal(v)) if !v.is_null())
+            {
                 AggKind::CountStar
             } else {
                 kind
             };
-            aggs.push(AggCall { kind, arg: arg.map(|a| a.expr), arg_type });
-            return Ok(Bound { expr: Expr::Column(idx), ty: Some(ty) });
+            aggs.push(AggCall {
+                kind,
+                arg: arg.map(|a| a.expr),
+                arg_type,
+            });
+            return Ok(Bound {
+                expr: Expr::Column(idx),
+                ty: Some(ty),
+            });
         }
         let Some(func) = sluice_expr::lookup(&name) else {
-            return err_at(e, format!("Can't find any functions with the name '{name}'"));
+            return err_at(
+                e,
+                format!("Can't find any functions with the name '{name}'"),
+            );
         };
         let mut bound = Vec::with_capacity(args.len());
         for a in &args {
             bound.push(self.bind(a)?);
         }
-        let types: Vec<DataType> = bound.iter().map(|b| b.ty.clone().unwrap_or(DataType::String)).collect();
-        let ty = (func.return_type)(&types).or_else(|m| err_at(e, format!("Function {name} {m}")))?;
-        Ok(Bound { expr: Expr::Call { func, args: bound.into_iter().map(|b| b.expr).collect() }, ty: Some(ty) })
+        let types: Vec<DataType> = bound
+            .iter()
+            .map(|b| b.ty.clone().unwrap_or(DataType::String))
+            .collect();
+        let ty =
+            (func.return_type)(&types).or_else(|m| err_at(e, format!("Function {name} {m}")))?;
+        Ok(Bound {
+            expr: Expr::Call {
+                func,
+                args: bound.into_iter().map(|b| b.expr).collect(),
+            },
+            ty: Some(ty),
+        })
     }
 }
 
 fn decimal_mul(a: &DataType, b: &DataType) -> DataType {
     let (pa, sa) = decimal_parts(a);
     let (pb, sb) = decimal_parts(b);
-    DataType::Decimal { precision: (pa + pb + 1).min(38), scale: (sa + sb).min(38) }
+    DataType::Decimal {
+        precision: (pa + pb + 1).min(38),
+        scale: (sa + sb).min(38),
+    }
 }
 
 fn decimal_parts(t: &DataType) -> (u8, u8) {
@@ -375,15 +595,23 @@ pub(crate) fn ty_name(t: &Option<DataType>) -> String {
 fn expect_bool(e: &SqlExpr, b: &Bound) -> Result<()> {
     match &b.ty {
         None | Some(DataType::Boolean) => Ok(()),
-        Some(t) => err_at(e, format!("Type mismatch: expected BOOLEAN, got {t} in {e}")),
+        Some(t) => err_at(
+            e,
+            format!("Type mismatch: expected BOOLEAN, got {t} in {e}"),
+        ),
     }
 }
 
 fn comparable(e: &SqlExpr, a: &Option<DataType>, b: &Option<DataType>) -> Result<()> {
-    let (Some(a), Some(b)) = (a, b) else { return Ok(()) };
+    let (Some(a), Some(b)) = (a, b) else {
+        return Ok(());
+    };
     let ok = a == b
         || (a.is_numeric() && b.is_numeric())
-        || matches!((a, b), (DataType::Timestamp, DataType::BigInt) | (DataType::BigInt, DataType::Timestamp));
+        || matches!(
+            (a, b),
+            (DataType::Timestamp, DataType::BigInt) | (DataType::BigInt, DataType::Timestamp)
+        );
     if ok {
         Ok(())
     } else {
@@ -397,34 +625,50 @@ fn unify(e: &SqlExpr, a: Option<DataType>, b: Option<DataType>) -> Result<Option
         (Some(a), Some(b)) if a == b => Ok(Some(a)),
         (Some(a), Some(b)) => match DataType::numeric_common(&a, &b) {
             Some(t) => Ok(Some(t)),
-            None => err_at(e, format!("Invalid Case expression. Type for all 'THEN' clauses should be the same. Result expression {e} has type {b}, expected {a}")),
+            None => err_at(
+                e,
+                format!(
+                    "Invalid Case expression. Type for all 'THEN' clauses should be the same. Result expression {e} has type {b}, expected {a}"
+                ),
+            ),
         },
     }
 }
 
 fn literal(e: &SqlExpr, v: &SqlValue) -> Result<Bound> {
     let (value, ty) = match v {
-        SqlValue::Null => return Ok(Bound { expr: Expr::Literal(Value::Null), ty: None }),
+        SqlValue::Null => {
+            return Ok(Bound {
+                expr: Expr::Literal(Value::Null),
+                ty: None,
+            });
+        }
         SqlValue::Boolean(b) => (Value::Boolean(*b), DataType::Boolean),
         SqlValue::SingleQuotedString(s) => (Value::String(s.clone()), DataType::String),
         SqlValue::Number(n, _) => number(e, n)?,
         other => return err_at(e, format!("Unsupported literal {other}")),
     };
-    Ok(Bound { expr: Expr::Literal(value), ty: Some(ty) })
+    Ok(Bound {
+        expr: Expr::Literal(value),
+        ty: Some(ty),
+    })
 }
 
 /// ksqlDB's literal typing: integers are INT when they fit, else BIGINT; a decimal point
 /// makes a DECIMAL; an exponent makes a DOUBLE.
 fn number(e: &SqlExpr, n: &str) -> Result<(Value, DataType)> {
     if n.contains(['e', 'E']) {
-        let d: f64 = n.parse().or_else(|_| err_at(e, format!("Invalid numeric literal: {n}")))?;
+        let d: f64 = n
+            .parse()
+            .or_else(|_| err_at(e, format!("Invalid numeric literal: {n}")))?;
         if d.is_infinite() {
             return err_at(e, format!("Number overflows DOUBLE: {n}"));
         }
         return Ok((Value::Double(d), DataType::Double));
     }
     if n.contains('.') {
-        let (unscaled, scale) = Value::parse_decimal(n).ok_or_else(|| PlanError::new(format!("Invalid numeric literal: {n}"), 0, 0))?;
+        let (unscaled, scale) = Value::parse_decimal(n)
+            .ok_or_else(|| PlanError::new(format!("Invalid numeric literal: {n}"), 0, 0))?;
         let v = Value::Decimal { unscaled, scale };
         let ty = v.data_type().unwrap_or(DataType::Double);
         return Ok((v, ty));
@@ -435,7 +679,13 @@ fn number(e: &SqlExpr, n: &str) -> Result<(Value, DataType)> {
             Err(_) => Ok((Value::BigInt(i), DataType::BigInt)),
         },
         // i64::MIN's magnitude only parses negated; handled in negate_literal.
-        Err(_) if n.trim_start_matches('0') == "9223372036854775808" => Ok((Value::Decimal { unscaled: 9223372036854775808, scale: 0 }, DataType::BigInt)),
+        Err(_) if n.trim_start_matches('0') == "9223372036854775808" => Ok((
+            Value::Decimal {
+                unscaled: 9223372036854775808,
+                scale: 0,
+            },
+            DataType::BigInt,
+        )),
         Err(_) => err_at(e, format!("Invalid numeric literal: {n}")),
     }
 }
@@ -445,8 +695,14 @@ fn negate_literal(e: &SqlExpr, v: &Value) -> Result<Value> {
         Value::Int(i) => Value::Int(-i),
         Value::BigInt(i) => Value::BigInt(-i),
         Value::Double(d) => Value::Double(-d),
-        Value::Decimal { unscaled: 9223372036854775808, scale: 0 } => Value::BigInt(i64::MIN),
-        Value::Decimal { unscaled, scale } => Value::Decimal { unscaled: -unscaled, scale: *scale },
+        Value::Decimal {
+            unscaled: 9223372036854775808,
+            scale: 0,
+        } => Value::BigInt(i64::MIN),
+        Value::Decimal { unscaled, scale } => Value::Decimal {
+            unscaled: -unscaled,
+            scale: *scale,
+        },
         Value::Null => Value::Null,
         other => return err_at(e, format!("Cannot negate {other}")),
     })
@@ -458,18 +714,26 @@ pub fn convert_type(e: &SqlExpr, t: &SqlType) -> Result<DataType> {
         SqlType::Boolean | SqlType::Bool => DataType::Boolean,
         SqlType::Int(_) | SqlType::Integer(_) => DataType::Int,
         SqlType::BigInt(_) => DataType::BigInt,
-        SqlType::Double(_) | SqlType::DoublePrecision | SqlType::Float(_) | SqlType::Real => DataType::Double,
+        SqlType::Double(_) | SqlType::DoublePrecision | SqlType::Float(_) | SqlType::Real => {
+            DataType::Double
+        }
         SqlType::String(_) | SqlType::Varchar(_) | SqlType::Text => DataType::String,
         SqlType::Bytes(_) => DataType::Bytes,
         SqlType::Timestamp(..) => DataType::Timestamp,
         SqlType::Date => DataType::Date,
         SqlType::Time(..) => DataType::Time,
         SqlType::Decimal(info) | SqlType::Numeric(info) => match info {
-            sqlparser::ast::ExactNumberInfo::PrecisionAndScale(p, s) => {
-                DataType::Decimal { precision: (*p).min(38) as u8, scale: (*s).clamp(0, 38) as u8 }
+            sqlparser::ast::ExactNumberInfo::PrecisionAndScale(p, s) => DataType::Decimal {
+                precision: (*p).min(38) as u8,
+                scale: (*s).clamp(0, 38) as u8,
+            },
+            sqlparser::ast::ExactNumberInfo::Precision(p) => DataType::Decimal {
+                precision: (*p).min(38) as u8,
+                scale: 0,
+            },
+            sqlparser::ast::ExactNumberInfo::None => {
+                return err_at(e, "DECIMAL needs a precision and scale");
             }
-            sqlparser::ast::ExactNumberInfo::Precision(p) => DataType::Decimal { precision: (*p).min(38) as u8, scale: 0 },
-            sqlparser::ast::ExactNumberInfo::None => return err_at(e, "DECIMAL needs a precision and scale"),
         },
         SqlType::Custom(name, _) => match name.to_string().to_ascii_uppercase().as_str() {
             "STRING" => DataType::String,

@@ -50,7 +50,9 @@ fn parse_format(name: &str, value: &PropValue, at: &Name) -> Result<FormatKind> 
         "NONE" => FormatKind::None,
         other => {
             return Err(PlanError::at_name(
-                format!("Unknown {name}: {other}. Sluice supports JSON, JSON_SR (as JSON), KAFKA, DELIMITED and NONE"),
+                format!(
+                    "Unknown {name}: {other}. Sluice supports JSON, JSON_SR (as JSON), KAFKA, DELIMITED and NONE"
+                ),
                 at,
             ));
         }
@@ -61,7 +63,10 @@ pub fn source_props(props: &Properties, at: &Name) -> Result<SourceProps> {
     let mut out = SourceProps::default();
     for key in props.values.keys() {
         if !KNOWN_PROPERTIES.contains(&key.as_str()) {
-            return Err(PlanError::at_name(format!("Invalid config variable(s) in the WITH clause: {key}"), at));
+            return Err(PlanError::at_name(
+                format!("Invalid config variable(s) in the WITH clause: {key}"),
+                at,
+            ));
         }
     }
     let get = |k: &str| props.values.get(k);
@@ -73,7 +78,10 @@ pub fn source_props(props: &Properties, at: &Name) -> Result<SourceProps> {
     }
     if let Some(f) = get("FORMAT") {
         if get("VALUE_FORMAT").is_some() || get("KEY_FORMAT").is_some() {
-            return Err(PlanError::at_name("Cannot supply both 'FORMAT' and 'VALUE_FORMAT' or 'KEY_FORMAT'", at));
+            return Err(PlanError::at_name(
+                "Cannot supply both 'FORMAT' and 'VALUE_FORMAT' or 'KEY_FORMAT'",
+                at,
+            ));
         }
         let kind = parse_format("FORMAT", f, at)?;
         out.value_format = Some(FormatSpec::new(kind));
@@ -86,9 +94,17 @@ pub fn source_props(props: &Properties, at: &Name) -> Result<SourceProps> {
         out.key_format = Some(FormatSpec::new(parse_format("KEY_FORMAT", f, at)?));
     }
     if let Some(p) = get("PARTITIONS") {
-        let n: u32 = p.to_string().parse().map_err(|_| PlanError::at_name(format!("PARTITIONS must be a positive integer, got {p}"), at))?;
+        let n: u32 = p.to_string().parse().map_err(|_| {
+            PlanError::at_name(
+                format!("PARTITIONS must be a positive integer, got {p}"),
+                at,
+            )
+        })?;
         if n == 0 || n > 1024 {
-            return Err(PlanError::at_name(format!("PARTITIONS must be between 1 and 1024, got {n}"), at));
+            return Err(PlanError::at_name(
+                format!("PARTITIONS must be between 1 and 1024, got {n}"),
+                at,
+            ));
         }
         out.partitions = Some(n);
     }
@@ -98,7 +114,12 @@ pub fn source_props(props: &Properties, at: &Name) -> Result<SourceProps> {
             other => match other.to_string().to_ascii_lowercase().as_str() {
                 "true" => true,
                 "false" => false,
-                _ => return Err(PlanError::at_name(format!("WRAP_SINGLE_VALUE must be true or false, got {other}"), at)),
+                _ => {
+                    return Err(PlanError::at_name(
+                        format!("WRAP_SINGLE_VALUE must be true or false, got {other}"),
+                        at,
+                    ));
+                }
             },
         });
     }
@@ -108,11 +129,23 @@ pub fn source_props(props: &Properties, at: &Name) -> Result<SourceProps> {
             "TAB" => '\t',
             "SPACE" => ' ',
             _ if text.chars().count() == 1 => text.chars().next().unwrap_or(','),
-            _ => return Err(PlanError::at_name(format!("Invalid delimiter '{text}': it must be a single character, TAB or SPACE"), at)),
+            _ => {
+                return Err(PlanError::at_name(
+                    format!(
+                        "Invalid delimiter '{text}': it must be a single character, TAB or SPACE"
+                    ),
+                    at,
+                ));
+            }
         };
         match out.value_format.as_mut() {
             Some(f) if f.kind == FormatKind::Delimited => f.delimiter = Some(c),
-            _ => return Err(PlanError::at_name("VALUE_DELIMITER is only valid with VALUE_FORMAT='DELIMITED'", at)),
+            _ => {
+                return Err(PlanError::at_name(
+                    "VALUE_DELIMITER is only valid with VALUE_FORMAT='DELIMITED'",
+                    at,
+                ));
+            }
         }
     }
     out.timestamp = get("TIMESTAMP").map(|v| v.to_string().to_ascii_uppercase());
@@ -130,47 +163,102 @@ pub fn plan_create_source(
     sql: &str,
 ) -> Result<(SourceDef, Option<u32>)> {
     let p = source_props(props, name)?;
-    let topic = p.topic.clone().ok_or_else(|| PlanError::at_name("Missing required property \"KAFKA_TOPIC\" which has no default value.", name))?;
-    let value_format = p
-        .value_format_or(None)
-        .ok_or_else(|| PlanError::at_name("Missing required property \"VALUE_FORMAT\" which has no default value.", name))?;
+    let topic = p.topic.clone().ok_or_else(|| {
+        PlanError::at_name(
+            "Missing required property \"KAFKA_TOPIC\" which has no default value.",
+            name,
+        )
+    })?;
+    let value_format = p.value_format_or(None).ok_or_else(|| {
+        PlanError::at_name(
+            "Missing required property \"VALUE_FORMAT\" which has no default value.",
+            name,
+        )
+    })?;
     let mut cols = Vec::with_capacity(columns.len());
     for c in columns {
         if cols.iter().any(|x: &Column| x.name == c.name.value) {
-            return Err(PlanError::at_name(format!("Duplicate column names: {}", c.name.value), &c.name));
+            return Err(PlanError::at_name(
+                format!("Duplicate column names: {}", c.name.value),
+                &c.name,
+            ));
         }
         let role = match (kind, c.key) {
             (_, KeyKind::None) => ColumnRole::Value,
             (SourceKind::Stream, KeyKind::Key) => ColumnRole::Key,
             (SourceKind::Table, KeyKind::PrimaryKey) => ColumnRole::PrimaryKey,
             (SourceKind::Stream, KeyKind::PrimaryKey) => {
-                return Err(PlanError::at_name(format!("Column `{}` is a 'PRIMARY KEY' column: please use 'KEY' for streams.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NON NULL constraints.", c.name.value), &c.name));
+                return Err(PlanError::at_name(
+                    format!(
+                        "Column `{}` is a 'PRIMARY KEY' column: please use 'KEY' for streams.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NON NULL constraints.",
+                        c.name.value
+                    ),
+                    &c.name,
+                ));
             }
             (SourceKind::Table, KeyKind::Key) => {
-                return Err(PlanError::at_name(format!("Column `{}` is a 'KEY' column: please use 'PRIMARY KEY' for tables.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NON NULL constraints.", c.name.value), &c.name));
+                return Err(PlanError::at_name(
+                    format!(
+                        "Column `{}` is a 'KEY' column: please use 'PRIMARY KEY' for tables.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NON NULL constraints.",
+                        c.name.value
+                    ),
+                    &c.name,
+                ));
             }
         };
-        if matches!(c.name.value.as_str(), "ROWTIME" | "ROWPARTITION" | "ROWOFFSET") {
-            return Err(PlanError::at_name(format!("'{}' is a reserved column name.", c.name.value), &c.name));
+        if matches!(
+            c.name.value.as_str(),
+            "ROWTIME" | "ROWPARTITION" | "ROWOFFSET"
+        ) {
+            return Err(PlanError::at_name(
+                format!("'{}' is a reserved column name.", c.name.value),
+                &c.name,
+            ));
         }
-        cols.push(Column { name: c.name.value.clone(), data_type: c.data_type.clone(), role });
+        cols.push(Column {
+            name: c.name.value.clone(),
+            data_type: c.data_type.clone(),
+            role,
+        });
     }
     if cols.is_empty() {
-        return Err(PlanError::at_name(format!("The statement does not define any columns for {}", name.value), name));
+        return Err(PlanError::at_name(
+            format!(
+                "The statement does not define any columns for {}",
+                name.value
+            ),
+            name,
+        ));
     }
     let schema = Schema::new(cols);
     if kind == SourceKind::Table && schema.key_count() == 0 {
-        return Err(PlanError::at_name(format!("Tables require a PRIMARY KEY. Please define the PRIMARY KEY of {}.", name.value), name));
+        return Err(PlanError::at_name(
+            format!(
+                "Tables require a PRIMARY KEY. Please define the PRIMARY KEY of {}.",
+                name.value
+            ),
+            name,
+        ));
     }
     if schema.values().is_empty() {
-        return Err(PlanError::at_name(format!("The statement does not define any value columns for {}", name.value), name));
+        return Err(PlanError::at_name(
+            format!(
+                "The statement does not define any value columns for {}",
+                name.value
+            ),
+            name,
+        ));
     }
     let key_format = match p.key_format.clone() {
         Some(f) => f,
         None if schema.key_count() == 0 => FormatSpec::new(FormatKind::None),
         None => FormatSpec::new(FormatKind::Kafka),
     };
-    let key_format = if schema.key_count() == 0 { FormatSpec::new(FormatKind::None) } else { key_format };
+    let key_format = if schema.key_count() == 0 {
+        FormatSpec::new(FormatKind::None)
+    } else {
+        key_format
+    };
     check_formats(&schema, &key_format, &value_format, name)?;
     let timestamp_column = check_timestamp(&schema, p.timestamp.as_deref(), name)?;
     let def = SourceDef {
@@ -188,24 +276,53 @@ pub fn plan_create_source(
     Ok((def, p.partitions))
 }
 
-pub(crate) fn check_formats(schema: &Schema, key: &FormatSpec, value: &FormatSpec, at: &Name) -> Result<()> {
-    sluice_format::validate(key, schema.keys(), true).map_err(|e| PlanError::at_name(e.to_string(), at))?;
-    sluice_format::validate(value, schema.values(), false).map_err(|e| PlanError::at_name(e.to_string(), at))?;
+pub(crate) fn check_formats(
+    schema: &Schema,
+    key: &FormatSpec,
+    value: &FormatSpec,
+    at: &Name,
+) -> Result<()> {
+    sluice_format::validate(key, schema.keys(), true)
+        .map_err(|e| PlanError::at_name(e.to_string(), at))?;
+    sluice_format::validate(value, schema.values(), false)
+        .map_err(|e| PlanError::at_name(e.to_string(), at))?;
     if value.kind == FormatKind::None && !schema.values().is_empty() {
-        return Err(PlanError::at_name("VALUE_FORMAT 'NONE' cannot carry value columns", at));
+        return Err(PlanError::at_name(
+            "VALUE_FORMAT 'NONE' cannot carry value columns",
+            at,
+        ));
     }
     Ok(())
 }
 
-pub(crate) fn check_timestamp(schema: &Schema, ts: Option<&str>, at: &Name) -> Result<Option<String>> {
+pub(crate) fn check_timestamp(
+    schema: &Schema,
+    ts: Option<&str>,
+    at: &Name,
+) -> Result<Option<String>> {
     let Some(ts) = ts else { return Ok(None) };
     match schema.column(ts) {
-        Some(c) if matches!(c.data_type, sluice_common::DataType::BigInt | sluice_common::DataType::Timestamp) => Ok(Some(ts.to_string())),
+        Some(c)
+            if matches!(
+                c.data_type,
+                sluice_common::DataType::BigInt | sluice_common::DataType::Timestamp
+            ) =>
+        {
+            Ok(Some(ts.to_string()))
+        }
         Some(c) => Err(PlanError::at_name(
-            format!("Timestamp column, {ts}, should be LONG(INT64), TIMESTAMP, or a String with a timestamp_format specified. Got {}", c.data_type),
+            format!(
+                "Timestamp column, {ts}, should be LONG(INT64), TIMESTAMP, or a String with a timestamp_format specified. Got {}",
+                c.data_type
+            ),
             at,
         )),
-        None => Err(PlanError::at_name(format!("The TIMESTAMP column set in the WITH clause does not exist in the schema: '{ts}'"), at)
-            .with_kind(PlanErrorKind::Invalid)),
+        None => Err(PlanError::at_name(
+            format!(
+                "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{ts}'"
+            ),
+            at,
+        )
+        .with_kind(PlanErrorKind::Invalid)),
     }
 }

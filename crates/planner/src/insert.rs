@@ -13,19 +13,32 @@ pub struct InsertRow {
     pub rowtime: Option<i64>,
 }
 
-pub fn plan_insert_values(target: &SourceDef, at: &Name, columns: Option<&[Name]>, values: &[SqlExpr]) -> Result<InsertRow> {
+pub fn plan_insert_values(
+    target: &SourceDef,
+    at: &Name,
+    columns: Option<&[Name]>,
+    values: &[SqlExpr],
+) -> Result<InsertRow> {
     let names: Vec<Name> = match columns {
         Some(c) => c.to_vec(),
         None => target
             .schema
             .columns
             .iter()
-            .map(|c| Name { value: c.name.clone(), line: at.line, column: at.column })
+            .map(|c| Name {
+                value: c.name.clone(),
+                line: at.line,
+                column: at.column,
+            })
             .collect(),
     };
     if names.len() != values.len() {
         return Err(PlanError::at_name(
-            format!("Failed to prepare statement: Expected number columns and values to match: {}, {}", names.len(), values.len()),
+            format!(
+                "Failed to prepare statement: Expected number columns and values to match: {}, {}",
+                names.len(),
+                values.len()
+            ),
             at,
         ));
     }
@@ -43,18 +56,33 @@ pub fn plan_insert_values(target: &SourceDef, at: &Name, columns: Option<&[Name]
             continue;
         }
         let Some(idx) = target.schema.index_of(&name.value) else {
-            return Err(PlanError::at_name(format!("Column name {} does not exist.", name.value), name));
+            return Err(PlanError::at_name(
+                format!("Column name {} does not exist.", name.value),
+                name,
+            ));
         };
         let col = &target.schema.columns[idx];
         if let Some(t) = &bound.ty
             && !t.coerces_to(&col.data_type)
             && !(*t == DataType::String && col.data_type != DataType::String)
         {
-            return err_at(expr, format!("Expected type {} for field {} but got {} ({t})", col.data_type, col.name, expr));
+            return err_at(
+                expr,
+                format!(
+                    "Expected type {} for field {} but got {} ({t})",
+                    col.data_type, col.name, expr
+                ),
+            );
         }
         let coerced = cast(value.clone(), &col.data_type);
         if coerced.is_null() && !value.is_null() {
-            return err_at(expr, format!("Could not coerce value {expr} to {} for column {}", col.data_type, col.name));
+            return err_at(
+                expr,
+                format!(
+                    "Could not coerce value {expr} to {} for column {}",
+                    col.data_type, col.name
+                ),
+            );
         }
         row[idx] = coerced;
     }

@@ -36,7 +36,12 @@ pub enum PlanErrorKind {
 
 impl PlanError {
     pub fn new(message: impl Into<String>, line: u64, column: u64) -> PlanError {
-        PlanError { message: message.into(), line, column, kind: PlanErrorKind::Invalid }
+        PlanError {
+            message: message.into(),
+            line,
+            column,
+            kind: PlanErrorKind::Invalid,
+        }
     }
 
     pub fn at_name(message: impl Into<String>, name: &sluice_sql::Name) -> PlanError {
@@ -64,6 +69,7 @@ impl Catalog for std::collections::BTreeMap<String, SourceDef> {
 
 pub(crate) fn lookup(catalog: &dyn Catalog, name: &sluice_sql::Name) -> Result<SourceDef> {
     catalog.source(&name.value).ok_or_else(|| {
-        PlanError::at_name(format!("{} does not exist.", name.value), name).with_kind(PlanErrorKind::NotFound)
+        PlanError::at_name(format!("{} does not exist.", name.value), name)
+            .with_kind(PlanErrorKind::NotFound)
     })
 }

@@ -4,7 +4,9 @@
 use crate::bind::{AggMode, Binder, Bound, Scope, err_at, ident_name};
 use crate::ddl::{check_formats, check_timestamp, source_props};
 use crate::{Catalog, PlanError, Result, lookup};
-use sluice_common::{Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef, SourceKind, Value};
+use sluice_common::{
+    Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef, SourceKind, Value,
+};
 use sluice_engine::{Operator, PullAccess, PullPlan, PushPlan, QueryPlan};
 use sluice_expr::eval::cast;
 use sluice_expr::{BinaryOp, Expr};
@@ -38,7 +40,10 @@ fn item_name(expr: &SqlExpr, alias: Option<&Name>, i: usize) -> String {
     }
     match expr {
         SqlExpr::Identifier(id) => ident_name(id),
-        SqlExpr::CompoundIdentifier(parts) => parts.last().map(ident_name).unwrap_or_else(|| derived_name(i)),
+        SqlExpr::CompoundIdentifier(parts) => parts
+            .last()
+            .map(ident_name)
+            .unwrap_or_else(|| derived_name(i)),
         _ => derived_name(i),
     }
 }
@@ -62,7 +67,10 @@ fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Ite
                     let idx = scope.index_of(&c.name).unwrap_or(0);
                     items.push(Item {
                         name: c.name.clone(),
-                        bound: Bound { expr: Expr::Column(idx), ty: Some(c.data_type.clone()) },
+                        bound: Bound {
+                            expr: Expr::Column(idx),
+                            ty: Some(c.data_type.clone()),
+                        },
                         source_column: Some(c.name.clone()),
                         expr: None,
                     });
@@ -91,7 +99,11 @@ fn check_unique_names(items: &[Item]) -> Result<()> {
                 let s = e.span().start;
                 (s.line, s.column)
             });
-            return Err(PlanError::new(format!("Duplicate value columns found in schema: `{}`", a.name), line, column));
+            return Err(PlanError::new(
+                format!("Duplicate value columns found in schema: `{}`", a.name),
+                line,
+                column,
+            ));
         }
     }
     Ok(())
@@ -101,8 +113,17 @@ fn concrete(e: Option<&SqlExpr>, name: &str, ty: Option<DataType>) -> Result<Dat
     match ty {
         Some(t) => Ok(t),
         None => match e {
-            Some(e) => err_at(e, format!("Can't infer a type of null for column {name}: cast it, e.g. CAST(NULL AS STRING)")),
-            None => Err(PlanError::new(format!("Can't infer a type of null for column {name}"), 0, 0)),
+            Some(e) => err_at(
+                e,
+                format!(
+                    "Can't infer a type of null for column {name}: cast it, e.g. CAST(NULL AS STRING)"
+                ),
+            ),
+            None => Err(PlanError::new(
+                format!("Can't infer a type of null for column {name}"),
+                0,
+                0,
+            )),
         },
     }
 }
@@ -140,21 +161,27 @@ pub fn plan_create_as(
     let key_format = match (&p.key_format, schema.key_count()) {
         (_, 0) => FormatSpec::new(FormatKind::None),
         (Some(f), _) => f.clone(),
-        (None, _) if source.key_format.kind == FormatKind::None => FormatSpec::new(FormatKind::Kafka),
+        (None, _) if source.key_format.kind == FormatKind::None => {
+            FormatSpec::new(FormatKind::Kafka)
+        }
         (None, _) => source.key_format.clone(),
     };
-    let mut value_format = p.value_format_or(Some(&source.value_format)).unwrap_or(FormatSpec::new(FormatKind::Json));
+    let mut value_format = p
+        .value_format_or(Some(&source.value_format))
+        .unwrap_or(FormatSpec::new(FormatKind::Json));
     if p.value_format.is_some() && p.wrap_single_value.is_none() {
         value_format.wrap_single_value = None;
     }
     if value_format.kind == FormatKind::Delimited && p.value_format.is_none() {
         value_format.delimiter = source.value_format.delimiter;
     }
-    let key_format = if schema.key_count() > 1 && key_format.kind == FormatKind::Kafka && p.key_format.is_none() {
-        FormatSpec::new(FormatKind::Json)
-    } else {
-        key_format
-    };
+    let key_format =
+        if schema.key_count() > 1 && key_format.kind == FormatKind::Kafka && p.key_format.is_none()
+        {
+            FormatSpec::new(FormatKind::Json)
+        } else {
+            key_format
+        };
     check_formats(&schema, &key_format, &value_format, name)?;
     let timestamp_column = check_timestamp(&schema, p.timestamp.as_deref(), name)?;
     let sink = SourceDef {
@@ -169,95 +196,198 @@ pub fn plan_create_as(
         written_by: Some(ids.query_id.clone()),
         sql: sql.to_string(),
     };
-    let plan = QueryPlan { id: ids.query_id, num: ids.query_num, source, sink: sink.clone(), op };
-    Ok(PlannedQuery { sink, plan, partitions: p.partitions })
+    let plan = QueryPlan {
+        id: ids.query_id,
+        num: ids.query_num,
+        source,
+        sink: sink.clone(),
+        op,
+    };
+    Ok(PlannedQuery {
+        sink,
+        plan,
+        partitions: p.partitions,
+    })
 }
 
 /// Plans INSERT INTO target SELECT ...: the query's result must match the target's schema.
-pub fn plan_insert_select(ids: NewIds, target: &SourceDef, select: &Select, catalog: &dyn Catalog) -> Result<QueryPlan> {
+pub fn plan_insert_select(
+    ids: NewIds,
+    target: &SourceDef,
+    select: &Select,
+    catalog: &dyn Catalog,
+) -> Result<QueryPlan> {
     let source = lookup(catalog, &select.from)?;
-    let at = Name { value: target.name.clone(), line: select.from.line, column: select.from.column };
+    let at = Name {
+        value: target.name.clone(),
+        line: select.from.line,
+        column: select.from.column,
+    };
     if target.kind != SourceKind::Stream {
-        return Err(PlanError::at_name(format!("INSERT INTO can only be used to insert into a stream. {} is a table.", target.name), &at));
-    }
-    let (op, schema) = plan_operator(SourceKind::Stream, &at, select, &source)?;
-    let names = |s: &Schema| s.columns.iter().map(|c| format!("`{}` {}", c.name, c.data_type)).collect::<Vec<_>>().join(", ");
-    let same = schema.len() == target.schema.len()
-        && schema.columns.iter().zip(&target.schema.columns).all(|(a, b)| a.name == b.name && a.data_type == b.data_type && a.role.is_key() == b.role.is_key());
-    if !same {
         return Err(PlanError::at_name(
-            format!("Incompatible schema between results and sink.\nResult schema is {}\nSink schema is {}", names(&schema), names(&target.schema)),
+            format!(
+                "INSERT INTO can only be used to insert into a stream. {} is a table.",
+                target.name
+            ),
             &at,
         ));
     }
-    Ok(QueryPlan { id: ids.query_id, num: ids.query_num, source, sink: target.clone(), op })
+    let (op, schema) = plan_operator(SourceKind::Stream, &at, select, &source)?;
+    let names = |s: &Schema| {
+        s.columns
+            .iter()
+            .map(|c| format!("`{}` {}", c.name, c.data_type))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let same = schema.len() == target.schema.len()
+        && schema
+            .columns
+            .iter()
+            .zip(&target.schema.columns)
+            .all(|(a, b)| {
+                a.name == b.name && a.data_type == b.data_type && a.role.is_key() == b.role.is_key()
+            });
+    if !same {
+        return Err(PlanError::at_name(
+            format!(
+                "Incompatible schema between results and sink.\nResult schema is {}\nSink schema is {}",
+                names(&schema),
+                names(&target.schema)
+            ),
+            &at,
+        ));
+    }
+    Ok(QueryPlan {
+        id: ids.query_id,
+        num: ids.query_num,
+        source,
+        sink: target.clone(),
+        op,
+    })
 }
 
-fn plan_operator(kind: SourceKind, name: &Name, select: &Select, source: &SourceDef) -> Result<(Operator, Schema)> {
+fn plan_operator(
+    kind: SourceKind,
+    name: &Name,
+    select: &Select,
+    source: &SourceDef,
+) -> Result<(Operator, Schema)> {
     if !select.partition_by.is_empty() {
         return err_at(&select.partition_by[0], "PARTITION BY is not supported yet");
     }
     let scope = Scope::of_source(source, select.alias.as_ref().map(|a| a.value.as_str()));
-    let filter = select.selection.as_ref().map(|w| bind_predicate(&scope, w)).transpose()?;
-    let key_role = if kind == SourceKind::Table { ColumnRole::PrimaryKey } else { ColumnRole::Key };
+    let filter = select
+        .selection
+        .as_ref()
+        .map(|w| bind_predicate(&scope, w))
+        .transpose()?;
+    let key_role = if kind == SourceKind::Table {
+        ColumnRole::PrimaryKey
+    } else {
+        ColumnRole::Key
+    };
     if !select.group_by.is_empty() {
         if kind == SourceKind::Stream {
-            return Err(PlanError::at_name("Invalid result type. Your SELECT query produces a TABLE. Please use CREATE TABLE AS SELECT statement instead.", name));
+            return Err(PlanError::at_name(
+                "Invalid result type. Your SELECT query produces a TABLE. Please use CREATE TABLE AS SELECT statement instead.",
+                name,
+            ));
         }
         return plan_aggregate(select, source, &scope, filter, name);
     }
     if kind == SourceKind::Table && source.kind == SourceKind::Stream {
-        return Err(PlanError::at_name("Invalid result type. Your SELECT query produces a STREAM. Please use CREATE STREAM AS SELECT statement instead.", name));
+        return Err(PlanError::at_name(
+            "Invalid result type. Your SELECT query produces a STREAM. Please use CREATE STREAM AS SELECT statement instead.",
+            name,
+        ));
     }
     if kind == SourceKind::Stream && source.kind == SourceKind::Table {
-        return Err(PlanError::at_name("Invalid result type. Your SELECT query produces a TABLE. Please use CREATE TABLE AS SELECT statement instead.", name));
+        return Err(PlanError::at_name(
+            "Invalid result type. Your SELECT query produces a TABLE. Please use CREATE TABLE AS SELECT statement instead.",
+            name,
+        ));
     }
     if select.having.is_some() {
-        return Err(PlanError::at_name("HAVING requires a GROUP BY clause", name));
+        return Err(PlanError::at_name(
+            "HAVING requires a GROUP BY clause",
+            name,
+        ));
     }
     let items = project(select, source, &scope)?;
     // Each source key column must be projected exactly once; it stays the sink's key.
     let mut keys: Vec<&Item> = Vec::new();
     let mut missing = Vec::new();
     for k in source.schema.keys() {
-        let refs: Vec<&Item> = items.iter().filter(|i| i.source_column.as_deref() == Some(k.name.as_str())).collect();
+        let refs: Vec<&Item> = items
+            .iter()
+            .filter(|i| i.source_column.as_deref() == Some(k.name.as_str()))
+            .collect();
         match refs.len() {
             0 => missing.push(k.name.clone()),
             1 => keys.push(refs[0]),
             _ => {
                 let aliases: Vec<&str> = refs.iter().map(|i| i.name.as_str()).collect();
                 return Err(PlanError::at_name(
-                    format!("The projection contains a key column (`{}`) more than once, aliased as: {}.", k.name, aliases.join(" and ")),
+                    format!(
+                        "The projection contains a key column (`{}`) more than once, aliased as: {}.",
+                        k.name,
+                        aliases.join(" and ")
+                    ),
                     name,
                 ));
             }
         }
     }
     if !missing.is_empty() {
-        let (noun, list) = if missing.len() == 1 { ("column", missing[0].clone()) } else {
-            ("columns", format!("{} and {}", missing[..missing.len() - 1].join(", "), missing[missing.len() - 1]))
+        let (noun, list) = if missing.len() == 1 {
+            ("column", missing[0].clone())
+        } else {
+            (
+                "columns",
+                format!(
+                    "{} and {}",
+                    missing[..missing.len() - 1].join(", "),
+                    missing[missing.len() - 1]
+                ),
+            )
         };
         return Err(PlanError::at_name(
-            format!("The query used to build `{}` must include the key {noun} {list} in its projection (eg, SELECT {}...).", name.value, missing.join(", ")),
+            format!(
+                "The query used to build `{}` must include the key {noun} {list} in its projection (eg, SELECT {}...).",
+                name.value,
+                missing.join(", ")
+            ),
             name,
         ));
     }
     let mut columns = Vec::new();
     let mut projection = Vec::new();
     for k in &keys {
-        columns.push(Column { name: k.name.clone(), data_type: concrete(k.expr.as_ref(), &k.name, k.bound.ty.clone())?, role: key_role });
+        columns.push(Column {
+            name: k.name.clone(),
+            data_type: concrete(k.expr.as_ref(), &k.name, k.bound.ty.clone())?,
+            role: key_role,
+        });
         projection.push(k.bound.expr.clone());
     }
     for i in &items {
         if keys.iter().any(|k| std::ptr::eq(*k, i)) {
             continue;
         }
-        columns.push(Column { name: i.name.clone(), data_type: concrete(i.expr.as_ref(), &i.name, i.bound.ty.clone())?, role: ColumnRole::Value });
+        columns.push(Column {
+            name: i.name.clone(),
+            data_type: concrete(i.expr.as_ref(), &i.name, i.bound.ty.clone())?,
+            role: ColumnRole::Value,
+        });
         projection.push(i.bound.expr.clone());
     }
     let schema = Schema { columns };
     if schema.values().is_empty() {
-        return Err(PlanError::at_name(format!("The projection of `{}` has no value columns", name.value), name));
+        return Err(PlanError::at_name(
+            format!("The projection of `{}` has no value columns", name.value),
+            name,
+        ));
     }
     Ok((Operator::Select { filter, projection }, schema))
 }
@@ -266,13 +396,27 @@ fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
     let b = Binder::plain(scope).bind(w)?;
     match b.ty {
         None | Some(DataType::Boolean) => Ok(b.expr),
-        Some(t) => err_at(w, format!("Type error in WHERE expression: Should evaluate to boolean but is {w} ({t}) instead.")),
+        Some(t) => err_at(
+            w,
+            format!(
+                "Type error in WHERE expression: Should evaluate to boolean but is {w} ({t}) instead."
+            ),
+        ),
     }
 }
 
-fn plan_aggregate(select: &Select, source: &SourceDef, scope: &Scope, filter: Option<Expr>, name: &Name) -> Result<(Operator, Schema)> {
+fn plan_aggregate(
+    select: &Select,
+    source: &SourceDef,
+    scope: &Scope,
+    filter: Option<Expr>,
+    name: &Name,
+) -> Result<(Operator, Schema)> {
     if source.kind == SourceKind::Table {
-        return Err(PlanError::at_name("Aggregating a TABLE is not supported yet; aggregate the stream the table is built from", name));
+        return Err(PlanError::at_name(
+            "Aggregating a TABLE is not supported yet; aggregate the stream the table is built from",
+            name,
+        ));
     }
     let mut group_by = Vec::with_capacity(select.group_by.len());
     let mut group_types = Vec::with_capacity(select.group_by.len());
@@ -286,24 +430,50 @@ fn plan_aggregate(select: &Select, source: &SourceDef, scope: &Scope, filter: Op
     let mut values: Vec<(String, Bound, SqlExpr)> = Vec::new();
     for (i, item) in select.items.iter().enumerate() {
         let SelectItem::Expr { expr, alias } = item else {
-            return Err(PlanError::at_name("SELECT * is not allowed with GROUP BY", name));
+            return Err(PlanError::at_name(
+                "SELECT * is not allowed with GROUP BY",
+                name,
+            ));
         };
         let item_name = item_name(expr, alias.as_ref(), i);
         let text = expr.to_string().to_ascii_uppercase();
-        if let Some(g) = select.group_by.iter().position(|g| g.to_string().to_ascii_uppercase() == text) {
+        if let Some(g) = select
+            .group_by
+            .iter()
+            .position(|g| g.to_string().to_ascii_uppercase() == text)
+        {
             if let Some((first, _)) = &keys[g] {
-                return Err(PlanError::at_name(format!("The projection contains a key column more than once: `{first}` and `{item_name}`."), name));
+                return Err(PlanError::at_name(
+                    format!(
+                        "The projection contains a key column more than once: `{first}` and `{item_name}`."
+                    ),
+                    name,
+                ));
             }
             keys[g] = Some((item_name, i));
             continue;
         }
-        let mut binder = Binder { scope, mode: AggMode::Collect { group_by: &select.group_by, source: scope, aggs: &mut aggregates } };
+        let mut binder = Binder {
+            scope,
+            mode: AggMode::Collect {
+                group_by: &select.group_by,
+                source: scope,
+                aggs: &mut aggregates,
+            },
+        };
         let bound = binder.bind(expr)?;
         values.push((item_name, bound, expr.clone()));
     }
     let having = match &select.having {
         Some(h) => {
-            let mut binder = Binder { scope, mode: AggMode::Collect { group_by: &select.group_by, source: scope, aggs: &mut aggregates } };
+            let mut binder = Binder {
+                scope,
+                mode: AggMode::Collect {
+                    group_by: &select.group_by,
+                    source: scope,
+                    aggs: &mut aggregates,
+                },
+            };
             let b = binder.bind(h)?;
             if !b.ty.as_ref().is_none_or(|t| *t == DataType::Boolean) {
                 return err_at(h, format!("HAVING expression {h} must be BOOLEAN"));
@@ -317,29 +487,55 @@ fn plan_aggregate(select: &Select, source: &SourceDef, scope: &Scope, filter: Op
     for (g, key) in keys.iter().enumerate() {
         match key {
             Some((n, _)) => {
-                columns.push(Column { name: n.clone(), data_type: group_types[g].clone(), role: ColumnRole::PrimaryKey });
+                columns.push(Column {
+                    name: n.clone(),
+                    data_type: group_types[g].clone(),
+                    role: ColumnRole::PrimaryKey,
+                });
                 projection.push(Expr::Column(g));
             }
             None => {
                 return err_at(
                     &select.group_by[g],
-                    format!("Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{}` must include the grouping expression {} in its projection (eg, SELECT {}...).", name.value, select.group_by[g], select.group_by[g]),
+                    format!(
+                        "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{}` must include the grouping expression {} in its projection (eg, SELECT {}...).",
+                        name.value, select.group_by[g], select.group_by[g]
+                    ),
                 );
             }
         }
     }
     for (n, b, e) in values {
         if columns.iter().any(|c| c.name == n) {
-            return err_at(&e, format!("Duplicate value columns found in schema: `{n}`"));
+            return err_at(
+                &e,
+                format!("Duplicate value columns found in schema: `{n}`"),
+            );
         }
-        columns.push(Column { name: n.clone(), data_type: concrete(Some(&e), &n, b.ty)?, role: ColumnRole::Value });
+        columns.push(Column {
+            name: n.clone(),
+            data_type: concrete(Some(&e), &n, b.ty)?,
+            role: ColumnRole::Value,
+        });
         projection.push(b.expr);
     }
     let schema = Schema { columns };
     if schema.values().is_empty() {
-        return Err(PlanError::at_name(format!("The projection of `{}` has no value columns", name.value), name));
+        return Err(PlanError::at_name(
+            format!("The projection of `{}` has no value columns", name.value),
+            name,
+        ));
     }
-    Ok((Operator::Aggregate { filter, group_by, aggregates, having, projection }, schema))
+    Ok((
+        Operator::Aggregate {
+            filter,
+            group_by,
+            aggregates,
+            having,
+            projection,
+        },
+        schema,
+    ))
 }
 
 fn output_columns(items: &[Item], source: &SourceDef) -> Result<Vec<OutputColumn>> {
@@ -347,10 +543,17 @@ fn output_columns(items: &[Item], source: &SourceDef) -> Result<Vec<OutputColumn
         .iter()
         .map(|i| {
             let role = match &i.source_column {
-                Some(c) => source.schema.column(c).map_or(ColumnRole::Value, |col| col.role),
+                Some(c) => source
+                    .schema
+                    .column(c)
+                    .map_or(ColumnRole::Value, |col| col.role),
                 None => ColumnRole::Value,
             };
-            Ok(OutputColumn { name: i.name.clone(), data_type: concrete(i.expr.as_ref(), &i.name, i.bound.ty.clone())?, role })
+            Ok(OutputColumn {
+                name: i.name.clone(),
+                data_type: concrete(i.expr.as_ref(), &i.name, i.bound.ty.clone())?,
+                role,
+            })
         })
         .collect()
 }
@@ -359,45 +562,94 @@ fn output_columns(items: &[Item], source: &SourceDef) -> Result<Vec<OutputColumn
 pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushPlan, Vec<OutputColumn>)> {
     let source = lookup(catalog, &select.from)?;
     if !select.group_by.is_empty() {
-        return err_at(&select.group_by[0], "Push queries with GROUP BY are not supported yet; create a table with CREATE TABLE ... AS SELECT and push-query it");
+        return err_at(
+            &select.group_by[0],
+            "Push queries with GROUP BY are not supported yet; create a table with CREATE TABLE ... AS SELECT and push-query it",
+        );
     }
     if !select.partition_by.is_empty() {
-        return err_at(&select.partition_by[0], "PARTITION BY is not supported in push queries");
+        return err_at(
+            &select.partition_by[0],
+            "PARTITION BY is not supported in push queries",
+        );
     }
     let scope = Scope::of_source(&source, select.alias.as_ref().map(|a| a.value.as_str()));
-    let filter = select.selection.as_ref().map(|w| bind_predicate(&scope, w)).transpose()?;
+    let filter = select
+        .selection
+        .as_ref()
+        .map(|w| bind_predicate(&scope, w))
+        .transpose()?;
     let items = project(select, &source, &scope)?;
     let columns = output_columns(&items, &source)?;
     let projection = items.into_iter().map(|i| i.bound.expr).collect();
-    Ok((PushPlan { source, filter, projection, limit: select.limit }, columns))
+    Ok((
+        PushPlan {
+            source,
+            filter,
+            projection,
+            limit: select.limit,
+        },
+        columns,
+    ))
 }
 
 /// Plans a pull query on a table, choosing key lookups or a key range when the WHERE
 /// clause pins the key, and a scan otherwise.
-pub fn plan_pull(select: &Select, catalog: &dyn Catalog, max_rows: u64) -> Result<(PullPlan, Vec<OutputColumn>)> {
+pub fn plan_pull(
+    select: &Select,
+    catalog: &dyn Catalog,
+    max_rows: u64,
+) -> Result<(PullPlan, Vec<OutputColumn>)> {
     let table = lookup(catalog, &select.from)?;
     if table.kind != SourceKind::Table {
         return Err(PlanError::at_name(
-            format!("Pull queries are only supported on tables, and {} is a stream. Add EMIT CHANGES to run a push query.", table.name),
+            format!(
+                "Pull queries are only supported on tables, and {} is a stream. Add EMIT CHANGES to run a push query.",
+                table.name
+            ),
             &select.from,
         ));
     }
     if !select.group_by.is_empty() {
-        return err_at(&select.group_by[0], "Pull queries don't support GROUP BY clauses.");
+        return err_at(
+            &select.group_by[0],
+            "Pull queries don't support GROUP BY clauses.",
+        );
     }
     let scope = Scope::of_source(&table, select.alias.as_ref().map(|a| a.value.as_str()));
-    let filter = select.selection.as_ref().map(|w| bind_predicate(&scope, w)).transpose()?;
+    let filter = select
+        .selection
+        .as_ref()
+        .map(|w| bind_predicate(&scope, w))
+        .transpose()?;
     let items = project(select, &table, &scope)?;
     let columns = output_columns(&items, &table)?;
-    let access = select.selection.as_ref().map_or(Ok(PullAccess::Scan), |w| access_path(&table, &scope, w))?;
+    let access = select
+        .selection
+        .as_ref()
+        .map_or(Ok(PullAccess::Scan), |w| access_path(&table, &scope, w))?;
     let projection = items.into_iter().map(|i| i.bound.expr).collect();
-    Ok((PullPlan { table, access, filter, projection, limit: select.limit, max_rows }, columns))
+    Ok((
+        PullPlan {
+            table,
+            access,
+            filter,
+            projection,
+            limit: select.limit,
+            max_rows,
+        },
+        columns,
+    ))
 }
 
 /// Conjuncts of a WHERE clause.
 fn conjuncts<'e>(e: &'e SqlExpr, out: &mut Vec<&'e SqlExpr>) {
     match e {
-        SqlExpr::BinaryOp { left, op: BinaryOperator::And, right } => {
+        SqlExpr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
             conjuncts(left, out);
             conjuncts(right, out);
         }
@@ -407,7 +659,10 @@ fn conjuncts<'e>(e: &'e SqlExpr, out: &mut Vec<&'e SqlExpr>) {
 }
 
 fn constant(scope: &Scope, e: &SqlExpr, ty: &DataType) -> Result<Option<Value>> {
-    let empty = Scope { columns: Vec::new(), qualifiers: scope.qualifiers.clone() };
+    let empty = Scope {
+        columns: Vec::new(),
+        qualifiers: scope.qualifiers.clone(),
+    };
     match Binder::plain(&empty).bind(e) {
         Ok(b) => {
             let v = cast(b.expr.eval(&[]), ty);
@@ -427,14 +682,29 @@ fn access_path(table: &SourceDef, scope: &Scope, w: &SqlExpr) -> Result<PullAcce
     for part in &parts {
         for (ki, k) in keys.iter().enumerate() {
             match part {
-                SqlExpr::BinaryOp { left, op: BinaryOperator::Eq, right } => {
-                    let (col, val) = if is_key(left, k) { (left, right) } else if is_key(right, k) { (right, left) } else { continue };
+                SqlExpr::BinaryOp {
+                    left,
+                    op: BinaryOperator::Eq,
+                    right,
+                } => {
+                    let (col, val) = if is_key(left, k) {
+                        (left, right)
+                    } else if is_key(right, k) {
+                        (right, left)
+                    } else {
+                        continue;
+                    };
                     let _ = col;
                     if let Some(v) = constant(scope, val, &k.data_type)? {
                         per_key[ki] = Some(vec![v]);
                     }
                 }
-                SqlExpr::In { expr, target: InTarget::List(list), negated: false, .. } if is_key(expr, k) => {
+                SqlExpr::In {
+                    expr,
+                    target: InTarget::List(list),
+                    negated: false,
+                    ..
+                } if is_key(expr, k) => {
                     let mut vals = Vec::new();
                     for item in list {
                         if let Some(v) = constant(scope, item, &k.data_type)? {
@@ -463,14 +733,24 @@ fn access_path(table: &SourceDef, scope: &Scope, w: &SqlExpr) -> Result<PullAcce
         return Ok(PullAccess::Keys(tuples));
     }
     // Bounds on the first key column: a range scan.
-    let Some(k) = keys.first() else { return Ok(PullAccess::Scan) };
+    let Some(k) = keys.first() else {
+        return Ok(PullAccess::Scan);
+    };
     let mut lower: Option<(Value, bool)> = None;
     let mut upper: Option<(Value, bool)> = None;
     for part in &parts {
         match part {
             SqlExpr::BinaryOp { left, op, right } => {
-                let (flipped, val) = if is_key(left, k) { (false, right) } else if is_key(right, k) { (true, left) } else { continue };
-                let Some(v) = constant(scope, val, &k.data_type)? else { continue };
+                let (flipped, val) = if is_key(left, k) {
+                    (false, right)
+                } else if is_key(right, k) {
+                    (true, left)
+                } else {
+                    continue;
+                };
+                let Some(v) = constant(scope, val, &k.data_type)? else {
+                    continue;
+                };
                 let op = match (op, flipped) {
                     (BinaryOperator::Gt, false) | (BinaryOperator::Lt, true) => BinaryOp::Gt,
                     (BinaryOperator::GtEq, false) | (BinaryOperator::LtEq, true) => BinaryOp::GtEq,
@@ -483,8 +763,16 @@ fn access_path(table: &SourceDef, scope: &Scope, w: &SqlExpr) -> Result<PullAcce
                     _ => upper = Some((v, op == BinaryOp::LtEq)),
                 }
             }
-            SqlExpr::Between { expr, negated: false, low, high } if is_key(expr, k) => {
-                if let (Some(lo), Some(hi)) = (constant(scope, low, &k.data_type)?, constant(scope, high, &k.data_type)?) {
+            SqlExpr::Between {
+                expr,
+                negated: false,
+                low,
+                high,
+            } if is_key(expr, k) => {
+                if let (Some(lo), Some(hi)) = (
+                    constant(scope, low, &k.data_type)?,
+                    constant(scope, high, &k.data_type)?,
+                ) {
                     lower = Some((lo, true));
                     upper = Some((hi, true));
                 }

@@ -11,7 +11,10 @@ pub struct ExecError {
 
 impl ExecError {
     pub fn new(code: Code, message: impl Into<String>) -> ExecError {
-        ExecError { code, message: message.into() }
+        ExecError {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn invalid(message: impl Into<String>) -> ExecError {
@@ -25,12 +28,20 @@ impl ExecError {
 
 /// Prefixes a message with its SQL position, as ksqlDB does: `line 2:40: ...`.
 fn positioned(message: &str, line: u64, column: u64) -> String {
-    if line > 0 { format!("line {line}:{column}: {message}") } else { message.to_string() }
+    if line > 0 {
+        format!("line {line}:{column}: {message}")
+    } else {
+        message.to_string()
+    }
 }
 
 impl From<sluice_sql::ParseError> for ExecError {
     fn from(e: sluice_sql::ParseError) -> ExecError {
-        ExecError::invalid(positioned(&format!("Syntax error: {}", e.message), e.line, e.column))
+        ExecError::invalid(positioned(
+            &format!("Syntax error: {}", e.message),
+            e.line,
+            e.column,
+        ))
     }
 }
 

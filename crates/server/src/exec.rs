@@ -2,7 +2,10 @@
 //! into this; nothing here knows about the wire format beyond result tables.
 
 use crate::error::ExecError;
-use sluice_common::{Column, ColumnRole, DataType, FormatKind, FormatSpec, QueryDef, Schema, SourceDef, SourceKind, Value};
+use sluice_common::{
+    Column, ColumnRole, DataType, FormatKind, FormatSpec, QueryDef, Schema, SourceDef, SourceKind,
+    Value,
+};
 use sluice_engine::{Engine, PROCESSING_LOG_TOPIC, QueryPlan, encode_row_record};
 use sluice_planner::query::{NewIds, plan_create_as, plan_insert_select};
 use sluice_planner::{Catalog, PlanError, PlanErrorKind};
@@ -27,7 +30,10 @@ pub struct Outcome {
 
 impl Outcome {
     fn message(m: impl Into<String>) -> Outcome {
-        Outcome { message: m.into(), ..Outcome::default() }
+        Outcome {
+            message: m.into(),
+            ..Outcome::default()
+        }
     }
 }
 
@@ -54,7 +60,11 @@ pub struct Executor {
 }
 
 fn processing_log_source() -> SourceDef {
-    let col = |n: &str, t: DataType| Column { name: n.into(), data_type: t, role: ColumnRole::Value };
+    let col = |n: &str, t: DataType| Column {
+        name: n.into(),
+        data_type: t,
+        role: ColumnRole::Value,
+    };
     SourceDef {
         id: SYSTEM_SOURCE_ID,
         name: PROCESSING_LOG_STREAM.into(),
@@ -93,10 +103,14 @@ impl Executor {
             state.queries.insert(def.id.clone(), def);
         }
         state.next_id = match log.get(Cf::Catalog, b"meta/next_id")? {
-            Some(b) if b.len() == 8 => u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            Some(b) if b.len() == 8 => {
+                u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+            }
             _ => 1,
         };
-        state.sources.insert(PROCESSING_LOG_STREAM.into(), processing_log_source());
+        state
+            .sources
+            .insert(PROCESSING_LOG_STREAM.into(), processing_log_source());
         let exec = Executor {
             engine,
             log,
@@ -128,28 +142,51 @@ impl Executor {
     }
 
     pub fn source(&self, name: &str) -> Option<SourceDef> {
-        self.catalog.read().unwrap_or_else(|p| p.into_inner()).sources.get(name).cloned()
+        self.catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .sources
+            .get(name)
+            .cloned()
     }
 
     pub fn catalog_snapshot(&self) -> BTreeMap<String, SourceDef> {
-        self.catalog.read().unwrap_or_else(|p| p.into_inner()).sources.clone()
+        self.catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .sources
+            .clone()
     }
 
     fn alloc_ids(&self, n: u64, txn: &mut Txn) -> u64 {
         let mut cat = self.catalog.write().unwrap_or_else(|p| p.into_inner());
         let first = cat.next_id;
         cat.next_id += n;
-        txn.put(Cf::Catalog, b"meta/next_id".to_vec(), cat.next_id.to_be_bytes().to_vec());
+        txn.put(
+            Cf::Catalog,
+            b"meta/next_id".to_vec(),
+            cat.next_id.to_be_bytes().to_vec(),
+        );
         first
     }
 
     pub async fn execute(&self, stmt: &Statement) -> Result<Outcome, ExecError> {
         match &stmt.kind {
-            StatementKind::CreateSource { kind, name, or_replace, if_not_exists, columns, properties } => {
+            StatementKind::CreateSource {
+                kind,
+                name,
+                or_replace,
+                if_not_exists,
+                columns,
+                properties,
+            } => {
                 let _guard = self.ddl.lock().await;
                 if let Some(existing) = self.source(&name.value) {
                     if *if_not_exists {
-                        return Ok(Outcome::message(format!("{} {} already exists", existing.kind, name.value)));
+                        return Ok(Outcome::message(format!(
+                            "{} {} already exists",
+                            existing.kind, name.value
+                        )));
                     }
                     if !*or_replace || existing.kind != *kind {
                         return Err(exists(&existing, name));
@@ -157,11 +194,16 @@ impl Executor {
                 }
                 let mut txn = Txn::new();
                 let id = self.alloc_ids(1, &mut txn);
-                let (mut def, partitions) = sluice_planner::ddl::plan_create_source(id, *kind, name, columns, properties, &stmt.text)?;
+                let (mut def, partitions) = sluice_planner::ddl::plan_create_source(
+                    id, *kind, name, columns, properties, &stmt.text,
+                )?;
                 if let Some(existing) = self.source(&name.value) {
                     // CREATE OR REPLACE: only a compatible redefinition keeps the source's state.
                     if existing.schema != def.schema || existing.topic != def.topic {
-                        return Err(ExecError::invalid(format!("Cannot replace {} {}: changing its columns or topic is not supported", existing.kind, name.value)));
+                        return Err(ExecError::invalid(format!(
+                            "Cannot replace {} {}: changing its columns or topic is not supported",
+                            existing.kind, name.value
+                        )));
                     }
                     def.id = existing.id;
                 }
@@ -170,53 +212,98 @@ impl Executor {
                         if let Some(p) = partitions
                             && p != t.partitions
                         {
-                            return Err(ExecError::new(Code::FailedPrecondition, format!(
-                                "A Kafka topic with the name '{}' already exists, with different partition count. Expected partitions: {p}, actual partitions: {}",
-                                def.topic, t.partitions
-                            )));
+                            return Err(ExecError::new(
+                                Code::FailedPrecondition,
+                                format!(
+                                    "A Kafka topic with the name '{}' already exists, with different partition count. Expected partitions: {p}, actual partitions: {}",
+                                    def.topic, t.partitions
+                                ),
+                            ));
                         }
                         t
                     }
                     None => self.log.create_topic(&def.topic, partitions.unwrap_or(1))?,
                 };
                 let _ = topic;
-                txn.put(Cf::Catalog, format!("source/{}", def.name).into_bytes(), serde_json::to_vec(&def).map_err(json_err)?);
+                txn.put(
+                    Cf::Catalog,
+                    format!("source/{}", def.name).into_bytes(),
+                    serde_json::to_vec(&def).map_err(json_err)?,
+                );
                 self.log.submit(txn).wait().await?;
-                let replaced = self.catalog.write().unwrap_or_else(|p| p.into_inner()).sources.insert(def.name.clone(), def.clone());
+                let replaced = self
+                    .catalog
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .sources
+                    .insert(def.name.clone(), def.clone());
                 if def.kind == SourceKind::Table && replaced.is_none() {
                     self.engine.start_materializer(def.clone())?;
                 }
-                Ok(Outcome::message(format!("{} created", if *kind == SourceKind::Stream { "Stream" } else { "Table" })))
+                Ok(Outcome::message(format!(
+                    "{} created",
+                    if *kind == SourceKind::Stream {
+                        "Stream"
+                    } else {
+                        "Table"
+                    }
+                )))
             }
-            StatementKind::CreateAs { kind, name, or_replace: _, if_not_exists, properties, query } => {
+            StatementKind::CreateAs {
+                kind,
+                name,
+                or_replace: _,
+                if_not_exists,
+                properties,
+                query,
+            } => {
                 let _guard = self.ddl.lock().await;
                 if let Some(existing) = self.source(&name.value) {
                     if *if_not_exists {
-                        return Ok(Outcome::message(format!("{} {} already exists", existing.kind, name.value)));
+                        return Ok(Outcome::message(format!(
+                            "{} {} already exists",
+                            existing.kind, name.value
+                        )));
                     }
                     return Err(exists(&existing, name));
                 }
                 let mut txn = Txn::new();
                 let first = self.alloc_ids(2, &mut txn);
-                let prefix = if *kind == SourceKind::Stream { "CSAS" } else { "CTAS" };
+                let prefix = if *kind == SourceKind::Stream {
+                    "CSAS"
+                } else {
+                    "CTAS"
+                };
                 let query_id = format!("{prefix}_{}_{}", name.value, first + 1);
-                let ids = NewIds { sink_id: first, query_num: first + 1, query_id: query_id.clone() };
+                let ids = NewIds {
+                    sink_id: first,
+                    query_num: first + 1,
+                    query_id: query_id.clone(),
+                };
                 let planned = {
                     let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
                     plan_create_as(ids, *kind, name, properties, query, &*cat, &stmt.text)?
                 };
-                if planned.plan.source.id == SYSTEM_SOURCE_ID && planned.plan.source.name != PROCESSING_LOG_STREAM {
+                if planned.plan.source.id == SYSTEM_SOURCE_ID
+                    && planned.plan.source.name != PROCESSING_LOG_STREAM
+                {
                     return Err(ExecError::internal("source id collision"));
                 }
-                let source_topic = self.log.topic(&planned.plan.source.topic).ok_or_else(|| ExecError::internal("source topic missing"))?;
+                let source_topic = self
+                    .log
+                    .topic(&planned.plan.source.topic)
+                    .ok_or_else(|| ExecError::internal("source topic missing"))?;
                 let partitions = planned.partitions.unwrap_or(source_topic.partitions);
                 if let Some(t) = self.log.topic(&planned.sink.topic)
                     && t.partitions != partitions
                 {
-                    return Err(ExecError::new(Code::FailedPrecondition, format!(
-                        "A Kafka topic with the name '{}' already exists, with different partition count. Expected partitions: {partitions}, actual partitions: {}",
-                        planned.sink.topic, t.partitions
-                    )));
+                    return Err(ExecError::new(
+                        Code::FailedPrecondition,
+                        format!(
+                            "A Kafka topic with the name '{}' already exists, with different partition count. Expected partitions: {partitions}, actual partitions: {}",
+                            planned.sink.topic, t.partitions
+                        ),
+                    ));
                 }
                 self.log.create_topic(&planned.sink.topic, partitions)?;
                 let qdef = QueryDef {
@@ -226,46 +313,107 @@ impl Executor {
                     sink: planned.sink.name.clone(),
                     sources: vec![planned.plan.source.name.clone()],
                 };
-                txn.put(Cf::Catalog, format!("source/{}", planned.sink.name).into_bytes(), serde_json::to_vec(&planned.sink).map_err(json_err)?);
-                txn.put(Cf::Catalog, format!("query/{query_id}").into_bytes(), serde_json::to_vec(&qdef).map_err(json_err)?);
+                txn.put(
+                    Cf::Catalog,
+                    format!("source/{}", planned.sink.name).into_bytes(),
+                    serde_json::to_vec(&planned.sink).map_err(json_err)?,
+                );
+                txn.put(
+                    Cf::Catalog,
+                    format!("query/{query_id}").into_bytes(),
+                    serde_json::to_vec(&qdef).map_err(json_err)?,
+                );
                 self.log.submit(txn).wait().await?;
                 {
                     let mut cat = self.catalog.write().unwrap_or_else(|p| p.into_inner());
-                    cat.sources.insert(planned.sink.name.clone(), planned.sink.clone());
+                    cat.sources
+                        .insert(planned.sink.name.clone(), planned.sink.clone());
                     cat.queries.insert(query_id.clone(), qdef);
                 }
                 self.engine.start_query(planned.plan)?;
-                Ok(Outcome { message: format!("Created query with ID {query_id}"), query_id, ..Outcome::default() })
+                Ok(Outcome {
+                    message: format!("Created query with ID {query_id}"),
+                    query_id,
+                    ..Outcome::default()
+                })
             }
             StatementKind::InsertSelect { target, query } => {
                 let _guard = self.ddl.lock().await;
-                let target_def = self.source(&target.value).ok_or_else(|| not_found(target))?;
+                let target_def = self
+                    .source(&target.value)
+                    .ok_or_else(|| not_found(target))?;
                 let mut txn = Txn::new();
                 let num = self.alloc_ids(1, &mut txn);
                 let query_id = format!("INSERTQUERY_{num}");
                 let plan = {
                     let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-                    plan_insert_select(NewIds { sink_id: target_def.id, query_num: num, query_id: query_id.clone() }, &target_def, query, &*cat)?
+                    plan_insert_select(
+                        NewIds {
+                            sink_id: target_def.id,
+                            query_num: num,
+                            query_id: query_id.clone(),
+                        },
+                        &target_def,
+                        query,
+                        &*cat,
+                    )?
                 };
-                let qdef = QueryDef { id: query_id.clone(), num, sql: stmt.text.clone(), sink: target_def.name.clone(), sources: vec![plan.source.name.clone()] };
-                txn.put(Cf::Catalog, format!("query/{query_id}").into_bytes(), serde_json::to_vec(&qdef).map_err(json_err)?);
+                let qdef = QueryDef {
+                    id: query_id.clone(),
+                    num,
+                    sql: stmt.text.clone(),
+                    sink: target_def.name.clone(),
+                    sources: vec![plan.source.name.clone()],
+                };
+                txn.put(
+                    Cf::Catalog,
+                    format!("query/{query_id}").into_bytes(),
+                    serde_json::to_vec(&qdef).map_err(json_err)?,
+                );
                 self.log.submit(txn).wait().await?;
-                self.catalog.write().unwrap_or_else(|p| p.into_inner()).queries.insert(query_id.clone(), qdef);
+                self.catalog
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .queries
+                    .insert(query_id.clone(), qdef);
                 self.engine.start_query(plan)?;
-                Ok(Outcome { message: format!("Created query with ID {query_id}"), query_id, ..Outcome::default() })
+                Ok(Outcome {
+                    message: format!("Created query with ID {query_id}"),
+                    query_id,
+                    ..Outcome::default()
+                })
             }
-            StatementKind::InsertValues { target, columns, values } => {
-                let def = self.source(&target.value).ok_or_else(|| not_found(target))?;
+            StatementKind::InsertValues {
+                target,
+                columns,
+                values,
+            } => {
+                let def = self
+                    .source(&target.value)
+                    .ok_or_else(|| not_found(target))?;
                 if def.id == SYSTEM_SOURCE_ID {
-                    return Err(ExecError::invalid(format!("Cannot insert into {}: it is written by Sluice itself", def.name)));
+                    return Err(ExecError::invalid(format!(
+                        "Cannot insert into {}: it is written by Sluice itself",
+                        def.name
+                    )));
                 }
                 if def.kind == SourceKind::Table && def.written_by.is_some() {
-                    return Err(ExecError::invalid(format!("Cannot insert values into read-only table: {}", def.name)));
+                    return Err(ExecError::invalid(format!(
+                        "Cannot insert values into read-only table: {}",
+                        def.name
+                    )));
                 }
-                let row = sluice_planner::insert::plan_insert_values(&def, target, columns.as_deref(), values)?;
+                let row = sluice_planner::insert::plan_insert_values(
+                    &def,
+                    target,
+                    columns.as_deref(),
+                    values,
+                )?;
                 let ts = row.rowtime.unwrap_or_else(now_ms);
                 let record = encode_row_record(&def, &row.row, ts, false)?;
-                let topic = self.log.topic(&def.topic).ok_or_else(|| ExecError::internal(format!("topic {} is missing", def.topic)))?;
+                let topic = self.log.topic(&def.topic).ok_or_else(|| {
+                    ExecError::internal(format!("topic {} is missing", def.topic))
+                })?;
                 let partition = topic.partition_for(record.key.as_deref());
                 let mut txn = Txn::new();
                 txn.append(&topic, partition, record);
@@ -276,11 +424,19 @@ impl Executor {
             StatementKind::Describe { name, extended } => self.describe(name, *extended),
             StatementKind::DescribeFunction(name) => describe_function(name),
             StatementKind::Explain(target) => self.explain(target),
-            StatementKind::Drop { kind, name, if_exists, delete_topic } => {
+            StatementKind::Drop {
+                kind,
+                name,
+                if_exists,
+                delete_topic,
+            } => {
                 let _guard = self.ddl.lock().await;
                 let Some(def) = self.source(&name.value) else {
                     if *if_exists {
-                        return Ok(Outcome::message(format!("{kind} {} does not exist", name.value)));
+                        return Ok(Outcome::message(format!(
+                            "{kind} {} does not exist",
+                            name.value
+                        )));
                     }
                     return Err(not_found(name));
                 };
@@ -291,24 +447,46 @@ impl Executor {
                     )));
                 }
                 if def.id == SYSTEM_SOURCE_ID {
-                    return Err(ExecError::new(Code::FailedPrecondition, format!("Cannot drop {}: it is a system stream", def.name)));
+                    return Err(ExecError::new(
+                        Code::FailedPrecondition,
+                        format!("Cannot drop {}: it is a system stream", def.name),
+                    ));
                 }
                 if *delete_topic {
-                    return Err(ExecError::new(Code::Unimplemented, "DROP ... DELETE TOPIC is not supported yet; drop without DELETE TOPIC keeps the topic"));
+                    return Err(ExecError::new(
+                        Code::Unimplemented,
+                        "DROP ... DELETE TOPIC is not supported yet; drop without DELETE TOPIC keeps the topic",
+                    ));
                 }
                 let (readers, writers) = {
                     let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-                    let readers: Vec<String> = cat.queries.values().filter(|q| q.sources.contains(&def.name)).map(|q| q.id.clone()).collect();
-                    let writers: Vec<String> = cat.queries.values().filter(|q| q.sink == def.name).map(|q| q.id.clone()).collect();
+                    let readers: Vec<String> = cat
+                        .queries
+                        .values()
+                        .filter(|q| q.sources.contains(&def.name))
+                        .map(|q| q.id.clone())
+                        .collect();
+                    let writers: Vec<String> = cat
+                        .queries
+                        .values()
+                        .filter(|q| q.sink == def.name)
+                        .map(|q| q.id.clone())
+                        .collect();
                     (readers, writers)
                 };
                 if !readers.is_empty() || !writers.is_empty() {
                     let mut msg = format!("Cannot drop {}.", def.name);
                     if !readers.is_empty() {
-                        msg.push_str(&format!("\nThe following queries read from this source: [{}].", readers.join(", ")));
+                        msg.push_str(&format!(
+                            "\nThe following queries read from this source: [{}].",
+                            readers.join(", ")
+                        ));
                     }
                     if !writers.is_empty() {
-                        msg.push_str(&format!("\nThe following queries write into this source: [{}].", writers.join(", ")));
+                        msg.push_str(&format!(
+                            "\nThe following queries write into this source: [{}].",
+                            writers.join(", ")
+                        ));
                     }
                     msg.push_str("\nYou need to terminate them before dropping ");
                     msg.push_str(&def.name);
@@ -321,38 +499,88 @@ impl Executor {
                 let mut txn = Txn::new();
                 txn.delete(Cf::Catalog, format!("source/{}", def.name).into_bytes());
                 self.log.submit(txn).wait().await?;
-                self.catalog.write().unwrap_or_else(|p| p.into_inner()).sources.remove(&def.name);
-                Ok(Outcome::message(format!("Source `{}` (topic: {}) was dropped.", def.name, def.topic)))
+                self.catalog
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .sources
+                    .remove(&def.name);
+                Ok(Outcome::message(format!(
+                    "Source `{}` (topic: {}) was dropped.",
+                    def.name, def.topic
+                )))
             }
             StatementKind::Terminate(target) => {
                 let _guard = self.ddl.lock().await;
                 let ids: Vec<String> = match target {
                     Some(id) => {
                         let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-                        let found = cat.queries.keys().find(|k| k.eq_ignore_ascii_case(&id.value)).cloned();
+                        let found = cat
+                            .queries
+                            .keys()
+                            .find(|k| k.eq_ignore_ascii_case(&id.value))
+                            .cloned();
                         match found {
                             Some(k) => vec![k],
-                            None => return Err(ExecError::new(Code::NotFound, format!("Unknown queryId: {}", id.value))),
+                            None => {
+                                return Err(ExecError::new(
+                                    Code::NotFound,
+                                    format!("Unknown queryId: {}", id.value),
+                                ));
+                            }
                         }
                     }
-                    None => self.catalog.read().unwrap_or_else(|p| p.into_inner()).queries.keys().cloned().collect(),
+                    None => self
+                        .catalog
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .queries
+                        .keys()
+                        .cloned()
+                        .collect(),
                 };
                 for id in &ids {
                     self.engine.stop_query(id).await;
                     let mut txn = Txn::new();
                     txn.delete(Cf::Catalog, format!("query/{id}").into_bytes());
-                    let sink = self.catalog.read().unwrap_or_else(|p| p.into_inner()).queries.get(id).map(|q| q.sink.clone());
-                    if let Some(mut s) = sink.and_then(|s| self.source(&s)).filter(|s| s.written_by.as_deref() == Some(id.as_str())) {
+                    let sink = self
+                        .catalog
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .queries
+                        .get(id)
+                        .map(|q| q.sink.clone());
+                    if let Some(mut s) = sink
+                        .and_then(|s| self.source(&s))
+                        .filter(|s| s.written_by.as_deref() == Some(id.as_str()))
+                    {
                         s.written_by = None;
-                        txn.put(Cf::Catalog, format!("source/{}", s.name).into_bytes(), serde_json::to_vec(&s).map_err(json_err)?);
-                        self.catalog.write().unwrap_or_else(|p| p.into_inner()).sources.insert(s.name.clone(), s);
+                        txn.put(
+                            Cf::Catalog,
+                            format!("source/{}", s.name).into_bytes(),
+                            serde_json::to_vec(&s).map_err(json_err)?,
+                        );
+                        self.catalog
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .sources
+                            .insert(s.name.clone(), s);
                     }
                     self.log.submit(txn).wait().await?;
-                    self.catalog.write().unwrap_or_else(|p| p.into_inner()).queries.remove(id);
+                    self.catalog
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .queries
+                        .remove(id);
                 }
-                Ok(Outcome::message(if ids.len() == 1 { format!("Query {} terminated.", ids[0]) } else { format!("{} queries terminated.", ids.len()) }))
+                Ok(Outcome::message(if ids.len() == 1 {
+                    format!("Query {} terminated.", ids[0])
+                } else {
+                    format!("{} queries terminated.", ids.len())
+                }))
             }
-            StatementKind::Set { key, value } => Ok(Outcome::message(format!("Property '{key}' set to '{value}' for this request"))),
+            StatementKind::Set { key, value } => Ok(Outcome::message(format!(
+                "Property '{key}' set to '{value}' for this request"
+            ))),
             StatementKind::Unset { key } => Ok(Outcome::message(format!("Property '{key}' unset"))),
             StatementKind::Select(_) | StatementKind::Print { .. } => Err(ExecError::new(
                 Code::InvalidArgument,
@@ -363,23 +591,51 @@ impl Executor {
 
     fn show(&self, what: &ShowWhat) -> Outcome {
         let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-        let cols = |names: &[&str]| names.iter().map(|n| (n.to_string(), "STRING".to_string())).collect::<Vec<_>>();
+        let cols = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| (n.to_string(), "STRING".to_string()))
+                .collect::<Vec<_>>()
+        };
         let s = |x: &str| Value::String(x.to_string());
         match what {
             ShowWhat::Streams | ShowWhat::Tables => {
-                let kind = if *what == ShowWhat::Streams { SourceKind::Stream } else { SourceKind::Table };
+                let kind = if *what == ShowWhat::Streams {
+                    SourceKind::Stream
+                } else {
+                    SourceKind::Table
+                };
                 let rows = cat
                     .sources
                     .values()
                     .filter(|d| d.kind == kind)
-                    .map(|d| vec![s(&d.name), s(&d.topic), s(&d.key_format.kind.to_string()), s(&d.value_format.kind.to_string())])
+                    .map(|d| {
+                        vec![
+                            s(&d.name),
+                            s(&d.topic),
+                            s(&d.key_format.kind.to_string()),
+                            s(&d.value_format.kind.to_string()),
+                        ]
+                    })
                     .collect();
-                let label = if kind == SourceKind::Stream { "Stream Name" } else { "Table Name" };
-                Outcome { columns: cols(&[label, "Kafka Topic", "Key Format", "Value Format"]), rows, ..Outcome::default() }
+                let label = if kind == SourceKind::Stream {
+                    "Stream Name"
+                } else {
+                    "Table Name"
+                };
+                Outcome {
+                    columns: cols(&[label, "Kafka Topic", "Key Format", "Value Format"]),
+                    rows,
+                    ..Outcome::default()
+                }
             }
             ShowWhat::Queries => {
-                let statuses: BTreeMap<String, sluice_engine::QueryStatus> =
-                    self.engine.statuses().into_iter().map(|q| (q.id.clone(), q)).collect();
+                let statuses: BTreeMap<String, sluice_engine::QueryStatus> = self
+                    .engine
+                    .statuses()
+                    .into_iter()
+                    .map(|q| (q.id.clone(), q))
+                    .collect();
                 let rows = cat
                     .queries
                     .values()
@@ -389,7 +645,11 @@ impl Executor {
                             s(&q.id),
                             s(st.map_or("STOPPED", |x| x.state.as_str())),
                             s(&q.sink),
-                            s(&cat.sources.get(&q.sink).map(|d| d.topic.clone()).unwrap_or_default()),
+                            s(&cat
+                                .sources
+                                .get(&q.sink)
+                                .map(|d| d.topic.clone())
+                                .unwrap_or_default()),
                             Value::BigInt(st.map_or(0, |x| x.processed as i64)),
                             Value::BigInt(st.map_or(0, |x| x.lag as i64)),
                             Value::BigInt(st.map_or(0, |x| x.errors as i64)),
@@ -398,9 +658,17 @@ impl Executor {
                     })
                     .collect();
                 let mut columns = cols(&["Query ID", "Status", "Sink Name", "Sink Kafka Topic"]);
-                columns.extend([("Processed".to_string(), "BIGINT".to_string()), ("Lag".into(), "BIGINT".into()), ("Errors".into(), "BIGINT".into())]);
+                columns.extend([
+                    ("Processed".to_string(), "BIGINT".to_string()),
+                    ("Lag".into(), "BIGINT".into()),
+                    ("Errors".into(), "BIGINT".into()),
+                ]);
                 columns.push(("Query String".into(), "STRING".into()));
-                Outcome { columns, rows, ..Outcome::default() }
+                Outcome {
+                    columns,
+                    rows,
+                    ..Outcome::default()
+                }
             }
             ShowWhat::Topics => {
                 let rows = self
@@ -409,26 +677,48 @@ impl Executor {
                     .iter()
                     .map(|t| {
                         let end: u64 = (0..t.partitions).map(|p| t.end_offset(p)).sum();
-                        vec![s(&t.name), Value::Int(t.partitions as i32), Value::BigInt(end as i64)]
+                        vec![
+                            s(&t.name),
+                            Value::Int(t.partitions as i32),
+                            Value::BigInt(end as i64),
+                        ]
                     })
                     .collect();
                 Outcome {
-                    columns: vec![("Kafka Topic".into(), "STRING".into()), ("Partitions".into(), "INTEGER".into()), ("Records".into(), "BIGINT".into())],
+                    columns: vec![
+                        ("Kafka Topic".into(), "STRING".into()),
+                        ("Partitions".into(), "INTEGER".into()),
+                        ("Records".into(), "BIGINT".into()),
+                    ],
                     rows,
                     ..Outcome::default()
                 }
             }
             ShowWhat::Functions => {
-                let mut rows: Vec<Vec<Value>> = sluice_expr::FUNCTIONS.iter().map(|f| vec![s(f.name), s("SCALAR")]).collect();
-                rows.extend(sluice_expr::aggregate::AGGREGATES.iter().map(|(n, _, _)| vec![s(n), s("AGGREGATE")]));
+                let mut rows: Vec<Vec<Value>> = sluice_expr::FUNCTIONS
+                    .iter()
+                    .map(|f| vec![s(f.name), s("SCALAR")])
+                    .collect();
+                rows.extend(
+                    sluice_expr::aggregate::AGGREGATES
+                        .iter()
+                        .map(|(n, _, _)| vec![s(n), s("AGGREGATE")]),
+                );
                 rows.sort_by(|a, b| a[0].to_string().cmp(&b[0].to_string()));
-                Outcome { columns: cols(&["Function Name", "Type"]), rows, ..Outcome::default() }
+                Outcome {
+                    columns: cols(&["Function Name", "Type"]),
+                    rows,
+                    ..Outcome::default()
+                }
             }
             ShowWhat::Properties => Outcome {
                 columns: cols(&["Property", "Value"]),
                 rows: vec![
                     vec![s("auto.offset.reset"), s("latest")],
-                    vec![s("sluice.pull.max.rows"), s(&self.pull_max_rows.to_string())],
+                    vec![
+                        s("sluice.pull.max.rows"),
+                        s(&self.pull_max_rows.to_string()),
+                    ],
                 ],
                 ..Outcome::default()
             },
@@ -458,16 +748,40 @@ impl Executor {
         }
         if extended {
             let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-            let readers: Vec<&str> = cat.queries.values().filter(|q| q.sources.contains(&def.name)).map(|q| q.id.as_str()).collect();
-            let writers: Vec<&str> = cat.queries.values().filter(|q| q.sink == def.name).map(|q| q.id.as_str()).collect();
-            message.push_str(&format!("\nQueries that read from this {}: [{}]", def.kind, readers.join(", ")));
-            message.push_str(&format!("\nQueries that write into this {}: [{}]", def.kind, writers.join(", ")));
+            let readers: Vec<&str> = cat
+                .queries
+                .values()
+                .filter(|q| q.sources.contains(&def.name))
+                .map(|q| q.id.as_str())
+                .collect();
+            let writers: Vec<&str> = cat
+                .queries
+                .values()
+                .filter(|q| q.sink == def.name)
+                .map(|q| q.id.as_str())
+                .collect();
+            message.push_str(&format!(
+                "\nQueries that read from this {}: [{}]",
+                def.kind,
+                readers.join(", ")
+            ));
+            message.push_str(&format!(
+                "\nQueries that write into this {}: [{}]",
+                def.kind,
+                writers.join(", ")
+            ));
             if let Some(t) = self.log.topic(&def.topic) {
                 let end: u64 = (0..t.partitions).map(|p| t.end_offset(p)).sum();
-                message.push_str(&format!("\nPartitions: {}\nRecords in topic: {end}", t.partitions));
+                message.push_str(&format!(
+                    "\nPartitions: {}\nRecords in topic: {end}",
+                    t.partitions
+                ));
             }
             if def.kind == SourceKind::Table && def.written_by.is_none() {
-                message.push_str(&format!("\nMaterialization lag: {}", self.engine.materializer_lag(def.id)));
+                message.push_str(&format!(
+                    "\nMaterialization lag: {}",
+                    self.engine.materializer_lag(def.id)
+                ));
             }
             if !def.sql.is_empty() {
                 message.push_str(&format!("\nStatement: {}", def.sql));
@@ -475,7 +789,10 @@ impl Executor {
         }
         Ok(Outcome {
             message,
-            columns: vec![("Field".into(), "STRING".into()), ("Type".into(), "STRING".into())],
+            columns: vec![
+                ("Field".into(), "STRING".into()),
+                ("Type".into(), "STRING".into()),
+            ],
             rows,
             ..Outcome::default()
         })
@@ -492,29 +809,60 @@ impl Executor {
                     .ok_or_else(|| ExecError::new(Code::NotFound, format!("Query with id:{} does not exist, use SHOW QUERIES to view the full set of queries.", id.value)))?;
                 let plan = replan(q, &cat)?;
                 let status = self.engine.status(&q.id);
-                let mut message = format!("ID: {}\nSQL: {}\n\n{}", q.id, q.sql, describe_plan(&plan));
+                let mut message =
+                    format!("ID: {}\nSQL: {}\n\n{}", q.id, q.sql, describe_plan(&plan));
                 if let Some(s) = status {
-                    message.push_str(&format!("\nStatus: {}\nProcessed: {}\nLag: {}\nErrors: {}", s.state, s.processed, s.lag, s.errors));
+                    message.push_str(&format!(
+                        "\nStatus: {}\nProcessed: {}\nLag: {}\nErrors: {}",
+                        s.state, s.processed, s.lag, s.errors
+                    ));
                 }
                 Ok(Outcome::message(message))
             }
             ExplainTarget::Statement(stmt) => {
                 let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
                 let text = match &stmt.kind {
-                    StatementKind::CreateAs { kind, name, properties, query, .. } => {
-                        let ids = NewIds { sink_id: u64::MAX, query_num: u64::MAX, query_id: "(not started)".into() };
-                        let planned = plan_create_as(ids, *kind, name, properties, query, &*cat, &stmt.text)?;
+                    StatementKind::CreateAs {
+                        kind,
+                        name,
+                        properties,
+                        query,
+                        ..
+                    } => {
+                        let ids = NewIds {
+                            sink_id: u64::MAX,
+                            query_num: u64::MAX,
+                            query_id: "(not started)".into(),
+                        };
+                        let planned =
+                            plan_create_as(ids, *kind, name, properties, query, &*cat, &stmt.text)?;
                         describe_plan(&planned.plan)
                     }
                     StatementKind::Select(select) if select.emit_changes => {
                         let (plan, _) = sluice_planner::query::plan_push(select, &*cat)?;
-                        format!("Push query over {} (topic {})\n  filter: {}\n  projection: {} expressions", plan.source.name, plan.source.topic, plan.filter.is_some(), plan.projection.len())
+                        format!(
+                            "Push query over {} (topic {})\n  filter: {}\n  projection: {} expressions",
+                            plan.source.name,
+                            plan.source.topic,
+                            plan.filter.is_some(),
+                            plan.projection.len()
+                        )
                     }
                     StatementKind::Select(select) => {
-                        let (plan, _) = sluice_planner::query::plan_pull(select, &*cat, self.pull_max_rows)?;
-                        format!("Pull query on {}\n  access: {:?}\n  filter: {}", plan.table.name, plan.access, plan.filter.is_some())
+                        let (plan, _) =
+                            sluice_planner::query::plan_pull(select, &*cat, self.pull_max_rows)?;
+                        format!(
+                            "Pull query on {}\n  access: {:?}\n  filter: {}",
+                            plan.table.name,
+                            plan.access,
+                            plan.filter.is_some()
+                        )
                     }
-                    _ => return Err(ExecError::invalid("EXPLAIN supports queries and CREATE ... AS SELECT")),
+                    _ => {
+                        return Err(ExecError::invalid(
+                            "EXPLAIN supports queries and CREATE ... AS SELECT",
+                        ));
+                    }
                 };
                 Ok(Outcome::message(text))
             }
@@ -524,63 +872,143 @@ impl Executor {
 
 fn describe_plan(plan: &QueryPlan) -> String {
     let sink = &plan.sink;
-    let columns: Vec<String> = sink.schema.columns.iter().map(|c| format!("{} {}{}", c.name, c.data_type, if c.role.is_key() { " KEY" } else { "" })).collect();
+    let columns: Vec<String> = sink
+        .schema
+        .columns
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}{}",
+                c.name,
+                c.data_type,
+                if c.role.is_key() { " KEY" } else { "" }
+            )
+        })
+        .collect();
     let op = match &plan.op {
-        sluice_engine::Operator::Select { filter, .. } => format!(" > [ PROJECT ]\n{}", if filter.is_some() { "   > [ FILTER ]\n" } else { "" }),
-        sluice_engine::Operator::Aggregate { filter, group_by, aggregates, having, .. } => format!(
+        sluice_engine::Operator::Select { filter, .. } => format!(
+            " > [ PROJECT ]\n{}",
+            if filter.is_some() {
+                "   > [ FILTER ]\n"
+            } else {
+                ""
+            }
+        ),
+        sluice_engine::Operator::Aggregate {
+            filter,
+            group_by,
+            aggregates,
+            having,
+            ..
+        } => format!(
             " > [ AGGREGATE ] {} aggregate(s), {} grouping key(s){}\n{}",
             aggregates.len(),
             group_by.len(),
             if having.is_some() { ", HAVING" } else { "" },
-            if filter.is_some() { "   > [ FILTER ]\n" } else { "" }
+            if filter.is_some() {
+                "   > [ FILTER ]\n"
+            } else {
+                ""
+            }
         ),
     };
     format!(
         "Execution plan\n--------------\n > [ SINK ] {} {} | topic: {} | schema: [{}]\n{op}      > [ SOURCE ] {} (topic {})",
-        sink.kind, sink.name, sink.topic, columns.join(", "), plan.source.name, plan.source.topic
+        sink.kind,
+        sink.name,
+        sink.topic,
+        columns.join(", "),
+        plan.source.name,
+        plan.source.topic
     )
 }
 
 fn describe_function(name: &Name) -> Result<Outcome, ExecError> {
     let upper = name.value.to_ascii_uppercase();
     if let Some(f) = sluice_expr::lookup(&upper) {
-        return Ok(Outcome::message(format!("Name: {}\nType: SCALAR\nSignature: {}\nDescription: {}", f.name, f.signature, f.description)));
+        return Ok(Outcome::message(format!(
+            "Name: {}\nType: SCALAR\nSignature: {}\nDescription: {}",
+            f.name, f.signature, f.description
+        )));
     }
-    if let Some((n, sig, desc)) = sluice_expr::aggregate::AGGREGATES.iter().find(|(n, _, _)| *n == upper) {
-        return Ok(Outcome::message(format!("Name: {n}\nType: AGGREGATE\nSignature: {sig}\nDescription: {desc}")));
+    if let Some((n, sig, desc)) = sluice_expr::aggregate::AGGREGATES
+        .iter()
+        .find(|(n, _, _)| *n == upper)
+    {
+        return Ok(Outcome::message(format!(
+            "Name: {n}\nType: AGGREGATE\nSignature: {sig}\nDescription: {desc}"
+        )));
     }
-    Err(ExecError::new(Code::NotFound, format!("Can't find any functions with the name '{}'", name.value)))
+    Err(ExecError::new(
+        Code::NotFound,
+        format!("Can't find any functions with the name '{}'", name.value),
+    ))
 }
 
 /// Re-plans a stored persistent query against the catalog (at startup and for EXPLAIN).
 fn replan(q: &QueryDef, cat: &CatalogState) -> Result<QueryPlan, ExecError> {
     let stmts = sluice_sql::parse(&q.sql)?;
-    let Some(stmt) = stmts.first() else { return Err(ExecError::internal(format!("stored query {} has no statement", q.id))) };
+    let Some(stmt) = stmts.first() else {
+        return Err(ExecError::internal(format!(
+            "stored query {} has no statement",
+            q.id
+        )));
+    };
     let sink = cat.sources.get(&q.sink);
     match &stmt.kind {
-        StatementKind::CreateAs { kind, name, properties, query, .. } => {
-            let sink = sink.ok_or_else(|| ExecError::internal(format!("sink {} of query {} is missing", q.sink, q.id)))?;
-            let ids = NewIds { sink_id: sink.id, query_num: q.num, query_id: q.id.clone() };
+        StatementKind::CreateAs {
+            kind,
+            name,
+            properties,
+            query,
+            ..
+        } => {
+            let sink = sink.ok_or_else(|| {
+                ExecError::internal(format!("sink {} of query {} is missing", q.sink, q.id))
+            })?;
+            let ids = NewIds {
+                sink_id: sink.id,
+                query_num: q.num,
+                query_id: q.id.clone(),
+            };
             let planned = plan_create_as(ids, *kind, name, properties, query, cat, &stmt.text)?;
             if planned.sink.schema != sink.schema {
-                return Err(ExecError::internal(format!("query {} no longer produces the schema of {}", q.id, sink.name)));
+                return Err(ExecError::internal(format!(
+                    "query {} no longer produces the schema of {}",
+                    q.id, sink.name
+                )));
             }
             // The stored sink is the truth (topic and formats may have been defaulted then).
-            Ok(QueryPlan { sink: sink.clone(), ..planned.plan })
+            Ok(QueryPlan {
+                sink: sink.clone(),
+                ..planned.plan
+            })
         }
         StatementKind::InsertSelect { query, .. } => {
-            let sink = sink.ok_or_else(|| ExecError::internal(format!("sink {} of query {} is missing", q.sink, q.id)))?;
-            let ids = NewIds { sink_id: sink.id, query_num: q.num, query_id: q.id.clone() };
+            let sink = sink.ok_or_else(|| {
+                ExecError::internal(format!("sink {} of query {} is missing", q.sink, q.id))
+            })?;
+            let ids = NewIds {
+                sink_id: sink.id,
+                query_num: q.num,
+                query_id: q.id.clone(),
+            };
             Ok(plan_insert_select(ids, sink, query, cat)?)
         }
-        _ => Err(ExecError::internal(format!("stored query {} is not a persistent query", q.id))),
+        _ => Err(ExecError::internal(format!(
+            "stored query {} is not a persistent query",
+            q.id
+        ))),
     }
 }
 
 fn exists(existing: &SourceDef, name: &Name) -> ExecError {
     let kind = existing.kind.to_string().to_lowercase();
     let e = PlanError::at_name(
-        format!("Cannot add {kind} '{}': A {kind} with the same name already exists", name.value),
+        format!(
+            "Cannot add {kind} '{}': A {kind} with the same name already exists",
+            name.value
+        ),
         name,
     )
     .with_kind(PlanErrorKind::AlreadyExists);
@@ -588,9 +1016,14 @@ fn exists(existing: &SourceDef, name: &Name) -> ExecError {
 }
 
 fn not_found(name: &Name) -> ExecError {
-    PlanError::at_name(format!("{} does not exist.", name.value), name).with_kind(PlanErrorKind::NotFound).into()
+    PlanError::at_name(format!("{} does not exist.", name.value), name)
+        .with_kind(PlanErrorKind::NotFound)
+        .into()
 }
 
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -26,11 +26,17 @@ pub struct ServerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot open the data directory {dir}: {source}")]
-    Open { dir: PathBuf, source: sluice_storage::StorageError },
+    Open {
+        dir: PathBuf,
+        source: sluice_storage::StorageError,
+    },
     #[error("cannot restore the catalog: {0}")]
     Restore(ExecError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
@@ -38,24 +44,45 @@ pub enum ServerError {
 }
 
 /// Runs the server until `shutdown` resolves, then stops queries cleanly.
-pub async fn run(config: ServerConfig, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), ServerError> {
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| ServerError::Open {
         dir: config.data_dir.clone(),
-        source: sluice_storage::StorageError::Corrupt { what: "data directory", detail: e.to_string() },
+        source: sluice_storage::StorageError::Corrupt {
+            what: "data directory",
+            detail: e.to_string(),
+        },
     })?;
     let dir = config.data_dir.clone();
     let log = tokio::task::spawn_blocking(move || EmbeddedLog::open(&dir))
         .await
         .map_err(|e| ServerError::Reflection(e.to_string()))?
-        .map_err(|source| ServerError::Open { dir: config.data_dir.clone(), source })?;
-    let exec = Arc::new(Executor::open(Arc::new(log), config.pull_max_rows).await.map_err(ServerError::Restore)?);
+        .map_err(|source| ServerError::Open {
+            dir: config.data_dir.clone(),
+            source,
+        })?;
+    let exec = Arc::new(
+        Executor::open(Arc::new(log), config.pull_max_rows)
+            .await
+            .map_err(ServerError::Restore)?,
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<SluiceServer<service::SluiceService>>().await;
+    health_reporter
+        .set_serving::<SluiceServer<service::SluiceService>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(sluice_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -77,7 +104,10 @@ pub async fn run(config: ServerConfig, shutdown: impl std::future::Future<Output
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(service)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
         .await?;
     tracing::info!("shutting down: stopping queries");
     exec.engine.shutdown().await;

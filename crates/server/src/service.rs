@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
@@ -32,11 +32,21 @@ impl SluiceService {
 }
 
 fn column(name: &str, ty: &str, role: &str) -> pb::Column {
-    pb::Column { name: name.to_string(), r#type: ty.to_string(), role: role.to_string() }
+    pb::Column {
+        name: name.to_string(),
+        r#type: ty.to_string(),
+        role: role.to_string(),
+    }
 }
 
 fn header(query_id: &str, columns: Vec<pb::Column>, push: bool) -> pb::QueryResponse {
-    pb::QueryResponse { kind: Some(pb::query_response::Kind::Header(pb::QueryHeader { query_id: query_id.into(), columns, push })) }
+    pb::QueryResponse {
+        kind: Some(pb::query_response::Kind::Header(pb::QueryHeader {
+            query_id: query_id.into(),
+            columns,
+            push,
+        })),
+    }
 }
 
 fn row_msg(row: &[Value], partition: u32, offset: u64, tombstone: bool) -> pb::QueryResponse {
@@ -51,7 +61,12 @@ fn row_msg(row: &[Value], partition: u32, offset: u64, tombstone: bool) -> pb::Q
 }
 
 fn final_msg(message: &str, rows: u64) -> pb::QueryResponse {
-    pb::QueryResponse { kind: Some(pb::query_response::Kind::Final(pb::QueryFinal { message: message.into(), rows })) }
+    pb::QueryResponse {
+        kind: Some(pb::query_response::Kind::Final(pb::QueryFinal {
+            message: message.into(),
+            rows,
+        })),
+    }
 }
 
 fn transient_id() -> String {
@@ -62,7 +77,10 @@ fn transient_id() -> String {
 
 #[tonic::async_trait]
 impl Sluice for SluiceService {
-    async fn execute(&self, request: Request<pb::ExecuteRequest>) -> Result<Response<pb::ExecuteResponse>, Status> {
+    async fn execute(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
         let req = request.into_inner();
         let span = tracing::info_span!("execute", sql = %truncate(&req.sql));
         async move {
@@ -76,7 +94,11 @@ impl Sluice for SluiceService {
                 results.push(pb::StatementResult {
                     statement: stmt.text.clone(),
                     message: outcome.message,
-                    columns: outcome.columns.iter().map(|(n, t)| column(n, t, "")).collect(),
+                    columns: outcome
+                        .columns
+                        .iter()
+                        .map(|(n, t)| column(n, t, ""))
+                        .collect(),
                     rows: outcome.rows.iter().map(|r| row_to_proto(r)).collect(),
                     query_id: outcome.query_id,
                 });
@@ -89,34 +111,52 @@ impl Sluice for SluiceService {
 
     type QueryStream = BoxStream<pb::QueryResponse>;
 
-    async fn query(&self, request: Request<pb::QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
+    async fn query(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> Result<Response<Self::QueryStream>, Status> {
         let req = request.into_inner();
         let span = tracing::info_span!("query", sql = %truncate(&req.sql));
         let _enter = span.enter();
         let mut statements = sluice_sql::parse(&req.sql).map_err(ExecError::from)?;
         if statements.len() != 1 {
-            return Err(Status::invalid_argument(format!("the Query RPC takes exactly one statement, got {}", statements.len())));
+            return Err(Status::invalid_argument(format!(
+                "the Query RPC takes exactly one statement, got {}",
+                statements.len()
+            )));
         }
         let stmt = statements.remove(0);
-        let earliest = req
-            .properties
-            .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case("auto.offset.reset") && v.eq_ignore_ascii_case("earliest"));
+        let earliest = req.properties.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("auto.offset.reset") && v.eq_ignore_ascii_case("earliest")
+        });
         match stmt.kind {
             StatementKind::Select(select) if select.emit_changes => {
                 let catalog = self.exec.catalog_snapshot();
-                let (plan, columns) = sluice_planner::query::plan_push(&select, &catalog).map_err(ExecError::from)?;
+                let (plan, columns) =
+                    sluice_planner::query::plan_push(&select, &catalog).map_err(ExecError::from)?;
                 let start = if !req.start_from.is_empty() {
-                    PushStart::Positions(req.start_from.iter().map(|p| (p.partition.max(0) as u32, p.offset.max(0) as u64)).collect())
+                    PushStart::Positions(
+                        req.start_from
+                            .iter()
+                            .map(|p| (p.partition.max(0) as u32, p.offset.max(0) as u64))
+                            .collect(),
+                    )
                 } else if earliest {
                     PushStart::Earliest
                 } else {
                     PushStart::Latest
                 };
-                let mut rx = self.exec.engine.push(plan, start).map_err(ExecError::from)?;
+                let mut rx = self
+                    .exec
+                    .engine
+                    .push(plan, start)
+                    .map_err(ExecError::from)?;
                 let id = transient_id();
                 tracing::info!(query = %id, "push query started");
-                let cols = columns.iter().map(|c| column(&c.name, &c.data_type.to_string(), c.role.label())).collect();
+                let cols = columns
+                    .iter()
+                    .map(|c| column(&c.name, &c.data_type.to_string(), c.role.label()))
+                    .collect();
                 let (tx, out) = mpsc::channel(64);
                 let _ = tx.try_send(Ok(header(&id, cols, true)));
                 tokio::spawn(
@@ -124,12 +164,25 @@ impl Sluice for SluiceService {
                         let mut n = 0u64;
                         while let Some(ev) = rx.recv().await {
                             let msg = match ev {
-                                PushEvent::Row { row, partition, offset, tombstone } => {
+                                PushEvent::Row {
+                                    row,
+                                    partition,
+                                    offset,
+                                    tombstone,
+                                } => {
                                     n += 1;
                                     row_msg(&row, partition, offset, tombstone)
                                 }
-                                PushEvent::Skipped { partition, offset, message } => {
-                                    tracing::warn!(partition, offset, "push query skipped a record: {message}");
+                                PushEvent::Skipped {
+                                    partition,
+                                    offset,
+                                    message,
+                                } => {
+                                    tracing::warn!(
+                                        partition,
+                                        offset,
+                                        "push query skipped a record: {message}"
+                                    );
                                     continue;
                                 }
                                 PushEvent::LimitReached => {
@@ -149,14 +202,23 @@ impl Sluice for SluiceService {
             }
             StatementKind::Select(select) => {
                 let catalog = self.exec.catalog_snapshot();
-                let (plan, columns) = sluice_planner::query::plan_pull(&select, &catalog, self.exec.pull_max_rows).map_err(ExecError::from)?;
+                let (plan, columns) =
+                    sluice_planner::query::plan_pull(&select, &catalog, self.exec.pull_max_rows)
+                        .map_err(ExecError::from)?;
                 let engine = self.exec.engine.clone();
                 let rows = tokio::task::spawn_blocking(move || engine.pull(&plan))
                     .await
                     .map_err(|e| Status::internal(e.to_string()))?
                     .map_err(ExecError::from)?;
                 let mut out = Vec::with_capacity(rows.len() + 2);
-                out.push(Ok(header(&transient_id(), columns.iter().map(|c| column(&c.name, &c.data_type.to_string(), c.role.label())).collect(), false)));
+                out.push(Ok(header(
+                    &transient_id(),
+                    columns
+                        .iter()
+                        .map(|c| column(&c.name, &c.data_type.to_string(), c.role.label()))
+                        .collect(),
+                    false,
+                )));
                 let n = rows.len() as u64;
                 for r in rows {
                     out.push(Ok(row_msg(&r, 0, 0, false)));
@@ -164,7 +226,11 @@ impl Sluice for SluiceService {
                 out.push(Ok(final_msg("", n)));
                 Ok(Response::new(Box::pin(tokio_stream::iter(out))))
             }
-            StatementKind::Print { topic, from_beginning, limit } => {
+            StatementKind::Print {
+                topic,
+                from_beginning,
+                limit,
+            } => {
                 let log = self.exec.log().clone();
                 let t = log
                     .topic(&topic.value)
@@ -172,12 +238,18 @@ impl Sluice for SluiceService {
                     .ok_or_else(|| Status::not_found(format!("Could not find topic '{}', or the KSQL user does not have permissions to list the topic. Topic names are case-sensitive.", topic.value)))?;
                 let cols = ["ROWTIME", "PARTITION", "OFFSET", "KEY", "VALUE"];
                 let types = ["BIGINT", "INTEGER", "BIGINT", "STRING", "STRING"];
-                let columns = cols.iter().zip(types).map(|(c, t)| column(c, t, "")).collect();
+                let columns = cols
+                    .iter()
+                    .zip(types)
+                    .map(|(c, t)| column(c, t, ""))
+                    .collect();
                 let (tx, out) = mpsc::channel(64);
                 let _ = tx.try_send(Ok(header(&transient_id(), columns, true)));
                 let start_earliest = from_beginning || earliest;
                 tokio::spawn(async move {
-                    let mut positions: Vec<u64> = (0..t.partitions).map(|p| if start_earliest { 0 } else { t.end_offset(p) }).collect();
+                    let mut positions: Vec<u64> = (0..t.partitions)
+                        .map(|p| if start_earliest { 0 } else { t.end_offset(p) })
+                        .collect();
                     let mut changed = t.subscribe();
                     let mut n = 0u64;
                     loop {
@@ -194,10 +266,24 @@ impl Sluice for SluiceService {
                             for r in records {
                                 positions[p as usize] = r.offset + 1;
                                 any = true;
-                                let text = |b: &Option<Vec<u8>>| b.as_ref().map_or(Value::Null, |b| Value::String(String::from_utf8_lossy(b).into_owned()));
-                                let row = vec![Value::BigInt(r.record.timestamp), Value::Int(p as i32), Value::BigInt(r.offset as i64), text(&r.record.key), text(&r.record.value)];
+                                let text = |b: &Option<Vec<u8>>| {
+                                    b.as_ref().map_or(Value::Null, |b| {
+                                        Value::String(String::from_utf8_lossy(b).into_owned())
+                                    })
+                                };
+                                let row = vec![
+                                    Value::BigInt(r.record.timestamp),
+                                    Value::Int(p as i32),
+                                    Value::BigInt(r.offset as i64),
+                                    text(&r.record.key),
+                                    text(&r.record.value),
+                                ];
                                 n += 1;
-                                if tx.send(Ok(row_msg(&row, p, r.offset, false))).await.is_err() {
+                                if tx
+                                    .send(Ok(row_msg(&row, p, r.offset, false)))
+                                    .await
+                                    .is_err()
+                                {
                                     return;
                                 }
                                 if limit.is_some_and(|l| n >= l) {
@@ -216,18 +302,24 @@ impl Sluice for SluiceService {
                 });
                 Ok(Response::new(Box::pin(ReceiverStream::new(out))))
             }
-            _ => Err(Status::invalid_argument("the Query RPC runs SELECT and PRINT; use Execute for other statements")),
+            _ => Err(Status::invalid_argument(
+                "the Query RPC runs SELECT and PRINT; use Execute for other statements",
+            )),
         }
     }
 
     type BulkInsertStream = BoxStream<pb::BulkInsertResponse>;
 
-    async fn bulk_insert(&self, request: Request<Streaming<pb::BulkInsertRequest>>) -> Result<Response<Self::BulkInsertStream>, Status> {
+    async fn bulk_insert(
+        &self,
+        request: Request<Streaming<pb::BulkInsertRequest>>,
+    ) -> Result<Response<Self::BulkInsertStream>, Status> {
         let mut input = request.into_inner();
         let exec = self.exec.clone();
         // Commits are pipelined: a batch is queued for the next group commit while earlier
         // ones are still being made durable; acknowledgements go out in order.
-        let (ack_tx, mut ack_rx) = mpsc::channel::<(u64, Result<sluice_storage::CommitTicket, Status>)>(32);
+        let (ack_tx, mut ack_rx) =
+            mpsc::channel::<(u64, Result<sluice_storage::CommitTicket, Status>)>(32);
         let (out_tx, out) = mpsc::channel::<Result<pb::BulkInsertResponse, Status>>(32);
         tokio::spawn(
             async move {
@@ -240,7 +332,8 @@ impl Sluice for SluiceService {
                             break;
                         }
                     };
-                    let ticket = prepare_batch(&exec, &mut targets, &req).map(|txn| exec.log().submit(txn));
+                    let ticket =
+                        prepare_batch(&exec, &mut targets, &req).map(|txn| exec.log().submit(txn));
                     let failed = ticket.is_err();
                     if ack_tx.send((req.batch_id, ticket)).await.is_err() || failed {
                         break;
@@ -272,7 +365,10 @@ impl Sluice for SluiceService {
         Ok(Response::new(Box::pin(ReceiverStream::new(out))))
     }
 
-    async fn produce(&self, request: Request<pb::ProduceRequest>) -> Result<Response<pb::ProduceResponse>, Status> {
+    async fn produce(
+        &self,
+        request: Request<pb::ProduceRequest>,
+    ) -> Result<Response<pb::ProduceResponse>, Status> {
         let req = request.into_inner();
         let span = tracing::info_span!("produce", topic = %req.topic, records = req.records.len());
         async move {
@@ -310,22 +406,38 @@ impl Sluice for SluiceService {
 
     type ConsumeStream = BoxStream<pb::ConsumeResponse>;
 
-    async fn consume(&self, request: Request<pb::ConsumeRequest>) -> Result<Response<Self::ConsumeStream>, Status> {
+    async fn consume(
+        &self,
+        request: Request<pb::ConsumeRequest>,
+    ) -> Result<Response<Self::ConsumeStream>, Status> {
         let req = request.into_inner();
         let log = self.exec.log().clone();
-        let topic = log.topic(&req.topic).ok_or_else(|| Status::not_found(format!("Topic '{}' does not exist", req.topic)))?;
+        let topic = log
+            .topic(&req.topic)
+            .ok_or_else(|| Status::not_found(format!("Topic '{}' does not exist", req.topic)))?;
         if req.partition < 0 || req.partition as u32 >= topic.partitions {
-            return Err(Status::out_of_range(format!("partition {} does not exist; topic '{}' has {} partitions", req.partition, topic.name, topic.partitions)));
+            return Err(Status::out_of_range(format!(
+                "partition {} does not exist; topic '{}' has {} partitions",
+                req.partition, topic.name, topic.partitions
+            )));
         }
         let partition = req.partition as u32;
-        let mut next = if req.offset < 0 { topic.end_offset(partition) } else { req.offset as u64 };
+        let mut next = if req.offset < 0 {
+            topic.end_offset(partition)
+        } else {
+            req.offset as u64
+        };
         let (tx, out) = mpsc::channel(16);
         tokio::spawn(async move {
             let mut changed = topic.subscribe();
             let mut sent = 0u64;
             loop {
                 changed.borrow_and_update();
-                let want = if req.max_records > 0 { (req.max_records - sent).min(500) as usize } else { 500 };
+                let want = if req.max_records > 0 {
+                    (req.max_records - sent).min(500) as usize
+                } else {
+                    500
+                };
                 let records = match log.read(&topic, partition, next, want) {
                     Ok(r) => r,
                     Err(e) => {
@@ -345,7 +457,12 @@ impl Sluice for SluiceService {
                                 timestamp: r.record.timestamp,
                                 key: r.record.key,
                                 value: r.record.value,
-                                headers: r.record.headers.into_iter().map(|(k, v)| pb::RecordHeader { key: k, value: v }).collect(),
+                                headers: r
+                                    .record
+                                    .headers
+                                    .into_iter()
+                                    .map(|(k, v)| pb::RecordHeader { key: k, value: v })
+                                    .collect(),
                             })
                             .collect(),
                     };
@@ -379,28 +496,61 @@ struct Target {
     columns_key: Vec<String>,
 }
 
-fn prepare_batch(exec: &Executor, targets: &mut HashMap<String, Target>, req: &pb::BulkInsertRequest) -> Result<Txn, Status> {
-    let name = if req.target.starts_with('`') { req.target.trim_matches('`').to_string() } else { req.target.to_ascii_uppercase() };
-    let stale = targets.get(&name).is_none_or(|t| t.columns_key != req.columns);
+fn prepare_batch(
+    exec: &Executor,
+    targets: &mut HashMap<String, Target>,
+    req: &pb::BulkInsertRequest,
+) -> Result<Txn, Status> {
+    let name = if req.target.starts_with('`') {
+        req.target.trim_matches('`').to_string()
+    } else {
+        req.target.to_ascii_uppercase()
+    };
+    let stale = targets
+        .get(&name)
+        .is_none_or(|t| t.columns_key != req.columns);
     if stale {
-        let def = exec.source(&name).ok_or_else(|| Status::not_found(format!("{name} does not exist.")))?;
+        let def = exec
+            .source(&name)
+            .ok_or_else(|| Status::not_found(format!("{name} does not exist.")))?;
         if def.kind == SourceKind::Table && def.written_by.is_some() {
-            return Err(Status::invalid_argument(format!("Cannot insert values into read-only table: {name}")));
+            return Err(Status::invalid_argument(format!(
+                "Cannot insert values into read-only table: {name}"
+            )));
         }
-        let topic = exec.log().topic(&def.topic).ok_or_else(|| Status::internal(format!("topic {} is missing", def.topic)))?;
+        let topic = exec
+            .log()
+            .topic(&def.topic)
+            .ok_or_else(|| Status::internal(format!("topic {} is missing", def.topic)))?;
         let positions = if req.columns.is_empty() {
             (0..def.schema.len()).collect()
         } else {
             let mut v = Vec::with_capacity(req.columns.len());
             for c in &req.columns {
-                let n = if c.starts_with('`') { c.trim_matches('`').to_string() } else { c.to_ascii_uppercase() };
-                v.push(def.schema.index_of(&n).ok_or_else(|| Status::invalid_argument(format!("Column name {n} does not exist in {name}.")))?);
+                let n = if c.starts_with('`') {
+                    c.trim_matches('`').to_string()
+                } else {
+                    c.to_ascii_uppercase()
+                };
+                v.push(def.schema.index_of(&n).ok_or_else(|| {
+                    Status::invalid_argument(format!("Column name {n} does not exist in {name}."))
+                })?);
             }
             v
         };
-        targets.insert(name.clone(), Target { def, topic, positions, columns_key: req.columns.clone() });
+        targets.insert(
+            name.clone(),
+            Target {
+                def,
+                topic,
+                positions,
+                columns_key: req.columns.clone(),
+            },
+        );
     }
-    let target = targets.get(&name).ok_or_else(|| Status::internal("bulk insert target vanished"))?;
+    let target = targets
+        .get(&name)
+        .ok_or_else(|| Status::internal("bulk insert target vanished"))?;
     let now = now_ms();
     let mut txn = Txn::new();
     let width = target.def.schema.len();
@@ -416,11 +566,16 @@ fn prepare_batch(exec: &Executor, targets: &mut HashMap<String, Target>, req: &p
         let mut row = vec![Value::Null; width];
         for (v, &idx) in r.values.iter().zip(&target.positions) {
             let col = &target.def.schema.columns[idx];
-            row[idx] = from_proto(v, &col.data_type)
-                .map_err(|e| Status::invalid_argument(format!("batch {}: row {ri}, column {}: {e}", req.batch_id, col.name)))?;
+            row[idx] = from_proto(v, &col.data_type).map_err(|e| {
+                Status::invalid_argument(format!(
+                    "batch {}: row {ri}, column {}: {e}",
+                    req.batch_id, col.name
+                ))
+            })?;
         }
-        let record = encode_row_record(&target.def, &row, now, false)
-            .map_err(|e| Status::invalid_argument(format!("batch {}: row {ri}: {e}", req.batch_id)))?;
+        let record = encode_row_record(&target.def, &row, now, false).map_err(|e| {
+            Status::invalid_argument(format!("batch {}: row {ri}: {e}", req.batch_id))
+        })?;
         let partition = target.topic.partition_for(record.key.as_deref());
         txn.append(&target.topic, partition, record);
     }

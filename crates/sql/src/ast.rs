@@ -63,6 +63,8 @@ impl std::fmt::Display for PropValue {
     }
 }
 
+// ASTs are built once per statement; boxing every expression would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum SelectItem {
     Wildcard,
@@ -92,6 +94,7 @@ pub enum ShowWhat {
     Properties,
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum StatementKind {
     CreateSource {
@@ -150,6 +153,7 @@ pub enum StatementKind {
     },
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExplainTarget {
     Query(Name),

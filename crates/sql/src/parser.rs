@@ -12,7 +12,12 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
     let dialect = KsqlDialect;
     let parser = Parser::new(&dialect).try_with_sql(sql).map_err(convert)?;
-    let mut p = P { p: parser, sql, line_starts: line_starts(sql), pending_gt: 0 };
+    let mut p = P {
+        p: parser,
+        sql,
+        line_starts: line_starts(sql),
+        pending_gt: 0,
+    };
     let mut out = Vec::new();
     loop {
         while p.p.consume_token(&Token::SemiColon) {}
@@ -50,11 +55,31 @@ fn convert(e: ParserError) -> ParseError {
     if let Some(idx) = msg.find(" at Line: ") {
         let tail = &msg[idx + " at Line: ".len()..];
         let mut parts = tail.splitn(2, ", Column: ");
-        let line = parts.next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
-        let column = parts.next().and_then(|c| c.trim().split(|ch: char| !ch.is_ascii_digit()).next()?.parse().ok()).unwrap_or(0);
-        return ParseError { message: msg[..idx].to_string(), line, column };
+        let line = parts
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
+        let column = parts
+            .next()
+            .and_then(|c| {
+                c.trim()
+                    .split(|ch: char| !ch.is_ascii_digit())
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0);
+        return ParseError {
+            message: msg[..idx].to_string(),
+            line,
+            column,
+        };
     }
-    ParseError { message: msg, line: 0, column: 0 }
+    ParseError {
+        message: msg,
+        line: 0,
+        column: 0,
+    }
 }
 
 struct P<'a> {
@@ -68,17 +93,37 @@ struct P<'a> {
 type R<T> = Result<T, ParseError>;
 
 const CLAUSE_WORDS: &[&str] = &[
-    "WHERE", "GROUP", "HAVING", "PARTITION", "EMIT", "LIMIT", "WINDOW", "JOIN", "INNER", "LEFT", "RIGHT", "FULL",
-    "OUTER", "ON", "WITHIN",
+    "WHERE",
+    "GROUP",
+    "HAVING",
+    "PARTITION",
+    "EMIT",
+    "LIMIT",
+    "WINDOW",
+    "JOIN",
+    "INNER",
+    "LEFT",
+    "RIGHT",
+    "FULL",
+    "OUTER",
+    "ON",
+    "WITHIN",
 ];
 
 impl<'a> P<'a> {
     fn err<T>(&self, at: &TokenWithSpan, message: impl Into<String>) -> R<T> {
-        Err(ParseError { message: message.into(), line: at.span.start.line, column: at.span.start.column })
+        Err(ParseError {
+            message: message.into(),
+            line: at.span.start.line,
+            column: at.span.start.column,
+        })
     }
 
     fn offset(&self, loc: Location) -> usize {
-        let Some(start) = (loc.line as usize).checked_sub(1).and_then(|l| self.line_starts.get(l)) else {
+        let Some(start) = (loc.line as usize)
+            .checked_sub(1)
+            .and_then(|l| self.line_starts.get(l))
+        else {
             return self.sql.len();
         };
         let line = &self.sql[*start..];
@@ -116,7 +161,10 @@ impl<'a> P<'a> {
             return Ok(());
         }
         let t = self.p.peek_token();
-        self.err(&t, format!("Expected '{token}', found {}", describe(&t.token)))
+        self.err(
+            &t,
+            format!("Expected '{token}', found {}", describe(&t.token)),
+        )
     }
 
     fn name(&mut self) -> R<Name> {
@@ -133,7 +181,15 @@ impl<'a> P<'a> {
 
     fn uint(&mut self) -> R<u64> {
         let t = self.p.peek_token();
-        self.p.parse_literal_uint().or_else(|_| self.err(&t, format!("Expected a non-negative integer, found {}", describe(&t.token))))
+        self.p.parse_literal_uint().or_else(|_| {
+            self.err(
+                &t,
+                format!(
+                    "Expected a non-negative integer, found {}",
+                    describe(&t.token)
+                ),
+            )
+        })
     }
 
     fn statement(&mut self) -> R<Statement> {
@@ -158,7 +214,11 @@ impl<'a> P<'a> {
             Some("DROP") => self.drop()?,
             Some("TERMINATE") => {
                 self.p.next_token();
-                if self.eat("ALL") { StatementKind::Terminate(None) } else { StatementKind::Terminate(Some(self.name()?)) }
+                if self.eat("ALL") {
+                    StatementKind::Terminate(None)
+                } else {
+                    StatementKind::Terminate(Some(self.name()?))
+                }
             }
             Some("PRINT") => self.print()?,
             Some("SET") => {
@@ -170,18 +230,47 @@ impl<'a> P<'a> {
             }
             Some("UNSET") => {
                 self.p.next_token();
-                StatementKind::Unset { key: self.string()? }
+                StatementKind::Unset {
+                    key: self.string()?,
+                }
             }
-            _ => return self.err(&first, format!("Unknown statement starting with {}", describe(&first.token))),
+            _ => {
+                return self.err(
+                    &first,
+                    format!("Unknown statement starting with {}", describe(&first.token)),
+                );
+            }
         };
         let end_tok = self.p.peek_token();
         match end_tok.token {
             Token::SemiColon | Token::EOF => {}
-            _ => return self.err(&end_tok, format!("Unexpected {} after the end of the statement", describe(&end_tok.token))),
+            _ => {
+                return self.err(
+                    &end_tok,
+                    format!(
+                        "Unexpected {} after the end of the statement",
+                        describe(&end_tok.token)
+                    ),
+                );
+            }
         }
-        let end = if end_tok.token == Token::EOF { self.sql.len() } else { self.offset(end_tok.span.start) };
-        let text = self.sql.get(start..end).unwrap_or_default().trim().to_string();
-        Ok(Statement { text, line: first.span.start.line, column: first.span.start.column, kind })
+        let end = if end_tok.token == Token::EOF {
+            self.sql.len()
+        } else {
+            self.offset(end_tok.span.start)
+        };
+        let text = self
+            .sql
+            .get(start..end)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        Ok(Statement {
+            text,
+            line: first.span.start.line,
+            column: first.span.start.column,
+            kind,
+        })
     }
 
     /// A nested statement (after EXPLAIN): same grammar, text to the end of the statement.
@@ -194,16 +283,33 @@ impl<'a> P<'a> {
             _ => StatementKind::Select(Box::new(self.select()?)),
         };
         let end_tok = self.p.peek_token();
-        let end = if end_tok.token == Token::EOF { self.sql.len() } else { self.offset(end_tok.span.start) };
-        let text = self.sql.get(start..end).unwrap_or_default().trim().to_string();
-        Ok(Statement { text, line: first.span.start.line, column: first.span.start.column, kind })
+        let end = if end_tok.token == Token::EOF {
+            self.sql.len()
+        } else {
+            self.offset(end_tok.span.start)
+        };
+        let text = self
+            .sql
+            .get(start..end)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        Ok(Statement {
+            text,
+            line: first.span.start.line,
+            column: first.span.start.column,
+            kind,
+        })
     }
 
     fn string(&mut self) -> R<String> {
         let t = self.p.next_token();
         match &t.token {
             Token::SingleQuotedString(s) => Ok(s.clone()),
-            other => self.err(&t, format!("Expected a quoted string, found {}", describe(other))),
+            other => self.err(
+                &t,
+                format!("Expected a quoted string, found {}", describe(other)),
+            ),
         }
     }
 
@@ -222,7 +328,13 @@ impl<'a> P<'a> {
         } else if self.eat("TABLE") {
             SourceKind::Table
         } else {
-            return self.err(&t, format!("Expected STREAM or TABLE after CREATE, found {}", describe(&t.token)));
+            return self.err(
+                &t,
+                format!(
+                    "Expected STREAM or TABLE after CREATE, found {}",
+                    describe(&t.token)
+                ),
+            );
         };
         let if_not_exists = if self.eat("IF") {
             self.expect("NOT")?;
@@ -242,16 +354,34 @@ impl<'a> P<'a> {
             }
             self.expect_token(Token::RParen)?;
         }
-        let properties = if self.eat("WITH") { self.properties()? } else { Properties::default() };
+        let properties = if self.eat("WITH") {
+            self.properties()?
+        } else {
+            Properties::default()
+        };
         if self.eat("AS") {
             if !columns.is_empty() {
                 let t = self.p.peek_token();
                 return self.err(&t, "CREATE ... AS SELECT cannot declare columns");
             }
             let query = Box::new(self.select()?);
-            return Ok(StatementKind::CreateAs { kind, name, or_replace, if_not_exists, properties, query });
+            return Ok(StatementKind::CreateAs {
+                kind,
+                name,
+                or_replace,
+                if_not_exists,
+                properties,
+                query,
+            });
         }
-        Ok(StatementKind::CreateSource { kind, name, or_replace, if_not_exists, columns, properties })
+        Ok(StatementKind::CreateSource {
+            kind,
+            name,
+            or_replace,
+            if_not_exists,
+            columns,
+            properties,
+        })
     }
 
     fn column_def(&mut self) -> R<ColumnDef> {
@@ -265,7 +395,11 @@ impl<'a> P<'a> {
         } else {
             KeyKind::None
         };
-        Ok(ColumnDef { name, data_type, key })
+        Ok(ColumnDef {
+            name,
+            data_type,
+            key,
+        })
     }
 
     fn close_angle(&mut self) -> R<()> {
@@ -316,7 +450,10 @@ impl<'a> P<'a> {
                 if precision == 0 || precision > 38 || scale > precision {
                     return self.err(&t, format!("DECIMAL({precision}, {scale}) is invalid: precision must be 1 to 38 and scale at most precision"));
                 }
-                DataType::Decimal { precision: precision as u8, scale: scale as u8 }
+                DataType::Decimal {
+                    precision: precision as u8,
+                    scale: scale as u8,
+                }
             }
             "ARRAY" => {
                 self.expect_token(Token::Lt)?;
@@ -363,7 +500,12 @@ impl<'a> P<'a> {
                 Token::Number(n, _) => PropValue::Num(n.clone()),
                 Token::Word(w) if w.value.eq_ignore_ascii_case("true") => PropValue::Bool(true),
                 Token::Word(w) if w.value.eq_ignore_ascii_case("false") => PropValue::Bool(false),
-                other => return self.err(&t, format!("Expected a property value, found {}", describe(other))),
+                other => {
+                    return self.err(
+                        &t,
+                        format!("Expected a property value, found {}", describe(other)),
+                    );
+                }
             };
             let key = name.value.to_ascii_uppercase();
             if props.values.insert(key.clone(), value).is_some() {
@@ -382,7 +524,10 @@ impl<'a> P<'a> {
         self.expect("INTO")?;
         let target = self.name()?;
         if self.peek_word().as_deref() == Some("SELECT") {
-            return Ok(StatementKind::InsertSelect { target, query: Box::new(self.select()?) });
+            return Ok(StatementKind::InsertSelect {
+                target,
+                query: Box::new(self.select()?),
+            });
         }
         let columns = if self.p.consume_token(&Token::LParen) {
             let mut cols = Vec::new();
@@ -409,7 +554,11 @@ impl<'a> P<'a> {
             }
             self.expect_token(Token::RParen)?;
         }
-        Ok(StatementKind::InsertValues { target, columns, values })
+        Ok(StatementKind::InsertValues {
+            target,
+            columns,
+            values,
+        })
     }
 
     fn select(&mut self) -> R<Select> {
@@ -423,7 +572,10 @@ impl<'a> P<'a> {
                 SqlSelectItem::UnnamedExpr(expr) => SelectItem::Expr { expr, alias: None },
                 SqlSelectItem::ExprWithAlias { expr, alias } => {
                     let alias_tok = self.p.peek_token();
-                    SelectItem::Expr { expr, alias: Some(name_of(&alias, &alias_tok)) }
+                    SelectItem::Expr {
+                        expr,
+                        alias: Some(name_of(&alias, &alias_tok)),
+                    }
                 }
                 _ => return self.err(&t, "Unsupported select item"),
             });
@@ -481,7 +633,10 @@ impl<'a> P<'a> {
                         return self.err(&t, "EMIT FINAL is only supported on windowed aggregations, which Sluice does not support yet");
                     } else {
                         let n = self.p.peek_token();
-                        return self.err(&n, format!("Expected CHANGES after EMIT, found {}", describe(&n.token)));
+                        return self.err(
+                            &n,
+                            format!("Expected CHANGES after EMIT, found {}", describe(&n.token)),
+                        );
                     }
                 }
                 Some("LIMIT") if select.limit.is_none() => {
@@ -489,7 +644,9 @@ impl<'a> P<'a> {
                     select.limit = Some(self.uint()?);
                 }
                 Some("WINDOW") => return self.err(&t, "WINDOW clauses are not supported yet"),
-                Some("JOIN" | "INNER" | "LEFT" | "RIGHT" | "FULL") => return self.err(&t, "JOINs are not supported yet"),
+                Some("JOIN" | "INNER" | "LEFT" | "RIGHT" | "FULL") => {
+                    return self.err(&t, "JOINs are not supported yet");
+                }
                 _ => break,
             }
         }
@@ -531,7 +688,10 @@ impl<'a> P<'a> {
             return Ok(StatementKind::DescribeFunction(self.name()?));
         }
         let extended = self.eat("EXTENDED");
-        Ok(StatementKind::Describe { name: self.name()?, extended })
+        Ok(StatementKind::Describe {
+            name: self.name()?,
+            extended,
+        })
     }
 
     fn drop(&mut self) -> R<StatementKind> {
@@ -542,7 +702,13 @@ impl<'a> P<'a> {
         } else if self.eat("TABLE") {
             SourceKind::Table
         } else {
-            return self.err(&t, format!("Expected STREAM or TABLE after DROP, found {}", describe(&t.token)));
+            return self.err(
+                &t,
+                format!(
+                    "Expected STREAM or TABLE after DROP, found {}",
+                    describe(&t.token)
+                ),
+            );
         };
         let if_exists = if self.eat("IF") {
             self.expect("EXISTS")?;
@@ -557,7 +723,12 @@ impl<'a> P<'a> {
         } else {
             false
         };
-        Ok(StatementKind::Drop { kind, name, if_exists, delete_topic })
+        Ok(StatementKind::Drop {
+            kind,
+            name,
+            if_exists,
+            delete_topic,
+        })
     }
 
     fn print(&mut self) -> R<StatementKind> {
@@ -566,9 +737,22 @@ impl<'a> P<'a> {
         let topic = match &t.token {
             // Topic names are case-sensitive: a quoted name is taken as written, a bare
             // one too (PRINT resolves it case-insensitively if no exact match exists).
-            Token::SingleQuotedString(s) => Name { value: s.clone(), line: t.span.start.line, column: t.span.start.column },
-            Token::Word(w) => Name { value: w.value.clone(), line: t.span.start.line, column: t.span.start.column },
-            other => return self.err(&t, format!("Expected a topic name, found {}", describe(other))),
+            Token::SingleQuotedString(s) => Name {
+                value: s.clone(),
+                line: t.span.start.line,
+                column: t.span.start.column,
+            },
+            Token::Word(w) => Name {
+                value: w.value.clone(),
+                line: t.span.start.line,
+                column: t.span.start.column,
+            },
+            other => {
+                return self.err(
+                    &t,
+                    format!("Expected a topic name, found {}", describe(other)),
+                );
+            }
         };
         let mut from_beginning = false;
         let mut limit = None;
@@ -584,18 +768,30 @@ impl<'a> P<'a> {
                 break;
             }
         }
-        Ok(StatementKind::Print { topic, from_beginning, limit })
+        Ok(StatementKind::Print {
+            topic,
+            from_beginning,
+            limit,
+        })
     }
 }
 
 fn name_of(ident: &Ident, t: &TokenWithSpan) -> Name {
-    let value = if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_ascii_uppercase() };
+    let value = if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_ascii_uppercase()
+    };
     let (line, column) = if ident.span.start.line > 0 {
         (ident.span.start.line, ident.span.start.column)
     } else {
         (t.span.start.line, t.span.start.column)
     };
-    Name { value, line, column }
+    Name {
+        value,
+        line,
+        column,
+    }
 }
 
 fn describe(t: &Token) -> String {
@@ -617,31 +813,62 @@ mod tests {
 
     #[test]
     fn create_stream_with_key_and_props() {
-        let s = one("CREATE STREAM pageviews (user_id STRING KEY, page STRING, `ms` BIGINT) WITH (kafka_topic='pageviews', value_format='JSON', partitions=1);");
-        let StatementKind::CreateSource { kind, name, columns, properties, .. } = s.kind else { panic!() };
+        let s = one(
+            "CREATE STREAM pageviews (user_id STRING KEY, page STRING, `ms` BIGINT) WITH (kafka_topic='pageviews', value_format='JSON', partitions=1);",
+        );
+        let StatementKind::CreateSource {
+            kind,
+            name,
+            columns,
+            properties,
+            ..
+        } = s.kind
+        else {
+            panic!()
+        };
         assert_eq!(kind, SourceKind::Stream);
         assert_eq!(name.value, "PAGEVIEWS");
         assert_eq!(columns[0].name.value, "USER_ID");
         assert_eq!(columns[0].key, KeyKind::Key);
         assert_eq!(columns[2].name.value, "ms");
-        assert_eq!(properties.values["KAFKA_TOPIC"], PropValue::Str("pageviews".into()));
+        assert_eq!(
+            properties.values["KAFKA_TOPIC"],
+            PropValue::Str("pageviews".into())
+        );
         assert_eq!(properties.values["PARTITIONS"], PropValue::Num("1".into()));
         assert!(s.text.starts_with("CREATE STREAM") && s.text.ends_with(")"));
     }
 
     #[test]
     fn nested_types_close_with_shift_right() {
-        let s = one("CREATE TABLE t (id INT PRIMARY KEY, a ARRAY<MAP<STRING, ARRAY<INT>>>, d DECIMAL(4, 2)) WITH (kafka_topic='t');");
-        let StatementKind::CreateSource { columns, .. } = s.kind else { panic!() };
+        let s = one(
+            "CREATE TABLE t (id INT PRIMARY KEY, a ARRAY<MAP<STRING, ARRAY<INT>>>, d DECIMAL(4, 2)) WITH (kafka_topic='t');",
+        );
+        let StatementKind::CreateSource { columns, .. } = s.kind else {
+            panic!()
+        };
         assert_eq!(columns[0].key, KeyKind::PrimaryKey);
-        assert_eq!(columns[1].data_type.to_string(), "ARRAY<MAP<STRING, ARRAY<INTEGER>>>");
-        assert_eq!(columns[2].data_type, DataType::Decimal { precision: 4, scale: 2 });
+        assert_eq!(
+            columns[1].data_type.to_string(),
+            "ARRAY<MAP<STRING, ARRAY<INTEGER>>>"
+        );
+        assert_eq!(
+            columns[2].data_type,
+            DataType::Decimal {
+                precision: 4,
+                scale: 2
+            }
+        );
     }
 
     #[test]
     fn ctas_with_group_by_and_emit() {
-        let s = one("CREATE TABLE v AS SELECT user_id, COUNT(*) AS views FROM pageviews GROUP BY user_id EMIT CHANGES;");
-        let StatementKind::CreateAs { query, .. } = s.kind else { panic!() };
+        let s = one(
+            "CREATE TABLE v AS SELECT user_id, COUNT(*) AS views FROM pageviews GROUP BY user_id EMIT CHANGES;",
+        );
+        let StatementKind::CreateAs { query, .. } = s.kind else {
+            panic!()
+        };
         assert_eq!(query.from.value, "PAGEVIEWS");
         assert_eq!(query.group_by.len(), 1);
         assert!(query.emit_changes);
@@ -650,11 +877,16 @@ mod tests {
 
     #[test]
     fn script_with_several_statements_keeps_each_text() {
-        let v = parse("SHOW STREAMS;\n  INSERT INTO s (a) VALUES (1);  SELECT * FROM s EMIT CHANGES LIMIT 3;").unwrap();
+        let v = parse(
+            "SHOW STREAMS;\n  INSERT INTO s (a) VALUES (1);  SELECT * FROM s EMIT CHANGES LIMIT 3;",
+        )
+        .unwrap();
         assert_eq!(v.len(), 3);
         assert_eq!(v[1].text, "INSERT INTO s (a) VALUES (1)");
         assert_eq!((v[1].line, v[1].column), (2, 3));
-        let StatementKind::Select(q) = &v[2].kind else { panic!() };
+        let StatementKind::Select(q) = &v[2].kind else {
+            panic!()
+        };
         assert_eq!(q.limit, Some(3));
     }
 
@@ -672,11 +904,37 @@ mod tests {
 
     #[test]
     fn misc_statements() {
-        assert!(matches!(one("TERMINATE ALL;").kind, StatementKind::Terminate(None)));
-        assert!(matches!(one("DROP TABLE IF EXISTS t DELETE TOPIC;").kind, StatementKind::Drop { if_exists: true, delete_topic: true, .. }));
-        assert!(matches!(one("SET 'auto.offset.reset'='earliest';").kind, StatementKind::Set { .. }));
-        let StatementKind::Print { topic, from_beginning, limit } = one("PRINT 'pageviews' FROM BEGINNING LIMIT 2;").kind else { panic!() };
-        assert_eq!((topic.value.as_str(), from_beginning, limit), ("pageviews", true, Some(2)));
-        assert!(matches!(one("DESCRIBE EXTENDED x;").kind, StatementKind::Describe { extended: true, .. }));
+        assert!(matches!(
+            one("TERMINATE ALL;").kind,
+            StatementKind::Terminate(None)
+        ));
+        assert!(matches!(
+            one("DROP TABLE IF EXISTS t DELETE TOPIC;").kind,
+            StatementKind::Drop {
+                if_exists: true,
+                delete_topic: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            one("SET 'auto.offset.reset'='earliest';").kind,
+            StatementKind::Set { .. }
+        ));
+        let StatementKind::Print {
+            topic,
+            from_beginning,
+            limit,
+        } = one("PRINT 'pageviews' FROM BEGINNING LIMIT 2;").kind
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (topic.value.as_str(), from_beginning, limit),
+            ("pageviews", true, Some(2))
+        );
+        assert!(matches!(
+            one("DESCRIBE EXTENDED x;").kind,
+            StatementKind::Describe { extended: true, .. }
+        ));
     }
 }

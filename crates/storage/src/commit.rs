@@ -62,7 +62,10 @@ impl CommitTicket {
     pub async fn wait(self) -> Result<Vec<(u32, u64)>> {
         match self.0.await {
             Ok(Ok(p)) => Ok(p),
-            Ok(Err(e)) => Err(StorageError::Corrupt { what: "commit", detail: e }),
+            Ok(Err(e)) => Err(StorageError::Corrupt {
+                what: "commit",
+                detail: e,
+            }),
             Err(_) => Err(StorageError::Closed),
         }
     }
@@ -71,7 +74,10 @@ impl CommitTicket {
     pub fn wait_blocking(self) -> Result<Vec<(u32, u64)>> {
         match self.0.blocking_recv() {
             Ok(Ok(p)) => Ok(p),
-            Ok(Err(e)) => Err(StorageError::Corrupt { what: "commit", detail: e }),
+            Ok(Err(e)) => Err(StorageError::Corrupt {
+                what: "commit",
+                detail: e,
+            }),
             Err(_) => Err(StorageError::Closed),
         }
     }
@@ -128,7 +134,9 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 batch.put_cf(cf(&db, Cf::Log), log_key(topic.id, *partition, *n), &buf);
                 pos.push((*partition, *n));
                 *n += 1;
-                touched.entry((topic.id, *partition)).or_insert_with(|| topic.clone());
+                touched
+                    .entry((topic.id, *partition))
+                    .or_insert_with(|| topic.clone());
             }
             for (family, key, value) in &p.txn.writes {
                 match value {
@@ -168,5 +176,6 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>) {
 
 fn cf(db: &DB, family: Cf) -> &rocksdb::ColumnFamily {
     // Every family in Cf::ALL is created when the database opens.
-    db.cf_handle(family.name()).expect("column family created at open")
+    db.cf_handle(family.name())
+        .expect("column family created at open")
 }

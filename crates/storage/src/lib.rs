@@ -34,9 +34,17 @@ pub enum StorageError {
     #[error("Topic '{0}' does not exist")]
     UnknownTopic(String),
     #[error("Topic '{topic}' has {partitions} partitions; partition {partition} does not exist")]
-    UnknownPartition { topic: String, partition: u32, partitions: u32 },
+    UnknownPartition {
+        topic: String,
+        partition: u32,
+        partitions: u32,
+    },
     #[error("Topic '{name}' already exists with {existing} partitions, not {requested}")]
-    TopicMismatch { name: String, existing: u32, requested: u32 },
+    TopicMismatch {
+        name: String,
+        existing: u32,
+        requested: u32,
+    },
     #[error("the storage committer has stopped")]
     Closed,
 }

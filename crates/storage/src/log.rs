@@ -20,7 +20,13 @@ pub trait Log: Send + Sync {
     fn topic(&self, name: &str) -> Option<Arc<Topic>>;
     fn topics(&self) -> Vec<Arc<Topic>>;
     /// Reads committed records of one partition from `from`, at most `max` of them.
-    fn read(&self, topic: &Topic, partition: u32, from: u64, max: usize) -> Result<Vec<StoredRecord>>;
+    fn read(
+        &self,
+        topic: &Topic,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredRecord>>;
     /// Queues a transaction for the next group commit.
     fn submit(&self, txn: Txn) -> CommitTicket;
 }
@@ -51,7 +57,9 @@ impl Topic {
 
     /// One past the last durable offset of `partition` (0 for an unknown partition).
     pub fn end_offset(&self, partition: u32) -> u64 {
-        self.ends.get(partition as usize).map_or(0, |e| e.load(Ordering::Acquire))
+        self.ends
+            .get(partition as usize)
+            .map_or(0, |e| e.load(Ordering::Acquire))
     }
 
     pub(crate) fn set_end_offset(&self, partition: u32, end: u64) {
@@ -76,7 +84,9 @@ impl Topic {
         }
         match key {
             Some(k) => (murmur2(k) & 0x7fff_ffff) % self.partitions,
-            None => (self.round_robin.fetch_add(1, Ordering::Relaxed) % self.partitions as u64) as u32,
+            None => {
+                (self.round_robin.fetch_add(1, Ordering::Relaxed) % self.partitions as u64) as u32
+            }
         }
     }
 
@@ -157,24 +167,39 @@ impl EmbeddedLog {
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let cfs = Cf::ALL.iter().map(|c| ColumnFamilyDescriptor::new(c.name(), Options::default()));
+        let cfs = Cf::ALL
+            .iter()
+            .map(|c| ColumnFamilyDescriptor::new(c.name(), Options::default()));
         let db = Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?);
         let mut topics = BTreeMap::new();
         for (key, value) in scan_prefix(&db, Cf::Catalog, b"topic/")? {
             let name = String::from_utf8_lossy(&key["topic/".len()..]).to_string();
-            let meta: TopicMeta = serde_json::from_slice(&value)
-                .map_err(|e| StorageError::Corrupt { what: "topic metadata", detail: e.to_string() })?;
+            let meta: TopicMeta =
+                serde_json::from_slice(&value).map_err(|e| StorageError::Corrupt {
+                    what: "topic metadata",
+                    detail: e.to_string(),
+                })?;
             let ends = (0..meta.partitions)
                 .map(|p| recover_end(&db, meta.id, p))
                 .collect::<Result<Vec<u64>>>()?;
-            topics.insert(name.clone(), Arc::new(Topic::new(meta.id, name, meta.partitions, ends)));
+            topics.insert(
+                name.clone(),
+                Arc::new(Topic::new(meta.id, name, meta.partitions, ends)),
+            );
         }
         let committer = Committer::start(db.clone());
-        Ok(EmbeddedLog { db, committer, topics: RwLock::new(topics), create_lock: Mutex::new(()) })
+        Ok(EmbeddedLog {
+            db,
+            committer,
+            topics: RwLock::new(topics),
+            create_lock: Mutex::new(()),
+        })
     }
 
     fn cf(&self, family: Cf) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(family.name()).expect("column family created at open")
+        self.db
+            .cf_handle(family.name())
+            .expect("column family created at open")
     }
 
     pub fn get(&self, family: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -182,10 +207,20 @@ impl EmbeddedLog {
     }
 
     /// Keys and values in `[from, to)` in key order, at most `limit`.
-    pub fn scan(&self, family: Cf, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn scan(
+        &self,
+        family: Cf,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(to.to_vec());
-        let iter = self.db.iterator_cf_opt(self.cf(family), ro, IteratorMode::From(from, Direction::Forward));
+        let iter = self.db.iterator_cf_opt(
+            self.cf(family),
+            ro,
+            IteratorMode::From(from, Direction::Forward),
+        );
         let mut out = Vec::new();
         for item in iter.take(limit) {
             let (k, v) = item?;
@@ -206,7 +241,9 @@ impl EmbeddedLog {
 }
 
 fn scan_prefix(db: &DB, family: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let handle = db.cf_handle(family.name()).expect("column family created at open");
+    let handle = db
+        .cf_handle(family.name())
+        .expect("column family created at open");
     let mut ro = ReadOptions::default();
     if let Some(end) = prefix_end(prefix) {
         ro.set_iterate_upper_bound(end);
@@ -220,10 +257,16 @@ fn scan_prefix(db: &DB, family: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u
 }
 
 fn recover_end(db: &DB, topic: u32, partition: u32) -> Result<u64> {
-    let handle = db.cf_handle(Cf::Log.name()).expect("column family created at open");
+    let handle = db
+        .cf_handle(Cf::Log.name())
+        .expect("column family created at open");
     let mut ro = ReadOptions::default();
     ro.set_iterate_lower_bound(log_key(topic, partition, 0).to_vec());
-    let mut it = db.iterator_cf_opt(handle, ro, IteratorMode::From(&log_key(topic, partition, u64::MAX), Direction::Reverse));
+    let mut it = db.iterator_cf_opt(
+        handle,
+        ro,
+        IteratorMode::From(&log_key(topic, partition, u64::MAX), Direction::Reverse),
+    );
     match it.next() {
         None => Ok(0),
         Some(item) => {
@@ -252,26 +295,60 @@ impl Log for EmbeddedLog {
             }
             return Ok(t);
         }
-        let id = self.topics.read().unwrap_or_else(|p| p.into_inner()).values().map(|t| t.id + 1).max().unwrap_or(1);
-        let meta = serde_json::to_vec(&TopicMeta { id, partitions })
-            .map_err(|e| StorageError::Corrupt { what: "topic metadata", detail: e.to_string() })?;
+        let id = self
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|t| t.id + 1)
+            .max()
+            .unwrap_or(1);
+        let meta = serde_json::to_vec(&TopicMeta { id, partitions }).map_err(|e| {
+            StorageError::Corrupt {
+                what: "topic metadata",
+                detail: e.to_string(),
+            }
+        })?;
         let mut txn = Txn::new();
         txn.put(Cf::Catalog, format!("topic/{name}").into_bytes(), meta);
         self.committer.submit(txn).wait_blocking()?;
-        let topic = Arc::new(Topic::new(id, name.to_string(), partitions, vec![0; partitions as usize]));
-        self.topics.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), topic.clone());
+        let topic = Arc::new(Topic::new(
+            id,
+            name.to_string(),
+            partitions,
+            vec![0; partitions as usize],
+        ));
+        self.topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), topic.clone());
         Ok(topic)
     }
 
     fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     fn topics(&self) -> Vec<Arc<Topic>> {
-        self.topics.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
-    fn read(&self, topic: &Topic, partition: u32, from: u64, max: usize) -> Result<Vec<StoredRecord>> {
+    fn read(
+        &self,
+        topic: &Topic,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredRecord>> {
         topic.check_partition(partition)?;
         let end = topic.end_offset(partition);
         if from >= end || max == 0 {
@@ -280,13 +357,21 @@ impl Log for EmbeddedLog {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(log_key(topic.id, partition, end).to_vec());
         let start = log_key(topic.id, partition, from);
-        let iter = self.db.iterator_cf_opt(self.cf(Cf::Log), ro, IteratorMode::From(&start, Direction::Forward));
+        let iter = self.db.iterator_cf_opt(
+            self.cf(Cf::Log),
+            ro,
+            IteratorMode::From(&start, Direction::Forward),
+        );
         let mut out = Vec::with_capacity(max.min((end - from) as usize));
         for item in iter.take(max) {
             let (k, v) = item?;
             let mut o = [0u8; 8];
             o.copy_from_slice(&k[8..16]);
-            out.push(StoredRecord { partition, offset: u64::from_be_bytes(o), record: Record::decode(&v)? });
+            out.push(StoredRecord {
+                partition,
+                offset: u64::from_be_bytes(o),
+                record: Record::decode(&v)?,
+            });
         }
         Ok(out)
     }
@@ -301,7 +386,12 @@ mod tests {
     use super::*;
 
     fn rec(v: &str) -> Record {
-        Record { key: Some(b"k".to_vec()), value: Some(v.as_bytes().to_vec()), timestamp: 1, headers: vec![] }
+        Record {
+            key: Some(b"k".to_vec()),
+            value: Some(v.as_bytes().to_vec()),
+            timestamp: 1,
+            headers: vec![],
+        }
     }
 
     #[test]
@@ -311,7 +401,10 @@ mod tests {
         assert_eq!(murmur2(b"foobar") as i32, -790332482);
         assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985981536);
         assert_eq!(murmur2(b"a-little-bit-longer-string") as i32, -1486304829);
-        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32, -58897971);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32,
+            -58897971
+        );
         assert_eq!(murmur2(b"abc") as i32, 479470107);
     }
 

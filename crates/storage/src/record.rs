@@ -57,10 +57,16 @@ impl Record {
         let mut headers = Vec::with_capacity((n as usize).min(64));
         for _ in 0..n {
             let k = r.opt()?.unwrap_or_default();
-            let k = String::from_utf8(k).map_err(|_| r.corrupt("header key is not UTF-8".into()))?;
+            let k =
+                String::from_utf8(k).map_err(|_| r.corrupt("header key is not UTF-8".into()))?;
             headers.push((k, r.opt()?));
         }
-        Ok(Record { key, value, timestamp, headers })
+        Ok(Record {
+            key,
+            value,
+            timestamp,
+            headers,
+        })
     }
 }
 
@@ -71,7 +77,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn corrupt(&self, detail: String) -> StorageError {
-        StorageError::Corrupt { what: "log record", detail }
+        StorageError::Corrupt {
+            what: "log record",
+            detail,
+        }
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
