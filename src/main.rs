@@ -6,7 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A single-binary event-sourcing / CQRS streaming database with ksqlDB's SQL")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A single-binary event-sourcing / CQRS streaming database with ksqlDB's SQL"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,20 +52,49 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     match cli.command {
-        Command::Server { data_dir, listen, pull_max_rows } => {
+        Command::Server {
+            data_dir,
+            listen,
+            pull_max_rows,
+        } => {
             tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
                 .with_writer(std::io::stderr)
                 .init();
-            let config = sluice_server::ServerConfig { data_dir, listen, pull_max_rows };
-            runtime.block_on(sluice_server::run(config, shutdown_signal())).context("server failed")?;
+            let config = sluice_server::ServerConfig {
+                data_dir,
+                listen,
+                pull_max_rows,
+            };
+            runtime
+                .block_on(sluice_server::run(config, shutdown_signal()))
+                .context("server failed")?;
             Ok(())
         }
-        Command::Shell { server, execute, file, output, history_file } => {
-            let output: sluice_shell::OutputFormat = output.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let args = sluice_shell::ShellArgs { server, execute, file, output, history_file };
+        Command::Shell {
+            server,
+            execute,
+            file,
+            output,
+            history_file,
+        } => {
+            let output: sluice_shell::OutputFormat =
+                output.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let args = sluice_shell::ShellArgs {
+                server,
+                execute,
+                file,
+                output,
+                history_file,
+            };
             let code = runtime.block_on(sluice_shell::run(args))?;
             std::process::exit(code);
         }
@@ -72,13 +105,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

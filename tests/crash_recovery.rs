@@ -14,17 +14,28 @@ use std::time::Duration;
 const KEYS: i64 = 50;
 
 async fn writer(url: String, next: Arc<AtomicI64>, acked: Arc<Mutex<Vec<(String, i64)>>>) {
-    let Ok(mut c) = sluice_proto::v1::sluice_client::SluiceClient::connect(url).await else { return };
+    let Ok(mut c) = sluice_proto::v1::sluice_client::SluiceClient::connect(url).await else {
+        return;
+    };
     loop {
         let first = next.fetch_add(100, Ordering::SeqCst);
-        let rows: Vec<(String, i64)> = (first..first + 100).map(|v| (format!("k{}", v % KEYS), v)).collect();
+        let rows: Vec<(String, i64)> = (first..first + 100)
+            .map(|v| (format!("k{}", v % KEYS), v))
+            .collect();
         let req = pb::BulkInsertRequest {
             target: "events".into(),
             columns: vec!["k".into(), "v".into()],
-            rows: rows.iter().map(|(k, v)| pb::Row { values: vec![s(k), big(*v)] }).collect(),
+            rows: rows
+                .iter()
+                .map(|(k, v)| pb::Row {
+                    values: vec![s(k), big(*v)],
+                })
+                .collect(),
             batch_id: first as u64,
         };
-        let Ok(resp) = c.bulk_insert(tokio_stream::iter(vec![req])).await else { return };
+        let Ok(resp) = c.bulk_insert(tokio_stream::iter(vec![req])).await else {
+            return;
+        };
         let mut acks = resp.into_inner();
         match acks.message().await {
             Ok(Some(a)) if a.rows == 100 => acked.lock().unwrap().extend(rows),
@@ -33,11 +44,21 @@ async fn writer(url: String, next: Arc<AtomicI64>, acked: Arc<Mutex<Vec<(String,
     }
 }
 
-async fn read_topic(c: &mut sluice_proto::v1::sluice_client::SluiceClient<tonic::transport::Channel>, topic: &str, partitions: i32) -> Vec<pb::ConsumedRecord> {
+async fn read_topic(
+    c: &mut sluice_proto::v1::sluice_client::SluiceClient<tonic::transport::Channel>,
+    topic: &str,
+    partitions: i32,
+) -> Vec<pb::ConsumedRecord> {
     let mut out = Vec::new();
     for p in 0..partitions {
         let mut s = c
-            .consume(pb::ConsumeRequest { topic: topic.into(), partition: p, offset: 0, max_records: 0, follow: false })
+            .consume(pb::ConsumeRequest {
+                topic: topic.into(),
+                partition: p,
+                offset: 0,
+                max_records: 0,
+                follow: false,
+            })
             .await
             .unwrap()
             .into_inner();
@@ -62,15 +83,29 @@ async fn sigkill_under_load_loses_nothing_and_duplicates_nothing() {
         let mut c = server.client().await;
         exec_ok(&mut c, "CREATE STREAM events (k STRING KEY, v BIGINT) WITH (kafka_topic='events', value_format='JSON', partitions=2);").await;
         exec_ok(&mut c, "CREATE TABLE totals AS SELECT k, COUNT(*) AS n, SUM(v) AS total FROM events GROUP BY k;").await;
-        exec_ok(&mut c, "CREATE STREAM copy AS SELECT k, v FROM events WHERE v >= 0;").await;
+        exec_ok(
+            &mut c,
+            "CREATE STREAM copy AS SELECT k, v FROM events WHERE v >= 0;",
+        )
+        .await;
     }
     let next = Arc::new(AtomicI64::new(0));
     let acked = Arc::new(Mutex::new(Vec::new()));
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
     for round in 0..4u64 {
-        let writers: Vec<_> = (0..2).map(|_| tokio::spawn(writer(server.url(), next.clone(), acked.clone()))).collect();
+        let writers: Vec<_> = (0..2)
+            .map(|_| tokio::spawn(writer(server.url(), next.clone(), acked.clone())))
+            .collect();
         // Vary the kill point between rounds: 300..1100 ms into the load.
-        let delay = 300 + (seed.wrapping_mul(6364136223846793005).wrapping_add(round * 1442695040888963407) >> 33) % 800;
+        let delay = 300
+            + (seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(round * 1442695040888963407)
+                >> 33)
+                % 800;
         tokio::time::sleep(Duration::from_millis(delay)).await;
         server.kill9();
         for w in writers {
@@ -79,7 +114,11 @@ async fn sigkill_under_load_loses_nothing_and_duplicates_nothing() {
         server = Server::start_on(&data, port).await;
     }
     let acked: Vec<(String, i64)> = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 400, "the load produced too few acknowledged rows: {}", acked.len());
+    assert!(
+        acked.len() >= 400,
+        "the load produced too few acknowledged rows: {}",
+        acked.len()
+    );
     let mut c = server.client().await;
 
     // Every acknowledged insert is in the log, once.
@@ -91,7 +130,11 @@ async fn sigkill_under_load_loses_nothing_and_duplicates_nothing() {
         assert!(seen.insert(v, k).is_none(), "value {v} is in the log twice");
     }
     for (k, v) in &acked {
-        assert_eq!(seen.get(v), Some(k), "acknowledged insert ({k}, {v}) is missing from the log");
+        assert_eq!(
+            seen.get(v),
+            Some(k),
+            "acknowledged insert ({k}, {v}) is missing from the log"
+        );
     }
 
     // The aggregate view equals a recompute from the log.
@@ -101,7 +144,10 @@ async fn sigkill_under_load_loses_nothing_and_duplicates_nothing() {
         e.0 += 1;
         e.1 += v;
     }
-    let want: Vec<Vec<String>> = expected.iter().map(|(k, (n, t))| vec![k.clone(), n.to_string(), t.to_string()]).collect();
+    let want: Vec<Vec<String>> = expected
+        .iter()
+        .map(|(k, (n, t))| vec![k.clone(), n.to_string(), t.to_string()])
+        .collect();
     let got = eventually(&mut c, "SELECT k, n, total FROM totals;", |rows| {
         let mut rows = rows.to_vec();
         rows.sort();
@@ -112,9 +158,16 @@ async fn sigkill_under_load_loses_nothing_and_duplicates_nothing() {
 
     // Exactly once downstream: one changelog record per input event, one copy per event.
     let changelog = read_topic(&mut c, "TOTALS", 2).await;
-    assert_eq!(changelog.len(), log.len(), "the TOTALS changelog has lost or duplicated records");
+    assert_eq!(
+        changelog.len(),
+        log.len(),
+        "the TOTALS changelog has lost or duplicated records"
+    );
     let copy = read_topic(&mut c, "COPY", 2).await;
-    let copied: HashSet<i64> = copy.iter().map(|r| json(r)["V"].as_i64().unwrap()).collect();
+    let copied: HashSet<i64> = copy
+        .iter()
+        .map(|r| json(r)["V"].as_i64().unwrap())
+        .collect();
     assert_eq!(copy.len(), log.len(), "COPY has lost or duplicated records");
     assert_eq!(copied, seen.keys().copied().collect::<HashSet<_>>());
 }

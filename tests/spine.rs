@@ -28,66 +28,186 @@ async fn tutorial_flow_through_the_server() {
     // A push query started before the inserts sees them.
     let mut push_client = server.client().await;
     let push = tokio::spawn(async move {
-        query(&mut push_client, "SELECT * FROM pageviews EMIT CHANGES LIMIT 3;", &[], 3, Duration::from_secs(30)).await
+        query(
+            &mut push_client,
+            "SELECT * FROM pageviews EMIT CHANGES LIMIT 3;",
+            &[],
+            usize::MAX,
+            Duration::from_secs(30),
+        )
+        .await
     });
     let mut table_push_client = server.client().await;
     let table_push = tokio::spawn(async move {
-        query(&mut table_push_client, "SELECT user_id, views FROM views_per_user EMIT CHANGES LIMIT 3;", &[], 3, Duration::from_secs(30)).await
+        query(
+            &mut table_push_client,
+            "SELECT user_id, views FROM views_per_user EMIT CHANGES LIMIT 3;",
+            &[],
+            usize::MAX,
+            Duration::from_secs(30),
+        )
+        .await
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    exec_ok(&mut c, "INSERT INTO pageviews (user_id, page, ms) VALUES ('u1', '/a', 120);").await;
-    exec_ok(&mut c, "INSERT INTO pageviews (user_id, page, ms) VALUES ('u1', '/b', 80);").await;
-    exec_ok(&mut c, "INSERT INTO pageviews (user_id, page, ms) VALUES ('u2', '/c', 300);").await;
-    exec_ok(&mut c, "INSERT INTO users (id, name) VALUES ('u1', 'Alice');").await;
+    exec_ok(
+        &mut c,
+        "INSERT INTO pageviews (user_id, page, ms) VALUES ('u1', '/a', 120);",
+    )
+    .await;
+    exec_ok(
+        &mut c,
+        "INSERT INTO pageviews (user_id, page, ms) VALUES ('u1', '/b', 80);",
+    )
+    .await;
+    exec_ok(
+        &mut c,
+        "INSERT INTO pageviews (user_id, page, ms) VALUES ('u2', '/c', 300);",
+    )
+    .await;
+    exec_ok(
+        &mut c,
+        "INSERT INTO users (id, name) VALUES ('u1', 'Alice');",
+    )
+    .await;
 
     let pushed = push.await.unwrap().expect("push query");
     assert_eq!(pushed.columns, vec!["USER_ID", "PAGE", "MS"]);
-    assert_eq!(pushed.text_rows(), vec![vec!["u1", "/a", "120"], vec!["u1", "/b", "80"], vec!["u2", "/c", "300"]]);
+    assert_eq!(
+        pushed.text_rows(),
+        vec![
+            vec!["u1", "/a", "120"],
+            vec!["u1", "/b", "80"],
+            vec!["u2", "/c", "300"]
+        ]
+    );
     assert_eq!(pushed.final_message.as_deref(), Some("Limit Reached"));
     let table_changes = table_push.await.unwrap().expect("table push query");
-    assert_eq!(table_changes.text_rows(), vec![vec!["u1", "1"], vec!["u1", "2"], vec!["u2", "1"]]);
+    assert_eq!(
+        table_changes.text_rows(),
+        vec![vec!["u1", "1"], vec!["u1", "2"], vec!["u2", "1"]]
+    );
 
     // Pull: key lookup on the aggregate.
-    let rows = eventually(&mut c, "SELECT * FROM views_per_user WHERE user_id = 'u1';", |r| r.len() == 1 && r[0][1] == "2").await;
-    assert_eq!(rows[0], vec!["u1", "2", "200", "100", "80", "120", "/b", "/a"]);
+    let rows = eventually(
+        &mut c,
+        "SELECT * FROM views_per_user WHERE user_id = 'u1';",
+        |r| r.len() == 1 && r[0][1] == "2",
+    )
+    .await;
+    assert_eq!(
+        rows[0],
+        vec!["u1", "2", "200", "100", "80", "120", "/b", "/a"]
+    );
     let r = pull(&mut c, "SELECT * FROM views_per_user WHERE user_id = 'u1';").await;
-    assert_eq!(r.columns, vec!["USER_ID", "VIEWS", "TOTAL_MS", "AVG_MS", "MIN_MS", "MAX_MS", "LAST_PAGE", "FIRST_PAGE"]);
+    assert_eq!(
+        r.columns,
+        vec![
+            "USER_ID",
+            "VIEWS",
+            "TOTAL_MS",
+            "AVG_MS",
+            "MIN_MS",
+            "MAX_MS",
+            "LAST_PAGE",
+            "FIRST_PAGE"
+        ]
+    );
     // Range and scan with a predicate on a value column.
-    let rows = pull(&mut c, "SELECT user_id, views FROM views_per_user WHERE user_id >= 'u1' AND user_id < 'u2';").await.text_rows();
+    let rows = pull(
+        &mut c,
+        "SELECT user_id, views FROM views_per_user WHERE user_id >= 'u1' AND user_id < 'u2';",
+    )
+    .await
+    .text_rows();
     assert_eq!(rows, vec![vec!["u1", "2"]]);
-    let rows = pull(&mut c, "SELECT user_id FROM views_per_user WHERE total_ms > 250;").await.text_rows();
+    let rows = pull(
+        &mut c,
+        "SELECT user_id FROM views_per_user WHERE total_ms > 250;",
+    )
+    .await
+    .text_rows();
     assert_eq!(rows, vec![vec!["u2"]]);
-    let rows = pull(&mut c, "SELECT user_id FROM views_per_user LIMIT 1;").await.text_rows();
+    let rows = pull(&mut c, "SELECT user_id FROM views_per_user LIMIT 1;")
+        .await
+        .text_rows();
     assert_eq!(rows.len(), 1);
     // The source table is materialized too.
-    let rows = eventually(&mut c, "SELECT name FROM users WHERE id = 'u1';", |r| r.len() == 1).await;
+    let rows = eventually(&mut c, "SELECT name FROM users WHERE id = 'u1';", |r| {
+        r.len() == 1
+    })
+    .await;
     assert_eq!(rows, vec![vec!["Alice"]]);
 
     // The derived stream is queryable from the beginning, and its topic is named as ksqlDB does.
-    let slow = query(&mut c, "SELECT * FROM slow_views EMIT CHANGES LIMIT 2;", &[("auto.offset.reset", "earliest")], 2, Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(slow.text_rows(), vec![vec!["u1", "/a", "240"], vec!["u2", "/c", "600"]]);
+    let slow = query(
+        &mut c,
+        "SELECT * FROM slow_views EMIT CHANGES LIMIT 2;",
+        &[("auto.offset.reset", "earliest")],
+        2,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        slow.text_rows(),
+        vec![vec!["u1", "/a", "240"], vec!["u2", "/c", "600"]]
+    );
     let topics = exec_ok(&mut c, "SHOW TOPICS;").await;
-    let names: Vec<String> = topics.results[0].rows.iter().map(|r| show(&r.values[0])).collect();
-    assert!(names.contains(&"SLOW_VIEWS".to_string()) && names.contains(&"VIEWS_PER_USER".to_string()), "{names:?}");
+    let names: Vec<String> = topics.results[0]
+        .rows
+        .iter()
+        .map(|r| show(&r.values[0]))
+        .collect();
+    assert!(
+        names.contains(&"SLOW_VIEWS".to_string()) && names.contains(&"VIEWS_PER_USER".to_string()),
+        "{names:?}"
+    );
 
     // A derived stream can feed another query.
     exec_ok(&mut c, "CREATE TABLE slow_counts AS SELECT user_id, COUNT(*) AS n FROM slow_views GROUP BY user_id;").await;
-    eventually(&mut c, "SELECT n FROM slow_counts WHERE user_id = 'u2';", |r| r == [vec!["1".to_string()]]).await;
+    eventually(
+        &mut c,
+        "SELECT n FROM slow_counts WHERE user_id = 'u2';",
+        |r| r == [vec!["1".to_string()]],
+    )
+    .await;
 
     // SHOW / DESCRIBE / PRINT.
     let streams = exec_ok(&mut c, "SHOW STREAMS;").await;
-    assert!(streams.results[0].rows.iter().any(|r| show(&r.values[0]) == "PAGEVIEWS"));
+    assert!(
+        streams.results[0]
+            .rows
+            .iter()
+            .any(|r| show(&r.values[0]) == "PAGEVIEWS")
+    );
     let queries = exec_ok(&mut c, "SHOW QUERIES;").await;
-    let ids: Vec<String> = queries.results[0].rows.iter().map(|r| show(&r.values[0])).collect();
-    assert!(ids.iter().any(|i| i.starts_with("CTAS_VIEWS_PER_USER_")), "{ids:?}");
+    let ids: Vec<String> = queries.results[0]
+        .rows
+        .iter()
+        .map(|r| show(&r.values[0]))
+        .collect();
+    assert!(
+        ids.iter().any(|i| i.starts_with("CTAS_VIEWS_PER_USER_")),
+        "{ids:?}"
+    );
     let d = exec_ok(&mut c, "DESCRIBE views_per_user;").await;
-    let fields: Vec<String> = d.results[0].rows.iter().map(|r| format!("{} {}", show(&r.values[0]), show(&r.values[1]))).collect();
+    let fields: Vec<String> = d.results[0]
+        .rows
+        .iter()
+        .map(|r| format!("{} {}", show(&r.values[0]), show(&r.values[1])))
+        .collect();
     assert_eq!(fields[0], "USER_ID STRING (PRIMARY KEY)");
     assert_eq!(fields[1], "VIEWS BIGINT");
-    let printed = query(&mut c, "PRINT 'pageviews' FROM BEGINNING LIMIT 2;", &[], 2, Duration::from_secs(10)).await.unwrap();
+    let printed = query(
+        &mut c,
+        "PRINT 'pageviews' FROM BEGINNING LIMIT 2;",
+        &[],
+        2,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     assert_eq!(printed.rows.len(), 2);
     assert_eq!(show(&printed.rows[0][3]), "u1");
     assert_eq!(show(&printed.rows[0][4]), r#"{"PAGE":"/a","MS":120}"#);
@@ -95,11 +215,23 @@ async fn tutorial_flow_through_the_server() {
     // DROP is refused while a query reads the source; TERMINATE then DROP works.
     let err = exec(&mut c, "DROP STREAM pageviews;").await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().contains("CTAS_VIEWS_PER_USER"), "{}", err.message());
-    let sc_id = ids.iter().find(|i| i.starts_with("CSAS_SLOW_VIEWS")).unwrap().clone();
+    assert!(
+        err.message().contains("CTAS_VIEWS_PER_USER"),
+        "{}",
+        err.message()
+    );
+    let sc_id = ids
+        .iter()
+        .find(|i| i.starts_with("CSAS_SLOW_VIEWS"))
+        .unwrap()
+        .clone();
     exec_ok(&mut c, &format!("TERMINATE {sc_id};")).await;
     let err = exec(&mut c, "DROP STREAM slow_views;").await.unwrap_err();
-    assert!(err.message().contains("CTAS_SLOW_COUNTS"), "{}", err.message());
+    assert!(
+        err.message().contains("CTAS_SLOW_COUNTS"),
+        "{}",
+        err.message()
+    );
     exec_ok(&mut c, "TERMINATE ALL;").await;
     exec_ok(&mut c, "DROP TABLE slow_counts;").await;
     exec_ok(&mut c, "DROP STREAM slow_views;").await;
@@ -111,50 +243,114 @@ async fn errors_are_clear_positioned_and_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data")).await;
     let mut c = server.client().await;
-    exec_ok(&mut c, "CREATE STREAM s (k STRING KEY, v BIGINT) WITH (kafka_topic='s', value_format='JSON');").await;
+    exec_ok(
+        &mut c,
+        "CREATE STREAM s (k STRING KEY, v BIGINT) WITH (kafka_topic='s', value_format='JSON');",
+    )
+    .await;
 
-    let e = exec(&mut c, "CREATE STREAM t (a STRING) WITH (kafka_topic='t', value_format='JSON');\nSELEC 1;").await.unwrap_err();
+    let e = exec(
+        &mut c,
+        "CREATE STREAM t (a STRING) WITH (kafka_topic='t', value_format='JSON');\nSELEC 1;",
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().starts_with("line 2:1:"), "{}", e.message());
 
-    let e = exec(&mut c, "CREATE STREAM o AS SELECT k, nope FROM s;").await.unwrap_err();
+    let e = exec(&mut c, "CREATE STREAM o AS SELECT k, nope FROM s;")
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().contains("NOPE") && e.message().starts_with("line 1:30:"), "{}", e.message());
+    assert!(
+        e.message().contains("NOPE") && e.message().starts_with("line 1:30:"),
+        "{}",
+        e.message()
+    );
 
-    let e = exec(&mut c, "CREATE STREAM o AS SELECT k, v FROM missing;").await.unwrap_err();
+    let e = exec(&mut c, "CREATE STREAM o AS SELECT k, v FROM missing;")
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     assert!(e.message().contains("MISSING"), "{}", e.message());
 
-    let e = exec(&mut c, "CREATE STREAM s (k STRING KEY, v BIGINT) WITH (kafka_topic='s', value_format='JSON');").await.unwrap_err();
+    let e = exec(
+        &mut c,
+        "CREATE STREAM s (k STRING KEY, v BIGINT) WITH (kafka_topic='s', value_format='JSON');",
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), Code::AlreadyExists);
 
-    let e = exec(&mut c, "CREATE STREAM o AS SELECT k, v + 'x' AS bad FROM s;").await.unwrap_err();
+    let e = exec(
+        &mut c,
+        "CREATE STREAM o AS SELECT k, v + 'x' AS bad FROM s;",
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().contains("BIGINT") && e.message().contains("STRING"), "{}", e.message());
+    assert!(
+        e.message().contains("BIGINT") && e.message().contains("STRING"),
+        "{}",
+        e.message()
+    );
 
-    let e = exec(&mut c, "INSERT INTO s (k, v) VALUES ('a', 'not a number');").await.unwrap_err();
+    let e = exec(&mut c, "INSERT INTO s (k, v) VALUES ('a', 'not a number');")
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
 
-    let e = exec(&mut c, "CREATE STREAM o AS SELECT v FROM s;").await.unwrap_err();
-    assert!(e.message().contains("must include the key column K"), "{}", e.message());
+    let e = exec(&mut c, "CREATE STREAM o AS SELECT v FROM s;")
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("must include the key column K"),
+        "{}",
+        e.message()
+    );
 
     // Undecodable records are skipped and logged to the processing log, not fatal.
-    exec_ok(&mut c, "CREATE TABLE totals AS SELECT k, SUM(v) AS total FROM s GROUP BY k;").await;
+    exec_ok(
+        &mut c,
+        "CREATE TABLE totals AS SELECT k, SUM(v) AS total FROM s GROUP BY k;",
+    )
+    .await;
     c.produce(pb::ProduceRequest {
         topic: "s".into(),
         records: vec![
-            pb::ProduceRecord { key: Some(b"a".to_vec()), value: Some(b"{not json".to_vec()), ..Default::default() },
-            pb::ProduceRecord { key: Some(b"a".to_vec()), value: Some(br#"{"V": 5}"#.to_vec()), ..Default::default() },
+            pb::ProduceRecord {
+                key: Some(b"a".to_vec()),
+                value: Some(b"{not json".to_vec()),
+                ..Default::default()
+            },
+            pb::ProduceRecord {
+                key: Some(b"a".to_vec()),
+                value: Some(br#"{"V": 5}"#.to_vec()),
+                ..Default::default()
+            },
         ],
     })
     .await
     .unwrap();
-    eventually(&mut c, "SELECT total FROM totals WHERE k = 'a';", |r| r == [vec!["5".to_string()]]).await;
-    let plog = query(&mut c, "SELECT query_id, message FROM sluice_processing_log EMIT CHANGES LIMIT 1;", &[("auto.offset.reset", "earliest")], 1, Duration::from_secs(10))
-        .await
-        .unwrap();
+    eventually(&mut c, "SELECT total FROM totals WHERE k = 'a';", |r| {
+        r == [vec!["5".to_string()]]
+    })
+    .await;
+    let plog = query(
+        &mut c,
+        "SELECT query_id, message FROM sluice_processing_log EMIT CHANGES LIMIT 1;",
+        &[("auto.offset.reset", "earliest")],
+        1,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     assert_eq!(plog.rows.len(), 1);
-    assert!(show(&plog.rows[0][1]).contains("invalid JSON"), "{:?}", plog.text_rows());
+    assert!(
+        show(&plog.rows[0][1]).contains("invalid JSON"),
+        "{:?}",
+        plog.text_rows()
+    );
 
     // Still serving.
     exec_ok(&mut c, "SHOW STREAMS;").await;
@@ -170,11 +366,19 @@ async fn bulk_insert_acknowledges_offsets_and_raw_consume_reads_them() {
         .map(|b| pb::BulkInsertRequest {
             target: "ev".into(),
             columns: vec!["id".into(), "n".into()],
-            rows: (0..1000).map(|i| pb::Row { values: vec![s(&format!("k{}", i % 10)), big((b * 1000 + i) as i64)] }).collect(),
+            rows: (0..1000)
+                .map(|i| pb::Row {
+                    values: vec![s(&format!("k{}", i % 10)), big((b * 1000 + i) as i64)],
+                })
+                .collect(),
             batch_id: b,
         })
         .collect();
-    let mut acks = c.bulk_insert(tokio_stream::iter(batches)).await.unwrap().into_inner();
+    let mut acks = c
+        .bulk_insert(tokio_stream::iter(batches))
+        .await
+        .unwrap()
+        .into_inner();
     let mut total = 0;
     let mut ids = vec![];
     while let Some(a) = acks.message().await.unwrap() {
@@ -186,15 +390,36 @@ async fn bulk_insert_acknowledges_offsets_and_raw_consume_reads_them() {
     assert_eq!(ids, vec![0, 1, 2, 3, 4]);
     let mut read = 0;
     for p in 0..2 {
-        let mut s = c.consume(pb::ConsumeRequest { topic: "ev".into(), partition: p, offset: 0, max_records: 0, follow: false }).await.unwrap().into_inner();
+        let mut s = c
+            .consume(pb::ConsumeRequest {
+                topic: "ev".into(),
+                partition: p,
+                offset: 0,
+                max_records: 0,
+                follow: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
         while let Some(m) = s.message().await.unwrap() {
             read += m.records.len();
         }
     }
     assert_eq!(read, 5000);
     // A bad batch is refused with a message naming the row and column.
-    let bad = pb::BulkInsertRequest { target: "ev".into(), columns: vec!["id".into(), "n".into()], rows: vec![pb::Row { values: vec![s("x"), s("y")] }], batch_id: 9 };
-    let mut acks = c.bulk_insert(tokio_stream::iter(vec![bad])).await.unwrap().into_inner();
+    let bad = pb::BulkInsertRequest {
+        target: "ev".into(),
+        columns: vec!["id".into(), "n".into()],
+        rows: vec![pb::Row {
+            values: vec![s("x"), s("y")],
+        }],
+        batch_id: 9,
+    };
+    let mut acks = c
+        .bulk_insert(tokio_stream::iter(vec![bad]))
+        .await
+        .unwrap()
+        .into_inner();
     let e = acks.message().await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("row 0, column N"), "{}", e.message());

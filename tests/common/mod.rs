@@ -30,7 +30,11 @@ impl Server {
     pub async fn start_on(data_dir: &Path, port: u16) -> Server {
         let addr = format!("127.0.0.1:{port}");
         let log_path = data_dir.with_extension(format!("{port}.log"));
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("server log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("server log file");
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["server", "--data-dir"])
             .arg(data_dir)
@@ -40,7 +44,12 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("spawn sluice server");
-        let server = Server { child, addr, data_dir: data_dir.to_path_buf(), log_path };
+        let server = Server {
+            child,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            log_path,
+        };
         server.wait_ready().await;
         server
     }
@@ -53,17 +62,28 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(mut c) = SluiceClient::connect(self.url()).await
-                && c.execute(pb::ExecuteRequest { sql: "SHOW TOPICS;".into(), properties: HashMap::new() }).await.is_ok()
+                && c.execute(pb::ExecuteRequest {
+                    sql: "SHOW TOPICS;".into(),
+                    properties: HashMap::new(),
+                })
+                .await
+                .is_ok()
             {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("server did not become ready; log:\n{}", std::fs::read_to_string(&self.log_path).unwrap_or_default());
+        panic!(
+            "server did not become ready; log:\n{}",
+            std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        );
     }
 
     pub async fn client(&self) -> SluiceClient<Channel> {
-        SluiceClient::connect(self.url()).await.expect("connect").max_decoding_message_size(64 << 20)
+        SluiceClient::connect(self.url())
+            .await
+            .expect("connect")
+            .max_decoding_message_size(64 << 20)
     }
 
     /// SIGKILL: no shutdown hooks, no flushes.
@@ -84,8 +104,16 @@ impl Drop for Server {
     }
 }
 
-pub async fn exec(c: &mut SluiceClient<Channel>, sql: &str) -> Result<pb::ExecuteResponse, tonic::Status> {
-    c.execute(pb::ExecuteRequest { sql: sql.into(), properties: HashMap::new() }).await.map(|r| r.into_inner())
+pub async fn exec(
+    c: &mut SluiceClient<Channel>,
+    sql: &str,
+) -> Result<pb::ExecuteResponse, tonic::Status> {
+    c.execute(pb::ExecuteRequest {
+        sql: sql.into(),
+        properties: HashMap::new(),
+    })
+    .await
+    .map(|r| r.into_inner())
 }
 
 pub async fn exec_ok(c: &mut SluiceClient<Channel>, sql: &str) -> pb::ExecuteResponse {
@@ -119,15 +147,27 @@ pub fn show(v: &pb::Value) -> String {
 
 impl QueryResult {
     pub fn text_rows(&self) -> Vec<Vec<String>> {
-        self.rows.iter().map(|r| r.iter().map(show).collect()).collect()
+        self.rows
+            .iter()
+            .map(|r| r.iter().map(show).collect())
+            .collect()
     }
 }
 
 /// Runs a query and collects up to `max_rows` rows (or until the stream ends / `wait`).
-pub async fn query(c: &mut SluiceClient<Channel>, sql: &str, props: &[(&str, &str)], max_rows: usize, wait: Duration) -> Result<QueryResult, tonic::Status> {
+pub async fn query(
+    c: &mut SluiceClient<Channel>,
+    sql: &str,
+    props: &[(&str, &str)],
+    max_rows: usize,
+    wait: Duration,
+) -> Result<QueryResult, tonic::Status> {
     let req = pb::QueryRequest {
         sql: sql.into(),
-        properties: props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        properties: props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         start_from: vec![],
     };
     let mut stream = c.query(req).await?.into_inner();
@@ -142,7 +182,9 @@ pub async fn query(c: &mut SluiceClient<Channel>, sql: &str, props: &[(&str, &st
             Ok(Ok(Some(m))) => m,
         };
         match msg.kind {
-            Some(pb::query_response::Kind::Header(h)) => out.columns = h.columns.into_iter().map(|c| c.name).collect(),
+            Some(pb::query_response::Kind::Header(h)) => {
+                out.columns = h.columns.into_iter().map(|c| c.name).collect()
+            }
             Some(pb::query_response::Kind::Row(r)) => {
                 out.rows.push(r.row.map(|r| r.values).unwrap_or_default());
                 if out.rows.len() >= max_rows {
@@ -167,7 +209,11 @@ pub async fn pull(c: &mut SluiceClient<Channel>, sql: &str) -> QueryResult {
 }
 
 /// Polls a pull query until `check` accepts its rows (views are eventually consistent).
-pub async fn eventually<F: Fn(&[Vec<String>]) -> bool>(c: &mut SluiceClient<Channel>, sql: &str, check: F) -> Vec<Vec<String>> {
+pub async fn eventually<F: Fn(&[Vec<String>]) -> bool>(
+    c: &mut SluiceClient<Channel>,
+    sql: &str,
+    check: F,
+) -> Vec<Vec<String>> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let rows = pull(c, sql).await.text_rows();
@@ -182,9 +228,13 @@ pub async fn eventually<F: Fn(&[Vec<String>]) -> bool>(c: &mut SluiceClient<Chan
 }
 
 pub fn s(v: &str) -> pb::Value {
-    pb::Value { kind: Some(pb::value::Kind::String(v.into())) }
+    pb::Value {
+        kind: Some(pb::value::Kind::String(v.into())),
+    }
 }
 
 pub fn big(v: i64) -> pb::Value {
-    pb::Value { kind: Some(pb::value::Kind::Bigint(v)) }
+    pb::Value {
+        kind: Some(pb::value::Kind::Bigint(v)),
+    }
 }

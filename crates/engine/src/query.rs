@@ -94,7 +94,14 @@ impl Engine {
         let sink = self
             .log
             .create_topic(&plan.sink.topic, self.partitions_of(&plan.source)?)?;
-        let running = self.spawn(Kind::Query(Box::new(plan)), source_def, Some(sink), b'O', num, &id)?;
+        let running = self.spawn(
+            Kind::Query(Box::new(plan)),
+            source_def,
+            Some(sink),
+            b'O',
+            num,
+            &id,
+        )?;
         self.queries
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -309,9 +309,12 @@ impl Log for EmbeddedLog {
                 detail: e.to_string(),
             }
         })?;
-        let mut txn = Txn::new();
-        txn.put(Cf::Catalog, format!("topic/{name}").into_bytes(), meta);
-        self.committer.submit(txn).wait_blocking()?;
+        // Written directly, not through the committer: no offsets are involved, and the
+        // caller may be on the async runtime, where waiting on a ticket would block it.
+        let mut sync = rocksdb::WriteOptions::default();
+        sync.set_sync(true);
+        self.db
+            .put_cf_opt(self.cf(Cf::Catalog), format!("topic/{name}"), meta, &sync)?;
         let topic = Arc::new(Topic::new(
             id,
             name.to_string(),

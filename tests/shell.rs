@@ -1,0 +1,135 @@
+//! End-to-end: the `sluice shell` binary against the real server.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn shell(server: &Server, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["shell", "--server", &server.url()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sluice shell")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tutorial_runs_verbatim_with_a_push_query_started_before_the_inserts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let tutorial = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/tutorial.sql");
+    let sql = std::fs::read_to_string(tutorial).unwrap();
+    let (ddl, rest) = sql.split_at(sql.find("INSERT INTO").unwrap());
+
+    let out = shell(&server, &["-e", ddl]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // A push subscriber that is listening before any insert happens.
+    let subscriber = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "shell",
+            "--server",
+            &server.url(),
+            "--output",
+            "json",
+            "-e",
+            "SELECT * FROM pageviews EMIT CHANGES LIMIT 3;",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let out = shell(&server, &["-e", rest]);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        text(&out.stderr)
+    );
+    for expected in [
+        "VIEWS_PER_USER",
+        "SLOW_VIEWS",
+        "PAGEVIEWS",
+        "Limit Reached",
+        "USER_ID",
+        "/a",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+
+    let sub = tokio::task::spawn_blocking(move || subscriber.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(sub.status.success(), "{}", text(&sub.stderr));
+    let lines: Vec<serde_json::Value> = text(&sub.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let rows: Vec<&serde_json::Value> = lines.iter().filter_map(|l| l.get("row")).collect();
+    assert_eq!(rows.len(), 3, "{lines:?}");
+    assert_eq!(rows[0], &serde_json::json!(["u1", "/a", 120]));
+    assert!(lines.last().unwrap().get("final").is_some(), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripted_failures_exit_non_zero_and_json_output_is_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let out = shell(
+        &server,
+        &[
+            "--output",
+            "json",
+            "-e",
+            "CREATE STREAM s (k STRING KEY, v INT) WITH (kafka_topic='s', value_format='JSON'); SHOW STREAMS;",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["message"], "Stream created");
+
+    let out = shell(
+        &server,
+        &[
+            "-e",
+            "SHOW STREAMS; SELECT nope FROM s EMIT CHANGES; SHOW TABLES;",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("NOPE") && stderr.contains("line 1:"),
+        "{stderr}"
+    );
+
+    let file = dir.path().join("script.sql");
+    std::fs::write(
+        &file,
+        "INSERT INTO s (k, v) VALUES ('a', 1);\nINSERT INTO missing (k) VALUES ('a');\n",
+    )
+    .unwrap();
+    let out = shell(&server, &["-f", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("MISSING does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+}
