@@ -83,25 +83,41 @@ impl CommitTicket {
     }
 }
 
-#[derive(Clone)]
 pub(crate) struct Committer {
-    tx: mpsc::UnboundedSender<Pending>,
+    tx: Option<mpsc::UnboundedSender<Pending>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Committer {
+    /// Closes the queue and waits for the thread, so the database is closed (and its lock
+    /// released) when the log is dropped, not at some later point.
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Committer {
     pub(crate) fn start(db: Arc<DB>) -> Committer {
         let (tx, rx) = mpsc::unbounded_channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sluice-commit".into())
             .spawn(move || run(db, rx))
             .expect("spawning the committer thread at startup");
-        Committer { tx }
+        Committer {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
     }
 
     pub(crate) fn submit(&self, txn: Txn) -> CommitTicket {
         let (reply, rx) = oneshot::channel();
         // If the thread is gone the ticket resolves to Closed when `reply` drops.
-        let _ = self.tx.send(Pending { txn, reply });
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Pending { txn, reply });
+        }
         CommitTicket(rx)
     }
 }
