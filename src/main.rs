@@ -48,10 +48,49 @@ enum Command {
         #[arg(long)]
         history_file: Option<PathBuf>,
     },
+    /// Run ksqlDB query-validation test cases (QTT JSON files or folders).
+    Test {
+        /// Files or folders of QTT JSON test cases.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Only run cases whose id (`file.json: name [variant]`) contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Write per-case results to this JSON file.
+        #[arg(long = "json")]
+        json_report: Option<PathBuf>,
+        /// Also list passing cases.
+        #[arg(short, long)]
+        verbose: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Test {
+        paths,
+        filter,
+        json_report,
+        verbose,
+    } = cli.command
+    {
+        // Engine warnings about deliberately bad test records would drown the report.
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "error".into()),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+        let opts = sluice_testrunner::Options {
+            paths,
+            filter,
+            json_report,
+            verbose,
+        };
+        let summary = sluice_testrunner::run(&opts, &mut std::io::stdout())?;
+        std::process::exit(if summary.failed > 0 { 1 } else { 0 });
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -98,6 +137,7 @@ fn main() -> anyhow::Result<()> {
             let code = runtime.block_on(sluice_shell::run(args))?;
             std::process::exit(code);
         }
+        Command::Test { .. } => unreachable!("handled above"),
     }
 }
 

@@ -1,0 +1,135 @@
+//! Record comparison with ksqlDB's rules: JSON equality where numbers compare by value
+//! (DOUBLE within 1e-6) except DECIMAL, which must match exactly, scale included; object
+//! fields are looked up as written, then upper-cased.
+
+use serde_json::Value as Json;
+use sluice_common::{DataType, SourceDef};
+
+/// `ty` is the SQL type of this value when known; `row` the source whose value columns
+/// an object's fields are.
+pub fn matches(
+    expected: &Json,
+    actual: &Json,
+    ty: Option<&DataType>,
+    row: Option<&SourceDef>,
+) -> bool {
+    match (expected, actual) {
+        (Json::Null, Json::Null) => true,
+        (Json::Bool(a), Json::Bool(b)) => a == b,
+        (Json::String(a), Json::String(b)) => a == b,
+        (Json::Number(a), Json::Number(b)) => {
+            if matches!(ty, Some(DataType::Decimal { .. })) {
+                return a.to_string() == b.to_string();
+            }
+            match (a.as_i64(), b.as_i64()) {
+                (Some(x), Some(y)) => x == y,
+                _ => match (a.as_f64(), b.as_f64()) {
+                    (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-6 * x.abs().max(1.0),
+                    _ => a.to_string() == b.to_string(),
+                },
+            }
+        }
+        (Json::Array(a), Json::Array(b)) => {
+            let item = match ty {
+                Some(DataType::Array(t)) => Some(t.as_ref()),
+                _ => None,
+            };
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| matches(x, y, item, None))
+        }
+        (Json::Object(a), Json::Object(b)) => {
+            if a.len() != b.len() {
+                return false;
+            }
+            a.iter().all(|(k, v)| {
+                let found = b.get(k).or_else(|| b.get(&k.to_ascii_uppercase()));
+                let field_type = match (ty, row) {
+                    (Some(DataType::Struct(fields)), _) => fields
+                        .iter()
+                        .find(|(n, _)| n == k || n.eq_ignore_ascii_case(k))
+                        .map(|(_, t)| t),
+                    (Some(DataType::Map(_, vt)), _) => Some(vt.as_ref()),
+                    (None, Some(def)) => def
+                        .schema
+                        .values()
+                        .iter()
+                        .find(|c| c.name == *k || c.name == k.to_ascii_uppercase())
+                        .map(|c| &c.data_type),
+                    _ => None,
+                };
+                found.is_some_and(|f| matches(v, f, field_type, None))
+            })
+        }
+        _ => false,
+    }
+}
+
+/// A source's schema the way QTT's post conditions write it: `ID INT KEY, NAME STRING`.
+pub fn describe_schema(def: &SourceDef) -> String {
+    def.schema
+        .columns
+        .iter()
+        .map(|c| {
+            format!(
+                "`{}` {}{}",
+                c.name,
+                c.data_type,
+                if c.role.is_key() { " KEY" } else { "" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Normalizes schema text for comparison: no backticks, one spacing, INT for INTEGER.
+pub fn normalize_schema(s: &str) -> String {
+    let s = s
+        .replace('`', "")
+        .to_ascii_uppercase()
+        .replace("INTEGER", "INT")
+        .replace("VARCHAR", "STRING");
+    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    s.replace(" ,", ",")
+        .replace("< ", "<")
+        .replace(" >", ">")
+        .replace(", ", ",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_exact_doubles_are_close() {
+        let a: Json = serde_json::from_str("12.30").unwrap();
+        let b: Json = serde_json::from_str("12.3").unwrap();
+        assert!(!matches(
+            &a,
+            &b,
+            Some(&DataType::Decimal {
+                precision: 4,
+                scale: 2
+            }),
+            None
+        ));
+        assert!(matches(&a, &b, Some(&DataType::Double), None));
+        let c: Json = serde_json::from_str("0.30000000000000004").unwrap();
+        let d: Json = serde_json::from_str("0.3").unwrap();
+        assert!(matches(&d, &c, None, None));
+    }
+
+    #[test]
+    fn fields_match_as_written_or_upper_cased() {
+        let e: Json = serde_json::json!({"count": 1});
+        let a: Json = serde_json::json!({"COUNT": 1});
+        assert!(matches(&e, &a, None, None));
+        assert!(!matches(&serde_json::json!({"X": 1}), &a, None, None));
+    }
+
+    #[test]
+    fn schema_text_normalizes() {
+        assert_eq!(
+            normalize_schema("`ID` INTEGER KEY, `NAME` STRING"),
+            normalize_schema("ID INT KEY, NAME STRING")
+        );
+    }
+}
