@@ -12,7 +12,7 @@ pub mod functions;
 
 pub use aggregate::{AggCall, AggKind};
 pub use eval::{BinaryOp, Expr};
-pub use functions::{FUNCTIONS, ScalarFunction, lookup};
+pub use functions::{ScalarFunction, lookup};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ExprError {

@@ -695,7 +695,7 @@ impl Executor {
                 }
             }
             ShowWhat::Functions => {
-                let mut rows: Vec<Vec<Value>> = sluice_expr::FUNCTIONS
+                let mut rows: Vec<Vec<Value>> = sluice_expr::functions::all()
                     .iter()
                     .map(|f| vec![s(f.name), s("SCALAR")])
                     .collect();

@@ -1,27 +1,7 @@
-//! The scalar function registry. Each function is declared once: its name, signature text,
-//! one-line description, return-type rule and implementation. The planner resolves calls
-//! here; SHOW FUNCTIONS and DESCRIBE FUNCTION read the same table.
+//! Basic math, string and null-handling functions.
 
+use super::ScalarFunction;
 use sluice_common::{DataType, Value};
-
-pub struct ScalarFunction {
-    pub name: &'static str,
-    pub signature: &'static str,
-    pub description: &'static str,
-    /// Validates argument types and gives the result type, or says what is wrong.
-    pub return_type: fn(&[DataType]) -> Result<DataType, String>,
-    pub eval: fn(&[Value]) -> Value,
-}
-
-impl std::fmt::Debug for ScalarFunction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name)
-    }
-}
-
-pub fn lookup(name: &str) -> Option<&'static ScalarFunction> {
-    FUNCTIONS.iter().find(|f| f.name.eq_ignore_ascii_case(name))
-}
 
 fn arity(args: &[DataType], n: usize) -> Result<(), String> {
     if args.len() == n {
@@ -105,7 +85,7 @@ fn substring(args: &[Value]) -> Value {
     Value::String(chars[start..end.max(start)].iter().collect())
 }
 
-pub static FUNCTIONS: &[ScalarFunction] = &[
+pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     ScalarFunction {
         name: "ABS",
         signature: "ABS(number)",
@@ -252,6 +232,7 @@ pub static FUNCTIONS: &[ScalarFunction] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::functions::lookup;
 
     fn call(name: &str, args: &[Value]) -> Value {
         (lookup(name).unwrap().eval)(args)
