@@ -447,8 +447,10 @@ impl Worker {
                     let is_table = plan.source.kind == SourceKind::Table;
                     let passes = !src.tombstone && filter.as_ref().is_none_or(|f| f.test(&src.row));
                     if !passes {
-                        if is_table {
-                            // A table row leaving the filter is a delete downstream.
+                        // A table row leaving the filter is a delete downstream; a stream
+                        // record without a value passes through as one (ksqlDB keeps them
+                        // unless a WHERE clause drops them).
+                        if is_table || (src.tombstone && filter.is_none()) {
                             let out: Vec<Value> =
                                 projection.iter().map(|e| e.eval(&src.row)).collect();
                             self.emit(plan, txn, out, rowtime, true)?;

@@ -89,6 +89,22 @@ pub enum Expr {
         escape: Option<char>,
         negated: bool,
     },
+    /// `ARRAY[a, b, ...]`
+    MakeArray(Vec<Expr>),
+    /// `MAP(k := v, ...)`
+    MakeMap(Vec<(Expr, Expr)>),
+    /// `STRUCT(name := v, ...)`
+    MakeStruct(Vec<(String, Expr)>),
+    /// `s->field`
+    Field {
+        expr: Box<Expr>,
+        name: String,
+    },
+    /// `a[i]` (1-based, negative counts from the end) or `m[key]`.
+    Subscript {
+        expr: Box<Expr>,
+        index: Box<Expr>,
+    },
 }
 
 impl Expr {
@@ -192,6 +208,56 @@ impl Expr {
                     _ => Value::Null,
                 }
             }
+            Expr::MakeArray(items) => Value::Array(items.iter().map(|e| e.eval(row)).collect()),
+            Expr::MakeMap(entries) => {
+                let mut out: Vec<(Value, Value)> = Vec::with_capacity(entries.len());
+                for (k, v) in entries {
+                    let (k, v) = (k.eval(row), v.eval(row));
+                    // A repeated key keeps its last value, as a map literal would.
+                    match out.iter_mut().find(|(ok, _)| *ok == k) {
+                        Some(slot) => slot.1 = v,
+                        None => out.push((k, v)),
+                    }
+                }
+                Value::Map(out)
+            }
+            Expr::MakeStruct(fields) => Value::Struct(
+                fields
+                    .iter()
+                    .map(|(n, e)| (n.clone(), e.eval(row)))
+                    .collect(),
+            ),
+            Expr::Field { expr, name } => match expr.eval(row) {
+                Value::Struct(fields) => fields
+                    .into_iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(Value::Null, |(_, v)| v),
+                _ => Value::Null,
+            },
+            Expr::Subscript { expr, index } => match (expr.eval(row), index.eval(row)) {
+                (Value::Array(items), i) => match i.as_i64() {
+                    Some(i) if i > 0 => {
+                        items.into_iter().nth(i as usize - 1).unwrap_or(Value::Null)
+                    }
+                    Some(i) if i < 0 => {
+                        let n = items.len() as i64;
+                        if -i <= n {
+                            items
+                                .into_iter()
+                                .nth((n + i) as usize)
+                                .unwrap_or(Value::Null)
+                        } else {
+                            Value::Null
+                        }
+                    }
+                    _ => Value::Null,
+                },
+                (Value::Map(entries), k) => entries
+                    .into_iter()
+                    .find(|(ek, _)| ek.sql_eq(&k) == Some(true))
+                    .map_or(Value::Null, |(_, v)| v),
+                _ => Value::Null,
+            },
             Expr::Like {
                 expr,
                 pattern,

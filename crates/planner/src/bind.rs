@@ -5,8 +5,8 @@ use sluice_common::{DataType, ROWOFFSET, ROWPARTITION, ROWTIME, SourceDef, Value
 use sluice_expr::{AggCall, AggKind, BinaryOp, Expr};
 use sluice_sql::Expr as SqlExpr;
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType as SqlType, FunctionArg, FunctionArgExpr, FunctionArguments,
-    Ident, InTarget, Spanned, UnaryOperator, Value as SqlValue,
+    AccessExpr, BinaryOperator, CastKind, DataType as SqlType, FunctionArg, FunctionArgExpr,
+    FunctionArguments, Ident, InTarget, Spanned, Subscript, UnaryOperator, Value as SqlValue,
 };
 
 /// The columns an expression can see, by position.
@@ -159,7 +159,9 @@ impl<'a> Binder<'a> {
                     other => err_at(e, format!("Unsupported operator {other}")),
                 }
             }
-            SqlExpr::BinaryOp { left, op, right } => self.binary(e, left, op, right),
+            SqlExpr::BinaryOp { left, op, right } if *op != BinaryOperator::Arrow => {
+                self.binary(e, left, op, right)
+            }
             SqlExpr::IsNull(inner) | SqlExpr::IsNotNull(inner) => {
                 let b = self.bind(inner)?;
                 Ok(Bound {
@@ -346,6 +348,100 @@ impl<'a> Binder<'a> {
                 })
             }
             SqlExpr::Function(f) => self.function(e, f),
+            SqlExpr::BinaryOp {
+                left,
+                op: BinaryOperator::Arrow,
+                right,
+            } => {
+                let b = self.bind(left)?;
+                let field = match right.as_ref() {
+                    SqlExpr::Identifier(i) => ident_name(i),
+                    other => return err_at(other, "Expected a field name after ->"),
+                };
+                let ty = match &b.ty {
+                    Some(DataType::Struct(fields)) => {
+                        match fields.iter().find(|(n, _)| *n == field) {
+                            Some((_, t)) => Some(t.clone()),
+                            None => {
+                                return err_at(
+                                    right,
+                                    format!("Unknown field '{field}' in {}", ty_name(&b.ty)),
+                                );
+                            }
+                        }
+                    }
+                    other => {
+                        return err_at(
+                            left,
+                            format!("Expected a STRUCT before ->, got {}", ty_name(other)),
+                        );
+                    }
+                };
+                Ok(Bound {
+                    expr: Expr::Field {
+                        expr: Box::new(b.expr),
+                        name: field,
+                    },
+                    ty,
+                })
+            }
+            SqlExpr::CompoundFieldAccess { root, access_chain } => {
+                let mut cur = self.bind(root)?;
+                for access in access_chain {
+                    match access {
+                        AccessExpr::Subscript(Subscript::Index { index }) => {
+                            let idx = self.bind(index)?;
+                            let ty = match &cur.ty {
+                                Some(DataType::Array(item)) => {
+                                    if !idx.ty.as_ref().is_none_or(DataType::is_integral) {
+                                        return err_at(
+                                            index,
+                                            format!(
+                                                "Array index must be an INTEGER, got {}",
+                                                ty_name(&idx.ty)
+                                            ),
+                                        );
+                                    }
+                                    Some(item.as_ref().clone())
+                                }
+                                Some(DataType::Map(_, v)) => Some(v.as_ref().clone()),
+                                other => {
+                                    return err_at(
+                                        root,
+                                        format!(
+                                            "Only ARRAY and MAP values can be subscripted, got {}",
+                                            ty_name(other)
+                                        ),
+                                    );
+                                }
+                            };
+                            cur = Bound {
+                                expr: Expr::Subscript {
+                                    expr: Box::new(cur.expr),
+                                    index: Box::new(idx.expr),
+                                },
+                                ty,
+                            };
+                        }
+                        _ => return err_at(e, format!("Unsupported expression: {e}")),
+                    }
+                }
+                Ok(cur)
+            }
+            SqlExpr::Array(arr) => {
+                let mut items = Vec::with_capacity(arr.elem.len());
+                let mut ty: Option<DataType> = None;
+                for el in &arr.elem {
+                    let b = self.bind(el)?;
+                    ty = unify(el, ty, b.ty)?;
+                    items.push(b.expr);
+                }
+                let item_ty = ty.ok_or_else(|| PlanError::new("Cannot construct an array with all NULL elements (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL value to the desired type.", e.span().start.line, e.span().start.column))?;
+                Ok(Bound {
+                    expr: Expr::MakeArray(items),
+                    ty: Some(DataType::Array(Box::new(item_ty))),
+                })
+            }
             other => err_at(other, format!("Unsupported expression: {other}")),
         }
     }
@@ -482,6 +578,59 @@ impl<'a> Binder<'a> {
         })
     }
 
+    /// `MAP(k := v, ...)` and `STRUCT(name := v, ...)`.
+    fn constructor(&mut self, e: &SqlExpr, name: &str, list: &[FunctionArg]) -> Result<Bound> {
+        let mut pairs = Vec::with_capacity(list.len());
+        for a in list {
+            match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::BinaryOp {
+                    left,
+                    op: BinaryOperator::Assignment,
+                    right,
+                })) => pairs.push((left.as_ref(), right.as_ref())),
+                _ => return err_at(e, format!("{name} arguments must be written key := value")),
+            }
+        }
+        if name == "STRUCT" {
+            let mut fields = Vec::with_capacity(pairs.len());
+            let mut types = Vec::with_capacity(pairs.len());
+            for (k, v) in pairs {
+                let field = match k {
+                    SqlExpr::Identifier(i) => ident_name(i),
+                    other => return err_at(other, "STRUCT field names must be identifiers"),
+                };
+                let b = self.bind(v)?;
+                types.push((field.clone(), b.ty.unwrap_or(DataType::String)));
+                fields.push((field, b.expr));
+            }
+            return Ok(Bound {
+                expr: Expr::MakeStruct(fields),
+                ty: Some(DataType::Struct(types)),
+            });
+        }
+        let mut entries = Vec::with_capacity(pairs.len());
+        let (mut kt, mut vt): (Option<DataType>, Option<DataType>) = (None, None);
+        for (k, v) in pairs {
+            let (kb, vb) = (self.bind(k)?, self.bind(v)?);
+            kt = unify(k, kt, kb.ty)?;
+            vt = unify(v, vt, vb.ty)?;
+            entries.push((kb.expr, vb.expr));
+        }
+        let ty = match (kt, vt) {
+            (Some(k), Some(v)) => DataType::Map(Box::new(k), Box::new(v)),
+            _ => {
+                return err_at(
+                    e,
+                    "Cannot construct a map with all NULL keys or values; cast a NULL to the desired type",
+                );
+            }
+        };
+        Ok(Bound {
+            expr: Expr::MakeMap(entries),
+            ty: Some(ty),
+        })
+    }
+
     fn function(&mut self, e: &SqlExpr, f: &sqlparser::ast::Function) -> Result<Bound> {
         let name = f.name.to_string().to_ascii_uppercase();
         let list = match &f.args {
@@ -489,6 +638,9 @@ impl<'a> Binder<'a> {
             FunctionArguments::None => &[],
             FunctionArguments::Subquery(_) => return err_at(e, "Subqueries are not supported"),
         };
+        if name == "MAP" || name == "STRUCT" {
+            return self.constructor(e, &name, list);
+        }
         let star =
             list.len() == 1 && matches!(list[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard));
         let mut args = Vec::with_capacity(list.len());

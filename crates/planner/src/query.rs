@@ -34,17 +34,37 @@ fn derived_name(i: usize) -> String {
     format!("KSQL_COL_{i}")
 }
 
-fn item_name(expr: &SqlExpr, alias: Option<&Name>, i: usize) -> String {
-    if let Some(a) = alias {
-        return a.value.clone();
+/// Names projection items as ksqlDB does: the alias; a column's name; a struct field's
+/// name for `s->f`; otherwise `KSQL_COL_<n>` with `n` counting generated names only.
+#[derive(Default)]
+struct Namer {
+    generated: usize,
+}
+
+impl Namer {
+    fn name(&mut self, expr: &SqlExpr, alias: Option<&Name>) -> String {
+        if let Some(a) = alias {
+            return a.value.clone();
+        }
+        match expr {
+            SqlExpr::Identifier(id) => ident_name(id),
+            SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 => ident_name(&parts[1]),
+            SqlExpr::BinaryOp {
+                op: BinaryOperator::Arrow,
+                right,
+                ..
+            } if matches!(right.as_ref(), SqlExpr::Identifier(_)) => match right.as_ref() {
+                SqlExpr::Identifier(id) => ident_name(id),
+                _ => self.next(),
+            },
+            _ => self.next(),
+        }
     }
-    match expr {
-        SqlExpr::Identifier(id) => ident_name(id),
-        SqlExpr::CompoundIdentifier(parts) => parts
-            .last()
-            .map(ident_name)
-            .unwrap_or_else(|| derived_name(i)),
-        _ => derived_name(i),
+
+    fn next(&mut self) -> String {
+        let n = derived_name(self.generated);
+        self.generated += 1;
+        n
     }
 }
 
@@ -60,7 +80,8 @@ fn column_ref(expr: &SqlExpr) -> Option<String> {
 /// Binds a non-aggregate projection over a source row.
 fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Item>> {
     let mut items = Vec::new();
-    for (i, item) in select.items.iter().enumerate() {
+    let mut namer = Namer::default();
+    for item in &select.items {
         match item {
             SelectItem::Wildcard => {
                 for c in &source.schema.columns {
@@ -79,7 +100,7 @@ fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Ite
             SelectItem::Expr { expr, alias } => {
                 let bound = Binder::plain(scope).bind(expr)?;
                 items.push(Item {
-                    name: item_name(expr, alias.as_ref(), i),
+                    name: namer.name(expr, alias.as_ref()),
                     bound,
                     source_column: column_ref(expr),
                     expr: Some(expr.clone()),
@@ -273,9 +294,6 @@ fn plan_operator(
     select: &Select,
     source: &SourceDef,
 ) -> Result<(Operator, Schema)> {
-    if !select.partition_by.is_empty() {
-        return err_at(&select.partition_by[0], "PARTITION BY is not supported yet");
-    }
     let scope = Scope::of_source(source, select.alias.as_ref().map(|a| a.value.as_str()));
     let filter = select
         .selection
@@ -313,6 +331,15 @@ fn plan_operator(
             "HAVING requires a GROUP BY clause",
             name,
         ));
+    }
+    if !select.partition_by.is_empty() {
+        if source.kind == SourceKind::Table {
+            return err_at(
+                &select.partition_by[0],
+                "PARTITION BY is not supported on tables: a table's key is its primary key. Use GROUP BY to re-key a table.",
+            );
+        }
+        return plan_partition_by(select, source, &scope, filter, name);
     }
     let items = project(select, source, &scope)?;
     // Each source key column must be projected exactly once; it stays the sink's key.
@@ -392,6 +419,179 @@ fn plan_operator(
     Ok((Operator::Select { filter, projection }, schema))
 }
 
+fn is_null_literal(e: &SqlExpr) -> bool {
+    matches!(e, SqlExpr::Value(v) if matches!(v.value, sqlparser::ast::Value::Null))
+}
+
+/// The key column name a PARTITION BY expression gets when not aliased in the projection.
+fn partition_key_name(e: &SqlExpr, i: usize) -> String {
+    match e {
+        SqlExpr::BinaryOp {
+            op: BinaryOperator::Arrow,
+            right,
+            ..
+        } => match right.as_ref() {
+            SqlExpr::Identifier(id) => ident_name(id),
+            _ => derived_name(i),
+        },
+        other => column_ref(other).unwrap_or_else(|| derived_name(i)),
+    }
+}
+
+fn same_expr(a: &SqlExpr, b: &SqlExpr) -> bool {
+    match (column_ref(a), column_ref(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.to_string().eq_ignore_ascii_case(&b.to_string()),
+    }
+}
+
+/// CREATE STREAM ... AS SELECT ... PARTITION BY: re-keys a stream by expressions; the
+/// records then land in the partitions their new keys hash to.
+fn plan_partition_by(
+    select: &Select,
+    source: &SourceDef,
+    scope: &Scope,
+    filter: Option<Expr>,
+    name: &Name,
+) -> Result<(Operator, Schema)> {
+    let keyless = select.partition_by.len() == 1 && is_null_literal(&select.partition_by[0]);
+    let mut key_cols: Vec<(String, Bound)> = Vec::new();
+    let mut value_cols: Vec<(String, Bound, Option<SqlExpr>)> = Vec::new();
+    let star = select
+        .items
+        .iter()
+        .any(|i| matches!(i, SelectItem::Wildcard));
+    if star {
+        if !keyless {
+            for (i, p) in select.partition_by.iter().enumerate() {
+                key_cols.push((partition_key_name(p, i), Binder::plain(scope).bind(p)?));
+            }
+        }
+        let used: Vec<String> = if keyless {
+            Vec::new()
+        } else {
+            select.partition_by.iter().filter_map(column_ref).collect()
+        };
+        let ordered = source.schema.values().iter().chain(source.schema.keys());
+        for c in ordered {
+            if used.contains(&c.name) {
+                continue;
+            }
+            let idx = scope.index_of(&c.name).unwrap_or(0);
+            value_cols.push((
+                c.name.clone(),
+                Bound {
+                    expr: Expr::Column(idx),
+                    ty: Some(c.data_type.clone()),
+                },
+                None,
+            ));
+        }
+        let mut namer = Namer::default();
+        for item in &select.items {
+            if let SelectItem::Expr { expr, alias } = item {
+                let b = Binder::plain(scope).bind(expr)?;
+                value_cols.push((namer.name(expr, alias.as_ref()), b, Some(expr.clone())));
+            }
+        }
+    } else {
+        let items = project(select, source, scope)?;
+        let mut keys: Vec<Option<&Item>> = vec![
+            None;
+            if keyless {
+                0
+            } else {
+                select.partition_by.len()
+            }
+        ];
+        for item in &items {
+            let hit = if keyless {
+                None
+            } else {
+                select
+                    .partition_by
+                    .iter()
+                    .position(|p| item.expr.as_ref().is_some_and(|e| same_expr(e, p)))
+            };
+            match hit {
+                Some(k) => {
+                    if let Some(first) = keys[k] {
+                        return Err(PlanError::at_name(
+                            format!(
+                                "The projection contains a key column (`{}`) more than once, aliased as: {} and {}.",
+                                partition_key_name(&select.partition_by[k], k),
+                                first.name,
+                                item.name
+                            ),
+                            name,
+                        ));
+                    }
+                    keys[k] = Some(item);
+                }
+                None => value_cols.push((item.name.clone(), item.bound.clone(), item.expr.clone())),
+            }
+        }
+        for (k, key) in keys.iter().enumerate() {
+            match key {
+                Some(item) => key_cols.push((item.name.clone(), item.bound.clone())),
+                None => {
+                    let p = &select.partition_by[k];
+                    return err_at(
+                        p,
+                        format!(
+                            "The query used to build `{}` must include the partitioning expression {p} in its projection (eg, SELECT {p}...).",
+                            name.value
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let mut columns = Vec::new();
+    let mut projection = Vec::new();
+    for (n, b) in key_cols {
+        let t = concrete(None, &n, b.ty)?;
+        if matches!(t, DataType::Map(..))
+            || matches!(&t, DataType::Array(inner) if matches!(inner.as_ref(), DataType::Map(..)))
+        {
+            return Err(PlanError::at_name(
+                format!(
+                    "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{n}`. Column type: {t}. See https://github.com/confluentinc/ksql/issues/6621 for more."
+                ),
+                name,
+            ));
+        }
+        columns.push(Column {
+            name: n,
+            data_type: t,
+            role: ColumnRole::Key,
+        });
+        projection.push(b.expr);
+    }
+    for (n, b, e) in value_cols {
+        if columns.iter().any(|c| c.name == n) {
+            return Err(PlanError::at_name(
+                format!("Duplicate value columns found in schema: `{n}`"),
+                name,
+            ));
+        }
+        columns.push(Column {
+            name: n.clone(),
+            data_type: concrete(e.as_ref(), &n, b.ty)?,
+            role: ColumnRole::Value,
+        });
+        projection.push(b.expr);
+    }
+    let schema = Schema { columns };
+    if schema.values().is_empty() {
+        return Err(PlanError::at_name(
+            "The projection contains no value columns.",
+            name,
+        ));
+    }
+    Ok((Operator::Select { filter, projection }, schema))
+}
+
 fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
     let b = Binder::plain(scope).bind(w)?;
     match b.ty {
@@ -428,14 +628,15 @@ fn plan_aggregate(
     let mut aggregates = Vec::new();
     let mut keys: Vec<Option<(String, usize)>> = vec![None; group_by.len()];
     let mut values: Vec<(String, Bound, SqlExpr)> = Vec::new();
-    for (i, item) in select.items.iter().enumerate() {
+    let mut namer = Namer::default();
+    for item in &select.items {
         let SelectItem::Expr { expr, alias } = item else {
             return Err(PlanError::at_name(
                 "SELECT * is not allowed with GROUP BY",
                 name,
             ));
         };
-        let item_name = item_name(expr, alias.as_ref(), i);
+        let item_name = namer.name(expr, alias.as_ref());
         let text = expr.to_string().to_ascii_uppercase();
         if let Some(g) = select
             .group_by
@@ -450,7 +651,7 @@ fn plan_aggregate(
                     name,
                 ));
             }
-            keys[g] = Some((item_name, i));
+            keys[g] = Some((item_name, g));
             continue;
         }
         let mut binder = Binder {
