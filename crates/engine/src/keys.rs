@@ -3,6 +3,7 @@
 //! ```text
 //!  'T' · source id u64 · memcomparable key      → table row (codec), for pull queries
 //!  'A' · query num u64 · memcomparable group key → aggregate state (codec)
+//!  'P' · query num u64 · memcomparable source key → last row seen (table aggregation)
 //!  'O' · query num u64 · partition u32           → next source offset to read
 //!  'M' · source id u64 · partition u32           → next offset a table materializer reads
 //! ```
@@ -29,6 +30,14 @@ pub(crate) fn table_key(source_id: u64, key: &[Value]) -> Vec<u8> {
 
 pub(crate) fn agg_key(query: u64, key: &[Value]) -> Vec<u8> {
     let mut k = prefixed(b'A', query, 16);
+    encode_key(key, &mut k);
+    k
+}
+
+/// The last version of a source table row an aggregation over that table has seen, so an
+/// update can be retracted from the group it was counted in.
+pub(crate) fn source_row_key(query: u64, key: &[Value]) -> Vec<u8> {
+    let mut k = prefixed(b'P', query, 16);
     encode_key(key, &mut k);
     k
 }

@@ -1,7 +1,7 @@
 //! Persistent queries and table materializers: long-running workers that read a source
 //! topic in batches and commit each batch's effects atomically.
 
-use crate::keys::{agg_key, offset_key, table_key};
+use crate::keys::{agg_key, offset_key, source_row_key, table_key};
 use crate::plan::{Operator, QueryPlan};
 use crate::rows::{decode_record, encode_row_record};
 use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
@@ -363,7 +363,7 @@ async fn run(
 }
 
 /// Per-batch overlay of aggregate state: reads see this batch's earlier updates.
-type Overlay = HashMap<Vec<u8>, Vec<Value>>;
+type Overlay = HashMap<Vec<u8>, Option<Vec<Value>>>;
 
 impl Worker {
     /// Reads and processes one batch. Returns the transaction to commit, the positions it
@@ -396,7 +396,10 @@ impl Worker {
             return Ok(None);
         }
         for (key, state) in overlay {
-            txn.put(Cf::State, key, encode_row_vec(&state));
+            match state {
+                Some(s) => txn.put(Cf::State, key, encode_row_vec(&s)),
+                None => txn.delete(Cf::State, key),
+            }
         }
         Ok(Some((txn, positions, n)))
     }
@@ -461,54 +464,127 @@ impl Worker {
                     self.emit(plan, txn, out, rowtime, false)
                 }
                 Operator::Aggregate {
-                    filter,
-                    group_by,
-                    aggregates,
-                    having,
-                    projection,
+                    filter, group_by, ..
                 } => {
-                    if src.tombstone || !filter.as_ref().is_none_or(|f| f.test(&src.row)) {
+                    let passes = |row: &[Value]| filter.as_ref().is_none_or(|f| f.test(row));
+                    let group_of = |row: &[Value]| -> Vec<Value> {
+                        group_by.iter().map(|e| e.eval(row)).collect()
+                    };
+                    if plan.source.kind == SourceKind::Table {
+                        // A table update replaces the row: retract the previous version from
+                        // its group, then add the new one, as ksqlDB's table aggregation does.
+                        let nkeys = plan.source.schema.key_count();
+                        let prev_key = source_row_key(plan.num, &src.row[..nkeys]);
+                        let prev = self.load(overlay, &prev_key)?;
+                        if let Some(prev) = prev.filter(|p| passes(p)) {
+                            let g = group_of(&prev);
+                            if !g.iter().any(Value::is_null) {
+                                self.fold(plan, &g, &prev, false, rowtime, txn, overlay)?;
+                            }
+                        }
+                        if src.tombstone {
+                            overlay.insert(prev_key, None);
+                            return Ok(());
+                        }
+                        overlay.insert(prev_key, Some(src.row.clone()));
+                    }
+                    if src.tombstone || !passes(&src.row) {
                         return Ok(());
                     }
-                    let group: Vec<Value> = group_by.iter().map(|e| e.eval(&src.row)).collect();
+                    let group = group_of(&src.row);
                     if group.iter().any(Value::is_null) {
                         return Err(EngineError::Invalid(
                             "GROUP BY key is NULL; record dropped".into(),
                         ));
                     }
-                    let key = agg_key(plan.num, &group);
-                    let state = match overlay.get_mut(&key) {
-                        Some(s) => s,
-                        None => {
-                            let loaded = match self.log.get(Cf::State, &key)? {
-                                Some(bytes) => decode_row(&bytes)
-                                    .map_err(|e| EngineError::Invalid(e.to_string()))?,
-                                None => {
-                                    let mut s = Vec::new();
-                                    for a in aggregates {
-                                        a.init(&mut s);
-                                    }
-                                    s
-                                }
-                            };
-                            overlay.entry(key).or_insert(loaded)
-                        }
-                    };
-                    let mut slot = 0;
-                    let mut agg_row = group;
-                    agg_row.push(Value::BigInt(rowtime));
-                    for a in aggregates {
-                        let n = a.slots();
-                        a.update(&mut state[slot..slot + n], &src.row);
-                        agg_row.push(a.result(&state[slot..slot + n]));
-                        slot += n;
-                    }
-                    let out: Vec<Value> = projection.iter().map(|e| e.eval(&agg_row)).collect();
-                    let keep = having.as_ref().is_none_or(|h| h.test(&agg_row));
-                    self.emit(plan, txn, out, rowtime, !keep)
+                    self.fold(plan, &group, &src.row, true, rowtime, txn, overlay)
                 }
             },
         }
+    }
+
+    /// A state entry as this batch sees it: the batch's own writes first, then RocksDB.
+    fn load(&self, overlay: &Overlay, key: &[u8]) -> Result<Option<Vec<Value>>> {
+        if let Some(v) = overlay.get(key) {
+            return Ok(v.clone());
+        }
+        match self.log.get(Cf::State, key)? {
+            Some(bytes) => Ok(Some(
+                decode_row(&bytes).map_err(|e| EngineError::Invalid(e.to_string()))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Adds (or retracts) one row into its group's aggregate state and emits the group's
+    /// new result. HAVING hides a group: a group that stops passing is deleted downstream,
+    /// one that never passed emits nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn fold(
+        &self,
+        plan: &QueryPlan,
+        group: &[Value],
+        row: &[Value],
+        add: bool,
+        rowtime: i64,
+        txn: &mut Txn,
+        overlay: &mut Overlay,
+    ) -> Result<()> {
+        let Operator::Aggregate {
+            aggregates,
+            having,
+            projection,
+            ..
+        } = &plan.op
+        else {
+            return Ok(());
+        };
+        let key = agg_key(plan.num, group);
+        let existing = self.load(overlay, &key)?;
+        let result_row = |state: &[Value]| -> Vec<Value> {
+            let mut r = group.to_vec();
+            r.push(Value::BigInt(rowtime));
+            let mut slot = 0;
+            for a in aggregates {
+                let n = a.slots();
+                r.push(a.result(&state[slot..slot + n]));
+                slot += n;
+            }
+            r
+        };
+        let was_visible = match (&existing, having) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(old), Some(h)) => h.test(&result_row(old)),
+        };
+        let mut state = match existing {
+            Some(s) => s,
+            None => {
+                let mut s = Vec::new();
+                for a in aggregates {
+                    a.init(&mut s);
+                }
+                s
+            }
+        };
+        let mut slot = 0;
+        for a in aggregates {
+            let n = a.slots();
+            if add {
+                a.update(&mut state[slot..slot + n], row);
+            } else {
+                a.retract(&mut state[slot..slot + n], row);
+            }
+            slot += n;
+        }
+        let agg_row = result_row(&state);
+        overlay.insert(key, Some(state));
+        let visible = having.as_ref().is_none_or(|h| h.test(&agg_row));
+        if !visible && !was_visible {
+            return Ok(());
+        }
+        let out: Vec<Value> = projection.iter().map(|e| e.eval(&agg_row)).collect();
+        self.emit(plan, txn, out, rowtime, !visible)
     }
 
     /// Appends one output row to the sink topic, and upserts or deletes it in the sink's

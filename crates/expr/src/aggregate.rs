@@ -181,6 +181,44 @@ impl AggCall {
         }
     }
 
+    /// Whether [`AggCall::retract`] can undo an update (needed to aggregate a table, whose
+    /// rows are replaced and deleted).
+    pub fn supports_retract(&self) -> bool {
+        matches!(
+            self.kind,
+            AggKind::CountStar | AggKind::Count | AggKind::Sum | AggKind::Avg
+        )
+    }
+
+    /// Removes one earlier input row from `state`.
+    pub fn retract(&self, state: &mut [Value], row: &[Value]) {
+        let v = match &self.arg {
+            Some(e) => e.eval(row),
+            None => Value::Null,
+        };
+        match self.kind {
+            AggKind::CountStar => bump(&mut state[0], -1),
+            AggKind::Count => {
+                if !v.is_null() {
+                    bump(&mut state[0], -1)
+                }
+            }
+            AggKind::Sum => {
+                if !v.is_null() {
+                    state[0] = add(&state[0], &negate(&v));
+                }
+            }
+            AggKind::Avg => {
+                if let Some(d) = v.as_f64() {
+                    state[0] = Value::Double(state[0].as_f64().unwrap_or(0.0) - d);
+                    bump(&mut state[1], -1);
+                }
+            }
+            // Not retractable; the planner refuses these over tables.
+            _ => {}
+        }
+    }
+
     pub fn result(&self, state: &[Value]) -> Value {
         match self.kind {
             AggKind::Avg => match (state[0].as_f64(), state[1].as_i64()) {
@@ -201,6 +239,19 @@ fn zero(t: Option<&DataType>) -> Value {
             scale: *scale,
         },
         _ => Value::BigInt(0),
+    }
+}
+
+fn negate(v: &Value) -> Value {
+    match v {
+        Value::Int(i) => Value::Int(i.wrapping_neg()),
+        Value::BigInt(i) => Value::BigInt(i.wrapping_neg()),
+        Value::Double(d) => Value::Double(-d),
+        Value::Decimal { unscaled, scale } => Value::Decimal {
+            unscaled: -unscaled,
+            scale: *scale,
+        },
+        other => other.clone(),
     }
 }
 
@@ -272,6 +323,40 @@ mod tests {
             run(AggKind::EarliestByOffset, DataType::Int, &xs),
             Value::Int(3)
         );
+    }
+
+    #[test]
+    fn retract_undoes_update() {
+        for kind in [
+            AggKind::CountStar,
+            AggKind::Count,
+            AggKind::Sum,
+            AggKind::Avg,
+        ] {
+            let call = AggCall {
+                kind,
+                arg: Some(Expr::Column(0)),
+                arg_type: Some(DataType::BigInt),
+            };
+            assert!(call.supports_retract());
+            let mut state = Vec::new();
+            call.init(&mut state);
+            call.update(&mut state, &[Value::BigInt(4)]);
+            call.update(&mut state, &[Value::BigInt(6)]);
+            call.retract(&mut state, &[Value::BigInt(4)]);
+            let want = match kind {
+                AggKind::Avg => Value::Double(6.0),
+                AggKind::Sum => Value::BigInt(6),
+                _ => Value::BigInt(1),
+            };
+            assert_eq!(call.result(&state), want, "{kind:?}");
+        }
+        let max = AggCall {
+            kind: AggKind::Max,
+            arg: Some(Expr::Column(0)),
+            arg_type: Some(DataType::BigInt),
+        };
+        assert!(!max.supports_retract());
     }
 
     #[test]

@@ -612,12 +612,6 @@ fn plan_aggregate(
     filter: Option<Expr>,
     name: &Name,
 ) -> Result<(Operator, Schema)> {
-    if source.kind == SourceKind::Table {
-        return Err(PlanError::at_name(
-            "Aggregating a TABLE is not supported yet; aggregate the stream the table is built from",
-            name,
-        ));
-    }
     let mut group_by = Vec::with_capacity(select.group_by.len());
     let mut group_types = Vec::with_capacity(select.group_by.len());
     for g in &select.group_by {
@@ -726,6 +720,23 @@ fn plan_aggregate(
             format!("The projection of `{}` has no value columns", name.value),
             name,
         ));
+    }
+    if source.kind == SourceKind::Table {
+        let stuck: Vec<String> = aggregates
+            .iter()
+            .filter(|a| !a.supports_retract())
+            .map(|a| format!("{:?}", a.kind).to_ascii_uppercase())
+            .collect();
+        if !stuck.is_empty() {
+            return Err(PlanError::at_name(
+                format!(
+                    "Aggregating the table {} needs functions that can undo an update (COUNT, SUM, AVG); {} cannot",
+                    source.name,
+                    stuck.join(", ")
+                ),
+                name,
+            ));
+        }
     }
     Ok((
         Operator::Aggregate {
