@@ -14,6 +14,16 @@ pub enum AggKind {
     Max,
     LatestByOffset,
     EarliestByOffset,
+    CollectList,
+    CollectSet,
+    TopK,
+    TopKDistinct,
+    Histogram,
+    CountDistinct,
+    StddevSamp,
+    Correlation,
+    Attr,
+    SumList,
 }
 
 /// Aggregate names with their signature and description, for SHOW FUNCTIONS.
@@ -37,6 +47,56 @@ pub static AGGREGATES: &[(&str, &str, &str)] = &[
         "The value of the most recent record with a non-NULL col.",
     ),
     (
+        "COLLECT_LIST",
+        "COLLECT_LIST(col)",
+        "An array of every value, in arrival order.",
+    ),
+    (
+        "COLLECT_SET",
+        "COLLECT_SET(col)",
+        "An array of the distinct values, in arrival order.",
+    ),
+    (
+        "TOPK",
+        "TOPK(col, k)",
+        "The k largest values, largest first.",
+    ),
+    (
+        "TOPKDISTINCT",
+        "TOPKDISTINCT(col, k)",
+        "The k largest distinct values, largest first.",
+    ),
+    (
+        "HISTOGRAM",
+        "HISTOGRAM(col)",
+        "A map from each distinct value to how often it occurred.",
+    ),
+    (
+        "COUNT_DISTINCT",
+        "COUNT_DISTINCT(col)",
+        "The number of distinct non-NULL values.",
+    ),
+    (
+        "STDDEV_SAMP",
+        "STDDEV_SAMP(col)",
+        "The sample standard deviation of the non-NULL values.",
+    ),
+    (
+        "CORRELATION",
+        "CORRELATION(x, y)",
+        "The Pearson correlation of two numeric columns.",
+    ),
+    (
+        "ATTR",
+        "ATTR(col)",
+        "The value when every row has the same one, else NULL.",
+    ),
+    (
+        "SUM_LIST",
+        "SUM_LIST(array)",
+        "The sum of every element of every array.",
+    ),
+    (
         "EARLIEST_BY_OFFSET",
         "EARLIEST_BY_OFFSET(col)",
         "The value of the earliest record with a non-NULL col.",
@@ -54,12 +114,22 @@ impl AggKind {
             "MAX" => AggKind::Max,
             "LATEST_BY_OFFSET" => AggKind::LatestByOffset,
             "EARLIEST_BY_OFFSET" => AggKind::EarliestByOffset,
+            "COLLECT_LIST" => AggKind::CollectList,
+            "COLLECT_SET" => AggKind::CollectSet,
+            "TOPK" => AggKind::TopK,
+            "TOPKDISTINCT" => AggKind::TopKDistinct,
+            "HISTOGRAM" => AggKind::Histogram,
+            "COUNT_DISTINCT" => AggKind::CountDistinct,
+            "STDDEV_SAMP" | "STDDEV_SAMPLE" => AggKind::StddevSamp,
+            "CORRELATION" => AggKind::Correlation,
+            "ATTR" => AggKind::Attr,
+            "SUM_LIST" => AggKind::SumList,
             _ => return None,
         })
     }
 
-    /// The result type for an argument type, or why the argument is not accepted.
-    pub fn return_type(self, arg: Option<&DataType>) -> Result<DataType, String> {
+    /// The result type for the argument type(s), or why the arguments are not accepted.
+    pub fn return_type(self, arg: Option<&DataType>, n: Option<usize>) -> Result<DataType, String> {
         let need = |ok: bool, what: &str| {
             if ok {
                 Ok(())
@@ -70,32 +140,55 @@ impl AggKind {
                 ))
             }
         };
+        let comparable = |t: &DataType| {
+            !matches!(
+                t,
+                DataType::Array(_) | DataType::Map(..) | DataType::Struct(_)
+            )
+        };
+        let any = arg.cloned().unwrap_or(DataType::String);
         match self {
-            AggKind::CountStar | AggKind::Count => Ok(DataType::BigInt),
+            AggKind::CountStar | AggKind::Count | AggKind::CountDistinct => Ok(DataType::BigInt),
             AggKind::Sum => {
                 need(arg.is_some_and(DataType::is_numeric), "a numeric argument")?;
-                Ok(arg.cloned().unwrap_or(DataType::BigInt))
+                Ok(any)
             }
-            AggKind::Avg => {
+            AggKind::Avg | AggKind::StddevSamp | AggKind::Correlation => {
                 need(arg.is_some_and(DataType::is_numeric), "a numeric argument")?;
                 Ok(DataType::Double)
             }
             AggKind::Min | AggKind::Max => {
-                need(
-                    arg.is_some_and(|t| {
-                        !matches!(
-                            t,
-                            DataType::Array(_) | DataType::Map(..) | DataType::Struct(_)
-                        )
-                    }),
-                    "a comparable argument",
-                )?;
-                Ok(arg.cloned().unwrap_or(DataType::BigInt))
+                need(arg.is_some_and(comparable), "a comparable argument")?;
+                Ok(any)
             }
             AggKind::LatestByOffset | AggKind::EarliestByOffset => {
                 need(arg.is_some(), "one argument")?;
-                Ok(arg.cloned().unwrap_or(DataType::String))
+                Ok(if n.is_some() {
+                    DataType::Array(Box::new(any))
+                } else {
+                    any
+                })
             }
+            AggKind::CollectList | AggKind::CollectSet => Ok(DataType::Array(Box::new(any))),
+            AggKind::TopK | AggKind::TopKDistinct => {
+                need(arg.is_some_and(comparable), "a comparable argument")?;
+                Ok(DataType::Array(Box::new(any)))
+            }
+            AggKind::Histogram => {
+                need(arg == Some(&DataType::String), "a STRING argument")?;
+                Ok(DataType::Map(
+                    Box::new(DataType::String),
+                    Box::new(DataType::BigInt),
+                ))
+            }
+            AggKind::Attr => Ok(any),
+            AggKind::SumList => match arg {
+                Some(DataType::Array(item)) if item.is_numeric() => Ok(item.as_ref().clone()),
+                _ => Err(format!(
+                    "expects an ARRAY of numbers, got {}",
+                    arg.map_or("no argument".to_string(), |t| t.to_string())
+                )),
+            },
         }
     }
 }
@@ -105,13 +198,34 @@ pub struct AggCall {
     pub kind: AggKind,
     pub arg: Option<Expr>,
     pub arg_type: Option<DataType>,
+    /// CORRELATION's second column.
+    pub arg2: Option<Expr>,
+    /// How many values to keep (TOPK's k, LATEST_BY_OFFSET's n).
+    pub n: Option<usize>,
+    /// LATEST/EARLIEST_BY_OFFSET skip NULLs unless told otherwise.
+    pub ignore_nulls: bool,
 }
 
 impl AggCall {
+    pub fn new(kind: AggKind, arg: Option<Expr>, arg_type: Option<DataType>) -> AggCall {
+        AggCall {
+            kind,
+            arg,
+            arg_type,
+            arg2: None,
+            n: None,
+            ignore_nulls: true,
+        }
+    }
+
     /// How many state slots this aggregate uses.
     pub fn slots(&self) -> usize {
         match self.kind {
-            AggKind::Avg => 2,
+            AggKind::Avg | AggKind::Attr => 2,
+            // The value, and whether one was taken (a kept NULL looks like nothing).
+            AggKind::EarliestByOffset if self.n.is_none() => 2,
+            AggKind::StddevSamp => 3,
+            AggKind::Correlation => 6,
             _ => 1,
         }
     }
@@ -120,10 +234,32 @@ impl AggCall {
         match self.kind {
             AggKind::CountStar | AggKind::Count => state.push(Value::BigInt(0)),
             AggKind::Sum => state.push(zero(self.arg_type.as_ref())),
+            AggKind::SumList => state.push(zero(match self.arg_type.as_ref() {
+                Some(DataType::Array(item)) => Some(item.as_ref()),
+                _ => None,
+            })),
             AggKind::Avg => {
                 state.push(Value::Double(0.0));
                 state.push(Value::BigInt(0));
             }
+            AggKind::StddevSamp => {
+                state.extend([Value::BigInt(0), Value::Double(0.0), Value::Double(0.0)])
+            }
+            AggKind::Correlation => {
+                state.push(Value::BigInt(0));
+                state.extend(std::iter::repeat_n(Value::Double(0.0), 5));
+            }
+            AggKind::Attr => state.extend([Value::Null, Value::Boolean(false)]),
+            AggKind::CollectList
+            | AggKind::CollectSet
+            | AggKind::TopK
+            | AggKind::TopKDistinct
+            | AggKind::CountDistinct => state.push(Value::Array(Vec::new())),
+            AggKind::LatestByOffset | AggKind::EarliestByOffset if self.n.is_some() => {
+                state.push(Value::Array(Vec::new()))
+            }
+            AggKind::EarliestByOffset => state.extend([Value::Null, Value::Boolean(false)]),
+            AggKind::Histogram => state.push(Value::Map(Vec::new())),
             _ => state.push(Value::Null),
         }
     }
@@ -146,10 +282,39 @@ impl AggCall {
                     state[0] = add(&state[0], &v);
                 }
             }
+            AggKind::SumList => {
+                if let Value::Array(items) = v {
+                    for i in items.iter().filter(|i| !i.is_null()) {
+                        state[0] = add(&state[0], i);
+                    }
+                }
+            }
             AggKind::Avg => {
                 if let Some(d) = v.as_f64() {
                     state[0] = Value::Double(state[0].as_f64().unwrap_or(0.0) + d);
                     bump(&mut state[1], 1);
+                }
+            }
+            AggKind::StddevSamp => {
+                // Welford's online algorithm: count, mean, sum of squared deviations.
+                if let Some(x) = v.as_f64() {
+                    let n = state[0].as_i64().unwrap_or(0) + 1;
+                    let mean = state[1].as_f64().unwrap_or(0.0);
+                    let m2 = state[2].as_f64().unwrap_or(0.0);
+                    let delta = x - mean;
+                    let mean2 = mean + delta / n as f64;
+                    state[0] = Value::BigInt(n);
+                    state[1] = Value::Double(mean2);
+                    state[2] = Value::Double(m2 + delta * (x - mean2));
+                }
+            }
+            AggKind::Correlation => {
+                let y = self.arg2.as_ref().map_or(Value::Null, |e| e.eval(row));
+                if let (Some(x), Some(y)) = (v.as_f64(), y.as_f64()) {
+                    bump(&mut state[0], 1);
+                    for (slot, add) in [(1, x), (2, y), (3, x * y), (4, x * x), (5, y * y)] {
+                        state[slot] = Value::Double(state[slot].as_f64().unwrap_or(0.0) + add);
+                    }
                 }
             }
             AggKind::Min => {
@@ -168,14 +333,81 @@ impl AggCall {
                     state[0] = v;
                 }
             }
-            AggKind::LatestByOffset => {
-                if !v.is_null() {
-                    state[0] = v;
+            AggKind::LatestByOffset | AggKind::EarliestByOffset => {
+                if v.is_null() && self.ignore_nulls {
+                    return;
+                }
+                let latest = self.kind == AggKind::LatestByOffset;
+                match (self.n, &mut state[0]) {
+                    (Some(n), Value::Array(items)) => {
+                        if latest {
+                            items.push(v);
+                            if items.len() > n {
+                                items.remove(0);
+                            }
+                        } else if items.len() < n {
+                            items.push(v);
+                        }
+                    }
+                    _ if latest => state[0] = v,
+                    _ => {
+                        if state[1] != Value::Boolean(true) {
+                            state[0] = v;
+                            state[1] = Value::Boolean(true);
+                        }
+                    }
                 }
             }
-            AggKind::EarliestByOffset => {
-                if !v.is_null() && state[0].is_null() {
+            AggKind::CollectList => {
+                if let Value::Array(items) = &mut state[0] {
+                    items.push(v);
+                }
+            }
+            AggKind::CollectSet => {
+                if let Value::Array(items) = &mut state[0]
+                    && !items.contains(&v)
+                {
+                    items.push(v);
+                }
+            }
+            AggKind::CountDistinct => {
+                if let Value::Array(items) = &mut state[0]
+                    && !v.is_null()
+                    && !items.contains(&v)
+                {
+                    items.push(v);
+                }
+            }
+            AggKind::TopK | AggKind::TopKDistinct => {
+                if v.is_null() {
+                    return;
+                }
+                if let Value::Array(items) = &mut state[0] {
+                    if self.kind == AggKind::TopKDistinct && items.contains(&v) {
+                        return;
+                    }
+                    items.push(v);
+                    items.sort_by(|a, b| b.sql_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
+                    items.truncate(self.n.unwrap_or(1));
+                }
+            }
+            AggKind::Histogram => {
+                if let (Value::Map(entries), false) = (&mut state[0], v.is_null()) {
+                    match entries.iter_mut().find(|(k, _)| *k == v) {
+                        Some((_, c)) => bump(c, 1),
+                        None => entries.push((v, Value::BigInt(1))),
+                    }
+                }
+            }
+            AggKind::Attr => {
+                if state[1] == Value::Boolean(true) {
+                    return;
+                }
+                if state[0].is_null() {
                     state[0] = v;
+                } else if state[0] != v {
+                    state[0] = Value::Null;
+                    state[1] = Value::Boolean(true);
                 }
             }
         }
@@ -186,7 +418,12 @@ impl AggCall {
     pub fn supports_retract(&self) -> bool {
         matches!(
             self.kind,
-            AggKind::CountStar | AggKind::Count | AggKind::Sum | AggKind::Avg
+            AggKind::CountStar
+                | AggKind::Count
+                | AggKind::Sum
+                | AggKind::Avg
+                | AggKind::CollectList
+                | AggKind::Histogram
         )
     }
 
@@ -198,20 +435,26 @@ impl AggCall {
         };
         match self.kind {
             AggKind::CountStar => bump(&mut state[0], -1),
-            AggKind::Count => {
-                if !v.is_null() {
-                    bump(&mut state[0], -1)
-                }
-            }
-            AggKind::Sum => {
-                if !v.is_null() {
-                    state[0] = add(&state[0], &negate(&v));
-                }
-            }
+            AggKind::Count if !v.is_null() => bump(&mut state[0], -1),
+            AggKind::Sum if !v.is_null() => state[0] = add(&state[0], &negate(&v)),
             AggKind::Avg => {
                 if let Some(d) = v.as_f64() {
                     state[0] = Value::Double(state[0].as_f64().unwrap_or(0.0) - d);
                     bump(&mut state[1], -1);
+                }
+            }
+            AggKind::CollectList => {
+                if let Value::Array(items) = &mut state[0]
+                    && let Some(i) = items.iter().position(|x| *x == v)
+                {
+                    items.remove(i);
+                }
+            }
+            AggKind::Histogram => {
+                if let Value::Map(entries) = &mut state[0]
+                    && let Some(i) = entries.iter().position(|(k, _)| *k == v)
+                {
+                    bump(&mut entries[i].1, -1);
                 }
             }
             // Not retractable; the planner refuses these over tables.
@@ -224,6 +467,27 @@ impl AggCall {
             AggKind::Avg => match (state[0].as_f64(), state[1].as_i64()) {
                 (Some(sum), Some(n)) if n > 0 => Value::Double(sum / n as f64),
                 _ => Value::Null,
+            },
+            AggKind::StddevSamp => match (state[0].as_i64(), state[2].as_f64()) {
+                (Some(n), Some(m2)) if n > 1 => Value::Double((m2 / (n - 1) as f64).sqrt()),
+                _ => Value::Null,
+            },
+            AggKind::Correlation => {
+                let n = state[0].as_i64().unwrap_or(0) as f64;
+                let f = |i: usize| state[i].as_f64().unwrap_or(0.0);
+                let (sx, sy, sxy, sxx, syy) = (f(1), f(2), f(3), f(4), f(5));
+                let cov = sxy - sx * sy / n;
+                let vx = sxx - sx * sx / n;
+                let vy = syy - sy * sy / n;
+                if n < 2.0 || vx <= 0.0 || vy <= 0.0 {
+                    Value::Double(f64::NAN)
+                } else {
+                    Value::Double(cov / (vx * vy).sqrt())
+                }
+            }
+            AggKind::CountDistinct => match &state[0] {
+                Value::Array(items) => Value::BigInt(items.len() as i64),
+                _ => Value::BigInt(0),
             },
             _ => state[0].clone(),
         }
@@ -290,11 +554,7 @@ mod tests {
     use super::*;
 
     fn run(kind: AggKind, t: DataType, inputs: &[Value]) -> Value {
-        let call = AggCall {
-            kind,
-            arg: Some(Expr::Column(0)),
-            arg_type: Some(t),
-        };
+        let call = AggCall::new(kind, Some(Expr::Column(0)), Some(t));
         let mut state = Vec::new();
         call.init(&mut state);
         for v in inputs {
@@ -333,11 +593,7 @@ mod tests {
             AggKind::Sum,
             AggKind::Avg,
         ] {
-            let call = AggCall {
-                kind,
-                arg: Some(Expr::Column(0)),
-                arg_type: Some(DataType::BigInt),
-            };
+            let call = AggCall::new(kind, Some(Expr::Column(0)), Some(DataType::BigInt));
             assert!(call.supports_retract());
             let mut state = Vec::new();
             call.init(&mut state);
@@ -351,11 +607,7 @@ mod tests {
             };
             assert_eq!(call.result(&state), want, "{kind:?}");
         }
-        let max = AggCall {
-            kind: AggKind::Max,
-            arg: Some(Expr::Column(0)),
-            arg_type: Some(DataType::BigInt),
-        };
+        let max = AggCall::new(AggKind::Max, Some(Expr::Column(0)), Some(DataType::BigInt));
         assert!(!max.supports_retract());
     }
 
@@ -371,9 +623,13 @@ mod tests {
 
     #[test]
     fn sum_types() {
-        assert!(AggKind::Sum.return_type(Some(&DataType::String)).is_err());
+        assert!(
+            AggKind::Sum
+                .return_type(Some(&DataType::String), None)
+                .is_err()
+        );
         assert_eq!(
-            AggKind::Avg.return_type(Some(&DataType::Int)),
+            AggKind::Avg.return_type(Some(&DataType::Int), None),
             Ok(DataType::Double)
         );
     }

@@ -9,6 +9,7 @@
 pub mod aggregate;
 pub mod eval;
 pub mod functions;
+pub mod temporal;
 
 pub use aggregate::{AggCall, AggKind};
 pub use eval::{BinaryOp, Expr};

@@ -8,7 +8,7 @@ mod delimited;
 mod json;
 mod kafka;
 
-use sluice_common::{Column, FormatKind, FormatSpec, Value};
+use sluice_common::{Column, DataType, FormatKind, FormatSpec, Value};
 
 pub use json::{json_to_value, value_to_json};
 
@@ -26,33 +26,53 @@ pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T> {
 
 /// Checks that a format can carry these columns, before a source is created with it.
 pub fn validate(format: &FormatSpec, columns: &[Column], is_key: bool) -> Result<()> {
-    let what = if is_key { "key" } else { "value" };
+    let listing = || {
+        columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "`{}` {}{}",
+                    c.name,
+                    c.data_type,
+                    if is_key { " KEY" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // ksqlDB's wording, so users (and its test corpus) recognise the error.
+    let unsupported = |reason: String| {
+        invalid(format!(
+            "{} format does not support schema.\nformat: {}\nschema: Persistence{{columns=[{}], features=[]}}\nreason: {reason}",
+            if is_key { "Key" } else { "Value" },
+            format.kind,
+            listing()
+        ))
+    };
     match format.kind {
         FormatKind::None if !columns.is_empty() => invalid(format!(
-            "The '{}' format does not support {what} columns",
-            format.kind
+            "The 'NONE' format can only be used when no columns are defined. Got: [{}]",
+            listing()
         )),
-        FormatKind::Kafka if columns.len() > 1 => invalid(format!(
-            "The 'KAFKA' format only supports a single field. Got: {} {what} columns",
-            columns.len()
+        FormatKind::Kafka if columns.len() > 1 => unsupported(format!(
+            "The 'KAFKA' format only supports a single field. Got: [{}]",
+            listing()
         )),
-        FormatKind::Kafka => {
+        FormatKind::Kafka | FormatKind::Delimited => {
             for c in columns {
-                kafka::check_type(&c.data_type)?;
-            }
-            Ok(())
-        }
-        FormatKind::Delimited => {
-            for c in columns {
-                if matches!(
-                    c.data_type,
-                    sluice_common::DataType::Array(_)
-                        | sluice_common::DataType::Map(..)
-                        | sluice_common::DataType::Struct(_)
-                ) {
-                    return invalid(format!(
-                        "The 'DELIMITED' format does not support type '{}' (column {})",
-                        c.data_type, c.name
+                let ok = match format.kind {
+                    FormatKind::Kafka => kafka::check_type(&c.data_type).is_ok(),
+                    _ => !matches!(
+                        c.data_type,
+                        DataType::Array(_) | DataType::Map(..) | DataType::Struct(_)
+                    ),
+                };
+                if !ok {
+                    return unsupported(format!(
+                        "The '{}' format does not support type '{}', column: `{}`",
+                        format.kind,
+                        base_type_name(&c.data_type),
+                        c.name
                     ));
                 }
             }
@@ -62,13 +82,33 @@ pub fn validate(format: &FormatSpec, columns: &[Column], is_key: bool) -> Result
     }
 }
 
+/// A type's name without parameters, as ksqlDB names types in format errors.
+fn base_type_name(t: &DataType) -> &'static str {
+    match t {
+        DataType::Boolean => "BOOLEAN",
+        DataType::Int => "INTEGER",
+        DataType::BigInt => "BIGINT",
+        DataType::Double => "DOUBLE",
+        DataType::Decimal { .. } => "DECIMAL",
+        DataType::String => "STRING",
+        DataType::Bytes => "BYTES",
+        DataType::Timestamp => "TIMESTAMP",
+        DataType::Date => "DATE",
+        DataType::Time => "TIME",
+        DataType::Array(_) => "ARRAY",
+        DataType::Map(..) => "MAP",
+        DataType::Struct(_) => "STRUCT",
+    }
+}
+
 /// Serializes key columns. `None` means the record has no key.
 pub fn encode_key(
     format: &FormatSpec,
     columns: &[Column],
     values: &[Value],
 ) -> Result<Option<Vec<u8>>> {
-    if columns.is_empty() || values.iter().all(Value::is_null) {
+    // A single NULL key is no key; a multi-column key is an object even when all NULL.
+    if columns.is_empty() || (columns.len() == 1 && values.first().is_none_or(Value::is_null)) {
         return Ok(None);
     }
     encode(format, columns, values, false)

@@ -667,31 +667,86 @@ impl<'a> Binder<'a> {
                     ),
                 );
             };
-            if args.len() > 1 {
-                return err_at(e, format!("{name} takes one argument, got {}", args.len()));
-            }
             let arg = args
                 .first()
                 .map(|a| Binder::plain(source).bind(a))
                 .transpose()?;
             let arg_type = arg.as_ref().and_then(|a| a.ty.clone());
+            // Trailing arguments are literals (TOPK's k, LATEST_BY_OFFSET's n and
+            // ignore-nulls flag), except CORRELATION's second column.
+            let mut call =
+                AggCall::new(kind, arg.as_ref().map(|a| a.expr.clone()), arg_type.clone());
+            for extra in args.iter().skip(1) {
+                if kind == AggKind::Correlation && call.arg2.is_none() {
+                    let b = Binder::plain(source).bind(extra)?;
+                    if !b.ty.as_ref().is_none_or(DataType::is_numeric) {
+                        return err_at(
+                            extra,
+                            format!(
+                                "Function {name} expects numeric arguments, got {}",
+                                ty_name(&b.ty)
+                            ),
+                        );
+                    }
+                    call.arg2 = Some(b.expr);
+                    continue;
+                }
+                let b = Binder::plain(&Scope::empty()).bind(extra).or_else(|_| {
+                    err_at(
+                        extra,
+                        format!("{name} parameters must be literals, got {extra}"),
+                    )
+                })?;
+                match (b.expr.eval(&[]), kind) {
+                    (Value::Boolean(flag), AggKind::LatestByOffset | AggKind::EarliestByOffset) => {
+                        call.ignore_nulls = flag
+                    }
+                    (
+                        v,
+                        AggKind::LatestByOffset
+                        | AggKind::EarliestByOffset
+                        | AggKind::TopK
+                        | AggKind::TopKDistinct,
+                    ) if v.as_i64().is_some_and(|n| n > 0) && call.n.is_none() => {
+                        call.n = v.as_i64().map(|n| n as usize)
+                    }
+                    _ => return err_at(extra, format!("Invalid parameter {extra} for {name}")),
+                }
+            }
+            if kind == AggKind::Correlation && call.arg2.is_none() {
+                return err_at(e, format!("Function {name} takes two columns"));
+            }
+            if matches!(kind, AggKind::TopK | AggKind::TopKDistinct) && call.n.is_none() {
+                return err_at(
+                    e,
+                    format!("Function {name} takes a column and a positive k"),
+                );
+            }
+            if !matches!(
+                kind,
+                AggKind::Correlation
+                    | AggKind::TopK
+                    | AggKind::TopKDistinct
+                    | AggKind::LatestByOffset
+                    | AggKind::EarliestByOffset
+            ) && args.len() > 1
+            {
+                return err_at(
+                    e,
+                    format!("Function {name} takes one argument, got {}", args.len()),
+                );
+            }
             let ty = kind
-                .return_type(arg_type.as_ref())
+                .return_type(arg_type.as_ref(), call.n)
                 .or_else(|m| err_at(e, format!("Function {name} {m}")))?;
             let idx = group_by.len() + 1 + aggs.len();
             // COUNT(1) counts rows, like COUNT(*).
-            let kind = if kind == AggKind::Count
+            if kind == AggKind::Count
                 && matches!(arg.as_ref().map(|a| &a.expr), Some(Expr::Literal(v)) if !v.is_null())
             {
-                AggKind::CountStar
-            } else {
-                kind
-            };
-            aggs.push(AggCall {
-                kind,
-                arg: arg.map(|a| a.expr),
-                arg_type,
-            });
+                call.kind = AggKind::CountStar;
+            }
+            aggs.push(call);
             return Ok(Bound {
                 expr: Expr::Column(idx),
                 ty: Some(ty),

@@ -42,19 +42,14 @@ impl SourceProps {
     }
 }
 
-fn parse_format(name: &str, value: &PropValue, at: &Name) -> Result<FormatKind> {
+fn parse_format(value: &PropValue, at: &Name) -> Result<FormatKind> {
     Ok(match value.to_string().to_ascii_uppercase().as_str() {
         "JSON" | "JSON_SR" => FormatKind::Json,
         "KAFKA" => FormatKind::Kafka,
         "DELIMITED" => FormatKind::Delimited,
         "NONE" => FormatKind::None,
         other => {
-            return Err(PlanError::at_name(
-                format!(
-                    "Unknown {name}: {other}. Sluice supports JSON, JSON_SR (as JSON), KAFKA, DELIMITED and NONE"
-                ),
-                at,
-            ));
+            return Err(PlanError::at_name(format!("Unknown format: {other}"), at));
         }
     })
 }
@@ -77,21 +72,25 @@ pub fn source_props(props: &Properties, at: &Name) -> Result<SourceProps> {
         return Err(PlanError::at_name("KAFKA_TOPIC must not be empty", at));
     }
     if let Some(f) = get("FORMAT") {
-        if get("VALUE_FORMAT").is_some() || get("KEY_FORMAT").is_some() {
-            return Err(PlanError::at_name(
-                "Cannot supply both 'FORMAT' and 'VALUE_FORMAT' or 'KEY_FORMAT'",
-                at,
-            ));
+        for other in ["KEY_FORMAT", "VALUE_FORMAT"] {
+            if get(other).is_some() {
+                return Err(PlanError::at_name(
+                    format!(
+                        "Cannot supply both '{other}' and 'FORMAT' properties, as 'FORMAT' sets both key and value formats. Either use just 'FORMAT', or use 'KEY_FORMAT' and 'VALUE_FORMAT'."
+                    ),
+                    at,
+                ));
+            }
         }
-        let kind = parse_format("FORMAT", f, at)?;
+        let kind = parse_format(f, at)?;
         out.value_format = Some(FormatSpec::new(kind));
         out.key_format = Some(FormatSpec::new(kind));
     }
     if let Some(f) = get("VALUE_FORMAT") {
-        out.value_format = Some(FormatSpec::new(parse_format("VALUE_FORMAT", f, at)?));
+        out.value_format = Some(FormatSpec::new(parse_format(f, at)?));
     }
     if let Some(f) = get("KEY_FORMAT") {
-        out.key_format = Some(FormatSpec::new(parse_format("KEY_FORMAT", f, at)?));
+        out.key_format = Some(FormatSpec::new(parse_format(f, at)?));
     }
     if let Some(p) = get("PARTITIONS") {
         let n: u32 = p.to_string().parse().map_err(|_| {
@@ -129,10 +128,16 @@ pub fn source_props(props: &Properties, at: &Name) -> Result<SourceProps> {
             "TAB" => '\t',
             "SPACE" => ' ',
             _ if text.chars().count() == 1 => text.chars().next().unwrap_or(','),
+            "" => {
+                return Err(PlanError::at_name(
+                    "Failed to prepare statement: Configuration VALUE_DELIMITER is invalid: Delimiter cannot be empty, if you meant to have a tab or space for delimiter, please use the special values 'TAB' or 'SPACE'\nExample valid value: ';'",
+                    at,
+                ));
+            }
             _ => {
                 return Err(PlanError::at_name(
                     format!(
-                        "Invalid delimiter '{text}': it must be a single character, TAB or SPACE"
+                        "Failed to prepare statement: Configuration VALUE_DELIMITER is invalid: Invalid delimiter value: '{text}'. Delimiter must be a single character or TAB,SPACE\nExample valid value: ';'"
                     ),
                     at,
                 ));
@@ -276,12 +281,39 @@ pub fn plan_create_source(
     Ok((def, p.partitions))
 }
 
+fn contains_map(t: &sluice_common::DataType) -> bool {
+    use sluice_common::DataType;
+    match t {
+        DataType::Map(..) => true,
+        DataType::Array(i) => contains_map(i),
+        DataType::Struct(fields) => fields.iter().any(|(_, t)| contains_map(t)),
+        _ => false,
+    }
+}
+
 pub(crate) fn check_formats(
     schema: &Schema,
     key: &FormatSpec,
     value: &FormatSpec,
     at: &Name,
 ) -> Result<()> {
+    for k in schema.keys() {
+        if contains_map(&k.data_type) {
+            return Err(PlanError::at_name(
+                format!(
+                    "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{}`. Column type: {}. See https://github.com/confluentinc/ksql/issues/6621 for more.",
+                    k.name, k.data_type
+                ),
+                at,
+            ));
+        }
+    }
+    if value.wrap_single_value.is_some() && schema.values().len() != 1 {
+        return Err(PlanError::at_name(
+            "'WRAP_SINGLE_VALUE' is only valid for single-field value schemas",
+            at,
+        ));
+    }
     sluice_format::validate(key, schema.keys(), true)
         .map_err(|e| PlanError::at_name(e.to_string(), at))?;
     sluice_format::validate(value, schema.values(), false)

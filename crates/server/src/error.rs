@@ -38,7 +38,7 @@ fn positioned(message: &str, line: u64, column: u64) -> String {
 impl From<sluice_sql::ParseError> for ExecError {
     fn from(e: sluice_sql::ParseError) -> ExecError {
         ExecError::invalid(positioned(
-            &format!("Syntax error: {}", e.message),
+            &format!("Syntax Error\n{}", e.message),
             e.line,
             e.column,
         ))

@@ -237,7 +237,7 @@ impl<'a> P<'a> {
             _ => {
                 return self.err(
                     &first,
-                    format!("Unknown statement starting with {}", describe(&first.token)),
+                    format!("Unknown statement {}", describe(&first.token)),
                 );
             }
         };

@@ -227,6 +227,29 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
             _ => a.get(1).cloned().unwrap_or(Value::Null),
         },
     },
+    ScalarFunction {
+        name: "NULLIF",
+        signature: "NULLIF(value, other)",
+        description: "NULL when value equals other, else value.",
+        return_type: |a| {
+            arity(a, 2)?;
+            // The second argument may be of any type comparable with the first, as ksqlDB
+            // compares the two with equals.
+            if a[1].coerces_to(&a[0]) || a[0].coerces_to(&a[1]) || a[1] == DataType::String {
+                Ok(a[0].clone())
+            } else {
+                Err(format!(
+                    "expects arguments of one type, got {} and {}",
+                    a[0], a[1]
+                ))
+            }
+        },
+        eval: |a| match (a.first(), a.get(1)) {
+            (Some(v), Some(other)) if v.sql_eq(other) == Some(true) => Value::Null,
+            (Some(v), _) => v.clone(),
+            _ => Value::Null,
+        },
+    },
 ];
 
 #[cfg(test)]
@@ -271,6 +294,13 @@ mod tests {
             Value::Int(2)
         );
         assert_eq!(call("IFNULL", &[Value::Null, Value::Int(3)]), Value::Int(3));
+        assert_eq!(call("NULLIF", &[Value::Int(3), Value::Int(3)]), Value::Null);
+        assert_eq!(
+            call("NULLIF", &[Value::Int(3), Value::BigInt(4)]),
+            Value::Int(3)
+        );
+        assert_eq!(call("NULLIF", &[Value::Int(3), Value::Null]), Value::Int(3));
+        assert_eq!(call("NULLIF", &[Value::Null, Value::Int(3)]), Value::Null);
         assert_eq!(
             call("CONCAT", &[Value::String("a".into()), Value::Null]),
             Value::String("a".into())

@@ -6,7 +6,16 @@
 //! To add a function: put a `ScalarFunction` in the `FUNCTIONS` slice of its family's
 //! module (or a new module listed in `FAMILIES`), with unit tests beside it.
 
+mod array;
 mod basic;
+mod datetime;
+mod json;
+mod map;
+mod math;
+mod misc;
+mod string;
+mod support;
+mod url;
 
 use sluice_common::{DataType, Value};
 use std::sync::OnceLock;
@@ -27,7 +36,17 @@ impl std::fmt::Debug for ScalarFunction {
 }
 
 /// Every family's functions.
-const FAMILIES: &[&[ScalarFunction]] = &[basic::FUNCTIONS];
+const FAMILIES: &[&[ScalarFunction]] = &[
+    basic::FUNCTIONS,
+    misc::FUNCTIONS,
+    string::FUNCTIONS,
+    json::FUNCTIONS,
+    math::FUNCTIONS,
+    url::FUNCTIONS,
+    datetime::FUNCTIONS,
+    array::FUNCTIONS,
+    map::FUNCTIONS,
+];
 
 /// All scalar functions, sorted by name.
 pub fn all() -> &'static [&'static ScalarFunction] {
