@@ -19,7 +19,7 @@ mod push;
 mod query;
 mod rows;
 
-pub use plan::{Operator, PullAccess, PullPlan, PushPlan, QueryPlan};
+pub use plan::{Operator, PullAccess, PullPlan, PushPlan, QueryPlan, TableFunction};
 pub use push::{PushEvent, PushStart};
 pub use query::{Engine, QueryStatus};
 pub use rows::{SourceRow, decode_record, encode_row_record};

@@ -19,6 +19,8 @@ pub enum Operator {
     Select {
         filter: Option<Expr>,
         projection: Vec<Expr>,
+        /// Projection columns holding arrays that a table function turns into rows.
+        table_functions: Vec<(usize, TableFunction)>,
     },
     /// Filter, group, aggregate. `projection` and `having` see the row
     /// `[group key values..., ROWTIME, aggregate results...]`.
@@ -29,6 +31,15 @@ pub enum Operator {
         having: Option<Expr>,
         projection: Vec<Expr>,
     },
+}
+
+/// Table functions: one input row becomes zero or more output rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFunction {
+    /// One row per array element.
+    Explode,
+    /// One row per combination of the elements kept or replaced by NULL.
+    CubeExplode,
 }
 
 /// A transient push query (`EMIT CHANGES`) over a stream's or table's topic.

@@ -2,7 +2,7 @@
 //! topic in batches and commit each batch's effects atomically.
 
 use crate::keys::{agg_key, offset_key, source_row_key, table_key};
-use crate::plan::{Operator, QueryPlan};
+use crate::plan::{Operator, QueryPlan, TableFunction};
 use crate::rows::{decode_record, encode_row_record};
 use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
 use sluice_common::codec::{decode_row, encode_row_vec};
@@ -446,7 +446,11 @@ impl Worker {
                 Ok(())
             }
             Kind::Query(plan) => match &plan.op {
-                Operator::Select { filter, projection } => {
+                Operator::Select {
+                    filter,
+                    projection,
+                    table_functions,
+                } => {
                     let is_table = plan.source.kind == SourceKind::Table;
                     let passes = !src.tombstone && filter.as_ref().is_none_or(|f| f.test(&src.row));
                     if !passes {
@@ -461,7 +465,13 @@ impl Worker {
                         return Ok(());
                     }
                     let out: Vec<Value> = projection.iter().map(|e| e.eval(&src.row)).collect();
-                    self.emit(plan, txn, out, rowtime, false)
+                    if table_functions.is_empty() {
+                        return self.emit(plan, txn, out, rowtime, false);
+                    }
+                    for row in expand(out, table_functions) {
+                        self.emit(plan, txn, row, rowtime, false)?;
+                    }
+                    Ok(())
                 }
                 Operator::Aggregate {
                     filter, group_by, ..
@@ -620,6 +630,57 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// Applies table functions: each listed column holds an array; output row i takes the
+/// i-th value of each (NULL past the end of shorter ones).
+fn expand(row: Vec<Value>, functions: &[(usize, TableFunction)]) -> Vec<Vec<Value>> {
+    let columns: Vec<(usize, Vec<Value>)> = functions
+        .iter()
+        .map(|(i, f)| {
+            let values = match row.get(*i) {
+                Some(Value::Array(items)) => match f {
+                    TableFunction::Explode => items.clone(),
+                    TableFunction::CubeExplode => cube(items),
+                },
+                _ => Vec::new(),
+            };
+            (*i, values)
+        })
+        .collect();
+    let n = columns.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+    (0..n)
+        .map(|k| {
+            let mut r = row.clone();
+            for (i, values) in &columns {
+                r[*i] = values.get(k).cloned().unwrap_or(Value::Null);
+            }
+            r
+        })
+        .collect()
+}
+
+/// Every combination of keeping or nulling each element, in ksqlDB's order (the last
+/// element varies fastest), without repeating a combination.
+fn cube(items: &[Value]) -> Vec<Value> {
+    let n = items.len().min(16);
+    let mut out: Vec<Value> = Vec::with_capacity(1 << n);
+    for mask in 0..(1usize << n) {
+        let combo: Vec<Value> = (0..n)
+            .map(|i| {
+                if mask & (1 << (n - 1 - i)) != 0 {
+                    items[i].clone()
+                } else {
+                    Value::Null
+                }
+            })
+            .collect();
+        let combo = Value::Array(combo);
+        if !out.contains(&combo) {
+            out.push(combo);
+        }
+    }
+    out
 }
 
 pub(crate) fn now_ms() -> i64 {

@@ -105,6 +105,90 @@ pub enum Expr {
         expr: Box<Expr>,
         index: Box<Expr>,
     },
+    /// TRANSFORM, FILTER and REDUCE over an array or a map, with lambdas.
+    HigherOrder {
+        func: HigherOrder,
+        input: Box<Expr>,
+        init: Option<Box<Expr>>,
+        lambdas: Vec<Lambda>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HigherOrder {
+    Transform,
+    Filter,
+    Reduce,
+}
+
+/// A lambda's body sees the enclosing row's first `base` columns followed by its
+/// parameters, so parameters are plain column references and lambdas can nest.
+#[derive(Debug, Clone)]
+pub struct Lambda {
+    pub base: usize,
+    pub body: Box<Expr>,
+}
+
+impl Lambda {
+    fn call(&self, row: &[Value], args: &[Value]) -> Value {
+        let mut r = Vec::with_capacity(self.base + args.len());
+        r.extend_from_slice(&row[..self.base.min(row.len())]);
+        r.resize(self.base, Value::Null);
+        r.extend_from_slice(args);
+        self.body.eval(&r)
+    }
+}
+
+fn higher_order(
+    func: HigherOrder,
+    input: Value,
+    init: Option<Value>,
+    lambdas: &[Lambda],
+    row: &[Value],
+) -> Value {
+    match (func, input, lambdas) {
+        (HigherOrder::Transform, Value::Array(items), [f]) => {
+            Value::Array(items.into_iter().map(|i| f.call(row, &[i])).collect())
+        }
+        (HigherOrder::Transform, Value::Map(entries), [fk, fv]) => Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| {
+                    let args = [k, v];
+                    (fk.call(row, &args), fv.call(row, &args))
+                })
+                .collect(),
+        ),
+        (HigherOrder::Filter, Value::Array(items), [f]) => Value::Array(
+            items
+                .into_iter()
+                .filter(|i| f.call(row, std::slice::from_ref(i)).as_bool() == Some(true))
+                .collect(),
+        ),
+        (HigherOrder::Filter, Value::Map(entries), [f]) => Value::Map(
+            entries
+                .into_iter()
+                .filter(|(k, v)| f.call(row, &[k.clone(), v.clone()]).as_bool() == Some(true))
+                .collect(),
+        ),
+        (HigherOrder::Reduce, Value::Array(items), [f]) => {
+            let mut acc = init.unwrap_or(Value::Null);
+            for i in items {
+                acc = f.call(row, &[acc, i]);
+            }
+            acc
+        }
+        (HigherOrder::Reduce, Value::Map(entries), [f]) => {
+            let mut acc = init.unwrap_or(Value::Null);
+            for (k, v) in entries {
+                acc = f.call(row, &[acc, k, v]);
+            }
+            acc
+        }
+        // Folding nothing leaves the initial state, as ksqlDB's REDUCE does for NULL input.
+        (HigherOrder::Reduce, Value::Null, _) => init.unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
 }
 
 impl Expr {
@@ -208,6 +292,18 @@ impl Expr {
                     _ => Value::Null,
                 }
             }
+            Expr::HigherOrder {
+                func,
+                input,
+                init,
+                lambdas,
+            } => higher_order(
+                *func,
+                input.eval(row),
+                init.as_ref().map(|i| i.eval(row)),
+                lambdas,
+                row,
+            ),
             Expr::MakeArray(items) => Value::Array(items.iter().map(|e| e.eval(row)).collect()),
             Expr::MakeMap(entries) => {
                 let mut out: Vec<(Value, Value)> = Vec::with_capacity(entries.len());
@@ -404,7 +500,56 @@ pub fn cast(v: Value, to: &DataType) -> Value {
         DataType::String => match v {
             String(s) => String(s),
             Double(d) => String(format_double(d)),
+            Date(d) => crate::temporal::format_date(d as i64, "yyyy-MM-dd").map_or(Null, String),
+            Time(t) => crate::temporal::format_time(t, "HH:mm:ss.SSS").map_or(Null, String),
+            Timestamp(t) => crate::temporal::format_timestamp(
+                t,
+                "yyyy-MM-dd'T'HH:mm:ss.SSS",
+                &crate::temporal::Zone::utc(),
+            )
+            .map_or(Null, String),
+            // Java's Struct.toString, which is what ksqlDB prints.
+            Struct(fields) => String(format!(
+                "Struct{{{}}}",
+                fields
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(n, v)| format!(
+                        "{n}={}",
+                        cast(v.clone(), &DataType::String)
+                            .as_str()
+                            .unwrap_or("null")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )),
             other => String(other.to_string()),
+        },
+        DataType::Array(item) => match v {
+            Array(items) => Array(items.into_iter().map(|i| cast(i, item)).collect()),
+            _ => Null,
+        },
+        DataType::Map(kt, vt) => match v {
+            Map(entries) => Map(entries
+                .into_iter()
+                .map(|(k, v)| (cast(k, kt), cast(v, vt)))
+                .collect()),
+            _ => Null,
+        },
+        DataType::Struct(fields) => match v {
+            Struct(have) => Struct(
+                fields
+                    .iter()
+                    .map(|(n, t)| {
+                        let v = have
+                            .iter()
+                            .find(|(hn, _)| hn == n)
+                            .map_or(Null, |(_, v)| v.clone());
+                        (n.clone(), cast(v, t))
+                    })
+                    .collect(),
+            ),
+            _ => Null,
         },
         DataType::Boolean => match v {
             Boolean(b) => Boolean(b),

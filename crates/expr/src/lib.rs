@@ -12,7 +12,7 @@ pub mod functions;
 pub mod temporal;
 
 pub use aggregate::{AggCall, AggKind};
-pub use eval::{BinaryOp, Expr};
+pub use eval::{BinaryOp, Expr, HigherOrder, Lambda};
 pub use functions::{ScalarFunction, lookup};
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -2,7 +2,7 @@
 
 use crate::{PlanError, Result};
 use sluice_common::{DataType, ROWOFFSET, ROWPARTITION, ROWTIME, SourceDef, Value};
-use sluice_expr::{AggCall, AggKind, BinaryOp, Expr};
+use sluice_expr::{AggCall, AggKind, BinaryOp, Expr, HigherOrder, Lambda};
 use sluice_sql::Expr as SqlExpr;
 use sqlparser::ast::{
     AccessExpr, BinaryOperator, CastKind, DataType as SqlType, FunctionArg, FunctionArgExpr,
@@ -44,8 +44,9 @@ impl Scope {
         }
     }
 
+    /// The last column of that name: a lambda parameter shadows an outer column.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|(n, _)| n == name)
+        self.columns.iter().rposition(|(n, _)| n == name)
     }
 }
 
@@ -297,6 +298,14 @@ impl<'a> Binder<'a> {
             } => {
                 let b = self.bind(expr)?;
                 let to = convert_type(e, data_type)?;
+                if let Some(from) = &b.ty
+                    && !castable(from, &to)
+                {
+                    return err_at(
+                        e,
+                        format!("Invalid Select: Cast of {from} to {to} is not supported"),
+                    );
+                }
                 Ok(Bound {
                     expr: Expr::Cast {
                         expr: Box::new(b.expr),
@@ -578,6 +587,132 @@ impl<'a> Binder<'a> {
         })
     }
 
+    /// TRANSFORM / FILTER / REDUCE with lambda arguments.
+    fn higher_order(&mut self, e: &SqlExpr, name: &str, list: &[FunctionArg]) -> Result<Bound> {
+        let mut plain = Vec::new();
+        let mut lambdas = Vec::new();
+        for a in list {
+            match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Lambda(l))) => lambdas.push(l),
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => plain.push(x),
+                _ => return err_at(e, format!("Unsupported argument in call to {name}")),
+            }
+        }
+        let func = match name {
+            "TRANSFORM" => HigherOrder::Transform,
+            "FILTER" => HigherOrder::Filter,
+            _ => HigherOrder::Reduce,
+        };
+        let want_plain = if func == HigherOrder::Reduce { 2 } else { 1 };
+        if plain.len() != want_plain || lambdas.is_empty() {
+            return err_at(
+                e,
+                format!("Function {name} expects {want_plain} value argument(s) and a lambda"),
+            );
+        }
+        if !matches!(self.mode, AggMode::None) {
+            return err_at(
+                e,
+                format!("{name} with a lambda is not supported inside an aggregate query yet"),
+            );
+        }
+        let input = self.bind(plain[0])?;
+        let init = if func == HigherOrder::Reduce {
+            Some(self.bind(plain[1])?)
+        } else {
+            None
+        };
+        let (is_map, k, v) = match &input.ty {
+            Some(DataType::Array(item)) => (false, item.as_ref().clone(), DataType::String),
+            Some(DataType::Map(k, v)) => (true, k.as_ref().clone(), v.as_ref().clone()),
+            other => {
+                return err_at(
+                    plain[0],
+                    format!(
+                        "Function {name} expects an ARRAY or MAP, got {}",
+                        ty_name(other)
+                    ),
+                );
+            }
+        };
+        let expected_lambdas = if func == HigherOrder::Transform && is_map {
+            2
+        } else {
+            1
+        };
+        if lambdas.len() != expected_lambdas {
+            return err_at(
+                e,
+                format!(
+                    "Function {name} over a {} takes {expected_lambdas} lambda(s)",
+                    if is_map { "MAP" } else { "ARRAY" }
+                ),
+            );
+        }
+        let state_ty = init
+            .as_ref()
+            .and_then(|i| i.ty.clone())
+            .unwrap_or(DataType::String);
+        let param_types: Vec<DataType> = match (func, is_map) {
+            (HigherOrder::Reduce, false) => vec![state_ty.clone(), k.clone()],
+            (HigherOrder::Reduce, true) => vec![state_ty.clone(), k.clone(), v.clone()],
+            (_, false) => vec![k.clone()],
+            (_, true) => vec![k.clone(), v.clone()],
+        };
+        let base = self.scope.columns.len();
+        let mut bound_lambdas = Vec::new();
+        let mut body_types = Vec::new();
+        for l in lambdas {
+            let params: Vec<String> = match &l.params {
+                sqlparser::ast::OneOrManyWithParens::One(p) => vec![ident_name(&p.name)],
+                sqlparser::ast::OneOrManyWithParens::Many(ps) => {
+                    ps.iter().map(|p| ident_name(&p.name)).collect()
+                }
+            };
+            if params.len() != param_types.len() {
+                return err_at(
+                    e,
+                    format!(
+                        "The lambda of {name} takes {} parameter(s), got {}",
+                        param_types.len(),
+                        params.len()
+                    ),
+                );
+            }
+            let mut scope = self.scope.clone();
+            scope.columns.truncate(base);
+            scope
+                .columns
+                .extend(params.into_iter().zip(param_types.iter().cloned()));
+            let body = Binder::plain(&scope).bind(&l.body)?;
+            body_types.push(body.ty.clone());
+            bound_lambdas.push(Lambda {
+                base,
+                body: Box::new(body.expr),
+            });
+        }
+        let ty = match (func, is_map) {
+            (HigherOrder::Transform, false) => Some(DataType::Array(Box::new(
+                body_types[0].clone().unwrap_or(DataType::String),
+            ))),
+            (HigherOrder::Transform, true) => Some(DataType::Map(
+                Box::new(body_types[0].clone().unwrap_or(DataType::String)),
+                Box::new(body_types[1].clone().unwrap_or(DataType::String)),
+            )),
+            (HigherOrder::Filter, _) => input.ty.clone(),
+            (HigherOrder::Reduce, _) => Some(state_ty),
+        };
+        Ok(Bound {
+            expr: Expr::HigherOrder {
+                func,
+                input: Box::new(input.expr),
+                init: init.map(|i| Box::new(i.expr)),
+                lambdas: bound_lambdas,
+            },
+            ty,
+        })
+    }
+
     /// `MAP(k := v, ...)` and `STRUCT(name := v, ...)`.
     fn constructor(&mut self, e: &SqlExpr, name: &str, list: &[FunctionArg]) -> Result<Bound> {
         let mut pairs = Vec::with_capacity(list.len());
@@ -640,6 +775,9 @@ impl<'a> Binder<'a> {
         };
         if name == "MAP" || name == "STRUCT" {
             return self.constructor(e, &name, list);
+        }
+        if matches!(name.as_str(), "TRANSFORM" | "FILTER" | "REDUCE") {
+            return self.higher_order(e, &name, list);
         }
         let star =
             list.len() == 1 && matches!(list[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard));
@@ -759,7 +897,23 @@ impl<'a> Binder<'a> {
             );
         };
         let mut bound = Vec::with_capacity(args.len());
-        for a in &args {
+        for (i, a) in args.iter().enumerate() {
+            // DATEADD(DAYS, 1, d) and friends take a bare time unit as their first argument.
+            if i == 0
+                && matches!(
+                    name.as_str(),
+                    "DATEADD" | "DATESUB" | "TIMESTAMPADD" | "TIMESTAMPSUB" | "TIMEADD" | "TIMESUB"
+                )
+                && let SqlExpr::Identifier(id) = a
+                && id.quote_style.is_none()
+                && is_time_unit(&id.value)
+            {
+                bound.push(Bound {
+                    expr: Expr::Literal(Value::String(id.value.to_ascii_uppercase())),
+                    ty: Some(DataType::String),
+                });
+                continue;
+            }
             bound.push(self.bind(a)?);
         }
         let types: Vec<DataType> = bound
@@ -792,6 +946,35 @@ fn decimal_parts(t: &DataType) -> (u8, u8) {
         DataType::Decimal { precision, scale } => (*precision, *scale),
         DataType::Int => (10, 0),
         _ => (19, 0),
+    }
+}
+
+/// Which CASTs ksqlDB accepts: anything to STRING, between numbers, text to scalars, and
+/// between complex types of the same shape.
+fn is_time_unit(word: &str) -> bool {
+    let w = word.to_ascii_uppercase();
+    let w = w.strip_suffix('S').unwrap_or(&w);
+    matches!(
+        w,
+        "MILLISECOND" | "SECOND" | "MINUTE" | "HOUR" | "DAY" | "WEEK" | "MONTH" | "YEAR"
+    )
+}
+
+fn castable(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    match (from, to) {
+        (a, b) if a == b => true,
+        (_, String) => true,
+        (a, b) if a.is_numeric() && b.is_numeric() => true,
+        (
+            String,
+            Boolean | Int | BigInt | Double | Decimal { .. } | Timestamp | Date | Time | Bytes,
+        ) => true,
+        (Timestamp, Date | Time) | (Date, Timestamp) => true,
+        (Array(a), Array(b)) => castable(a, b),
+        (Map(k1, v1), Map(k2, v2)) => castable(k1, k2) && castable(v1, v2),
+        (Struct(_), Struct(_)) => true,
+        _ => false,
     }
 }
 
@@ -942,10 +1125,10 @@ pub fn convert_type(e: &SqlExpr, t: &SqlType) -> Result<DataType> {
                 return err_at(e, "DECIMAL needs a precision and scale");
             }
         },
-        SqlType::Custom(name, _) => match name.to_string().to_ascii_uppercase().as_str() {
-            "STRING" => DataType::String,
-            "BYTES" => DataType::Bytes,
-            other => return err_at(e, format!("Unknown type: {other}")),
+        // The dialect parses CAST targets with ksqlDB's type grammar and carries the text.
+        SqlType::Custom(name, _) => match sluice_sql::parse_type(&name.to_string()) {
+            Ok(t) => t,
+            Err(err) => return err_at(e, err.message),
         },
         other => return err_at(e, format!("Unsupported type in CAST: {other}")),
     })

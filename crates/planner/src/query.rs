@@ -7,7 +7,7 @@ use crate::{Catalog, PlanError, Result, lookup};
 use sluice_common::{
     Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef, SourceKind, Value,
 };
-use sluice_engine::{Operator, PullAccess, PullPlan, PushPlan, QueryPlan};
+use sluice_engine::{Operator, PullAccess, PullPlan, PushPlan, QueryPlan, TableFunction};
 use sluice_expr::eval::cast;
 use sluice_expr::{BinaryOp, Expr};
 use sluice_sql::{Expr as SqlExpr, Name, Properties, Select, SelectItem};
@@ -28,6 +28,7 @@ struct Item {
     bound: Bound,
     source_column: Option<String>,
     expr: Option<SqlExpr>,
+    table_fn: Option<TableFunction>,
 }
 
 fn derived_name(i: usize) -> String {
@@ -77,6 +78,73 @@ fn column_ref(expr: &SqlExpr) -> Option<String> {
     }
 }
 
+fn no_table_functions(items: &[Item], context: &str) -> Result<()> {
+    match items.iter().find(|i| i.table_fn.is_some()) {
+        Some(i) => match &i.expr {
+            Some(e) => err_at(
+                e,
+                format!("Table functions are not supported in {context} yet"),
+            ),
+            None => Err(PlanError::new(
+                format!("Table functions are not supported in {context} yet"),
+                0,
+                0,
+            )),
+        },
+        None => Ok(()),
+    }
+}
+
+/// Binds one projection item; a table function call (EXPLODE, CUBE_EXPLODE) binds to its
+/// array argument and is marked, since it changes the number of rows, not a value.
+fn bind_item(scope: &Scope, expr: &SqlExpr) -> Result<(Bound, Option<TableFunction>)> {
+    if let SqlExpr::Function(f) = expr {
+        let name = f.name.to_string().to_ascii_uppercase();
+        let tf = match name.as_str() {
+            "EXPLODE" => Some(TableFunction::Explode),
+            "CUBE_EXPLODE" => Some(TableFunction::CubeExplode),
+            _ => None,
+        };
+        if let Some(tf) = tf {
+            let args: Vec<&SqlExpr> = match &f.args {
+                sqlparser::ast::FunctionArguments::List(l) => l
+                    .args
+                    .iter()
+                    .filter_map(|a| match a {
+                        sqlparser::ast::FunctionArg::Unnamed(
+                            sqlparser::ast::FunctionArgExpr::Expr(x),
+                        ) => Some(x),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let [arg] = args.as_slice() else {
+                return err_at(expr, format!("Function {name} takes one ARRAY argument"));
+            };
+            let b = Binder::plain(scope).bind(arg)?;
+            let ty = match (&b.ty, tf) {
+                (Some(DataType::Array(item)), TableFunction::Explode) => {
+                    Some(item.as_ref().clone())
+                }
+                (Some(t @ DataType::Array(_)), TableFunction::CubeExplode) => Some(t.clone()),
+                (other, _) => {
+                    return err_at(
+                        arg,
+                        format!(
+                            "Function '{}' does not accept parameters ({}).",
+                            name.to_ascii_lowercase(),
+                            crate::bind::ty_name(other)
+                        ),
+                    );
+                }
+            };
+            return Ok((Bound { expr: b.expr, ty }, Some(tf)));
+        }
+    }
+    Ok((Binder::plain(scope).bind(expr)?, None))
+}
+
 /// Binds a non-aggregate projection over a source row.
 fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Item>> {
     let mut items = Vec::new();
@@ -94,16 +162,18 @@ fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Ite
                         },
                         source_column: Some(c.name.clone()),
                         expr: None,
+                        table_fn: None,
                     });
                 }
             }
             SelectItem::Expr { expr, alias } => {
-                let bound = Binder::plain(scope).bind(expr)?;
+                let (bound, table_fn) = bind_item(scope, expr)?;
                 items.push(Item {
                     name: namer.name(expr, alias.as_ref()),
                     bound,
                     source_column: column_ref(expr),
                     expr: Some(expr.clone()),
+                    table_fn,
                 });
             }
         }
@@ -398,9 +468,13 @@ fn plan_operator(
         });
         projection.push(k.bound.expr.clone());
     }
+    let mut table_functions = Vec::new();
     for i in &items {
         if keys.iter().any(|k| std::ptr::eq(*k, i)) {
             continue;
+        }
+        if let Some(tf) = i.table_fn {
+            table_functions.push((projection.len(), tf));
         }
         columns.push(Column {
             name: i.name.clone(),
@@ -416,7 +490,14 @@ fn plan_operator(
             name,
         ));
     }
-    Ok((Operator::Select { filter, projection }, schema))
+    Ok((
+        Operator::Select {
+            filter,
+            projection,
+            table_functions,
+        },
+        schema,
+    ))
 }
 
 fn is_null_literal(e: &SqlExpr) -> bool {
@@ -496,6 +577,7 @@ fn plan_partition_by(
         }
     } else {
         let items = project(select, source, scope)?;
+        no_table_functions(&items, "PARTITION BY queries")?;
         let mut keys: Vec<Option<&Item>> = vec![
             None;
             if keyless {
@@ -589,7 +671,14 @@ fn plan_partition_by(
             name,
         ));
     }
-    Ok((Operator::Select { filter, projection }, schema))
+    Ok((
+        Operator::Select {
+            filter,
+            projection,
+            table_functions: Vec::new(),
+        },
+        schema,
+    ))
 }
 
 fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
@@ -792,6 +881,7 @@ pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushPlan, Ve
         .map(|w| bind_predicate(&scope, w))
         .transpose()?;
     let items = project(select, &source, &scope)?;
+    no_table_functions(&items, "push queries")?;
     let columns = output_columns(&items, &source)?;
     let projection = items.into_iter().map(|i| i.bound.expr).collect();
     Ok((
@@ -835,6 +925,7 @@ pub fn plan_pull(
         .map(|w| bind_predicate(&scope, w))
         .transpose()?;
     let items = project(select, &table, &scope)?;
+    no_table_functions(&items, "pull queries")?;
     let columns = output_columns(&items, &table)?;
     let access = select
         .selection

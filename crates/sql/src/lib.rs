@@ -10,10 +10,12 @@
 pub mod ast;
 mod dialect;
 mod parser;
+mod types;
 
 pub use ast::*;
 pub use dialect::KsqlDialect;
 pub use parser::{parse, parse_expr};
+pub use types::parse_type;
 
 /// A syntax error, with where it was found (1-based; 0 when unknown).
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]

@@ -16,7 +16,6 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
         p: parser,
         sql,
         line_starts: line_starts(sql),
-        pending_gt: 0,
     };
     let mut out = Vec::new();
     loop {
@@ -86,8 +85,6 @@ struct P<'a> {
     p: Parser<'a>,
     sql: &'a str,
     line_starts: Vec<usize>,
-    /// A `>>` token split in two while closing nested type parameters.
-    pending_gt: u32,
 }
 
 type R<T> = Result<T, ParseError>;
@@ -402,90 +399,8 @@ impl<'a> P<'a> {
         })
     }
 
-    fn close_angle(&mut self) -> R<()> {
-        if self.pending_gt > 0 {
-            self.pending_gt -= 1;
-            return Ok(());
-        }
-        let t = self.p.next_token();
-        match &t.token {
-            Token::Gt => Ok(()),
-            Token::ShiftRight => {
-                self.pending_gt += 1;
-                Ok(())
-            }
-            other => self.err(&t, format!("Expected '>', found {}", describe(other))),
-        }
-    }
-
     fn data_type(&mut self) -> R<DataType> {
-        let t = self.p.next_token();
-        let word = match &t.token {
-            Token::Word(w) => w.value.to_ascii_uppercase(),
-            other => return self.err(&t, format!("Expected a type, found {}", describe(other))),
-        };
-        Ok(match word.as_str() {
-            "BOOLEAN" => DataType::Boolean,
-            "INT" | "INTEGER" => DataType::Int,
-            "BIGINT" => DataType::BigInt,
-            "DOUBLE" => DataType::Double,
-            "STRING" | "VARCHAR" => {
-                // VARCHAR(n): the length is accepted and ignored, as ksqlDB does.
-                if self.p.consume_token(&Token::LParen) {
-                    self.uint()?;
-                    self.expect_token(Token::RParen)?;
-                }
-                DataType::String
-            }
-            "BYTES" => DataType::Bytes,
-            "TIMESTAMP" => DataType::Timestamp,
-            "DATE" => DataType::Date,
-            "TIME" => DataType::Time,
-            "DECIMAL" => {
-                self.expect_token(Token::LParen)?;
-                let precision = self.uint()?;
-                self.expect_token(Token::Comma)?;
-                let scale = self.uint()?;
-                self.expect_token(Token::RParen)?;
-                if precision == 0 || precision > 38 || scale > precision {
-                    return self.err(&t, format!("DECIMAL({precision}, {scale}) is invalid: precision must be 1 to 38 and scale at most precision"));
-                }
-                DataType::Decimal {
-                    precision: precision as u8,
-                    scale: scale as u8,
-                }
-            }
-            "ARRAY" => {
-                self.expect_token(Token::Lt)?;
-                let item = self.data_type()?;
-                self.close_angle()?;
-                DataType::Array(Box::new(item))
-            }
-            "MAP" => {
-                self.expect_token(Token::Lt)?;
-                let k = self.data_type()?;
-                self.expect_token(Token::Comma)?;
-                let v = self.data_type()?;
-                self.close_angle()?;
-                DataType::Map(Box::new(k), Box::new(v))
-            }
-            "STRUCT" => {
-                self.expect_token(Token::Lt)?;
-                let mut fields = Vec::new();
-                if !self.p.consume_token(&Token::Gt) {
-                    loop {
-                        let n = self.name()?;
-                        fields.push((n.value, self.data_type()?));
-                        if !self.p.consume_token(&Token::Comma) {
-                            break;
-                        }
-                    }
-                    self.close_angle()?;
-                }
-                DataType::Struct(fields)
-            }
-            other => return self.err(&t, format!("Unknown type: {other}")),
-        })
+        crate::types::TypeParser::new(&mut self.p).data_type()
     }
 
     fn properties(&mut self) -> R<Properties> {

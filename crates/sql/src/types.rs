@@ -1,0 +1,170 @@
+//! The type grammar, shared by column definitions and CAST (which sqlparser would parse
+//! with its own, ANSI, type grammar).
+
+use crate::ParseError;
+use sluice_common::DataType;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, TokenWithSpan};
+
+pub(crate) struct TypeParser<'p, 'a> {
+    p: &'p mut Parser<'a>,
+    /// A `>>` token split in two while closing nested type parameters.
+    pending_gt: u32,
+}
+
+type R<T> = Result<T, ParseError>;
+
+fn describe(t: &Token) -> String {
+    match t {
+        Token::EOF => "end of input".to_string(),
+        other => format!("'{other}'"),
+    }
+}
+
+impl<'p, 'a> TypeParser<'p, 'a> {
+    pub(crate) fn new(p: &'p mut Parser<'a>) -> Self {
+        TypeParser { p, pending_gt: 0 }
+    }
+
+    fn err<T>(&self, at: &TokenWithSpan, message: impl Into<String>) -> R<T> {
+        Err(ParseError {
+            message: message.into(),
+            line: at.span.start.line,
+            column: at.span.start.column,
+        })
+    }
+
+    fn expect(&mut self, token: Token) -> R<()> {
+        let t = self.p.next_token();
+        if t.token == token {
+            Ok(())
+        } else {
+            self.err(
+                &t,
+                format!("Expected '{token}', found {}", describe(&t.token)),
+            )
+        }
+    }
+
+    fn uint(&mut self) -> R<u64> {
+        let t = self.p.next_token();
+        match &t.token {
+            Token::Number(n, _) => n
+                .parse()
+                .or_else(|_| self.err(&t, format!("Expected a non-negative integer, found {n}"))),
+            other => self.err(
+                &t,
+                format!("Expected a non-negative integer, found {}", describe(other)),
+            ),
+        }
+    }
+
+    fn close_angle(&mut self) -> R<()> {
+        if self.pending_gt > 0 {
+            self.pending_gt -= 1;
+            return Ok(());
+        }
+        let t = self.p.next_token();
+        match &t.token {
+            Token::Gt => Ok(()),
+            Token::ShiftRight => {
+                self.pending_gt += 1;
+                Ok(())
+            }
+            other => self.err(&t, format!("Expected '>', found {}", describe(other))),
+        }
+    }
+
+    pub(crate) fn data_type(&mut self) -> R<DataType> {
+        let t = self.p.next_token();
+        let word = match &t.token {
+            Token::Word(w) => w.value.to_ascii_uppercase(),
+            other => return self.err(&t, format!("Expected a type, found {}", describe(other))),
+        };
+        Ok(match word.as_str() {
+            "BOOLEAN" => DataType::Boolean,
+            "INT" | "INTEGER" => DataType::Int,
+            "BIGINT" => DataType::BigInt,
+            "DOUBLE" => DataType::Double,
+            "STRING" | "VARCHAR" => {
+                // VARCHAR(n): the length is accepted and ignored, as ksqlDB does.
+                if self.p.consume_token(&Token::LParen) {
+                    self.uint()?;
+                    self.expect(Token::RParen)?;
+                }
+                DataType::String
+            }
+            "BYTES" => DataType::Bytes,
+            "TIMESTAMP" => DataType::Timestamp,
+            "DATE" => DataType::Date,
+            "TIME" => DataType::Time,
+            "DECIMAL" => {
+                self.expect(Token::LParen)?;
+                let precision = self.uint()?;
+                self.expect(Token::Comma)?;
+                let scale = self.uint()?;
+                self.expect(Token::RParen)?;
+                if precision == 0 || precision > 38 || scale > precision {
+                    return self.err(&t, format!("DECIMAL({precision}, {scale}) is invalid: precision must be 1 to 38 and scale at most precision"));
+                }
+                DataType::Decimal {
+                    precision: precision as u8,
+                    scale: scale as u8,
+                }
+            }
+            "ARRAY" => {
+                self.expect(Token::Lt)?;
+                let item = self.data_type()?;
+                self.close_angle()?;
+                DataType::Array(Box::new(item))
+            }
+            "MAP" => {
+                self.expect(Token::Lt)?;
+                let k = self.data_type()?;
+                self.expect(Token::Comma)?;
+                let v = self.data_type()?;
+                self.close_angle()?;
+                DataType::Map(Box::new(k), Box::new(v))
+            }
+            "STRUCT" => {
+                self.expect(Token::Lt)?;
+                let mut fields = Vec::new();
+                if !self.p.consume_token(&Token::Gt) {
+                    loop {
+                        let nt = self.p.next_token();
+                        let name = match &nt.token {
+                            Token::Word(w) if w.quote_style.is_some() => w.value.clone(),
+                            Token::Word(w) => w.value.to_ascii_uppercase(),
+                            other => {
+                                return self.err(
+                                    &nt,
+                                    format!("Expected a field name, found {}", describe(other)),
+                                );
+                            }
+                        };
+                        fields.push((name, self.data_type()?));
+                        if !self.p.consume_token(&Token::Comma) {
+                            break;
+                        }
+                    }
+                    self.close_angle()?;
+                }
+                DataType::Struct(fields)
+            }
+            other => return self.err(&t, format!("Unknown type: {other}")),
+        })
+    }
+}
+
+/// Parses a type written as text (how CAST's target travels through sqlparser's AST).
+pub fn parse_type(text: &str) -> Result<DataType, ParseError> {
+    let dialect = crate::KsqlDialect;
+    let mut parser = Parser::new(&dialect)
+        .try_with_sql(text)
+        .map_err(|e| ParseError {
+            message: e.to_string(),
+            line: 0,
+            column: 0,
+        })?;
+    TypeParser::new(&mut parser).data_type()
+}
