@@ -219,7 +219,11 @@ impl<'a> Binder<'a> {
                 low,
                 high,
             } => {
-                let (v, lo, hi) = (self.bind(expr)?, self.bind(low)?, self.bind(high)?);
+                let (v, mut lo, mut hi) = (self.bind(expr)?, self.bind(low)?, self.bind(high)?);
+                if is_rowtime(expr) {
+                    lo = magic_timestamp(low, lo)?;
+                    hi = magic_timestamp(high, hi)?;
+                }
                 comparable(e, &v.ty, &lo.ty)?;
                 comparable(e, &v.ty, &hi.ty)?;
                 Ok(Bound {
@@ -357,6 +361,25 @@ impl<'a> Binder<'a> {
                 })
             }
             SqlExpr::Function(f) => self.function(e, f),
+            // sqlparser gives SUBSTRING and TRIM their own syntax trees; in ksqlDB they
+            // are ordinary functions.
+            SqlExpr::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
+                let mut args = vec![expr.as_ref().clone()];
+                args.extend(substring_from.iter().map(|x| x.as_ref().clone()));
+                args.extend(substring_for.iter().map(|x| x.as_ref().clone()));
+                self.bind(&call_expr("SUBSTRING", args))
+            }
+            SqlExpr::Trim {
+                expr,
+                trim_where: None,
+                trim_what: None,
+                trim_characters: None,
+            } => self.bind(&call_expr("TRIM", vec![expr.as_ref().clone()])),
             SqlExpr::BinaryOp {
                 left,
                 op: BinaryOperator::Arrow,
@@ -500,7 +523,22 @@ impl<'a> Binder<'a> {
         op: &BinaryOperator,
         right: &SqlExpr,
     ) -> Result<Bound> {
-        let (l, r) = (self.bind(left)?, self.bind(right)?);
+        let (mut l, mut r) = (self.bind(left)?, self.bind(right)?);
+        let is_cmp = matches!(
+            op,
+            BinaryOperator::Eq
+                | BinaryOperator::NotEq
+                | BinaryOperator::Lt
+                | BinaryOperator::LtEq
+                | BinaryOperator::Gt
+                | BinaryOperator::GtEq
+        );
+        if is_cmp && is_rowtime(left) {
+            r = magic_timestamp(right, r)?;
+        }
+        if is_cmp && is_rowtime(right) {
+            l = magic_timestamp(left, l)?;
+        }
         let op = match op {
             BinaryOperator::Plus => BinaryOp::Add,
             BinaryOperator::Minus => BinaryOp::Sub,
@@ -951,6 +989,101 @@ fn decimal_parts(t: &DataType) -> (u8, u8) {
 
 /// Which CASTs ksqlDB accepts: anything to STRING, between numbers, text to scalars, and
 /// between complex types of the same shape.
+fn is_rowtime(e: &SqlExpr) -> bool {
+    matches!(e, SqlExpr::Identifier(i) if ident_name(i) == ROWTIME)
+}
+
+/// ksqlDB compares ROWTIME with timestamp text: a string literal next to ROWTIME is read
+/// as `yyyy[-MM[-dd[THH[:mm[:ss[.SSS]]]]]][zone]` (UTC unless a zone is given).
+fn magic_timestamp(e: &SqlExpr, b: Bound) -> Result<Bound> {
+    let Expr::Literal(Value::String(text)) = &b.expr else {
+        return Ok(b);
+    };
+    match parse_timestamp_text(text) {
+        Some(ms) => Ok(Bound {
+            expr: Expr::Literal(Value::BigInt(ms)),
+            ty: Some(DataType::BigInt),
+        }),
+        None => err_at(
+            e,
+            format!(
+                "Failed to parse timestamp '{text}': expected yyyy-MM-dd'T'HH:mm:ss.SSS with an optional zone"
+            ),
+        ),
+    }
+}
+
+fn parse_timestamp_text(text: &str) -> Option<i64> {
+    let t = text.trim();
+    // Split off a trailing zone: Z, +HH, +HHmm, +HH:mm (after the date part).
+    let (body, offset_min) = match t
+        .rfind(['+', 'Z'])
+        .or_else(|| t.rfind('-').filter(|i| *i > 10))
+    {
+        Some(i) if i >= 4 && t.len() > i => {
+            let zone = &t[i..];
+            let offset = if zone == "Z" {
+                0
+            } else {
+                let sign = if zone.starts_with('-') { -1 } else { 1 };
+                let digits: String = zone[1..].chars().filter(|c| c.is_ascii_digit()).collect();
+                let (h, m) = match digits.len() {
+                    2 => (digits.parse::<i64>().ok()?, 0),
+                    4 => (
+                        digits[..2].parse::<i64>().ok()?,
+                        digits[2..].parse::<i64>().ok()?,
+                    ),
+                    _ => return None,
+                };
+                sign * (h * 60 + m)
+            };
+            (&t[..i], offset)
+        }
+        _ => (t, 0),
+    };
+    let (date, time) = body.split_once('T').unwrap_or((body, ""));
+    let mut d = date.split('-');
+    let year: i64 = d.next()?.parse().ok()?;
+    let month: u32 = d.next().map_or(Some(1), |m| m.parse().ok())?;
+    let day: u32 = d.next().map_or(Some(1), |x| x.parse().ok())?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut parts = hms.split(':').filter(|p| !p.is_empty());
+    let h: i64 = parts.next().map_or(Some(0), |x| x.parse().ok())?;
+    let mi: i64 = parts.next().map_or(Some(0), |x| x.parse().ok())?;
+    let sec: i64 = parts.next().map_or(Some(0), |x| x.parse().ok())?;
+    let ms: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<3}")[..3].parse().ok()?
+    };
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let days = sluice_expr::temporal::days_from_civil(year, month, day);
+    Some((((days * 24 + h) * 60 + mi) * 60 + sec) * 1000 + ms - offset_min * 60_000)
+}
+
+/// A plain function call expression, for syntax sqlparser parses specially.
+fn call_expr(name: &str, args: Vec<SqlExpr>) -> SqlExpr {
+    SqlExpr::Function(sqlparser::ast::Function {
+        name: sqlparser::ast::ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(sqlparser::ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses: vec![],
+        }),
+        within_group: vec![],
+        filter: None,
+        null_treatment: None,
+        over: None,
+    })
+}
+
 fn is_time_unit(word: &str) -> bool {
     let w = word.to_ascii_uppercase();
     let w = w.strip_suffix('S').unwrap_or(&w);

@@ -245,15 +245,6 @@ pub fn plan_create_source(
             name,
         ));
     }
-    if schema.values().is_empty() {
-        return Err(PlanError::at_name(
-            format!(
-                "The statement does not define any value columns for {}",
-                name.value
-            ),
-            name,
-        ));
-    }
     let key_format = match p.key_format.clone() {
         Some(f) => f,
         None if schema.key_count() == 0 => FormatSpec::new(FormatKind::None),

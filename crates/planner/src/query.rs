@@ -486,7 +486,10 @@ fn plan_operator(
     let schema = Schema { columns };
     if schema.values().is_empty() {
         return Err(PlanError::at_name(
-            format!("The projection of `{}` has no value columns", name.value),
+            format!(
+                "The projection contains no value columns. (building `{}`)",
+                name.value
+            ),
             name,
         ));
     }
@@ -806,7 +809,10 @@ fn plan_aggregate(
     let schema = Schema { columns };
     if schema.values().is_empty() {
         return Err(PlanError::at_name(
-            format!("The projection of `{}` has no value columns", name.value),
+            format!(
+                "The projection contains no value columns. (building `{}`)",
+                name.value
+            ),
             name,
         ));
     }
