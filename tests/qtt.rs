@@ -1,9 +1,10 @@
-//! ksqlDB conformance: runs the QTT corpus in ../shared/ksql-qtt through `sluice test`'s
-//! runner and guards the checked-in list of passing cases (tests/qtt/passing.txt).
+//! ksqlDB conformance: runs the QTT and RQTT corpora in ../shared/ksql-qtt through
+//! `sluice test`'s runner and guards the checked-in lists of passing cases
+//! (tests/qtt/passing.txt for QTT, tests/qtt/rqtt-passing.txt for RQTT).
 //!
 //! - A listed case that fails, fails this test.
 //! - A case that newly passes is reported, so it can be added.
-//! - `SLUICE_QTT_UPDATE=1 cargo test --test qtt` rewrites the list and
+//! - `SLUICE_QTT_UPDATE=1 cargo test --test qtt` rewrites the lists and
 //!   docs/conformance.md from the current results.
 //!
 //! Skipped, with a message, when ../shared/ksql-qtt is absent.
@@ -11,23 +12,58 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// The two corpora run one after the other: in parallel they would compete for the two
+/// cores and push queries' quiet timeouts, and both rewrite docs/conformance.md.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+struct Corpus {
+    /// "QTT" or "RQTT", for messages and the docs section.
+    label: &'static str,
+    folder: &'static str,
+    list: &'static str,
+}
+
+const QTT: Corpus = Corpus {
+    label: "QTT",
+    folder: "query-validation-tests",
+    list: "tests/qtt/passing.txt",
+};
+
+const RQTT: Corpus = Corpus {
+    label: "RQTT",
+    folder: "rest-query-validation-tests",
+    list: "tests/qtt/rqtt-passing.txt",
+};
+
 #[test]
 fn qtt_corpus_pass_list_holds() {
-    let corpus = root().join("../shared/ksql-qtt/query-validation-tests");
-    if !corpus.is_dir() {
+    guard(&QTT);
+}
+
+#[test]
+fn rqtt_corpus_pass_list_holds() {
+    guard(&RQTT);
+}
+
+fn guard(corpus: &Corpus) {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let label = corpus.label;
+    let dir = root().join("../shared/ksql-qtt").join(corpus.folder);
+    if !dir.is_dir() {
         eprintln!(
-            "skipping QTT conformance: {} not found (the corpus lives in ../shared beside the clone)",
-            corpus.display()
+            "skipping {label} conformance: {} not found (the corpus lives in ../shared beside the clone)",
+            dir.display()
         );
         return;
     }
     let opts = sluice_testrunner::Options {
-        paths: vec![corpus],
+        paths: vec![dir],
         ..Default::default()
     };
     let mut sink = Vec::new();
@@ -38,18 +74,18 @@ fn qtt_corpus_pass_list_holds() {
         .filter(|o| o.status == sluice_testrunner::Status::Passed)
         .map(|o| o.id.clone())
         .collect();
-    let list_path = root().join("tests/qtt/passing.txt");
+    let list_path = root().join(corpus.list);
 
     if std::env::var("SLUICE_QTT_UPDATE").is_ok_and(|v| v == "1") {
-        let mut text = String::from(
-            "# QTT cases that pass; guarded by tests/qtt.rs. Regenerate with SLUICE_QTT_UPDATE=1.\n",
+        let mut text = format!(
+            "# {label} cases that pass; guarded by tests/qtt.rs. Regenerate with SLUICE_QTT_UPDATE=1.\n"
         );
         for id in &passing {
             text.push_str(id);
             text.push('\n');
         }
         std::fs::write(&list_path, text).expect("write pass list");
-        write_conformance(&summary);
+        write_conformance(corpus, &summary);
         return;
     }
 
@@ -62,8 +98,9 @@ fn qtt_corpus_pass_list_holds() {
     let newly: Vec<&String> = passing.difference(&listed).collect();
     if !newly.is_empty() {
         eprintln!(
-            "{} QTT case(s) now pass and can be added to tests/qtt/passing.txt (SLUICE_QTT_UPDATE=1):",
-            newly.len()
+            "{} {label} case(s) now pass and can be added to {} (SLUICE_QTT_UPDATE=1):",
+            newly.len(),
+            corpus.list
         );
         for id in &newly {
             eprintln!("  {id}");
@@ -88,7 +125,7 @@ fn qtt_corpus_pass_list_holds() {
         );
     }
     eprintln!(
-        "QTT corpus: {} passed, {} failed, {} skipped; {} listed",
+        "{label} corpus: {} passed, {} failed, {} skipped; {} listed",
         summary.passed,
         summary.failed,
         summary.skipped,
@@ -96,11 +133,22 @@ fn qtt_corpus_pass_list_holds() {
     );
     assert!(
         regressions.is_empty(),
-        "listed QTT cases fail:\n{regressions}"
+        "listed {label} cases fail:\n{regressions}"
     );
 }
 
-fn write_conformance(summary: &sluice_testrunner::Summary) {
+const DOC_TITLE: &str = "# ksqlDB conformance\n";
+
+fn section_markers(corpus: &Corpus) -> (String, String) {
+    (
+        format!("<!-- {} begin -->\n", corpus.label),
+        format!("<!-- {} end -->\n", corpus.label),
+    )
+}
+
+/// Rewrites this corpus's section of docs/conformance.md, keeping the other corpus's
+/// section as it is (each test writes only what it ran).
+fn write_conformance(corpus: &Corpus, summary: &sluice_testrunner::Summary) {
     let mut per_file: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for o in &summary.outcomes {
         let e = per_file.entry(o.file.as_str()).or_default();
@@ -110,13 +158,35 @@ fn write_conformance(summary: &sluice_testrunner::Summary) {
         }
     }
     let total = summary.outcomes.len();
-    let mut text = format!(
-        "# ksqlDB conformance\n\nQTT cases from ../shared/ksql-qtt/query-validation-tests run by `sluice test`, per file \
+    let (begin, end) = section_markers(corpus);
+    let mut section = format!(
+        "{begin}## {label}\n\n{label} cases from ../shared/ksql-qtt/{folder} run by `sluice test`, per file \
          (generated by `SLUICE_QTT_UPDATE=1 cargo test --test qtt`).\n\n**{} of {total} cases pass.**\n\n| file | passed | cases |\n|---|---:|---:|\n",
-        summary.passed
+        summary.passed,
+        label = corpus.label,
+        folder = corpus.folder,
     );
     for (file, (p, n)) in per_file {
-        let _ = writeln!(text, "| {file} | {p} | {n} |");
+        let _ = writeln!(section, "| {file} | {p} | {n} |");
     }
-    std::fs::write(root().join("docs/conformance.md"), text).expect("write docs/conformance.md");
+    section.push_str(&end);
+
+    let path = root().join("docs/conformance.md");
+    let existing = std::fs::read_to_string(&path).unwrap_or_default();
+    let sections: Vec<String> = [&QTT, &RQTT]
+        .iter()
+        .map(|c| {
+            if c.label == corpus.label {
+                return section.clone();
+            }
+            let (b, e) = section_markers(c);
+            match (existing.find(&b), existing.find(&e)) {
+                (Some(s), Some(t)) if s < t => existing[s..t + e.len()].to_string(),
+                _ => String::new(),
+            }
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    let text = format!("{DOC_TITLE}\n{}", sections.join("\n"));
+    std::fs::write(path, text).expect("write docs/conformance.md");
 }

@@ -480,34 +480,79 @@ impl Worker {
                     let group_of = |row: &[Value]| -> Vec<Value> {
                         group_by.iter().map(|e| e.eval(row)).collect()
                     };
+                    let new_group = if src.tombstone || !passes(&src.row) {
+                        None
+                    } else {
+                        let g = group_of(&src.row);
+                        if g.iter().any(Value::is_null) {
+                            return Err(EngineError::Invalid(
+                                "GROUP BY key is NULL; record dropped".into(),
+                            ));
+                        }
+                        Some(g)
+                    };
                     if plan.source.kind == SourceKind::Table {
                         // A table update replaces the row: retract the previous version from
-                        // its group, then add the new one, as ksqlDB's table aggregation does.
+                        // its group and add the new one. Within one group that is a single
+                        // change (one output); across groups, two, as in ksqlDB.
                         let nkeys = plan.source.schema.key_count();
                         let prev_key = source_row_key(plan.num, &src.row[..nkeys]);
-                        let prev = self.load(overlay, &prev_key)?;
-                        if let Some(prev) = prev.filter(|p| passes(p)) {
-                            let g = group_of(&prev);
-                            if !g.iter().any(Value::is_null) {
-                                self.fold(plan, &g, &prev, false, rowtime, txn, overlay)?;
+                        let prev = self.load(overlay, &prev_key)?.filter(|p| passes(p));
+                        overlay.insert(
+                            prev_key,
+                            if src.tombstone {
+                                None
+                            } else {
+                                Some(src.row.clone())
+                            },
+                        );
+                        let old_group = prev
+                            .as_ref()
+                            .map(|p| group_of(p))
+                            .filter(|g| !g.iter().any(Value::is_null));
+                        match (old_group, new_group) {
+                            (Some(og), Some(ng)) if og == ng => {
+                                return self.fold(
+                                    plan,
+                                    &ng,
+                                    prev.as_deref(),
+                                    Some(&src.row),
+                                    rowtime,
+                                    txn,
+                                    overlay,
+                                );
+                            }
+                            (old, new) => {
+                                if let Some(og) = old {
+                                    self.fold(
+                                        plan,
+                                        &og,
+                                        prev.as_deref(),
+                                        None,
+                                        rowtime,
+                                        txn,
+                                        overlay,
+                                    )?;
+                                }
+                                if let Some(ng) = new {
+                                    self.fold(
+                                        plan,
+                                        &ng,
+                                        None,
+                                        Some(&src.row),
+                                        rowtime,
+                                        txn,
+                                        overlay,
+                                    )?;
+                                }
+                                return Ok(());
                             }
                         }
-                        if src.tombstone {
-                            overlay.insert(prev_key, None);
-                            return Ok(());
-                        }
-                        overlay.insert(prev_key, Some(src.row.clone()));
                     }
-                    if src.tombstone || !passes(&src.row) {
-                        return Ok(());
+                    match new_group {
+                        Some(g) => self.fold(plan, &g, None, Some(&src.row), rowtime, txn, overlay),
+                        None => Ok(()),
                     }
-                    let group = group_of(&src.row);
-                    if group.iter().any(Value::is_null) {
-                        return Err(EngineError::Invalid(
-                            "GROUP BY key is NULL; record dropped".into(),
-                        ));
-                    }
-                    self.fold(plan, &group, &src.row, true, rowtime, txn, overlay)
                 }
             },
         }
@@ -534,8 +579,8 @@ impl Worker {
         &self,
         plan: &QueryPlan,
         group: &[Value],
-        row: &[Value],
-        add: bool,
+        retract: Option<&[Value]>,
+        add: Option<&[Value]>,
         rowtime: i64,
         txn: &mut Txn,
         overlay: &mut Overlay,
@@ -580,10 +625,11 @@ impl Worker {
         let mut slot = 0;
         for a in aggregates {
             let n = a.slots();
-            if add {
-                a.update(&mut state[slot..slot + n], row);
-            } else {
-                a.retract(&mut state[slot..slot + n], row);
+            if let Some(old) = retract {
+                a.retract(&mut state[slot..slot + n], old);
+            }
+            if let Some(new) = add {
+                a.update(&mut state[slot..slot + n], new);
             }
             slot += n;
         }

@@ -151,7 +151,73 @@ fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Ite
     let mut namer = Namer::default();
     for item in &select.items {
         match item {
-            SelectItem::Wildcard => {
+            SelectItem::QualifiedWildcard(q) if !scope.qualifiers.contains(&q.value) => {
+                return Err(PlanError::at_name(
+                    format!("'{}' is not a valid stream/table name or alias.", q.value),
+                    q,
+                ));
+            }
+            SelectItem::StructAll { path } => {
+                let mut cur = match scope.index_of(&path[0].value) {
+                    Some(i) => Bound {
+                        expr: Expr::Column(i),
+                        ty: Some(scope.columns[i].1.clone()),
+                    },
+                    None => {
+                        return Err(PlanError::at_name(
+                            format!("Column '{}' cannot be resolved.", path[0].value),
+                            &path[0],
+                        ));
+                    }
+                };
+                for field in &path[1..] {
+                    let ty = match &cur.ty {
+                        Some(DataType::Struct(fields)) => fields
+                            .iter()
+                            .find(|(n, _)| *n == field.value)
+                            .map(|(_, t)| t.clone()),
+                        _ => None,
+                    };
+                    let Some(ty) = ty else {
+                        return Err(PlanError::at_name(
+                            format!("Unknown field '{}'", field.value),
+                            field,
+                        ));
+                    };
+                    cur = Bound {
+                        expr: Expr::Field {
+                            expr: Box::new(cur.expr),
+                            name: field.value.clone(),
+                        },
+                        ty: Some(ty),
+                    };
+                }
+                let Some(DataType::Struct(fields)) = &cur.ty else {
+                    return Err(PlanError::at_name(
+                        format!(
+                            "{} is not a STRUCT; ->* needs one",
+                            path[path.len() - 1].value
+                        ),
+                        &path[0],
+                    ));
+                };
+                for (n, t) in fields {
+                    items.push(Item {
+                        name: n.clone(),
+                        bound: Bound {
+                            expr: Expr::Field {
+                                expr: Box::new(cur.expr.clone()),
+                                name: n.clone(),
+                            },
+                            ty: Some(t.clone()),
+                        },
+                        source_column: None,
+                        expr: None,
+                        table_fn: None,
+                    });
+                }
+            }
+            SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
                 for c in &source.schema.columns {
                     let idx = scope.index_of(&c.name).unwrap_or(0);
                     items.push(Item {
@@ -544,7 +610,7 @@ fn plan_partition_by(
     let star = select
         .items
         .iter()
-        .any(|i| matches!(i, SelectItem::Wildcard));
+        .any(|i| matches!(i, SelectItem::Wildcard | SelectItem::QualifiedWildcard(_)));
     if star {
         if !keyless {
             for (i, p) in select.partition_by.iter().enumerate() {

@@ -6,10 +6,12 @@ use sluice_common::{
     Column, ColumnRole, DataType, FormatKind, FormatSpec, QueryDef, Schema, SourceDef, SourceKind,
     Value,
 };
-use sluice_engine::{Engine, PROCESSING_LOG_TOPIC, QueryPlan, encode_row_record};
-use sluice_planner::query::{NewIds, plan_create_as, plan_insert_select};
+use sluice_engine::{
+    Engine, PROCESSING_LOG_TOPIC, PullPlan, PushPlan, QueryPlan, encode_row_record,
+};
+use sluice_planner::query::{NewIds, OutputColumn, plan_create_as, plan_insert_select};
 use sluice_planner::{Catalog, PlanError, PlanErrorKind};
-use sluice_sql::{ExplainTarget, Name, ShowWhat, Statement, StatementKind};
+use sluice_sql::{ExplainTarget, Name, Select, ShowWhat, Statement, StatementKind};
 use sluice_storage::{Cf, EmbeddedLog, Log, Txn};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -18,6 +20,24 @@ use tonic::Code;
 /// Name of the stream over the processing log (record-level errors of queries).
 pub const PROCESSING_LOG_STREAM: &str = "SLUICE_PROCESSING_LOG";
 const SYSTEM_SOURCE_ID: u64 = 0;
+
+/// A planned SELECT: its transient query id, output columns and plan.
+pub struct PlannedQuery {
+    pub id: String,
+    pub columns: Vec<OutputColumn>,
+    pub kind: QueryKind,
+}
+
+pub enum QueryKind {
+    Pull(PullPlan),
+    Push(PushPlan),
+}
+
+pub(crate) fn transient_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("transient_{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
 
 /// The outcome of one statement, as a message and an optional table.
 #[derive(Debug, Clone, Default)]
@@ -156,6 +176,38 @@ impl Executor {
             .unwrap_or_else(|p| p.into_inner())
             .sources
             .clone()
+    }
+
+    /// Plans a SELECT the way the Query RPC runs it: a push query with EMIT CHANGES, else
+    /// a pull query. The Query RPC and `sluice test` both call this so they run the same
+    /// plans.
+    pub fn plan_query(&self, select: &Select) -> Result<PlannedQuery, ExecError> {
+        let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        if select.emit_changes {
+            let (plan, columns) = sluice_planner::query::plan_push(select, &*cat)?;
+            Ok(PlannedQuery {
+                id: transient_id(),
+                columns,
+                kind: QueryKind::Push(plan),
+            })
+        } else {
+            let (plan, columns) =
+                sluice_planner::query::plan_pull(select, &*cat, self.pull_max_rows)?;
+            Ok(PlannedQuery {
+                id: transient_id(),
+                columns,
+                kind: QueryKind::Pull(plan),
+            })
+        }
+    }
+
+    /// Runs a pull plan off the async workers: it reads storage synchronously.
+    pub async fn run_pull(&self, plan: PullPlan) -> Result<Vec<Vec<Value>>, ExecError> {
+        let engine = self.engine.clone();
+        let rows = tokio::task::spawn_blocking(move || engine.pull(&plan))
+            .await
+            .map_err(|e| ExecError::internal(e.to_string()))??;
+        Ok(rows)
     }
 
     fn alloc_ids(&self, n: u64, txn: &mut Txn) -> u64 {

@@ -7,7 +7,7 @@ mod exec;
 mod service;
 
 pub use error::ExecError;
-pub use exec::{Executor, PROCESSING_LOG_STREAM};
+pub use exec::{Executor, PROCESSING_LOG_STREAM, PlannedQuery, QueryKind};
 
 use sluice_proto::v1::sluice_server::SluiceServer;
 use sluice_storage::EmbeddedLog;

@@ -2,7 +2,7 @@
 
 use crate::convert::{from_proto, row_to_proto};
 use crate::error::ExecError;
-use crate::exec::{Executor, now_ms};
+use crate::exec::{Executor, QueryKind, now_ms, transient_id};
 use futures::Stream;
 use sluice_common::{SourceKind, Value};
 use sluice_engine::{PushEvent, PushStart, encode_row_record};
@@ -69,12 +69,6 @@ fn final_msg(message: &str, rows: u64) -> pb::QueryResponse {
     }
 }
 
-fn transient_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!("transient_{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
 #[tonic::async_trait]
 impl Sluice for SluiceService {
     async fn execute(
@@ -130,10 +124,28 @@ impl Sluice for SluiceService {
             k.eq_ignore_ascii_case("auto.offset.reset") && v.eq_ignore_ascii_case("earliest")
         });
         match stmt.kind {
-            StatementKind::Select(select) if select.emit_changes => {
-                let catalog = self.exec.catalog_snapshot();
-                let (plan, columns) =
-                    sluice_planner::query::plan_push(&select, &catalog).map_err(ExecError::from)?;
+            StatementKind::Select(select) => {
+                let planned = self.exec.plan_query(&select)?;
+                let id = planned.id;
+                let cols = planned
+                    .columns
+                    .iter()
+                    .map(|c| column(&c.name, &c.data_type.to_string(), c.role.label()))
+                    .collect();
+                let plan = match planned.kind {
+                    QueryKind::Push(plan) => plan,
+                    QueryKind::Pull(plan) => {
+                        let rows = self.exec.run_pull(plan).await?;
+                        let mut out = Vec::with_capacity(rows.len() + 2);
+                        out.push(Ok(header(&id, cols, false)));
+                        let n = rows.len() as u64;
+                        for r in rows {
+                            out.push(Ok(row_msg(&r, 0, 0, false)));
+                        }
+                        out.push(Ok(final_msg("", n)));
+                        return Ok(Response::new(Box::pin(tokio_stream::iter(out))));
+                    }
+                };
                 let start = if !req.start_from.is_empty() {
                     PushStart::Positions(
                         req.start_from
@@ -151,12 +163,7 @@ impl Sluice for SluiceService {
                     .engine
                     .push(plan, start)
                     .map_err(ExecError::from)?;
-                let id = transient_id();
                 tracing::info!(query = %id, "push query started");
-                let cols = columns
-                    .iter()
-                    .map(|c| column(&c.name, &c.data_type.to_string(), c.role.label()))
-                    .collect();
                 let (tx, out) = mpsc::channel(64);
                 let _ = tx.try_send(Ok(header(&id, cols, true)));
                 tokio::spawn(
@@ -199,32 +206,6 @@ impl Sluice for SluiceService {
                     .instrument(tracing::info_span!("push", query = %id)),
                 );
                 Ok(Response::new(Box::pin(ReceiverStream::new(out))))
-            }
-            StatementKind::Select(select) => {
-                let catalog = self.exec.catalog_snapshot();
-                let (plan, columns) =
-                    sluice_planner::query::plan_pull(&select, &catalog, self.exec.pull_max_rows)
-                        .map_err(ExecError::from)?;
-                let engine = self.exec.engine.clone();
-                let rows = tokio::task::spawn_blocking(move || engine.pull(&plan))
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?
-                    .map_err(ExecError::from)?;
-                let mut out = Vec::with_capacity(rows.len() + 2);
-                out.push(Ok(header(
-                    &transient_id(),
-                    columns
-                        .iter()
-                        .map(|c| column(&c.name, &c.data_type.to_string(), c.role.label()))
-                        .collect(),
-                    false,
-                )));
-                let n = rows.len() as u64;
-                for r in rows {
-                    out.push(Ok(row_msg(&r, 0, 0, false)));
-                }
-                out.push(Ok(final_msg("", n)));
-                Ok(Response::new(Box::pin(tokio_stream::iter(out))))
             }
             StatementKind::Print {
                 topic,

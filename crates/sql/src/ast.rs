@@ -68,7 +68,16 @@ impl std::fmt::Display for PropValue {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SelectItem {
     Wildcard,
-    Expr { expr: Expr, alias: Option<Name> },
+    /// `source.*`
+    QualifiedWildcard(Name),
+    /// `col->*` or `col->f->*`: every field of a struct.
+    StructAll {
+        path: Vec<Name>,
+    },
+    Expr {
+        expr: Expr,
+        alias: Option<Name>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -481,9 +481,27 @@ impl<'a> P<'a> {
         let mut items = Vec::new();
         loop {
             let t = self.p.peek_token();
+            if let Some(path) = self.struct_all()? {
+                items.push(SelectItem::StructAll { path });
+                if !self.p.consume_token(&Token::Comma) {
+                    break;
+                }
+                continue;
+            }
             let item = self.p.parse_select_item().map_err(convert)?;
             items.push(match item {
                 SqlSelectItem::Wildcard(_) => SelectItem::Wildcard,
+                SqlSelectItem::QualifiedWildcard(
+                    sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(n),
+                    _,
+                ) => {
+                    let ident =
+                        n.0.last()
+                            .and_then(|p| p.as_ident())
+                            .cloned()
+                            .unwrap_or_else(|| Ident::new(n.to_string()));
+                    SelectItem::QualifiedWildcard(name_of(&ident, &t))
+                }
                 SqlSelectItem::UnnamedExpr(expr) => SelectItem::Expr { expr, alias: None },
                 SqlSelectItem::ExprWithAlias { expr, alias } => {
                     let alias_tok = self.p.peek_token();
@@ -566,6 +584,29 @@ impl<'a> P<'a> {
             }
         }
         Ok(select)
+    }
+
+    /// `a->b->*`: sqlparser cannot parse a `*` after `->`, so the path is read here.
+    fn struct_all(&mut self) -> R<Option<Vec<Name>>> {
+        let mut n = 0;
+        loop {
+            let is_word = matches!(self.p.peek_nth_token_ref(n).token, Token::Word(_));
+            if !is_word || self.p.peek_nth_token_ref(n + 1).token != Token::Arrow {
+                return Ok(None);
+            }
+            if self.p.peek_nth_token_ref(n + 2).token == Token::Mul {
+                break;
+            }
+            n += 2;
+        }
+        let mut path = Vec::new();
+        loop {
+            path.push(self.name()?);
+            self.p.next_token();
+            if self.p.consume_token(&Token::Mul) {
+                return Ok(Some(path));
+            }
+        }
     }
 
     fn expr_list(&mut self) -> R<Vec<Expr>> {

@@ -153,12 +153,12 @@ pub async fn run_case(case: &Case) -> CaseOutcome {
     }
 }
 
-enum CaseError {
+pub(crate) enum CaseError {
     Fail(String),
     Skip(String),
 }
 
-fn fail<T>(m: impl Into<String>) -> Result<T, CaseError> {
+pub(crate) fn fail<T>(m: impl Into<String>) -> Result<T, CaseError> {
     Err(CaseError::Fail(m.into()))
 }
 
@@ -181,6 +181,9 @@ async fn run_inner(test: &Json) -> Result<(), CaseError> {
 }
 
 async fn run_with(exec: &Executor, test: &Json) -> Result<(), CaseError> {
+    if crate::rqtt::is_rqtt(test) {
+        return crate::rqtt::run_rqtt(exec, test).await;
+    }
     let expected_error = test.get("expectedException");
     let statements: Vec<&str> = test
         .get("statements")
@@ -293,7 +296,7 @@ fn encode_input_value(def: Option<&SourceDef>, value: &Json) -> Result<Option<Ve
     }
 }
 
-async fn produce_inputs(exec: &Executor, test: &Json) -> Result<(), CaseError> {
+pub(crate) async fn produce_inputs(exec: &Executor, test: &Json) -> Result<(), CaseError> {
     let Some(inputs) = test.get("inputs").and_then(Json::as_array) else {
         return Ok(());
     };
@@ -354,7 +357,7 @@ async fn produce_inputs(exec: &Executor, test: &Json) -> Result<(), CaseError> {
 
 /// Waits until every persistent query and materializer has consumed its sources, and
 /// stays so (a query's output may feed another).
-async fn settle(exec: &Executor) -> Result<(), CaseError> {
+pub(crate) async fn settle(exec: &Executor) -> Result<(), CaseError> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let tables: Vec<u64> = exec
         .catalog_snapshot()
@@ -424,7 +427,7 @@ fn actual_value(def: Option<&SourceDef>, bytes: Option<&[u8]>) -> Json {
     }
 }
 
-fn check_outputs(exec: &Executor, test: &Json) -> Result<(), CaseError> {
+pub(crate) fn check_outputs(exec: &Executor, test: &Json) -> Result<(), CaseError> {
     let Some(outputs) = test.get("outputs").and_then(Json::as_array) else {
         return Ok(());
     };

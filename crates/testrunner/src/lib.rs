@@ -6,10 +6,15 @@
 //! topics (or an expected error). The runner executes the statements, produces the
 //! inputs, waits until every persistent query has caught up, then compares each output
 //! topic record by record with ksqlDB's rules (see ../shared/ksql-qtt/README.md).
+//!
+//! RQTT cases (rest-query-validation-tests) add the responses a client sees: the
+//! statements' admin responses, then the rows of pull and push queries planned by
+//! `Executor::plan_query`, as the Query RPC does (see rqtt.rs).
 
 mod case;
 mod compare;
 mod lenient;
+mod rqtt;
 
 pub use case::{Case, CaseOutcome, Status, load_cases, run_case};
 
