@@ -66,6 +66,10 @@ impl Engine {
         tokio::spawn(async move {
             let mut changed = topic.subscribe();
             let mut sent = 0u64;
+            if plan.limit == Some(0) {
+                let _ = tx.send(PushEvent::LimitReached).await;
+                return;
+            }
             loop {
                 changed.borrow_and_update();
                 let mut any = false;
@@ -127,6 +131,10 @@ fn evaluate(plan: &PushPlan, rec: &StoredRecord) -> Option<PushEvent> {
             });
         }
     };
+    // A stream record without a value carries nothing to push; only tables delete rows.
+    if src.tombstone && plan.source.kind == sluice_common::SourceKind::Stream {
+        return None;
+    }
     if !src.tombstone && !plan.filter.as_ref().is_none_or(|f| f.test(&src.row)) {
         return None;
     }
