@@ -61,6 +61,8 @@ impl Outcome {
 struct CatalogState {
     sources: BTreeMap<String, SourceDef>,
     queries: BTreeMap<String, QueryDef>,
+    /// CREATE TYPE aliases.
+    types: BTreeMap<String, DataType>,
     next_id: u64,
 }
 
@@ -122,6 +124,12 @@ impl Executor {
             let def: QueryDef = serde_json::from_slice(&v).map_err(json_err)?;
             state.queries.insert(def.id.clone(), def);
         }
+        for (k, v) in log.scan_prefix(Cf::Catalog, b"type/")? {
+            let name = String::from_utf8_lossy(&k["type/".len()..]).into_owned();
+            state
+                .types
+                .insert(name, serde_json::from_slice(&v).map_err(json_err)?);
+        }
         state.next_id = match log.get(Cf::Catalog, b"meta/next_id")? {
             Some(b) if b.len() == 8 => {
                 u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
@@ -168,6 +176,18 @@ impl Executor {
             .sources
             .get(name)
             .cloned()
+    }
+
+    /// Parses SQL with the registered CREATE TYPE aliases resolvable. (A script that
+    /// creates a type and uses it must send them as separate statements.)
+    pub fn parse(&self, sql: &str) -> Result<Vec<Statement>, sluice_sql::ParseError> {
+        let types = self
+            .catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .types
+            .clone();
+        sluice_sql::with_type_aliases(&types, || sluice_sql::parse(sql))
     }
 
     pub fn catalog_snapshot(&self) -> BTreeMap<String, SourceDef> {
@@ -630,6 +650,80 @@ impl Executor {
                     format!("{} queries terminated.", ids.len())
                 }))
             }
+            StatementKind::CreateType {
+                name,
+                data_type,
+                if_not_exists,
+            } => {
+                let _guard = self.ddl.lock().await;
+                if let Some(existing) = self
+                    .catalog
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .types
+                    .get(&name.value)
+                {
+                    if *if_not_exists {
+                        return Ok(Outcome::message(format!(
+                            "Type {} already exists",
+                            name.value
+                        )));
+                    }
+                    return Err(ExecError::new(
+                        Code::AlreadyExists,
+                        format!(
+                            "Cannot register custom type '{}' since it is already registered with type: {existing}",
+                            name.value
+                        ),
+                    ));
+                }
+                let mut txn = Txn::new();
+                txn.put(
+                    Cf::Catalog,
+                    format!("type/{}", name.value).into_bytes(),
+                    serde_json::to_vec(data_type).map_err(json_err)?,
+                );
+                self.log.submit(txn).wait().await?;
+                self.catalog
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .types
+                    .insert(name.value.clone(), data_type.clone());
+                Ok(Outcome::message(format!(
+                    "Registered custom type with name '{}' and SQL type {data_type}",
+                    name.value
+                )))
+            }
+            StatementKind::DropType { name, if_exists } => {
+                let _guard = self.ddl.lock().await;
+                let known = self
+                    .catalog
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .types
+                    .contains_key(&name.value);
+                if !known {
+                    if *if_exists {
+                        return Ok(Outcome::message(format!(
+                            "Type {} does not exist",
+                            name.value
+                        )));
+                    }
+                    return Err(ExecError::new(
+                        Code::NotFound,
+                        format!("Type {} does not exist.", name.value),
+                    ));
+                }
+                let mut txn = Txn::new();
+                txn.delete(Cf::Catalog, format!("type/{}", name.value).into_bytes());
+                self.log.submit(txn).wait().await?;
+                self.catalog
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .types
+                    .remove(&name.value);
+                Ok(Outcome::message(format!("Dropped type '{}'", name.value)))
+            }
             StatementKind::Set { key, value } => Ok(Outcome::message(format!(
                 "Property '{key}' set to '{value}' for this request"
             ))),
@@ -763,6 +857,15 @@ impl Executor {
                     ..Outcome::default()
                 }
             }
+            ShowWhat::Types => Outcome {
+                columns: cols(&["Type Name", "Schema"]),
+                rows: cat
+                    .types
+                    .iter()
+                    .map(|(n, t)| vec![s(n), s(&t.to_string())])
+                    .collect(),
+                ..Outcome::default()
+            },
             ShowWhat::Properties => Outcome {
                 columns: cols(&["Property", "Value"]),
                 rows: vec![
@@ -999,7 +1102,7 @@ fn describe_function(name: &Name) -> Result<Outcome, ExecError> {
 
 /// Re-plans a stored persistent query against the catalog (at startup and for EXPLAIN).
 fn replan(q: &QueryDef, cat: &CatalogState) -> Result<QueryPlan, ExecError> {
-    let stmts = sluice_sql::parse(&q.sql)?;
+    let stmts = sluice_sql::with_type_aliases(&cat.types, || sluice_sql::parse(&q.sql))?;
     let Some(stmt) = stmts.first() else {
         return Err(ExecError::internal(format!(
             "stored query {} has no statement",

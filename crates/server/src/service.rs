@@ -78,7 +78,7 @@ impl Sluice for SluiceService {
         let req = request.into_inner();
         let span = tracing::info_span!("execute", sql = %truncate(&req.sql));
         async move {
-            let statements = sluice_sql::parse(&req.sql).map_err(ExecError::from)?;
+            let statements = self.exec.parse(&req.sql).map_err(ExecError::from)?;
             let mut results = Vec::with_capacity(statements.len());
             for stmt in &statements {
                 let outcome = self.exec.execute(stmt).await.map_err(|e| {
@@ -112,7 +112,7 @@ impl Sluice for SluiceService {
         let req = request.into_inner();
         let span = tracing::info_span!("query", sql = %truncate(&req.sql));
         let _enter = span.enter();
-        let mut statements = sluice_sql::parse(&req.sql).map_err(ExecError::from)?;
+        let mut statements = self.exec.parse(&req.sql).map_err(ExecError::from)?;
         if statements.len() != 1 {
             return Err(Status::invalid_argument(format!(
                 "the Query RPC takes exactly one statement, got {}",

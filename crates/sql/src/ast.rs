@@ -101,6 +101,7 @@ pub enum ShowWhat {
     Topics,
     Functions,
     Properties,
+    Types,
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -156,6 +157,15 @@ pub enum StatementKind {
     Set {
         key: String,
         value: String,
+    },
+    CreateType {
+        name: Name,
+        data_type: DataType,
+        if_not_exists: bool,
+    },
+    DropType {
+        name: Name,
+        if_exists: bool,
     },
     Unset {
         key: String,

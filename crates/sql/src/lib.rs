@@ -15,7 +15,7 @@ mod types;
 pub use ast::*;
 pub use dialect::KsqlDialect;
 pub use parser::{parse, parse_expr};
-pub use types::parse_type;
+pub use types::{parse_type, with_type_aliases};
 
 /// A syntax error, with where it was found (1-based; 0 when unknown).
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]

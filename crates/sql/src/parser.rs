@@ -318,6 +318,23 @@ impl<'a> P<'a> {
         } else {
             false
         };
+        if self.eat("TYPE") {
+            let if_not_exists = if self.eat("IF") {
+                self.expect("NOT")?;
+                self.expect("EXISTS")?;
+                true
+            } else {
+                false
+            };
+            let name = self.name()?;
+            self.expect("AS")?;
+            let data_type = self.data_type()?;
+            return Ok(StatementKind::CreateType {
+                name,
+                data_type,
+                if_not_exists,
+            });
+        }
         self.eat("SOURCE");
         let t = self.p.peek_token();
         let kind = if self.eat("STREAM") {
@@ -629,6 +646,7 @@ impl<'a> P<'a> {
             Some("TOPICS") => ShowWhat::Topics,
             Some("FUNCTIONS") => ShowWhat::Functions,
             Some("PROPERTIES") => ShowWhat::Properties,
+            Some("TYPES") => ShowWhat::Types,
             _ => {
                 return self.err(&t, format!("Expected STREAMS, TABLES, QUERIES, TOPICS, FUNCTIONS or PROPERTIES, found {}", describe(&t.token)));
             }
@@ -652,6 +670,18 @@ impl<'a> P<'a> {
 
     fn drop(&mut self) -> R<StatementKind> {
         self.expect("DROP")?;
+        if self.eat("TYPE") {
+            let if_exists = if self.eat("IF") {
+                self.expect("EXISTS")?;
+                true
+            } else {
+                false
+            };
+            return Ok(StatementKind::DropType {
+                name: self.name()?,
+                if_exists,
+            });
+        }
         let t = self.p.peek_token();
         let kind = if self.eat("STREAM") {
             SourceKind::Stream

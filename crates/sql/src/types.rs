@@ -3,6 +3,21 @@
 
 use crate::ParseError;
 use sluice_common::DataType;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+thread_local! {
+    /// Types registered with CREATE TYPE, visible to the parse running on this thread.
+    static ALIASES: RefCell<BTreeMap<String, DataType>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// Runs `f` (a parse) with these CREATE TYPE aliases resolvable as type names.
+pub fn with_type_aliases<T>(aliases: &BTreeMap<String, DataType>, f: impl FnOnce() -> T) -> T {
+    let previous = ALIASES.with(|a| std::mem::replace(&mut *a.borrow_mut(), aliases.clone()));
+    let out = f();
+    ALIASES.with(|a| *a.borrow_mut() = previous);
+    out
+}
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, TokenWithSpan};
 
@@ -151,7 +166,10 @@ impl<'p, 'a> TypeParser<'p, 'a> {
                 }
                 DataType::Struct(fields)
             }
-            other => return self.err(&t, format!("Unknown type: {other}")),
+            other => match ALIASES.with(|a| a.borrow().get(other).cloned()) {
+                Some(t) => t,
+                None => return self.err(&t, format!("Unknown type: {other}")),
+            },
         })
     }
 }

@@ -191,7 +191,7 @@ async fn run_with(exec: &Executor, test: &Json) -> Result<(), CaseError> {
         .map(|a| a.iter().filter_map(Json::as_str).collect())
         .unwrap_or_default();
     for (i, sql) in statements.iter().enumerate() {
-        let result = match sluice_sql::parse(sql) {
+        let result = match exec.parse(sql) {
             Err(e) => Err(sluice_server::ExecError::from(e)),
             Ok(stmts) => {
                 let mut r = Ok(());

@@ -76,7 +76,9 @@ fn admin_type(kind: &StatementKind) -> Option<&'static str> {
         | StatementKind::CreateAs { .. }
         | StatementKind::InsertSelect { .. }
         | StatementKind::Drop { .. }
-        | StatementKind::Terminate(_) => Some("currentStatus"),
+        | StatementKind::Terminate(_)
+        | StatementKind::CreateType { .. }
+        | StatementKind::DropType { .. } => Some("currentStatus"),
         StatementKind::InsertValues { .. }
         | StatementKind::Set { .. }
         | StatementKind::Unset { .. }
@@ -89,6 +91,7 @@ fn admin_type(kind: &StatementKind) -> Option<&'static str> {
             ShowWhat::Topics => "kafka_topics",
             ShowWhat::Functions => "function_names",
             ShowWhat::Properties => "properties",
+            ShowWhat::Types => "type_list",
         }),
         StatementKind::Describe { .. } => Some("sourceDescription"),
         StatementKind::DescribeFunction(_) => Some("describe_function"),
@@ -168,7 +171,7 @@ pub(crate) async fn run_rqtt(exec: &Executor, test: &Json) -> Result<(), CaseErr
         .unwrap_or_default();
     let mut statements = Vec::new();
     for (i, sql) in texts.iter().enumerate() {
-        match sluice_sql::parse(sql) {
+        match exec.parse(sql) {
             Ok(s) => statements.extend(s),
             Err(e) => {
                 return judge_error(
