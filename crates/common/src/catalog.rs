@@ -77,6 +77,9 @@ pub struct SourceDef {
     /// A value column to take event time from instead of the record timestamp.
     #[serde(default)]
     pub timestamp_column: Option<String>,
+    /// Java DateTimeFormatter pattern for a STRING timestamp column.
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
     /// The persistent query writing this source, for CREATE ... AS SELECT sources.
     #[serde(default)]
     pub written_by: Option<String>,

@@ -433,7 +433,12 @@ impl Worker {
 
     fn process(&self, rec: &StoredRecord, txn: &mut Txn, overlay: &mut Overlay) -> Result<()> {
         let src = decode_record(&self.source_def, rec)?;
-        let rowtime = rec.record.timestamp;
+        // Event time: the TIMESTAMP column when the source names one.
+        let rowtime = src
+            .row
+            .get(self.source_def.schema.len())
+            .and_then(Value::as_i64)
+            .unwrap_or(rec.record.timestamp);
         match &self.kind {
             Kind::Materialize(table) => {
                 let nkeys = table.schema.key_count();
@@ -654,6 +659,19 @@ impl Worker {
         tombstone: bool,
     ) -> Result<()> {
         let sink = &plan.sink;
+        // A sink WITH (TIMESTAMP='col') stamps its records with that column.
+        let rowtime = match sink
+            .timestamp_column
+            .as_ref()
+            .and_then(|c| sink.schema.index_of(c))
+        {
+            Some(i) => match out.get(i) {
+                Some(Value::Timestamp(t)) => *t,
+                Some(v) => v.as_i64().unwrap_or(rowtime),
+                None => rowtime,
+            },
+            None => rowtime,
+        };
         let record = encode_row_record(sink, &out, rowtime, tombstone)?;
         let topic = self
             .sink

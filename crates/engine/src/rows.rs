@@ -31,6 +31,22 @@ pub fn decode_record(def: &SourceDef, rec: &StoredRecord) -> Result<SourceRow, F
     {
         match &row[i] {
             Value::BigInt(t) | Value::Timestamp(t) => rowtime = *t,
+            Value::String(text) => {
+                let pattern = def
+                    .timestamp_format
+                    .as_deref()
+                    .unwrap_or("yyyy-MM-dd'T'HH:mm:ss.SSS");
+                rowtime = sluice_expr::temporal::parse_timestamp(
+                    text,
+                    pattern,
+                    &sluice_expr::temporal::Zone::utc(),
+                )
+                .ok_or_else(|| {
+                    FormatError::Invalid(format!(
+                        "cannot parse timestamp '{text}' of column {col} with format '{pattern}'"
+                    ))
+                })?;
+            }
             Value::Null if !tombstone => {
                 return Err(FormatError::Invalid(format!(
                     "timestamp column {col} is NULL"
@@ -38,6 +54,12 @@ pub fn decode_record(def: &SourceDef, rec: &StoredRecord) -> Result<SourceRow, F
             }
             _ => {}
         }
+    }
+    // Kafka Streams drops records with a negative timestamp; so does ksqlDB.
+    if rowtime < 0 {
+        return Err(FormatError::Invalid(format!(
+            "record timestamp {rowtime} is negative; record skipped"
+        )));
     }
     row.push(Value::BigInt(rowtime));
     row.push(Value::Int(rec.partition as i32));

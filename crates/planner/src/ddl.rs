@@ -28,6 +28,7 @@ pub struct SourceProps {
     pub value_format: Option<FormatSpec>,
     pub partitions: Option<u32>,
     pub timestamp: Option<String>,
+    pub timestamp_format: Option<String>,
     pub wrap_single_value: Option<bool>,
 }
 
@@ -154,6 +155,7 @@ pub fn source_props(props: &Properties, at: &Name) -> Result<SourceProps> {
         }
     }
     out.timestamp = get("TIMESTAMP").map(|v| v.to_string().to_ascii_uppercase());
+    out.timestamp_format = get("TIMESTAMP_FORMAT").map(|v| v.to_string());
     Ok(out)
 }
 
@@ -256,7 +258,12 @@ pub fn plan_create_source(
         key_format
     };
     check_formats(&schema, &key_format, &value_format, name)?;
-    let timestamp_column = check_timestamp(&schema, p.timestamp.as_deref(), name)?;
+    let timestamp_column = check_timestamp(
+        &schema,
+        p.timestamp.as_deref(),
+        p.timestamp_format.as_deref(),
+        name,
+    )?;
     let def = SourceDef {
         id,
         name: name.value.clone(),
@@ -266,6 +273,7 @@ pub fn plan_create_source(
         key_format,
         value_format,
         timestamp_column,
+        timestamp_format: p.timestamp_format.clone(),
         written_by: None,
         sql: sql.to_string(),
     };
@@ -321,9 +329,18 @@ pub(crate) fn check_formats(
 pub(crate) fn check_timestamp(
     schema: &Schema,
     ts: Option<&str>,
+    format: Option<&str>,
     at: &Name,
 ) -> Result<Option<String>> {
-    let Some(ts) = ts else { return Ok(None) };
+    let Some(ts) = ts else {
+        if format.is_some() {
+            return Err(PlanError::at_name(
+                "TIMESTAMP_FORMAT requires a TIMESTAMP column in the WITH clause",
+                at,
+            ));
+        }
+        return Ok(None);
+    };
     match schema.column(ts) {
         Some(c)
             if matches!(
@@ -331,6 +348,17 @@ pub(crate) fn check_timestamp(
                 sluice_common::DataType::BigInt | sluice_common::DataType::Timestamp
             ) =>
         {
+            Ok(Some(ts.to_string()))
+        }
+        Some(c) if c.data_type == sluice_common::DataType::String && format.is_some() => {
+            if let Some(f) = format
+                && let Err(e) = sluice_expr::temporal::Pattern::compile(f)
+            {
+                return Err(PlanError::at_name(
+                    format!("Invalid TIMESTAMP_FORMAT '{f}': {e}"),
+                    at,
+                ));
+            }
             Ok(Some(ts.to_string()))
         }
         Some(c) => Err(PlanError::at_name(

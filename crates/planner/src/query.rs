@@ -340,7 +340,12 @@ pub fn plan_create_as(
             key_format
         };
     check_formats(&schema, &key_format, &value_format, name)?;
-    let timestamp_column = check_timestamp(&schema, p.timestamp.as_deref(), name)?;
+    let timestamp_column = check_timestamp(
+        &schema,
+        p.timestamp.as_deref(),
+        p.timestamp_format.as_deref(),
+        name,
+    )?;
     let sink = SourceDef {
         id: ids.sink_id,
         name: name.value.clone(),
@@ -350,6 +355,7 @@ pub fn plan_create_as(
         key_format,
         value_format,
         timestamp_column,
+        timestamp_format: p.timestamp_format.clone(),
         written_by: Some(ids.query_id.clone()),
         sql: sql.to_string(),
     };

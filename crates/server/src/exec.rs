@@ -102,6 +102,7 @@ fn processing_log_source() -> SourceDef {
         key_format: FormatSpec::new(FormatKind::None),
         value_format: FormatSpec::new(FormatKind::Json),
         timestamp_column: None,
+        timestamp_format: None,
         written_by: None,
         sql: String::new(),
     }
