@@ -672,6 +672,11 @@ impl Worker {
             },
             None => rowtime,
         };
+        if rowtime < 0 {
+            return Err(EngineError::Invalid(format!(
+                "output timestamp {rowtime} is negative; record not written"
+            )));
+        }
         let record = encode_row_record(sink, &out, rowtime, tombstone)?;
         let topic = self
             .sink

@@ -26,6 +26,10 @@ pub(crate) fn decode(columns: &[Column], bytes: &[u8], wrap_single: bool) -> Res
     }
     let obj = match &json {
         Json::Object(obj) => obj,
+        // A single-column value may arrive unwrapped even when the source wraps it.
+        other if columns.len() == 1 && !other.is_null() => {
+            return Ok(vec![json_to_value(other, &columns[0].data_type)?]);
+        }
         Json::Null => return Ok(vec![Value::Null; columns.len()]),
         other => return invalid(format!("expected a JSON object, got: {other}")),
     };

@@ -218,7 +218,10 @@ pub fn plan_create_source(
             "ROWTIME" | "ROWPARTITION" | "ROWOFFSET"
         ) {
             return Err(PlanError::at_name(
-                format!("'{}' is a reserved column name.", c.name.value),
+                format!(
+                    "'{}' is a reserved column name. You cannot use it as a name for a column.",
+                    c.name.value
+                ),
                 &c.name,
             ));
         }

@@ -436,6 +436,7 @@ fn plan_operator(
     select: &Select,
     source: &SourceDef,
 ) -> Result<(Operator, Schema)> {
+    check_reserved_names(select)?;
     let scope = Scope::of_source(source, select.alias.as_ref().map(|a| a.value.as_str()));
     let filter = select
         .selection
@@ -573,6 +574,45 @@ fn plan_operator(
         },
         schema,
     ))
+}
+
+/// Pseudo columns cannot become columns of a persistent query's sink.
+fn check_reserved_names(select: &Select) -> Result<()> {
+    const RESERVED: &[&str] = &[
+        "ROWTIME",
+        "ROWPARTITION",
+        "ROWOFFSET",
+        "WINDOWSTART",
+        "WINDOWEND",
+    ];
+    for item in &select.items {
+        let SelectItem::Expr { expr, alias } = item else {
+            continue;
+        };
+        match alias {
+            Some(a) if RESERVED.contains(&a.value.as_str()) => {
+                return Err(PlanError::at_name(
+                    format!(
+                        "`{}` is a reserved column name. You cannot use it as an alias for a column.",
+                        a.value
+                    ),
+                    a,
+                ));
+            }
+            Some(_) => {}
+            None => {
+                if let Some(c) = column_ref(expr).filter(|c| RESERVED.contains(&c.as_str())) {
+                    return err_at(
+                        expr,
+                        format!(
+                            "Reserved column name in select: `{c}`. Please remove or alias the column."
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_null_literal(e: &SqlExpr) -> bool {
@@ -779,6 +819,17 @@ fn plan_aggregate(
     let mut group_by = Vec::with_capacity(select.group_by.len());
     let mut group_types = Vec::with_capacity(select.group_by.len());
     for g in &select.group_by {
+        if let SqlExpr::Function(f) = g {
+            let fname = f.name.to_string().to_ascii_uppercase();
+            if sluice_expr::AggKind::from_name(&fname, false).is_some() {
+                return err_at(
+                    g,
+                    format!(
+                        "GROUP BY does not support aggregate functions: {fname} is an aggregate function."
+                    ),
+                );
+            }
+        }
         let b = Binder::plain(scope).bind(g)?;
         group_types.push(concrete(Some(g), &g.to_string(), b.ty)?);
         group_by.push(b.expr);
