@@ -53,6 +53,14 @@ pub struct FormatSpec {
     pub wrap_single_value: Option<bool>,
 }
 
+impl SourceDef {
+    /// The value columns the value format carries (header columns excluded).
+    pub fn payload_columns(&self) -> &[crate::schema::Column] {
+        let values = self.schema.values();
+        &values[..values.len() - self.headers.len().min(values.len())]
+    }
+}
+
 impl FormatSpec {
     pub fn new(kind: FormatKind) -> FormatSpec {
         FormatSpec {
@@ -80,6 +88,10 @@ pub struct SourceDef {
     /// Java DateTimeFormatter pattern for a STRING timestamp column.
     #[serde(default)]
     pub timestamp_format: Option<String>,
+    /// Value columns filled from record headers instead of the value: (column, header
+    /// key), where no key means every header. They come last in the schema.
+    #[serde(default)]
+    pub headers: Vec<(String, Option<String>)>,
     /// The persistent query writing this source, for CREATE ... AS SELECT sources.
     #[serde(default)]
     pub written_by: Option<String>,

@@ -381,7 +381,10 @@ impl Worker {
             positions[p as usize] = last.offset + 1;
             n += records.len() as u64;
             for rec in &records {
-                if let Err(e) = self.process(rec, &mut txn, &mut overlay) {
+                let before = txn.append_count();
+                let result = self.process(rec, &mut txn, &mut overlay);
+                txn.stamp_headers(before, &rec.record.headers);
+                if let Err(e) = result {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     self.processing_error(&mut txn, rec, &e.to_string())?;
                 }

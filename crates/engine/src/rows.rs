@@ -17,13 +17,39 @@ pub fn decode_record(def: &SourceDef, rec: &StoredRecord) -> Result<SourceRow, F
     let mut row = decode_key(&def.key_format, schema.keys(), rec.record.key.as_deref())?;
     let values = decode_value(
         &def.value_format,
-        schema.values(),
+        def.payload_columns(),
         rec.record.value.as_deref(),
     )?;
     let tombstone = values.is_none();
     match values {
         Some(v) => row.extend(v),
-        None => row.extend(std::iter::repeat_n(Value::Null, schema.values().len())),
+        None => row.extend(std::iter::repeat_n(
+            Value::Null,
+            def.payload_columns().len(),
+        )),
+    }
+    for (_, key) in &def.headers {
+        let headers = &rec.record.headers;
+        row.push(match key {
+            None => Value::Array(
+                headers
+                    .iter()
+                    .map(|(k, v)| {
+                        Value::Struct(vec![
+                            ("KEY".into(), Value::String(k.clone())),
+                            ("VALUE".into(), v.clone().map_or(Value::Null, Value::Bytes)),
+                        ])
+                    })
+                    .collect(),
+            ),
+            // The last header with that key wins, as in ksqlDB.
+            Some(k) => headers
+                .iter()
+                .rev()
+                .find(|(hk, _)| hk == k)
+                .and_then(|(_, v)| v.clone())
+                .map_or(Value::Null, Value::Bytes),
+        });
     }
     let mut rowtime = rec.record.timestamp;
     if let Some(col) = &def.timestamp_column
@@ -87,7 +113,12 @@ pub fn encode_row_record(
     let value = if tombstone {
         None
     } else {
-        encode_value(&def.value_format, def.schema.values(), Some(&row[nkeys..n]))?
+        let payload = def.payload_columns();
+        encode_value(
+            &def.value_format,
+            payload,
+            Some(&row[nkeys..nkeys + payload.len()]),
+        )?
     };
     Ok(Record {
         key,

@@ -2,8 +2,10 @@
 //! CREATE ... AS SELECT.
 
 use crate::{PlanError, PlanErrorKind, Result};
-use sluice_common::{Column, ColumnRole, FormatKind, FormatSpec, Schema, SourceDef, SourceKind};
-use sluice_sql::{ColumnDef, KeyKind, Name, PropValue, Properties};
+use sluice_common::{
+    Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef, SourceKind,
+};
+use sluice_sql::{ColumnDef, HeaderSpec, KeyKind, Name, PropValue, Properties};
 
 const KNOWN_PROPERTIES: &[&str] = &[
     "KAFKA_TOPIC",
@@ -183,6 +185,7 @@ pub fn plan_create_source(
         )
     })?;
     let mut cols = Vec::with_capacity(columns.len());
+    let mut header_cols: Vec<(Column, Option<String>)> = Vec::new();
     for c in columns {
         if cols.iter().any(|x: &Column| x.name == c.name.value) {
             return Err(PlanError::at_name(
@@ -225,12 +228,58 @@ pub fn plan_create_source(
                 &c.name,
             ));
         }
+        if let Some(h) = &c.header {
+            let headers_type = DataType::Array(Box::new(DataType::Struct(vec![
+                ("KEY".into(), DataType::String),
+                ("VALUE".into(), DataType::Bytes),
+            ])));
+            let (want, label) = match h {
+                HeaderSpec::All => (headers_type, "HEADERS".to_string()),
+                HeaderSpec::Key(k) => (DataType::Bytes, format!("HEADER('{k}')")),
+            };
+            if c.data_type != want {
+                return Err(PlanError::at_name(
+                    format!(
+                        "Invalid type for {label} column: expected {want}, got {}",
+                        c.data_type
+                    ),
+                    &c.name,
+                ));
+            }
+            if role != ColumnRole::Value {
+                return Err(PlanError::at_name(
+                    format!(
+                        "Column {} cannot be both a key and a header column",
+                        c.name.value
+                    ),
+                    &c.name,
+                ));
+            }
+            header_cols.push((
+                Column {
+                    name: c.name.value.clone(),
+                    data_type: c.data_type.clone(),
+                    role,
+                },
+                match h {
+                    HeaderSpec::All => None,
+                    HeaderSpec::Key(k) => Some(k.clone()),
+                },
+            ));
+            continue;
+        }
         cols.push(Column {
             name: c.name.value.clone(),
             data_type: c.data_type.clone(),
             role,
         });
     }
+    // Header columns come after the value columns the format carries.
+    let headers: Vec<(String, Option<String>)> = header_cols
+        .iter()
+        .map(|(c, k)| (c.name.clone(), k.clone()))
+        .collect();
+    cols.extend(header_cols.into_iter().map(|(c, _)| c));
     if cols.is_empty() {
         return Err(PlanError::at_name(
             format!(
@@ -260,7 +309,7 @@ pub fn plan_create_source(
     } else {
         key_format
     };
-    check_formats(&schema, &key_format, &value_format, name)?;
+    check_formats(&schema, headers.len(), &key_format, &value_format, name)?;
     let timestamp_column = check_timestamp(
         &schema,
         p.timestamp.as_deref(),
@@ -277,6 +326,7 @@ pub fn plan_create_source(
         value_format,
         timestamp_column,
         timestamp_format: p.timestamp_format.clone(),
+        headers: headers.clone(),
         written_by: None,
         sql: sql.to_string(),
     };
@@ -295,10 +345,13 @@ fn contains_map(t: &sluice_common::DataType) -> bool {
 
 pub(crate) fn check_formats(
     schema: &Schema,
+    header_columns: usize,
     key: &FormatSpec,
     value: &FormatSpec,
     at: &Name,
 ) -> Result<()> {
+    let values = schema.values();
+    let payload = &values[..values.len() - header_columns.min(values.len())];
     for k in schema.keys() {
         if contains_map(&k.data_type) {
             return Err(PlanError::at_name(
@@ -310,7 +363,7 @@ pub(crate) fn check_formats(
             ));
         }
     }
-    if value.wrap_single_value.is_some() && schema.values().len() != 1 {
+    if value.wrap_single_value.is_some() && payload.len() != 1 {
         return Err(PlanError::at_name(
             "'WRAP_SINGLE_VALUE' is only valid for single-field value schemas",
             at,
@@ -318,9 +371,9 @@ pub(crate) fn check_formats(
     }
     sluice_format::validate(key, schema.keys(), true)
         .map_err(|e| PlanError::at_name(e.to_string(), at))?;
-    sluice_format::validate(value, schema.values(), false)
+    sluice_format::validate(value, payload, false)
         .map_err(|e| PlanError::at_name(e.to_string(), at))?;
-    if value.kind == FormatKind::None && !schema.values().is_empty() {
+    if value.kind == FormatKind::None && !payload.is_empty() {
         return Err(PlanError::at_name(
             "VALUE_FORMAT 'NONE' cannot carry value columns",
             at,

@@ -32,6 +32,20 @@ pub fn plan_insert_values(
             })
             .collect(),
     };
+    let header_targets: Vec<&str> = names
+        .iter()
+        .filter(|n| target.headers.iter().any(|(h, _)| *h == n.value))
+        .map(|n| n.value.as_str())
+        .collect();
+    if !header_targets.is_empty() {
+        return Err(PlanError::at_name(
+            format!(
+                "Cannot insert into HEADER columns: {}",
+                header_targets.join(", ")
+            ),
+            at,
+        ));
+    }
     if names.len() != values.len() {
         return Err(PlanError::at_name(
             format!(

@@ -339,7 +339,7 @@ pub fn plan_create_as(
         } else {
             key_format
         };
-    check_formats(&schema, &key_format, &value_format, name)?;
+    check_formats(&schema, 0, &key_format, &value_format, name)?;
     let timestamp_column = check_timestamp(
         &schema,
         p.timestamp.as_deref(),
@@ -356,6 +356,7 @@ pub fn plan_create_as(
         value_format,
         timestamp_column,
         timestamp_format: p.timestamp_format.clone(),
+        headers: Vec::new(),
         written_by: Some(ids.query_id.clone()),
         sql: sql.to_string(),
     };
@@ -386,6 +387,15 @@ pub fn plan_insert_select(
         line: select.from.line,
         column: select.from.column,
     };
+    if !target.headers.is_empty() {
+        return Err(PlanError::at_name(
+            format!(
+                "Cannot insert into {} because it has header columns",
+                target.name
+            ),
+            &at,
+        ));
+    }
     if target.kind != SourceKind::Stream {
         return Err(PlanError::at_name(
             format!(

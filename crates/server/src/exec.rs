@@ -103,6 +103,7 @@ fn processing_log_source() -> SourceDef {
         value_format: FormatSpec::new(FormatKind::Json),
         timestamp_column: None,
         timestamp_format: None,
+        headers: Vec::new(),
         written_by: None,
         sql: String::new(),
     }
@@ -888,8 +889,16 @@ impl Executor {
             .columns
             .iter()
             .map(|c| {
+                let header = def
+                    .headers
+                    .iter()
+                    .find(|(n, _)| *n == c.name)
+                    .map(|(_, k)| match k {
+                        None => " (HEADERS)".to_string(),
+                        Some(k) => format!(" (HEADER('{k}'))"),
+                    });
                 let t = match c.role {
-                    ColumnRole::Value => c.data_type.to_string(),
+                    ColumnRole::Value => format!("{}{}", c.data_type, header.unwrap_or_default()),
                     role => format!("{} ({})", c.data_type, role.label()),
                 };
                 vec![Value::String(c.name.clone()), Value::String(t)]

@@ -39,6 +39,14 @@ pub struct ColumnDef {
     pub name: Name,
     pub data_type: DataType,
     pub key: KeyKind,
+    /// `HEADERS` (all headers) or `HEADER('k')` (the last header named k).
+    pub header: Option<HeaderSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderSpec {
+    All,
+    Key(String),
 }
 
 /// WITH (...) properties, names upper-cased.

@@ -409,10 +409,21 @@ impl<'a> P<'a> {
         } else {
             KeyKind::None
         };
+        let header = if self.eat("HEADERS") {
+            Some(HeaderSpec::All)
+        } else if self.eat("HEADER") {
+            self.expect_token(Token::LParen)?;
+            let k = self.string()?;
+            self.expect_token(Token::RParen)?;
+            Some(HeaderSpec::Key(k))
+        } else {
+            None
+        };
         Ok(ColumnDef {
             name,
             data_type,
             key,
+            header,
         })
     }
 

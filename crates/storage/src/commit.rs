@@ -47,6 +47,17 @@ impl Txn {
     pub fn append_count(&self) -> usize {
         self.appends.len()
     }
+
+    /// Gives the records appended since `from` these headers: outputs carry the headers
+    /// of the input record they were derived from, as in Kafka Streams.
+    pub fn stamp_headers(&mut self, from: usize, headers: &[(String, Option<Vec<u8>>)]) {
+        if headers.is_empty() {
+            return;
+        }
+        for (_, _, record) in self.appends.iter_mut().skip(from) {
+            record.headers = headers.to_vec();
+        }
+    }
 }
 
 pub(crate) struct Pending {

@@ -283,11 +283,11 @@ fn encode_input_value(def: Option<&SourceDef>, value: &Json) -> Result<Option<Ve
     };
     match def.value_format.kind {
         FormatKind::Json => Ok(Some(value.to_string().into_bytes())),
-        FormatKind::Kafka => match def.schema.values().first() {
+        FormatKind::Kafka => match def.payload_columns().first() {
             Some(c) => {
                 let v = json_to_value(value, &c.data_type)
                     .map_err(|e| format!("input value {value}: {e}"))?;
-                encode_value(&def.value_format, def.schema.values(), Some(&[v]))
+                encode_value(&def.value_format, def.payload_columns(), Some(&[v]))
                     .map_err(|e| e.to_string())
             }
             None => Ok(None),
@@ -419,10 +419,12 @@ fn actual_value(def: Option<&SourceDef>, bytes: Option<&[u8]>) -> Json {
     };
     match def.value_format.kind {
         FormatKind::Json => serde_json::from_slice(b).unwrap_or_else(|_| text()),
-        FormatKind::Kafka => match decode_value(&def.value_format, def.schema.values(), Some(b)) {
-            Ok(Some(v)) if v.len() == 1 => value_to_json(&v[0]),
-            _ => text(),
-        },
+        FormatKind::Kafka => {
+            match decode_value(&def.value_format, def.payload_columns(), Some(b)) {
+                Ok(Some(v)) if v.len() == 1 => value_to_json(&v[0]),
+                _ => text(),
+            }
+        }
         _ => text(),
     }
 }

@@ -154,11 +154,15 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "LEN",
-        signature: "LEN(string)",
-        description: "The number of characters in a string.",
-        return_type: |a| string_args(a, 1, 1).map(|_| DataType::Int),
+        signature: "LEN(string | bytes)",
+        description: "The number of characters in a string, or of bytes in a BYTES value.",
+        return_type: |a| match a {
+            [DataType::Bytes] => Ok(DataType::Int),
+            _ => string_args(a, 1, 1).map(|_| DataType::Int),
+        },
         eval: |a| match a.first() {
             Some(Value::String(s)) => Value::Int(s.chars().count() as i32),
+            Some(Value::Bytes(b)) => Value::Int(b.len() as i32),
             _ => Value::Null,
         },
     },
