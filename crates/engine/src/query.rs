@@ -56,7 +56,7 @@ pub struct Engine {
 enum Kind {
     Query(Box<QueryPlan>),
     /// Keeps a source table's store current for pull queries.
-    Materialize(SourceDef),
+    Materialize(Box<SourceDef>),
 }
 
 struct Worker {
@@ -114,7 +114,7 @@ impl Engine {
         let id = table.id;
         let label = format!("materialize {}", table.name);
         let running = self.spawn(
-            Kind::Materialize(table.clone()),
+            Kind::Materialize(Box::new(table.clone())),
             table,
             None,
             b'M',
