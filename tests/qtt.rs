@@ -189,4 +189,111 @@ fn write_conformance(corpus: &Corpus, summary: &sluice_testrunner::Summary) {
         .collect();
     let text = format!("{DOC_TITLE}\n{}", sections.join("\n"));
     std::fs::write(path, text).expect("write docs/conformance.md");
+    if corpus.label == QTT.label {
+        write_readme_areas(summary);
+    }
+}
+
+/// The README's per-area summary of QTT results: areas group the corpus files by topic
+/// (a reporting convenience only; nothing in the engine depends on it).
+fn area_of(file: &str) -> &'static str {
+    let f = file.trim_end_matches(".json");
+    let has = |words: &[&str]| words.iter().any(|w| f.contains(w));
+    if has(&["join"]) {
+        "joins"
+    } else if has(&[
+        "window",
+        "hopping",
+        "tumbling",
+        "session",
+        "emit-final",
+        "suppress",
+    ]) {
+        "windows"
+    } else if has(&[
+        "udaf",
+        "count",
+        "sum",
+        "collect",
+        "topk",
+        "histogram",
+        "attr",
+        "average",
+        "latest",
+        "earliest",
+        "stddev",
+        "correlation",
+        "min-max",
+        "max-group",
+        "group-by",
+    ]) {
+        "aggregation"
+    } else if has(&[
+        "json",
+        "delimited",
+        "kafka",
+        "format",
+        "serde",
+        "none",
+        "key-schemas",
+        "elements",
+        "bytes",
+        "decimal",
+        "identifiers",
+        "literals",
+    ]) {
+        "types and formats"
+    } else if has(&[
+        "partition",
+        "project-filter",
+        "select",
+        "insert",
+        "source",
+        "sink",
+        "drop",
+        "headers",
+        "timestamp",
+        "rowtime",
+        "offset",
+        "create-type",
+        "asserts",
+        "explode",
+        "cube",
+        "table-functions",
+    ]) {
+        "queries and DDL"
+    } else {
+        "functions and expressions"
+    }
+}
+
+fn write_readme_areas(summary: &sluice_testrunner::Summary) {
+    let mut areas: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for o in &summary.outcomes {
+        let e = areas.entry(area_of(&o.file)).or_default();
+        e.1 += 1;
+        if o.status == sluice_testrunner::Status::Passed {
+            e.0 += 1;
+        }
+    }
+    let mut table =
+        String::from("<!-- qtt-areas:start -->\n| area | passed | cases |\n|---|---:|---:|\n");
+    for (area, (p, n)) in &areas {
+        let _ = writeln!(table, "| {area} | {p} | {n} |");
+    }
+    table.push_str("<!-- qtt-areas:end -->");
+    let path = root().join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap_or_default();
+    if let (Some(a), Some(b)) = (
+        readme.find("<!-- qtt-areas:start -->"),
+        readme.find("<!-- qtt-areas:end -->"),
+    ) {
+        let updated = format!(
+            "{}{}{}",
+            &readme[..a],
+            table,
+            &readme[b + "<!-- qtt-areas:end -->".len()..]
+        );
+        std::fs::write(path, updated).expect("write README.md");
+    }
 }
