@@ -133,3 +133,41 @@ async fn scripted_failures_exit_non_zero_and_json_output_is_one_object_per_line(
         text(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_shell_multiline_ctrl_c_and_history() {
+    let python = Command::new("python3").arg("--version").output();
+    if python.is_err() {
+        eprintln!(
+            "skipping the interactive shell test: python3 (used to drive a pseudo-terminal) is not installed"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/pty/interactive_shell.py"
+    );
+    let history = dir.path().join("history");
+    let url = server.url();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args([
+                script,
+                env!("CARGO_BIN_EXE_sluice"),
+                &url,
+                history.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success() && text(&out.stdout).contains("interactive shell OK"),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
