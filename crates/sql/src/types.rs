@@ -158,7 +158,8 @@ impl<'p, 'a> TypeParser<'p, 'a> {
                             }
                         };
                         fields.push((name, self.data_type()?));
-                        if !self.p.consume_token(&Token::Comma) {
+                        // A `>>` that closed the field's type may also close this struct.
+                        if self.pending_gt > 0 || !self.p.consume_token(&Token::Comma) {
                             break;
                         }
                     }
@@ -185,4 +186,21 @@ pub fn parse_type(text: &str) -> Result<DataType, ParseError> {
             column: 0,
         })?;
     TypeParser::new(&mut parser).data_type()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_type;
+
+    #[test]
+    fn shift_right_closes_nested_structs_at_the_right_level() {
+        let t = parse_type("STRUCT<A STRUCT<B ARRAY<DOUBLE>>, C ARRAY<DOUBLE>, D INT>").unwrap();
+        assert_eq!(
+            t.to_string(),
+            "STRUCT<`A` STRUCT<`B` ARRAY<DOUBLE>>, `C` ARRAY<DOUBLE>, `D` INTEGER>"
+        );
+        let t = parse_type("MAP<STRING, ARRAY<STRUCT<X INT>>>").unwrap();
+        assert_eq!(t.to_string(), "MAP<STRING, ARRAY<STRUCT<`X` INTEGER>>>");
+        assert!(parse_type("ARRAY<INT").is_err());
+    }
 }
