@@ -216,9 +216,10 @@ impl Value {
     pub fn sql_eq(&self, other: &Value) -> Option<bool> {
         match (self, other) {
             (Value::Null, _) | (_, Value::Null) => None,
-            (Value::Map(_), Value::Map(_)) | (Value::Struct(_), Value::Struct(_)) => {
-                Some(self == other)
-            }
+            // Collections compare structurally, NULL elements equal to NULL (Java equals).
+            (Value::Array(_), Value::Array(_))
+            | (Value::Map(_), Value::Map(_))
+            | (Value::Struct(_), Value::Struct(_)) => Some(self == other),
             _ => self.sql_cmp(other).map(|o| o == Ordering::Equal),
         }
     }

@@ -132,7 +132,16 @@ pub fn json_to_value(json: &Json, t: &DataType) -> Result<Value> {
             _ => return mismatch(json, t),
         },
         DataType::Int => match json {
-            Json::Number(n) => match n.as_i64().and_then(|i| i32::try_from(i).ok()) {
+            // Like Jackson, an integral column accepts a number with a fraction by truncation.
+            Json::Number(n) => match n
+                .as_i64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.is_finite())
+                        .map(|f| f.trunc() as i64)
+                })
+                .and_then(|i| i32::try_from(i).ok())
+            {
                 Some(i) => Value::Int(i),
                 None => return mismatch(json, t),
             },
@@ -140,7 +149,11 @@ pub fn json_to_value(json: &Json, t: &DataType) -> Result<Value> {
             _ => return mismatch(json, t),
         },
         DataType::BigInt | DataType::Timestamp | DataType::Time => match json {
-            Json::Number(n) => match n.as_i64() {
+            Json::Number(n) => match n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && f.abs() < 9.2e18)
+                    .map(|f| f.trunc() as i64)
+            }) {
                 Some(i) => match t {
                     DataType::BigInt => Value::BigInt(i),
                     DataType::Timestamp => Value::Timestamp(i),
