@@ -170,6 +170,7 @@ pub fn plan_create_source(
     columns: &[ColumnDef],
     props: &Properties,
     sql: &str,
+    cfg: &crate::SessionConfig,
 ) -> Result<(SourceDef, Option<u32>)> {
     let p = source_props(props, name)?;
     let topic = p.topic.clone().ok_or_else(|| {
@@ -178,12 +179,22 @@ pub fn plan_create_source(
             name,
         )
     })?;
-    let value_format = p.value_format_or(None).ok_or_else(|| {
+    let default_value = cfg.default_value_format.map(FormatSpec::new);
+    let mut value_format = p.value_format_or(default_value.as_ref()).ok_or_else(|| {
         PlanError::at_name(
-            "Missing required property \"VALUE_FORMAT\" which has no default value.",
+            "Statement is missing the 'VALUE_FORMAT' property from the WITH clause. Either provide one or set a default via the 'ksql.persistence.default.format.value' config.",
             name,
         )
     })?;
+    if value_format.wrap_single_value.is_none()
+        && columns
+            .iter()
+            .filter(|c| c.key == KeyKind::None && c.header.is_none())
+            .count()
+            == 1
+    {
+        value_format.wrap_single_value = cfg.wrap_single_values;
+    }
     let mut cols = Vec::with_capacity(columns.len());
     let mut header_cols: Vec<(Column, Option<String>)> = Vec::new();
     for c in columns {
@@ -302,7 +313,7 @@ pub fn plan_create_source(
     let key_format = match p.key_format.clone() {
         Some(f) => f,
         None if schema.key_count() == 0 => FormatSpec::new(FormatKind::None),
-        None => FormatSpec::new(FormatKind::Kafka),
+        None => FormatSpec::new(cfg.default_key_format.unwrap_or(FormatKind::Kafka)),
     };
     let key_format = if schema.key_count() == 0 {
         FormatSpec::new(FormatKind::None)

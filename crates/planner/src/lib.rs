@@ -14,6 +14,45 @@ pub mod query;
 
 use sluice_common::SourceDef;
 
+/// Session properties that change how statements are planned (ksqlDB's names).
+#[derive(Debug, Clone, Default)]
+pub struct SessionConfig {
+    /// `ksql.persistence.default.format.value`
+    pub default_value_format: Option<sluice_common::FormatKind>,
+    /// `ksql.persistence.default.format.key`
+    pub default_key_format: Option<sluice_common::FormatKind>,
+    /// `ksql.persistence.wrap.single.values`
+    pub wrap_single_values: Option<bool>,
+    /// `ksql.output.topic.name.prefix`
+    pub topic_prefix: String,
+}
+
+impl SessionConfig {
+    /// Reads the properties a request or test case carries; unknown ones are ignored.
+    pub fn from_properties<'a>(
+        props: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> SessionConfig {
+        let mut cfg = SessionConfig::default();
+        let format = |v: &str| match v.to_ascii_uppercase().as_str() {
+            "JSON" | "JSON_SR" => Some(sluice_common::FormatKind::Json),
+            "KAFKA" => Some(sluice_common::FormatKind::Kafka),
+            "DELIMITED" => Some(sluice_common::FormatKind::Delimited),
+            "NONE" => Some(sluice_common::FormatKind::None),
+            _ => None,
+        };
+        for (k, v) in props {
+            match k.as_str() {
+                "ksql.persistence.default.format.value" => cfg.default_value_format = format(v),
+                "ksql.persistence.default.format.key" => cfg.default_key_format = format(v),
+                "ksql.persistence.wrap.single.values" => cfg.wrap_single_values = v.parse().ok(),
+                "ksql.output.topic.name.prefix" => cfg.topic_prefix = v.clone(),
+                _ => {}
+            }
+        }
+        cfg
+    }
+}
+
 /// A planning error, positioned in the statement text where possible (1-based; 0 = none).
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 #[error("{message}")]

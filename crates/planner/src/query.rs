@@ -311,6 +311,7 @@ pub fn plan_create_as(
     select: &Select,
     catalog: &dyn Catalog,
     sql: &str,
+    cfg: &crate::SessionConfig,
 ) -> Result<PlannedQuery> {
     let source = lookup(catalog, &select.from)?;
     let p = source_props(props, name)?;
@@ -328,6 +329,12 @@ pub fn plan_create_as(
         .unwrap_or(FormatSpec::new(FormatKind::Json));
     if p.value_format.is_some() && p.wrap_single_value.is_none() {
         value_format.wrap_single_value = None;
+    }
+    if p.wrap_single_value.is_none()
+        && schema.values().len() == 1
+        && cfg.wrap_single_values.is_some()
+    {
+        value_format.wrap_single_value = cfg.wrap_single_values;
     }
     if value_format.kind == FormatKind::Delimited && p.value_format.is_none() {
         value_format.delimiter = source.value_format.delimiter;
@@ -351,7 +358,10 @@ pub fn plan_create_as(
         name: name.value.clone(),
         kind,
         schema,
-        topic: p.topic.clone().unwrap_or_else(|| name.value.clone()),
+        topic: p
+            .topic
+            .clone()
+            .unwrap_or_else(|| format!("{}{}", cfg.topic_prefix, name.value)),
         key_format,
         value_format,
         timestamp_column,

@@ -245,6 +245,17 @@ impl Executor {
     }
 
     pub async fn execute(&self, stmt: &Statement) -> Result<Outcome, ExecError> {
+        self.execute_with(stmt, &std::collections::HashMap::new())
+            .await
+    }
+
+    /// Runs a statement with request properties (e.g. `ksql.persistence.default.format.value`).
+    pub async fn execute_with(
+        &self,
+        stmt: &Statement,
+        properties: &std::collections::HashMap<String, String>,
+    ) -> Result<Outcome, ExecError> {
+        let cfg = sluice_planner::SessionConfig::from_properties(properties);
         match &stmt.kind {
             StatementKind::CreateSource {
                 kind,
@@ -269,7 +280,7 @@ impl Executor {
                 let mut txn = Txn::new();
                 let id = self.alloc_ids(1, &mut txn);
                 let (mut def, partitions) = sluice_planner::ddl::plan_create_source(
-                    id, *kind, name, columns, properties, &stmt.text,
+                    id, *kind, name, columns, properties, &stmt.text, &cfg,
                 )?;
                 if let Some(existing) = self.source(&name.value) {
                     // CREATE OR REPLACE: only a compatible redefinition keeps the source's state.
@@ -356,7 +367,7 @@ impl Executor {
                 };
                 let planned = {
                     let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-                    plan_create_as(ids, *kind, name, properties, query, &*cat, &stmt.text)?
+                    plan_create_as(ids, *kind, name, properties, query, &*cat, &stmt.text, &cfg)?
                 };
                 if planned.plan.source.id == SYSTEM_SOURCE_ID
                     && planned.plan.source.name != PROCESSING_LOG_STREAM
@@ -999,8 +1010,16 @@ impl Executor {
                             query_num: u64::MAX,
                             query_id: "(not started)".into(),
                         };
-                        let planned =
-                            plan_create_as(ids, *kind, name, properties, query, &*cat, &stmt.text)?;
+                        let planned = plan_create_as(
+                            ids,
+                            *kind,
+                            name,
+                            properties,
+                            query,
+                            &*cat,
+                            &stmt.text,
+                            &sluice_planner::SessionConfig::default(),
+                        )?;
                         describe_plan(&planned.plan)
                     }
                     StatementKind::Select(select) if select.emit_changes => {
@@ -1136,7 +1155,16 @@ fn replan(q: &QueryDef, cat: &CatalogState) -> Result<QueryPlan, ExecError> {
                 query_num: q.num,
                 query_id: q.id.clone(),
             };
-            let planned = plan_create_as(ids, *kind, name, properties, query, cat, &stmt.text)?;
+            let planned = plan_create_as(
+                ids,
+                *kind,
+                name,
+                properties,
+                query,
+                cat,
+                &stmt.text,
+                &sluice_planner::SessionConfig::default(),
+            )?;
             if planned.sink.schema != sink.schema {
                 return Err(ExecError::internal(format!(
                     "query {} no longer produces the schema of {}",

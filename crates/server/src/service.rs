@@ -81,10 +81,14 @@ impl Sluice for SluiceService {
             let statements = self.exec.parse(&req.sql).map_err(ExecError::from)?;
             let mut results = Vec::with_capacity(statements.len());
             for stmt in &statements {
-                let outcome = self.exec.execute(stmt).await.map_err(|e| {
-                    tracing::info!(error = %e.message, "statement failed");
-                    Status::from(e)
-                })?;
+                let outcome = self
+                    .exec
+                    .execute_with(stmt, &req.properties)
+                    .await
+                    .map_err(|e| {
+                        tracing::info!(error = %e.message, "statement failed");
+                        Status::from(e)
+                    })?;
                 results.push(pb::StatementResult {
                     statement: stmt.text.clone(),
                     message: outcome.message,

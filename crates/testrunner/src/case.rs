@@ -190,13 +190,28 @@ async fn run_with(exec: &Executor, test: &Json) -> Result<(), CaseError> {
         .and_then(Json::as_array)
         .map(|a| a.iter().filter_map(Json::as_str).collect())
         .unwrap_or_default();
+    // Case properties (format defaults, topic prefix, ...) apply to every statement.
+    let properties: std::collections::HashMap<String, String> = test
+        .get("properties")
+        .and_then(Json::as_object)
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     for (i, sql) in statements.iter().enumerate() {
         let result = match exec.parse(sql) {
             Err(e) => Err(sluice_server::ExecError::from(e)),
             Ok(stmts) => {
                 let mut r = Ok(());
                 for s in &stmts {
-                    if let Err(e) = exec.execute(s).await {
+                    if let Err(e) = exec.execute_with(s, &properties).await {
                         r = Err(e);
                         break;
                     }
