@@ -91,8 +91,11 @@ fn main() -> anyhow::Result<()> {
         let summary = sluice_testrunner::run(&opts, &mut std::io::stdout())?;
         std::process::exit(if summary.failed > 0 { 1 } else { 0 });
     }
+    // Planning recurses over the expression tree and debug builds use large frames, so
+    // threads get room for the deepest tree the planner accepts (its MAX_EXPR_DEPTH).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(32 << 20)
         .build()
         .context("starting the async runtime")?;
     match cli.command {

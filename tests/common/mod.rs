@@ -28,6 +28,16 @@ impl Server {
     }
 
     pub async fn start_on(data_dir: &Path, port: u16) -> Server {
+        Server::spawn(data_dir, port, None).await
+    }
+
+    /// Starts the server with its address space capped (`ulimit -v`, in KiB), so that a
+    /// runaway allocation fails inside the server instead of exhausting the test machine.
+    pub async fn start_limited(data_dir: &Path, max_address_space_kib: u64) -> Server {
+        Server::spawn(data_dir, free_port(), Some(max_address_space_kib)).await
+    }
+
+    async fn spawn(data_dir: &Path, port: u16, limit_kib: Option<u64>) -> Server {
         let addr = format!("127.0.0.1:{port}");
         let log_path = data_dir.with_extension(format!("{port}.log"));
         let log = std::fs::OpenOptions::new()
@@ -35,7 +45,18 @@ impl Server {
             .append(true)
             .open(&log_path)
             .expect("server log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let mut cmd = match limit_kib {
+            // `exec` keeps the pid, so `child.id()` is the server's.
+            Some(kib) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_sluice"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_sluice")),
+        };
+        let child = cmd
             .args(["server", "--data-dir"])
             .arg(data_dir)
             .args(["--listen", &addr])

@@ -66,6 +66,23 @@ pub fn ident_name(i: &Ident) -> String {
     }
 }
 
+/// The position of an expression's leftmost operand, found without recursion.
+fn leftmost_position(mut e: &SqlExpr) -> (u64, u64) {
+    loop {
+        e = match e {
+            SqlExpr::BinaryOp { left, .. } => left,
+            SqlExpr::UnaryOp { expr, .. } | SqlExpr::Nested(expr) => expr,
+            SqlExpr::IsNull(expr) | SqlExpr::IsNotNull(expr) => expr,
+            _ => break,
+        };
+    }
+    match e {
+        SqlExpr::Identifier(i) => (i.span.start.line, i.span.start.column),
+        SqlExpr::Value(v) => (v.span.start.line, v.span.start.column),
+        _ => (0, 0),
+    }
+}
+
 pub(crate) fn err_at<T>(e: &SqlExpr, message: impl Into<String>) -> Result<T> {
     let s = e.span().start;
     Err(PlanError::new(message, s.line, s.column))
@@ -87,17 +104,46 @@ pub enum AggMode<'a> {
 pub struct Binder<'a> {
     pub scope: &'a Scope,
     pub mode: AggMode<'a>,
+    /// Nesting depth of the expression being bound, to refuse absurdly deep trees
+    /// before they overflow a stack (here, in evaluation, or when dropped).
+    depth: usize,
 }
+
+/// Deepest expression tree the binder accepts.
+pub const MAX_EXPR_DEPTH: usize = 256;
 
 impl<'a> Binder<'a> {
     pub fn plain(scope: &'a Scope) -> Binder<'a> {
+        Binder::new(scope, AggMode::None)
+    }
+
+    pub fn new(scope: &'a Scope, mode: AggMode<'a>) -> Binder<'a> {
         Binder {
             scope,
-            mode: AggMode::None,
+            mode,
+            depth: 0,
         }
     }
 
     pub fn bind(&mut self, e: &SqlExpr) -> Result<Bound> {
+        if self.depth >= MAX_EXPR_DEPTH {
+            // Not err_at: a span of a very deep tree is itself computed recursively.
+            let (line, column) = leftmost_position(e);
+            return Err(PlanError::new(
+                format!(
+                    "Expression is nested too deeply (more than {MAX_EXPR_DEPTH} levels of operators or calls)"
+                ),
+                line,
+                column,
+            ));
+        }
+        self.depth += 1;
+        let out = self.bind_inner(e);
+        self.depth -= 1;
+        out
+    }
+
+    fn bind_inner(&mut self, e: &SqlExpr) -> Result<Bound> {
         if let AggMode::Collect {
             group_by, source, ..
         } = &self.mode
@@ -574,7 +620,31 @@ impl<'a> Binder<'a> {
                 Some(DataType::String)
             }
             _ if op.is_comparison() => {
-                comparable(e, &l.ty, &r.ty)?;
+                if let (Some(a), Some(b)) = (&l.ty, &r.ty) {
+                    let ordering = !matches!(op, BinaryOp::Eq | BinaryOp::NotEq);
+                    let complex = |t: &DataType| {
+                        matches!(
+                            t,
+                            DataType::Array(_) | DataType::Map(..) | DataType::Struct(_)
+                        )
+                    };
+                    if (ordering && (complex(a) || complex(b)))
+                        || comparable(e, &l.ty, &r.ty).is_err()
+                    {
+                        let name = match op {
+                            BinaryOp::Eq => "EQUAL",
+                            BinaryOp::NotEq => "NOT_EQUAL",
+                            BinaryOp::Lt => "LESS_THAN",
+                            BinaryOp::LtEq => "LESS_THAN_OR_EQUAL",
+                            BinaryOp::Gt => "GREATER_THAN",
+                            _ => "GREATER_THAN_OR_EQUAL",
+                        };
+                        return err_at(
+                            e,
+                            format!("Cannot compare {left} ({a}) to {right} ({b}) with {name}."),
+                        );
+                    }
+                }
                 Some(DataType::Boolean)
             }
             _ => match (&l.ty, &r.ty) {
@@ -914,7 +984,7 @@ impl<'a> Binder<'a> {
             }
             let ty = kind
                 .return_type(arg_type.as_ref(), call.n)
-                .or_else(|m| err_at(e, format!("Function {name} {m}")))?;
+                .or_else(|m| err_at(e, format!("Function '{}' {m}", name.to_ascii_lowercase())))?;
             let idx = group_by.len() + 1 + aggs.len();
             // COUNT(1) counts rows, like COUNT(*).
             if kind == AggKind::Count
@@ -958,8 +1028,8 @@ impl<'a> Binder<'a> {
             .iter()
             .map(|b| b.ty.clone().unwrap_or(DataType::String))
             .collect();
-        let ty =
-            (func.return_type)(&types).or_else(|m| err_at(e, format!("Function {name} {m}")))?;
+        let ty = (func.return_type)(&types)
+            .or_else(|m| err_at(e, format!("Function '{}' {m}", name.to_ascii_lowercase())))?;
         Ok(Bound {
             expr: Expr::Call {
                 func,
@@ -1215,8 +1285,18 @@ fn number(e: &SqlExpr, n: &str) -> Result<(Value, DataType)> {
 
 fn negate_literal(e: &SqlExpr, v: &Value) -> Result<Value> {
     Ok(match v {
-        Value::Int(i) => Value::Int(-i),
-        Value::BigInt(i) => Value::BigInt(-i),
+        Value::Int(i) => i
+            .checked_neg()
+            .map_or(Value::BigInt(-(*i as i64)), Value::Int),
+        Value::BigInt(i) => match i.checked_neg() {
+            Some(n) => Value::BigInt(n),
+            None => {
+                return err_at(
+                    e,
+                    format!("Invalid numeric literal: -({i}) overflows BIGINT"),
+                );
+            }
+        },
         Value::Double(d) => Value::Double(-d),
         Value::Decimal {
             unscaled: 9223372036854775808,

@@ -324,8 +324,12 @@ pub fn plan_create_as(
         }
         (None, _) => source.key_format.clone(),
     };
+    let inherited = FormatSpec {
+        wrap_single_value: None,
+        ..source.value_format.clone()
+    };
     let mut value_format = p
-        .value_format_or(Some(&source.value_format))
+        .value_format_or(Some(&inherited))
         .unwrap_or(FormatSpec::new(FormatKind::Json));
     if p.value_format.is_some() && p.wrap_single_value.is_none() {
         value_format.wrap_single_value = None;
@@ -817,7 +821,12 @@ fn plan_partition_by(
 }
 
 fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
-    let b = Binder::plain(scope).bind(w)?;
+    let b = Binder::plain(scope).bind(w).map_err(|mut e| {
+        if e.message.starts_with("Cannot compare") {
+            e.message = format!("Error in WHERE expression: {}", e.message);
+        }
+        e
+    })?;
     match b.ty {
         None | Some(DataType::Boolean) => Ok(b.expr),
         Some(t) => err_at(
@@ -883,27 +892,27 @@ fn plan_aggregate(
             keys[g] = Some((item_name, g));
             continue;
         }
-        let mut binder = Binder {
+        let mut binder = Binder::new(
             scope,
-            mode: AggMode::Collect {
+            AggMode::Collect {
                 group_by: &select.group_by,
                 source: scope,
                 aggs: &mut aggregates,
             },
-        };
+        );
         let bound = binder.bind(expr)?;
         values.push((item_name, bound, expr.clone()));
     }
     let having = match &select.having {
         Some(h) => {
-            let mut binder = Binder {
+            let mut binder = Binder::new(
                 scope,
-                mode: AggMode::Collect {
+                AggMode::Collect {
                     group_by: &select.group_by,
                     source: scope,
                     aggs: &mut aggregates,
                 },
-            };
+            );
             let b = binder.bind(h)?;
             if !b.ty.as_ref().is_none_or(|t| *t == DataType::Boolean) {
                 return err_at(h, format!("HAVING expression {h} must be BOOLEAN"));

@@ -85,8 +85,26 @@ impl From<sluice_format::FormatError> for ExecError {
     }
 }
 
+/// gRPC carries the message in a header; clients refuse headers past a few KiB (and drop
+/// the connection), so a message that echoes a huge input is shortened.
+const MAX_STATUS_MESSAGE: usize = 4096;
+
+/// A status whose message is shortened like every other error's.
+pub fn status(code: Code, message: impl Into<String>) -> Status {
+    ExecError::new(code, message).into()
+}
+
 impl From<ExecError> for Status {
     fn from(e: ExecError) -> Status {
-        Status::new(e.code, e.message)
+        let mut message = e.message;
+        if message.len() > MAX_STATUS_MESSAGE {
+            let mut end = MAX_STATUS_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str("… (message truncated)");
+        }
+        Status::new(e.code, message)
     }
 }

@@ -118,10 +118,13 @@ impl Sluice for SluiceService {
         let _enter = span.enter();
         let mut statements = self.exec.parse(&req.sql).map_err(ExecError::from)?;
         if statements.len() != 1 {
-            return Err(Status::invalid_argument(format!(
-                "the Query RPC takes exactly one statement, got {}",
-                statements.len()
-            )));
+            return Err(crate::error::status(
+                tonic::Code::InvalidArgument,
+                format!(
+                    "the Query RPC takes exactly one statement, got {}",
+                    statements.len()
+                ),
+            ));
         }
         let stmt = statements.remove(0);
         let earliest = req.properties.iter().any(|(k, v)| {
@@ -220,7 +223,7 @@ impl Sluice for SluiceService {
                 let t = log
                     .topic(&topic.value)
                     .or_else(|| log.topics().into_iter().find(|t| t.name.eq_ignore_ascii_case(&topic.value)))
-                    .ok_or_else(|| Status::not_found(format!("Could not find topic '{}', or the KSQL user does not have permissions to list the topic. Topic names are case-sensitive.", topic.value)))?;
+                    .ok_or_else(|| crate::error::status(tonic::Code::NotFound, format!("Could not find topic '{}', or the KSQL user does not have permissions to list the topic. Topic names are case-sensitive.", topic.value)))?;
                 let cols = ["ROWTIME", "PARTITION", "OFFSET", "KEY", "VALUE"];
                 let types = ["BIGINT", "INTEGER", "BIGINT", "STRING", "STRING"];
                 let columns = cols
@@ -244,7 +247,12 @@ impl Sluice for SluiceService {
                             let records = match log.read(&t, p, positions[p as usize], 256) {
                                 Ok(r) => r,
                                 Err(e) => {
-                                    let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                                    let _ = tx
+                                        .send(Err(crate::error::status(
+                                            tonic::Code::Internal,
+                                            e.to_string(),
+                                        )))
+                                        .await;
                                     return;
                                 }
                             };
@@ -287,7 +295,8 @@ impl Sluice for SluiceService {
                 });
                 Ok(Response::new(Box::pin(ReceiverStream::new(out))))
             }
-            _ => Err(Status::invalid_argument(
+            _ => Err(crate::error::status(
+                tonic::Code::InvalidArgument,
                 "the Query RPC runs SELECT and PRINT; use Execute for other statements",
             )),
         }
@@ -361,13 +370,13 @@ impl Sluice for SluiceService {
                 .exec
                 .log()
                 .topic(&req.topic)
-                .ok_or_else(|| Status::not_found(format!("Topic '{}' does not exist", req.topic)))?;
+                .ok_or_else(|| crate::error::status(tonic::Code::NotFound, format!("Topic '{}' does not exist", req.topic)))?;
             let mut txn = Txn::new();
             let now = now_ms();
             for (i, r) in req.records.into_iter().enumerate() {
                 let partition = match r.partition {
                     Some(p) if p < 0 || p as u32 >= topic.partitions => {
-                        return Err(Status::out_of_range(format!("record {i}: partition {p} does not exist; topic '{}' has {} partitions", topic.name, topic.partitions)));
+                        return Err(crate::error::status(tonic::Code::OutOfRange, format!("record {i}: partition {p} does not exist; topic '{}' has {} partitions", topic.name, topic.partitions)));
                     }
                     Some(p) => p as u32,
                     None => topic.partition_for(r.key.as_deref()),
@@ -397,14 +406,20 @@ impl Sluice for SluiceService {
     ) -> Result<Response<Self::ConsumeStream>, Status> {
         let req = request.into_inner();
         let log = self.exec.log().clone();
-        let topic = log
-            .topic(&req.topic)
-            .ok_or_else(|| Status::not_found(format!("Topic '{}' does not exist", req.topic)))?;
+        let topic = log.topic(&req.topic).ok_or_else(|| {
+            crate::error::status(
+                tonic::Code::NotFound,
+                format!("Topic '{}' does not exist", req.topic),
+            )
+        })?;
         if req.partition < 0 || req.partition as u32 >= topic.partitions {
-            return Err(Status::out_of_range(format!(
-                "partition {} does not exist; topic '{}' has {} partitions",
-                req.partition, topic.name, topic.partitions
-            )));
+            return Err(crate::error::status(
+                tonic::Code::OutOfRange,
+                format!(
+                    "partition {} does not exist; topic '{}' has {} partitions",
+                    req.partition, topic.name, topic.partitions
+                ),
+            ));
         }
         let partition = req.partition as u32;
         let mut next = if req.offset < 0 {
@@ -426,7 +441,12 @@ impl Sluice for SluiceService {
                 let records = match log.read(&topic, partition, next, want) {
                     Ok(r) => r,
                     Err(e) => {
-                        let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                        let _ = tx
+                            .send(Err(crate::error::status(
+                                tonic::Code::Internal,
+                                e.to_string(),
+                            )))
+                            .await;
                         return;
                     }
                 };
@@ -495,18 +515,21 @@ fn prepare_batch(
         .get(&name)
         .is_none_or(|t| t.columns_key != req.columns);
     if stale {
-        let def = exec
-            .source(&name)
-            .ok_or_else(|| Status::not_found(format!("{name} does not exist.")))?;
+        let def = exec.source(&name).ok_or_else(|| {
+            crate::error::status(tonic::Code::NotFound, format!("{name} does not exist."))
+        })?;
         if def.kind == SourceKind::Table && def.written_by.is_some() {
-            return Err(Status::invalid_argument(format!(
-                "Cannot insert values into read-only table: {name}"
-            )));
+            return Err(crate::error::status(
+                tonic::Code::InvalidArgument,
+                format!("Cannot insert values into read-only table: {name}"),
+            ));
         }
-        let topic = exec
-            .log()
-            .topic(&def.topic)
-            .ok_or_else(|| Status::internal(format!("topic {} is missing", def.topic)))?;
+        let topic = exec.log().topic(&def.topic).ok_or_else(|| {
+            crate::error::status(
+                tonic::Code::Internal,
+                format!("topic {} is missing", def.topic),
+            )
+        })?;
         let positions = if req.columns.is_empty() {
             (0..def.schema.len()).collect()
         } else {
@@ -518,7 +541,10 @@ fn prepare_batch(
                     c.to_ascii_uppercase()
                 };
                 v.push(def.schema.index_of(&n).ok_or_else(|| {
-                    Status::invalid_argument(format!("Column name {n} does not exist in {name}."))
+                    crate::error::status(
+                        tonic::Code::InvalidArgument,
+                        format!("Column name {n} does not exist in {name}."),
+                    )
                 })?);
             }
             v
@@ -533,33 +559,39 @@ fn prepare_batch(
             },
         );
     }
-    let target = targets
-        .get(&name)
-        .ok_or_else(|| Status::internal("bulk insert target vanished"))?;
+    let target = targets.get(&name).ok_or_else(|| {
+        crate::error::status(tonic::Code::Internal, "bulk insert target vanished")
+    })?;
     let now = now_ms();
     let mut txn = Txn::new();
     let width = target.def.schema.len();
     for (ri, r) in req.rows.iter().enumerate() {
         if r.values.len() != target.positions.len() {
-            return Err(Status::invalid_argument(format!(
-                "batch {}: row {ri} has {} values, expected {}",
-                req.batch_id,
-                r.values.len(),
-                target.positions.len()
-            )));
+            return Err(crate::error::status(
+                tonic::Code::InvalidArgument,
+                format!(
+                    "batch {}: row {ri} has {} values, expected {}",
+                    req.batch_id,
+                    r.values.len(),
+                    target.positions.len()
+                ),
+            ));
         }
         let mut row = vec![Value::Null; width];
         for (v, &idx) in r.values.iter().zip(&target.positions) {
             let col = &target.def.schema.columns[idx];
             row[idx] = from_proto(v, &col.data_type).map_err(|e| {
-                Status::invalid_argument(format!(
-                    "batch {}: row {ri}, column {}: {e}",
-                    req.batch_id, col.name
-                ))
+                crate::error::status(
+                    tonic::Code::InvalidArgument,
+                    format!("batch {}: row {ri}, column {}: {e}", req.batch_id, col.name),
+                )
             })?;
         }
         let record = encode_row_record(&target.def, &row, now, false).map_err(|e| {
-            Status::invalid_argument(format!("batch {}: row {ri}: {e}", req.batch_id))
+            crate::error::status(
+                tonic::Code::InvalidArgument,
+                format!("batch {}: row {ri}: {e}", req.batch_id),
+            )
         })?;
         let partition = target.topic.partition_for(record.key.as_deref());
         txn.append(&target.topic, partition, record);

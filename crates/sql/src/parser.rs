@@ -10,6 +10,21 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 
 /// Parses a script of `;`-separated statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
+    parse_script(sql).map_err(|e| with_position(e, sql))
+}
+
+/// Errors found at the end of the input (or by sqlparser's nesting limit) carry no
+/// position; they are placed at the end of the input, which is where the parser stopped.
+fn with_position(mut e: ParseError, sql: &str) -> ParseError {
+    if e.line == 0 {
+        let last = sql.trim_end();
+        e.line = last.lines().count().max(1) as u64;
+        e.column = last.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
+    }
+    e
+}
+
+fn parse_script(sql: &str) -> Result<Vec<Statement>, ParseError> {
     let dialect = KsqlDialect;
     let parser = Parser::new(&dialect).try_with_sql(sql).map_err(convert)?;
     let mut p = P {

@@ -25,7 +25,12 @@ pub(crate) struct TypeParser<'p, 'a> {
     p: &'p mut Parser<'a>,
     /// A `>>` token split in two while closing nested type parameters.
     pending_gt: u32,
+    /// Nesting depth of ARRAY/MAP/STRUCT parameters, bounded so a hostile type cannot
+    /// exhaust the stack.
+    depth: u32,
 }
+
+const MAX_TYPE_DEPTH: u32 = 64;
 
 type R<T> = Result<T, ParseError>;
 
@@ -38,7 +43,11 @@ fn describe(t: &Token) -> String {
 
 impl<'p, 'a> TypeParser<'p, 'a> {
     pub(crate) fn new(p: &'p mut Parser<'a>) -> Self {
-        TypeParser { p, pending_gt: 0 }
+        TypeParser {
+            p,
+            pending_gt: 0,
+            depth: 0,
+        }
     }
 
     fn err<T>(&self, at: &TokenWithSpan, message: impl Into<String>) -> R<T> {
@@ -91,6 +100,20 @@ impl<'p, 'a> TypeParser<'p, 'a> {
     }
 
     pub(crate) fn data_type(&mut self) -> R<DataType> {
+        if self.depth >= MAX_TYPE_DEPTH {
+            let t = self.p.peek_token();
+            return self.err(
+                &t,
+                format!("Type is nested too deeply (more than {MAX_TYPE_DEPTH} levels)"),
+            );
+        }
+        self.depth += 1;
+        let out = self.data_type_at_depth();
+        self.depth -= 1;
+        out
+    }
+
+    fn data_type_at_depth(&mut self) -> R<DataType> {
         let t = self.p.next_token();
         let word = match &t.token {
             Token::Word(w) => w.value.to_ascii_uppercase(),

@@ -54,6 +54,7 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary, RunnerError> 
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_stack_size(32 << 20)
         .enable_all()
         .build()
         .map_err(|e| RunnerError::Read {

@@ -103,7 +103,9 @@ fn pad_rule(args: &[DataType]) -> Result<DataType, String> {
 
 /// LPAD/RPAD over any element type: NULL for a negative length or empty padding.
 fn pad<T: Clone>(input: &[T], len: i64, padding: &[T], left: bool) -> Option<Vec<T>> {
-    if len < 0 || padding.is_empty() {
+    // A length a client can choose must not become an allocation that aborts the server.
+    const MAX_PADDED_LEN: i64 = 16 << 20;
+    if !(0..=MAX_PADDED_LEN).contains(&len) || padding.is_empty() {
         return None;
     }
     let len = len as usize;
