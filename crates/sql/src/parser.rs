@@ -266,6 +266,17 @@ impl<'a> P<'a> {
                 );
             }
         }
+        Ok(self.finish(&first, start, &end_tok, kind))
+    }
+
+    /// The statement with its own text: from its first token up to `end_tok`.
+    fn finish(
+        &self,
+        first: &TokenWithSpan,
+        start: usize,
+        end_tok: &TokenWithSpan,
+        kind: StatementKind,
+    ) -> Statement {
         let end = if end_tok.token == Token::EOF {
             self.sql.len()
         } else {
@@ -277,12 +288,12 @@ impl<'a> P<'a> {
             .unwrap_or_default()
             .trim()
             .to_string();
-        Ok(Statement {
+        Statement {
             text,
             line: first.span.start.line,
             column: first.span.start.column,
             kind,
-        })
+        }
     }
 
     /// A nested statement (after EXPLAIN): same grammar, text to the end of the statement.
@@ -295,23 +306,7 @@ impl<'a> P<'a> {
             _ => StatementKind::Select(Box::new(self.select()?)),
         };
         let end_tok = self.p.peek_token();
-        let end = if end_tok.token == Token::EOF {
-            self.sql.len()
-        } else {
-            self.offset(end_tok.span.start)
-        };
-        let text = self
-            .sql
-            .get(start..end)
-            .unwrap_or_default()
-            .trim()
-            .to_string();
-        Ok(Statement {
-            text,
-            line: first.span.start.line,
-            column: first.span.start.column,
-            kind,
-        })
+        Ok(self.finish(&first, start, &end_tok, kind))
     }
 
     fn string(&mut self) -> R<String> {
