@@ -514,6 +514,12 @@ impl<'a> Binder<'a> {
                     ty = unify(el, ty, b.ty)?;
                     items.push(b.expr);
                 }
+                if arr.elem.is_empty() {
+                    return err_at(
+                        e,
+                        "Array constructor cannot be empty. Please supply at least one element (see https://github.com/confluentinc/ksql/issues/4239).",
+                    );
+                }
                 let item_ty = ty.ok_or_else(|| PlanError::new("Cannot construct an array with all NULL elements (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL value to the desired type.", e.span().start.line, e.span().start.column))?;
                 Ok(Bound {
                     expr: Expr::MakeArray(items),
@@ -842,6 +848,12 @@ impl<'a> Binder<'a> {
                     SqlExpr::Identifier(i) => ident_name(i),
                     other => return err_at(other, "STRUCT field names must be identifiers"),
                 };
+                if types.iter().any(|(n, _)| *n == field) {
+                    return err_at(
+                        k,
+                        format!("Duplicate field names found in STRUCT: '{field}'"),
+                    );
+                }
                 let b = self.bind(v)?;
                 types.push((field.clone(), b.ty.unwrap_or(DataType::String)));
                 fields.push((field, b.expr));
@@ -861,10 +873,22 @@ impl<'a> Binder<'a> {
         }
         let ty = match (kt, vt) {
             (Some(k), Some(v)) => DataType::Map(Box::new(k), Box::new(v)),
-            _ => {
+            _ if entries.is_empty() => {
                 return err_at(
                     e,
-                    "Cannot construct a map with all NULL keys or values; cast a NULL to the desired type",
+                    "Map constructor cannot be empty. Please supply at least one key value pair (see https://github.com/confluentinc/ksql/issues/4239).",
+                );
+            }
+            (_, None) => {
+                return err_at(
+                    e,
+                    "Cannot construct a map with all NULL values (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL value to the desired type.",
+                );
+            }
+            (None, _) => {
+                return err_at(
+                    e,
+                    "Cannot construct a map with all NULL keys (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL key to the desired type.",
                 );
             }
         };

@@ -148,7 +148,16 @@ pub fn source_props(props: &Properties, at: &Name) -> Result<SourceProps> {
         };
         match out.value_format.as_mut() {
             Some(f) if f.kind == FormatKind::Delimited => f.delimiter = Some(c),
-            _ => {
+            Some(f) => {
+                return Err(PlanError::at_name(
+                    format!(
+                        "{} does not support the following configs: [delimiter]",
+                        f.kind
+                    ),
+                    at,
+                ));
+            }
+            None => {
                 return Err(PlanError::at_name(
                     "VALUE_DELIMITER is only valid with VALUE_FORMAT='DELIMITED'",
                     at,
@@ -304,7 +313,7 @@ pub fn plan_create_source(
     if kind == SourceKind::Table && schema.key_count() == 0 {
         return Err(PlanError::at_name(
             format!(
-                "Tables require a PRIMARY KEY. Please define the PRIMARY KEY of {}.",
+                "Tables require a PRIMARY KEY. Please define the PRIMARY KEY. ({} has none)",
                 name.value
             ),
             name,

@@ -847,6 +847,22 @@ fn plan_aggregate(
 ) -> Result<(Operator, Schema)> {
     let mut group_by = Vec::with_capacity(select.group_by.len());
     let mut group_types = Vec::with_capacity(select.group_by.len());
+    for item in &select.items {
+        if let SelectItem::Expr {
+            expr: SqlExpr::Function(f),
+            ..
+        } = item
+            && matches!(
+                f.name.to_string().to_ascii_uppercase().as_str(),
+                "EXPLODE" | "CUBE_EXPLODE"
+            )
+        {
+            return Err(PlanError::at_name(
+                "Table functions cannot be used with aggregations.",
+                name,
+            ));
+        }
+    }
     for g in &select.group_by {
         if let SqlExpr::Function(f) = g {
             let fname = f.name.to_string().to_ascii_uppercase();

@@ -523,7 +523,15 @@ impl Executor {
                             name.value
                         )));
                     }
-                    return Err(not_found(name));
+                    let kind = if *kind == SourceKind::Stream {
+                        "Stream"
+                    } else {
+                        "Table"
+                    };
+                    return Err(ExecError::new(
+                        Code::NotFound,
+                        format!("{kind} {} does not exist.", name.value),
+                    ));
                 };
                 if def.kind != *kind {
                     return Err(ExecError::invalid(format!(
