@@ -66,6 +66,51 @@ pub fn ident_name(i: &Ident) -> String {
     }
 }
 
+/// An expression as ksqlDB prints it in messages and compares GROUP BY items: names
+/// upper-cased, binary operations in parentheses, redundant parentheses dropped.
+pub fn ksql_text(e: &SqlExpr) -> String {
+    match e {
+        SqlExpr::Identifier(i) => ident_name(i),
+        SqlExpr::CompoundIdentifier(parts) => {
+            parts.iter().map(ident_name).collect::<Vec<_>>().join(".")
+        }
+        SqlExpr::Nested(inner) => ksql_text(inner),
+        SqlExpr::BinaryOp { left, op, right } => {
+            format!("({} {op} {})", ksql_text(left), ksql_text(right))
+        }
+        SqlExpr::UnaryOp { op, expr } => format!("{op}{}", ksql_text(expr)),
+        SqlExpr::IsNull(x) => format!("({} IS NULL)", ksql_text(x)),
+        SqlExpr::IsNotNull(x) => format!("({} IS NOT NULL)", ksql_text(x)),
+        SqlExpr::Function(f) => {
+            let args = match &f.args {
+                FunctionArguments::List(l) => l
+                    .args
+                    .iter()
+                    .map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => ksql_text(x),
+                        other => other.to_string().to_ascii_uppercase(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => String::new(),
+            };
+            format!("{}({args})", f.name.to_string().to_ascii_uppercase())
+        }
+        SqlExpr::Substring {
+            expr,
+            substring_from,
+            substring_for,
+            ..
+        } => {
+            let mut args = vec![ksql_text(expr)];
+            args.extend(substring_from.iter().map(|x| ksql_text(x)));
+            args.extend(substring_for.iter().map(|x| ksql_text(x)));
+            format!("SUBSTRING({})", args.join(", "))
+        }
+        other => other.to_string().to_ascii_uppercase(),
+    }
+}
+
 /// The position of an expression's leftmost operand, found without recursion.
 fn leftmost_position(mut e: &SqlExpr) -> (u64, u64) {
     loop {
@@ -148,11 +193,8 @@ impl<'a> Binder<'a> {
             group_by, source, ..
         } = &self.mode
         {
-            let text = e.to_string().to_ascii_uppercase();
-            if let Some(i) = group_by
-                .iter()
-                .position(|g| g.to_string().to_ascii_uppercase() == text)
-            {
+            let text = ksql_text(e);
+            if let Some(i) = group_by.iter().position(|g| ksql_text(g) == text) {
                 let ty = Binder::plain(source).bind(&group_by[i])?.ty;
                 return Ok(Bound {
                     expr: Expr::Column(i),

@@ -882,6 +882,8 @@ fn plan_aggregate(
     let mut aggregates = Vec::new();
     let mut keys: Vec<Option<(String, usize)>> = vec![None; group_by.len()];
     let mut values: Vec<(String, Bound, SqlExpr)> = Vec::new();
+    let mut not_grouped: Vec<String> = Vec::new();
+    let mut missing_keys: Vec<String> = Vec::new();
     let mut namer = Namer::default();
     for item in &select.items {
         let SelectItem::Expr { expr, alias } = item else {
@@ -891,11 +893,11 @@ fn plan_aggregate(
             ));
         };
         let item_name = namer.name(expr, alias.as_ref());
-        let text = expr.to_string().to_ascii_uppercase();
+        let text = crate::bind::ksql_text(expr);
         if let Some(g) = select
             .group_by
             .iter()
-            .position(|g| g.to_string().to_ascii_uppercase() == text)
+            .position(|g| crate::bind::ksql_text(g) == text)
         {
             if let Some((first, _)) = &keys[g] {
                 return Err(PlanError::at_name(
@@ -916,8 +918,23 @@ fn plan_aggregate(
                 aggs: &mut aggregates,
             },
         );
-        let bound = binder.bind(expr)?;
-        values.push((item_name, bound, expr.clone()));
+        match binder.bind(expr) {
+            Ok(bound) => values.push((item_name, bound, expr.clone())),
+            // Collected, so the error lists every offending expression as ksqlDB does.
+            Err(e) if e.message.starts_with("Non-aggregate") => {
+                not_grouped.push(crate::bind::ksql_text(expr))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !not_grouped.is_empty() {
+        return Err(PlanError::at_name(
+            format!(
+                "Non-aggregate SELECT expression(s) not part of GROUP BY: {}\nEither add the column(s) to the GROUP BY or remove them from the SELECT.",
+                not_grouped.join(", ")
+            ),
+            name,
+        ));
     }
     let having = match &select.having {
         Some(h) => {
@@ -929,7 +946,16 @@ fn plan_aggregate(
                     aggs: &mut aggregates,
                 },
             );
-            let b = binder.bind(h)?;
+            let b = binder.bind(h).map_err(|mut e| {
+                if let Some(rest) = e
+                    .message
+                    .strip_prefix("Non-aggregate SELECT expression(s) not part of GROUP BY: ")
+                {
+                    e.message =
+                        format!("Non-aggregate HAVING expression not part of GROUP BY: {rest}");
+                }
+                e
+            })?;
             if !b.ty.as_ref().is_none_or(|t| *t == DataType::Boolean) {
                 return err_at(h, format!("HAVING expression {h} must be BOOLEAN"));
             }
@@ -949,16 +975,29 @@ fn plan_aggregate(
                 });
                 projection.push(Expr::Column(g));
             }
-            None => {
-                return err_at(
-                    &select.group_by[g],
-                    format!(
-                        "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{}` must include the grouping expression {} in its projection (eg, SELECT {}...).",
-                        name.value, select.group_by[g], select.group_by[g]
-                    ),
-                );
-            }
+            None => missing_keys.push(crate::bind::ksql_text(&select.group_by[g])),
         }
+    }
+    if !missing_keys.is_empty() {
+        let (noun, list) = match missing_keys.as_slice() {
+            [one] => ("expression", one.clone()),
+            [init @ .., last] => ("expressions", format!("{} and {last}", init.join(", "))),
+            [] => ("expression", String::new()),
+        };
+        return Err(PlanError::at_name(
+            format!(
+                "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{}` must include the grouping {noun} {list} in its projection (eg, SELECT {}...).",
+                name.value,
+                missing_keys.join(", ")
+            ),
+            name,
+        ));
+    }
+    if aggregates.is_empty() {
+        return Err(PlanError::at_name(
+            "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.",
+            name,
+        ));
     }
     for (n, b, e) in values {
         if columns.iter().any(|c| c.name == n) {
