@@ -56,8 +56,23 @@ def main():
     read_until("sluice>", count=5)
     send("SHOW STREAMS;\r")
     read_until("PTY_S")
+    read_until("sluice>", count=6)
     send("\x04")  # Ctrl-D leaves
-    _, status = os.waitpid(pid, 0)
+    deadline = time.time() + 20
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.time() > deadline:
+            os.kill(pid, 9)
+            raise SystemExit(f"shell did not exit on Ctrl-D; screen:\n{out.decode(errors='replace')}")
+        # Keep draining the terminal so the shell never blocks writing to it.
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                out.extend(os.read(fd, 4096))
+            except OSError:
+                pass
     if os.WEXITSTATUS(status) != 0:
         raise SystemExit(f"shell exited with {os.WEXITSTATUS(status)}")
     with open(history, encoding="utf-8") as h:
