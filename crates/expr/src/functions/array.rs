@@ -435,15 +435,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::functions::lookup;
-
-    fn call(name: &str, args: &[Value]) -> Value {
-        (lookup(name).unwrap().eval)(args)
-    }
-
-    fn ty(name: &str, args: &[DataType]) -> Result<DataType, String> {
-        (lookup(name).unwrap().return_type)(args)
-    }
+    use crate::functions::testing::{call, rule as ty};
 
     fn ints(v: &[Option<i32>]) -> Value {
         Value::Array(

@@ -260,10 +260,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
 mod tests {
     use super::*;
     use crate::functions::lookup;
-
-    fn call(name: &str, args: &[Value]) -> Value {
-        (lookup(name).unwrap().eval)(args)
-    }
+    use crate::functions::testing::call;
 
     #[test]
     fn substring_edges() {

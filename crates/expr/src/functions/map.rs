@@ -167,10 +167,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
 mod tests {
     use super::*;
     use crate::functions::lookup;
-
-    fn call(name: &str, args: &[Value]) -> Value {
-        (lookup(name).unwrap().eval)(args)
-    }
+    use crate::functions::testing::call;
 
     fn ty(name: &str, args: &[DataType]) -> Result<DataType, String> {
         (lookup(name).unwrap().return_type)(args)

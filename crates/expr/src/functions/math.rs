@@ -553,15 +553,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::functions::lookup;
-
-    fn call(name: &str, args: &[Value]) -> Value {
-        (lookup(name).unwrap().eval)(args)
-    }
-
-    fn rule(name: &str, args: &[DataType]) -> Result<DataType, String> {
-        (lookup(name).unwrap().return_type)(args)
-    }
+    use crate::functions::testing::{call, rule};
 
     fn dec(unscaled: i128, scale: u8) -> Value {
         Value::Decimal { unscaled, scale }

@@ -65,6 +65,21 @@ pub fn lookup(name: &str) -> Option<&'static ScalarFunction> {
         .find(|f| f.name.eq_ignore_ascii_case(name))
 }
 
+/// Calling registry functions by name, for the families' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::lookup;
+    use sluice_common::{DataType, Value};
+
+    pub fn call(name: &str, args: &[Value]) -> Value {
+        (lookup(name).expect("function is registered").eval)(args)
+    }
+
+    pub fn rule(name: &str, args: &[DataType]) -> Result<DataType, String> {
+        (lookup(name).expect("function is registered").return_type)(args)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
