@@ -195,7 +195,7 @@ impl Engine {
     }
 
     /// Stops a persistent query and waits for its in-flight batch to finish. Its committed
-    /// state stays until [`Engine::drop_query_state`].
+    /// state and offsets stay in the database; nothing reclaims them yet.
     pub async fn stop_query(&self, id: &str) -> bool {
         let running = self
             .queries

@@ -581,9 +581,7 @@ impl<'a> Binder<'a> {
 
     fn column(&mut self, e: &SqlExpr, name: &str) -> Result<Bound> {
         if let AggMode::Collect {
-            group_by,
-            source,
-            aggs,
+            group_by, source, ..
         } = &self.mode
         {
             if name == ROWTIME {
@@ -592,7 +590,6 @@ impl<'a> Binder<'a> {
                     ty: Some(DataType::BigInt),
                 });
             }
-            let _ = aggs;
             if source.index_of(name).is_some() {
                 return err_at(
                     e,

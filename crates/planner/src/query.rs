@@ -1203,14 +1203,13 @@ fn access_path(table: &SourceDef, scope: &Scope, w: &SqlExpr) -> Result<PullAcce
                     op: BinaryOperator::Eq,
                     right,
                 } => {
-                    let (col, val) = if is_key(left, k) {
-                        (left, right)
+                    let val = if is_key(left, k) {
+                        right
                     } else if is_key(right, k) {
-                        (right, left)
+                        left
                     } else {
                         continue;
                     };
-                    let _ = col;
                     if let Some(v) = constant(scope, val, &k.data_type)? {
                         per_key[ki] = Some(vec![v]);
                     }

@@ -292,7 +292,7 @@ impl Executor {
                     }
                     def.id = existing.id;
                 }
-                let topic = match self.log.topic(&def.topic) {
+                match self.log.topic(&def.topic) {
                     Some(t) => {
                         if let Some(p) = partitions
                             && p != t.partitions
@@ -305,11 +305,11 @@ impl Executor {
                                 ),
                             ));
                         }
-                        t
                     }
-                    None => self.log.create_topic(&def.topic, partitions.unwrap_or(1))?,
-                };
-                let _ = topic;
+                    None => {
+                        self.log.create_topic(&def.topic, partitions.unwrap_or(1))?;
+                    }
+                }
                 txn.put(
                     Cf::Catalog,
                     format!("source/{}", def.name).into_bytes(),

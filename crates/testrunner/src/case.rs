@@ -4,7 +4,7 @@ use crate::compare::{describe_schema, matches, normalize_schema};
 use crate::{RunnerError, lenient};
 use base64::Engine as _;
 use serde_json::Value as Json;
-use sluice_common::{DataType, FormatKind, SourceDef, SourceKind};
+use sluice_common::{FormatKind, SourceDef, SourceKind};
 use sluice_format::{
     decode_key, decode_value, encode_key, encode_value, json_to_value, value_to_json,
 };
@@ -249,16 +249,16 @@ async fn run_with(exec: &Executor, test: &Json) -> Result<(), CaseError> {
     check_post(exec, test)
 }
 
-/// The source a test record's topic belongs to: the one declared over it, else one
-/// writing it.
-fn source_for_topic(exec: &Executor, topic: &str) -> Option<SourceDef> {
+/// The source whose formats describe a topic's bytes. Inputs prefer the source declared
+/// over the topic; outputs (`written`) the one a query writes.
+fn source_for_topic(exec: &Executor, topic: &str, written: bool) -> Option<SourceDef> {
     let all: Vec<SourceDef> = exec
         .catalog_snapshot()
         .into_values()
         .filter(|d| d.topic == topic)
         .collect();
     all.iter()
-        .find(|d| d.written_by.is_none())
+        .find(|d| d.written_by.is_some() == written)
         .or_else(|| all.first())
         .cloned()
 }
@@ -318,7 +318,7 @@ pub(crate) async fn produce_inputs(exec: &Executor, test: &Json) -> Result<(), C
     let mut txn = Txn::new();
     for (i, rec) in inputs.iter().enumerate() {
         let topic_name = rec.get("topic").and_then(Json::as_str).unwrap_or_default();
-        let def = source_for_topic(exec, topic_name);
+        let def = source_for_topic(exec, topic_name, false);
         let topic = match exec.log().topic(topic_name) {
             Some(t) => t,
             None => exec
@@ -460,7 +460,7 @@ pub(crate) fn check_outputs(exec: &Executor, test: &Json) -> Result<(), CaseErro
             .iter()
             .filter(|o| o.get("topic").and_then(Json::as_str) == Some(topic))
             .collect();
-        let def = source_for_topic_sink(exec, topic);
+        let def = source_for_topic(exec, topic, true);
         let actual = read_all(exec, topic)?;
         let shown: Vec<String> = actual
             .iter()
@@ -544,19 +544,6 @@ pub(crate) fn check_outputs(exec: &Executor, test: &Json) -> Result<(), CaseErro
     Ok(())
 }
 
-/// For output topics, prefer the source a query writes (its formats describe the bytes).
-fn source_for_topic_sink(exec: &Executor, topic: &str) -> Option<SourceDef> {
-    let all: Vec<SourceDef> = exec
-        .catalog_snapshot()
-        .into_values()
-        .filter(|d| d.topic == topic)
-        .collect();
-    all.iter()
-        .find(|d| d.written_by.is_some())
-        .or_else(|| all.first())
-        .cloned()
-}
-
 fn check_post(exec: &Executor, test: &Json) -> Result<(), CaseError> {
     let Some(sources) = test
         .get("post")
@@ -606,6 +593,5 @@ fn check_post(exec: &Executor, test: &Json) -> Result<(), CaseError> {
             }
         }
     }
-    let _ = DataType::Int;
     Ok(())
 }
