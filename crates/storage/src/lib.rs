@@ -7,7 +7,8 @@
 //!   catalog        "topic/NAME" · "source/NAME" · "query/ID" · "meta/…"  JSON
 //! ```
 //!
-//! Every write goes through one committer thread ([`commit`]): it takes transactions
+//! Every write but a topic's creation (a synchronous catalog put) goes through one
+//! committer thread ([`commit`]): it takes transactions
 //! ([`Txn`]) from many producers, assigns log offsets, writes them all in one RocksDB
 //! `WriteBatch` with `sync = true` (group commit), and only then acknowledges them and
 //! advances the partitions' high watermarks. A transaction is atomic: a persistent query's
