@@ -63,6 +63,61 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Run benchmark workloads against a server (spawned per workload unless --server).
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Workloads to run: ingest, groupby, stateless, freshness, pull, recovery, fanout,
+    /// nexmark, or all.
+    #[arg(default_value = "all")]
+    workloads: Vec<String>,
+    /// Drive this running server instead of spawning one per workload.
+    #[arg(long)]
+    server: Option<String>,
+    /// Pid of the --server process, to measure its CPU and memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Where spawned servers keep their temporary data directories (default: system temp).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Events per workload.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Distinct keys (groupby view size, pull table size).
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// Approximate bytes of each event's JSON value.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Events per second for the freshness workload.
+    #[arg(long, default_value_t = 100_000)]
+    rate: u64,
+    /// Seconds for time-driven workloads (freshness, pull).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Concurrent clients: load streams and pull clients.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Push subscribers for fanout.
+    #[arg(long, default_value_t = 100)]
+    subscribers: usize,
+    /// Rows per BulkInsert request.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Partitions of the workloads' topics.
+    #[arg(long, default_value_t = 1)]
+    partitions: u32,
+    /// Seed of the data generators.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Nexmark queries to run, comma-separated (default: every one Sluice expresses).
+    #[arg(long, value_delimiter = ',')]
+    nexmark_queries: Vec<String>,
+    /// Write every figure to this JSON file.
+    #[arg(long = "json")]
+    json: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -139,6 +194,36 @@ fn main() -> anyhow::Result<()> {
             };
             let code = runtime.block_on(sluice_shell::run(args))?;
             std::process::exit(code);
+        }
+        Command::Bench(a) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "warn".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let opts = sluice_bench::Options {
+                workloads: a.workloads,
+                server: a.server,
+                server_pid: a.server_pid,
+                server_bin: std::env::current_exe().context("locating the sluice binary")?,
+                data_parent: a.data_dir,
+                events: a.events,
+                keys: a.keys,
+                value_size: a.value_size,
+                rate: a.rate,
+                duration_s: a.duration,
+                concurrency: a.concurrency,
+                subscribers: a.subscribers,
+                batch: a.batch,
+                partitions: a.partitions,
+                seed: a.seed,
+                nexmark_queries: a.nexmark_queries,
+                json: a.json,
+            };
+            runtime.block_on(sluice_bench::run(&opts))?;
+            Ok(())
         }
         Command::Test { .. } => unreachable!("handled above"),
     }

@@ -23,7 +23,7 @@ fn text(b: &[u8]) -> String {
 async fn tutorial_runs_verbatim_with_a_push_query_started_before_the_inserts() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data")).await;
-    let tutorial = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/tutorial.sql");
+    let tutorial = common::repo_path("docs/tutorial.sql");
     let sql = std::fs::read_to_string(tutorial).unwrap();
     let (ddl, rest) = sql.split_at(sql.find("INSERT INTO").unwrap());
 
@@ -145,16 +145,13 @@ async fn interactive_shell_multiline_ctrl_c_and_history() {
     }
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data")).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/pty/interactive_shell.py"
-    );
+    let script = common::repo_path("tests/pty/interactive_shell.py");
     let history = dir.path().join("history");
     let url = server.url();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
+            .arg(script)
             .args([
-                script,
                 env!("CARGO_BIN_EXE_sluice"),
                 &url,
                 history.to_str().unwrap(),

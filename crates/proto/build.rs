@@ -6,7 +6,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY: build scripts are single-threaded; this only tells prost-build where protoc is.
     unsafe { std::env::set_var("PROTOC", protoc) };
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not with env!: a build script binary cached in a shared target dir
+    // may be reused from another checkout, and a baked-in path would point there.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let file = root.join("sluice/v1/sluice.proto");
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()

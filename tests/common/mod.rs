@@ -10,6 +10,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
+/// A path in this checkout. Read from the environment cargo sets when running tests, not
+/// baked in with env!: the target dir is shared between checkouts (CI and local), and a
+/// test binary reused from another checkout would otherwise read that checkout's files.
+pub fn repo_path(rel: &str) -> PathBuf {
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    if rel.is_empty() { root } else { root.join(rel) }
+}
+
 pub struct Server {
     pub child: Child,
     pub addr: String,

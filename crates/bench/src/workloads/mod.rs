@@ -1,0 +1,35 @@
+//! The workloads. Each creates its own uniquely named streams and tables, measures one
+//! interval with a [`crate::Meter`] and returns its figures.
+
+mod fanout;
+mod freshness;
+mod ingest;
+mod pull;
+mod recovery;
+mod views;
+
+use crate::{Ctx, Figure};
+
+pub(crate) async fn run(name: &str, ctx: &mut Ctx<'_>) -> anyhow::Result<Vec<Figure>> {
+    Ok(match name {
+        "ingest" => vec![ingest::run(ctx).await?],
+        "groupby" => vec![views::groupby(ctx).await?],
+        "stateless" => vec![views::stateless(ctx).await?],
+        "freshness" => vec![freshness::run(ctx).await?],
+        "pull" => vec![pull::run(ctx).await?],
+        "recovery" => vec![recovery::run(ctx).await?],
+        "fanout" => vec![fanout::run(ctx).await?],
+        "nexmark" => crate::nexmark::run(ctx).await?,
+        other => anyhow::bail!("unknown workload {other}"),
+    })
+}
+
+/// CREATE STREAM over the event schema with the run's partitions.
+pub(crate) fn create_event_stream(ctx: &Ctx<'_>, name: &str) -> String {
+    format!(
+        "CREATE STREAM {name} ({}) WITH (kafka_topic='{}', value_format='JSON', partitions={});",
+        crate::events::columns("KEY"),
+        name.to_lowercase(),
+        ctx.opts.partitions
+    )
+}
