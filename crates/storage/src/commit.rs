@@ -6,7 +6,7 @@
 //! share one fsync (group commit); when idle a lone transaction is written at once.
 
 use crate::log::{Topic, log_key};
-use crate::record::Record;
+use crate::record::{BatchBuilder, Record};
 use crate::{Cf, Result, StorageError};
 use rocksdb::{DB, WriteBatch, WriteOptions};
 use std::collections::HashMap;
@@ -15,6 +15,11 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Transactions drained into one write batch at most; bounds batch size and latency.
 const MAX_GROUP: usize = 4096;
+
+/// Bounds of one log entry (a run of records of one partition): reading from an offset
+/// decodes the entry holding it, so entries stay small enough to make that cheap.
+const MAX_BATCH_RECORDS: u32 = 1024;
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 /// An atomic unit of writes: log appends plus puts/deletes in other column families.
 #[derive(Default)]
@@ -138,7 +143,6 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>) {
     sync.set_sync(true);
     // Offsets assigned but possibly not yet durable; the topic's high watermark trails it.
     let mut next: HashMap<(u32, u32), u64> = HashMap::new();
-    let mut buf = Vec::with_capacity(256);
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -150,20 +154,25 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>) {
         let mut batch = WriteBatch::default();
         let mut positions: Vec<Vec<(u32, u64)>> = Vec::with_capacity(group.len());
         let mut touched: HashMap<(u32, u32), Arc<Topic>> = HashMap::new();
+        // Per partition, the batch entry being filled and the offset of its first record.
+        let mut open: HashMap<(u32, u32), (u64, BatchBuilder)> = HashMap::new();
         for p in &group {
             let mut pos = Vec::with_capacity(p.txn.appends.len());
             for (topic, partition, record) in &p.txn.appends {
+                let tp = (topic.id, *partition);
                 let n = next
-                    .entry((topic.id, *partition))
+                    .entry(tp)
                     .or_insert_with(|| topic.end_offset(*partition));
-                buf.clear();
-                record.encode(&mut buf);
-                batch.put_cf(cf(&db, Cf::Log), log_key(topic.id, *partition, *n), &buf);
+                let (_, builder) = open.entry(tp).or_insert_with(|| (*n, BatchBuilder::new()));
+                builder.push(record);
                 pos.push((*partition, *n));
                 *n += 1;
-                touched
-                    .entry((topic.id, *partition))
-                    .or_insert_with(|| topic.clone());
+                if builder.len() >= MAX_BATCH_RECORDS || builder.bytes() >= MAX_BATCH_BYTES {
+                    if let Some((base, full)) = open.remove(&tp) {
+                        batch.put_cf(cf(&db, Cf::Log), log_key(tp.0, tp.1, base), full.finish());
+                    }
+                }
+                touched.entry(tp).or_insert_with(|| topic.clone());
             }
             for (family, key, value) in &p.txn.writes {
                 match value {
@@ -172,6 +181,13 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 }
             }
             positions.push(pos);
+        }
+        for ((topic, partition), (base, builder)) in open {
+            batch.put_cf(
+                cf(&db, Cf::Log),
+                log_key(topic, partition, base),
+                builder.finish(),
+            );
         }
         match db.write_opt(batch, &sync) {
             Ok(()) => {

@@ -1,7 +1,7 @@
 //! The embedded, partitioned topic log and the database handle around it.
 
 use crate::commit::{CommitTicket, Committer, Txn};
-use crate::record::{Record, StoredRecord};
+use crate::record::{StoredRecord, decode_entry, entry_len};
 use crate::{Cf, Result, StorageError, prefix_end};
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, ReadOptions};
 use serde::{Deserialize, Serialize};
@@ -256,6 +256,7 @@ fn scan_prefix(db: &DB, family: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u
     Ok(out)
 }
 
+/// One past the last offset of a partition: the last entry's first offset plus its length.
 fn recover_end(db: &DB, topic: u32, partition: u32) -> Result<u64> {
     let handle = db
         .cf_handle(Cf::Log.name())
@@ -270,16 +271,20 @@ fn recover_end(db: &DB, topic: u32, partition: u32) -> Result<u64> {
     match it.next() {
         None => Ok(0),
         Some(item) => {
-            let (k, _) = item?;
+            let (k, v) = item?;
             if k.len() == 16 && k[..8] == log_key(topic, partition, 0)[..8] {
-                let mut o = [0u8; 8];
-                o.copy_from_slice(&k[8..]);
-                Ok(u64::from_be_bytes(o) + 1)
+                Ok(key_offset(&k) + entry_len(&v)?)
             } else {
                 Ok(0)
             }
         }
     }
+}
+
+fn key_offset(k: &[u8]) -> u64 {
+    let mut o = [0u8; 8];
+    o.copy_from_slice(&k[8..16]);
+    u64::from_be_bytes(o)
 }
 
 impl Log for EmbeddedLog {
@@ -358,24 +363,33 @@ impl Log for EmbeddedLog {
             return Ok(Vec::new());
         }
         let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(log_key(topic.id, partition, 0).to_vec());
         ro.set_iterate_upper_bound(log_key(topic.id, partition, end).to_vec());
-        let start = log_key(topic.id, partition, from);
-        let iter = self.db.iterator_cf_opt(
-            self.cf(Cf::Log),
-            ro,
-            IteratorMode::From(&start, Direction::Forward),
-        );
-        let mut out = Vec::with_capacity(max.min((end - from) as usize));
-        for item in iter.take(max) {
-            let (k, v) = item?;
-            let mut o = [0u8; 8];
-            o.copy_from_slice(&k[8..16]);
-            out.push(StoredRecord {
-                partition,
-                offset: u64::from_be_bytes(o),
-                record: Record::decode(&v)?,
-            });
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Log), ro);
+        // The entry holding `from` starts at or before it.
+        it.seek_for_prev(log_key(topic.id, partition, from));
+        if !it.valid() {
+            it.seek(log_key(topic.id, partition, from));
         }
+        let mut out = Vec::with_capacity(max.min((end - from) as usize));
+        while out.len() < max {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let base = key_offset(k);
+            for (i, record) in decode_entry(v)?.into_iter().enumerate() {
+                let offset = base + i as u64;
+                if offset >= from && offset < end && out.len() < max {
+                    out.push(StoredRecord {
+                        partition,
+                        offset,
+                        record,
+                    });
+                }
+            }
+            it.next();
+        }
+        it.status()?;
         Ok(out)
     }
 
@@ -387,6 +401,7 @@ impl Log for EmbeddedLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Record;
 
     fn rec(v: &str) -> Record {
         Record {
@@ -435,5 +450,39 @@ mod tests {
         assert_eq!(log.get(Cf::State, b"s").unwrap(), Some(b"1".to_vec()));
         assert!(log.create_topic("t", 3).is_err());
         assert!(log.read(&t, 5, 0, 1).is_err());
+    }
+
+    #[test]
+    fn reads_start_inside_batch_entries_and_span_several() {
+        let dir = tempfile::tempdir().unwrap();
+        let total = 2500u64;
+        {
+            let log = EmbeddedLog::open(dir.path()).unwrap();
+            let t = log.create_topic("t", 1).unwrap();
+            // One large transaction (split into several entries) and a few small ones.
+            let mut txn = Txn::new();
+            for i in 0..total - 3 {
+                txn.append(&t, 0, rec(&i.to_string()));
+            }
+            log.submit(txn).wait_blocking().unwrap();
+            for i in total - 3..total {
+                let mut txn = Txn::new();
+                txn.append(&t, 0, rec(&i.to_string()));
+                assert_eq!(log.submit(txn).wait_blocking().unwrap(), vec![(0, i)]);
+            }
+            for from in [0, 1, 1023, 1024, 1025, 2047, 2496, 2497, 2499] {
+                let got = log.read(&t, 0, from, 700).unwrap();
+                let want: Vec<u64> = (from..(from + 700).min(total)).collect();
+                assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), want);
+                for r in &got {
+                    assert_eq!(r.record.value, Some(r.offset.to_string().into_bytes()));
+                }
+            }
+            assert!(log.read(&t, 0, total, 10).unwrap().is_empty());
+        }
+        let log = EmbeddedLog::open(dir.path()).unwrap();
+        let t = log.topic("t").unwrap();
+        assert_eq!(t.end_offset(0), total);
+        assert_eq!(log.read(&t, 0, total - 1, 10).unwrap()[0].offset, total - 1);
     }
 }
