@@ -1,6 +1,10 @@
 //! The `sluice` binary: `sluice server` runs the database, `sluice shell` talks to it.
 
 use anyhow::Context;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
