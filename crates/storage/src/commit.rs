@@ -167,10 +167,10 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 builder.push(record);
                 pos.push((*partition, *n));
                 *n += 1;
-                if builder.len() >= MAX_BATCH_RECORDS || builder.bytes() >= MAX_BATCH_BYTES {
-                    if let Some((base, full)) = open.remove(&tp) {
-                        batch.put_cf(cf(&db, Cf::Log), log_key(tp.0, tp.1, base), full.finish());
-                    }
+                if (builder.len() >= MAX_BATCH_RECORDS || builder.bytes() >= MAX_BATCH_BYTES)
+                    && let Some((base, full)) = open.remove(&tp)
+                {
+                    batch.put_cf(cf(&db, Cf::Log), log_key(tp.0, tp.1, base), full.finish());
                 }
                 touched.entry(tp).or_insert_with(|| topic.clone());
             }
