@@ -12,6 +12,7 @@
 //! Every source row has the layout: key columns, value columns, ROWTIME, ROWPARTITION,
 //! ROWOFFSET. Table stores keep the same layout, so pull queries bind like any other read.
 
+mod cache;
 mod keys;
 mod plan;
 mod pull;

@@ -1,6 +1,7 @@
 //! Persistent queries and table materializers: long-running workers that read a source
 //! topic in batches and commit each batch's effects atomically.
 
+use crate::cache::StateCache;
 use crate::keys::{agg_key, offset_key, source_row_key, table_key};
 use crate::plan::{Operator, QueryPlan, TableFunction};
 use crate::rows::{decode_record, encode_row_record};
@@ -68,7 +69,13 @@ struct Worker {
     proc_log: Arc<Topic>,
     positions: Vec<u64>,
     stats: Arc<Stats>,
+    /// Committed aggregate state, to spare RocksDB reads.
+    cache: StateCache,
 }
+
+/// One processed batch, ready to commit: the transaction, the source positions it moves
+/// to, its record count, and the aggregate states it writes (for the cache once durable).
+type Step = (Txn, Vec<u64>, u64, Vec<(Vec<u8>, Option<Vec<Value>>)>);
 
 impl Engine {
     pub fn new(log: Arc<EmbeddedLog>) -> Result<Engine> {
@@ -180,6 +187,7 @@ impl Engine {
             proc_log: self.proc_log.clone(),
             positions,
             stats: stats.clone(),
+            cache: StateCache::new(crate::cache::DEFAULT_CAPACITY),
         };
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("query", id = %label);
@@ -333,8 +341,11 @@ async fn run(
             }
         };
         match result {
-            Ok(Some((txn, positions, n))) => match log.submit(txn).wait().await {
+            Ok(Some((txn, positions, n, states))) => match log.submit(txn).wait().await {
                 Ok(_) => {
+                    for (key, state) in states {
+                        worker.cache.insert(key, state);
+                    }
                     worker.positions = positions.clone();
                     *shared.lock().unwrap_or_else(|p| p.into_inner()) = positions;
                     stats.processed.fetch_add(n, Ordering::Relaxed);
@@ -368,7 +379,7 @@ type Overlay = HashMap<Vec<u8>, Option<Vec<Value>>>;
 impl Worker {
     /// Reads and processes one batch. Returns the transaction to commit, the positions it
     /// moves to and the number of records, or None when there is nothing new.
-    fn step(&mut self, tag: u8, id: u64) -> Result<Option<(Txn, Vec<u64>, u64)>> {
+    fn step(&mut self, tag: u8, id: u64) -> Result<Option<Step>> {
         let mut txn = Txn::new();
         let mut overlay = Overlay::new();
         let mut positions = self.positions.clone();
@@ -398,13 +409,15 @@ impl Worker {
         if n == 0 {
             return Ok(None);
         }
+        let mut states = Vec::with_capacity(overlay.len());
         for (key, state) in overlay {
-            match state {
-                Some(s) => txn.put(Cf::State, key, encode_row_vec(&s)),
-                None => txn.delete(Cf::State, key),
+            match &state {
+                Some(s) => txn.put(Cf::State, key.clone(), encode_row_vec(s)),
+                None => txn.delete(Cf::State, key.clone()),
             }
+            states.push((key, state));
         }
-        Ok(Some((txn, positions, n)))
+        Ok(Some((txn, positions, n, states)))
     }
 
     fn processing_error(&self, txn: &mut Txn, rec: &StoredRecord, message: &str) -> Result<()> {
@@ -566,9 +579,13 @@ impl Worker {
         }
     }
 
-    /// A state entry as this batch sees it: the batch's own writes first, then RocksDB.
+    /// A state entry as this batch sees it: the batch's own writes first, then committed
+    /// state from the cache, then RocksDB.
     fn load(&self, overlay: &Overlay, key: &[u8]) -> Result<Option<Vec<Value>>> {
         if let Some(v) = overlay.get(key) {
+            return Ok(v.clone());
+        }
+        if let Some(v) = self.cache.get(key) {
             return Ok(v.clone());
         }
         match self.log.get(Cf::State, key)? {
