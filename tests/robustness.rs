@@ -1665,3 +1665,47 @@ async fn padding_to_a_huge_length_is_refused_not_an_abort() {
         .collect();
     probe_queries(&mut server, &calls).await;
 }
+
+/// Many clients issuing pull queries at once. A tracing span entered (rather than
+/// instrumented) across the pull's await once left a closed span current on a worker
+/// thread, and under this load the next request panicked the server inside tracing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_pull_queries_do_not_crash_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&dir.path().join("data")).await;
+    let mut c = server.client().await;
+    exec_ok(
+        &mut c,
+        "CREATE TABLE T (K STRING PRIMARY KEY, V BIGINT) WITH (kafka_topic='t', value_format='JSON', partitions=1);",
+    )
+    .await;
+    for i in 0..50 {
+        exec_ok(
+            &mut c,
+            &format!("INSERT INTO T (K, V) VALUES ('k{i}', {i});"),
+        )
+        .await;
+    }
+    eventually(&mut c, "SELECT * FROM T WHERE K = 'k49';", |r| r.len() == 1).await;
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let mut tasks = Vec::new();
+    for w in 0..12 {
+        let mut c = server.client().await;
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let k = (n * 7 + w) % 50;
+                let r = pull(&mut c, &format!("SELECT V FROM T WHERE K = 'k{k}';")).await;
+                assert_eq!(r.text_rows(), vec![vec![k.to_string()]]);
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("a pull client failed");
+    }
+    assert!(total > 0);
+    assert_serving(&mut server).await;
+}

@@ -69,53 +69,11 @@ fn final_msg(message: &str, rows: u64) -> pb::QueryResponse {
     }
 }
 
-#[tonic::async_trait]
-impl Sluice for SluiceService {
-    async fn execute(
+impl SluiceService {
+    async fn run_query(
         &self,
-        request: Request<pb::ExecuteRequest>,
-    ) -> Result<Response<pb::ExecuteResponse>, Status> {
-        let req = request.into_inner();
-        let span = tracing::info_span!("execute", sql = %truncate(&req.sql));
-        async move {
-            let statements = self.exec.parse(&req.sql).map_err(ExecError::from)?;
-            let mut results = Vec::with_capacity(statements.len());
-            for stmt in &statements {
-                let outcome = self
-                    .exec
-                    .execute_with(stmt, &req.properties)
-                    .await
-                    .map_err(|e| {
-                        tracing::info!(error = %e.message, "statement failed");
-                        Status::from(e)
-                    })?;
-                results.push(pb::StatementResult {
-                    statement: stmt.text.clone(),
-                    message: outcome.message,
-                    columns: outcome
-                        .columns
-                        .iter()
-                        .map(|(n, t)| column(n, t, ""))
-                        .collect(),
-                    rows: outcome.rows.iter().map(|r| row_to_proto(r)).collect(),
-                    query_id: outcome.query_id,
-                });
-            }
-            Ok(Response::new(pb::ExecuteResponse { results }))
-        }
-        .instrument(span)
-        .await
-    }
-
-    type QueryStream = BoxStream<pb::QueryResponse>;
-
-    async fn query(
-        &self,
-        request: Request<pb::QueryRequest>,
-    ) -> Result<Response<Self::QueryStream>, Status> {
-        let req = request.into_inner();
-        let span = tracing::info_span!("query", sql = %truncate(&req.sql));
-        let _enter = span.enter();
+        req: pb::QueryRequest,
+    ) -> Result<Response<BoxStream<pb::QueryResponse>>, Status> {
         let mut statements = self.exec.parse(&req.sql).map_err(ExecError::from)?;
         if statements.len() != 1 {
             return Err(crate::error::status(
@@ -300,6 +258,58 @@ impl Sluice for SluiceService {
                 "the Query RPC runs SELECT and PRINT; use Execute for other statements",
             )),
         }
+    }
+}
+
+#[tonic::async_trait]
+impl Sluice for SluiceService {
+    async fn execute(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("execute", sql = %truncate(&req.sql));
+        async move {
+            let statements = self.exec.parse(&req.sql).map_err(ExecError::from)?;
+            let mut results = Vec::with_capacity(statements.len());
+            for stmt in &statements {
+                let outcome = self
+                    .exec
+                    .execute_with(stmt, &req.properties)
+                    .await
+                    .map_err(|e| {
+                        tracing::info!(error = %e.message, "statement failed");
+                        Status::from(e)
+                    })?;
+                results.push(pb::StatementResult {
+                    statement: stmt.text.clone(),
+                    message: outcome.message,
+                    columns: outcome
+                        .columns
+                        .iter()
+                        .map(|(n, t)| column(n, t, ""))
+                        .collect(),
+                    rows: outcome.rows.iter().map(|r| row_to_proto(r)).collect(),
+                    query_id: outcome.query_id,
+                });
+            }
+            Ok(Response::new(pb::ExecuteResponse { results }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    type QueryStream = BoxStream<pb::QueryResponse>;
+
+    async fn query(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> Result<Response<Self::QueryStream>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("query", sql = %truncate(&req.sql));
+        // Instrumented, not entered: a guard held across an await leaves the span entered on
+        // whichever thread polls next, and under load tracing then panics on a closed span.
+        self.run_query(req).instrument(span).await
     }
 
     type BulkInsertStream = BoxStream<pb::BulkInsertResponse>;
