@@ -18,6 +18,10 @@ use std::sync::{Arc, RwLock};
 use tonic::Code;
 
 /// Name of the stream over the processing log (record-level errors of queries).
+
+/// Key lookups a pull query may do on the async worker itself (see `run_pull`).
+const INLINE_LOOKUPS: usize = 16;
+
 pub const PROCESSING_LOG_STREAM: &str = "SLUICE_PROCESSING_LOG";
 const SYSTEM_SOURCE_ID: u64 = 0;
 
@@ -223,8 +227,15 @@ impl Executor {
         }
     }
 
-    /// Runs a pull plan off the async workers: it reads storage synchronously.
+    /// Runs a pull plan. A few key lookups run in place: point reads served from the
+    /// memtable or block cache take microseconds, less than handing the work to the
+    /// blocking pool and back (two thread wake-ups). Ranges and scans, which may read many
+    /// blocks from disk, run off the async workers.
     pub async fn run_pull(&self, plan: PullPlan) -> Result<Vec<Vec<Value>>, ExecError> {
+        if matches!(&plan.access, sluice_engine::PullAccess::Keys(k) if k.len() <= INLINE_LOOKUPS)
+        {
+            return Ok(self.engine.pull(&plan)?);
+        }
         let engine = self.engine.clone();
         let rows = tokio::task::spawn_blocking(move || engine.pull(&plan))
             .await
