@@ -17,11 +17,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use tonic::Code;
 
-/// Name of the stream over the processing log (record-level errors of queries).
-
 /// Key lookups a pull query may do on the async worker itself (see `run_pull`).
 const INLINE_LOOKUPS: usize = 16;
 
+/// Name of the stream over the processing log (record-level errors of queries).
 pub const PROCESSING_LOG_STREAM: &str = "SLUICE_PROCESSING_LOG";
 const SYSTEM_SOURCE_ID: u64 = 0;
 
@@ -232,8 +231,7 @@ impl Executor {
     /// blocking pool and back (two thread wake-ups). Ranges and scans, which may read many
     /// blocks from disk, run off the async workers.
     pub async fn run_pull(&self, plan: PullPlan) -> Result<Vec<Vec<Value>>, ExecError> {
-        if matches!(&plan.access, sluice_engine::PullAccess::Keys(k) if k.len() <= INLINE_LOOKUPS)
-        {
+        if matches!(&plan.access, sluice_engine::PullAccess::Keys(k) if k.len() <= INLINE_LOOKUPS) {
             return Ok(self.engine.pull(&plan)?);
         }
         let engine = self.engine.clone();
