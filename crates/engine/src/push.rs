@@ -7,6 +7,7 @@ use crate::query::Engine;
 use crate::rows::decode_record;
 use crate::{EngineError, Result};
 use sluice_common::Value;
+use sluice_format::decode_key;
 use sluice_storage::{Log, StoredRecord};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -62,6 +63,7 @@ impl Engine {
             }
         }
         let (tx, rx) = mpsc::channel(CHANNEL);
+        let key_only = key_only_filter(&plan);
         let plan = Arc::new(plan);
         tokio::spawn(async move {
             let mut changed = topic.subscribe();
@@ -92,7 +94,7 @@ impl Engine {
                         any = true;
                     }
                     for rec in &records {
-                        let Some(event) = evaluate(&plan, rec) else {
+                        let Some(event) = evaluate(&plan, key_only, rec) else {
                             continue;
                         };
                         let is_row = matches!(event, PushEvent::Row { .. });
@@ -120,7 +122,41 @@ impl Engine {
     }
 }
 
-fn evaluate(plan: &PushPlan, rec: &StoredRecord) -> Option<PushEvent> {
+/// Whether the filter reads key columns only: then a record whose key fails it is skipped
+/// before its value is decoded. A push query filtering one key of a busy table (the fanout
+/// shape: one subscriber per entity) then decodes only the values it sends.
+fn key_only_filter(plan: &PushPlan) -> bool {
+    let keys = plan.source.schema.key_count();
+    plan.filter
+        .as_ref()
+        .is_some_and(|f| f.reads_only(&|i| i < keys))
+}
+
+/// False when the record's key alone shows the filter rejects it. Tombstones and keys that
+/// fail to decode go the full way, which reports them as the full decode would.
+fn key_passes(plan: &PushPlan, rec: &StoredRecord) -> bool {
+    let (Some(filter), Some(_)) = (&plan.filter, &rec.record.value) else {
+        return true;
+    };
+    let source = &plan.source;
+    match decode_key(
+        &source.key_format,
+        source.schema.keys(),
+        rec.record.key.as_deref(),
+    ) {
+        Ok(mut row) => {
+            // Key columns first, then everything else (NULL: the filter does not read it).
+            row.resize(source.schema.len() + 3, Value::Null);
+            filter.test(&row)
+        }
+        Err(_) => true,
+    }
+}
+
+fn evaluate(plan: &PushPlan, key_only: bool, rec: &StoredRecord) -> Option<PushEvent> {
+    if key_only && !key_passes(plan, rec) {
+        return None;
+    }
     let src = match decode_record(&plan.source, rec) {
         Ok(s) => s,
         Err(e) => {

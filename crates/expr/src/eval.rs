@@ -372,6 +372,54 @@ impl Expr {
     pub fn test(&self, row: &[Value]) -> bool {
         self.eval(row).as_bool() == Some(true)
     }
+
+    /// Whether every column of the row this expression reads satisfies `allowed`. Lambda
+    /// parameters are not row columns and always qualify. Lets a caller evaluate the
+    /// expression over a partially decoded row (e.g. only the key) with the same result.
+    pub fn reads_only(&self, allowed: &dyn Fn(usize) -> bool) -> bool {
+        self.reads_only_below(allowed, usize::MAX)
+    }
+
+    /// `params_from`: columns at or above it are lambda parameters, not row columns.
+    fn reads_only_below(&self, allowed: &dyn Fn(usize) -> bool, params_from: usize) -> bool {
+        let ok = |e: &Expr| e.reads_only_below(allowed, params_from);
+        match self {
+            Expr::Column(i) => *i >= params_from || allowed(*i),
+            Expr::Literal(_) => true,
+            Expr::Binary { left, right, .. } => ok(left) && ok(right),
+            Expr::Not(e) | Expr::Negate(e) => ok(e),
+            Expr::IsNull { expr, .. } | Expr::Cast { expr, .. } | Expr::Field { expr, .. } => {
+                ok(expr)
+            }
+            Expr::Call { args, .. } | Expr::MakeArray(args) => args.iter().all(ok),
+            Expr::Case {
+                branches,
+                otherwise,
+            } => {
+                branches.iter().all(|(w, t)| ok(w) && ok(t)) && otherwise.as_deref().is_none_or(ok)
+            }
+            Expr::InList { expr, list, .. } => ok(expr) && list.iter().all(ok),
+            Expr::Between {
+                expr, low, high, ..
+            } => ok(expr) && ok(low) && ok(high),
+            Expr::Like { expr, pattern, .. } => ok(expr) && ok(pattern),
+            Expr::MakeMap(entries) => entries.iter().all(|(k, v)| ok(k) && ok(v)),
+            Expr::MakeStruct(fields) => fields.iter().all(|(_, v)| ok(v)),
+            Expr::Subscript { expr, index } => ok(expr) && ok(index),
+            Expr::HigherOrder {
+                input,
+                init,
+                lambdas,
+                ..
+            } => {
+                ok(input)
+                    && init.as_deref().is_none_or(ok)
+                    && lambdas
+                        .iter()
+                        .all(|l| l.body.reads_only_below(allowed, l.base.min(params_from)))
+            }
+        }
+    }
 }
 
 fn binary(op: BinaryOp, l: Value, r: Value) -> Value {
@@ -675,6 +723,35 @@ mod tests {
 
     fn lit(v: Value) -> Box<Expr> {
         Box::new(Expr::Literal(v))
+    }
+
+    #[test]
+    fn reads_only_sees_every_column_reference_but_lambda_parameters() {
+        let key = |e: &Expr| e.reads_only(&|i| i < 2);
+        let eq = |l: Expr, r: Expr| Expr::Binary {
+            op: BinaryOp::Eq,
+            left: Box::new(l),
+            right: Box::new(r),
+        };
+        assert!(key(&eq(Expr::Column(0), Expr::Literal(Value::Int(1)))));
+        assert!(!key(&eq(Expr::Column(0), Expr::Column(2))));
+        let case = Expr::Case {
+            branches: vec![(Expr::Column(1), Expr::Literal(Value::Null))],
+            otherwise: Some(Box::new(Expr::Column(5))),
+        };
+        assert!(!key(&case));
+        // TRANSFORM(col1, x => x + col0): x is column 3 of the lambda's row (base 3).
+        let lambda = |body: Expr| Expr::HigherOrder {
+            func: HigherOrder::Transform,
+            input: Box::new(Expr::Column(1)),
+            init: None,
+            lambdas: vec![Lambda {
+                base: 3,
+                body: Box::new(body),
+            }],
+        };
+        assert!(key(&lambda(eq(Expr::Column(3), Expr::Column(0)))));
+        assert!(!key(&lambda(eq(Expr::Column(3), Expr::Column(2)))));
     }
 
     #[test]
