@@ -1,6 +1,6 @@
 //! Binding: sqlparser expressions → typed engine expressions over a known row layout.
 
-use crate::{PlanError, Result};
+use crate::{PlanError, PlanErrorKind, Result};
 use sluice_common::{DataType, ROWOFFSET, ROWPARTITION, ROWTIME, SourceDef, Value};
 use sluice_expr::{AggCall, AggKind, BinaryOp, Expr, HigherOrder, Lambda};
 use sluice_sql::Expr as SqlExpr;
@@ -214,6 +214,18 @@ impl<'a> Binder<'a> {
             SqlExpr::Value(v) => literal(e, &v.value),
             SqlExpr::Nested(inner) => self.bind(inner),
             SqlExpr::UnaryOp { op, expr } => {
+                // ksqlDB's grammar reads `-5` as one literal, so its range is checked with
+                // the sign.
+                if *op == UnaryOperator::Minus
+                    && let SqlExpr::Value(v) = expr.as_ref()
+                    && let SqlValue::Number(n, _) = &v.value
+                {
+                    let (value, ty) = number(e, &format!("-{n}"))?;
+                    return Ok(Bound {
+                        expr: Expr::Literal(value),
+                        ty: Some(ty),
+                    });
+                }
                 let b = self.bind(expr)?;
                 match op {
                     UnaryOperator::Not => {
@@ -1311,20 +1323,25 @@ fn literal(e: &SqlExpr, v: &SqlValue) -> Result<Bound> {
 }
 
 /// ksqlDB's literal typing: integers are INT when they fit, else BIGINT; a decimal point
-/// makes a DECIMAL; an exponent makes a DOUBLE.
+/// makes a DECIMAL; an exponent makes a DOUBLE. `n` may carry a leading minus.
 fn number(e: &SqlExpr, n: &str) -> Result<(Value, DataType)> {
+    let bad = |message: String| {
+        let s = e.span().start;
+        Err(PlanError::new(message, s.line, s.column).with_kind(PlanErrorKind::BadLiteral))
+    };
     if n.contains(['e', 'E']) {
-        let d: f64 = n
-            .parse()
-            .or_else(|_| err_at(e, format!("Invalid numeric literal: {n}")))?;
+        let Ok(d) = n.parse::<f64>() else {
+            return bad(format!("Invalid numeric literal: {n}"));
+        };
         if d.is_infinite() {
-            return err_at(e, format!("Number overflows DOUBLE: {n}"));
+            return bad(format!("Number overflows DOUBLE: {n}"));
         }
         return Ok((Value::Double(d), DataType::Double));
     }
     if n.contains('.') {
-        let (unscaled, scale) = Value::parse_decimal(n)
-            .ok_or_else(|| PlanError::new(format!("Invalid numeric literal: {n}"), 0, 0))?;
+        let Some((unscaled, scale)) = Value::parse_decimal(n) else {
+            return bad(format!("Invalid numeric literal: {n}"));
+        };
         let v = Value::Decimal { unscaled, scale };
         let ty = v.data_type().unwrap_or(DataType::Double);
         return Ok((v, ty));
@@ -1334,15 +1351,7 @@ fn number(e: &SqlExpr, n: &str) -> Result<(Value, DataType)> {
             Ok(small) => Ok((Value::Int(small), DataType::Int)),
             Err(_) => Ok((Value::BigInt(i), DataType::BigInt)),
         },
-        // i64::MIN's magnitude only parses negated; handled in negate_literal.
-        Err(_) if n.trim_start_matches('0') == "9223372036854775808" => Ok((
-            Value::Decimal {
-                unscaled: 9223372036854775808,
-                scale: 0,
-            },
-            DataType::BigInt,
-        )),
-        Err(_) => err_at(e, format!("Invalid numeric literal: {n}")),
+        Err(_) => bad(format!("Invalid numeric literal: {n}")),
     }
 }
 
@@ -1361,10 +1370,6 @@ fn negate_literal(e: &SqlExpr, v: &Value) -> Result<Value> {
             }
         },
         Value::Double(d) => Value::Double(-d),
-        Value::Decimal {
-            unscaled: 9223372036854775808,
-            scale: 0,
-        } => Value::BigInt(i64::MIN),
         Value::Decimal { unscaled, scale } => Value::Decimal {
             unscaled: -unscaled,
             scale: *scale,
