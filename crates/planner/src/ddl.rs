@@ -349,6 +349,7 @@ pub fn plan_create_source(
         headers: headers.clone(),
         written_by: None,
         sql: sql.to_string(),
+        read_only: false,
     };
     Ok((def, p.partitions))
 }

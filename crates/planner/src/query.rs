@@ -373,6 +373,7 @@ pub fn plan_create_as(
         headers: Vec::new(),
         written_by: Some(ids.query_id.clone()),
         sql: sql.to_string(),
+        read_only: false,
     };
     let plan = QueryPlan {
         id: ids.query_id,

@@ -224,6 +224,7 @@ impl<'a> P<'a> {
                 }
             }
             Some("DROP") => self.drop()?,
+            Some("ALTER") => self.alter()?,
             Some("TERMINATE") => {
                 self.p.next_token();
                 if self.eat("ALL") {
@@ -345,7 +346,7 @@ impl<'a> P<'a> {
                 if_not_exists,
             });
         }
-        self.eat("SOURCE");
+        let read_only = self.eat("SOURCE");
         let t = self.p.peek_token();
         let kind = if self.eat("STREAM") {
             SourceKind::Stream
@@ -383,6 +384,10 @@ impl<'a> P<'a> {
         } else {
             Properties::default()
         };
+        if self.peek_word().as_deref() == Some("AS") && read_only {
+            let t = self.p.peek_token();
+            return self.err(&t, "CREATE SOURCE cannot be used with AS SELECT");
+        }
         if self.eat("AS") {
             if !columns.is_empty() {
                 let t = self.p.peek_token();
@@ -403,6 +408,7 @@ impl<'a> P<'a> {
             name,
             or_replace,
             if_not_exists,
+            read_only,
             columns,
             properties,
         })
@@ -689,6 +695,39 @@ impl<'a> P<'a> {
         })
     }
 
+    fn alter(&mut self) -> R<StatementKind> {
+        self.expect("ALTER")?;
+        let t = self.p.peek_token();
+        let kind = if self.eat("STREAM") {
+            SourceKind::Stream
+        } else if self.eat("TABLE") {
+            SourceKind::Table
+        } else {
+            return self.err(
+                &t,
+                format!(
+                    "Expected STREAM or TABLE after ALTER, found {}",
+                    describe(&t.token)
+                ),
+            );
+        };
+        let name = self.name()?;
+        let mut columns = Vec::new();
+        loop {
+            self.expect("ADD")?;
+            self.eat("COLUMN");
+            columns.push(self.column_def()?);
+            if !self.p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        Ok(StatementKind::Alter {
+            kind,
+            name,
+            columns,
+        })
+    }
+
     fn drop(&mut self) -> R<StatementKind> {
         self.expect("DROP")?;
         if self.eat("TYPE") {
@@ -816,6 +855,32 @@ mod tests {
         let mut v = parse(sql).unwrap();
         assert_eq!(v.len(), 1);
         v.remove(0)
+    }
+
+    #[test]
+    fn source_streams_and_alter() {
+        let s = one("CREATE SOURCE TABLE t (k INT PRIMARY KEY, v STRING) WITH (kafka_topic='t');");
+        assert!(matches!(
+            s.kind,
+            StatementKind::CreateSource {
+                read_only: true,
+                kind: SourceKind::Table,
+                ..
+            }
+        ));
+        assert!(parse("CREATE SOURCE STREAM s AS SELECT * FROM t;").is_err());
+        let s = one("ALTER STREAM s ADD COLUMN a INT, ADD b STRING;");
+        let StatementKind::Alter {
+            kind,
+            name,
+            columns,
+        } = s.kind
+        else {
+            panic!("not an ALTER: {s:?}");
+        };
+        assert_eq!((kind, name.value.as_str()), (SourceKind::Stream, "S"));
+        assert_eq!(columns.len(), 2);
+        assert!(parse("ALTER STREAM s DROP COLUMN a;").is_err());
     }
 
     #[test]

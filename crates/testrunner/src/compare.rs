@@ -80,7 +80,9 @@ pub fn describe_schema(def: &SourceDef) -> String {
         .join(", ")
 }
 
-/// Normalizes schema text for comparison: no backticks, one spacing, INT for INTEGER.
+/// Normalizes schema text for comparison: no backticks, one spacing, INT for INTEGER, KEY
+/// for PRIMARY KEY (ksqlDB reads the expected schema as column definitions, where a
+/// table's PRIMARY KEY is its key).
 pub fn normalize_schema(s: &str) -> String {
     let s = s
         .replace('`', "")
@@ -88,6 +90,7 @@ pub fn normalize_schema(s: &str) -> String {
         .replace("INTEGER", "INT")
         .replace("VARCHAR", "STRING");
     let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let s = s.replace("PRIMARY KEY", "KEY");
     s.replace(" ,", ",")
         .replace("< ", "<")
         .replace(" >", ">")
@@ -130,6 +133,10 @@ mod tests {
         assert_eq!(
             normalize_schema("`ID` INTEGER KEY, `NAME` STRING"),
             normalize_schema("ID INT KEY, NAME STRING")
+        );
+        assert_eq!(
+            normalize_schema("`K` INTEGER KEY"),
+            normalize_schema("K INT PRIMARY KEY")
         );
     }
 }
