@@ -69,8 +69,18 @@ pub fn ident_name(i: &Ident) -> String {
 /// An expression as ksqlDB prints it in messages and compares GROUP BY items: names
 /// upper-cased, binary operations in parentheses, redundant parentheses dropped.
 pub fn ksql_text(e: &SqlExpr) -> String {
+    ksql_text_qualified(e, None)
+}
+
+/// [`ksql_text`] with bare column names qualified by `qualifier` (`INPUT.ID`), as ksqlDB
+/// prints expressions after analysis.
+pub fn ksql_text_qualified(e: &SqlExpr, qualifier: Option<&str>) -> String {
+    let ksql_text = |x: &SqlExpr| ksql_text_qualified(x, qualifier);
     match e {
-        SqlExpr::Identifier(i) => ident_name(i),
+        SqlExpr::Identifier(i) => match qualifier {
+            Some(q) => format!("{q}.{}", ident_name(i)),
+            None => ident_name(i),
+        },
         SqlExpr::CompoundIdentifier(parts) => {
             parts.iter().map(ident_name).collect::<Vec<_>>().join(".")
         }
@@ -152,6 +162,9 @@ pub struct Binder<'a> {
     /// Nesting depth of the expression being bound, to refuse absurdly deep trees
     /// before they overflow a stack (here, in evaluation, or when dropped).
     depth: usize,
+    /// The clause being bound (`SELECT`, `WHERE`, ...), named in unknown-column errors as
+    /// ksqlDB names it.
+    clause: &'static str,
 }
 
 /// Deepest expression tree the binder accepts.
@@ -167,7 +180,28 @@ impl<'a> Binder<'a> {
             scope,
             mode,
             depth: 0,
+            clause: "",
         }
+    }
+
+    /// Names the clause being bound in unknown-column errors: `WHERE column 'X' cannot be
+    /// resolved.`
+    pub fn in_clause(mut self, clause: &'static str) -> Binder<'a> {
+        self.clause = clause;
+        self
+    }
+
+    fn unresolved<T>(&self, e: &SqlExpr, name: &str) -> Result<T> {
+        let written = match e {
+            SqlExpr::CompoundIdentifier(_) => ksql_text(e),
+            _ => name.to_string(),
+        };
+        let message = if self.clause.is_empty() {
+            format!("Column '{written}' cannot be resolved.")
+        } else {
+            format!("{} column '{written}' cannot be resolved.", self.clause)
+        };
+        err_at(e, message)
     }
 
     pub fn bind(&mut self, e: &SqlExpr) -> Result<Bound> {
@@ -608,14 +642,14 @@ impl<'a> Binder<'a> {
                     format!("Non-aggregate SELECT expression(s) not part of GROUP BY: {name}"),
                 );
             }
-            return err_at(e, format!("Column '{name}' cannot be resolved."));
+            return self.unresolved(e, name);
         }
         match self.scope.index_of(name) {
             Some(i) => Ok(Bound {
                 expr: Expr::Column(i),
                 ty: Some(self.scope.columns[i].1.clone()),
             }),
-            None => err_at(e, format!("Column '{name}' cannot be resolved.")),
+            None => self.unresolved(e, name),
         }
     }
 

@@ -122,7 +122,7 @@ fn bind_item(scope: &Scope, expr: &SqlExpr) -> Result<(Bound, Option<TableFuncti
             let [arg] = args.as_slice() else {
                 return err_at(expr, format!("Function {name} takes one ARRAY argument"));
             };
-            let b = Binder::plain(scope).bind(arg)?;
+            let b = Binder::plain(scope).in_clause("SELECT").bind(arg)?;
             let ty = match (&b.ty, tf) {
                 (Some(DataType::Array(item)), TableFunction::Explode) => {
                     Some(item.as_ref().clone())
@@ -142,7 +142,7 @@ fn bind_item(scope: &Scope, expr: &SqlExpr) -> Result<(Bound, Option<TableFuncti
             return Ok((Bound { expr: b.expr, ty }, Some(tf)));
         }
     }
-    Ok((Binder::plain(scope).bind(expr)?, None))
+    Ok((Binder::plain(scope).in_clause("SELECT").bind(expr)?, None))
 }
 
 /// Binds a non-aggregate projection over a source row.
@@ -165,7 +165,7 @@ fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Ite
                     },
                     None => {
                         return Err(PlanError::at_name(
-                            format!("Column '{}' cannot be resolved.", path[0].value),
+                            format!("SELECT column '{}' cannot be resolved.", path[0].value),
                             &path[0],
                         ));
                     }
@@ -316,6 +316,16 @@ pub fn plan_create_as(
     let source = lookup(catalog, &select.from)?;
     let p = source_props(props, name)?;
     let (op, schema) = plan_operator(kind, name, select, &source)?;
+    if p.key_format
+        .as_ref()
+        .is_some_and(|f| f.kind != FormatKind::None)
+        && schema.key_count() == 0
+    {
+        return Err(PlanError::at_name(
+            "Key format specified for stream without key columns.",
+            name,
+        ));
+    }
     let key_format = match (&p.key_format, schema.key_count()) {
         (_, 0) => FormatSpec::new(FormatKind::None),
         (Some(f), _) => f.clone(),
@@ -329,7 +339,7 @@ pub fn plan_create_as(
         ..source.value_format.clone()
     };
     let mut value_format = p
-        .value_format_or(Some(&inherited))
+        .value_format_or(Some(&inherited), name)?
         .unwrap_or(FormatSpec::new(FormatKind::Json));
     if p.value_format.is_some() && p.wrap_single_value.is_none() {
         value_format.wrap_single_value = None;
@@ -340,7 +350,10 @@ pub fn plan_create_as(
     {
         value_format.wrap_single_value = cfg.wrap_single_values;
     }
-    if value_format.kind == FormatKind::Delimited && p.value_format.is_none() {
+    if value_format.kind == FormatKind::Delimited
+        && p.value_format.is_none()
+        && p.value_delimiter.is_none()
+    {
         value_format.delimiter = source.value_format.delimiter;
     }
     let key_format =
@@ -535,6 +548,13 @@ fn plan_operator(
         }
     }
     if !missing.is_empty() {
+        // ksqlDB names every key column, not only the missing ones.
+        let missing: Vec<String> = source
+            .schema
+            .keys()
+            .iter()
+            .map(|k| k.name.clone())
+            .collect();
         let (noun, list) = if missing.len() == 1 {
             ("column", missing[0].clone())
         } else {
@@ -676,6 +696,31 @@ fn plan_partition_by(
     name: &Name,
 ) -> Result<(Operator, Schema)> {
     let keyless = select.partition_by.len() == 1 && is_null_literal(&select.partition_by[0]);
+    if select.partition_by.len() > 1 && select.partition_by.iter().any(is_null_literal) {
+        return err_at(
+            &select.partition_by[0],
+            "Cannot PARTITION BY multiple columns including NULL",
+        );
+    }
+    // PARTITION BY applies to the input row, before the projection.
+    for p in &select.partition_by {
+        Binder::plain(scope)
+            .in_clause("PARTITION BY")
+            .bind(p)
+            .map_err(|mut e| {
+                if let Some(col) = column_ref(p)
+                    && e.message.ends_with("cannot be resolved.")
+                    && select.items.iter().any(|i| {
+                        matches!(i, SelectItem::Expr { alias: Some(a), .. } if a.value == col)
+                    })
+                {
+                    e.message.push_str(&format!(
+                        " '{col}' must be a column in the source schema since PARTITION BY is applied on the input."
+                    ));
+                }
+                e
+            })?;
+    }
     let mut key_cols: Vec<(String, Bound)> = Vec::new();
     let mut value_cols: Vec<(String, Bound, Option<SqlExpr>)> = Vec::new();
     let star = select
@@ -685,7 +730,10 @@ fn plan_partition_by(
     if star {
         if !keyless {
             for (i, p) in select.partition_by.iter().enumerate() {
-                key_cols.push((partition_key_name(p, i), Binder::plain(scope).bind(p)?));
+                key_cols.push((
+                    partition_key_name(p, i),
+                    Binder::plain(scope).in_clause("PARTITION BY").bind(p)?,
+                ));
             }
         }
         let used: Vec<String> = if keyless {
@@ -711,7 +759,7 @@ fn plan_partition_by(
         let mut namer = Namer::default();
         for item in &select.items {
             if let SelectItem::Expr { expr, alias } = item {
-                let b = Binder::plain(scope).bind(expr)?;
+                let b = Binder::plain(scope).in_clause("SELECT").bind(expr)?;
                 value_cols.push((namer.name(expr, alias.as_ref()), b, Some(expr.clone())));
             }
         }
@@ -753,20 +801,35 @@ fn plan_partition_by(
                 None => value_cols.push((item.name.clone(), item.bound.clone(), item.expr.clone())),
             }
         }
+        let mut missing = Vec::new();
         for (k, key) in keys.iter().enumerate() {
             match key {
                 Some(item) => key_cols.push((item.name.clone(), item.bound.clone())),
-                None => {
-                    let p = &select.partition_by[k];
-                    return err_at(
-                        p,
-                        format!(
-                            "The query used to build `{}` must include the partitioning expression {p} in its projection (eg, SELECT {p}...).",
-                            name.value
-                        ),
-                    );
-                }
+                None => missing.push(k),
             }
+        }
+        if let Some(&first) = missing.first() {
+            // ksqlDB names every partitioning expression, not only the missing ones, with
+            // columns qualified by the source.
+            let qualifier = scope.qualifiers.last().map(String::as_str);
+            let texts: Vec<String> = select
+                .partition_by
+                .iter()
+                .map(|p| crate::bind::ksql_text_qualified(p, qualifier))
+                .collect();
+            let (noun, list) = match texts.as_slice() {
+                [one] => ("expression", one.clone()),
+                [init @ .., last] => ("expressions", format!("{} and {last}", init.join(", "))),
+                [] => ("expression", String::new()),
+            };
+            return err_at(
+                &select.partition_by[first],
+                format!(
+                    "The query used to build `{}` must include the partitioning {noun} {list} in its projection (eg, SELECT {}...).",
+                    name.value,
+                    texts.join(", ")
+                ),
+            );
         }
     }
     let mut columns = Vec::new();
@@ -822,12 +885,15 @@ fn plan_partition_by(
 }
 
 fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
-    let b = Binder::plain(scope).bind(w).map_err(|mut e| {
-        if e.message.starts_with("Cannot compare") {
-            e.message = format!("Error in WHERE expression: {}", e.message);
-        }
-        e
-    })?;
+    let b = Binder::plain(scope)
+        .in_clause("WHERE")
+        .bind(w)
+        .map_err(|mut e| {
+            if e.message.starts_with("Cannot compare") {
+                e.message = format!("Error in WHERE expression: {}", e.message);
+            }
+            e
+        })?;
     match b.ty {
         None | Some(DataType::Boolean) => Ok(b.expr),
         Some(t) => err_at(
@@ -846,6 +912,15 @@ fn plan_aggregate(
     filter: Option<Expr>,
     name: &Name,
 ) -> Result<(Operator, Schema)> {
+    if source.value_format.kind == FormatKind::Kafka {
+        return Err(PlanError::at_name(
+            format!(
+                "Source(s) {} are using the 'KAFKA' value format. This format does not yet support GROUP BY.",
+                source.name
+            ),
+            name,
+        ));
+    }
     let mut group_by = Vec::with_capacity(select.group_by.len());
     let mut group_types = Vec::with_capacity(select.group_by.len());
     for item in &select.items {
@@ -876,7 +951,7 @@ fn plan_aggregate(
                 );
             }
         }
-        let b = Binder::plain(scope).bind(g)?;
+        let b = Binder::plain(scope).in_clause("GROUP BY").bind(g)?;
         group_types.push(concrete(Some(g), &g.to_string(), b.ty)?);
         group_by.push(b.expr);
     }
@@ -918,7 +993,8 @@ fn plan_aggregate(
                 source: scope,
                 aggs: &mut aggregates,
             },
-        );
+        )
+        .in_clause("SELECT");
         match binder.bind(expr) {
             Ok(bound) => values.push((item_name, bound, expr.clone())),
             // Collected, so the error lists every offending expression as ksqlDB does.
@@ -946,7 +1022,8 @@ fn plan_aggregate(
                     source: scope,
                     aggs: &mut aggregates,
                 },
-            );
+            )
+            .in_clause("HAVING");
             let b = binder.bind(h).map_err(|mut e| {
                 if let Some(rest) = e
                     .message
