@@ -9,7 +9,7 @@ use sluice_common::{
 };
 use sluice_engine::{Operator, PullAccess, PullPlan, PushPlan, QueryPlan, TableFunction};
 use sluice_expr::eval::cast;
-use sluice_expr::{BinaryOp, Expr};
+use sluice_expr::{AggKind, BinaryOp, Expr};
 use sluice_sql::{Expr as SqlExpr, Name, Properties, Select, SelectItem};
 use sqlparser::ast::{BinaryOperator, InTarget};
 
@@ -905,6 +905,25 @@ fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
     }
 }
 
+/// Whether ksqlDB keeps an aggregate's intermediate state as a STRUCT, ARRAY or MAP.
+fn has_structured_state(kind: AggKind) -> bool {
+    use AggKind as K;
+    matches!(
+        kind,
+        K::Avg
+            | K::StddevSamp
+            | K::Correlation
+            | K::TopK
+            | K::TopKDistinct
+            | K::CollectList
+            | K::CollectSet
+            | K::Histogram
+            | K::CountDistinct
+            | K::LatestByOffset
+            | K::EarliestByOffset
+    )
+}
+
 fn plan_aggregate(
     select: &Select,
     source: &SourceDef,
@@ -1074,6 +1093,16 @@ fn plan_aggregate(
     if aggregates.is_empty() {
         return Err(PlanError::at_name(
             "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.",
+            name,
+        ));
+    }
+    // ksqlDB keeps aggregation state in the source's value format; DELIMITED cannot hold
+    // the struct, array or map states of these functions.
+    if source.value_format.kind == FormatKind::Delimited
+        && aggregates.iter().any(|a| has_structured_state(a.kind))
+    {
+        return Err(PlanError::at_name(
+            "One of the functions used in the statement has an intermediate type that the value format can not handle. Please remove the function or change the format.",
             name,
         ));
     }
