@@ -1133,6 +1133,9 @@ impl<'a> Binder<'a> {
             }
             bound.push(self.bind(a)?);
         }
+        if matches!(name.as_str(), "LEAST" | "GREATEST") {
+            return same_type_call(e, func, &name, &args, bound);
+        }
         let types: Vec<DataType> = bound
             .iter()
             .map(|b| b.ty.clone().unwrap_or(DataType::String))
@@ -1147,6 +1150,83 @@ impl<'a> Binder<'a> {
             ty: Some(ty),
         })
     }
+}
+
+/// A call whose arguments share one type `T` (LEAST/GREATEST), resolved as ksqlDB
+/// resolves its generic functions: NULL literals take any type, a string literal takes the
+/// type of the other arguments and is converted to it, and anything else must agree (or
+/// widen, for numbers, by the function's own rule).
+fn same_type_call(
+    e: &SqlExpr,
+    func: &'static sluice_expr::ScalarFunction,
+    name: &str,
+    args: &[&SqlExpr],
+    bound: Vec<Bound>,
+) -> Result<Bound> {
+    let lower = name.to_ascii_lowercase();
+    let is_null = |a: &SqlExpr| matches!(a, SqlExpr::Value(v) if matches!(v.value, SqlValue::Null));
+    let is_text = |a: &SqlExpr| matches!(a, SqlExpr::Value(v) if matches!(v.value, SqlValue::SingleQuotedString(_)));
+    let listed = args
+        .iter()
+        .zip(&bound)
+        .map(|(a, b)| {
+            if is_null(a) {
+                "null".to_string()
+            } else {
+                ty_name(&b.ty)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fixed: Vec<DataType> = args
+        .iter()
+        .zip(&bound)
+        .filter(|(a, _)| !is_null(a) && !is_text(a))
+        .filter_map(|(_, b)| b.ty.clone())
+        .collect();
+    if args.is_empty() {
+        return err_at(
+            e,
+            format!("Function '{lower}' does not accept parameters ()."),
+        );
+    }
+    if fixed.is_empty() && !args.iter().any(|a| is_text(a)) {
+        return err_at(
+            e,
+            format!(
+                "Function '{lower}' cannot be resolved due to ambiguous method parameters ({listed})."
+            ),
+        );
+    }
+    if fixed.contains(&DataType::String) && fixed.iter().any(|t| *t != DataType::String) {
+        return err_at(
+            e,
+            format!("Function '{lower}' does not accept parameters ({listed})."),
+        );
+    }
+    let ty = if fixed.is_empty() {
+        DataType::String
+    } else {
+        (func.return_type)(&fixed).or_else(|m| err_at(e, format!("Function '{lower}' {m}")))?
+    };
+    let args = args
+        .iter()
+        .zip(bound)
+        .map(|(a, b)| {
+            if is_text(a) && ty != DataType::String {
+                Expr::Cast {
+                    expr: Box::new(b.expr),
+                    to: ty.clone(),
+                }
+            } else {
+                b.expr
+            }
+        })
+        .collect();
+    Ok(Bound {
+        expr: Expr::Call { func, args },
+        ty: Some(ty),
+    })
 }
 
 fn decimal_mul(a: &DataType, b: &DataType) -> DataType {
