@@ -1022,16 +1022,36 @@ impl<'a> Binder<'a> {
                     ),
                 );
             };
-            let arg = args
+            let mut arg = args
                 .first()
                 .map(|a| Binder::plain(source).bind(a))
                 .transpose()?;
+            let mut extras: &[&SqlExpr] = args.get(1..).unwrap_or(&[]);
+            // TOPK(sort, col, ..., k) keeps whole rows: each entry is a struct of the sort
+            // value (`sort_col`) and the other columns (`col0`, `col1`, ...).
+            if kind == AggKind::TopK
+                && args.len() > 2
+                && let Some(sort) = arg.take()
+            {
+                let mut fields = vec![("sort_col".to_string(), sort.expr)];
+                let mut types = vec![("sort_col".to_string(), sort.ty.unwrap_or(DataType::String))];
+                for (i, c) in args[1..args.len() - 1].iter().enumerate() {
+                    let b = Binder::plain(source).bind(c)?;
+                    fields.push((format!("col{i}"), b.expr));
+                    types.push((format!("col{i}"), b.ty.unwrap_or(DataType::String)));
+                }
+                arg = Some(Bound {
+                    expr: Expr::MakeStruct(fields),
+                    ty: Some(DataType::Struct(types)),
+                });
+                extras = &args[args.len() - 1..];
+            }
             let arg_type = arg.as_ref().and_then(|a| a.ty.clone());
             // Trailing arguments are literals (TOPK's k, LATEST_BY_OFFSET's n and
             // ignore-nulls flag), except CORRELATION's second column.
             let mut call =
                 AggCall::new(kind, arg.as_ref().map(|a| a.expr.clone()), arg_type.clone());
-            for extra in args.iter().skip(1) {
+            for extra in extras {
                 if kind == AggKind::Correlation && call.arg2.is_none() {
                     let b = Binder::plain(source).bind(extra)?;
                     if !b.ty.as_ref().is_none_or(DataType::is_numeric) {

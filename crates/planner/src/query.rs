@@ -912,6 +912,7 @@ fn has_structured_state(kind: AggKind) -> bool {
         kind,
         K::Avg
             | K::StddevSamp
+            | K::VarianceSamp
             | K::Correlation
             | K::TopK
             | K::TopKDistinct
