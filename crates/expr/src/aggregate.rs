@@ -113,6 +113,30 @@ pub static AGGREGATES: &[(&str, &str, &str)] = &[
 ];
 
 impl AggKind {
+    /// The function's SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AggKind::CountStar | AggKind::Count => "COUNT",
+            AggKind::Sum => "SUM",
+            AggKind::Avg => "AVG",
+            AggKind::Min => "MIN",
+            AggKind::Max => "MAX",
+            AggKind::LatestByOffset => "LATEST_BY_OFFSET",
+            AggKind::EarliestByOffset => "EARLIEST_BY_OFFSET",
+            AggKind::CollectList => "COLLECT_LIST",
+            AggKind::CollectSet => "COLLECT_SET",
+            AggKind::TopK => "TOPK",
+            AggKind::TopKDistinct => "TOPKDISTINCT",
+            AggKind::Histogram => "HISTOGRAM",
+            AggKind::CountDistinct => "COUNT_DISTINCT",
+            AggKind::StddevSamp => "STDDEV_SAMPLE",
+            AggKind::VarianceSamp => "STDDEV_SAMP",
+            AggKind::Correlation => "CORRELATION",
+            AggKind::Attr => "ATTR",
+            AggKind::SumList => "SUM_LIST",
+        }
+    }
+
     pub fn from_name(name: &str, star: bool) -> Option<AggKind> {
         Some(match name.to_ascii_uppercase().as_str() {
             "COUNT" if star => AggKind::CountStar,
@@ -677,6 +701,13 @@ mod tests {
             AggKind::from_name("STDDEV_SAMP", false),
             Some(AggKind::VarianceSamp)
         );
+        for kind in [
+            AggKind::VarianceSamp,
+            AggKind::TopK,
+            AggKind::LatestByOffset,
+        ] {
+            assert_eq!(AggKind::from_name(kind.name(), false), Some(kind));
+        }
     }
 
     #[test]

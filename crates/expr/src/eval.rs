@@ -377,7 +377,12 @@ impl Expr {
 fn binary(op: BinaryOp, l: Value, r: Value) -> Value {
     use Value::*;
     if l.is_null() || r.is_null() {
-        return Null;
+        // ksqlDB's comparisons are FALSE, not NULL, when an operand is NULL.
+        return if op.is_comparison() {
+            Boolean(false)
+        } else {
+            Null
+        };
     }
     if op.is_comparison() {
         let ord = if matches!(op, BinaryOp::Eq | BinaryOp::NotEq) {

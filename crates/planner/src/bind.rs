@@ -85,6 +85,13 @@ pub fn ksql_text_qualified(e: &SqlExpr, qualifier: Option<&str>) -> String {
             parts.iter().map(ident_name).collect::<Vec<_>>().join(".")
         }
         SqlExpr::Nested(inner) => ksql_text(inner),
+        // Literals as ksqlDB prints them: text kept as written, booleans and NULL in
+        // lower case.
+        SqlExpr::Value(v) => match &v.value {
+            SqlValue::Boolean(b) => b.to_string(),
+            SqlValue::Null => "null".to_string(),
+            other => other.to_string(),
+        },
         SqlExpr::BinaryOp { left, op, right } => {
             format!("({} {op} {})", ksql_text(left), ksql_text(right))
         }
@@ -118,6 +125,57 @@ pub fn ksql_text_qualified(e: &SqlExpr, qualifier: Option<&str>) -> String {
             format!("SUBSTRING({})", args.join(", "))
         }
         other => other.to_string().to_ascii_uppercase(),
+    }
+}
+
+/// The first aggregate call inside an expression (itself included), as written.
+pub(crate) fn find_aggregate(e: &SqlExpr) -> Option<&sqlparser::ast::Function> {
+    match e {
+        SqlExpr::Function(f) => {
+            let name = f.name.to_string().to_ascii_uppercase();
+            if AggKind::from_name(&name, false).is_some() {
+                return Some(f);
+            }
+            match &f.args {
+                FunctionArguments::List(l) => l.args.iter().find_map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => find_aggregate(x),
+                    _ => None,
+                }),
+                _ => None,
+            }
+        }
+        SqlExpr::BinaryOp { left, right, .. } => {
+            find_aggregate(left).or_else(|| find_aggregate(right))
+        }
+        SqlExpr::UnaryOp { expr, .. }
+        | SqlExpr::Nested(expr)
+        | SqlExpr::IsNull(expr)
+        | SqlExpr::IsNotNull(expr)
+        | SqlExpr::Cast { expr, .. } => find_aggregate(expr),
+        SqlExpr::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => operand
+            .as_deref()
+            .and_then(find_aggregate)
+            .or_else(|| {
+                conditions.iter().find_map(|c| {
+                    find_aggregate(&c.condition).or_else(|| find_aggregate(&c.result))
+                })
+            })
+            .or_else(|| else_result.as_deref().and_then(find_aggregate)),
+        _ => None,
+    }
+}
+
+/// An aggregate call as ksqlDB prints it: `COUNT(*)` is its `COUNT(ROWTIME)`.
+pub(crate) fn aggregate_text(f: &sqlparser::ast::Function) -> String {
+    let text = ksql_text(&SqlExpr::Function(f.clone()));
+    match text.as_str() {
+        "COUNT(*)" | "COUNT()" => "COUNT(ROWTIME)".to_string(),
+        _ => text,
     }
 }
 
@@ -486,6 +544,12 @@ impl<'a> Binder<'a> {
                     }
                     None => None,
                 };
+                if ty.is_none() {
+                    return err_at(
+                        e,
+                        "Invalid Case expression. All case branches have NULL type",
+                    );
+                }
                 Ok(Bound {
                     expr: Expr::Case {
                         branches,
@@ -676,6 +740,7 @@ impl<'a> Binder<'a> {
         if is_cmp && is_rowtime(right) {
             l = magic_timestamp(left, l)?;
         }
+        let op_sql = op;
         let op = match op {
             BinaryOperator::Plus => BinaryOp::Add,
             BinaryOperator::Minus => BinaryOp::Sub,
@@ -693,6 +758,7 @@ impl<'a> Binder<'a> {
             BinaryOperator::StringConcat => BinaryOp::Concat,
             other => return err_at(e, format!("Unsupported operator {other}")),
         };
+        let op_text = op_sql.to_string();
         let ty = match op {
             BinaryOp::And | BinaryOp::Or => {
                 expect_bool(left, &l)?;
@@ -711,6 +777,13 @@ impl<'a> Binder<'a> {
                 Some(DataType::String)
             }
             _ if op.is_comparison() => {
+                let null_literal = |x: &SqlExpr| matches!(x, SqlExpr::Value(v) if matches!(v.value, SqlValue::Null));
+                if null_literal(left) && null_literal(right) {
+                    return err_at(
+                        e,
+                        format!("Comparison with NULL not supported: NULL {op_text} NULL"),
+                    );
+                }
                 if let (Some(a), Some(b)) = (&l.ty, &r.ty) {
                     let ordering = !matches!(op, BinaryOp::Eq | BinaryOp::NotEq);
                     let complex = |t: &DataType| {
@@ -769,7 +842,10 @@ impl<'a> Binder<'a> {
                         return err_at(
                             e,
                             format!(
-                                "Error processing expression: {e}. Unsupported arithmetic types. {a} {b}"
+                                "Error processing expression: {}. Unsupported arithmetic types. {} {}",
+                                ksql_text(e),
+                                base_type_name(a),
+                                base_type_name(b)
                             ),
                         );
                     }
@@ -1022,6 +1098,12 @@ impl<'a> Binder<'a> {
                     ),
                 );
             };
+            if args.iter().any(|a| find_aggregate(a).is_some()) {
+                return err_at(
+                    e,
+                    format!("Aggregate functions can not be nested: {}", ksql_text(e)),
+                );
+            }
             let mut arg = args
                 .first()
                 .map(|a| Binder::plain(source).bind(a))
@@ -1067,9 +1149,14 @@ impl<'a> Binder<'a> {
                     continue;
                 }
                 let b = Binder::plain(&Scope::empty()).bind(extra).or_else(|_| {
+                    let position = args.iter().position(|a| std::ptr::eq(*a, *extra)).unwrap_or(0);
                     err_at(
                         extra,
-                        format!("{name} parameters must be literals, got {extra}"),
+                        format!(
+                            "Parameter {} passed to function {name} must be a literal constant, but was expression: '{}'",
+                            position + 1,
+                            ksql_text(extra)
+                        ),
                     )
                 })?;
                 match (b.expr.eval(&[]), kind) {
@@ -1247,6 +1334,17 @@ fn same_type_call(
         expr: Expr::Call { func, args },
         ty: Some(ty),
     })
+}
+
+/// A type's base name as ksqlDB names it in type errors: `DECIMAL`, not `DECIMAL(2, 1)`.
+fn base_type_name(t: &DataType) -> String {
+    match t {
+        DataType::Decimal { .. } => "DECIMAL".into(),
+        DataType::Array(_) => "ARRAY".into(),
+        DataType::Map(..) => "MAP".into(),
+        DataType::Struct(_) => "STRUCT".into(),
+        other => other.to_string(),
+    }
 }
 
 fn decimal_mul(a: &DataType, b: &DataType) -> DataType {

@@ -475,7 +475,7 @@ pub(crate) fn check_timestamp(
         }
         Some(c) => Err(PlanError::at_name(
             format!(
-                "Timestamp column, {ts}, should be LONG(INT64), TIMESTAMP, or a String with a timestamp_format specified. Got {}",
+                "Timestamp column, `{ts}`, should be LONG(INT64), TIMESTAMP, or a String with a timestamp_format specified. Got {}",
                 c.data_type
             ),
             at,

@@ -248,6 +248,11 @@ fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Ite
     Ok(items)
 }
 
+/// ` TYPE` after a column name in a message, when the type is known.
+fn typed_suffix(ty: &Option<DataType>) -> String {
+    ty.as_ref().map_or(String::new(), |t| format!(" {t}"))
+}
+
 fn check_unique_names(items: &[Item]) -> Result<()> {
     for (i, a) in items.iter().enumerate() {
         if items[..i].iter().any(|b| b.name == a.name) {
@@ -257,7 +262,11 @@ fn check_unique_names(items: &[Item]) -> Result<()> {
                 (s.line, s.column)
             });
             return Err(PlanError::new(
-                format!("Duplicate value columns found in schema: `{}`", a.name),
+                format!(
+                    "Duplicate value columns found in schema: `{}`{}",
+                    a.name,
+                    typed_suffix(&a.bound.ty)
+                ),
                 line,
                 column,
             ));
@@ -273,7 +282,7 @@ fn concrete(e: Option<&SqlExpr>, name: &str, ty: Option<DataType>) -> Result<Dat
             Some(e) => err_at(
                 e,
                 format!(
-                    "Can't infer a type of null for column {name}: cast it, e.g. CAST(NULL AS STRING)"
+                    "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR). (column {name})"
                 ),
             ),
             None => Err(PlanError::new(
@@ -495,6 +504,47 @@ fn plan_operator(
         }
         return plan_aggregate(select, source, &scope, filter, name);
     }
+    // Aggregates without GROUP BY: ksqlDB names what is wrong.
+    let aggregated: Vec<&sqlparser::ast::Function> = select
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            SelectItem::Expr { expr, .. } => crate::bind::find_aggregate(expr),
+            _ => None,
+        })
+        .collect();
+    if !aggregated.is_empty() {
+        let plain: Vec<String> = select
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                SelectItem::Expr { expr, .. } if crate::bind::find_aggregate(expr).is_none() => {
+                    Some(crate::bind::ksql_text(expr))
+                }
+                _ => None,
+            })
+            .collect();
+        if !plain.is_empty() {
+            return Err(PlanError::at_name(
+                format!(
+                    "Non-aggregate SELECT expression(s) not part of GROUP BY: {}\nEither add the column(s) to the GROUP BY or remove them from the SELECT.",
+                    plain.join(", ")
+                ),
+                name,
+            ));
+        }
+        let calls: Vec<String> = aggregated
+            .iter()
+            .map(|f| crate::bind::aggregate_text(f))
+            .collect();
+        return Err(PlanError::at_name(
+            format!(
+                "CREATE {kind} AS SELECT statement does not support aggregate function [{}] without a GROUP BY clause.",
+                calls.join(", ")
+            ),
+            name,
+        ));
+    }
     if kind == SourceKind::Table && source.kind == SourceKind::Stream {
         return Err(PlanError::at_name(
             "Invalid result type. Your SELECT query produces a STREAM. Please use CREATE STREAM AS SELECT statement instead.",
@@ -679,6 +729,23 @@ fn partition_key_name(e: &SqlExpr, i: usize) -> String {
     }
 }
 
+/// Whether two GROUP BY expressions are the same: one column, written with or without a
+/// qualifier, or the same text.
+fn same_column_or_text(a: &SqlExpr, b: &SqlExpr, qualifiers: &[String]) -> bool {
+    let column = |e: &SqlExpr| match e {
+        SqlExpr::Identifier(i) => Some(ident_name(i)),
+        SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 => {
+            let q = ident_name(&parts[0]);
+            qualifiers.contains(&q).then(|| ident_name(&parts[1]))
+        }
+        _ => None,
+    };
+    match (column(a), column(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => crate::bind::ksql_text(a) == crate::bind::ksql_text(b),
+    }
+}
+
 fn same_expr(a: &SqlExpr, b: &SqlExpr) -> bool {
     match (column_ref(a), column_ref(b)) {
         (Some(x), Some(y)) => x == y,
@@ -856,7 +923,10 @@ fn plan_partition_by(
     for (n, b, e) in value_cols {
         if columns.iter().any(|c| c.name == n) {
             return Err(PlanError::at_name(
-                format!("Duplicate value columns found in schema: `{n}`"),
+                format!(
+                    "Duplicate value columns found in schema: `{n}`{}",
+                    typed_suffix(&b.ty)
+                ),
                 name,
             ));
         }
@@ -889,7 +959,9 @@ fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
         .in_clause("WHERE")
         .bind(w)
         .map_err(|mut e| {
-            if e.message.starts_with("Cannot compare") {
+            if e.message.starts_with("Cannot compare")
+                || e.message.starts_with("Error processing expression")
+            {
                 e.message = format!("Error in WHERE expression: {}", e.message);
             }
             e
@@ -899,7 +971,8 @@ fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
         Some(t) => err_at(
             w,
             format!(
-                "Type error in WHERE expression: Should evaluate to boolean but is {w} ({t}) instead."
+                "Type error in WHERE expression: Should evaluate to boolean but is {} ({t}) instead.",
+                crate::bind::ksql_text(w)
             ),
         ),
     }
@@ -959,17 +1032,22 @@ fn plan_aggregate(
             ));
         }
     }
-    for g in &select.group_by {
-        if let SqlExpr::Function(f) = g {
+    for (i, g) in select.group_by.iter().enumerate() {
+        if let Some(f) = crate::bind::find_aggregate(g) {
             let fname = f.name.to_string().to_ascii_uppercase();
-            if sluice_expr::AggKind::from_name(&fname, false).is_some() {
-                return err_at(
-                    g,
-                    format!(
-                        "GROUP BY does not support aggregate functions: {fname} is an aggregate function."
-                    ),
-                );
-            }
+            return err_at(
+                g,
+                format!(
+                    "GROUP BY does not support aggregate functions: {fname} is an aggregate function."
+                ),
+            );
+        }
+        let text = crate::bind::ksql_text(g);
+        if select.group_by[..i]
+            .iter()
+            .any(|p| same_column_or_text(p, g, &scope.qualifiers))
+        {
+            return err_at(g, format!("Duplicate GROUP BY expression: {text}"));
         }
         let b = Binder::plain(scope).in_clause("GROUP BY").bind(g)?;
         group_types.push(concrete(Some(g), &g.to_string(), b.ty)?);
@@ -981,10 +1059,23 @@ fn plan_aggregate(
     let mut not_grouped: Vec<String> = Vec::new();
     let mut missing_keys: Vec<String> = Vec::new();
     let mut namer = Namer::default();
+    // `*` stands for every source column, each then a grouping key or an error.
+    let mut items: Vec<SelectItem> = Vec::with_capacity(select.items.len());
     for item in &select.items {
+        match item {
+            SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
+                items.extend(source.schema.columns.iter().map(|c| SelectItem::Expr {
+                    expr: SqlExpr::Identifier(sqlparser::ast::Ident::with_quote('`', &c.name)),
+                    alias: None,
+                }))
+            }
+            other => items.push(other.clone()),
+        }
+    }
+    for item in &items {
         let SelectItem::Expr { expr, alias } = item else {
             return Err(PlanError::at_name(
-                "SELECT * is not allowed with GROUP BY",
+                "Only columns and expressions may be selected with GROUP BY",
                 name,
             ));
         };
@@ -1023,6 +1114,20 @@ fn plan_aggregate(
             }
             Err(e) => return Err(e),
         }
+    }
+    if !not_grouped.is_empty()
+        && !select.items.iter().any(|i| {
+            matches!(i, SelectItem::Expr { expr, .. } if crate::bind::find_aggregate(expr).is_some())
+        })
+        && select
+            .having
+            .as_ref()
+            .is_none_or(|h| crate::bind::find_aggregate(h).is_none())
+    {
+        return Err(PlanError::at_name(
+            "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.",
+            name,
+        ));
     }
     if !not_grouped.is_empty() {
         return Err(PlanError::at_name(
@@ -1111,7 +1216,10 @@ fn plan_aggregate(
         if columns.iter().any(|c| c.name == n) {
             return err_at(
                 &e,
-                format!("Duplicate value columns found in schema: `{n}`"),
+                format!(
+                    "Duplicate value columns found in schema: `{n}`{}",
+                    typed_suffix(&b.ty)
+                ),
             );
         }
         columns.push(Column {
@@ -1132,17 +1240,21 @@ fn plan_aggregate(
         ));
     }
     if source.kind == SourceKind::Table {
-        let stuck: Vec<String> = aggregates
-            .iter()
-            .filter(|a| !a.supports_retract())
-            .map(|a| format!("{:?}", a.kind).to_ascii_uppercase())
-            .collect();
-        if !stuck.is_empty() {
+        let mut stuck: Vec<&str> = Vec::new();
+        for a in aggregates.iter().filter(|a| !a.supports_retract()) {
+            if !stuck.contains(&a.kind.name()) {
+                stuck.push(a.kind.name());
+            }
+        }
+        if let [init @ .., last] = stuck.as_slice() {
+            let (noun, list) = if init.is_empty() {
+                ("function", last.to_string())
+            } else {
+                ("functions", format!("{} and {last}", init.join(", ")))
+            };
             return Err(PlanError::at_name(
                 format!(
-                    "Aggregating the table {} needs functions that can undo an update (COUNT, SUM, AVG); {} cannot",
-                    source.name,
-                    stuck.join(", ")
+                    "The aggregation {noun} {list} cannot be applied to a table source, only to a stream source."
                 ),
                 name,
             ));

@@ -591,7 +591,7 @@ impl<'a> P<'a> {
                 Some("GROUP") if select.group_by.is_empty() => {
                     self.p.next_token();
                     self.expect("BY")?;
-                    select.group_by = self.expr_list()?;
+                    select.group_by = self.group_by_list()?;
                 }
                 Some("HAVING") if select.having.is_none() => {
                     self.p.next_token();
@@ -600,6 +600,12 @@ impl<'a> P<'a> {
                 Some("PARTITION") if select.partition_by.is_empty() => {
                     self.p.next_token();
                     self.expect("BY")?;
+                    let open = self.p.peek_token();
+                    if open.token == Token::LParen
+                        && self.p.peek_nth_token(1).token == Token::RParen
+                    {
+                        return self.err(&open, "PARTITION BY requires at least one expression");
+                    }
                     select.partition_by = self.expr_list()?;
                 }
                 Some("EMIT") => {
@@ -607,7 +613,7 @@ impl<'a> P<'a> {
                     if self.eat("CHANGES") {
                         select.emit_changes = true;
                     } else if self.eat("FINAL") {
-                        return self.err(&t, "EMIT FINAL is only supported on windowed aggregations, which Sluice does not support yet");
+                        return self.err(&t, "EMIT FINAL is only supported for windowed aggregations. Sluice does not support windowed aggregations yet.");
                     } else {
                         let n = self.p.peek_token();
                         return self.err(
@@ -693,6 +699,32 @@ impl<'a> P<'a> {
             name: self.name()?,
             extended,
         })
+    }
+
+    /// GROUP BY's expressions. As in ksqlDB's grammar, one parenthesized list is a
+    /// grouping set, `GROUP BY (a, b)` meaning `GROUP BY a, b`; such a list beside other
+    /// expressions is a syntax error.
+    fn group_by_list(&mut self) -> R<Vec<Expr>> {
+        let mut list = self.expr_list()?;
+        if let [Expr::Tuple(items)] = list.as_slice() {
+            return Ok(items.clone());
+        }
+        if list.len() > 1
+            && let Some(first) = list.iter().find_map(|e| match e {
+                Expr::Tuple(items) => items.first(),
+                _ => None,
+            })
+        {
+            use sqlparser::ast::Spanned;
+            let end = first.span().end;
+            return Err(ParseError {
+                message: "missing ')' at ','".into(),
+                line: end.line,
+                column: end.column,
+            });
+        }
+        list.shrink_to_fit();
+        Ok(list)
     }
 
     fn alter(&mut self) -> R<StatementKind> {
