@@ -298,7 +298,8 @@ impl AggCall {
                 state.push(Value::BigInt(0));
                 state.extend(std::iter::repeat_n(Value::Double(0.0), 5));
             }
-            AggKind::Attr => state.extend([Value::Null, Value::Boolean(false)]),
+            // The value, and NULL until one is seen, then whether values conflicted.
+            AggKind::Attr => state.extend([Value::Null, Value::Null]),
             AggKind::CollectList
             | AggKind::CollectSet
             | AggKind::TopK
@@ -453,17 +454,20 @@ impl AggCall {
                     }
                 }
             }
-            AggKind::Attr => {
-                if state[1] == Value::Boolean(true) {
-                    return;
-                }
-                if state[0].is_null() {
+            // A NULL is a value like any other: NULL then '2' is a conflict.
+            AggKind::Attr => match state[1] {
+                Value::Boolean(true) => {}
+                Value::Null => {
                     state[0] = v;
-                } else if state[0] != v {
-                    state[0] = Value::Null;
-                    state[1] = Value::Boolean(true);
+                    state[1] = Value::Boolean(false);
                 }
-            }
+                _ => {
+                    if state[0] != v {
+                        state[0] = Value::Null;
+                        state[1] = Value::Boolean(true);
+                    }
+                }
+            },
         }
     }
 
@@ -509,6 +513,10 @@ impl AggCall {
                     && let Some(i) = entries.iter().position(|(k, _)| *k == v)
                 {
                     bump(&mut entries[i].1, -1);
+                    // A value no longer counted leaves the histogram, as in ksqlDB.
+                    if entries[i].1.as_i64().is_some_and(|n| n <= 0) {
+                        entries.remove(i);
+                    }
                 }
             }
             // Not retractable; the planner refuses these over tables.
@@ -708,6 +716,27 @@ mod tests {
         ] {
             assert_eq!(AggKind::from_name(kind.name(), false), Some(kind));
         }
+    }
+
+    #[test]
+    fn attr_counts_a_leading_null_as_a_value() {
+        let s = |t: &str| Value::String(t.into());
+        assert_eq!(
+            run(AggKind::Attr, DataType::String, &[s("a"), s("a")]),
+            s("a")
+        );
+        assert_eq!(
+            run(
+                AggKind::Attr,
+                DataType::String,
+                &[Value::Null, s("2"), s("2")]
+            ),
+            Value::Null
+        );
+        assert_eq!(
+            run(AggKind::Attr, DataType::String, &[s("a"), s("b"), s("a")]),
+            Value::Null
+        );
     }
 
     #[test]

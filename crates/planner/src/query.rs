@@ -132,9 +132,16 @@ fn bind_item(scope: &Scope, expr: &SqlExpr) -> Result<(Bound, Option<TableFuncti
                     return err_at(
                         arg,
                         format!(
-                            "Function '{}' does not accept parameters ({}).",
+                            "Function '{}' does not accept parameters ({}).{}",
                             name.to_ascii_lowercase(),
-                            crate::bind::ty_name(other)
+                            crate::bind::ty_name(other),
+                            // ksqlDB lists the signatures it has.
+                            match tf {
+                                TableFunction::Explode =>
+                                    "\nValid alternatives are:\nexplode(ARRAY<DECIMAL> input)\nexplode(ARRAY<T> list)",
+                                TableFunction::CubeExplode =>
+                                    "\nValid alternatives are:\ncube_explode(ARRAY<T> list)",
+                            }
                         ),
                     );
                 }
@@ -324,6 +331,17 @@ pub fn plan_create_as(
 ) -> Result<PlannedQuery> {
     let source = lookup(catalog, &select.from)?;
     let p = source_props(props, name)?;
+    if let Some(ts) = &p.timestamp
+        && !projects_column(select, &source, ts)
+    {
+        // ksqlDB checks the WITH clause before the projection.
+        return Err(PlanError::at_name(
+            format!(
+                "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{ts}'"
+            ),
+            name,
+        ));
+    }
     let (op, schema) = plan_operator(kind, name, select, &source)?;
     if p.key_format
         .as_ref()
@@ -338,8 +356,9 @@ pub fn plan_create_as(
     let key_format = match (&p.key_format, schema.key_count()) {
         (_, 0) => FormatSpec::new(FormatKind::None),
         (Some(f), _) => f.clone(),
+        // A keyless source has no key format to inherit: the session default, else KAFKA.
         (None, _) if source.key_format.kind == FormatKind::None => {
-            FormatSpec::new(FormatKind::Kafka)
+            FormatSpec::new(cfg.default_key_format.unwrap_or(FormatKind::Kafka))
         }
         (None, _) => source.key_format.clone(),
     };
@@ -573,6 +592,12 @@ fn plan_operator(
         return plan_partition_by(select, source, &scope, filter, name);
     }
     let items = project(select, source, &scope)?;
+    if source.kind == SourceKind::Table && items.iter().any(|i| i.table_fn.is_some()) {
+        return Err(PlanError::at_name(
+            "Table source is not supported with table functions",
+            name,
+        ));
+    }
     // Each source key column must be projected exactly once; it stays the sink's key.
     let mut keys: Vec<&Item> = Vec::new();
     let mut missing = Vec::new();
@@ -727,6 +752,23 @@ fn partition_key_name(e: &SqlExpr, i: usize) -> String {
         },
         other => column_ref(other).unwrap_or_else(|| derived_name(i)),
     }
+}
+
+/// Whether a projection may produce a column of this name (an alias, a projected column or,
+/// with `*` or `col->*`, possibly any).
+fn projects_column(select: &Select, source: &SourceDef, name: &str) -> bool {
+    select.items.iter().any(|item| match item {
+        SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
+            source.schema.columns.iter().any(|c| c.name == name)
+        }
+        SelectItem::StructAll { .. } => true,
+        SelectItem::Expr { alias: Some(a), .. } => a.value == name,
+        SelectItem::Expr { expr, alias: None } => match column_ref(expr) {
+            Some(c) => c == name,
+            // A generated name (KSQL_COL_n) or a struct field's name.
+            None => true,
+        },
+    })
 }
 
 /// Whether two GROUP BY expressions are the same: one column, written with or without a
