@@ -115,7 +115,7 @@ async fn scripted_failures_exit_non_zero_and_json_output_is_one_object_per_line(
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("NOPE") && stderr.contains("line 1:"),
+        stderr.contains("NOPE") && stderr.contains("Line: 1, Col: "),
         "{stderr}"
     );
 

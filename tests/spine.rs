@@ -263,7 +263,7 @@ async fn errors_are_clear_positioned_and_not_fatal() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(
-        e.message().contains("NOPE") && e.message().starts_with("line 1:30:"),
+        e.message().contains("NOPE") && e.message().starts_with("Line: 1, Col: 30:"),
         "{}",
         e.message()
     );

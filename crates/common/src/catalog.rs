@@ -98,6 +98,10 @@ pub struct SourceDef {
     /// The SQL text that created the source, shown by DESCRIBE EXTENDED.
     #[serde(default)]
     pub sql: String,
+    /// Declared with CREATE SOURCE STREAM/TABLE: nothing may write to it, drop its topic,
+    /// replace or alter it.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

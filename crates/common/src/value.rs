@@ -225,21 +225,44 @@ impl Value {
     }
 }
 
-/// Formats a double the way ksqlDB (Java) prints it: integral values keep a `.0`.
+/// Formats a double the way ksqlDB (Java's `Double.toString`) prints it: shortest digits that
+/// round-trip; plain notation with at least one fractional digit for magnitudes in
+/// [1e-3, 1e7), otherwise `d.dddE±n` with at least two significant digits (so `1.0E7`,
+/// `4.9E-324`).
 pub fn format_double(v: f64) -> String {
-    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e16 {
-        format!("{v:.1}")
-    } else if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        }
-    } else {
-        format!("{v}")
+    if v.is_nan() {
+        return "NaN".into();
     }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+    }
+    let abs = v.abs();
+    if (1e-3..1e7).contains(&abs) {
+        let text = format!("{v}");
+        return if text.contains('.') {
+            text
+        } else {
+            format!("{text}.0")
+        };
+    }
+    // Shortest round-trip digits in scientific form, e.g. "1.7976931348623157e308" or "5e-324".
+    let shortest = format!("{v:e}");
+    let Some((mantissa, exponent)) = shortest.split_once('e') else {
+        return shortest;
+    };
+    let mantissa = if mantissa.contains('.') {
+        mantissa.to_string()
+    } else {
+        // One significant digit: Java prints two, the second rounded from the exact value.
+        match format!("{v:.1e}").split_once('e') {
+            Some((two, _)) => two.to_string(),
+            None => format!("{mantissa}.0"),
+        }
+    };
+    format!("{mantissa}E{exponent}")
 }
 
 /// Formats an exact decimal with exactly `scale` fractional digits.
@@ -352,5 +375,15 @@ mod tests {
     fn doubles_print_like_java() {
         assert_eq!(format_double(2.0), "2.0");
         assert_eq!(format_double(2.5), "2.5");
+        assert_eq!(format_double(0.001), "0.001");
+        assert_eq!(format_double(1234567.0), "1234567.0");
+        assert_eq!(format_double(1e7), "1.0E7");
+        assert_eq!(format_double(-1.5e-4), "-1.5E-4");
+        assert_eq!(format_double(f64::MIN_POSITIVE), "2.2250738585072014E-308");
+        assert_eq!(format_double(-f64::MAX), "-1.7976931348623157E308");
+        assert_eq!(format_double(4.9e-324), "4.9E-324");
+        assert_eq!(format_double(1e22), "1.0E22");
+        assert_eq!(format_double(-0.0), "-0.0");
+        assert_eq!(format_double(f64::NAN), "NaN");
     }
 }

@@ -448,6 +448,14 @@ impl Worker {
     }
 
     fn process(&self, rec: &StoredRecord, txn: &mut Txn, overlay: &mut Overlay) -> Result<()> {
+        // A table's rows are identified by their key: a record without one is no row
+        // (ksqlDB, like Kafka Streams, skips it).
+        if self.source_def.kind == SourceKind::Table
+            && self.source_def.schema.key_count() > 0
+            && rec.record.key.is_none()
+        {
+            return Ok(());
+        }
         let src = decode_record(&self.source_def, rec)?;
         // Event time: the TIMESTAMP column when the source names one.
         let rowtime = src

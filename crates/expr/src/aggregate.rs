@@ -20,7 +20,11 @@ pub enum AggKind {
     TopKDistinct,
     Histogram,
     CountDistinct,
+    /// STDDEV_SAMPLE: the sample standard deviation.
     StddevSamp,
+    /// STDDEV_SAMP: ksqlDB's implementation returns the sample *variance* (no square
+    /// root); Sluice follows it so results match.
+    VarianceSamp,
     Correlation,
     Attr,
     SumList,
@@ -79,6 +83,11 @@ pub static AGGREGATES: &[(&str, &str, &str)] = &[
     (
         "STDDEV_SAMP",
         "STDDEV_SAMP(col)",
+        "The sample variance of the non-NULL values (what ksqlDB's STDDEV_SAMP returns).",
+    ),
+    (
+        "STDDEV_SAMPLE",
+        "STDDEV_SAMPLE(col)",
         "The sample standard deviation of the non-NULL values.",
     ),
     (
@@ -104,6 +113,30 @@ pub static AGGREGATES: &[(&str, &str, &str)] = &[
 ];
 
 impl AggKind {
+    /// The function's SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AggKind::CountStar | AggKind::Count => "COUNT",
+            AggKind::Sum => "SUM",
+            AggKind::Avg => "AVG",
+            AggKind::Min => "MIN",
+            AggKind::Max => "MAX",
+            AggKind::LatestByOffset => "LATEST_BY_OFFSET",
+            AggKind::EarliestByOffset => "EARLIEST_BY_OFFSET",
+            AggKind::CollectList => "COLLECT_LIST",
+            AggKind::CollectSet => "COLLECT_SET",
+            AggKind::TopK => "TOPK",
+            AggKind::TopKDistinct => "TOPKDISTINCT",
+            AggKind::Histogram => "HISTOGRAM",
+            AggKind::CountDistinct => "COUNT_DISTINCT",
+            AggKind::StddevSamp => "STDDEV_SAMPLE",
+            AggKind::VarianceSamp => "STDDEV_SAMP",
+            AggKind::Correlation => "CORRELATION",
+            AggKind::Attr => "ATTR",
+            AggKind::SumList => "SUM_LIST",
+        }
+    }
+
     pub fn from_name(name: &str, star: bool) -> Option<AggKind> {
         Some(match name.to_ascii_uppercase().as_str() {
             "COUNT" if star => AggKind::CountStar,
@@ -120,7 +153,8 @@ impl AggKind {
             "TOPKDISTINCT" => AggKind::TopKDistinct,
             "HISTOGRAM" => AggKind::Histogram,
             "COUNT_DISTINCT" => AggKind::CountDistinct,
-            "STDDEV_SAMP" | "STDDEV_SAMPLE" => AggKind::StddevSamp,
+            "STDDEV_SAMPLE" => AggKind::StddevSamp,
+            "STDDEV_SAMP" => AggKind::VarianceSamp,
             "CORRELATION" => AggKind::Correlation,
             "ATTR" => AggKind::Attr,
             "SUM_LIST" => AggKind::SumList,
@@ -140,11 +174,18 @@ impl AggKind {
                 ))
             }
         };
-        let comparable = |t: &DataType| {
-            !matches!(
+        let is_complex = |t: &DataType| {
+            matches!(
                 t,
                 DataType::Array(_) | DataType::Map(..) | DataType::Struct(_)
             )
+        };
+        let comparable = |t: &DataType| match t {
+            // TOPK over whole rows sorts by the struct's first field.
+            DataType::Struct(fields) if self == AggKind::TopK => fields
+                .first()
+                .is_some_and(|(n, t)| n == "sort_col" && !is_complex(t)),
+            t => !is_complex(t),
         };
         let any = arg.cloned().unwrap_or(DataType::String);
         match self {
@@ -153,7 +194,7 @@ impl AggKind {
                 need(arg.is_some_and(DataType::is_numeric), "a numeric argument")?;
                 Ok(any)
             }
-            AggKind::Avg | AggKind::StddevSamp | AggKind::Correlation => {
+            AggKind::Avg | AggKind::StddevSamp | AggKind::VarianceSamp | AggKind::Correlation => {
                 need(arg.is_some_and(DataType::is_numeric), "a numeric argument")?;
                 Ok(DataType::Double)
             }
@@ -193,6 +234,14 @@ impl AggKind {
     }
 }
 
+/// What TOPK sorts an entry by: the value, or a row's `sort_col`.
+fn topk_sort_value(v: &Value) -> &Value {
+    match v {
+        Value::Struct(fields) => fields.first().map_or(&Value::Null, |(_, s)| s),
+        other => other,
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AggCall {
     pub kind: AggKind,
@@ -224,7 +273,7 @@ impl AggCall {
             AggKind::Avg | AggKind::Attr => 2,
             // The value, and whether one was taken (a kept NULL looks like nothing).
             AggKind::EarliestByOffset if self.n.is_none() => 2,
-            AggKind::StddevSamp => 3,
+            AggKind::StddevSamp | AggKind::VarianceSamp => 3,
             AggKind::Correlation => 6,
             _ => 1,
         }
@@ -242,14 +291,15 @@ impl AggCall {
                 state.push(Value::Double(0.0));
                 state.push(Value::BigInt(0));
             }
-            AggKind::StddevSamp => {
+            AggKind::StddevSamp | AggKind::VarianceSamp => {
                 state.extend([Value::BigInt(0), Value::Double(0.0), Value::Double(0.0)])
             }
             AggKind::Correlation => {
                 state.push(Value::BigInt(0));
                 state.extend(std::iter::repeat_n(Value::Double(0.0), 5));
             }
-            AggKind::Attr => state.extend([Value::Null, Value::Boolean(false)]),
+            // The value, and NULL until one is seen, then whether values conflicted.
+            AggKind::Attr => state.extend([Value::Null, Value::Null]),
             AggKind::CollectList
             | AggKind::CollectSet
             | AggKind::TopK
@@ -295,7 +345,7 @@ impl AggCall {
                     bump(&mut state[1], 1);
                 }
             }
-            AggKind::StddevSamp => {
+            AggKind::StddevSamp | AggKind::VarianceSamp => {
                 // Welford's online algorithm: count, mean, sum of squared deviations.
                 if let Some(x) = v.as_f64() {
                     let n = state[0].as_i64().unwrap_or(0) + 1;
@@ -379,15 +429,20 @@ impl AggCall {
                 }
             }
             AggKind::TopK | AggKind::TopKDistinct => {
-                if v.is_null() {
+                if topk_sort_value(&v).is_null() {
                     return;
                 }
                 if let Value::Array(items) = &mut state[0] {
                     if self.kind == AggKind::TopKDistinct && items.contains(&v) {
                         return;
                     }
+                    // Stable: among equal values the earlier one stays ahead.
                     items.push(v);
-                    items.sort_by(|a, b| b.sql_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
+                    items.sort_by(|a, b| {
+                        topk_sort_value(b)
+                            .sql_cmp(topk_sort_value(a))
+                            .unwrap_or(std::cmp::Ordering::Equal)
+                    });
                     items.truncate(self.n.unwrap_or(1));
                 }
             }
@@ -399,17 +454,20 @@ impl AggCall {
                     }
                 }
             }
-            AggKind::Attr => {
-                if state[1] == Value::Boolean(true) {
-                    return;
-                }
-                if state[0].is_null() {
+            // A NULL is a value like any other: NULL then '2' is a conflict.
+            AggKind::Attr => match state[1] {
+                Value::Boolean(true) => {}
+                Value::Null => {
                     state[0] = v;
-                } else if state[0] != v {
-                    state[0] = Value::Null;
-                    state[1] = Value::Boolean(true);
+                    state[1] = Value::Boolean(false);
                 }
-            }
+                _ => {
+                    if state[0] != v {
+                        state[0] = Value::Null;
+                        state[1] = Value::Boolean(true);
+                    }
+                }
+            },
         }
     }
 
@@ -455,6 +513,10 @@ impl AggCall {
                     && let Some(i) = entries.iter().position(|(k, _)| *k == v)
                 {
                     bump(&mut entries[i].1, -1);
+                    // A value no longer counted leaves the histogram, as in ksqlDB.
+                    if entries[i].1.as_i64().is_some_and(|n| n <= 0) {
+                        entries.remove(i);
+                    }
                 }
             }
             // Not retractable; the planner refuses these over tables.
@@ -468,8 +530,15 @@ impl AggCall {
                 (Some(sum), Some(n)) if n > 0 => Value::Double(sum / n as f64),
                 _ => Value::Null,
             },
+            // One value has no spread: 0.0, as in ksqlDB.
             AggKind::StddevSamp => match (state[0].as_i64(), state[2].as_f64()) {
+                (Some(1), _) => Value::Double(0.0),
                 (Some(n), Some(m2)) if n > 1 => Value::Double((m2 / (n - 1) as f64).sqrt()),
+                _ => Value::Null,
+            },
+            AggKind::VarianceSamp => match (state[0].as_i64(), state[2].as_f64()) {
+                (Some(1), _) => Value::Double(0.0),
+                (Some(n), Some(m2)) if n > 1 => Value::Double(m2 / (n - 1) as f64),
                 _ => Value::Null,
             },
             AggKind::Correlation => {
@@ -582,6 +651,91 @@ mod tests {
         assert_eq!(
             run(AggKind::EarliestByOffset, DataType::Int, &xs),
             Value::Int(3)
+        );
+    }
+
+    #[test]
+    fn topk_of_rows_sorts_by_sort_col_and_keeps_earlier_ties_first() {
+        let row = |s: Option<i32>, name: &str| {
+            Value::Struct(vec![
+                ("sort_col".into(), s.map_or(Value::Null, Value::Int)),
+                ("col0".into(), Value::String(name.into())),
+            ])
+        };
+        let t = DataType::Struct(vec![
+            ("sort_col".into(), DataType::Int),
+            ("col0".into(), DataType::String),
+        ]);
+        assert!(AggKind::TopK.return_type(Some(&t), Some(2)).is_ok());
+        let mut call = AggCall::new(AggKind::TopK, Some(Expr::Column(0)), Some(t));
+        call.n = Some(2);
+        let mut state = Vec::new();
+        call.init(&mut state);
+        for v in [
+            row(Some(1), "a"),
+            row(None, "x"),
+            row(Some(5), "b"),
+            row(Some(5), "c"),
+        ] {
+            call.update(&mut state, &[v]);
+        }
+        assert_eq!(
+            call.result(&state),
+            Value::Array(vec![row(Some(5), "b"), row(Some(5), "c")])
+        );
+    }
+
+    #[test]
+    fn stddev_sample_and_ksqldbs_stddev_samp() {
+        let xs = [Value::Double(10.0), Value::Null, Value::Double(12.0)];
+        assert_eq!(
+            run(AggKind::StddevSamp, DataType::Double, &xs[..1]),
+            Value::Double(0.0)
+        );
+        assert_eq!(
+            run(AggKind::VarianceSamp, DataType::Double, &xs[..1]),
+            Value::Double(0.0)
+        );
+        assert_eq!(
+            run(AggKind::VarianceSamp, DataType::Double, &xs),
+            Value::Double(2.0)
+        );
+        assert_eq!(
+            run(AggKind::StddevSamp, DataType::Double, &xs),
+            Value::Double(2f64.sqrt())
+        );
+        assert_eq!(run(AggKind::StddevSamp, DataType::Double, &[]), Value::Null);
+        assert_eq!(
+            AggKind::from_name("STDDEV_SAMP", false),
+            Some(AggKind::VarianceSamp)
+        );
+        for kind in [
+            AggKind::VarianceSamp,
+            AggKind::TopK,
+            AggKind::LatestByOffset,
+        ] {
+            assert_eq!(AggKind::from_name(kind.name(), false), Some(kind));
+        }
+    }
+
+    #[test]
+    fn attr_counts_a_leading_null_as_a_value() {
+        let s = |t: &str| Value::String(t.into());
+        assert_eq!(
+            run(AggKind::Attr, DataType::String, &[s("a"), s("a")]),
+            s("a")
+        );
+        assert_eq!(
+            run(
+                AggKind::Attr,
+                DataType::String,
+                &[Value::Null, s("2"), s("2")]
+            ),
+            Value::Null
+        );
+        assert_eq!(
+            run(AggKind::Attr, DataType::String, &[s("a"), s("b"), s("a")]),
+            Value::Null
         );
     }
 

@@ -425,7 +425,12 @@ impl Expr {
 fn binary(op: BinaryOp, l: Value, r: Value) -> Value {
     use Value::*;
     if l.is_null() || r.is_null() {
-        return Null;
+        // ksqlDB's comparisons are FALSE, not NULL, when an operand is NULL.
+        return if op.is_comparison() {
+            Boolean(false)
+        } else {
+            Null
+        };
     }
     if op.is_comparison() {
         let ord = if matches!(op, BinaryOp::Eq | BinaryOp::NotEq) {
@@ -647,6 +652,17 @@ pub fn cast(v: Value, to: &DataType) -> Value {
         }
         DataType::Timestamp => match v {
             Timestamp(t) | BigInt(t) => Timestamp(t),
+            String(s) => crate::functions::parse_timestamp(&s).map_or(Null, Timestamp),
+            _ => Null,
+        },
+        DataType::Date if matches!(v, String(_)) => match v {
+            String(s) => crate::functions::parse_date(&s)
+                .and_then(|d| i32::try_from(d).ok())
+                .map_or(Null, Date),
+            _ => Null,
+        },
+        DataType::Time if matches!(v, String(_)) => match v {
+            String(s) => crate::functions::parse_time(&s).map_or(Null, Time),
             _ => Null,
         },
         DataType::Bytes => match v {
@@ -752,6 +768,21 @@ mod tests {
         };
         assert!(key(&lambda(eq(Expr::Column(3), Expr::Column(0)))));
         assert!(!key(&lambda(eq(Expr::Column(3), Expr::Column(2)))));
+    }
+
+    #[test]
+    fn iso_text_casts_to_dates_and_times() {
+        let s = |t: &str| Value::String(t.into());
+        assert_eq!(cast(s("2022-06-14"), &DataType::Date), Value::Date(19157));
+        assert_eq!(
+            cast(s("09:16:00"), &DataType::Time),
+            Value::Time(33_360_000)
+        );
+        assert_eq!(
+            cast(s("2022-06-14T00:00:00"), &DataType::Timestamp),
+            Value::Timestamp(1_655_164_800_000)
+        );
+        assert_eq!(cast(s("not a date"), &DataType::Date), Value::Null);
     }
 
     #[test]

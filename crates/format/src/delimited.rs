@@ -1,6 +1,8 @@
 //! The DELIMITED format: one line of fields separated by a delimiter, with CSV quoting
-//! (a field holding the delimiter or a quote is quoted, quotes doubled). An empty field is
-//! NULL.
+//! (quotes doubled inside a quoted field). An empty field is NULL.
+//!
+//! Writing follows Apache commons-csv's MINIMAL quote mode, which ksqlDB uses, so the bytes
+//! match: see [`needs_quotes`].
 
 use crate::json::parse_text;
 use crate::{Result, invalid};
@@ -23,7 +25,7 @@ pub(crate) fn encode(values: &[Value], delimiter: char) -> Result<Vec<u8>> {
             }
             other => other.to_string(),
         };
-        if text.contains(delimiter) || text.contains('"') || text.contains('\n') {
+        if needs_quotes(&text, i == 0, delimiter) {
             out.push('"');
             out.push_str(&text.replace('"', "\"\""));
             out.push('"');
@@ -32,6 +34,35 @@ pub(crate) fn encode(values: &[Value], delimiter: char) -> Result<Vec<u8>> {
         }
     }
     Ok(out.into_bytes())
+}
+
+/// commons-csv's MINIMAL rule for whether a (non-null) field is written quoted:
+/// - an empty field is quoted only when it is the first on the line (else the line would be
+///   empty);
+/// - the first field is quoted unless it starts with an ASCII letter or digit;
+/// - any field starting with a character up to `#` (space, `!`, `"`, `#`, control characters)
+///   is quoted;
+/// - any field holding a line break, a quote or the delimiter is quoted;
+/// - any field ending in a character up to space (trailing blank or control) is quoted.
+///
+/// NULL is written as nothing and never quoted.
+fn needs_quotes(text: &str, first: bool, delimiter: char) -> bool {
+    let (Some(head), Some(last)) = (text.chars().next(), text.chars().last()) else {
+        return first;
+    };
+    if first && !head.is_ascii_alphanumeric() {
+        return true;
+    }
+    if head <= '#' {
+        return true;
+    }
+    if text
+        .chars()
+        .any(|c| c == '\n' || c == '\r' || c == '"' || c == delimiter)
+    {
+        return true;
+    }
+    last <= ' '
 }
 
 fn split(line: &str, delimiter: char) -> Result<Vec<Option<String>>> {
@@ -100,4 +131,68 @@ pub(crate) fn decode(columns: &[Column], bytes: &[u8], delimiter: char) -> Resul
                 .map_err(|e| crate::FormatError::Invalid(format!("column {}: {e}", c.name))),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(values: Vec<Value>) -> String {
+        String::from_utf8(encode(&values, ',').unwrap()).unwrap()
+    }
+
+    #[test]
+    fn first_field_is_quoted_unless_it_starts_alphanumeric() {
+        assert_eq!(line(vec![Value::Int(-10)]), "\"-10\"");
+        assert_eq!(line(vec![Value::Int(10)]), "10");
+        assert_eq!(line(vec![Value::String("é".into())]), "\"é\"");
+        assert_eq!(line(vec![Value::Int(1), Value::Int(-5)]), "1,-5");
+        assert_eq!(line(vec![Value::Int(1), Value::String("é".into())]), "1,é");
+    }
+
+    #[test]
+    fn low_leading_and_trailing_characters_are_quoted() {
+        assert_eq!(
+            line(vec![
+                Value::String("!".into()),
+                Value::String("#".into()),
+                Value::String("$".into())
+            ]),
+            "\"!\",\"#\",$"
+        );
+        assert_eq!(
+            line(vec![Value::Int(1), Value::String("a ".into())]),
+            "1,\"a \""
+        );
+        assert_eq!(
+            line(vec![Value::Int(1), Value::String("a\tb".into())]),
+            "1,a\tb"
+        );
+    }
+
+    #[test]
+    fn specials_inside_and_empties() {
+        assert_eq!(
+            line(vec![Value::Int(1), Value::String("a\"b".into())]),
+            "1,\"a\"\"b\""
+        );
+        assert_eq!(
+            line(vec![Value::Int(1), Value::String("a\nb".into())]),
+            "1,\"a\nb\""
+        );
+        assert_eq!(
+            line(vec![Value::String(String::new()), Value::Int(1)]),
+            "\"\",1"
+        );
+        assert_eq!(
+            line(vec![Value::Int(1), Value::String(String::new())]),
+            "1,"
+        );
+        assert_eq!(line(vec![Value::Null, Value::Null]), ",");
+        assert_eq!(
+            String::from_utf8(encode(&[Value::Int(1), Value::String("a;b".into())], ';').unwrap())
+                .unwrap(),
+            "1;\"a;b\""
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! Binding: sqlparser expressions → typed engine expressions over a known row layout.
 
-use crate::{PlanError, Result};
+use crate::{PlanError, PlanErrorKind, Result};
 use sluice_common::{DataType, ROWOFFSET, ROWPARTITION, ROWTIME, SourceDef, Value};
 use sluice_expr::{AggCall, AggKind, BinaryOp, Expr, HigherOrder, Lambda};
 use sluice_sql::Expr as SqlExpr;
@@ -69,12 +69,29 @@ pub fn ident_name(i: &Ident) -> String {
 /// An expression as ksqlDB prints it in messages and compares GROUP BY items: names
 /// upper-cased, binary operations in parentheses, redundant parentheses dropped.
 pub fn ksql_text(e: &SqlExpr) -> String {
+    ksql_text_qualified(e, None)
+}
+
+/// [`ksql_text`] with bare column names qualified by `qualifier` (`INPUT.ID`), as ksqlDB
+/// prints expressions after analysis.
+pub fn ksql_text_qualified(e: &SqlExpr, qualifier: Option<&str>) -> String {
+    let ksql_text = |x: &SqlExpr| ksql_text_qualified(x, qualifier);
     match e {
-        SqlExpr::Identifier(i) => ident_name(i),
+        SqlExpr::Identifier(i) => match qualifier {
+            Some(q) => format!("{q}.{}", ident_name(i)),
+            None => ident_name(i),
+        },
         SqlExpr::CompoundIdentifier(parts) => {
             parts.iter().map(ident_name).collect::<Vec<_>>().join(".")
         }
         SqlExpr::Nested(inner) => ksql_text(inner),
+        // Literals as ksqlDB prints them: text kept as written, booleans and NULL in
+        // lower case.
+        SqlExpr::Value(v) => match &v.value {
+            SqlValue::Boolean(b) => b.to_string(),
+            SqlValue::Null => "null".to_string(),
+            other => other.to_string(),
+        },
         SqlExpr::BinaryOp { left, op, right } => {
             format!("({} {op} {})", ksql_text(left), ksql_text(right))
         }
@@ -108,6 +125,57 @@ pub fn ksql_text(e: &SqlExpr) -> String {
             format!("SUBSTRING({})", args.join(", "))
         }
         other => other.to_string().to_ascii_uppercase(),
+    }
+}
+
+/// The first aggregate call inside an expression (itself included), as written.
+pub(crate) fn find_aggregate(e: &SqlExpr) -> Option<&sqlparser::ast::Function> {
+    match e {
+        SqlExpr::Function(f) => {
+            let name = f.name.to_string().to_ascii_uppercase();
+            if AggKind::from_name(&name, false).is_some() {
+                return Some(f);
+            }
+            match &f.args {
+                FunctionArguments::List(l) => l.args.iter().find_map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => find_aggregate(x),
+                    _ => None,
+                }),
+                _ => None,
+            }
+        }
+        SqlExpr::BinaryOp { left, right, .. } => {
+            find_aggregate(left).or_else(|| find_aggregate(right))
+        }
+        SqlExpr::UnaryOp { expr, .. }
+        | SqlExpr::Nested(expr)
+        | SqlExpr::IsNull(expr)
+        | SqlExpr::IsNotNull(expr)
+        | SqlExpr::Cast { expr, .. } => find_aggregate(expr),
+        SqlExpr::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => operand
+            .as_deref()
+            .and_then(find_aggregate)
+            .or_else(|| {
+                conditions.iter().find_map(|c| {
+                    find_aggregate(&c.condition).or_else(|| find_aggregate(&c.result))
+                })
+            })
+            .or_else(|| else_result.as_deref().and_then(find_aggregate)),
+        _ => None,
+    }
+}
+
+/// An aggregate call as ksqlDB prints it: `COUNT(*)` is its `COUNT(ROWTIME)`.
+pub(crate) fn aggregate_text(f: &sqlparser::ast::Function) -> String {
+    let text = ksql_text(&SqlExpr::Function(f.clone()));
+    match text.as_str() {
+        "COUNT(*)" | "COUNT()" => "COUNT(ROWTIME)".to_string(),
+        _ => text,
     }
 }
 
@@ -152,6 +220,9 @@ pub struct Binder<'a> {
     /// Nesting depth of the expression being bound, to refuse absurdly deep trees
     /// before they overflow a stack (here, in evaluation, or when dropped).
     depth: usize,
+    /// The clause being bound (`SELECT`, `WHERE`, ...), named in unknown-column errors as
+    /// ksqlDB names it.
+    clause: &'static str,
 }
 
 /// Deepest expression tree the binder accepts.
@@ -167,7 +238,28 @@ impl<'a> Binder<'a> {
             scope,
             mode,
             depth: 0,
+            clause: "",
         }
+    }
+
+    /// Names the clause being bound in unknown-column errors: `WHERE column 'X' cannot be
+    /// resolved.`
+    pub fn in_clause(mut self, clause: &'static str) -> Binder<'a> {
+        self.clause = clause;
+        self
+    }
+
+    fn unresolved<T>(&self, e: &SqlExpr, name: &str) -> Result<T> {
+        let written = match e {
+            SqlExpr::CompoundIdentifier(_) => ksql_text(e),
+            _ => name.to_string(),
+        };
+        let message = if self.clause.is_empty() {
+            format!("Column '{written}' cannot be resolved.")
+        } else {
+            format!("{} column '{written}' cannot be resolved.", self.clause)
+        };
+        err_at(e, message)
     }
 
     pub fn bind(&mut self, e: &SqlExpr) -> Result<Bound> {
@@ -214,6 +306,18 @@ impl<'a> Binder<'a> {
             SqlExpr::Value(v) => literal(e, &v.value),
             SqlExpr::Nested(inner) => self.bind(inner),
             SqlExpr::UnaryOp { op, expr } => {
+                // ksqlDB's grammar reads `-5` as one literal, so its range is checked with
+                // the sign.
+                if *op == UnaryOperator::Minus
+                    && let SqlExpr::Value(v) = expr.as_ref()
+                    && let SqlValue::Number(n, _) = &v.value
+                {
+                    let (value, ty) = number(e, &format!("-{n}"))?;
+                    return Ok(Bound {
+                        expr: Expr::Literal(value),
+                        ty: Some(ty),
+                    });
+                }
                 let b = self.bind(expr)?;
                 match op {
                     UnaryOperator::Not => {
@@ -440,6 +544,12 @@ impl<'a> Binder<'a> {
                     }
                     None => None,
                 };
+                if ty.is_none() {
+                    return err_at(
+                        e,
+                        "Invalid Case expression. All case branches have NULL type",
+                    );
+                }
                 Ok(Bound {
                     expr: Expr::Case {
                         branches,
@@ -596,14 +706,14 @@ impl<'a> Binder<'a> {
                     format!("Non-aggregate SELECT expression(s) not part of GROUP BY: {name}"),
                 );
             }
-            return err_at(e, format!("Column '{name}' cannot be resolved."));
+            return self.unresolved(e, name);
         }
         match self.scope.index_of(name) {
             Some(i) => Ok(Bound {
                 expr: Expr::Column(i),
                 ty: Some(self.scope.columns[i].1.clone()),
             }),
-            None => err_at(e, format!("Column '{name}' cannot be resolved.")),
+            None => self.unresolved(e, name),
         }
     }
 
@@ -630,6 +740,7 @@ impl<'a> Binder<'a> {
         if is_cmp && is_rowtime(right) {
             l = magic_timestamp(left, l)?;
         }
+        let op_sql = op;
         let op = match op {
             BinaryOperator::Plus => BinaryOp::Add,
             BinaryOperator::Minus => BinaryOp::Sub,
@@ -647,6 +758,7 @@ impl<'a> Binder<'a> {
             BinaryOperator::StringConcat => BinaryOp::Concat,
             other => return err_at(e, format!("Unsupported operator {other}")),
         };
+        let op_text = op_sql.to_string();
         let ty = match op {
             BinaryOp::And | BinaryOp::Or => {
                 expect_bool(left, &l)?;
@@ -665,6 +777,13 @@ impl<'a> Binder<'a> {
                 Some(DataType::String)
             }
             _ if op.is_comparison() => {
+                let null_literal = |x: &SqlExpr| matches!(x, SqlExpr::Value(v) if matches!(v.value, SqlValue::Null));
+                if null_literal(left) && null_literal(right) {
+                    return err_at(
+                        e,
+                        format!("Comparison with NULL not supported: NULL {op_text} NULL"),
+                    );
+                }
                 if let (Some(a), Some(b)) = (&l.ty, &r.ty) {
                     let ordering = !matches!(op, BinaryOp::Eq | BinaryOp::NotEq);
                     let complex = |t: &DataType| {
@@ -723,7 +842,10 @@ impl<'a> Binder<'a> {
                         return err_at(
                             e,
                             format!(
-                                "Error processing expression: {e}. Unsupported arithmetic types. {a} {b}"
+                                "Error processing expression: {}. Unsupported arithmetic types. {} {}",
+                                ksql_text(e),
+                                base_type_name(a),
+                                base_type_name(b)
                             ),
                         );
                     }
@@ -976,16 +1098,42 @@ impl<'a> Binder<'a> {
                     ),
                 );
             };
-            let arg = args
+            if args.iter().any(|a| find_aggregate(a).is_some()) {
+                return err_at(
+                    e,
+                    format!("Aggregate functions can not be nested: {}", ksql_text(e)),
+                );
+            }
+            let mut arg = args
                 .first()
                 .map(|a| Binder::plain(source).bind(a))
                 .transpose()?;
+            let mut extras: &[&SqlExpr] = args.get(1..).unwrap_or(&[]);
+            // TOPK(sort, col, ..., k) keeps whole rows: each entry is a struct of the sort
+            // value (`sort_col`) and the other columns (`col0`, `col1`, ...).
+            if kind == AggKind::TopK
+                && args.len() > 2
+                && let Some(sort) = arg.take()
+            {
+                let mut fields = vec![("sort_col".to_string(), sort.expr)];
+                let mut types = vec![("sort_col".to_string(), sort.ty.unwrap_or(DataType::String))];
+                for (i, c) in args[1..args.len() - 1].iter().enumerate() {
+                    let b = Binder::plain(source).bind(c)?;
+                    fields.push((format!("col{i}"), b.expr));
+                    types.push((format!("col{i}"), b.ty.unwrap_or(DataType::String)));
+                }
+                arg = Some(Bound {
+                    expr: Expr::MakeStruct(fields),
+                    ty: Some(DataType::Struct(types)),
+                });
+                extras = &args[args.len() - 1..];
+            }
             let arg_type = arg.as_ref().and_then(|a| a.ty.clone());
             // Trailing arguments are literals (TOPK's k, LATEST_BY_OFFSET's n and
             // ignore-nulls flag), except CORRELATION's second column.
             let mut call =
                 AggCall::new(kind, arg.as_ref().map(|a| a.expr.clone()), arg_type.clone());
-            for extra in args.iter().skip(1) {
+            for extra in extras {
                 if kind == AggKind::Correlation && call.arg2.is_none() {
                     let b = Binder::plain(source).bind(extra)?;
                     if !b.ty.as_ref().is_none_or(DataType::is_numeric) {
@@ -1001,9 +1149,14 @@ impl<'a> Binder<'a> {
                     continue;
                 }
                 let b = Binder::plain(&Scope::empty()).bind(extra).or_else(|_| {
+                    let position = args.iter().position(|a| std::ptr::eq(*a, *extra)).unwrap_or(0);
                     err_at(
                         extra,
-                        format!("{name} parameters must be literals, got {extra}"),
+                        format!(
+                            "Parameter {} passed to function {name} must be a literal constant, but was expression: '{}'",
+                            position + 1,
+                            ksql_text(extra)
+                        ),
                     )
                 })?;
                 match (b.expr.eval(&[]), kind) {
@@ -1087,6 +1240,9 @@ impl<'a> Binder<'a> {
             }
             bound.push(self.bind(a)?);
         }
+        if matches!(name.as_str(), "LEAST" | "GREATEST") {
+            return same_type_call(e, func, &name, &args, bound);
+        }
         let types: Vec<DataType> = bound
             .iter()
             .map(|b| b.ty.clone().unwrap_or(DataType::String))
@@ -1100,6 +1256,94 @@ impl<'a> Binder<'a> {
             },
             ty: Some(ty),
         })
+    }
+}
+
+/// A call whose arguments share one type `T` (LEAST/GREATEST), resolved as ksqlDB
+/// resolves its generic functions: NULL literals take any type, a string literal takes the
+/// type of the other arguments and is converted to it, and anything else must agree (or
+/// widen, for numbers, by the function's own rule).
+fn same_type_call(
+    e: &SqlExpr,
+    func: &'static sluice_expr::ScalarFunction,
+    name: &str,
+    args: &[&SqlExpr],
+    bound: Vec<Bound>,
+) -> Result<Bound> {
+    let lower = name.to_ascii_lowercase();
+    let is_null = |a: &SqlExpr| matches!(a, SqlExpr::Value(v) if matches!(v.value, SqlValue::Null));
+    let is_text = |a: &SqlExpr| matches!(a, SqlExpr::Value(v) if matches!(v.value, SqlValue::SingleQuotedString(_)));
+    let listed = args
+        .iter()
+        .zip(&bound)
+        .map(|(a, b)| {
+            if is_null(a) {
+                "null".to_string()
+            } else {
+                ty_name(&b.ty)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fixed: Vec<DataType> = args
+        .iter()
+        .zip(&bound)
+        .filter(|(a, _)| !is_null(a) && !is_text(a))
+        .filter_map(|(_, b)| b.ty.clone())
+        .collect();
+    if args.is_empty() {
+        return err_at(
+            e,
+            format!("Function '{lower}' does not accept parameters ()."),
+        );
+    }
+    if fixed.is_empty() && !args.iter().any(|a| is_text(a)) {
+        return err_at(
+            e,
+            format!(
+                "Function '{lower}' cannot be resolved due to ambiguous method parameters ({listed})."
+            ),
+        );
+    }
+    if fixed.contains(&DataType::String) && fixed.iter().any(|t| *t != DataType::String) {
+        return err_at(
+            e,
+            format!("Function '{lower}' does not accept parameters ({listed})."),
+        );
+    }
+    let ty = if fixed.is_empty() {
+        DataType::String
+    } else {
+        (func.return_type)(&fixed).or_else(|m| err_at(e, format!("Function '{lower}' {m}")))?
+    };
+    let args = args
+        .iter()
+        .zip(bound)
+        .map(|(a, b)| {
+            if is_text(a) && ty != DataType::String {
+                Expr::Cast {
+                    expr: Box::new(b.expr),
+                    to: ty.clone(),
+                }
+            } else {
+                b.expr
+            }
+        })
+        .collect();
+    Ok(Bound {
+        expr: Expr::Call { func, args },
+        ty: Some(ty),
+    })
+}
+
+/// A type's base name as ksqlDB names it in type errors: `DECIMAL`, not `DECIMAL(2, 1)`.
+fn base_type_name(t: &DataType) -> String {
+    match t {
+        DataType::Decimal { .. } => "DECIMAL".into(),
+        DataType::Array(_) => "ARRAY".into(),
+        DataType::Map(..) => "MAP".into(),
+        DataType::Struct(_) => "STRUCT".into(),
+        other => other.to_string(),
     }
 }
 
@@ -1311,20 +1555,25 @@ fn literal(e: &SqlExpr, v: &SqlValue) -> Result<Bound> {
 }
 
 /// ksqlDB's literal typing: integers are INT when they fit, else BIGINT; a decimal point
-/// makes a DECIMAL; an exponent makes a DOUBLE.
+/// makes a DECIMAL; an exponent makes a DOUBLE. `n` may carry a leading minus.
 fn number(e: &SqlExpr, n: &str) -> Result<(Value, DataType)> {
+    let bad = |message: String| {
+        let s = e.span().start;
+        Err(PlanError::new(message, s.line, s.column).with_kind(PlanErrorKind::BadLiteral))
+    };
     if n.contains(['e', 'E']) {
-        let d: f64 = n
-            .parse()
-            .or_else(|_| err_at(e, format!("Invalid numeric literal: {n}")))?;
+        let Ok(d) = n.parse::<f64>() else {
+            return bad(format!("Invalid numeric literal: {n}"));
+        };
         if d.is_infinite() {
-            return err_at(e, format!("Number overflows DOUBLE: {n}"));
+            return bad(format!("Number overflows DOUBLE: {n}"));
         }
         return Ok((Value::Double(d), DataType::Double));
     }
     if n.contains('.') {
-        let (unscaled, scale) = Value::parse_decimal(n)
-            .ok_or_else(|| PlanError::new(format!("Invalid numeric literal: {n}"), 0, 0))?;
+        let Some((unscaled, scale)) = Value::parse_decimal(n) else {
+            return bad(format!("Invalid numeric literal: {n}"));
+        };
         let v = Value::Decimal { unscaled, scale };
         let ty = v.data_type().unwrap_or(DataType::Double);
         return Ok((v, ty));
@@ -1334,15 +1583,7 @@ fn number(e: &SqlExpr, n: &str) -> Result<(Value, DataType)> {
             Ok(small) => Ok((Value::Int(small), DataType::Int)),
             Err(_) => Ok((Value::BigInt(i), DataType::BigInt)),
         },
-        // i64::MIN's magnitude only parses negated; handled in negate_literal.
-        Err(_) if n.trim_start_matches('0') == "9223372036854775808" => Ok((
-            Value::Decimal {
-                unscaled: 9223372036854775808,
-                scale: 0,
-            },
-            DataType::BigInt,
-        )),
-        Err(_) => err_at(e, format!("Invalid numeric literal: {n}")),
+        Err(_) => bad(format!("Invalid numeric literal: {n}")),
     }
 }
 
@@ -1361,10 +1602,6 @@ fn negate_literal(e: &SqlExpr, v: &Value) -> Result<Value> {
             }
         },
         Value::Double(d) => Value::Double(-d),
-        Value::Decimal {
-            unscaled: 9223372036854775808,
-            scale: 0,
-        } => Value::BigInt(i64::MIN),
         Value::Decimal { unscaled, scale } => Value::Decimal {
             unscaled: -unscaled,
             scale: *scale,

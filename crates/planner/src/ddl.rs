@@ -32,16 +32,38 @@ pub struct SourceProps {
     pub timestamp: Option<String>,
     pub timestamp_format: Option<String>,
     pub wrap_single_value: Option<bool>,
+    /// VALUE_DELIMITER, checked against the value format once that is known (it may be
+    /// the session default or the source's).
+    pub value_delimiter: Option<char>,
 }
 
 impl SourceProps {
-    /// The value format with WRAP_SINGLE_VALUE applied.
-    pub fn value_format_or(&self, default: Option<&FormatSpec>) -> Option<FormatSpec> {
-        let mut f = self.value_format.clone().or_else(|| default.cloned())?;
+    /// The value format (this one, else `default`) with WRAP_SINGLE_VALUE and
+    /// VALUE_DELIMITER applied.
+    pub fn value_format_or(
+        &self,
+        default: Option<&FormatSpec>,
+        at: &Name,
+    ) -> Result<Option<FormatSpec>> {
+        let Some(mut f) = self.value_format.clone().or_else(|| default.cloned()) else {
+            return Ok(None);
+        };
         if self.wrap_single_value.is_some() {
             f.wrap_single_value = self.wrap_single_value;
         }
-        Some(f)
+        if let Some(c) = self.value_delimiter {
+            if f.kind != FormatKind::Delimited {
+                return Err(PlanError::at_name(
+                    format!(
+                        "{} does not support the following configs: [delimiter]",
+                        f.kind
+                    ),
+                    at,
+                ));
+            }
+            f.delimiter = Some(c);
+        }
+        Ok(Some(f))
     }
 }
 
@@ -130,13 +152,14 @@ pub fn source_props(props: &Properties, at: &Name) -> Result<SourceProps> {
         let c = match text.to_ascii_uppercase().as_str() {
             "TAB" => '\t',
             "SPACE" => ' ',
-            _ if text.chars().count() == 1 => text.chars().next().unwrap_or(','),
-            "" => {
+            // A blank delimiter reads as empty, as in ksqlDB: spell it TAB or SPACE.
+            t if t.trim().is_empty() => {
                 return Err(PlanError::at_name(
                     "Failed to prepare statement: Configuration VALUE_DELIMITER is invalid: Delimiter cannot be empty, if you meant to have a tab or space for delimiter, please use the special values 'TAB' or 'SPACE'\nExample valid value: ';'",
                     at,
                 ));
             }
+            _ if text.chars().count() == 1 => text.chars().next().unwrap_or(','),
             _ => {
                 return Err(PlanError::at_name(
                     format!(
@@ -146,24 +169,7 @@ pub fn source_props(props: &Properties, at: &Name) -> Result<SourceProps> {
                 ));
             }
         };
-        match out.value_format.as_mut() {
-            Some(f) if f.kind == FormatKind::Delimited => f.delimiter = Some(c),
-            Some(f) => {
-                return Err(PlanError::at_name(
-                    format!(
-                        "{} does not support the following configs: [delimiter]",
-                        f.kind
-                    ),
-                    at,
-                ));
-            }
-            None => {
-                return Err(PlanError::at_name(
-                    "VALUE_DELIMITER is only valid with VALUE_FORMAT='DELIMITED'",
-                    at,
-                ));
-            }
-        }
+        out.value_delimiter = Some(c);
     }
     out.timestamp = get("TIMESTAMP").map(|v| v.to_string().to_ascii_uppercase());
     out.timestamp_format = get("TIMESTAMP_FORMAT").map(|v| v.to_string());
@@ -189,7 +195,7 @@ pub fn plan_create_source(
         )
     })?;
     let default_value = cfg.default_value_format.map(FormatSpec::new);
-    let mut value_format = p.value_format_or(default_value.as_ref()).ok_or_else(|| {
+    let mut value_format = p.value_format_or(default_value.as_ref(), name)?.ok_or_else(|| {
         PlanError::at_name(
             "Statement is missing the 'VALUE_FORMAT' property from the WITH clause. Either provide one or set a default via the 'ksql.persistence.default.format.value' config.",
             name,
@@ -349,6 +355,7 @@ pub fn plan_create_source(
         headers: headers.clone(),
         written_by: None,
         sql: sql.to_string(),
+        read_only: false,
     };
     Ok((def, p.partitions))
 }
@@ -359,6 +366,16 @@ fn contains_map(t: &sluice_common::DataType) -> bool {
         DataType::Map(..) => true,
         DataType::Array(i) => contains_map(i),
         DataType::Struct(fields) => fields.iter().any(|(_, t)| contains_map(t)),
+        _ => false,
+    }
+}
+
+fn has_non_string_map_key(t: &sluice_common::DataType) -> bool {
+    use sluice_common::DataType;
+    match t {
+        DataType::Map(k, v) => **k != DataType::String || has_non_string_map_key(v),
+        DataType::Array(i) => has_non_string_map_key(i),
+        DataType::Struct(fields) => fields.iter().any(|(_, t)| has_non_string_map_key(t)),
         _ => false,
     }
 }
@@ -382,6 +399,25 @@ pub(crate) fn check_formats(
                 at,
             ));
         }
+    }
+    if value.wrap_single_value == Some(true)
+        && matches!(value.kind, FormatKind::Delimited | FormatKind::Kafka)
+    {
+        return Err(PlanError::at_name(
+            format!(
+                "Format '{}' does not support 'WRAP_SINGLE_VALUE' set to 'true'.",
+                value.kind
+            ),
+            at,
+        ));
+    }
+    if value.kind == FormatKind::Json
+        && payload.iter().any(|c| has_non_string_map_key(&c.data_type))
+    {
+        return Err(PlanError::at_name(
+            "JSON only supports MAP types with STRING keys",
+            at,
+        ));
     }
     if value.wrap_single_value.is_some() && payload.len() != 1 {
         return Err(PlanError::at_name(
@@ -439,7 +475,7 @@ pub(crate) fn check_timestamp(
         }
         Some(c) => Err(PlanError::at_name(
             format!(
-                "Timestamp column, {ts}, should be LONG(INT64), TIMESTAMP, or a String with a timestamp_format specified. Got {}",
+                "Timestamp column, `{ts}`, should be LONG(INT64), TIMESTAMP, or a String with a timestamp_format specified. Got {}",
                 c.data_type
             ),
             at,

@@ -71,6 +71,8 @@ pub enum PlanErrorKind {
     NotFound,
     /// A name is already taken.
     AlreadyExists,
+    /// A numeric literal cannot be represented (ksqlDB finds these while parsing).
+    BadLiteral,
 }
 
 impl PlanError {

@@ -9,7 +9,7 @@ use sluice_common::{
 };
 use sluice_engine::{Operator, PullAccess, PullPlan, PushPlan, QueryPlan, TableFunction};
 use sluice_expr::eval::cast;
-use sluice_expr::{BinaryOp, Expr};
+use sluice_expr::{AggKind, BinaryOp, Expr};
 use sluice_sql::{Expr as SqlExpr, Name, Properties, Select, SelectItem};
 use sqlparser::ast::{BinaryOperator, InTarget};
 
@@ -122,7 +122,7 @@ fn bind_item(scope: &Scope, expr: &SqlExpr) -> Result<(Bound, Option<TableFuncti
             let [arg] = args.as_slice() else {
                 return err_at(expr, format!("Function {name} takes one ARRAY argument"));
             };
-            let b = Binder::plain(scope).bind(arg)?;
+            let b = Binder::plain(scope).in_clause("SELECT").bind(arg)?;
             let ty = match (&b.ty, tf) {
                 (Some(DataType::Array(item)), TableFunction::Explode) => {
                     Some(item.as_ref().clone())
@@ -132,9 +132,16 @@ fn bind_item(scope: &Scope, expr: &SqlExpr) -> Result<(Bound, Option<TableFuncti
                     return err_at(
                         arg,
                         format!(
-                            "Function '{}' does not accept parameters ({}).",
+                            "Function '{}' does not accept parameters ({}).{}",
                             name.to_ascii_lowercase(),
-                            crate::bind::ty_name(other)
+                            crate::bind::ty_name(other),
+                            // ksqlDB lists the signatures it has.
+                            match tf {
+                                TableFunction::Explode =>
+                                    "\nValid alternatives are:\nexplode(ARRAY<DECIMAL> input)\nexplode(ARRAY<T> list)",
+                                TableFunction::CubeExplode =>
+                                    "\nValid alternatives are:\ncube_explode(ARRAY<T> list)",
+                            }
                         ),
                     );
                 }
@@ -142,7 +149,7 @@ fn bind_item(scope: &Scope, expr: &SqlExpr) -> Result<(Bound, Option<TableFuncti
             return Ok((Bound { expr: b.expr, ty }, Some(tf)));
         }
     }
-    Ok((Binder::plain(scope).bind(expr)?, None))
+    Ok((Binder::plain(scope).in_clause("SELECT").bind(expr)?, None))
 }
 
 /// Binds a non-aggregate projection over a source row.
@@ -165,7 +172,7 @@ fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Ite
                     },
                     None => {
                         return Err(PlanError::at_name(
-                            format!("Column '{}' cannot be resolved.", path[0].value),
+                            format!("SELECT column '{}' cannot be resolved.", path[0].value),
                             &path[0],
                         ));
                     }
@@ -248,6 +255,11 @@ fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Ite
     Ok(items)
 }
 
+/// ` TYPE` after a column name in a message, when the type is known.
+fn typed_suffix(ty: &Option<DataType>) -> String {
+    ty.as_ref().map_or(String::new(), |t| format!(" {t}"))
+}
+
 fn check_unique_names(items: &[Item]) -> Result<()> {
     for (i, a) in items.iter().enumerate() {
         if items[..i].iter().any(|b| b.name == a.name) {
@@ -257,7 +269,11 @@ fn check_unique_names(items: &[Item]) -> Result<()> {
                 (s.line, s.column)
             });
             return Err(PlanError::new(
-                format!("Duplicate value columns found in schema: `{}`", a.name),
+                format!(
+                    "Duplicate value columns found in schema: `{}`{}",
+                    a.name,
+                    typed_suffix(&a.bound.ty)
+                ),
                 line,
                 column,
             ));
@@ -273,7 +289,7 @@ fn concrete(e: Option<&SqlExpr>, name: &str, ty: Option<DataType>) -> Result<Dat
             Some(e) => err_at(
                 e,
                 format!(
-                    "Can't infer a type of null for column {name}: cast it, e.g. CAST(NULL AS STRING)"
+                    "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR). (column {name})"
                 ),
             ),
             None => Err(PlanError::new(
@@ -315,12 +331,34 @@ pub fn plan_create_as(
 ) -> Result<PlannedQuery> {
     let source = lookup(catalog, &select.from)?;
     let p = source_props(props, name)?;
+    if let Some(ts) = &p.timestamp
+        && !projects_column(select, &source, ts)
+    {
+        // ksqlDB checks the WITH clause before the projection.
+        return Err(PlanError::at_name(
+            format!(
+                "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{ts}'"
+            ),
+            name,
+        ));
+    }
     let (op, schema) = plan_operator(kind, name, select, &source)?;
+    if p.key_format
+        .as_ref()
+        .is_some_and(|f| f.kind != FormatKind::None)
+        && schema.key_count() == 0
+    {
+        return Err(PlanError::at_name(
+            "Key format specified for stream without key columns.",
+            name,
+        ));
+    }
     let key_format = match (&p.key_format, schema.key_count()) {
         (_, 0) => FormatSpec::new(FormatKind::None),
         (Some(f), _) => f.clone(),
+        // A keyless source has no key format to inherit: the session default, else KAFKA.
         (None, _) if source.key_format.kind == FormatKind::None => {
-            FormatSpec::new(FormatKind::Kafka)
+            FormatSpec::new(cfg.default_key_format.unwrap_or(FormatKind::Kafka))
         }
         (None, _) => source.key_format.clone(),
     };
@@ -329,7 +367,7 @@ pub fn plan_create_as(
         ..source.value_format.clone()
     };
     let mut value_format = p
-        .value_format_or(Some(&inherited))
+        .value_format_or(Some(&inherited), name)?
         .unwrap_or(FormatSpec::new(FormatKind::Json));
     if p.value_format.is_some() && p.wrap_single_value.is_none() {
         value_format.wrap_single_value = None;
@@ -340,7 +378,10 @@ pub fn plan_create_as(
     {
         value_format.wrap_single_value = cfg.wrap_single_values;
     }
-    if value_format.kind == FormatKind::Delimited && p.value_format.is_none() {
+    if value_format.kind == FormatKind::Delimited
+        && p.value_format.is_none()
+        && p.value_delimiter.is_none()
+    {
         value_format.delimiter = source.value_format.delimiter;
     }
     let key_format =
@@ -373,6 +414,7 @@ pub fn plan_create_as(
         headers: Vec::new(),
         written_by: Some(ids.query_id.clone()),
         sql: sql.to_string(),
+        read_only: false,
     };
     let plan = QueryPlan {
         id: ids.query_id,
@@ -481,6 +523,47 @@ fn plan_operator(
         }
         return plan_aggregate(select, source, &scope, filter, name);
     }
+    // Aggregates without GROUP BY: ksqlDB names what is wrong.
+    let aggregated: Vec<&sqlparser::ast::Function> = select
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            SelectItem::Expr { expr, .. } => crate::bind::find_aggregate(expr),
+            _ => None,
+        })
+        .collect();
+    if !aggregated.is_empty() {
+        let plain: Vec<String> = select
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                SelectItem::Expr { expr, .. } if crate::bind::find_aggregate(expr).is_none() => {
+                    Some(crate::bind::ksql_text(expr))
+                }
+                _ => None,
+            })
+            .collect();
+        if !plain.is_empty() {
+            return Err(PlanError::at_name(
+                format!(
+                    "Non-aggregate SELECT expression(s) not part of GROUP BY: {}\nEither add the column(s) to the GROUP BY or remove them from the SELECT.",
+                    plain.join(", ")
+                ),
+                name,
+            ));
+        }
+        let calls: Vec<String> = aggregated
+            .iter()
+            .map(|f| crate::bind::aggregate_text(f))
+            .collect();
+        return Err(PlanError::at_name(
+            format!(
+                "CREATE {kind} AS SELECT statement does not support aggregate function [{}] without a GROUP BY clause.",
+                calls.join(", ")
+            ),
+            name,
+        ));
+    }
     if kind == SourceKind::Table && source.kind == SourceKind::Stream {
         return Err(PlanError::at_name(
             "Invalid result type. Your SELECT query produces a STREAM. Please use CREATE STREAM AS SELECT statement instead.",
@@ -509,6 +592,12 @@ fn plan_operator(
         return plan_partition_by(select, source, &scope, filter, name);
     }
     let items = project(select, source, &scope)?;
+    if source.kind == SourceKind::Table && items.iter().any(|i| i.table_fn.is_some()) {
+        return Err(PlanError::at_name(
+            "Table source is not supported with table functions",
+            name,
+        ));
+    }
     // Each source key column must be projected exactly once; it stays the sink's key.
     let mut keys: Vec<&Item> = Vec::new();
     let mut missing = Vec::new();
@@ -534,6 +623,13 @@ fn plan_operator(
         }
     }
     if !missing.is_empty() {
+        // ksqlDB names every key column, not only the missing ones.
+        let missing: Vec<String> = source
+            .schema
+            .keys()
+            .iter()
+            .map(|k| k.name.clone())
+            .collect();
         let (noun, list) = if missing.len() == 1 {
             ("column", missing[0].clone())
         } else {
@@ -658,6 +754,40 @@ fn partition_key_name(e: &SqlExpr, i: usize) -> String {
     }
 }
 
+/// Whether a projection may produce a column of this name (an alias, a projected column or,
+/// with `*` or `col->*`, possibly any).
+fn projects_column(select: &Select, source: &SourceDef, name: &str) -> bool {
+    select.items.iter().any(|item| match item {
+        SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
+            source.schema.columns.iter().any(|c| c.name == name)
+        }
+        SelectItem::StructAll { .. } => true,
+        SelectItem::Expr { alias: Some(a), .. } => a.value == name,
+        SelectItem::Expr { expr, alias: None } => match column_ref(expr) {
+            Some(c) => c == name,
+            // A generated name (KSQL_COL_n) or a struct field's name.
+            None => true,
+        },
+    })
+}
+
+/// Whether two GROUP BY expressions are the same: one column, written with or without a
+/// qualifier, or the same text.
+fn same_column_or_text(a: &SqlExpr, b: &SqlExpr, qualifiers: &[String]) -> bool {
+    let column = |e: &SqlExpr| match e {
+        SqlExpr::Identifier(i) => Some(ident_name(i)),
+        SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 => {
+            let q = ident_name(&parts[0]);
+            qualifiers.contains(&q).then(|| ident_name(&parts[1]))
+        }
+        _ => None,
+    };
+    match (column(a), column(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => crate::bind::ksql_text(a) == crate::bind::ksql_text(b),
+    }
+}
+
 fn same_expr(a: &SqlExpr, b: &SqlExpr) -> bool {
     match (column_ref(a), column_ref(b)) {
         (Some(x), Some(y)) => x == y,
@@ -675,6 +805,31 @@ fn plan_partition_by(
     name: &Name,
 ) -> Result<(Operator, Schema)> {
     let keyless = select.partition_by.len() == 1 && is_null_literal(&select.partition_by[0]);
+    if select.partition_by.len() > 1 && select.partition_by.iter().any(is_null_literal) {
+        return err_at(
+            &select.partition_by[0],
+            "Cannot PARTITION BY multiple columns including NULL",
+        );
+    }
+    // PARTITION BY applies to the input row, before the projection.
+    for p in &select.partition_by {
+        Binder::plain(scope)
+            .in_clause("PARTITION BY")
+            .bind(p)
+            .map_err(|mut e| {
+                if let Some(col) = column_ref(p)
+                    && e.message.ends_with("cannot be resolved.")
+                    && select.items.iter().any(|i| {
+                        matches!(i, SelectItem::Expr { alias: Some(a), .. } if a.value == col)
+                    })
+                {
+                    e.message.push_str(&format!(
+                        " '{col}' must be a column in the source schema since PARTITION BY is applied on the input."
+                    ));
+                }
+                e
+            })?;
+    }
     let mut key_cols: Vec<(String, Bound)> = Vec::new();
     let mut value_cols: Vec<(String, Bound, Option<SqlExpr>)> = Vec::new();
     let star = select
@@ -684,7 +839,10 @@ fn plan_partition_by(
     if star {
         if !keyless {
             for (i, p) in select.partition_by.iter().enumerate() {
-                key_cols.push((partition_key_name(p, i), Binder::plain(scope).bind(p)?));
+                key_cols.push((
+                    partition_key_name(p, i),
+                    Binder::plain(scope).in_clause("PARTITION BY").bind(p)?,
+                ));
             }
         }
         let used: Vec<String> = if keyless {
@@ -710,7 +868,7 @@ fn plan_partition_by(
         let mut namer = Namer::default();
         for item in &select.items {
             if let SelectItem::Expr { expr, alias } = item {
-                let b = Binder::plain(scope).bind(expr)?;
+                let b = Binder::plain(scope).in_clause("SELECT").bind(expr)?;
                 value_cols.push((namer.name(expr, alias.as_ref()), b, Some(expr.clone())));
             }
         }
@@ -752,20 +910,35 @@ fn plan_partition_by(
                 None => value_cols.push((item.name.clone(), item.bound.clone(), item.expr.clone())),
             }
         }
+        let mut missing = Vec::new();
         for (k, key) in keys.iter().enumerate() {
             match key {
                 Some(item) => key_cols.push((item.name.clone(), item.bound.clone())),
-                None => {
-                    let p = &select.partition_by[k];
-                    return err_at(
-                        p,
-                        format!(
-                            "The query used to build `{}` must include the partitioning expression {p} in its projection (eg, SELECT {p}...).",
-                            name.value
-                        ),
-                    );
-                }
+                None => missing.push(k),
             }
+        }
+        if let Some(&first) = missing.first() {
+            // ksqlDB names every partitioning expression, not only the missing ones, with
+            // columns qualified by the source.
+            let qualifier = scope.qualifiers.last().map(String::as_str);
+            let texts: Vec<String> = select
+                .partition_by
+                .iter()
+                .map(|p| crate::bind::ksql_text_qualified(p, qualifier))
+                .collect();
+            let (noun, list) = match texts.as_slice() {
+                [one] => ("expression", one.clone()),
+                [init @ .., last] => ("expressions", format!("{} and {last}", init.join(", "))),
+                [] => ("expression", String::new()),
+            };
+            return err_at(
+                &select.partition_by[first],
+                format!(
+                    "The query used to build `{}` must include the partitioning {noun} {list} in its projection (eg, SELECT {}...).",
+                    name.value,
+                    texts.join(", ")
+                ),
+            );
         }
     }
     let mut columns = Vec::new();
@@ -792,7 +965,10 @@ fn plan_partition_by(
     for (n, b, e) in value_cols {
         if columns.iter().any(|c| c.name == n) {
             return Err(PlanError::at_name(
-                format!("Duplicate value columns found in schema: `{n}`"),
+                format!(
+                    "Duplicate value columns found in schema: `{n}`{}",
+                    typed_suffix(&b.ty)
+                ),
                 name,
             ));
         }
@@ -821,21 +997,47 @@ fn plan_partition_by(
 }
 
 fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
-    let b = Binder::plain(scope).bind(w).map_err(|mut e| {
-        if e.message.starts_with("Cannot compare") {
-            e.message = format!("Error in WHERE expression: {}", e.message);
-        }
-        e
-    })?;
+    let b = Binder::plain(scope)
+        .in_clause("WHERE")
+        .bind(w)
+        .map_err(|mut e| {
+            if e.message.starts_with("Cannot compare")
+                || e.message.starts_with("Error processing expression")
+            {
+                e.message = format!("Error in WHERE expression: {}", e.message);
+            }
+            e
+        })?;
     match b.ty {
         None | Some(DataType::Boolean) => Ok(b.expr),
         Some(t) => err_at(
             w,
             format!(
-                "Type error in WHERE expression: Should evaluate to boolean but is {w} ({t}) instead."
+                "Type error in WHERE expression: Should evaluate to boolean but is {} ({t}) instead.",
+                crate::bind::ksql_text(w)
             ),
         ),
     }
+}
+
+/// Whether ksqlDB keeps an aggregate's intermediate state as a STRUCT, ARRAY or MAP.
+fn has_structured_state(kind: AggKind) -> bool {
+    use AggKind as K;
+    matches!(
+        kind,
+        K::Avg
+            | K::StddevSamp
+            | K::VarianceSamp
+            | K::Correlation
+            | K::TopK
+            | K::TopKDistinct
+            | K::CollectList
+            | K::CollectSet
+            | K::Histogram
+            | K::CountDistinct
+            | K::LatestByOffset
+            | K::EarliestByOffset
+    )
 }
 
 fn plan_aggregate(
@@ -845,6 +1047,15 @@ fn plan_aggregate(
     filter: Option<Expr>,
     name: &Name,
 ) -> Result<(Operator, Schema)> {
+    if source.value_format.kind == FormatKind::Kafka {
+        return Err(PlanError::at_name(
+            format!(
+                "Source(s) {} are using the 'KAFKA' value format. This format does not yet support GROUP BY.",
+                source.name
+            ),
+            name,
+        ));
+    }
     let mut group_by = Vec::with_capacity(select.group_by.len());
     let mut group_types = Vec::with_capacity(select.group_by.len());
     for item in &select.items {
@@ -863,19 +1074,24 @@ fn plan_aggregate(
             ));
         }
     }
-    for g in &select.group_by {
-        if let SqlExpr::Function(f) = g {
+    for (i, g) in select.group_by.iter().enumerate() {
+        if let Some(f) = crate::bind::find_aggregate(g) {
             let fname = f.name.to_string().to_ascii_uppercase();
-            if sluice_expr::AggKind::from_name(&fname, false).is_some() {
-                return err_at(
-                    g,
-                    format!(
-                        "GROUP BY does not support aggregate functions: {fname} is an aggregate function."
-                    ),
-                );
-            }
+            return err_at(
+                g,
+                format!(
+                    "GROUP BY does not support aggregate functions: {fname} is an aggregate function."
+                ),
+            );
         }
-        let b = Binder::plain(scope).bind(g)?;
+        let text = crate::bind::ksql_text(g);
+        if select.group_by[..i]
+            .iter()
+            .any(|p| same_column_or_text(p, g, &scope.qualifiers))
+        {
+            return err_at(g, format!("Duplicate GROUP BY expression: {text}"));
+        }
+        let b = Binder::plain(scope).in_clause("GROUP BY").bind(g)?;
         group_types.push(concrete(Some(g), &g.to_string(), b.ty)?);
         group_by.push(b.expr);
     }
@@ -885,10 +1101,23 @@ fn plan_aggregate(
     let mut not_grouped: Vec<String> = Vec::new();
     let mut missing_keys: Vec<String> = Vec::new();
     let mut namer = Namer::default();
+    // `*` stands for every source column, each then a grouping key or an error.
+    let mut items: Vec<SelectItem> = Vec::with_capacity(select.items.len());
     for item in &select.items {
+        match item {
+            SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
+                items.extend(source.schema.columns.iter().map(|c| SelectItem::Expr {
+                    expr: SqlExpr::Identifier(sqlparser::ast::Ident::with_quote('`', &c.name)),
+                    alias: None,
+                }))
+            }
+            other => items.push(other.clone()),
+        }
+    }
+    for item in &items {
         let SelectItem::Expr { expr, alias } = item else {
             return Err(PlanError::at_name(
-                "SELECT * is not allowed with GROUP BY",
+                "Only columns and expressions may be selected with GROUP BY",
                 name,
             ));
         };
@@ -917,7 +1146,8 @@ fn plan_aggregate(
                 source: scope,
                 aggs: &mut aggregates,
             },
-        );
+        )
+        .in_clause("SELECT");
         match binder.bind(expr) {
             Ok(bound) => values.push((item_name, bound, expr.clone())),
             // Collected, so the error lists every offending expression as ksqlDB does.
@@ -926,6 +1156,20 @@ fn plan_aggregate(
             }
             Err(e) => return Err(e),
         }
+    }
+    if !not_grouped.is_empty()
+        && !select.items.iter().any(|i| {
+            matches!(i, SelectItem::Expr { expr, .. } if crate::bind::find_aggregate(expr).is_some())
+        })
+        && select
+            .having
+            .as_ref()
+            .is_none_or(|h| crate::bind::find_aggregate(h).is_none())
+    {
+        return Err(PlanError::at_name(
+            "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.",
+            name,
+        ));
     }
     if !not_grouped.is_empty() {
         return Err(PlanError::at_name(
@@ -945,7 +1189,8 @@ fn plan_aggregate(
                     source: scope,
                     aggs: &mut aggregates,
                 },
-            );
+            )
+            .in_clause("HAVING");
             let b = binder.bind(h).map_err(|mut e| {
                 if let Some(rest) = e
                     .message
@@ -999,11 +1244,24 @@ fn plan_aggregate(
             name,
         ));
     }
+    // ksqlDB keeps aggregation state in the source's value format; DELIMITED cannot hold
+    // the struct, array or map states of these functions.
+    if source.value_format.kind == FormatKind::Delimited
+        && aggregates.iter().any(|a| has_structured_state(a.kind))
+    {
+        return Err(PlanError::at_name(
+            "One of the functions used in the statement has an intermediate type that the value format can not handle. Please remove the function or change the format.",
+            name,
+        ));
+    }
     for (n, b, e) in values {
         if columns.iter().any(|c| c.name == n) {
             return err_at(
                 &e,
-                format!("Duplicate value columns found in schema: `{n}`"),
+                format!(
+                    "Duplicate value columns found in schema: `{n}`{}",
+                    typed_suffix(&b.ty)
+                ),
             );
         }
         columns.push(Column {
@@ -1024,17 +1282,21 @@ fn plan_aggregate(
         ));
     }
     if source.kind == SourceKind::Table {
-        let stuck: Vec<String> = aggregates
-            .iter()
-            .filter(|a| !a.supports_retract())
-            .map(|a| format!("{:?}", a.kind).to_ascii_uppercase())
-            .collect();
-        if !stuck.is_empty() {
+        let mut stuck: Vec<&str> = Vec::new();
+        for a in aggregates.iter().filter(|a| !a.supports_retract()) {
+            if !stuck.contains(&a.kind.name()) {
+                stuck.push(a.kind.name());
+            }
+        }
+        if let [init @ .., last] = stuck.as_slice() {
+            let (noun, list) = if init.is_empty() {
+                ("function", last.to_string())
+            } else {
+                ("functions", format!("{} and {last}", init.join(", ")))
+            };
             return Err(PlanError::at_name(
                 format!(
-                    "Aggregating the table {} needs functions that can undo an update (COUNT, SUM, AVG); {} cannot",
-                    source.name,
-                    stuck.join(", ")
+                    "The aggregation {noun} {list} cannot be applied to a table source, only to a stream source."
                 ),
                 name,
             ));

@@ -26,10 +26,20 @@ impl ExecError {
     }
 }
 
-/// Prefixes a message with its SQL position, as ksqlDB does: `line 2:40: ...`.
+/// Prefixes a syntax error with its SQL position, as ksqlDB's parser does: `line 2:40: ...`.
 fn positioned(message: &str, line: u64, column: u64) -> String {
     if line > 0 {
         format!("line {line}:{column}: {message}")
+    } else {
+        message.to_string()
+    }
+}
+
+/// Prefixes a semantic error with its SQL position, as ksqlDB's analyzer does:
+/// `Line: 1, Col: 21: ...`.
+fn located(message: &str, line: u64, column: u64) -> String {
+    if line > 0 {
+        format!("Line: {line}, Col: {column}: {message}")
     } else {
         message.to_string()
     }
@@ -47,12 +57,23 @@ impl From<sluice_sql::ParseError> for ExecError {
 
 impl From<sluice_planner::PlanError> for ExecError {
     fn from(e: sluice_planner::PlanError) -> ExecError {
+        use sluice_planner::PlanErrorKind as K;
         let code = match e.kind {
-            sluice_planner::PlanErrorKind::Invalid => Code::InvalidArgument,
-            sluice_planner::PlanErrorKind::NotFound => Code::NotFound,
-            sluice_planner::PlanErrorKind::AlreadyExists => Code::AlreadyExists,
+            K::Invalid | K::BadLiteral => Code::InvalidArgument,
+            K::NotFound => Code::NotFound,
+            K::AlreadyExists => Code::AlreadyExists,
         };
-        ExecError::new(code, positioned(&e.message, e.line, e.column))
+        let message = match e.kind {
+            // ksqlDB rejects these while preparing the statement (building its syntax
+            // tree), so they are positioned like syntax errors; its exception adds one to
+            // the (already 1-based) column.
+            K::BadLiteral => format!(
+                "Failed to prepare statement: {}",
+                positioned(&e.message, e.line, e.column + u64::from(e.line > 0))
+            ),
+            _ => located(&e.message, e.line, e.column),
+        };
+        ExecError::new(code, message)
     }
 }
 
@@ -106,5 +127,40 @@ impl From<ExecError> for Status {
             message.push_str("… (message truncated)");
         }
         Status::new(e.code, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_planner::{PlanError, PlanErrorKind};
+
+    #[test]
+    fn errors_are_positioned_the_way_ksqldb_positions_them() {
+        let syntax = ExecError::from(sluice_sql::ParseError {
+            message: "Unknown statement 'RUN'".into(),
+            line: 1,
+            column: 1,
+        });
+        assert_eq!(
+            syntax.message,
+            "line 1:1: Syntax Error\nUnknown statement 'RUN'"
+        );
+        let semantic = ExecError::from(PlanError::new("Column 'X' cannot be resolved.", 2, 8));
+        assert_eq!(
+            semantic.message,
+            "Line: 2, Col: 8: Column 'X' cannot be resolved."
+        );
+        let literal = ExecError::from(
+            PlanError::new("Invalid numeric literal: 9", 2, 39)
+                .with_kind(PlanErrorKind::BadLiteral),
+        );
+        assert_eq!(
+            literal.message,
+            "Failed to prepare statement: line 2:40: Invalid numeric literal: 9"
+        );
+        assert_eq!(literal.code, Code::InvalidArgument);
+        let unplaced = ExecError::from(PlanError::new("bad", 0, 0));
+        assert_eq!(unplaced.message, "bad");
     }
 }

@@ -109,6 +109,7 @@ fn processing_log_source() -> SourceDef {
         headers: Vec::new(),
         written_by: None,
         sql: String::new(),
+        read_only: false,
     }
 }
 
@@ -271,10 +272,19 @@ impl Executor {
                 name,
                 or_replace,
                 if_not_exists,
+                read_only,
                 columns,
                 properties,
             } => {
                 let _guard = self.ddl.lock().await;
+                let replaces_read_only = self.source(&name.value).is_some_and(|e| e.read_only);
+                if *or_replace && (*read_only || replaces_read_only) {
+                    let k = kind.to_string().to_lowercase();
+                    return Err(ExecError::invalid(format!(
+                        "Cannot add {k} '{}': CREATE OR REPLACE is not supported on source {k}s.",
+                        name.value
+                    )));
+                }
                 if let Some(existing) = self.source(&name.value) {
                     if *if_not_exists {
                         return Ok(Outcome::message(format!(
@@ -291,6 +301,7 @@ impl Executor {
                 let (mut def, partitions) = sluice_planner::ddl::plan_create_source(
                     id, *kind, name, columns, properties, &stmt.text, &cfg,
                 )?;
+                def.read_only = *read_only;
                 if let Some(existing) = self.source(&name.value) {
                     // CREATE OR REPLACE: only a compatible redefinition keeps the source's state.
                     if existing.schema != def.schema || existing.topic != def.topic {
@@ -436,6 +447,12 @@ impl Executor {
                 let target_def = self
                     .source(&target.value)
                     .ok_or_else(|| not_found(target))?;
+                if target_def.read_only && target_def.kind == SourceKind::Stream {
+                    return Err(ExecError::invalid(format!(
+                        "Cannot insert into read-only stream: {}",
+                        target_def.name
+                    )));
+                }
                 let mut txn = Txn::new();
                 let num = self.alloc_ids(1, &mut txn);
                 let query_id = format!("INSERTQUERY_{num}");
@@ -491,9 +508,10 @@ impl Executor {
                         def.name
                     )));
                 }
-                if def.kind == SourceKind::Table && def.written_by.is_some() {
+                if def.read_only || (def.kind == SourceKind::Table && def.written_by.is_some()) {
                     return Err(ExecError::invalid(format!(
-                        "Cannot insert values into read-only table: {}",
+                        "Cannot insert values into read-only {}: {}",
+                        def.kind.to_string().to_lowercase(),
                         def.name
                     )));
                 }
@@ -513,6 +531,26 @@ impl Executor {
                 txn.append(&topic, partition, record);
                 self.log.submit(txn).wait().await?;
                 Ok(Outcome::default())
+            }
+            StatementKind::Alter { kind, name, .. } => {
+                let def = self.source(&name.value).ok_or_else(|| not_found(name))?;
+                let k = kind.to_string().to_lowercase();
+                if def.kind != *kind {
+                    return Err(ExecError::invalid(format!(
+                        "Incompatible data source type is {}, but statement was ALTER {kind}",
+                        def.kind
+                    )));
+                }
+                if def.read_only {
+                    return Err(ExecError::invalid(format!(
+                        "Cannot alter {k} '{}': ALTER operations are not supported on source {k}s.",
+                        def.name
+                    )));
+                }
+                Err(ExecError::new(
+                    Code::Unimplemented,
+                    "ALTER ... ADD COLUMN is not supported yet",
+                ))
             }
             StatementKind::Show(what) => Ok(self.show(what)),
             StatementKind::Describe { name, extended } => self.describe(name, *extended),
@@ -553,6 +591,12 @@ impl Executor {
                         Code::FailedPrecondition,
                         format!("Cannot drop {}: it is a system stream", def.name),
                     ));
+                }
+                if *delete_topic && def.read_only {
+                    return Err(ExecError::invalid(format!(
+                        "Cannot delete topic for read-only source: {}",
+                        def.name
+                    )));
                 }
                 if *delete_topic {
                     return Err(ExecError::new(

@@ -120,6 +120,8 @@ pub enum StatementKind {
         name: Name,
         or_replace: bool,
         if_not_exists: bool,
+        /// `CREATE SOURCE STREAM/TABLE`: a read-only source, never written by Sluice.
+        read_only: bool,
         columns: Vec<ColumnDef>,
         properties: Properties,
     },
@@ -149,6 +151,12 @@ pub enum StatementKind {
     DescribeFunction(Name),
     /// EXPLAIN of a query id or of a statement.
     Explain(ExplainTarget),
+    /// `ALTER STREAM|TABLE name ADD [COLUMN] col type, ...`
+    Alter {
+        kind: SourceKind,
+        name: Name,
+        columns: Vec<ColumnDef>,
+    },
     Drop {
         kind: SourceKind,
         name: Name,

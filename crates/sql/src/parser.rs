@@ -224,6 +224,7 @@ impl<'a> P<'a> {
                 }
             }
             Some("DROP") => self.drop()?,
+            Some("ALTER") => self.alter()?,
             Some("TERMINATE") => {
                 self.p.next_token();
                 if self.eat("ALL") {
@@ -345,7 +346,7 @@ impl<'a> P<'a> {
                 if_not_exists,
             });
         }
-        self.eat("SOURCE");
+        let read_only = self.eat("SOURCE");
         let t = self.p.peek_token();
         let kind = if self.eat("STREAM") {
             SourceKind::Stream
@@ -383,6 +384,10 @@ impl<'a> P<'a> {
         } else {
             Properties::default()
         };
+        if self.peek_word().as_deref() == Some("AS") && read_only {
+            let t = self.p.peek_token();
+            return self.err(&t, "CREATE SOURCE cannot be used with AS SELECT");
+        }
         if self.eat("AS") {
             if !columns.is_empty() {
                 let t = self.p.peek_token();
@@ -403,6 +408,7 @@ impl<'a> P<'a> {
             name,
             or_replace,
             if_not_exists,
+            read_only,
             columns,
             properties,
         })
@@ -585,7 +591,7 @@ impl<'a> P<'a> {
                 Some("GROUP") if select.group_by.is_empty() => {
                     self.p.next_token();
                     self.expect("BY")?;
-                    select.group_by = self.expr_list()?;
+                    select.group_by = self.group_by_list()?;
                 }
                 Some("HAVING") if select.having.is_none() => {
                     self.p.next_token();
@@ -594,6 +600,12 @@ impl<'a> P<'a> {
                 Some("PARTITION") if select.partition_by.is_empty() => {
                     self.p.next_token();
                     self.expect("BY")?;
+                    let open = self.p.peek_token();
+                    if open.token == Token::LParen
+                        && self.p.peek_nth_token(1).token == Token::RParen
+                    {
+                        return self.err(&open, "PARTITION BY requires at least one expression");
+                    }
                     select.partition_by = self.expr_list()?;
                 }
                 Some("EMIT") => {
@@ -601,7 +613,7 @@ impl<'a> P<'a> {
                     if self.eat("CHANGES") {
                         select.emit_changes = true;
                     } else if self.eat("FINAL") {
-                        return self.err(&t, "EMIT FINAL is only supported on windowed aggregations, which Sluice does not support yet");
+                        return self.err(&t, "EMIT FINAL is only supported for windowed aggregations. Sluice does not support windowed aggregations yet.");
                     } else {
                         let n = self.p.peek_token();
                         return self.err(
@@ -686,6 +698,65 @@ impl<'a> P<'a> {
         Ok(StatementKind::Describe {
             name: self.name()?,
             extended,
+        })
+    }
+
+    /// GROUP BY's expressions. As in ksqlDB's grammar, one parenthesized list is a
+    /// grouping set, `GROUP BY (a, b)` meaning `GROUP BY a, b`; such a list beside other
+    /// expressions is a syntax error.
+    fn group_by_list(&mut self) -> R<Vec<Expr>> {
+        let mut list = self.expr_list()?;
+        if let [Expr::Tuple(items)] = list.as_slice() {
+            return Ok(items.clone());
+        }
+        if list.len() > 1
+            && let Some(first) = list.iter().find_map(|e| match e {
+                Expr::Tuple(items) => items.first(),
+                _ => None,
+            })
+        {
+            use sqlparser::ast::Spanned;
+            let end = first.span().end;
+            return Err(ParseError {
+                message: "missing ')' at ','".into(),
+                line: end.line,
+                column: end.column,
+            });
+        }
+        list.shrink_to_fit();
+        Ok(list)
+    }
+
+    fn alter(&mut self) -> R<StatementKind> {
+        self.expect("ALTER")?;
+        let t = self.p.peek_token();
+        let kind = if self.eat("STREAM") {
+            SourceKind::Stream
+        } else if self.eat("TABLE") {
+            SourceKind::Table
+        } else {
+            return self.err(
+                &t,
+                format!(
+                    "Expected STREAM or TABLE after ALTER, found {}",
+                    describe(&t.token)
+                ),
+            );
+        };
+        let name = self.name()?;
+        let mut columns = Vec::new();
+        loop {
+            self.expect("ADD")?;
+            self.eat("COLUMN");
+            columns.push(self.column_def()?);
+            if !self.p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        Ok(StatementKind::Alter {
+            kind,
+            name,
+            columns,
         })
     }
 
@@ -816,6 +887,32 @@ mod tests {
         let mut v = parse(sql).unwrap();
         assert_eq!(v.len(), 1);
         v.remove(0)
+    }
+
+    #[test]
+    fn source_streams_and_alter() {
+        let s = one("CREATE SOURCE TABLE t (k INT PRIMARY KEY, v STRING) WITH (kafka_topic='t');");
+        assert!(matches!(
+            s.kind,
+            StatementKind::CreateSource {
+                read_only: true,
+                kind: SourceKind::Table,
+                ..
+            }
+        ));
+        assert!(parse("CREATE SOURCE STREAM s AS SELECT * FROM t;").is_err());
+        let s = one("ALTER STREAM s ADD COLUMN a INT, ADD b STRING;");
+        let StatementKind::Alter {
+            kind,
+            name,
+            columns,
+        } = s.kind
+        else {
+            panic!("not an ALTER: {s:?}");
+        };
+        assert_eq!((kind, name.value.as_str()), (SourceKind::Stream, "S"));
+        assert_eq!(columns.len(), 2);
+        assert!(parse("ALTER STREAM s DROP COLUMN a;").is_err());
     }
 
     #[test]

@@ -119,23 +119,19 @@ impl<'p, 'a> TypeParser<'p, 'a> {
             Token::Word(w) => w.value.to_ascii_uppercase(),
             other => return self.err(&t, format!("Expected a type, found {}", describe(other))),
         };
-        Ok(match word.as_str() {
-            "BOOLEAN" => DataType::Boolean,
-            "INT" | "INTEGER" => DataType::Int,
-            "BIGINT" => DataType::BigInt,
-            "DOUBLE" => DataType::Double,
-            "STRING" | "VARCHAR" => {
-                // VARCHAR(n): the length is accepted and ignored, as ksqlDB does.
-                if self.p.consume_token(&Token::LParen) {
-                    self.uint()?;
-                    self.expect(Token::RParen)?;
-                }
-                DataType::String
+        let base = match word.as_str() {
+            "DECIMAL" | "ARRAY" | "MAP" | "STRUCT" => None,
+            _ => Some(self.base_type(&t, &word)?),
+        };
+        if let Some(base) = base {
+            // ksqlDB's grammar lets any base type take parameters, `VARCHAR(10)` or
+            // `VARCHAR(STRING)`; they are accepted and ignored.
+            if self.p.consume_token(&Token::LParen) {
+                self.type_parameters()?;
             }
-            "BYTES" => DataType::Bytes,
-            "TIMESTAMP" => DataType::Timestamp,
-            "DATE" => DataType::Date,
-            "TIME" => DataType::Time,
+            return Ok(base);
+        }
+        Ok(match word.as_str() {
             "DECIMAL" => {
                 self.expect(Token::LParen)?;
                 let precision = self.uint()?;
@@ -190,11 +186,47 @@ impl<'p, 'a> TypeParser<'p, 'a> {
                 }
                 DataType::Struct(fields)
             }
+            other => return self.err(&t, format!("Unknown type: {other}")),
+        })
+    }
+
+    /// A type named by one word: a primitive or a CREATE TYPE alias.
+    fn base_type(&self, t: &TokenWithSpan, word: &str) -> R<DataType> {
+        Ok(match word {
+            "BOOLEAN" => DataType::Boolean,
+            "INT" | "INTEGER" => DataType::Int,
+            "BIGINT" => DataType::BigInt,
+            "DOUBLE" => DataType::Double,
+            "STRING" | "VARCHAR" => DataType::String,
+            "BYTES" => DataType::Bytes,
+            "TIMESTAMP" => DataType::Timestamp,
+            "DATE" => DataType::Date,
+            "TIME" => DataType::Time,
             other => match ALIASES.with(|a| a.borrow().get(other).cloned()) {
-                Some(t) => t,
-                None => return self.err(&t, format!("Unknown type: {other}")),
+                Some(ty) => ty,
+                None => return self.err(t, format!("Unknown type: {other}")),
             },
         })
+    }
+
+    /// `(p, ...)` after a base type, the `(` consumed: each parameter an integer or the
+    /// word STRING, as ksqlDB's grammar has it.
+    fn type_parameters(&mut self) -> R<()> {
+        loop {
+            let t = self.p.next_token();
+            match &t.token {
+                Token::Number(..) => {}
+                Token::Word(w)
+                    if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("STRING") => {}
+                _ => return self.err(&t, "Expecting {'STRING', INTEGER_VALUE}"),
+            }
+            let t = self.p.next_token();
+            match &t.token {
+                Token::Comma => {}
+                Token::RParen => return Ok(()),
+                _ => return self.err(&t, "Expecting {',', ')'}"),
+            }
+        }
     }
 }
 
@@ -225,5 +257,17 @@ mod tests {
         let t = parse_type("MAP<STRING, ARRAY<STRUCT<X INT>>>").unwrap();
         assert_eq!(t.to_string(), "MAP<STRING, ARRAY<STRUCT<`X` INTEGER>>>");
         assert!(parse_type("ARRAY<INT").is_err());
+    }
+
+    #[test]
+    fn base_types_take_ignored_parameters() {
+        assert_eq!(parse_type("VARCHAR(10)").unwrap().to_string(), "STRING");
+        assert_eq!(parse_type("VARCHAR(STRING)").unwrap().to_string(), "STRING");
+        assert_eq!(parse_type("INT(1, 2)").unwrap().to_string(), "INTEGER");
+        let e = parse_type("STRING (KEY)").unwrap_err();
+        assert_eq!(e.message, "Expecting {'STRING', INTEGER_VALUE}");
+        assert_eq!((e.line, e.column), (1, 9));
+        let e = parse_type("VARCHAR(10 KEY)").unwrap_err();
+        assert_eq!(e.message, "Expecting {',', ')'}");
     }
 }

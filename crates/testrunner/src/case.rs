@@ -205,8 +205,13 @@ async fn run_with(exec: &Executor, test: &Json) -> Result<(), CaseError> {
                 .collect()
         })
         .unwrap_or_default();
+    // ksqlDB's harness runs the statements as one script, one per line, so error positions
+    // count lines from the start of the script: each statement is parsed where it sits.
+    let mut script_line = 0;
     for (i, sql) in statements.iter().enumerate() {
-        let result = match exec.parse(sql) {
+        let placed = format!("{}{sql}", "\n".repeat(script_line));
+        script_line += sql.matches('\n').count() + 1;
+        let result = match exec.parse(&placed) {
             Err(e) => Err(sluice_server::ExecError::from(e)),
             Ok(stmts) => {
                 let mut r = Ok(());
@@ -223,7 +228,9 @@ async fn run_with(exec: &Executor, test: &Json) -> Result<(), CaseError> {
             return match expected_error {
                 Some(exp) => {
                     let want = exp.get("message").and_then(Json::as_str).unwrap_or("");
-                    if e.message.contains(want) {
+                    // ksqlDB's statement errors end with the statement they refer to.
+                    let full = format!("{}\nStatement: {sql}", e.message);
+                    if full.contains(want) {
                         Ok(())
                     } else {
                         fail(format!(

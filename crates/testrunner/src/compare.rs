@@ -36,6 +36,30 @@ pub fn matches(
             };
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| matches(x, y, item, None))
         }
+        // A row: ksqlDB reads the expected value with the sink's value schema, so each value
+        // column takes the expected field of its name (null when absent) and fields that
+        // are no column are ignored.
+        (Json::Object(a), Json::Object(b)) if ty.is_none() && row.is_some() => {
+            let Some(def) = row else {
+                return false;
+            };
+            let payload = def.payload_columns();
+            if let [only] = payload
+                && def.value_format.wrap_single_value == Some(false)
+            {
+                return matches(expected, actual, Some(&only.data_type), None);
+            }
+            payload
+                .iter()
+                .all(|c| field_matches(a, b, &c.name, &c.data_type))
+        }
+        // A struct is read the same way, field by field.
+        (Json::Object(a), Json::Object(b)) if matches!(ty, Some(DataType::Struct(_))) => {
+            let Some(DataType::Struct(fields)) = ty else {
+                return false;
+            };
+            fields.iter().all(|(n, t)| field_matches(a, b, n, t))
+        }
         (Json::Object(a), Json::Object(b)) => {
             if a.len() != b.len() {
                 return false;
@@ -63,6 +87,27 @@ pub fn matches(
     }
 }
 
+/// Compares field `name` of an expected and an actual object, an absent field being null;
+/// the expected field is looked up as written, then upper-cased.
+fn field_matches(
+    expected: &serde_json::Map<String, Json>,
+    actual: &serde_json::Map<String, Json>,
+    name: &str,
+    ty: &DataType,
+) -> bool {
+    let ev = expected
+        .get(name)
+        .or_else(|| {
+            expected
+                .iter()
+                .find(|(k, _)| k.to_ascii_uppercase() == name)
+                .map(|(_, v)| v)
+        })
+        .unwrap_or(&Json::Null);
+    let av = actual.get(name).unwrap_or(&Json::Null);
+    matches(ev, av, Some(ty), None)
+}
+
 /// A source's schema the way QTT's post conditions write it: `ID INT KEY, NAME STRING`.
 pub fn describe_schema(def: &SourceDef) -> String {
     def.schema
@@ -80,7 +125,9 @@ pub fn describe_schema(def: &SourceDef) -> String {
         .join(", ")
 }
 
-/// Normalizes schema text for comparison: no backticks, one spacing, INT for INTEGER.
+/// Normalizes schema text for comparison: no backticks, one spacing, INT for INTEGER, KEY
+/// for PRIMARY KEY (ksqlDB reads the expected schema as column definitions, where a
+/// table's PRIMARY KEY is its key).
 pub fn normalize_schema(s: &str) -> String {
     let s = s
         .replace('`', "")
@@ -88,6 +135,7 @@ pub fn normalize_schema(s: &str) -> String {
         .replace("INTEGER", "INT")
         .replace("VARCHAR", "STRING");
     let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let s = s.replace("PRIMARY KEY", "KEY");
     s.replace(" ,", ",")
         .replace("< ", "<")
         .replace(" >", ">")
@@ -126,10 +174,47 @@ mod tests {
     }
 
     #[test]
+    fn rows_and_structs_read_the_expected_value_through_the_schema() {
+        let st = DataType::Struct(vec![
+            ("A".into(), DataType::Int),
+            ("B".into(), DataType::Int),
+        ]);
+        let actual = serde_json::json!({"A": 1, "B": null});
+        assert!(matches(
+            &serde_json::json!({"a": 1}),
+            &actual,
+            Some(&st),
+            None
+        ));
+        assert!(matches(
+            &serde_json::json!({"A": 1, "C": 5}),
+            &actual,
+            Some(&st),
+            None
+        ));
+        assert!(!matches(
+            &serde_json::json!({"A": 2}),
+            &actual,
+            Some(&st),
+            None
+        ));
+        assert!(!matches(
+            &serde_json::json!({"B": 1, "A": 1}),
+            &actual,
+            Some(&st),
+            None
+        ));
+    }
+
+    #[test]
     fn schema_text_normalizes() {
         assert_eq!(
             normalize_schema("`ID` INTEGER KEY, `NAME` STRING"),
             normalize_schema("ID INT KEY, NAME STRING")
+        );
+        assert_eq!(
+            normalize_schema("`K` INTEGER KEY"),
+            normalize_schema("K INT PRIMARY KEY")
         );
     }
 }

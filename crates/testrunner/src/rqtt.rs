@@ -76,6 +76,7 @@ fn admin_type(kind: &StatementKind) -> Option<&'static str> {
         | StatementKind::CreateAs { .. }
         | StatementKind::InsertSelect { .. }
         | StatementKind::Drop { .. }
+        | StatementKind::Alter { .. }
         | StatementKind::Terminate(_)
         | StatementKind::CreateType { .. }
         | StatementKind::DropType { .. } => Some("currentStatus"),

@@ -20,6 +20,9 @@ mod url;
 use sluice_common::{DataType, Value};
 use std::sync::OnceLock;
 
+/// ISO-8601 text to days / milliseconds, as ksqlDB reads date and time literals.
+pub(crate) use math::{parse_date, parse_time, parse_timestamp};
+
 pub struct ScalarFunction {
     pub name: &'static str,
     pub signature: &'static str,

@@ -40,10 +40,15 @@ pub(super) fn expect(
     ok: fn(&DataType) -> bool,
 ) -> Result<(), String> {
     match args.get(i) {
+        // ksqlDB's wording, then which argument is wrong.
         Some(t) if !ok(t) => Err(format!(
-            "expects {} {what} {} argument, got {t}",
-            article(what),
-            ordinal(i)
+            "does not accept parameters ({}). The {} argument must be {} {what}, not {t}.",
+            args.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            ordinal(i),
+            article(what)
         )),
         _ => Ok(()),
     }
@@ -98,14 +103,20 @@ mod tests {
         let args = [DataType::String, DataType::Int];
         assert_eq!(
             expect(&args, 1, "STRING", is_string),
-            Err("expects a STRING second argument, got INTEGER".into())
+            Err(
+                "does not accept parameters (STRING, INTEGER). The second argument must be a STRING, not INTEGER."
+                    .into()
+            )
         );
         assert_eq!(expect(&args, 1, "INTEGER", is_integral).map(|_| ()), Ok(()));
         assert!(count(&args, 3, 3).is_err());
         assert!(count(&args, 1, usize::MAX).is_ok());
         assert_eq!(
             expect(&[DataType::Boolean], 0, "ARRAY", |_| false),
-            Err("expects an ARRAY first argument, got BOOLEAN".into())
+            Err(
+                "does not accept parameters (BOOLEAN). The first argument must be an ARRAY, not BOOLEAN."
+                    .into()
+            )
         );
     }
 }
