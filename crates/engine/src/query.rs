@@ -628,7 +628,13 @@ impl Worker {
             return Ok(());
         };
         let key = agg_key(plan.num, group);
-        let existing = self.load(overlay, &key)?;
+        // Taken out of the overlay, not cloned: a group's state can be large (COLLECT_LIST,
+        // COUNT_DISTINCT, HISTOGRAM), and copying it for every event made a hot group's
+        // updates quadratic. Nothing below returns early before it is put back.
+        let existing = match overlay.remove(&key) {
+            Some(state) => state,
+            None => self.load(overlay, &key)?,
+        };
         let result_row = |state: &[Value]| -> Vec<Value> {
             let mut r = group.to_vec();
             r.push(Value::BigInt(rowtime));
