@@ -111,16 +111,20 @@ pub(crate) struct Meter {
     proc: ProcStats,
     t0: Instant,
     cpu0: Option<f64>,
+    /// Peak RSS of the server before the interval (its setup: loads, earlier phases).
+    setup_peak: Option<u64>,
 }
 
 impl Meter {
     pub fn start(target: &Target) -> Meter {
         let proc = ProcStats::new(target.pid());
+        let setup_peak = proc.peak_rss_bytes();
         proc.reset_peak();
         Meter {
             cpu0: proc.cpu_seconds(),
             proc,
             t0: Instant::now(),
+            setup_peak,
         }
     }
 
@@ -136,6 +140,9 @@ impl Meter {
             _ => None,
         };
         fig.peak_rss_bytes = self.proc.peak_rss_bytes();
+        if let Some(p) = self.setup_peak {
+            fig = fig.param("setup_peak_rss_bytes", p);
+        }
         fig.rates()
     }
 
