@@ -408,14 +408,18 @@ impl AggCall {
                     }
                 }
             }
+            // With a session limit (n), values beyond it are dropped, as in ksqlDB.
             AggKind::CollectList => {
-                if let Value::Array(items) = &mut state[0] {
+                if let Value::Array(items) = &mut state[0]
+                    && self.n.is_none_or(|n| items.len() < n)
+                {
                     items.push(v);
                 }
             }
             AggKind::CollectSet => {
                 if let Value::Array(items) = &mut state[0]
                     && !items.contains(&v)
+                    && self.n.is_none_or(|n| items.len() < n)
                 {
                     items.push(v);
                 }
@@ -630,6 +634,27 @@ mod tests {
             call.update(&mut state, std::slice::from_ref(v));
         }
         call.result(&state)
+    }
+
+    #[test]
+    fn collect_limits_drop_values_beyond_n() {
+        for kind in [AggKind::CollectList, AggKind::CollectSet] {
+            let mut call = AggCall::new(kind, Some(Expr::Column(0)), Some(DataType::Int));
+            call.n = Some(2);
+            let mut state = Vec::new();
+            call.init(&mut state);
+            for v in [1, 1, 2, 3].map(Value::Int) {
+                call.update(&mut state, std::slice::from_ref(&v));
+            }
+            let expected = if kind == AggKind::CollectList {
+                vec![Value::Int(1), Value::Int(1)]
+            } else {
+                vec![Value::Int(1), Value::Int(2)]
+            };
+            assert_eq!(call.result(&state), Value::Array(expected));
+        }
+        let unlimited = run(AggKind::CollectList, DataType::Int, &[Value::Int(1); 3]);
+        assert_eq!(unlimited, Value::Array(vec![Value::Int(1); 3]));
     }
 
     #[test]
