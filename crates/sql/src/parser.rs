@@ -437,6 +437,11 @@ impl<'a> P<'a> {
     fn column_def(&mut self) -> R<ColumnDef> {
         let name = self.name()?;
         let data_type = self.data_type()?;
+        // A second parameter list, `VARCHAR(STRING) (KEY)`: ANTLR wants the element to end.
+        let next = self.p.peek_token();
+        if next.token == Token::LParen {
+            return self.err(&next, "Expecting {',', ')'}");
+        }
         let key = if self.eat("PRIMARY") {
             self.expect("KEY")?;
             KeyKind::PrimaryKey
@@ -907,6 +912,14 @@ mod tests {
         let mut v = parse(sql).unwrap();
         assert_eq!(v.len(), 1);
         v.remove(0)
+    }
+
+    #[test]
+    fn a_second_type_parameter_list_is_a_syntax_error() {
+        let e =
+            parse("CREATE STREAM s (k VARCHAR(STRING) (KEY)) WITH (kafka_topic='t');").unwrap_err();
+        assert_eq!(e.message, "Expecting {',', ')'}");
+        assert_eq!((e.line, e.column), (1, 36));
     }
 
     #[test]
