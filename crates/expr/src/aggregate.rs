@@ -654,7 +654,7 @@ mod tests {
             };
             assert_eq!(call.result(&state), Value::Array(expected));
         }
-        let unlimited = run(AggKind::CollectList, DataType::Int, &[Value::Int(1); 3]);
+        let unlimited = run(AggKind::CollectList, DataType::Int, &vec![Value::Int(1); 3]);
         assert_eq!(unlimited, Value::Array(vec![Value::Int(1); 3]));
     }
 

@@ -149,17 +149,14 @@ impl Lambda {
     /// NULL parameter unboxes it and throws, where arithmetic on NULL columns is NULL.
     fn unboxes_null(&self, e: &Expr, r: &[Value]) -> bool {
         match e {
-            Expr::Binary { op, left, right }
-                if matches!(
-                    op,
-                    BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod
-                ) =>
-            {
-                [left, right].into_iter().any(|o| match o.as_ref() {
-                    Expr::Column(i) => *i >= self.base && r.get(*i).is_none_or(Value::is_null),
-                    other => self.unboxes_null(other, r),
-                })
-            }
+            Expr::Binary {
+                op: BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod,
+                left,
+                right,
+            } => [left, right].into_iter().any(|o| match o.as_ref() {
+                Expr::Column(i) => *i >= self.base && r.get(*i).is_none_or(Value::is_null),
+                other => self.unboxes_null(other, r),
+            }),
             Expr::Negate(inner) => match inner.as_ref() {
                 Expr::Column(i) => *i >= self.base && r.get(*i).is_none_or(Value::is_null),
                 other => self.unboxes_null(other, r),
