@@ -270,7 +270,7 @@ impl AggCall {
     /// How many state slots this aggregate uses.
     pub fn slots(&self) -> usize {
         match self.kind {
-            AggKind::Avg | AggKind::Attr => 2,
+            AggKind::Avg => 2,
             // The value, and whether one was taken (a kept NULL looks like nothing).
             AggKind::EarliestByOffset if self.n.is_none() => 2,
             AggKind::StddevSamp | AggKind::VarianceSamp => 3,
@@ -298,8 +298,8 @@ impl AggCall {
                 state.push(Value::BigInt(0));
                 state.extend(std::iter::repeat_n(Value::Double(0.0), 5));
             }
-            // The value, and NULL until one is seen, then whether values conflicted.
-            AggKind::Attr => state.extend([Value::Null, Value::Null]),
+            // Each value seen (NULL included) and how many times, so a table can retract.
+            AggKind::Attr => state.push(Value::Map(Vec::new())),
             AggKind::CollectList
             | AggKind::CollectSet
             | AggKind::TopK
@@ -408,14 +408,18 @@ impl AggCall {
                     }
                 }
             }
+            // With a session limit (n), values beyond it are dropped, as in ksqlDB.
             AggKind::CollectList => {
-                if let Value::Array(items) = &mut state[0] {
+                if let Value::Array(items) = &mut state[0]
+                    && self.n.is_none_or(|n| items.len() < n)
+                {
                     items.push(v);
                 }
             }
             AggKind::CollectSet => {
                 if let Value::Array(items) = &mut state[0]
                     && !items.contains(&v)
+                    && self.n.is_none_or(|n| items.len() < n)
                 {
                     items.push(v);
                 }
@@ -455,19 +459,14 @@ impl AggCall {
                 }
             }
             // A NULL is a value like any other: NULL then '2' is a conflict.
-            AggKind::Attr => match state[1] {
-                Value::Boolean(true) => {}
-                Value::Null => {
-                    state[0] = v;
-                    state[1] = Value::Boolean(false);
-                }
-                _ => {
-                    if state[0] != v {
-                        state[0] = Value::Null;
-                        state[1] = Value::Boolean(true);
+            AggKind::Attr => {
+                if let Value::Map(entries) = &mut state[0] {
+                    match entries.iter_mut().find(|(k, _)| *k == v) {
+                        Some((_, c)) => bump(c, 1),
+                        None => entries.push((v, Value::BigInt(1))),
                     }
                 }
-            },
+            }
         }
     }
 
@@ -482,6 +481,7 @@ impl AggCall {
                 | AggKind::Avg
                 | AggKind::CollectList
                 | AggKind::Histogram
+                | AggKind::Attr
         )
     }
 
@@ -508,7 +508,7 @@ impl AggCall {
                     items.remove(i);
                 }
             }
-            AggKind::Histogram => {
+            AggKind::Histogram | AggKind::Attr => {
                 if let Value::Map(entries) = &mut state[0]
                     && let Some(i) = entries.iter().position(|(k, _)| *k == v)
                 {
@@ -557,6 +557,11 @@ impl AggCall {
             AggKind::CountDistinct => match &state[0] {
                 Value::Array(items) => Value::BigInt(items.len() as i64),
                 _ => Value::BigInt(0),
+            },
+            // The one value every current row agrees on, else NULL.
+            AggKind::Attr => match &state[0] {
+                Value::Map(entries) if entries.len() == 1 => entries[0].0.clone(),
+                _ => Value::Null,
             },
             _ => state[0].clone(),
         }
@@ -630,6 +635,27 @@ mod tests {
             call.update(&mut state, std::slice::from_ref(v));
         }
         call.result(&state)
+    }
+
+    #[test]
+    fn collect_limits_drop_values_beyond_n() {
+        for kind in [AggKind::CollectList, AggKind::CollectSet] {
+            let mut call = AggCall::new(kind, Some(Expr::Column(0)), Some(DataType::Int));
+            call.n = Some(2);
+            let mut state = Vec::new();
+            call.init(&mut state);
+            for v in [1, 1, 2, 3].map(Value::Int) {
+                call.update(&mut state, std::slice::from_ref(&v));
+            }
+            let expected = if kind == AggKind::CollectList {
+                vec![Value::Int(1), Value::Int(1)]
+            } else {
+                vec![Value::Int(1), Value::Int(2)]
+            };
+            assert_eq!(call.result(&state), Value::Array(expected));
+        }
+        let unlimited = run(AggKind::CollectList, DataType::Int, &vec![Value::Int(1); 3]);
+        assert_eq!(unlimited, Value::Array(vec![Value::Int(1); 3]));
     }
 
     #[test]
@@ -737,6 +763,21 @@ mod tests {
             run(AggKind::Attr, DataType::String, &[s("a"), s("b"), s("a")]),
             Value::Null
         );
+    }
+
+    #[test]
+    fn attr_over_a_table_recovers_when_the_conflict_is_retracted() {
+        let s = |t: &str| Value::String(t.into());
+        let call = AggCall::new(AggKind::Attr, Some(Expr::Column(0)), Some(DataType::String));
+        let mut state = Vec::new();
+        call.init(&mut state);
+        call.update(&mut state, &[s("1")]);
+        call.update(&mut state, &[s("2")]);
+        assert_eq!(call.result(&state), Value::Null);
+        call.retract(&mut state, &[s("1")]);
+        assert_eq!(call.result(&state), s("2"));
+        call.retract(&mut state, &[s("2")]);
+        assert_eq!(call.result(&state), Value::Null);
     }
 
     #[test]

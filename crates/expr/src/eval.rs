@@ -129,13 +129,40 @@ pub struct Lambda {
     pub body: Box<Expr>,
 }
 
+/// A lambda call that fails, as ksqlDB's generated code does; the whole higher-order
+/// function is then NULL.
+struct LambdaFailed;
+
 impl Lambda {
-    fn call(&self, row: &[Value], args: &[Value]) -> Value {
+    fn call(&self, row: &[Value], args: &[Value]) -> Result<Value, LambdaFailed> {
         let mut r = Vec::with_capacity(self.base + args.len());
         r.extend_from_slice(&row[..self.base.min(row.len())]);
         r.resize(self.base, Value::Null);
         r.extend_from_slice(args);
-        self.body.eval(&r)
+        if self.unboxes_null(&self.body, &r) {
+            return Err(LambdaFailed);
+        }
+        Ok(self.body.eval(&r))
+    }
+
+    /// ksqlDB compiles a lambda's parameters as boxed Java values: arithmetic directly on a
+    /// NULL parameter unboxes it and throws, where arithmetic on NULL columns is NULL.
+    fn unboxes_null(&self, e: &Expr, r: &[Value]) -> bool {
+        match e {
+            Expr::Binary {
+                op: BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod,
+                left,
+                right,
+            } => [left, right].into_iter().any(|o| match o.as_ref() {
+                Expr::Column(i) => *i >= self.base && r.get(*i).is_none_or(Value::is_null),
+                other => self.unboxes_null(other, r),
+            }),
+            Expr::Negate(inner) => match inner.as_ref() {
+                Expr::Column(i) => *i >= self.base && r.get(*i).is_none_or(Value::is_null),
+                other => self.unboxes_null(other, r),
+            },
+            _ => false,
+        }
     }
 }
 
@@ -146,49 +173,59 @@ fn higher_order(
     lambdas: &[Lambda],
     row: &[Value],
 ) -> Value {
-    match (func, input, lambdas) {
-        (HigherOrder::Transform, Value::Array(items), [f]) => {
-            Value::Array(items.into_iter().map(|i| f.call(row, &[i])).collect())
-        }
-        (HigherOrder::Transform, Value::Map(entries), [fk, fv]) => Value::Map(
-            entries
+    let apply = || -> Result<Value, LambdaFailed> {
+        match (func, input, lambdas) {
+            (HigherOrder::Transform, Value::Array(items), [f]) => items
+                .into_iter()
+                .map(|i| f.call(row, &[i]))
+                .collect::<Result<_, _>>()
+                .map(Value::Array),
+            (HigherOrder::Transform, Value::Map(entries), [fk, fv]) => entries
                 .into_iter()
                 .map(|(k, v)| {
                     let args = [k, v];
-                    (fk.call(row, &args), fv.call(row, &args))
+                    Ok((fk.call(row, &args)?, fv.call(row, &args)?))
                 })
-                .collect(),
-        ),
-        (HigherOrder::Filter, Value::Array(items), [f]) => Value::Array(
-            items
-                .into_iter()
-                .filter(|i| f.call(row, std::slice::from_ref(i)).as_bool() == Some(true))
-                .collect(),
-        ),
-        (HigherOrder::Filter, Value::Map(entries), [f]) => Value::Map(
-            entries
-                .into_iter()
-                .filter(|(k, v)| f.call(row, &[k.clone(), v.clone()]).as_bool() == Some(true))
-                .collect(),
-        ),
-        (HigherOrder::Reduce, Value::Array(items), [f]) => {
-            let mut acc = init.unwrap_or(Value::Null);
-            for i in items {
-                acc = f.call(row, &[acc, i]);
+                .collect::<Result<_, _>>()
+                .map(Value::Map),
+            (HigherOrder::Filter, Value::Array(items), [f]) => {
+                let mut kept = Vec::new();
+                for i in items {
+                    if f.call(row, std::slice::from_ref(&i))?.as_bool() == Some(true) {
+                        kept.push(i);
+                    }
+                }
+                Ok(Value::Array(kept))
             }
-            acc
-        }
-        (HigherOrder::Reduce, Value::Map(entries), [f]) => {
-            let mut acc = init.unwrap_or(Value::Null);
-            for (k, v) in entries {
-                acc = f.call(row, &[acc, k, v]);
+            (HigherOrder::Filter, Value::Map(entries), [f]) => {
+                let mut kept = Vec::new();
+                for (k, v) in entries {
+                    if f.call(row, &[k.clone(), v.clone()])?.as_bool() == Some(true) {
+                        kept.push((k, v));
+                    }
+                }
+                Ok(Value::Map(kept))
             }
-            acc
+            (HigherOrder::Reduce, Value::Array(items), [f]) => {
+                let mut acc = init.unwrap_or(Value::Null);
+                for i in items {
+                    acc = f.call(row, &[acc, i])?;
+                }
+                Ok(acc)
+            }
+            (HigherOrder::Reduce, Value::Map(entries), [f]) => {
+                let mut acc = init.unwrap_or(Value::Null);
+                for (k, v) in entries {
+                    acc = f.call(row, &[acc, k, v])?;
+                }
+                Ok(acc)
+            }
+            // Folding nothing leaves the initial state, as ksqlDB's REDUCE does for NULL input.
+            (HigherOrder::Reduce, Value::Null, _) => Ok(init.unwrap_or(Value::Null)),
+            _ => Ok(Value::Null),
         }
-        // Folding nothing leaves the initial state, as ksqlDB's REDUCE does for NULL input.
-        (HigherOrder::Reduce, Value::Null, _) => init.unwrap_or(Value::Null),
-        _ => Value::Null,
-    }
+    };
+    apply().unwrap_or(Value::Null)
 }
 
 impl Expr {
@@ -768,6 +805,40 @@ mod tests {
         };
         assert!(key(&lambda(eq(Expr::Column(3), Expr::Column(0)))));
         assert!(!key(&lambda(eq(Expr::Column(3), Expr::Column(2)))));
+    }
+
+    #[test]
+    fn lambda_arithmetic_on_a_null_parameter_nulls_the_whole_call() {
+        // TRANSFORM(col0, x => x + 5): x is column 1 of the lambda's row (base 1).
+        let transform = |body: Expr| Expr::HigherOrder {
+            func: HigherOrder::Transform,
+            input: Box::new(Expr::Column(0)),
+            init: None,
+            lambdas: vec![Lambda {
+                base: 1,
+                body: Box::new(body),
+            }],
+        };
+        let plus5 = transform(Expr::Binary {
+            op: BinaryOp::Add,
+            left: Box::new(Expr::Column(1)),
+            right: Box::new(Expr::Literal(Value::Int(5))),
+        });
+        let arr = |v: Vec<Value>| vec![Value::Array(v)];
+        assert_eq!(
+            plus5.eval(&arr(vec![Value::Int(3), Value::Int(6)])),
+            Value::Array(vec![Value::Int(8), Value::Int(11)])
+        );
+        assert_eq!(
+            plus5.eval(&arr(vec![Value::Int(5), Value::Null])),
+            Value::Null
+        );
+        // Without arithmetic a NULL element simply maps through.
+        let ident = transform(Expr::Column(1));
+        assert_eq!(
+            ident.eval(&arr(vec![Value::Null])),
+            Value::Array(vec![Value::Null])
+        );
     }
 
     #[test]

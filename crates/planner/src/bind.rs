@@ -1248,7 +1248,7 @@ impl<'a> Binder<'a> {
             .map(|b| b.ty.clone().unwrap_or(DataType::String))
             .collect();
         let ty = (func.return_type)(&types)
-            .or_else(|m| err_at(e, format!("Function '{}' {m}", name.to_ascii_lowercase())))?;
+            .or_else(|m| err_at(e, format!("Function '{}' {m}", udf_display_name(&name))))?;
         Ok(Bound {
             expr: Expr::Call {
                 func,
@@ -1645,4 +1645,24 @@ pub fn convert_type(e: &SqlExpr, t: &SqlType) -> Result<DataType> {
         },
         other => return err_at(e, format!("Unsupported type in CAST: {other}")),
     })
+}
+
+/// The name ksqlDB registers a scalar function under, as its error messages print it:
+/// most UDFs are registered in lower case, a few built-ins (COALESCE) in upper case.
+fn udf_display_name(name: &str) -> String {
+    match name {
+        "COALESCE" => name.to_string(),
+        _ => name.to_ascii_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod display_name_tests {
+    use super::udf_display_name;
+
+    #[test]
+    fn coalesce_keeps_its_registered_case() {
+        assert_eq!(udf_display_name("COALESCE"), "COALESCE");
+        assert_eq!(udf_display_name("LEAST"), "least");
+    }
 }

@@ -25,6 +25,10 @@ pub struct SessionConfig {
     pub wrap_single_values: Option<bool>,
     /// `ksql.output.topic.name.prefix`
     pub topic_prefix: String,
+    /// `ksql.functions.collect_list.limit`: the most values COLLECT_LIST keeps.
+    pub collect_list_limit: Option<usize>,
+    /// `ksql.functions.collect_set.limit`: the most values COLLECT_SET keeps.
+    pub collect_set_limit: Option<usize>,
 }
 
 impl SessionConfig {
@@ -46,6 +50,8 @@ impl SessionConfig {
                 "ksql.persistence.default.format.key" => cfg.default_key_format = format(v),
                 "ksql.persistence.wrap.single.values" => cfg.wrap_single_values = v.parse().ok(),
                 "ksql.output.topic.name.prefix" => cfg.topic_prefix = v.clone(),
+                "ksql.functions.collect_list.limit" => cfg.collect_list_limit = v.parse().ok(),
+                "ksql.functions.collect_set.limit" => cfg.collect_set_limit = v.parse().ok(),
                 _ => {}
             }
         }

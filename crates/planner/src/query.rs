@@ -342,7 +342,8 @@ pub fn plan_create_as(
             name,
         ));
     }
-    let (op, schema) = plan_operator(kind, name, select, &source)?;
+    let (mut op, schema) = plan_operator(kind, name, select, &source)?;
+    apply_collect_limits(&mut op, cfg);
     if p.key_format
         .as_ref()
         .is_some_and(|f| f.kind != FormatKind::None)
@@ -1312,6 +1313,22 @@ fn plan_aggregate(
         },
         schema,
     ))
+}
+
+/// The session's COLLECT_LIST/COLLECT_SET limits bound how many values those aggregates keep.
+fn apply_collect_limits(op: &mut Operator, cfg: &crate::SessionConfig) {
+    if let Operator::Aggregate { aggregates, .. } = op {
+        for a in aggregates.iter_mut() {
+            let limit = match a.kind {
+                AggKind::CollectList => cfg.collect_list_limit,
+                AggKind::CollectSet => cfg.collect_set_limit,
+                _ => None,
+            };
+            if limit.is_some() {
+                a.n = limit;
+            }
+        }
+    }
 }
 
 fn output_columns(items: &[Item], source: &SourceDef) -> Result<Vec<OutputColumn>> {

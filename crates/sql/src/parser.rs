@@ -247,6 +247,26 @@ impl<'a> P<'a> {
                     key: self.string()?,
                 }
             }
+            // ksqlDB's grammar knows ASSERT only before NOT, TOPIC or SCHEMA, and reports
+            // any other following token as the syntax error.
+            Some("ASSERT") => {
+                self.p.next_token();
+                let next = self.p.peek_token();
+                if !matches!(
+                    self.peek_word().as_deref(),
+                    Some("NOT" | "TOPIC" | "SCHEMA")
+                ) {
+                    let (line, column) = (next.span.start.line, next.span.start.column);
+                    return self.err(
+                        &next,
+                        format!(
+                            "Syntax error at or near {} at line {line}:{column}",
+                            describe(&next.token)
+                        ),
+                    );
+                }
+                return self.err(&first, "Unknown statement 'ASSERT'");
+            }
             _ => {
                 return self.err(
                     &first,
@@ -417,6 +437,11 @@ impl<'a> P<'a> {
     fn column_def(&mut self) -> R<ColumnDef> {
         let name = self.name()?;
         let data_type = self.data_type()?;
+        // A second parameter list, `VARCHAR(STRING) (KEY)`: ANTLR wants the element to end.
+        let next = self.p.peek_token();
+        if next.token == Token::LParen {
+            return self.err(&next, "Expecting {',', ')'}");
+        }
         let key = if self.eat("PRIMARY") {
             self.expect("KEY")?;
             KeyKind::PrimaryKey
@@ -887,6 +912,23 @@ mod tests {
         let mut v = parse(sql).unwrap();
         assert_eq!(v.len(), 1);
         v.remove(0)
+    }
+
+    #[test]
+    fn a_second_type_parameter_list_is_a_syntax_error() {
+        let e =
+            parse("CREATE STREAM s (k VARCHAR(STRING) (KEY)) WITH (kafka_topic='t');").unwrap_err();
+        assert_eq!(e.message, "Expecting {',', ')'}");
+        assert_eq!((e.line, e.column), (1, 36));
+    }
+
+    #[test]
+    fn assert_is_a_syntax_error_at_the_following_token() {
+        let e = parse("ASSERT VALUES foo (id INT) VALUES (123);").unwrap_err();
+        assert_eq!(e.message, "Syntax error at or near 'VALUES' at line 1:8");
+        assert_eq!((e.line, e.column), (1, 8));
+        let e = parse("ASSERT TOPIC t;").unwrap_err();
+        assert_eq!(e.message, "Unknown statement 'ASSERT'");
     }
 
     #[test]

@@ -116,6 +116,23 @@ impl<'p, 'a> TypeParser<'p, 'a> {
     fn data_type_at_depth(&mut self) -> R<DataType> {
         let t = self.p.next_token();
         let word = match &t.token {
+            // Literal keywords can never name a type: ANTLR rejects them at the token.
+            Token::Word(w)
+                if w.quote_style.is_none()
+                    && matches!(
+                        w.value.to_ascii_uppercase().as_str(),
+                        "NULL" | "TRUE" | "FALSE"
+                    ) =>
+            {
+                let (line, column) = (t.span.start.line, t.span.start.column);
+                return self.err(
+                    &t,
+                    format!(
+                        "Syntax error at or near '{}' at line {line}:{column}",
+                        w.value
+                    ),
+                );
+            }
             Token::Word(w) => w.value.to_ascii_uppercase(),
             other => return self.err(&t, format!("Expected a type, found {}", describe(other))),
         };
@@ -257,6 +274,11 @@ mod tests {
         let t = parse_type("MAP<STRING, ARRAY<STRUCT<X INT>>>").unwrap();
         assert_eq!(t.to_string(), "MAP<STRING, ARRAY<STRUCT<`X` INTEGER>>>");
         assert!(parse_type("ARRAY<INT").is_err());
+        let e = parse_type("ARRAY<NULL>").unwrap_err();
+        assert!(
+            e.message
+                .starts_with("Syntax error at or near 'NULL' at line 1:")
+        );
     }
 
     #[test]

@@ -17,6 +17,11 @@ pub fn matches(
         (Json::Null, Json::Null) => true,
         (Json::Bool(a), Json::Bool(b)) => a == b,
         (Json::String(a), Json::String(b)) => a == b,
+        // ksqlDB's JSON reader takes a DECIMAL written as a string, so an expected "3.40"
+        // is the decimal 3.40.
+        (Json::String(a), Json::Number(b)) if matches!(ty, Some(DataType::Decimal { .. })) => {
+            *a == b.to_string()
+        }
         (Json::Number(a), Json::Number(b)) => {
             if matches!(ty, Some(DataType::Decimal { .. })) {
                 return a.to_string() == b.to_string();
@@ -160,6 +165,20 @@ mod tests {
             None
         ));
         assert!(matches(&a, &b, Some(&DataType::Double), None));
+        let dec = DataType::Decimal {
+            precision: 3,
+            scale: 2,
+        };
+        let text = Json::String("3.40".into());
+        let num: Json = serde_json::from_str("3.40").unwrap();
+        assert!(matches(&text, &num, Some(&dec), None));
+        assert!(!matches(
+            &Json::String("3.4".into()),
+            &num,
+            Some(&dec),
+            None
+        ));
+        assert!(!matches(&text, &num, Some(&DataType::Double), None));
         let c: Json = serde_json::from_str("0.30000000000000004").unwrap();
         let d: Json = serde_json::from_str("0.3").unwrap();
         assert!(matches(&d, &c, None, None));

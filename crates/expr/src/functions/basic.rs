@@ -49,7 +49,7 @@ fn float_map(args: &[Value], f: impl Fn(f64) -> f64) -> Value {
 }
 
 fn same_type_or_first(args: &[DataType]) -> Result<DataType, String> {
-    let first = args.first().ok_or("expects at least one argument")?;
+    let first = args.first().ok_or("does not accept parameters ().")?;
     for a in &args[1..] {
         if !a.coerces_to(first) {
             return Err(format!("all arguments must have the type {first}, got {a}"));
@@ -285,6 +285,15 @@ mod tests {
             call("SUBSTRING", &[Value::Null, Value::Int(1)]),
             Value::Null
         );
+    }
+
+    #[test]
+    fn coalesce_without_arguments_is_a_type_error() {
+        assert_eq!(
+            same_type_or_first(&[]),
+            Err("does not accept parameters ().".to_string())
+        );
+        assert_eq!(same_type_or_first(&[DataType::Int]), Ok(DataType::Int));
     }
 
     #[test]

@@ -466,9 +466,17 @@ fn base64_lenient() -> base64::engine::GeneralPurpose {
     )
 }
 
+/// Hex text to bytes: bare digits, `X'..'` or `0x..`. Only the `0x` form may have an
+/// odd number of digits, read as if it had a leading zero (as ksqlDB's hex decoder does).
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    let padded;
     let digits = if let Some(rest) = text.strip_prefix("0x") {
-        rest
+        if rest.len() % 2 != 0 {
+            padded = format!("0{rest}");
+            padded.as_str()
+        } else {
+            rest
+        }
     } else if let Some(rest) = text.strip_prefix("X'").or_else(|| text.strip_prefix("x'")) {
         rest.strip_suffix('\'')?
     } else {
@@ -1043,6 +1051,16 @@ mod tests {
 
     fn strs(v: &[&str]) -> Value {
         Value::Array(v.iter().map(|x| s(x)).collect())
+    }
+
+    #[test]
+    fn hex_decode_odd_lengths() {
+        assert_eq!(hex_decode("0x578"), Some(vec![0x05, 0x78]));
+        assert_eq!(hex_decode("578"), None);
+        assert_eq!(hex_decode("x'578'"), None);
+        assert_eq!(hex_decode("0x"), Some(vec![]));
+        assert_eq!(hex_decode("0x0x"), None);
+        assert_eq!(hex_decode("X'4a'"), Some(vec![0x4a]));
     }
 
     #[test]
