@@ -96,7 +96,8 @@ async fn grpcurl_lists_describes_and_calls_the_api() {
         ],
     );
     assert!(
-        !ok && out.contains("InvalidArgument") && out.contains("line 1:8"),
+        // A semantic error: positioned as ksqlDB positions those ("Line: L, Col: C").
+        !ok && out.contains("InvalidArgument") && out.contains("Line: 1, Col: 8"),
         "{out}"
     );
 }
