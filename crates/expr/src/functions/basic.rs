@@ -109,6 +109,9 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
         return_type: numeric1,
         eval: |a| match a.first() {
             Some(Value::Double(d)) => Value::Double(d.ceil()),
+            Some(Value::Decimal { unscaled, scale }) => {
+                decimal_to_integral(*unscaled, *scale, true)
+            }
             Some(v) => v.clone(),
             None => Value::Null,
         },
@@ -120,6 +123,9 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
         return_type: numeric1,
         eval: |a| match a.first() {
             Some(Value::Double(d)) => Value::Double(d.floor()),
+            Some(Value::Decimal { unscaled, scale }) => {
+                decimal_to_integral(*unscaled, *scale, false)
+            }
             Some(v) => v.clone(),
             None => Value::Null,
         },
@@ -256,11 +262,74 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
 ];
 
+/// CEIL/FLOOR of a decimal as ksqlDB computes them: rounded to an integer, keeping the
+/// scale (CEIL(1.23) is 2.00). NULL if the result no longer fits.
+fn decimal_to_integral(unscaled: i128, scale: u8, up: bool) -> Value {
+    let Some(p) = 10i128.checked_pow(scale as u32) else {
+        return Value::Null;
+    };
+    let floor = unscaled.div_euclid(p);
+    let whole = if up && unscaled.rem_euclid(p) != 0 {
+        floor + 1
+    } else {
+        floor
+    };
+    match whole.checked_mul(p) {
+        Some(unscaled) => Value::Decimal { unscaled, scale },
+        None => Value::Null,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::functions::lookup;
     use crate::functions::testing::call;
+
+    #[test]
+    fn ceil_floor_sqrt() {
+        let dec = |unscaled: i128, scale: u8| Value::Decimal { unscaled, scale };
+        assert_eq!(call("CEIL", &[Value::Double(1.2)]), Value::Double(2.0));
+        assert_eq!(call("CEIL", &[Value::Double(-1.2)]), Value::Double(-1.0));
+        assert_eq!(call("FLOOR", &[Value::Double(-1.2)]), Value::Double(-2.0));
+        assert_eq!(call("CEIL", &[Value::Int(7)]), Value::Int(7));
+        assert_eq!(
+            call("FLOOR", &[Value::BigInt(i64::MIN)]),
+            Value::BigInt(i64::MIN)
+        );
+        // Decimals keep their scale: CEIL(1.23) = 2.00, FLOOR(-1.23) = -2.00.
+        assert_eq!(call("CEIL", &[dec(123, 2)]), dec(200, 2));
+        assert_eq!(call("CEIL", &[dec(-123, 2)]), dec(-100, 2));
+        assert_eq!(call("FLOOR", &[dec(123, 2)]), dec(100, 2));
+        assert_eq!(call("FLOOR", &[dec(-123, 2)]), dec(-200, 2));
+        assert_eq!(call("CEIL", &[dec(500, 2)]), dec(500, 2));
+        assert_eq!(call("CEIL", &[dec(5, 0)]), dec(5, 0));
+        for f in ["CEIL", "FLOOR", "SQRT"] {
+            assert_eq!(call(f, &[Value::Null]), Value::Null, "{f}");
+        }
+        assert_eq!(call("SQRT", &[Value::Int(16)]), Value::Double(4.0));
+        assert!(matches!(call("SQRT", &[Value::Double(-1.0)]), Value::Double(d) if d.is_nan()));
+    }
+
+    #[test]
+    fn lcase_trim_replace() {
+        let s = |t: &str| Value::String(t.into());
+        assert_eq!(call("LCASE", &[s("ÀbC")]), s("àbc"));
+        assert_eq!(call("LCASE", &[Value::Null]), Value::Null);
+        assert_eq!(call("TRIM", &[s("  a b \t\n")]), s("a b"));
+        assert_eq!(call("TRIM", &[s("")]), s(""));
+        assert_eq!(call("TRIM", &[Value::Null]), Value::Null);
+        assert_eq!(
+            call("REPLACE", &[s("aXbXc"), s("X"), s("--")]),
+            s("a--b--c")
+        );
+        assert_eq!(call("REPLACE", &[s("abc"), s("z"), s("y")]), s("abc"));
+        assert_eq!(call("REPLACE", &[s(""), s(""), s("y")]), s("y"));
+        assert_eq!(
+            call("REPLACE", &[s("abc"), Value::Null, s("y")]),
+            Value::Null
+        );
+    }
 
     #[test]
     fn substring_edges() {

@@ -560,6 +560,33 @@ mod tests {
     }
 
     #[test]
+    fn trigonometric_and_hyperbolic() {
+        let d = |x: f64| Value::Double(x);
+        let approx = |f: &str, x: f64, want: f64| match call(f, &[d(x)]) {
+            Value::Double(got) => assert!((got - want).abs() < 1e-12, "{f}({x}) = {got}"),
+            other => panic!("{f}({x}) = {other:?}"),
+        };
+        approx("COS", 0.0, 1.0);
+        approx("TAN", 0.0, 0.0);
+        approx("TAN", std::f64::consts::FRAC_PI_4, 1.0);
+        approx("ASIN", 1.0, std::f64::consts::FRAC_PI_2);
+        approx("ACOS", 1.0, 0.0);
+        approx("ATAN", 1.0, std::f64::consts::FRAC_PI_4);
+        approx("SINH", 0.0, 0.0);
+        approx("COSH", 0.0, 1.0);
+        approx("TANH", 0.0, 0.0);
+        // Integers are widened; out-of-domain input is NaN, as Java's Math gives.
+        assert_eq!(call("COS", &[Value::Int(0)]), d(1.0));
+        assert!(matches!(call("ASIN", &[d(2.0)]), Value::Double(x) if x.is_nan()));
+        assert!(matches!(call("ACOS", &[d(-2.0)]), Value::Double(x) if x.is_nan()));
+        assert_eq!(call("TANH", &[d(1000.0)]), d(1.0));
+        assert_eq!(call("COSH", &[d(1000.0)]), d(f64::INFINITY));
+        for f in ["COS", "TAN", "ASIN", "ACOS", "ATAN", "SINH", "COSH", "TANH"] {
+            assert_eq!(call(f, &[Value::Null]), Value::Null, "{f}");
+        }
+    }
+
+    #[test]
     fn rounding() {
         assert_eq!(call("ROUND", &[Value::Double(2.5)]), Value::BigInt(3));
         assert_eq!(call("ROUND", &[Value::Double(-2.5)]), Value::BigInt(-2));
