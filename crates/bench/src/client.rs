@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::codec::Streaming;
 use tonic::transport::Channel;
 
 pub type Client = SluiceClient<Channel>;
@@ -111,6 +112,28 @@ pub async fn materialization_lag(c: &mut Client, table: &str) -> anyhow::Result<
         .find_map(|l| l.strip_prefix("Materialization lag: "))
         .and_then(|n| n.trim().parse().ok())
         .ok_or_else(|| anyhow!("DESCRIBE EXTENDED {table} shows no materialization lag"))
+}
+
+/// Starts a push query and waits for its header, so the subscription is live before the
+/// caller inserts anything.
+pub async fn subscribe(
+    c: &mut Client,
+    sql: String,
+) -> anyhow::Result<Streaming<pb::QueryResponse>> {
+    let mut rows = c
+        .query(pb::QueryRequest {
+            sql,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow!("push query: {}", e.message()))?
+        .into_inner();
+    match rows.message().await {
+        Ok(Some(pb::QueryResponse {
+            kind: Some(pb::query_response::Kind::Header(_)),
+        })) => Ok(rows),
+        other => bail!("push query did not start with a header: {other:?}"),
+    }
 }
 
 pub fn row(values: Vec<pb::value::Kind>) -> pb::Row {

@@ -1,7 +1,7 @@
 //! `fanout`: S concurrent push subscribers, each filtering one key of a table, while N
 //! events over those S keys are inserted; delivery rate to all subscribers and server RSS.
 
-use crate::client::{bulk_load, execute};
+use crate::client::{bulk_load, execute, subscribe};
 use crate::events::{EventGen, key};
 use crate::progress::Progress;
 use crate::{Ctx, Figure};
@@ -16,16 +16,7 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
     let table = ctx.name("FAN");
     let subscribers = o.subscribers.max(1) as u64;
     let mut c = ctx.target.client().await?;
-    execute(
-        &mut c,
-        &format!(
-            "CREATE TABLE {table} ({}) WITH (kafka_topic='{}', value_format='JSON', partitions={});",
-            crate::events::columns("PRIMARY KEY"),
-            table.to_lowercase(),
-            o.partitions
-        ),
-    )
-    .await?;
+    execute(&mut c, &super::create_event_table(ctx, &table)).await?;
     let generator = EventGen::new(o.seed, subscribers, o.value_size);
     // How many events each subscriber's key gets, to know when each is done.
     let mut expected = vec![0u64; subscribers as usize];
@@ -41,20 +32,11 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
         if s % 50 == 0 && s > 0 {
             client = ctx.target.client().await?;
         }
-        let mut rows = client
-            .query(pb::QueryRequest {
-                sql: format!("SELECT * FROM {table} WHERE K = '{}' EMIT CHANGES;", key(s)),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| anyhow!("push query: {}", e.message()))?
-            .into_inner();
-        match rows.message().await {
-            Ok(Some(pb::QueryResponse {
-                kind: Some(pb::query_response::Kind::Header(_)),
-            })) => {}
-            other => bail!("push query did not start with a header: {other:?}"),
-        }
+        let mut rows = subscribe(
+            &mut client,
+            format!("SELECT * FROM {table} WHERE K = '{}' EMIT CHANGES;", key(s)),
+        )
+        .await?;
         let want = expected[s as usize];
         let delivered = delivered.clone();
         let progress = progress.clone();

@@ -2,7 +2,7 @@
 //! each event from its insert's acknowledgement (durable) to its arrival at the subscriber.
 //! Arrivals before the acknowledgement reached the client count as zero.
 
-use crate::client::execute;
+use crate::client::{execute, subscribe};
 use crate::events::EventGen;
 use crate::progress::Progress;
 use crate::{Ctx, Figure};
@@ -27,20 +27,7 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
 
     // The subscriber: started, and its header seen, before the first insert.
     let mut sub = ctx.target.client().await?;
-    let mut rows = sub
-        .query(pb::QueryRequest {
-            sql: format!("SELECT ID FROM {stream} EMIT CHANGES;"),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| anyhow!("push query: {}", e.message()))?
-        .into_inner();
-    match rows.message().await {
-        Ok(Some(pb::QueryResponse {
-            kind: Some(pb::query_response::Kind::Header(_)),
-        })) => {}
-        other => bail!("push query did not start with a header: {other:?}"),
-    }
+    let mut rows = subscribe(&mut sub, format!("SELECT ID FROM {stream} EMIT CHANGES;")).await?;
     let progress = Progress::start("freshness", total);
     let sub_arrivals = arrivals.clone();
     let sub_progress = progress.clone();

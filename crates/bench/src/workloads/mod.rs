@@ -26,9 +26,18 @@ pub(crate) async fn run(name: &str, ctx: &mut Ctx<'_>) -> anyhow::Result<Vec<Fig
 
 /// CREATE STREAM over the event schema with the run's partitions.
 pub(crate) fn create_event_stream(ctx: &Ctx<'_>, name: &str) -> String {
+    create_events(ctx, "STREAM", name, "KEY")
+}
+
+/// CREATE TABLE over the event schema (K the primary key) with the run's partitions.
+pub(crate) fn create_event_table(ctx: &Ctx<'_>, name: &str) -> String {
+    create_events(ctx, "TABLE", name, "PRIMARY KEY")
+}
+
+fn create_events(ctx: &Ctx<'_>, kind: &str, name: &str, key_role: &str) -> String {
     format!(
-        "CREATE STREAM {name} ({}) WITH (kafka_topic='{}', value_format='JSON', partitions={});",
-        crate::events::columns("KEY"),
+        "CREATE {kind} {name} ({}) WITH (kafka_topic='{}', value_format='JSON', partitions={});",
+        crate::events::columns(key_role),
         name.to_lowercase(),
         ctx.opts.partitions
     )

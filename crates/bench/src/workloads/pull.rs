@@ -14,16 +14,7 @@ use std::time::{Duration, Instant};
 pub(crate) async fn load_table(ctx: &Ctx<'_>, table: &str, label: &str) -> anyhow::Result<()> {
     let o = ctx.opts;
     let mut c = ctx.target.client().await?;
-    execute(
-        &mut c,
-        &format!(
-            "CREATE TABLE {table} ({}) WITH (kafka_topic='{}', value_format='JSON', partitions={});",
-            crate::events::columns("PRIMARY KEY"),
-            table.to_lowercase(),
-            o.partitions
-        ),
-    )
-    .await?;
+    execute(&mut c, &super::create_event_table(ctx, table)).await?;
     let generator = EventGen::new(o.seed, o.keys, o.value_size);
     let progress = Progress::start(label, o.keys);
     bulk_load(
