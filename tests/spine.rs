@@ -423,6 +423,29 @@ async fn bulk_insert_acknowledges_offsets_and_raw_consume_reads_them() {
     let e = acks.message().await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("row 0, column N"), "{}", e.message());
+    // A source stream (CREATE SOURCE) is read-only for bulk inserts too, as for INSERT.
+    exec_ok(&mut c, "CREATE SOURCE STREAM ro (id STRING KEY, n BIGINT) WITH (kafka_topic='ro', value_format='JSON', partitions=1);").await;
+    let into_ro = pb::BulkInsertRequest {
+        target: "ro".into(),
+        columns: vec![],
+        rows: vec![pb::Row {
+            values: vec![s("x"), big(1)],
+        }],
+        batch_id: 0,
+    };
+    let mut acks = c
+        .bulk_insert(tokio_stream::iter(vec![into_ro]))
+        .await
+        .unwrap()
+        .into_inner();
+    let e = acks.message().await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message()
+            .contains("Cannot insert values into read-only stream: RO"),
+        "{}",
+        e.message()
+    );
 }
 
 /// A push query filtering on the key decides on the key alone before decoding values;

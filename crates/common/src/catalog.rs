@@ -59,6 +59,21 @@ impl SourceDef {
         let values = self.schema.values();
         &values[..values.len() - self.headers.len().min(values.len())]
     }
+
+    /// Why rows may not be written into this source directly (INSERT VALUES, BulkInsert),
+    /// in ksqlDB's words; `None` when they may. Source streams and tables (CREATE SOURCE)
+    /// are read-only, and a table written by a query belongs to that query.
+    pub fn insert_refusal(&self) -> Option<String> {
+        (self.read_only || (self.kind == SourceKind::Table && self.written_by.is_some())).then(
+            || {
+                format!(
+                    "Cannot insert values into read-only {}: {}",
+                    self.kind.to_string().to_lowercase(),
+                    self.name
+                )
+            },
+        )
+    }
 }
 
 impl FormatSpec {

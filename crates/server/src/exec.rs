@@ -508,12 +508,8 @@ impl Executor {
                         def.name
                     )));
                 }
-                if def.read_only || (def.kind == SourceKind::Table && def.written_by.is_some()) {
-                    return Err(ExecError::invalid(format!(
-                        "Cannot insert values into read-only {}: {}",
-                        def.kind.to_string().to_lowercase(),
-                        def.name
-                    )));
+                if let Some(refusal) = def.insert_refusal() {
+                    return Err(ExecError::invalid(refusal));
                 }
                 let row = sluice_planner::insert::plan_insert_values(
                     &def,

@@ -4,7 +4,7 @@ use crate::convert::{from_proto, row_to_proto};
 use crate::error::ExecError;
 use crate::exec::{Executor, QueryKind, now_ms, transient_id};
 use futures::Stream;
-use sluice_common::{SourceKind, Value};
+use sluice_common::Value;
 use sluice_engine::{PushEvent, PushStart, encode_row_record};
 use sluice_proto::v1 as pb;
 use sluice_proto::v1::sluice_server::Sluice;
@@ -528,11 +528,8 @@ fn prepare_batch(
         let def = exec.source(&name).ok_or_else(|| {
             crate::error::status(tonic::Code::NotFound, format!("{name} does not exist."))
         })?;
-        if def.kind == SourceKind::Table && def.written_by.is_some() {
-            return Err(crate::error::status(
-                tonic::Code::InvalidArgument,
-                format!("Cannot insert values into read-only table: {name}"),
-            ));
+        if let Some(refusal) = def.insert_refusal() {
+            return Err(crate::error::status(tonic::Code::InvalidArgument, refusal));
         }
         let topic = exec.log().topic(&def.topic).ok_or_else(|| {
             crate::error::status(
