@@ -4,7 +4,7 @@
 use crate::cache::StateCache;
 use crate::keys::{agg_key, offset_key, source_row_key, table_key};
 use crate::plan::{Operator, QueryPlan, TableFunction};
-use crate::rows::{decode_record, encode_row_record};
+use crate::rows::{decode_record, encode_row_record, string_timestamp};
 use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
 use sluice_common::codec::{decode_row, encode_row_vec};
 use sluice_common::{SourceDef, SourceKind, Value};
@@ -704,13 +704,11 @@ impl Worker {
                 // A string column is read with the sink's TIMESTAMP_FORMAT; a record whose
                 // text does not parse is not written, as in ksqlDB.
                 Some(Value::String(text)) => {
-                    sink_string_timestamp(text, sink.timestamp_format.as_deref()).ok_or_else(
-                        || {
-                            EngineError::Invalid(format!(
-                                "cannot parse output timestamp '{text}'; record not written"
-                            ))
-                        },
-                    )?
+                    string_timestamp(text, sink.timestamp_format.as_deref()).ok_or_else(|| {
+                        EngineError::Invalid(format!(
+                            "cannot parse output timestamp '{text}'; record not written"
+                        ))
+                    })?
                 }
                 Some(v) => v.as_i64().unwrap_or(rowtime),
                 None => rowtime,
@@ -802,32 +800,4 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// The timestamp a sink's string TIMESTAMP column gives its record, read with the sink's
-/// TIMESTAMP_FORMAT (ksqlDB's default pattern when there is none), in UTC.
-fn sink_string_timestamp(text: &str, format: Option<&str>) -> Option<i64> {
-    let pattern = format.unwrap_or("yyyy-MM-dd'T'HH:mm:ss.SSS");
-    sluice_expr::temporal::parse_timestamp(text, pattern, &sluice_expr::temporal::Zone::utc())
-}
-
-#[cfg(test)]
-mod sink_timestamp_tests {
-    use super::sink_string_timestamp;
-
-    #[test]
-    fn string_timestamps_follow_the_sink_format() {
-        assert_eq!(
-            sink_string_timestamp("2018-05-11T21:58:33Z", Some("yyyy-MM-dd'T'HH:mm:ssX")),
-            Some(1_526_075_913_000)
-        );
-        assert_eq!(
-            sink_string_timestamp("not a timestamp", Some("yyyy-MM-dd'T'HH:mm:ssX")),
-            None
-        );
-        assert_eq!(
-            sink_string_timestamp("1970-01-01T00:00:01.000", None),
-            Some(1000)
-        );
-    }
 }

@@ -12,6 +12,19 @@ pub struct SourceRow {
     pub tombstone: bool,
 }
 
+/// ksqlDB's pattern for a STRING TIMESTAMP column without TIMESTAMP_FORMAT.
+const DEFAULT_TIMESTAMP_FORMAT: &str = "yyyy-MM-dd'T'HH:mm:ss.SSS";
+
+/// A STRING TIMESTAMP column's value as event time: read with the source's or sink's
+/// TIMESTAMP_FORMAT (ksqlDB's default pattern when there is none), in UTC.
+pub(crate) fn string_timestamp(text: &str, format: Option<&str>) -> Option<i64> {
+    sluice_expr::temporal::parse_timestamp(
+        text,
+        format.unwrap_or(DEFAULT_TIMESTAMP_FORMAT),
+        &sluice_expr::temporal::Zone::utc(),
+    )
+}
+
 pub fn decode_record(def: &SourceDef, rec: &StoredRecord) -> Result<SourceRow, FormatError> {
     let schema = &def.schema;
     let mut row = decode_key(&def.key_format, schema.keys(), rec.record.key.as_deref())?;
@@ -58,20 +71,15 @@ pub fn decode_record(def: &SourceDef, rec: &StoredRecord) -> Result<SourceRow, F
         match &row[i] {
             Value::BigInt(t) | Value::Timestamp(t) => rowtime = *t,
             Value::String(text) => {
-                let pattern = def
-                    .timestamp_format
-                    .as_deref()
-                    .unwrap_or("yyyy-MM-dd'T'HH:mm:ss.SSS");
-                rowtime = sluice_expr::temporal::parse_timestamp(
-                    text,
-                    pattern,
-                    &sluice_expr::temporal::Zone::utc(),
-                )
-                .ok_or_else(|| {
-                    FormatError::Invalid(format!(
-                        "cannot parse timestamp '{text}' of column {col} with format '{pattern}'"
-                    ))
-                })?;
+                rowtime =
+                    string_timestamp(text, def.timestamp_format.as_deref()).ok_or_else(|| {
+                        FormatError::Invalid(format!(
+                            "cannot parse timestamp '{text}' of column {col} with format '{}'",
+                            def.timestamp_format
+                                .as_deref()
+                                .unwrap_or(DEFAULT_TIMESTAMP_FORMAT)
+                        ))
+                    })?;
             }
             Value::Null if !tombstone => {
                 return Err(FormatError::Invalid(format!(
@@ -126,4 +134,25 @@ pub fn encode_row_record(
         timestamp,
         headers: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod string_timestamp_tests {
+    use super::string_timestamp;
+
+    #[test]
+    fn string_timestamps_follow_the_format() {
+        assert_eq!(
+            string_timestamp("2018-05-11T21:58:33Z", Some("yyyy-MM-dd'T'HH:mm:ssX")),
+            Some(1_526_075_913_000)
+        );
+        assert_eq!(
+            string_timestamp("not a timestamp", Some("yyyy-MM-dd'T'HH:mm:ssX")),
+            None
+        );
+        assert_eq!(
+            string_timestamp("1970-01-01T00:00:01.000", None),
+            Some(1000)
+        );
+    }
 }
