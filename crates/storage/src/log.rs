@@ -1,7 +1,7 @@
 //! The embedded, partitioned topic log and the database handle around it.
 
 use crate::commit::{CommitTicket, Committer, Txn};
-use crate::record::{StoredRecord, decode_entry, entry_len};
+use crate::record::{Entry, StoredRecord};
 use crate::{Cf, Result, StorageError, prefix_end};
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, ReadOptions};
 use serde::{Deserialize, Serialize};
@@ -326,7 +326,7 @@ fn recover_end(db: &DB, topic: u32, partition: u32) -> Result<u64> {
         Some(item) => {
             let (k, v) = item?;
             if k.len() == 16 && k[..8] == log_key(topic, partition, 0)[..8] {
-                Ok(key_offset(&k) + entry_len(&v)?)
+                Ok(key_offset(&k) + Entry::parse(&v)?.len())
             } else {
                 Ok(0)
             }
@@ -429,16 +429,22 @@ impl Log for EmbeddedLog {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
                 break;
             };
-            let base = key_offset(k);
-            for (i, record) in decode_entry(v)?.into_iter().enumerate() {
-                let offset = base + i as u64;
-                if offset >= from && offset < end && out.len() < max {
-                    out.push(StoredRecord {
-                        partition,
-                        offset,
-                        record,
-                    });
-                }
+            let mut entry = Entry::parse(v)?;
+            let mut offset = key_offset(k);
+            if offset < from {
+                entry.skip(from - offset)?;
+                offset = from;
+            }
+            while out.len() < max && offset < end {
+                let Some(record) = entry.next_record()? else {
+                    break;
+                };
+                out.push(StoredRecord {
+                    partition,
+                    offset,
+                    record,
+                });
+                offset += 1;
             }
             it.next();
         }

@@ -44,13 +44,31 @@ impl Record {
         }
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Record> {
+    #[cfg(test)]
+    fn decode(bytes: &[u8]) -> Result<Record> {
         let mut r = Reader { b: bytes, pos: 0 };
         let rec = Record::read(&mut r)?;
         if r.pos != bytes.len() {
             return Err(r.corrupt(format!("{} trailing bytes", bytes.len() - r.pos)));
         }
         Ok(rec)
+    }
+
+    /// Moves past one encoded record, checking its framing but copying nothing.
+    fn skip(r: &mut Reader<'_>) -> Result<()> {
+        let version = r.take(1)?[0];
+        if version != VERSION {
+            return Err(r.corrupt(format!("unknown record version {version}")));
+        }
+        r.take(8)?;
+        r.skip_opt()?;
+        r.skip_opt()?;
+        let n = u32::from_le_bytes(r.array()?);
+        for _ in 0..n {
+            r.skip_opt()?;
+            r.skip_opt()?;
+        }
+        Ok(())
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Record> {
@@ -116,37 +134,60 @@ impl BatchBuilder {
     }
 }
 
-/// The records of one log entry: a batch, or a single record as written before batches.
-pub(crate) fn decode_entry(bytes: &[u8]) -> Result<Vec<Record>> {
-    let mut r = Reader { b: bytes, pos: 0 };
-    match bytes.first() {
-        Some(&BATCH_VERSION) => {
-            r.take(1)?;
-            let n = u32::from_le_bytes(r.array()?);
-            // Each record takes at least 17 bytes, which bounds a corrupt count's allocation.
-            let mut out = Vec::with_capacity((n as usize).min(bytes.len() / 17 + 1));
-            for _ in 0..n {
-                out.push(Record::read(&mut r)?);
-            }
-            if r.pos != bytes.len() {
-                return Err(r.corrupt(format!("{} trailing bytes", bytes.len() - r.pos)));
-            }
-            Ok(out)
-        }
-        _ => Record::decode(bytes).map(|r| vec![r]),
-    }
+/// The records of one log entry (a batch, or a single record as written before batches),
+/// read one at a time: a reader starting inside an entry skips the records before its
+/// offset without copying them, and stops at its limit without decoding the rest.
+pub(crate) struct Entry<'a> {
+    r: Reader<'a>,
+    remaining: u32,
 }
 
-/// How many records a log entry holds, without decoding them.
-pub(crate) fn entry_len(bytes: &[u8]) -> Result<u64> {
-    let mut r = Reader { b: bytes, pos: 0 };
-    match bytes.first() {
-        Some(&BATCH_VERSION) => {
-            r.take(1)?;
-            Ok(u32::from_le_bytes(r.array()?) as u64)
+impl<'a> Entry<'a> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Entry<'a>> {
+        let mut r = Reader { b: bytes, pos: 0 };
+        let remaining = match bytes.first() {
+            Some(&BATCH_VERSION) => {
+                r.take(1)?;
+                u32::from_le_bytes(r.array()?)
+            }
+            Some(_) => 1,
+            None => return Err(r.corrupt("empty log entry".into())),
+        };
+        Ok(Entry { r, remaining })
+    }
+
+    /// Records left to read.
+    pub(crate) fn len(&self) -> u64 {
+        self.remaining as u64
+    }
+
+    /// Passes over up to `n` records without decoding their contents.
+    pub(crate) fn skip(&mut self, n: u64) -> Result<()> {
+        for _ in 0..n.min(self.remaining as u64) {
+            Record::skip(&mut self.r)?;
+            self.finish_one()?;
         }
-        Some(_) => Ok(1),
-        None => Err(r.corrupt("empty log entry".into())),
+        Ok(())
+    }
+
+    pub(crate) fn next_record(&mut self) -> Result<Option<Record>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let record = Record::read(&mut self.r)?;
+        self.finish_one()?;
+        Ok(Some(record))
+    }
+
+    /// Counts a record read; after the last, the entry must have been consumed exactly.
+    fn finish_one(&mut self) -> Result<()> {
+        self.remaining -= 1;
+        if self.remaining == 0 && self.r.pos != self.r.b.len() {
+            return Err(self
+                .r
+                .corrupt(format!("{} trailing bytes", self.r.b.len() - self.r.pos)));
+        }
+        Ok(())
     }
 }
 
@@ -180,6 +221,14 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
+    fn skip_opt(&mut self) -> Result<()> {
+        let n = u32::from_le_bytes(self.array()?);
+        if n != u32::MAX {
+            self.take(n as usize)?;
+        }
+        Ok(())
+    }
+
     fn opt(&mut self) -> Result<Option<Vec<u8>>> {
         let n = u32::from_le_bytes(self.array()?);
         if n == u32::MAX {
@@ -209,6 +258,15 @@ mod tests {
         }
     }
 
+    fn all(bytes: &[u8]) -> Result<Vec<Record>> {
+        let mut e = Entry::parse(bytes)?;
+        let mut out = Vec::new();
+        while let Some(r) = e.next_record()? {
+            out.push(r);
+        }
+        Ok(out)
+    }
+
     #[test]
     fn batches_round_trip_and_single_records_still_read() {
         let recs: Vec<Record> = (0..3)
@@ -225,14 +283,19 @@ mod tests {
         }
         assert_eq!(b.len(), 3);
         let bytes = b.finish();
-        assert_eq!(entry_len(&bytes).unwrap(), 3);
-        assert_eq!(decode_entry(&bytes).unwrap(), recs);
+        assert_eq!(Entry::parse(&bytes).unwrap().len(), 3);
+        assert_eq!(all(&bytes).unwrap(), recs);
         for cut in 0..bytes.len() {
-            assert!(decode_entry(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(all(&bytes[..cut]).is_err(), "cut at {cut}");
         }
+        // Skipping passes over records without decoding them; the rest still read.
+        let mut e = Entry::parse(&bytes).unwrap();
+        e.skip(2).unwrap();
+        assert_eq!(e.next_record().unwrap(), Some(recs[2].clone()));
+        assert_eq!(e.next_record().unwrap(), None);
         let mut single = Vec::new();
         recs[1].encode(&mut single);
-        assert_eq!(entry_len(&single).unwrap(), 1);
-        assert_eq!(decode_entry(&single).unwrap(), vec![recs[1].clone()]);
+        assert_eq!(Entry::parse(&single).unwrap().len(), 1);
+        assert_eq!(all(&single).unwrap(), vec![recs[1].clone()]);
     }
 }
