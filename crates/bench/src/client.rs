@@ -14,6 +14,9 @@ use tonic::transport::Channel;
 
 pub type Client = SluiceClient<Channel>;
 
+/// Batches each load stream keeps in flight: enough to cover the group commit's fsync.
+const IN_FLIGHT: usize = 8;
+
 pub async fn execute(c: &mut Client, sql: &str) -> anyhow::Result<pb::ExecuteResponse> {
     c.execute(pb::ExecuteRequest {
         sql: sql.to_string(),
@@ -146,7 +149,7 @@ pub fn row(values: Vec<pb::value::Kind>) -> pb::Row {
 }
 
 /// Sends `total` rows to `target` over `streams` BulkInsert streams of `batch` rows, each
-/// stream keeping up to `window` batches in flight. `make_row(i)` builds row number `i`
+/// stream keeping up to [`IN_FLIGHT`] batches in flight. `make_row(i)` builds row number `i`
 /// (0-based, global); stream `s` sends the batches `s, s + streams, ...`. Returns once every
 /// row is acknowledged durable.
 #[allow(clippy::too_many_arguments)]
@@ -156,7 +159,6 @@ pub async fn bulk_load<F>(
     total: u64,
     batch: usize,
     streams: usize,
-    window: usize,
     make_row: F,
     progress: &Progress,
 ) -> anyhow::Result<()>
@@ -174,7 +176,7 @@ where
         let progress = progress.clone();
         let table = table.to_string();
         tasks.push(tokio::spawn(async move {
-            let (tx, rx) = mpsc::channel::<pb::BulkInsertRequest>(window.max(1));
+            let (tx, rx) = mpsc::channel::<pb::BulkInsertRequest>(IN_FLIGHT);
             let mut acks = client
                 .bulk_insert(ReceiverStream::new(rx))
                 .await

@@ -377,7 +377,6 @@ async fn load(ctx: &Ctx<'_>, c: &mut Client, names: &[String; 3]) -> anyhow::Res
             counts[k],
             o.batch,
             o.concurrency,
-            8,
             move |i| {
                 let id = (i / width) * TOTAL_PROPORTION + lo + i % width;
                 match event(seed, id) {

@@ -66,7 +66,6 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
         o.events,
         o.batch,
         o.concurrency,
-        8,
         move |i| gen2.row(i),
         &Progress::hidden(o.events),
     )

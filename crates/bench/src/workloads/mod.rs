@@ -8,6 +8,9 @@ mod pull;
 mod recovery;
 mod views;
 
+use crate::client::bulk_load;
+use crate::events::EventGen;
+use crate::progress::Progress;
 use crate::{Ctx, Figure};
 
 pub(crate) async fn run(name: &str, ctx: &mut Ctx<'_>) -> anyhow::Result<Vec<Figure>> {
@@ -41,4 +44,24 @@ fn create_events(ctx: &Ctx<'_>, kind: &str, name: &str, key_role: &str) -> Strin
         name.to_lowercase(),
         ctx.opts.partitions
     )
+}
+
+/// Bulk-inserts the run's `--events` events into `stream`, showing progress as `label`;
+/// returns once every one is acknowledged durable.
+pub(crate) async fn load_events(ctx: &Ctx<'_>, stream: &str, label: &str) -> anyhow::Result<()> {
+    let o = ctx.opts;
+    let generator = EventGen::new(o.seed, o.keys, o.value_size);
+    let progress = Progress::start(label, o.events);
+    bulk_load(
+        &ctx.target,
+        stream,
+        o.events,
+        o.batch,
+        o.concurrency,
+        move |i| generator.row(i),
+        &progress,
+    )
+    .await?;
+    progress.finish();
+    Ok(())
 }

@@ -23,7 +23,6 @@ pub(crate) async fn load_table(ctx: &Ctx<'_>, table: &str, label: &str) -> anyho
         o.keys,
         o.batch,
         o.concurrency,
-        8,
         move |i| generator.row_with_key(i, i),
         &progress,
     )

@@ -1,7 +1,7 @@
 //! `recovery`: with N events in the log and a K-key view over them, SIGKILL the server and
 //! time restart to the first successful pull query on the view.
 
-use crate::client::{bulk_load, create_query, execute, wait_caught_up};
+use crate::client::{create_query, execute, wait_caught_up};
 use crate::events::{EventGen, key};
 use crate::progress::Progress;
 use crate::{Ctx, Figure, Meter};
@@ -20,21 +20,9 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
         ),
     )
     .await?;
-    let generator = EventGen::new(o.seed, o.keys, o.value_size);
-    let probe = key(generator.key_of(0));
-    let progress = Progress::start("recovery load", o.events);
-    bulk_load(
-        &ctx.target,
-        &stream,
-        o.events,
-        o.batch,
-        o.concurrency,
-        8,
-        move |i| generator.row(i),
-        &progress,
-    )
-    .await?;
-    progress.finish();
+    // A key the load is sure to contain: the first event's.
+    let probe = key(EventGen::new(o.seed, o.keys, o.value_size).key_of(0));
+    super::load_events(ctx, &stream, "recovery load").await?;
     let progress = Progress::start("recovery view", o.events);
     wait_caught_up(&mut c, &id, o.events, &progress).await?;
     progress.finish();

@@ -1,8 +1,7 @@
 //! `groupby` and `stateless`: a persistent query over a stream, measured from the first
 //! insert until the query has consumed the last event (its lag reaches zero).
 
-use crate::client::{bulk_load, create_query, execute, wait_caught_up};
-use crate::events::EventGen;
+use crate::client::{create_query, execute, wait_caught_up};
 use crate::progress::Progress;
 use crate::{Ctx, Figure};
 
@@ -17,21 +16,8 @@ async fn view(
     let mut c = ctx.target.client().await?;
     execute(&mut c, &super::create_event_stream(ctx, &stream)).await?;
     let id = create_query(&mut c, &query(&view, &stream)).await?;
-    let generator = EventGen::new(o.seed, o.keys, o.value_size);
     let meter = ctx.meter();
-    let progress = Progress::start(&format!("{workload} load"), o.events);
-    bulk_load(
-        &ctx.target,
-        &stream,
-        o.events,
-        o.batch,
-        o.concurrency,
-        8,
-        move |i| generator.row(i),
-        &progress,
-    )
-    .await?;
-    progress.finish();
+    super::load_events(ctx, &stream, &format!("{workload} load")).await?;
     let loaded = meter.t0().elapsed().as_secs_f64();
     let progress = Progress::start(workload, o.events);
     let end = wait_caught_up(&mut c, &id, o.events, &progress).await?;
