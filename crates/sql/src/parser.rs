@@ -367,20 +367,7 @@ impl<'a> P<'a> {
             });
         }
         let read_only = self.eat("SOURCE");
-        let t = self.p.peek_token();
-        let kind = if self.eat("STREAM") {
-            SourceKind::Stream
-        } else if self.eat("TABLE") {
-            SourceKind::Table
-        } else {
-            return self.err(
-                &t,
-                format!(
-                    "Expected STREAM or TABLE after CREATE, found {}",
-                    describe(&t.token)
-                ),
-            );
-        };
+        let kind = self.source_kind("CREATE")?;
         let if_not_exists = if self.eat("IF") {
             self.expect("NOT")?;
             self.expect("EXISTS")?;
@@ -752,22 +739,27 @@ impl<'a> P<'a> {
         Ok(list)
     }
 
-    fn alter(&mut self) -> R<StatementKind> {
-        self.expect("ALTER")?;
+    /// STREAM or TABLE, after the keyword `after` (for the error message).
+    fn source_kind(&mut self, after: &str) -> R<SourceKind> {
         let t = self.p.peek_token();
-        let kind = if self.eat("STREAM") {
-            SourceKind::Stream
+        if self.eat("STREAM") {
+            Ok(SourceKind::Stream)
         } else if self.eat("TABLE") {
-            SourceKind::Table
+            Ok(SourceKind::Table)
         } else {
-            return self.err(
+            self.err(
                 &t,
                 format!(
-                    "Expected STREAM or TABLE after ALTER, found {}",
+                    "Expected STREAM or TABLE after {after}, found {}",
                     describe(&t.token)
                 ),
-            );
-        };
+            )
+        }
+    }
+
+    fn alter(&mut self) -> R<StatementKind> {
+        self.expect("ALTER")?;
+        let kind = self.source_kind("ALTER")?;
         let name = self.name()?;
         let mut columns = Vec::new();
         loop {
@@ -799,20 +791,7 @@ impl<'a> P<'a> {
                 if_exists,
             });
         }
-        let t = self.p.peek_token();
-        let kind = if self.eat("STREAM") {
-            SourceKind::Stream
-        } else if self.eat("TABLE") {
-            SourceKind::Table
-        } else {
-            return self.err(
-                &t,
-                format!(
-                    "Expected STREAM or TABLE after DROP, found {}",
-                    describe(&t.token)
-                ),
-            );
-        };
+        let kind = self.source_kind("DROP")?;
         let if_exists = if self.eat("IF") {
             self.expect("EXISTS")?;
             true
