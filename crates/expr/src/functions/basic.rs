@@ -156,7 +156,8 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
         signature: "TRIM(string)",
         description: "The string without leading and trailing whitespace.",
         return_type: |a| string_args(a, 1, 1),
-        eval: |a| str_map(a, |s| s.trim().to_string()),
+        // Java's String.trim, like LTRIM/RTRIM: characters up to U+0020, not Unicode spaces.
+        eval: |a| str_map(a, |s| s.trim_matches(super::string::java_space).to_string()),
     },
     ScalarFunction {
         name: "LEN",
@@ -318,6 +319,7 @@ mod tests {
         assert_eq!(call("LCASE", &[Value::Null]), Value::Null);
         assert_eq!(call("TRIM", &[s("  a b \t\n")]), s("a b"));
         assert_eq!(call("TRIM", &[s("")]), s(""));
+        assert_eq!(call("TRIM", &[s("\u{a0}x\u{a0}")]), s("\u{a0}x\u{a0}"));
         assert_eq!(call("TRIM", &[Value::Null]), Value::Null);
         assert_eq!(
             call("REPLACE", &[s("aXbXc"), s("X"), s("--")]),

@@ -15,7 +15,7 @@ fn string_or_bytes(t: &DataType) -> bool {
 }
 
 /// Java's String.trim whitespace: every character up to U+0020.
-fn java_space(c: char) -> bool {
+pub(crate) fn java_space(c: char) -> bool {
     c <= ' '
 }
 
