@@ -64,12 +64,6 @@ const CITIES: &[&str] = &[
 ];
 const STATES: &[&str] = &["AZ", "CA", "ID", "OR", "WA", "WY"];
 
-pub enum Event {
-    Person(pb::Row),
-    Auction(pb::Row),
-    Bid(pb::Row),
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind3 {
     Person,
@@ -132,7 +126,7 @@ fn padding(r: &mut Rng, current: usize, desired: usize) -> String {
 }
 
 /// The event with this id; deterministic in (seed, id), so load streams can split the work.
-pub fn event(seed: u64, id: u64) -> Event {
+pub fn event(seed: u64, id: u64) -> pb::Row {
     let mut r = Rng::new(seed ^ id.wrapping_mul(0xD6E8_FEB8_6659_FD93));
     let ts = (BASE_TIME_MS + id * INTER_EVENT_DELAY_US / 1000) as i64;
     match kind_of(id) {
@@ -158,7 +152,7 @@ pub fn event(seed: u64, id: u64) -> Event {
                 name.len() + email.len() + card.len() + city.len() + state.len() + 40,
                 AVG_PERSON_BYTES,
             );
-            Event::Person(row(vec![
+            row(vec![
                 Kind::Bigint(pid as i64),
                 Kind::String(name),
                 Kind::String(email),
@@ -167,7 +161,7 @@ pub fn event(seed: u64, id: u64) -> Event {
                 Kind::String(state.into()),
                 Kind::Bigint(ts),
                 Kind::String(extra),
-            ]))
+            ])
         }
         Kind3::Auction => {
             let aid = last_base0_auction_id(id) + FIRST_AUCTION_ID;
@@ -183,7 +177,7 @@ pub fn event(seed: u64, id: u64) -> Event {
             let item = r.letters(20);
             let desc = r.letters(100);
             let extra = padding(&mut r, item.len() + desc.len() + 60, AVG_AUCTION_BYTES);
-            Event::Auction(row(vec![
+            row(vec![
                 Kind::Bigint(aid as i64),
                 Kind::String(item),
                 Kind::String(desc),
@@ -194,7 +188,7 @@ pub fn event(seed: u64, id: u64) -> Event {
                 Kind::Bigint(seller as i64),
                 Kind::Bigint(category as i64),
                 Kind::String(extra),
-            ]))
+            ])
         }
         Kind3::Bid => {
             let auction = if r.below(HOT_AUCTION_RATIO) > 0 {
@@ -224,7 +218,7 @@ pub fn event(seed: u64, id: u64) -> Event {
                 )
             };
             let extra = padding(&mut r, 40 + channel.len() + url.len() / 2, AVG_BID_BYTES);
-            Event::Bid(row(vec![
+            row(vec![
                 Kind::Bigint(auction as i64),
                 Kind::Bigint(bidder as i64),
                 Kind::Bigint(p),
@@ -232,7 +226,7 @@ pub fn event(seed: u64, id: u64) -> Event {
                 Kind::String(url),
                 Kind::Bigint(ts),
                 Kind::String(extra),
-            ]))
+            ])
         }
     }
 }
@@ -379,9 +373,7 @@ async fn load(ctx: &Ctx<'_>, c: &mut Client, names: &[String; 3]) -> anyhow::Res
             o.concurrency,
             move |i| {
                 let id = (i / width) * TOTAL_PROPORTION + lo + i % width;
-                match event(seed, id) {
-                    Event::Person(r) | Event::Auction(r) | Event::Bid(r) => r,
-                }
+                event(seed, id)
             },
             &progress,
         )
