@@ -38,16 +38,26 @@ impl Server {
     }
 
     pub async fn start_on(data_dir: &Path, port: u16) -> Server {
-        Server::spawn(data_dir, port, None).await
+        Server::spawn(data_dir, port, None, &[]).await
+    }
+
+    /// Starts the server with extra environment variables (tuning knobs).
+    pub async fn start_with_env(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Server {
+        Server::spawn(data_dir, port, None, env).await
     }
 
     /// Starts the server with its address space capped (`ulimit -v`, in KiB), so that a
     /// runaway allocation fails inside the server instead of exhausting the test machine.
     pub async fn start_limited(data_dir: &Path, max_address_space_kib: u64) -> Server {
-        Server::spawn(data_dir, free_port(), Some(max_address_space_kib)).await
+        Server::spawn(data_dir, free_port(), Some(max_address_space_kib), &[]).await
     }
 
-    async fn spawn(data_dir: &Path, port: u16, limit_kib: Option<u64>) -> Server {
+    async fn spawn(
+        data_dir: &Path,
+        port: u16,
+        limit_kib: Option<u64>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let addr = format!("127.0.0.1:{port}");
         let log_path = data_dir.with_extension(format!("{port}.log"));
         let log = std::fs::OpenOptions::new()
@@ -71,6 +81,7 @@ impl Server {
             .arg(data_dir)
             .args(["--listen", &addr])
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

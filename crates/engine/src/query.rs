@@ -1,7 +1,7 @@
 //! Persistent queries and table materializers: long-running workers that read a source
 //! topic in batches and commit each batch's effects atomically.
 
-use crate::cache::StateCache;
+use crate::cache::{Cached, StateCache};
 use crate::keys::{agg_key, offset_key, source_row_key, table_key};
 use crate::plan::{Operator, QueryPlan, TableFunction};
 use crate::rows::{decode_record, encode_row_record, string_timestamp};
@@ -52,6 +52,8 @@ pub struct Engine {
     proc_log: Arc<Topic>,
     queries: Mutex<HashMap<String, Running>>,
     materializers: Mutex<HashMap<u64, Running>>,
+    /// Bytes of aggregate state each query keeps in memory.
+    state_cache_budget: usize,
 }
 
 enum Kind {
@@ -71,11 +73,14 @@ struct Worker {
     stats: Arc<Stats>,
     /// Committed aggregate state, to spare RocksDB reads.
     cache: StateCache,
+    /// Whether the cache has been loaded with the query's committed state.
+    warmed: bool,
 }
 
 /// One processed batch, ready to commit: the transaction, the source positions it moves
-/// to, its record count, and the aggregate states it writes (for the cache once durable).
-type Step = (Txn, Vec<u64>, u64, Vec<(Vec<u8>, Option<Vec<Value>>)>);
+/// to, its record count, and the encoded aggregate states it writes (for the cache once
+/// durable).
+type Step = (Txn, Vec<u64>, u64, Vec<(Vec<u8>, Option<Vec<u8>>)>);
 
 impl Engine {
     pub fn new(log: Arc<EmbeddedLog>) -> Result<Engine> {
@@ -85,6 +90,7 @@ impl Engine {
             proc_log,
             queries: Mutex::new(HashMap::new()),
             materializers: Mutex::new(HashMap::new()),
+            state_cache_budget: StateCache::budget_from_env(),
         })
     }
 
@@ -187,7 +193,8 @@ impl Engine {
             proc_log: self.proc_log.clone(),
             positions,
             stats: stats.clone(),
-            cache: StateCache::new(crate::cache::DEFAULT_CAPACITY),
+            cache: StateCache::new(self.state_cache_budget, false),
+            warmed: false,
         };
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("query", id = %label);
@@ -343,8 +350,8 @@ async fn run(
         match result {
             Ok(Some((txn, positions, n, states))) => match log.submit(txn).wait().await {
                 Ok(_) => {
-                    for (key, state) in states {
-                        worker.cache.insert(key, state);
+                    for (key, state) in &states {
+                        worker.cache.insert(key, state.as_deref());
                     }
                     worker.positions = positions.clone();
                     *shared.lock().unwrap_or_else(|p| p.into_inner()) = positions;
@@ -374,14 +381,28 @@ async fn run(
 }
 
 /// Per-batch overlay of aggregate state: reads see this batch's earlier updates.
-type Overlay = HashMap<Vec<u8>, Option<Vec<Value>>>;
+type Overlay = HashMap<Vec<u8>, Option<Vec<Value>>, foldhash::fast::RandomState>;
+
+/// Table rows a batch writes (encoded; `None` deletes): only a key's last version in the
+/// batch reaches RocksDB.
+type Rows = HashMap<Vec<u8>, Option<Vec<u8>>, foldhash::fast::RandomState>;
+
+/// What one batch has produced so far.
+#[derive(Default)]
+struct Batch {
+    txn: Txn,
+    overlay: Overlay,
+    rows: Rows,
+}
 
 impl Worker {
     /// Reads and processes one batch. Returns the transaction to commit, the positions it
     /// moves to and the number of records, or None when there is nothing new.
     fn step(&mut self, tag: u8, id: u64) -> Result<Option<Step>> {
-        let mut txn = Txn::new();
-        let mut overlay = Overlay::new();
+        if !self.warmed {
+            self.warm(tag, id)?;
+        }
+        let mut b = Batch::default();
         let mut positions = self.positions.clone();
         let mut n = 0u64;
         for p in 0..self.source.partitions {
@@ -392,15 +413,15 @@ impl Worker {
             positions[p as usize] = last.offset + 1;
             n += records.len() as u64;
             for rec in &records {
-                let before = txn.append_count();
-                let result = self.process(rec, &mut txn, &mut overlay);
-                txn.stamp_headers(before, &rec.record.headers);
+                let before = b.txn.append_count();
+                let result = self.process(rec, &mut b);
+                b.txn.stamp_headers(before, &rec.record.headers);
                 if let Err(e) = result {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    self.processing_error(&mut txn, rec, &e.to_string())?;
+                    self.processing_error(&mut b.txn, rec, &e.to_string())?;
                 }
             }
-            txn.put(
+            b.txn.put(
                 Cf::State,
                 offset_key(tag, id, p),
                 positions[p as usize].to_be_bytes().to_vec(),
@@ -409,15 +430,58 @@ impl Worker {
         if n == 0 {
             return Ok(None);
         }
-        let mut states = Vec::with_capacity(overlay.len());
-        for (key, state) in overlay {
-            match &state {
-                Some(s) => txn.put(Cf::State, key.clone(), encode_row_vec(s)),
-                None => txn.delete(Cf::State, key.clone()),
+        let Batch {
+            mut txn,
+            overlay,
+            rows,
+        } = b;
+        let states: Vec<(Vec<u8>, Option<Vec<u8>>)> = overlay
+            .into_iter()
+            .map(|(key, state)| (key, state.as_deref().map(encode_row_vec)))
+            .collect();
+        // Written in key order: RocksDB's memtable skiplist keeps the position of its last
+        // insert, so sorted inserts skip most of the search a random insert pays.
+        let mut writes: Vec<(&[u8], Option<&[u8]>)> = states
+            .iter()
+            .map(|(k, v)| (k, v))
+            .chain(rows.iter())
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .collect();
+        writes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (key, value) in writes {
+            match value {
+                Some(v) => txn.put(Cf::State, key.to_vec(), v.to_vec()),
+                None => txn.delete(Cf::State, key.to_vec()),
             }
-            states.push((key, state));
         }
         Ok(Some((txn, positions, n, states)))
+    }
+
+    /// Loads the query's committed aggregate state into the cache, as far as the budget
+    /// allows. When all of it fits (or there is none), the cache is complete and groups it
+    /// does not hold need no RocksDB read.
+    fn warm(&mut self, tag: u8, id: u64) -> Result<()> {
+        self.warmed = true;
+        let Kind::Query(plan) = &self.kind else {
+            return Ok(());
+        };
+        if !matches!(plan.op, Operator::Aggregate { .. }) || tag != b'O' {
+            return Ok(());
+        }
+        let mut cache = StateCache::new(self.cache.budget(), true);
+        let mut fits = true;
+        for prefix in [agg_key(id, &[]), source_row_key(id, &[])] {
+            if !fits {
+                break;
+            }
+            fits = self.log.visit_prefix(Cf::State, &prefix, |k, v| {
+                cache.insert(k, Some(v));
+                cache.is_complete()
+            })?;
+        }
+        tracing::debug!(complete = cache.is_complete(), "aggregate state loaded");
+        self.cache = cache;
+        Ok(())
     }
 
     fn processing_error(&self, txn: &mut Txn, rec: &StoredRecord, message: &str) -> Result<()> {
@@ -447,7 +511,7 @@ impl Worker {
         Ok(())
     }
 
-    fn process(&self, rec: &StoredRecord, txn: &mut Txn, overlay: &mut Overlay) -> Result<()> {
+    fn process(&self, rec: &StoredRecord, b: &mut Batch) -> Result<()> {
         // A table's rows are identified by their key: a record without one is no row
         // (ksqlDB, like Kafka Streams, skips it).
         if self.source_def.kind == SourceKind::Table
@@ -467,11 +531,8 @@ impl Worker {
             Kind::Materialize(table) => {
                 let nkeys = table.schema.key_count();
                 let key = table_key(table.id, &src.row[..nkeys]);
-                if src.tombstone {
-                    txn.delete(Cf::State, key);
-                } else {
-                    txn.put(Cf::State, key, encode_row_vec(&src.row));
-                }
+                b.rows
+                    .insert(key, (!src.tombstone).then(|| encode_row_vec(&src.row)));
                 Ok(())
             }
             Kind::Query(plan) => match &plan.op {
@@ -489,16 +550,16 @@ impl Worker {
                         if is_table || (src.tombstone && filter.is_none()) {
                             let out: Vec<Value> =
                                 projection.iter().map(|e| e.eval(&src.row)).collect();
-                            self.emit(plan, txn, out, rowtime, true)?;
+                            self.emit(plan, b, out, rowtime, true)?;
                         }
                         return Ok(());
                     }
                     let out: Vec<Value> = projection.iter().map(|e| e.eval(&src.row)).collect();
                     if table_functions.is_empty() {
-                        return self.emit(plan, txn, out, rowtime, false);
+                        return self.emit(plan, b, out, rowtime, false);
                     }
                     for row in expand(out, table_functions) {
-                        self.emit(plan, txn, row, rowtime, false)?;
+                        self.emit(plan, b, row, rowtime, false)?;
                     }
                     Ok(())
                 }
@@ -526,8 +587,8 @@ impl Worker {
                         // change (one output); across groups, two, as in ksqlDB.
                         let nkeys = plan.source.schema.key_count();
                         let prev_key = source_row_key(plan.num, &src.row[..nkeys]);
-                        let prev = self.load(overlay, &prev_key)?.filter(|p| passes(p));
-                        overlay.insert(
+                        let prev = self.load(&b.overlay, &prev_key)?.filter(|p| passes(p));
+                        b.overlay.insert(
                             prev_key,
                             if src.tombstone {
                                 None
@@ -547,39 +608,22 @@ impl Worker {
                                     prev.as_deref(),
                                     Some(&src.row),
                                     rowtime,
-                                    txn,
-                                    overlay,
+                                    b,
                                 );
                             }
                             (old, new) => {
                                 if let Some(og) = old {
-                                    self.fold(
-                                        plan,
-                                        &og,
-                                        prev.as_deref(),
-                                        None,
-                                        rowtime,
-                                        txn,
-                                        overlay,
-                                    )?;
+                                    self.fold(plan, &og, prev.as_deref(), None, rowtime, b)?;
                                 }
                                 if let Some(ng) = new {
-                                    self.fold(
-                                        plan,
-                                        &ng,
-                                        None,
-                                        Some(&src.row),
-                                        rowtime,
-                                        txn,
-                                        overlay,
-                                    )?;
+                                    self.fold(plan, &ng, None, Some(&src.row), rowtime, b)?;
                                 }
                                 return Ok(());
                             }
                         }
                     }
                     match new_group {
-                        Some(g) => self.fold(plan, &g, None, Some(&src.row), rowtime, txn, overlay),
+                        Some(g) => self.fold(plan, &g, None, Some(&src.row), rowtime, b),
                         None => Ok(()),
                     }
                 }
@@ -593,14 +637,17 @@ impl Worker {
         if let Some(v) = overlay.get(key) {
             return Ok(v.clone());
         }
-        if let Some(v) = self.cache.get(key) {
-            return Ok(v.clone());
-        }
-        match self.log.get(Cf::State, key)? {
-            Some(bytes) => Ok(Some(
-                decode_row(&bytes).map_err(|e| EngineError::Invalid(e.to_string()))?,
-            )),
-            None => Ok(None),
+        let decode =
+            |bytes: &[u8]| decode_row(bytes).map_err(|e| EngineError::Invalid(e.to_string()));
+        match self.cache.get(key) {
+            Cached::Known(Some(bytes)) => Ok(Some(decode(bytes)?)),
+            Cached::Known(None) => Ok(None),
+            Cached::Unknown => self
+                .log
+                .get(Cf::State, key)?
+                .as_deref()
+                .map(decode)
+                .transpose(),
         }
     }
 
@@ -615,8 +662,7 @@ impl Worker {
         retract: Option<&[Value]>,
         add: Option<&[Value]>,
         rowtime: i64,
-        txn: &mut Txn,
-        overlay: &mut Overlay,
+        b: &mut Batch,
     ) -> Result<()> {
         let Operator::Aggregate {
             aggregates,
@@ -631,9 +677,9 @@ impl Worker {
         // Taken out of the overlay, not cloned: a group's state can be large (COLLECT_LIST,
         // COUNT_DISTINCT, HISTOGRAM), and copying it for every event made a hot group's
         // updates quadratic. Nothing below returns early before it is put back.
-        let existing = match overlay.remove(&key) {
+        let existing = match b.overlay.remove(&key) {
             Some(state) => state,
-            None => self.load(overlay, &key)?,
+            None => self.load(&b.overlay, &key)?,
         };
         let result_row = |state: &[Value]| -> Vec<Value> {
             let mut r = group.to_vec();
@@ -673,13 +719,13 @@ impl Worker {
             slot += n;
         }
         let agg_row = result_row(&state);
-        overlay.insert(key, Some(state));
+        b.overlay.insert(key, Some(state));
         let visible = having.as_ref().is_none_or(|h| h.test(&agg_row));
         if !visible && !was_visible {
             return Ok(());
         }
         let out: Vec<Value> = projection.iter().map(|e| e.eval(&agg_row)).collect();
-        self.emit(plan, txn, out, rowtime, !visible)
+        self.emit(plan, b, out, rowtime, !visible)
     }
 
     /// Appends one output row to the sink topic, and upserts or deletes it in the sink's
@@ -687,7 +733,7 @@ impl Worker {
     fn emit(
         &self,
         plan: &QueryPlan,
-        txn: &mut Txn,
+        b: &mut Batch,
         mut out: Vec<Value>,
         rowtime: i64,
         tombstone: bool,
@@ -726,19 +772,18 @@ impl Worker {
             .as_ref()
             .ok_or_else(|| EngineError::Invalid("query has no sink topic".into()))?;
         let partition = topic.partition_for(record.key.as_deref());
-        txn.append(topic, partition, record);
+        b.txn.append(topic, partition, record);
         if sink.kind == SourceKind::Table {
             let key = table_key(sink.id, &out[..sink.schema.key_count()]);
-            if tombstone {
-                txn.delete(Cf::State, key);
-            } else {
+            let row = (!tombstone).then(|| {
                 // Position of the output record is not known until commit; pull queries
                 // expose ROWTIME only.
                 out.push(Value::BigInt(rowtime));
                 out.push(Value::Null);
                 out.push(Value::Null);
-                txn.put(Cf::State, key, encode_row_vec(&out));
-            }
+                encode_row_vec(&out)
+            });
+            b.rows.insert(key, row);
         }
         Ok(())
     }

@@ -300,11 +300,11 @@ impl AggCall {
             }
             // Each value seen (NULL included) and how many times, so a table can retract.
             AggKind::Attr => state.push(Value::Map(Vec::new())),
-            AggKind::CollectList
-            | AggKind::CollectSet
-            | AggKind::TopK
-            | AggKind::TopKDistinct
-            | AggKind::CountDistinct => state.push(Value::Array(Vec::new())),
+            AggKind::CollectList | AggKind::CollectSet | AggKind::TopK | AggKind::TopKDistinct => {
+                state.push(Value::Array(Vec::new()))
+            }
+            // The distinct values' memcomparable encodings, sorted, as map keys.
+            AggKind::CountDistinct => state.push(Value::Map(Vec::new())),
             AggKind::LatestByOffset | AggKind::EarliestByOffset if self.n.is_some() => {
                 state.push(Value::Array(Vec::new()))
             }
@@ -425,11 +425,8 @@ impl AggCall {
                 }
             }
             AggKind::CountDistinct => {
-                if let Value::Array(items) = &mut state[0]
-                    && !v.is_null()
-                    && !items.contains(&v)
-                {
-                    items.push(v);
+                if !v.is_null() {
+                    count_distinct_add(&mut state[0], &v);
                 }
             }
             AggKind::TopK | AggKind::TopKDistinct => {
@@ -555,6 +552,7 @@ impl AggCall {
                 }
             }
             AggKind::CountDistinct => match &state[0] {
+                Value::Map(entries) => Value::BigInt(entries.len() as i64),
                 Value::Array(items) => Value::BigInt(items.len() as i64),
                 _ => Value::BigInt(0),
             },
@@ -656,6 +654,40 @@ mod tests {
         }
         let unlimited = run(AggKind::CollectList, DataType::Int, &vec![Value::Int(1); 3]);
         assert_eq!(unlimited, Value::Array(vec![Value::Int(1); 3]));
+    }
+
+    #[test]
+    fn count_distinct_counts_each_value_once() {
+        let xs: Vec<Value> = [5, 1, 5, 3, 1, 9, 3]
+            .map(Value::Int)
+            .into_iter()
+            .chain([Value::Null])
+            .collect();
+        assert_eq!(
+            run(AggKind::CountDistinct, DataType::Int, &xs),
+            Value::BigInt(4)
+        );
+        let strings = ["b", "a", "b", "", "a"].map(|s| Value::String(s.into()));
+        assert_eq!(
+            run(AggKind::CountDistinct, DataType::String, &strings),
+            Value::BigInt(3)
+        );
+    }
+
+    #[test]
+    fn count_distinct_continues_a_state_from_an_older_build() {
+        // Older builds kept the distinct values themselves, in arrival order.
+        let call = AggCall::new(
+            AggKind::CountDistinct,
+            Some(Expr::Column(0)),
+            Some(DataType::Int),
+        );
+        let mut state = vec![Value::Array(vec![Value::Int(7), Value::Int(2)])];
+        assert_eq!(call.result(&state), Value::BigInt(2));
+        for v in [2, 4, 7, 4].map(Value::Int) {
+            call.update(&mut state, std::slice::from_ref(&v));
+        }
+        assert_eq!(call.result(&state), Value::BigInt(3));
     }
 
     #[test]
@@ -827,5 +859,36 @@ mod tests {
             AggKind::Avg.return_type(Some(&DataType::Int), None),
             Ok(DataType::Double)
         );
+    }
+}
+
+/// Adds a value to a COUNT_DISTINCT state: the sorted memcomparable encodings of the values
+/// seen, so a membership test is a binary search rather than a scan (a hot group can hold
+/// hundreds of thousands of values). States written by older builds held the values
+/// themselves in arrival order, as an array; they are converted on their first update.
+fn count_distinct_add(state: &mut Value, v: &Value) {
+    let encode = |v: &Value| {
+        let mut k = Vec::with_capacity(16);
+        sluice_common::keycodec::encode_key_value(v, &mut k);
+        k
+    };
+    if let Value::Array(items) = state {
+        let mut keys: Vec<Vec<u8>> = items.iter().filter(|i| !i.is_null()).map(encode).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        *state = Value::Map(
+            keys.into_iter()
+                .map(|k| (Value::Bytes(k), Value::Null))
+                .collect(),
+        );
+    }
+    let Value::Map(entries) = state else { return };
+    let key = encode(v);
+    let found = entries.binary_search_by(|(k, _)| match k {
+        Value::Bytes(b) => b.as_slice().cmp(key.as_slice()),
+        _ => std::cmp::Ordering::Less,
+    });
+    if let Err(i) = found {
+        entries.insert(i, (Value::Bytes(key), Value::Null));
     }
 }

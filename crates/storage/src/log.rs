@@ -219,6 +219,11 @@ impl EmbeddedLog {
             }
             let mut o = Options::default();
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            // Flushed files (L0) are not compressed: they are rewritten by the next
+            // compaction within seconds under load, and compressing them cost ~4% of the
+            // server's CPU in the groupby profile. Compaction output is compressed.
+            use rocksdb::DBCompressionType::{Lz4, None as Plain};
+            o.set_compression_per_level(&[Plain, Lz4, Lz4, Lz4, Lz4, Lz4, Lz4]);
             o.set_write_buffer_size(tuning.write_buffer_mb << 20);
             o.set_block_based_table_factory(&table);
             ColumnFamilyDescriptor::new(c.name(), o)
@@ -284,6 +289,32 @@ impl EmbeddedLog {
 
     pub fn scan_prefix(&self, family: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         scan_prefix(&self.db, family, prefix)
+    }
+
+    /// Calls `visit` with every key and value under `prefix` in key order, without
+    /// collecting them, until it returns false. Returns whether the whole prefix was seen.
+    pub fn visit_prefix(
+        &self,
+        family: Cf,
+        prefix: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<bool> {
+        let mut ro = ReadOptions::default();
+        if let Some(end) = prefix_end(prefix) {
+            ro.set_iterate_upper_bound(end);
+        }
+        // A one-off sweep: keep it from evicting the blocks that serve point reads.
+        ro.fill_cache(false);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(family), ro);
+        it.seek(prefix);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if !visit(k, v) {
+                return Ok(false);
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(true)
     }
 
     /// Writes outside the log synchronously; for catalog changes that must be durable before
