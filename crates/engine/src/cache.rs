@@ -12,20 +12,72 @@
 //! budget. Once the budget is exceeded the cache turns generational: writes go to the
 //! young map; when that holds half the budget, the old map is dropped and the young one
 //! takes its place. Every group update writes its new state, so recently updated groups
-//! stay cached. At the switch the old map briefly holds a full budget, so the peak is
-//! 1.5 times the budget.
+//! stay cached. At the switch the complete map is dropped, so the cache never holds more
+//! than its budget.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 
-/// Per-entry bytes beyond key and value: two boxed slices, the hash table's bucket and
-/// control byte at its load factor, and allocator rounding.
-const ENTRY_OVERHEAD: usize = 80;
+/// Per-entry bytes beyond key and value: the hash table's slot and control byte at its
+/// load factor, the entry's header and allocator rounding.
+const ENTRY_OVERHEAD: usize = 48;
 
-/// Bytes of cached state per query unless `SLUICE_STATE_CACHE_MB` says otherwise: about
-/// 1.5M groups of a five-aggregate query.
-pub(crate) const DEFAULT_BUDGET: usize = 256 << 20;
+/// Bytes of cached state per query unless `SLUICE_STATE_CACHE_MB` says otherwise: 1M
+/// groups of a five-aggregate query take about 110 MiB.
+pub(crate) const DEFAULT_BUDGET: usize = 192 << 20;
 
-type Map = HashMap<Box<[u8]>, Option<Box<[u8]>>, foldhash::fast::RandomState>;
+/// One allocation per entry: key length (u32), a presence byte, the key, the state. A
+/// table slot is then one fat pointer, and a million groups cost one allocation each.
+struct Entry(Box<[u8]>);
+
+impl Entry {
+    fn new(key: &[u8], state: Option<&[u8]>) -> Entry {
+        let value = state.unwrap_or_default();
+        let mut b = Vec::with_capacity(5 + key.len() + value.len());
+        b.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        b.push(state.is_some() as u8);
+        b.extend_from_slice(key);
+        b.extend_from_slice(value);
+        Entry(b.into_boxed_slice())
+    }
+
+    fn key(&self) -> &[u8] {
+        let n = u32::from_le_bytes([self.0[0], self.0[1], self.0[2], self.0[3]]) as usize;
+        &self.0[5..5 + n]
+    }
+
+    fn state(&self) -> Option<&[u8]> {
+        (self.0[4] == 1).then(|| &self.0[5 + self.key().len()..])
+    }
+
+    fn cost(&self) -> usize {
+        self.0.len() + ENTRY_OVERHEAD
+    }
+}
+
+// Hashed and compared by key alone, so the set can be probed with a `&[u8]` key.
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state)
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Entry {}
+
+impl Borrow<[u8]> for Entry {
+    fn borrow(&self) -> &[u8] {
+        self.key()
+    }
+}
+
+type Map = HashSet<Entry, foldhash::fast::RandomState>;
 
 pub(crate) struct StateCache {
     young: Map,
@@ -64,16 +116,16 @@ impl StateCache {
             .map_or(DEFAULT_BUDGET, |mb| mb << 20)
     }
 
+    pub(crate) fn budget(&self) -> usize {
+        self.budget
+    }
+
     pub(crate) fn get(&self, key: &[u8]) -> Cached<'_> {
         match self.young.get(key).or_else(|| self.old.get(key)) {
-            Some(v) => Cached::Known(v.as_deref()),
+            Some(e) => Cached::Known(e.state()),
             None if self.complete => Cached::Known(None),
             None => Cached::Unknown,
         }
-    }
-
-    pub(crate) fn budget(&self) -> usize {
-        self.budget
     }
 
     pub(crate) fn is_complete(&self) -> bool {
@@ -82,27 +134,24 @@ impl StateCache {
 
     /// Records committed state (or its absence) for `key`.
     pub(crate) fn insert(&mut self, key: &[u8], state: Option<&[u8]>) {
-        let cost = key.len() + state.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
-        if let Some(slot) = self.young.get_mut(key) {
-            self.young_bytes = self.young_bytes + cost
-                - (key.len() + slot.as_deref().map_or(0, <[u8]>::len) + ENTRY_OVERHEAD);
-            *slot = state.map(Box::from);
-            return;
-        }
-        let limit = if self.complete {
-            self.budget
-        } else {
-            self.budget / 2
-        };
-        if self.young_bytes + cost > limit {
+        let entry = Entry::new(key, state);
+        let cost = entry.cost();
+        if let Some(previous) = self.young.take(key) {
+            self.young_bytes -= previous.cost();
+        } else if self.young_bytes + cost > self.budget / if self.complete { 1 } else { 2 } {
+            if self.complete {
+                // Leaving completeness: the whole budget is in one map. Dropping it keeps
+                // the peak at the budget; the next updates repopulate the cache.
+                self.young = Map::default();
+                self.complete = false;
+            }
             self.old = std::mem::take(&mut self.young);
             self.young_bytes = 0;
-            self.complete = false;
         }
         // An older copy in the old map is shadowed (lookups try the young map first) and
         // dropped with it at the next rotation.
         self.young_bytes += cost;
-        self.young.insert(Box::from(key), state.map(Box::from));
+        self.young.insert(entry);
     }
 
     #[cfg(test)]
@@ -121,8 +170,8 @@ mod tests {
 
     #[test]
     fn bounded_and_keeps_recent_writes() {
-        // Each entry costs 1 + 20 + overhead bytes; the budget holds four.
-        let mut c = StateCache::new(4 * (21 + ENTRY_OVERHEAD), false);
+        // Each entry costs 5 + 1 + 20 + overhead bytes; the budget holds four.
+        let mut c = StateCache::new(4 * (26 + ENTRY_OVERHEAD), false);
         for i in 0u8..10 {
             let (k, v) = entry(i);
             c.insert(&k, Some(&v));
@@ -137,7 +186,7 @@ mod tests {
 
     #[test]
     fn complete_until_the_budget_is_exceeded() {
-        let mut c = StateCache::new(3 * (21 + ENTRY_OVERHEAD), true);
+        let mut c = StateCache::new(3 * (26 + ENTRY_OVERHEAD), true);
         assert_eq!(
             c.get(&[1]),
             Cached::Known(None),
@@ -155,15 +204,14 @@ mod tests {
         c.insert(&k, Some(&v));
         assert!(!c.is_complete());
         assert_eq!(c.get(&[200]), Cached::Unknown, "no longer complete");
-        // Everything inserted is still answered until the next rotation.
-        for i in 0u8..4 {
-            assert!(matches!(c.get(&[i]), Cached::Known(Some(_))), "{i}");
-        }
+        // The full map was dropped; the newest entry is cached.
+        assert!(c.len() <= 1);
+        assert!(matches!(c.get(&[3]), Cached::Known(Some(_))));
     }
 
     #[test]
     fn a_key_rewritten_after_rotation_is_not_stale() {
-        let mut c = StateCache::new(4 * (21 + ENTRY_OVERHEAD), false);
+        let mut c = StateCache::new(4 * (26 + ENTRY_OVERHEAD), false);
         c.insert(&[1], Some(&[1u8; 20]));
         c.insert(&[2], Some(&[2u8; 20]));
         c.insert(&[3], Some(&[3u8; 20])); // rotates: [1], [2] are old
