@@ -2,7 +2,7 @@
 //! topic in batches and commit each batch's effects atomically.
 
 use crate::cache::{Cached, StateCache};
-use crate::keys::{agg_key, offset_key, source_row_key, table_key};
+use crate::keys::{agg_key, offset_key, source_row_key, table_key, table_prefix};
 use crate::plan::{Operator, QueryPlan, TableFunction};
 use crate::rows::{decode_record, encode_row_record, string_timestamp};
 use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
@@ -75,6 +75,20 @@ struct Worker {
     cache: StateCache,
     /// Whether the cache has been loaded with the query's committed state.
     warmed: bool,
+    /// Where an aggregation keeps its groups' state (decided when the cache is loaded).
+    layout: StateLayout,
+}
+
+/// Where an aggregate query keeps each group's state.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum StateLayout {
+    /// Under its own key (`'A'`), beside the sink table's row.
+    Separate,
+    /// Appended to the sink table's row (`'T'`), after its `row_len` values: one RocksDB
+    /// write per group update instead of two. Used when the sink's key is the group key,
+    /// no HAVING can hide a group, and the state has a fixed size (pull queries decode the
+    /// whole row).
+    InSinkRow { row_len: usize },
 }
 
 /// One processed batch, ready to commit: the transaction, the source positions it moves
@@ -195,6 +209,7 @@ impl Engine {
             stats: stats.clone(),
             cache: StateCache::new(self.state_cache_budget, false),
             warmed: false,
+            layout: StateLayout::Separate,
         };
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("query", id = %label);
@@ -468,9 +483,24 @@ impl Worker {
         if !matches!(plan.op, Operator::Aggregate { .. }) || tag != b'O' {
             return Ok(());
         }
+        // Queries created by builds that kept state apart keep doing so.
+        let mut legacy = false;
+        self.log
+            .visit_prefix(Cf::State, &agg_key(id, &[]), |_, _| {
+                legacy = true;
+                false
+            })?;
+        self.layout = match in_sink_row_layout(plan) {
+            Some(layout) if !legacy => layout,
+            _ => StateLayout::Separate,
+        };
+        let state_prefix = match self.layout {
+            StateLayout::Separate => agg_key(id, &[]),
+            StateLayout::InSinkRow { .. } => table_prefix(plan.sink.id),
+        };
         let mut cache = StateCache::new(self.cache.budget(), true);
         let mut fits = true;
-        for prefix in [agg_key(id, &[]), source_row_key(id, &[])] {
+        for prefix in [state_prefix, source_row_key(id, &[])] {
             if !fits {
                 break;
             }
@@ -479,7 +509,7 @@ impl Worker {
                 cache.is_complete()
             })?;
         }
-        tracing::debug!(complete = cache.is_complete(), "aggregate state loaded");
+        tracing::debug!(complete = cache.is_complete(), layout = ?self.layout, "aggregate state loaded");
         self.cache = cache;
         Ok(())
     }
@@ -673,14 +703,27 @@ impl Worker {
         else {
             return Ok(());
         };
-        let key = agg_key(plan.num, group);
+        let key = match self.layout {
+            StateLayout::Separate => agg_key(plan.num, group),
+            StateLayout::InSinkRow { .. } => table_key(plan.sink.id, group),
+        };
         // Taken out of the overlay, not cloned: a group's state can be large (COLLECT_LIST,
         // COUNT_DISTINCT, HISTOGRAM), and copying it for every event made a hot group's
         // updates quadratic. Nothing below returns early before it is put back.
-        let existing = match b.overlay.remove(&key) {
+        let mut existing = match b.overlay.remove(&key) {
             Some(state) => state,
             None => self.load(&b.overlay, &key)?,
         };
+        if let (StateLayout::InSinkRow { row_len }, Some(row)) = (self.layout, &mut existing) {
+            if row.len() < row_len {
+                return Err(EngineError::Invalid(format!(
+                    "stored row of {} has {} values, fewer than its {row_len} columns",
+                    plan.sink.name,
+                    row.len()
+                )));
+            }
+            row.drain(..row_len);
+        }
         let result_row = |state: &[Value]| -> Vec<Value> {
             let mut r = group.to_vec();
             r.push(Value::BigInt(rowtime));
@@ -719,6 +762,19 @@ impl Worker {
             slot += n;
         }
         let agg_row = result_row(&state);
+        if let StateLayout::InSinkRow { .. } = self.layout {
+            // No HAVING in this layout: every group is visible.
+            let mut row: Vec<Value> = projection.iter().map(|e| e.eval(&agg_row)).collect();
+            let emitted = self.emit_record(plan, b, &row, rowtime, false);
+            row.extend([
+                Value::BigInt(*emitted.as_ref().unwrap_or(&rowtime)),
+                Value::Null,
+                Value::Null,
+            ]);
+            row.extend(state);
+            b.overlay.insert(key, Some(row));
+            return emitted.map(|_| ());
+        }
         b.overlay.insert(key, Some(state));
         let visible = having.as_ref().is_none_or(|h| h.test(&agg_row));
         if !visible && !was_visible {
@@ -738,6 +794,32 @@ impl Worker {
         rowtime: i64,
         tombstone: bool,
     ) -> Result<()> {
+        let rowtime = self.emit_record(plan, b, &out, rowtime, tombstone)?;
+        let sink = &plan.sink;
+        if sink.kind == SourceKind::Table {
+            let key = table_key(sink.id, &out[..sink.schema.key_count()]);
+            let row = (!tombstone).then(|| {
+                // Position of the output record is not known until commit; pull queries
+                // expose ROWTIME only.
+                out.push(Value::BigInt(rowtime));
+                out.push(Value::Null);
+                out.push(Value::Null);
+                encode_row_vec(&out)
+            });
+            b.rows.insert(key, row);
+        }
+        Ok(())
+    }
+
+    /// Appends one output row to the sink topic; returns the record's timestamp.
+    fn emit_record(
+        &self,
+        plan: &QueryPlan,
+        b: &mut Batch,
+        out: &[Value],
+        rowtime: i64,
+        tombstone: bool,
+    ) -> Result<i64> {
         let sink = &plan.sink;
         // A sink WITH (TIMESTAMP='col') stamps its records with that column.
         let rowtime = match sink
@@ -766,27 +848,53 @@ impl Worker {
                 "output timestamp {rowtime} is negative; record not written"
             )));
         }
-        let record = encode_row_record(sink, &out, rowtime, tombstone)?;
+        let record = encode_row_record(sink, out, rowtime, tombstone)?;
         let topic = self
             .sink
             .as_ref()
             .ok_or_else(|| EngineError::Invalid("query has no sink topic".into()))?;
         let partition = topic.partition_for(record.key.as_deref());
         b.txn.append(topic, partition, record);
-        if sink.kind == SourceKind::Table {
-            let key = table_key(sink.id, &out[..sink.schema.key_count()]);
-            let row = (!tombstone).then(|| {
-                // Position of the output record is not known until commit; pull queries
-                // expose ROWTIME only.
-                out.push(Value::BigInt(rowtime));
-                out.push(Value::Null);
-                out.push(Value::Null);
-                encode_row_vec(&out)
-            });
-            b.rows.insert(key, row);
-        }
-        Ok(())
+        Ok(rowtime)
     }
+}
+
+/// The in-sink-row layout when `plan` allows it: an aggregation into a table, without
+/// HAVING, whose key columns are its group values in order (so the group key is the table
+/// key), and whose aggregates keep fixed-size state.
+fn in_sink_row_layout(plan: &QueryPlan) -> Option<StateLayout> {
+    let Operator::Aggregate {
+        group_by,
+        aggregates,
+        having: None,
+        projection,
+        ..
+    } = &plan.op
+    else {
+        return None;
+    };
+    let sink = &plan.sink;
+    let keys = sink.schema.key_count();
+    if sink.kind != SourceKind::Table
+        || keys != group_by.len()
+        || projection.len() != sink.schema.len()
+        || (0..keys).any(|i| !matches!(projection[i], sluice_expr::Expr::Column(c) if c == i))
+    {
+        return None;
+    }
+    let mut state = Vec::new();
+    for a in aggregates {
+        a.init(&mut state);
+    }
+    if state
+        .iter()
+        .any(|v| matches!(v, Value::Array(_) | Value::Map(_) | Value::Struct(_)))
+    {
+        return None;
+    }
+    Some(StateLayout::InSinkRow {
+        row_len: sink.schema.len() + 3,
+    })
 }
 
 /// Applies table functions: each listed column holds an array; output row i takes the
