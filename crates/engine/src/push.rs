@@ -15,6 +15,9 @@ use tokio::sync::mpsc;
 /// Rows buffered between the reader and a subscriber's connection.
 const CHANNEL: usize = 512;
 const READ_BATCH: usize = 512;
+/// Records behind the end at most for a read on the async worker instead of the blocking
+/// pool.
+const INLINE_READ: u64 = 256;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PushEvent {
@@ -76,11 +79,22 @@ impl Engine {
                 changed.borrow_and_update();
                 let mut any = false;
                 for p in 0..topic.partitions {
-                    let (log2, topic2, from) = (log.clone(), topic.clone(), positions[p as usize]);
-                    let read = tokio::task::spawn_blocking(move || {
-                        log2.read(&topic2, p, from, READ_BATCH)
-                    })
-                    .await;
+                    let from = positions[p as usize];
+                    let behind = topic.end_offset(p).saturating_sub(from);
+                    if behind == 0 {
+                        continue;
+                    }
+                    // A subscriber keeping up reads a few records from the memtable: cheaper
+                    // done here than handed to the blocking pool, whose thread handoff
+                    // dominated the latency from commit to delivery. Catching up reads
+                    // whole entries, possibly from disk, so it stays on the blocking pool.
+                    let read = if behind <= INLINE_READ {
+                        Ok(log.read(&topic, p, from, READ_BATCH))
+                    } else {
+                        let (log2, topic2) = (log.clone(), topic.clone());
+                        tokio::task::spawn_blocking(move || log2.read(&topic2, p, from, READ_BATCH))
+                            .await
+                    };
                     let records: Vec<StoredRecord> = match read {
                         Ok(Ok(r)) => r,
                         Ok(Err(e)) => {
