@@ -76,6 +76,16 @@ fn write_value(v: &Value, out: &mut Vec<u8>) -> Result<()> {
 }
 
 pub(crate) fn decode(columns: &[Column], bytes: &[u8], wrap_single: bool) -> Result<Vec<Value>> {
+    if (columns.len() > 1 || wrap_single)
+        && let Some(row) = object_row::decode(columns, bytes)
+    {
+        return row;
+    }
+    decode_tree(columns, bytes, wrap_single)
+}
+
+/// The general path: the text parsed into a `serde_json::Value`, then converted.
+fn decode_tree(columns: &[Column], bytes: &[u8], wrap_single: bool) -> Result<Vec<Value>> {
     let json: Json = serde_json::from_slice(bytes)
         .map_err(|e| FormatError::Invalid(format!("invalid JSON: {e}")))?;
     if columns.len() == 1 && !wrap_single {
@@ -339,6 +349,60 @@ pub(crate) fn parse_text(text: &str, t: &DataType) -> Result<Value> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn object_rows_decode_as_the_general_path_does() {
+        use sluice_common::ColumnRole;
+        let col = |name: &str, data_type: DataType| Column {
+            name: name.into(),
+            data_type,
+            role: ColumnRole::Value,
+        };
+        let columns = vec![
+            col("ID", DataType::BigInt),
+            col("Name", DataType::String),
+            col("AMOUNT", DataType::Double),
+            col("N", DataType::Int),
+            col(
+                "PRICE",
+                DataType::Decimal {
+                    precision: 10,
+                    scale: 2,
+                },
+            ),
+            col("OK", DataType::Boolean),
+            col("TAGS", DataType::Array(Box::new(DataType::String))),
+        ];
+        let inputs = [
+            r#"{"ID":1,"Name":"a","AMOUNT":1.5,"N":3,"PRICE":12.34,"OK":true,"TAGS":["x"]}"#,
+            r#"{"id":1,"name":"case","amount":2,"n":"4","price":"1.1","ok":"false"}"#,
+            r#"{"ID":1,"id":2,"ID":3,"name":"first","NAME":"second","name":"third"}"#,
+            r#"{"Name":12.50,"TAGS":null,"extra":{"deep":[1,2,{"x":null}]}}"#,
+            r#"{"Name":{"b":1,"a":[true]},"N":1.9,"ID":-9007199254740993}"#,
+            r#"{"Name":"esc\"aped\u00e9","ID":18446744073709551615}"#,
+            r#"{"N":"not a number","ID":"also not"}"#,
+            r#"{"N":1,"N":"bad"}"#,
+            r#"{"N":"bad","N":2}"#,
+            r#"{"OK":1,"TAGS":"no"}"#,
+            r#"{}"#,
+        ];
+        for input in inputs {
+            let fast = object_row::decode(&columns, input.as_bytes()).expect(input);
+            let tree = decode_tree(&columns, input.as_bytes(), false);
+            match (&fast, &tree) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{input}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{input}"),
+                _ => panic!("{input}: fast {fast:?}, general {tree:?}"),
+            }
+        }
+        // Not an object, or not JSON: left to the general path.
+        for input in ["null", "[1]", "5", "{\"ID\":", "{\"ID\":1} x"] {
+            assert!(
+                object_row::decode(&columns, input.as_bytes()).is_none(),
+                "{input}"
+            );
+        }
+    }
+
     use super::*;
     use sluice_common::ColumnRole;
 
@@ -399,6 +463,223 @@ mod tests {
                 encode(&columns[..1], std::slice::from_ref(v), false).unwrap(),
                 expected
             );
+        }
+    }
+}
+
+/// Decoding a JSON object straight into a row: one pass over the text, no tree. The
+/// general path parsed into a `serde_json::Value` first (an ordered map with an owned
+/// string per key and per number), which cost nine times the encoding.
+///
+/// It keeps the general path's rules: a column takes the field of the same name, else
+/// the first field whose name matches ignoring ASCII case; of repeated fields the last
+/// wins; each value converts through [`json_to_value`] (strings into STRING columns
+/// directly). Anything else (text that is not a JSON object, a syntax error) returns
+/// `None`, and the general path decodes it and words the error.
+mod object_row {
+    use super::{Json, json_to_value};
+    use crate::{FormatError, Result};
+    use serde::Deserialize;
+    use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use sluice_common::{Column, DataType, Value};
+    use std::fmt;
+
+    pub(super) fn decode(columns: &[Column], bytes: &[u8]) -> Option<Result<Vec<Value>>> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let row = de.deserialize_any(RowVisitor { columns }).ok()?;
+        de.end().ok()?;
+        Some(row)
+    }
+
+    /// How a column got its value so far.
+    #[derive(Clone, PartialEq)]
+    enum Matched {
+        No,
+        /// By a field whose name differs in case: later fields of another name lose.
+        IgnoringCase(String),
+        Exactly,
+    }
+
+    struct RowVisitor<'a> {
+        columns: &'a [Column],
+    }
+
+    impl<'de> Visitor<'de> for RowVisitor<'_> {
+        type Value = Result<Vec<Value>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let n = self.columns.len();
+            let mut row = vec![Value::Null; n];
+            let mut matched = vec![Matched::No; n];
+            // Per column, the error of its current value: a later repeat of the field can
+            // replace a bad value, and the general path reports the first column that fails.
+            let mut failed: Vec<Option<FormatError>> = Vec::new();
+            while let Some(field) = map.next_key_seed(FieldSeed {
+                columns: self.columns,
+            })? {
+                let take = match &field {
+                    Field::Exact(i) => {
+                        matched[*i] = Matched::Exactly;
+                        Some(*i)
+                    }
+                    Field::IgnoringCase(i, name) => match &matched[*i] {
+                        Matched::No => {
+                            matched[*i] = Matched::IgnoringCase(name.clone());
+                            Some(*i)
+                        }
+                        Matched::IgnoringCase(first) if first == name => Some(*i),
+                        _ => None,
+                    },
+                    Field::Other => None,
+                };
+                match take {
+                    Some(i) => {
+                        let column = &self.columns[i];
+                        let value = map.next_value_seed(ValueSeed {
+                            ty: &column.data_type,
+                        })?;
+                        if let Some(slot) = failed.get_mut(i) {
+                            *slot = None;
+                        }
+                        match value {
+                            Ok(v) => row[i] = v,
+                            Err(e) => {
+                                failed.resize_with(n, || None);
+                                failed[i] = Some(FormatError::Invalid(format!(
+                                    "field {}: {e}",
+                                    column.name
+                                )));
+                            }
+                        }
+                    }
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(match failed.into_iter().flatten().next() {
+                Some(e) => Err(e),
+                None => Ok(row),
+            })
+        }
+    }
+
+    enum Field {
+        Exact(usize),
+        IgnoringCase(usize, String),
+        Other,
+    }
+
+    struct FieldSeed<'a> {
+        columns: &'a [Column],
+    }
+
+    impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+        type Value = Field;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Field, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for FieldSeed<'_> {
+        type Value = Field;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a field name")
+        }
+
+        fn visit_str<E: de::Error>(self, name: &str) -> std::result::Result<Field, E> {
+            if let Some(i) = self.columns.iter().position(|c| c.name == name) {
+                return Ok(Field::Exact(i));
+            }
+            Ok(
+                match self
+                    .columns
+                    .iter()
+                    .position(|c| c.name.eq_ignore_ascii_case(name))
+                {
+                    Some(i) => Field::IgnoringCase(i, name.to_string()),
+                    None => Field::Other,
+                },
+            )
+        }
+    }
+
+    /// One field's value for a column of type `ty`; conversion errors are returned as
+    /// values, so only JSON syntax errors stop the parse.
+    struct ValueSeed<'a> {
+        ty: &'a DataType,
+    }
+
+    impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+        type Value = Result<Value>;
+
+        fn deserialize<D: Deserializer<'de>>(
+            self,
+            d: D,
+        ) -> std::result::Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for ValueSeed<'_> {
+        type Value = Result<Value>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(Ok(Value::Null))
+        }
+
+        fn visit_bool<E: de::Error>(self, b: bool) -> std::result::Result<Self::Value, E> {
+            Ok(json_to_value(&Json::Bool(b), self.ty))
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Self::Value, E> {
+            Ok(match self.ty {
+                DataType::String => Ok(Value::String(s.to_string())),
+                ty => json_to_value(&Json::String(s.to_string()), ty),
+            })
+        }
+
+        // Numbers arrive here too: with arbitrary precision, serde_json hands a number to
+        // `deserialize_any` as a one-entry map that `Json`'s own visitor recognizes.
+        fn visit_map<A: MapAccess<'de>>(
+            self,
+            map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let json = Json::deserialize(de::value::MapAccessDeserializer::new(map))?;
+            Ok(json_to_value(&json, self.ty))
+        }
+
+        fn visit_seq<A: de::SeqAccess<'de>>(
+            self,
+            seq: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let json = Json::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+            Ok(json_to_value(&json, self.ty))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
+            Ok(json_to_value(&Json::from(v), self.ty))
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
+            Ok(json_to_value(&Json::from(v), self.ty))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Self::Value, E> {
+            Ok(json_to_value(&Json::from(v), self.ty))
         }
     }
 }
