@@ -15,13 +15,13 @@
 //! stay cached. At the switch the complete map is dropped, so the cache never holds more
 //! than its budget.
 
-use std::borrow::Borrow;
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as Slot;
+use std::hash::BuildHasher;
 
-/// Per-entry bytes beyond key and value: the hash table's slot and control byte at its
-/// load factor, the entry's header and allocator rounding.
-const ENTRY_OVERHEAD: usize = 48;
+/// Per-entry bytes beyond key and value: the hash table's slot (hash and pointer) and
+/// control byte at its load factor, the entry's header and allocator rounding.
+const ENTRY_OVERHEAD: usize = 56;
 
 /// Bytes of cached state per query unless `SLUICE_STATE_CACHE_MB` says otherwise: 1M
 /// groups of a five-aggregate query take about 110 MiB.
@@ -56,30 +56,13 @@ impl Entry {
     }
 }
 
-// Hashed and compared by key alone, so the set can be probed with a `&[u8]` key.
-impl Hash for Entry {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key().hash(state)
-    }
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Entry) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for Entry {}
-
-impl Borrow<[u8]> for Entry {
-    fn borrow(&self) -> &[u8] {
-        self.key()
-    }
-}
-
-type Map = HashSet<Entry, foldhash::fast::RandomState>;
+/// A table of entries with their keys' hashes: comparing the stored hash first means a
+/// probe dereferences (a cache miss, for a cold entry) only the entry it is after, and a
+/// resize none.
+type Map = HashTable<(u64, Entry)>;
 
 pub(crate) struct StateCache {
+    hasher: foldhash::fast::RandomState,
     young: Map,
     old: Map,
     young_bytes: usize,
@@ -100,6 +83,7 @@ impl StateCache {
     /// An empty cache; `complete` says whether the query has no committed state at all.
     pub(crate) fn new(budget: usize, complete: bool) -> StateCache {
         StateCache {
+            hasher: foldhash::fast::RandomState::default(),
             young: Map::default(),
             old: Map::default(),
             young_bytes: 0,
@@ -121,8 +105,14 @@ impl StateCache {
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Cached<'_> {
-        match self.young.get(key).or_else(|| self.old.get(key)) {
-            Some(e) => Cached::Known(e.state()),
+        let hash = self.hasher.hash_one(key);
+        let eq = |(h, e): &(u64, Entry)| *h == hash && e.key() == key;
+        match self
+            .young
+            .find(hash, eq)
+            .or_else(|| self.old.find(hash, eq))
+        {
+            Some((_, e)) => Cached::Known(e.state()),
             None if self.complete => Cached::Known(None),
             None => Cached::Unknown,
         }
@@ -136,9 +126,19 @@ impl StateCache {
     pub(crate) fn insert(&mut self, key: &[u8], state: Option<&[u8]>) {
         let entry = Entry::new(key, state);
         let cost = entry.cost();
-        if let Some(previous) = self.young.take(key) {
-            self.young_bytes -= previous.cost();
-        } else if self.young_bytes + cost > self.budget / if self.complete { 1 } else { 2 } {
+        let hash = self.hasher.hash_one(key);
+        let slot = self.young.entry(
+            hash,
+            |(h, e): &(u64, Entry)| *h == hash && e.key() == key,
+            |(h, _)| *h,
+        );
+        if let Slot::Occupied(mut o) = slot {
+            let (_, previous) = o.get_mut();
+            self.young_bytes = self.young_bytes + cost - previous.cost();
+            *previous = entry;
+            return;
+        }
+        if self.young_bytes + cost > self.budget / if self.complete { 1 } else { 2 } {
             if self.complete {
                 // Leaving completeness: the whole budget is in one map. Dropping it keeps
                 // the peak at the budget; the next updates repopulate the cache.
@@ -151,7 +151,7 @@ impl StateCache {
         // An older copy in the old map is shadowed (lookups try the young map first) and
         // dropped with it at the next rotation.
         self.young_bytes += cost;
-        self.young.insert(entry);
+        self.young.insert_unique(hash, (hash, entry), |(h, _)| *h);
     }
 
     #[cfg(test)]
