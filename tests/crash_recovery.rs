@@ -202,7 +202,11 @@ async fn aggregate_state_from_an_earlier_build_is_continued() {
     )
     .await;
     for (k, v) in [("a", 1), ("a", 2), ("b", 10)] {
-        exec_ok(&mut c, &format!("INSERT INTO ev (k, v) VALUES ('{k}', {v});")).await;
+        exec_ok(
+            &mut c,
+            &format!("INSERT INTO ev (k, v) VALUES ('{k}', {v});"),
+        )
+        .await;
     }
     let sorted = |rows: &[Vec<String>]| {
         let mut rows = rows.to_vec();
@@ -248,7 +252,11 @@ async fn aggregate_state_from_an_earlier_build_is_continued() {
     let mut c = server.client().await;
     eventually(&mut c, sql, |rows| sorted(rows) == want).await;
     for (k, v) in [("a", 4), ("c", 5)] {
-        exec_ok(&mut c, &format!("INSERT INTO ev (k, v) VALUES ('{k}', {v});")).await;
+        exec_ok(
+            &mut c,
+            &format!("INSERT INTO ev (k, v) VALUES ('{k}', {v});"),
+        )
+        .await;
     }
     let want = table(&[("a", 3, 7), ("b", 1, 10), ("c", 1, 5)]);
     eventually(&mut c, sql, |rows| sorted(rows) == want).await;

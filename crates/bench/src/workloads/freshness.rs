@@ -153,6 +153,24 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
             }
         }
     }
+    if let Ok(path) = std::env::var("SLUICE_BENCH_TIMELINE") {
+        let mut text = String::new();
+        for (b, (lo, hi, sent)) in batches.iter().enumerate() {
+            let ack = acked[b];
+            let arr = (*lo..*hi)
+                .filter_map(|i| arrivals[i as usize])
+                .max()
+                .map_or(0, |a| a.saturating_duration_since(start).as_micros());
+            text.push_str(&format!(
+                "{} {} {} {}\n",
+                sent.saturating_duration_since(start).as_micros(),
+                ack.saturating_duration_since(start).as_micros(),
+                arr,
+                hi - lo
+            ));
+        }
+        let _ = std::fs::write(path, text);
+    }
     from_send.sort_unstable();
     let pct = |v: &[u64], q: f64| {
         let i = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len().max(1));
