@@ -13,19 +13,61 @@
 //! young map; when that holds half the budget, the old map is dropped and the young one
 //! takes its place. Every group update writes its new state, so recently updated groups
 //! stay cached. At the switch the complete map is dropped, so the cache never holds more
-//! than its budget.
+//! than its budget. All queries' caches draw from one budget: a cache that would take it
+//! over sheds its own older generation.
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as Slot;
 use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Per-entry bytes beyond key and value: the hash table's slot (hash and pointer) and
 /// control byte at its load factor, the entry's header and allocator rounding.
 const ENTRY_OVERHEAD: usize = 56;
 
-/// Bytes of cached state per query unless `SLUICE_STATE_CACHE_MB` says otherwise: 1M
-/// groups of a five-aggregate query take about 110 MiB.
+/// Bytes of cached state, all queries together, unless `SLUICE_STATE_CACHE_MB` says
+/// otherwise: 1M groups of a five-aggregate view take about 170 MiB.
 pub(crate) const DEFAULT_BUDGET: usize = 192 << 20;
+
+/// The memory budget every query's state cache draws from, so that the server's
+/// footprint does not grow with the number of aggregating queries.
+#[derive(Clone)]
+pub(crate) struct Budget {
+    limit: usize,
+    used: Arc<AtomicUsize>,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: usize) -> Budget {
+        Budget {
+            limit: limit.max(1),
+            used: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The budget from `SLUICE_STATE_CACHE_MB`, or the default.
+    pub(crate) fn from_env() -> Budget {
+        Budget::new(
+            std::env::var("SLUICE_STATE_CACHE_MB")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .map_or(DEFAULT_BUDGET, |mb| mb << 20),
+        )
+    }
+
+    fn over(&self, extra: usize) -> bool {
+        self.used.load(Ordering::Relaxed) + extra > self.limit
+    }
+
+    fn take(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn give(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
 
 /// One allocation per entry: key length (u32), a presence byte, the key, the state. A
 /// table slot is then one fat pointer, and a million groups cost one allocation each.
@@ -66,8 +108,15 @@ pub(crate) struct StateCache {
     young: Map,
     old: Map,
     young_bytes: usize,
-    budget: usize,
+    old_bytes: usize,
+    budget: Budget,
     complete: bool,
+}
+
+impl Drop for StateCache {
+    fn drop(&mut self) {
+        self.budget.give(self.young_bytes + self.old_bytes);
+    }
 }
 
 /// What the cache knows about a key.
@@ -81,27 +130,20 @@ pub(crate) enum Cached<'a> {
 
 impl StateCache {
     /// An empty cache; `complete` says whether the query has no committed state at all.
-    pub(crate) fn new(budget: usize, complete: bool) -> StateCache {
+    pub(crate) fn new(budget: Budget, complete: bool) -> StateCache {
         StateCache {
             hasher: foldhash::fast::RandomState::default(),
             young: Map::default(),
             old: Map::default(),
             young_bytes: 0,
-            budget: budget.max(1),
+            old_bytes: 0,
+            budget,
             complete,
         }
     }
 
-    /// The budget from `SLUICE_STATE_CACHE_MB`, or the default.
-    pub(crate) fn budget_from_env() -> usize {
-        std::env::var("SLUICE_STATE_CACHE_MB")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .map_or(DEFAULT_BUDGET, |mb| mb << 20)
-    }
-
-    pub(crate) fn budget(&self) -> usize {
-        self.budget
+    pub(crate) fn budget(&self) -> &Budget {
+        &self.budget
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Cached<'_> {
@@ -134,23 +176,37 @@ impl StateCache {
         );
         if let Slot::Occupied(mut o) = slot {
             let (_, previous) = o.get_mut();
+            self.budget.give(previous.cost());
+            self.budget.take(cost);
             self.young_bytes = self.young_bytes + cost - previous.cost();
             *previous = entry;
             return;
         }
-        if self.young_bytes + cost > self.budget / if self.complete { 1 } else { 2 } {
-            if self.complete {
-                // Leaving completeness: the whole budget is in one map. Dropping it keeps
-                // the peak at the budget; the next updates repopulate the cache.
+        if self.complete {
+            if self.budget.over(cost) {
+                // Leaving completeness: drop everything rather than keep a full map as the
+                // old generation, so the budget holds; the next updates repopulate it.
+                self.budget.give(self.young_bytes);
                 self.young = Map::default();
+                self.young_bytes = 0;
                 self.complete = false;
             }
+        } else if self.budget.over(cost) || self.young_bytes + cost > self.budget.limit / 2 {
+            // Generations of at most half the budget each; under pressure from other
+            // queries' caches, this one sheds its older half (and more if still over).
+            self.budget.give(self.old_bytes);
             self.old = std::mem::take(&mut self.young);
-            self.young_bytes = 0;
+            self.old_bytes = std::mem::take(&mut self.young_bytes);
+            if self.budget.over(cost) {
+                self.budget.give(self.old_bytes);
+                self.old = Map::default();
+                self.old_bytes = 0;
+            }
         }
         // An older copy in the old map is shadowed (lookups try the young map first) and
         // dropped with it at the next rotation.
         self.young_bytes += cost;
+        self.budget.take(cost);
         self.young.insert_unique(hash, (hash, entry), |(h, _)| *h);
     }
 
@@ -171,7 +227,7 @@ mod tests {
     #[test]
     fn bounded_and_keeps_recent_writes() {
         // Each entry costs 5 + 1 + 20 + overhead bytes; the budget holds four.
-        let mut c = StateCache::new(4 * (26 + ENTRY_OVERHEAD), false);
+        let mut c = StateCache::new(Budget::new(4 * (26 + ENTRY_OVERHEAD)), false);
         for i in 0u8..10 {
             let (k, v) = entry(i);
             c.insert(&k, Some(&v));
@@ -186,7 +242,7 @@ mod tests {
 
     #[test]
     fn complete_until_the_budget_is_exceeded() {
-        let mut c = StateCache::new(3 * (26 + ENTRY_OVERHEAD), true);
+        let mut c = StateCache::new(Budget::new(3 * (26 + ENTRY_OVERHEAD)), true);
         assert_eq!(
             c.get(&[1]),
             Cached::Known(None),
@@ -210,8 +266,35 @@ mod tests {
     }
 
     #[test]
+    fn caches_share_one_budget() {
+        let per_entry = 26 + ENTRY_OVERHEAD;
+        let budget = Budget::new(6 * per_entry);
+        let mut a = StateCache::new(budget.clone(), false);
+        let mut b = StateCache::new(budget.clone(), false);
+        for i in 0u8..40 {
+            let (k, v) = entry(i);
+            // Interleaved, with the first cache inserting twice as often.
+            if i % 3 == 2 {
+                b.insert(&k, Some(&v));
+            } else {
+                a.insert(&k, Some(&v));
+            }
+            let used = budget.used.load(Ordering::Relaxed);
+            assert!(used <= 6 * per_entry + per_entry, "{used} bytes after {i}");
+            assert_eq!(
+                used,
+                a.young_bytes + a.old_bytes + b.young_bytes + b.old_bytes
+            );
+        }
+        assert!(matches!(b.get(&[38]), Cached::Known(Some(_))));
+        drop(a);
+        drop(b);
+        assert_eq!(budget.used.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn a_key_rewritten_after_rotation_is_not_stale() {
-        let mut c = StateCache::new(4 * (26 + ENTRY_OVERHEAD), false);
+        let mut c = StateCache::new(Budget::new(4 * (26 + ENTRY_OVERHEAD)), false);
         c.insert(&[1], Some(&[1u8; 20]));
         c.insert(&[2], Some(&[2u8; 20]));
         c.insert(&[3], Some(&[3u8; 20])); // rotates: [1], [2] are old

@@ -1,7 +1,7 @@
 //! Persistent queries and table materializers: long-running workers that read a source
 //! topic in batches and commit each batch's effects atomically.
 
-use crate::cache::{Cached, StateCache};
+use crate::cache::{Budget, Cached, StateCache};
 use crate::keys::{agg_key, offset_key, source_row_key, table_key, table_prefix};
 use crate::plan::{Operator, QueryPlan, TableFunction};
 use crate::rows::{decode_record, encode_row_record, string_timestamp};
@@ -52,8 +52,8 @@ pub struct Engine {
     proc_log: Arc<Topic>,
     queries: Mutex<HashMap<String, Running>>,
     materializers: Mutex<HashMap<u64, Running>>,
-    /// Bytes of aggregate state each query keeps in memory.
-    state_cache_budget: usize,
+    /// Memory for aggregate state kept by all queries together.
+    state_cache_budget: Budget,
 }
 
 enum Kind {
@@ -104,7 +104,7 @@ impl Engine {
             proc_log,
             queries: Mutex::new(HashMap::new()),
             materializers: Mutex::new(HashMap::new()),
-            state_cache_budget: StateCache::budget_from_env(),
+            state_cache_budget: Budget::from_env(),
         })
     }
 
@@ -207,7 +207,7 @@ impl Engine {
             proc_log: self.proc_log.clone(),
             positions,
             stats: stats.clone(),
-            cache: StateCache::new(self.state_cache_budget, false),
+            cache: StateCache::new(self.state_cache_budget.clone(), false),
             warmed: false,
             layout: StateLayout::Separate,
         };
@@ -498,7 +498,7 @@ impl Worker {
             StateLayout::Separate => agg_key(id, &[]),
             StateLayout::InSinkRow { .. } => table_prefix(plan.sink.id),
         };
-        let mut cache = StateCache::new(self.cache.budget(), true);
+        let mut cache = StateCache::new(self.cache.budget().clone(), true);
         let mut fits = true;
         for prefix in [state_prefix, source_row_key(id, &[])] {
             if !fits {
