@@ -621,6 +621,37 @@ fn add(acc: &Value, v: &Value) -> Value {
     }
 }
 
+/// Adds a value to a COUNT_DISTINCT state: the sorted memcomparable encodings of the values
+/// seen, so a membership test is a binary search rather than a scan (a hot group can hold
+/// hundreds of thousands of values). States written by older builds held the values
+/// themselves in arrival order, as an array; they are converted on their first update.
+fn count_distinct_add(state: &mut Value, v: &Value) {
+    let encode = |v: &Value| {
+        let mut k = Vec::with_capacity(16);
+        sluice_common::keycodec::encode_key_value(v, &mut k);
+        k
+    };
+    if let Value::Array(items) = state {
+        let mut keys: Vec<Vec<u8>> = items.iter().filter(|i| !i.is_null()).map(encode).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        *state = Value::Map(
+            keys.into_iter()
+                .map(|k| (Value::Bytes(k), Value::Null))
+                .collect(),
+        );
+    }
+    let Value::Map(entries) = state else { return };
+    let key = encode(v);
+    let found = entries.binary_search_by(|(k, _)| match k {
+        Value::Bytes(b) => b.as_slice().cmp(key.as_slice()),
+        _ => std::cmp::Ordering::Less,
+    });
+    if let Err(i) = found {
+        entries.insert(i, (Value::Bytes(key), Value::Null));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -859,36 +890,5 @@ mod tests {
             AggKind::Avg.return_type(Some(&DataType::Int), None),
             Ok(DataType::Double)
         );
-    }
-}
-
-/// Adds a value to a COUNT_DISTINCT state: the sorted memcomparable encodings of the values
-/// seen, so a membership test is a binary search rather than a scan (a hot group can hold
-/// hundreds of thousands of values). States written by older builds held the values
-/// themselves in arrival order, as an array; they are converted on their first update.
-fn count_distinct_add(state: &mut Value, v: &Value) {
-    let encode = |v: &Value| {
-        let mut k = Vec::with_capacity(16);
-        sluice_common::keycodec::encode_key_value(v, &mut k);
-        k
-    };
-    if let Value::Array(items) = state {
-        let mut keys: Vec<Vec<u8>> = items.iter().filter(|i| !i.is_null()).map(encode).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        *state = Value::Map(
-            keys.into_iter()
-                .map(|k| (Value::Bytes(k), Value::Null))
-                .collect(),
-        );
-    }
-    let Value::Map(entries) = state else { return };
-    let key = encode(v);
-    let found = entries.binary_search_by(|(k, _)| match k {
-        Value::Bytes(b) => b.as_slice().cmp(key.as_slice()),
-        _ => std::cmp::Ordering::Less,
-    });
-    if let Err(i) = found {
-        entries.insert(i, (Value::Bytes(key), Value::Null));
     }
 }
