@@ -84,10 +84,11 @@ impl Engine {
                     if behind == 0 {
                         continue;
                     }
-                    // A subscriber keeping up reads a few records from the memtable: cheaper
-                    // done here than handed to the blocking pool, whose thread handoff
-                    // dominated the latency from commit to delivery. Catching up reads
-                    // whole entries, possibly from disk, so it stays on the blocking pool.
+                    // A subscriber keeping up reads a few records from the memtable, which
+                    // is cheaper done here than handed to the blocking pool (a thread
+                    // handoff per commit, and a blocking thread per busy subscriber).
+                    // Catching up reads whole entries, possibly from disk, so it stays on
+                    // the blocking pool.
                     let read = if behind <= INLINE_READ {
                         Ok(log.read(&topic, p, from, READ_BATCH))
                     } else {

@@ -716,11 +716,13 @@ impl Worker {
         };
         if let (StateLayout::InSinkRow { row_len }, Some(row)) = (self.layout, &mut existing) {
             if row.len() < row_len {
-                return Err(EngineError::Invalid(format!(
+                let message = format!(
                     "stored row of {} has {} values, fewer than its {row_len} columns",
                     plan.sink.name,
                     row.len()
-                )));
+                );
+                b.overlay.insert(key, existing);
+                return Err(EngineError::Invalid(message));
             }
             row.drain(..row_len);
         }
