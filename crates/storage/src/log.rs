@@ -297,24 +297,9 @@ impl EmbeddedLog {
         &self,
         family: Cf,
         prefix: &[u8],
-        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+        visit: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<bool> {
-        let mut ro = ReadOptions::default();
-        if let Some(end) = prefix_end(prefix) {
-            ro.set_iterate_upper_bound(end);
-        }
-        // A one-off sweep: keep it from evicting the blocks that serve point reads.
-        ro.fill_cache(false);
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(family), ro);
-        it.seek(prefix);
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            if !visit(k, v) {
-                return Ok(false);
-            }
-            it.next();
-        }
-        it.status()?;
-        Ok(true)
+        visit_prefix(&self.db, family, prefix, visit)
     }
 
     /// Writes outside the log synchronously; for catalog changes that must be durable before
@@ -325,6 +310,20 @@ impl EmbeddedLog {
 }
 
 fn scan_prefix(db: &DB, family: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    visit_prefix(db, family, prefix, |k, v| {
+        out.push((k.to_vec(), v.to_vec()));
+        true
+    })?;
+    Ok(out)
+}
+
+fn visit_prefix(
+    db: &DB,
+    family: Cf,
+    prefix: &[u8],
+    mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+) -> Result<bool> {
     let handle = db
         .cf_handle(family.name())
         .expect("column family created at open");
@@ -332,12 +331,19 @@ fn scan_prefix(db: &DB, family: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u
     if let Some(end) = prefix_end(prefix) {
         ro.set_iterate_upper_bound(end);
     }
-    let mut out = Vec::new();
-    for item in db.iterator_cf_opt(handle, ro, IteratorMode::From(prefix, Direction::Forward)) {
-        let (k, v) = item?;
-        out.push((k.to_vec(), v.to_vec()));
+    // One-off sweeps (catalog at open, a query's state at start): keep them from evicting
+    // the blocks that serve point reads.
+    ro.fill_cache(false);
+    let mut it = db.raw_iterator_cf_opt(handle, ro);
+    it.seek(prefix);
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        if !visit(k, v) {
+            return Ok(false);
+        }
+        it.next();
     }
-    Ok(out)
+    it.status()?;
+    Ok(true)
 }
 
 /// One past the last offset of a partition: the last entry's first offset plus its length.
