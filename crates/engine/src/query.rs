@@ -455,18 +455,15 @@ impl Worker {
             .map(|(key, state)| (key, state.as_deref().map(encode_row_vec)))
             .collect();
         // Written in key order: RocksDB's memtable skiplist keeps the position of its last
-        // insert, so sorted inserts skip most of the search a random insert pays.
-        let mut writes: Vec<(&[u8], Option<&[u8]>)> = states
-            .iter()
-            .map(|(k, v)| (k, v))
-            .chain(rows.iter())
-            .map(|(k, v)| (k.as_slice(), v.as_deref()))
-            .collect();
-        writes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // insert, so sorted inserts skip most of the search a random insert pays. The
+        // states are copied (the cache takes them after the commit); table rows move.
+        let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = states.clone();
+        writes.extend(rows);
+        writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (key, value) in writes {
             match value {
-                Some(v) => txn.put(Cf::State, key.to_vec(), v.to_vec()),
-                None => txn.delete(Cf::State, key.to_vec()),
+                Some(v) => txn.put(Cf::State, key, v),
+                None => txn.delete(Cf::State, key),
             }
         }
         Ok(Some((txn, positions, n, states)))
