@@ -49,16 +49,28 @@ fn create_events(ctx: &Ctx<'_>, kind: &str, name: &str, key_role: &str) -> Strin
 /// Bulk-inserts the run's `--events` events into `stream`, showing progress as `label`;
 /// returns once every one is acknowledged durable.
 pub(crate) async fn load_events(ctx: &Ctx<'_>, stream: &str, label: &str) -> anyhow::Result<()> {
+    load_rows(ctx, stream, ctx.opts.events, label, |g, i| g.row(i)).await
+}
+
+/// Bulk-inserts `count` generated rows (`row(generator, i)` for i in 0..count) into
+/// `target`, showing progress as `label`; returns once every one is acknowledged durable.
+pub(crate) async fn load_rows(
+    ctx: &Ctx<'_>,
+    target: &str,
+    count: u64,
+    label: &str,
+    row: fn(&EventGen, u64) -> sluice_proto::v1::Row,
+) -> anyhow::Result<()> {
     let o = ctx.opts;
     let generator = EventGen::new(o.seed, o.keys, o.value_size);
-    let progress = Progress::start(label, o.events);
+    let progress = Progress::start(label, count);
     bulk_load(
         &ctx.target,
-        stream,
-        o.events,
+        target,
+        count,
         o.batch,
         o.concurrency,
-        move |i| generator.row(i),
+        move |i| row(&generator, i),
         &progress,
     )
     .await?;

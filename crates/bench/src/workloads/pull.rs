@@ -1,8 +1,8 @@
 //! `pull`: key lookups on a K-key table from C concurrent clients for the run's duration;
 //! queries per second and latency percentiles. Every lookup must return its one row.
 
-use crate::client::{Client, bulk_load, execute, materialization_lag};
-use crate::events::{EventGen, key};
+use crate::client::{Client, execute, materialization_lag};
+use crate::events::key;
 use crate::progress::Progress;
 use crate::rng::Rng;
 use crate::{Ctx, Figure};
@@ -15,19 +15,7 @@ pub(crate) async fn load_table(ctx: &Ctx<'_>, table: &str, label: &str) -> anyho
     let o = ctx.opts;
     let mut c = ctx.target.client().await?;
     execute(&mut c, &super::create_event_table(ctx, table)).await?;
-    let generator = EventGen::new(o.seed, o.keys, o.value_size);
-    let progress = Progress::start(label, o.keys);
-    bulk_load(
-        &ctx.target,
-        table,
-        o.keys,
-        o.batch,
-        o.concurrency,
-        move |i| generator.row_with_key(i, i),
-        &progress,
-    )
-    .await?;
-    progress.finish();
+    super::load_rows(ctx, table, o.keys, label, |g, i| g.row_with_key(i, i)).await?;
     while materialization_lag(&mut c, table).await? > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
