@@ -154,7 +154,19 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
         }
     }
     if let Ok(path) = std::env::var("SLUICE_BENCH_TIMELINE") {
-        let mut text = String::new();
+        // The first line anchors the file to CLOCK_MONOTONIC (which `Instant` reads on
+        // Linux), so the timeline lines up with `perf record -k CLOCK_MONOTONIC` traces.
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes only into the timespec it is given.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let now_us = ts.tv_sec as u128 * 1_000_000 + ts.tv_nsec as u128 / 1000;
+        let mut text = format!(
+            "# start_monotonic_us {} (columns: sent_us ack_us last_arrival_us rows)\n",
+            now_us.saturating_sub(start.elapsed().as_micros())
+        );
         for (b, (lo, hi, sent)) in batches.iter().enumerate() {
             let ack = acked[b];
             let arr = (*lo..*hi)
