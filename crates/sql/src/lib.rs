@@ -9,11 +9,13 @@
 
 pub mod ast;
 mod dialect;
+mod params;
 mod parser;
 mod types;
 
 pub use ast::*;
 pub use dialect::KsqlDialect;
+pub use params::{Param, bind_params, placeholders};
 pub use parser::{parse, parse_expr};
 pub use types::{parse_type, with_type_aliases};
 
