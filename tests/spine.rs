@@ -496,3 +496,116 @@ async fn push_queries_filtered_by_key_send_exactly_their_keys_rows() {
     rows.sort();
     assert_eq!(rows, vec![vec!["3"], vec!["5"]]);
 }
+
+/// The Pull RPC: many pull queries pipelined over one call, with `?` parameters; a failed
+/// request is answered with its error and the call goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_rpc_answers_pipelined_parameterised_lookups_in_order() {
+    use tokio_stream::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let mut c = server.client().await;
+    exec_ok(
+        &mut c,
+        "CREATE TABLE users (id STRING PRIMARY KEY, name STRING, age BIGINT) WITH (kafka_topic='users', value_format='JSON', partitions=1);
+         INSERT INTO users (id, name, age) VALUES ('u1', 'Ann', 31);
+         INSERT INTO users (id, name, age) VALUES ('it''s', 'Quote', 7);
+         INSERT INTO users (id, name, age) VALUES ('u3', 'Cy', 50);",
+    )
+    .await;
+    eventually(&mut c, "SELECT * FROM users;", |rows| rows.len() == 3).await;
+
+    let req = |id: u64, sql: &str, params: Vec<pb::Value>, with_columns: bool| pb::PullRequest {
+        id,
+        sql: sql.into(),
+        with_columns,
+        params,
+    };
+    let by_id = "SELECT name, age FROM users WHERE id = ?;";
+    let requests = vec![
+        req(0, by_id, vec![s("u1")], true),
+        // A value needing SQL quoting goes in as a parameter unchanged.
+        req(1, by_id, vec![s("it's")], false),
+        req(2, by_id, vec![s("nobody")], false),
+        req(
+            3,
+            "SELECT id FROM users WHERE age > ? AND age < ?;",
+            vec![big(10), big(60)],
+            false,
+        ),
+        req(4, by_id, vec![], false),
+        req(
+            5,
+            "SELECT * FROM nowhere WHERE id = ?;",
+            vec![s("u1")],
+            false,
+        ),
+        req(6, "SELECT * FROM users EMIT CHANGES;", vec![], false),
+        req(7, "SELEC 1;", vec![], false),
+        req(
+            8,
+            by_id,
+            vec![pb::Value {
+                kind: Some(pb::value::Kind::Bytes(vec![1])),
+            }],
+            false,
+        ),
+        req(9, by_id, vec![s("u3")], false),
+    ];
+    let n = requests.len();
+    let mut responses = c
+        .pull(tokio_stream::iter(requests))
+        .await
+        .expect("Pull call")
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(r) = responses.next().await {
+        got.push(r.expect("a Pull response, not a failed call"));
+        if got.len() == n {
+            break;
+        }
+    }
+    assert_eq!(got.len(), n);
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.id, i as u64, "responses come in request order");
+    }
+    let rows = |r: &pb::PullResponse| -> Vec<Vec<String>> {
+        assert!(r.error.is_empty(), "request {} failed: {}", r.id, r.error);
+        let mut v: Vec<Vec<String>> = r
+            .rows
+            .iter()
+            .map(|row| row.values.iter().map(show).collect())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(rows(&got[0]), vec![vec!["Ann", "31"]]);
+    let cols: Vec<_> = got[0].columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(cols, ["NAME", "AGE"]);
+    assert!(got[1].columns.is_empty(), "columns only when asked for");
+    assert_eq!(rows(&got[1]), vec![vec!["Quote", "7"]]);
+    assert!(rows(&got[2]).is_empty());
+    assert_eq!(rows(&got[3]), vec![vec!["u1"], vec!["u3"]]);
+    let err = |r: &pb::PullResponse, code: Code, text: &str| {
+        assert_eq!(r.error_code, code as i32, "request {}: {}", r.id, r.error);
+        assert!(r.error.contains(text), "request {}: {}", r.id, r.error);
+    };
+    err(
+        &got[4],
+        Code::InvalidArgument,
+        "1 parameter placeholder (?) but 0 values",
+    );
+    err(&got[5], Code::NotFound, "NOWHERE");
+    err(
+        &got[6],
+        Code::InvalidArgument,
+        "push queries (EMIT CHANGES) with Query",
+    );
+    err(&got[7], Code::InvalidArgument, "Syntax Error");
+    err(
+        &got[8],
+        Code::InvalidArgument,
+        "parameter 1: only null, boolean",
+    );
+    assert_eq!(rows(&got[9]), vec![vec!["Cy", "50"]]);
+}
