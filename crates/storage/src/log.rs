@@ -218,6 +218,13 @@ impl EmbeddedLog {
                 table.set_bloom_filter(10.0, false);
             }
             let mut o = Options::default();
+            if *c == Cf::State {
+                // A bloom filter over the memtable's keys: a point read of a key the
+                // memtable lacks (most pull lookups, on a table larger than it) skips the
+                // skiplist search, which was 7% of a lookup's server CPU.
+                o.set_memtable_whole_key_filtering(true);
+                o.set_memtable_prefix_bloom_ratio(0.02);
+            }
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             // Flushed files (L0) are not compressed: they are rewritten by the next
             // compaction within seconds under load, and compressing them cost ~4% of the
