@@ -73,8 +73,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// Workloads to run: ingest, groupby, stateless, freshness, pull, recovery, fanout,
-    /// nexmark, or all.
+    /// Workloads to run: ingest, groupby, stateless, freshness, pull, pull-query, recovery,
+    /// fanout, nexmark, or all.
     #[arg(default_value = "all")]
     workloads: Vec<String>,
     /// Drive this running server instead of spawning one per workload.
@@ -104,6 +104,9 @@ struct BenchArgs {
     /// Concurrent clients: load streams and pull clients.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Pull requests each pull client keeps in flight on its Pull call.
+    #[arg(long, default_value_t = 16)]
+    pipeline: usize,
     /// Push subscribers for fanout.
     #[arg(long, default_value_t = 100)]
     subscribers: usize,
@@ -219,6 +222,7 @@ fn main() -> anyhow::Result<()> {
                 rate: a.rate,
                 duration_s: a.duration,
                 concurrency: a.concurrency,
+                pipeline: a.pipeline,
                 subscribers: a.subscribers,
                 batch: a.batch,
                 partitions: a.partitions,

@@ -68,9 +68,11 @@ fn every_workload_runs_and_reports_its_figures() {
     for p in ["p50_ms", "p99_ms", "p999_ms"] {
         assert!(fresh[p].as_f64().is_some(), "freshness lacks {p}: {fresh}");
     }
-    let pull = by_name("pull");
-    assert!(pull["qps"].as_f64().unwrap() > 0.0, "{pull}");
-    assert!(pull["p99_ms"].as_f64().is_some(), "{pull}");
+    for name in ["pull", "pull-query"] {
+        let pull = by_name(name);
+        assert!(pull["qps"].as_f64().unwrap() > 0.0, "{pull}");
+        assert!(pull["p99_ms"].as_f64().is_some(), "{pull}");
+    }
     let rec = by_name("recovery");
     assert!(
         rec["params"]["restart_to_first_pull_s"].as_f64().unwrap() > 0.0,

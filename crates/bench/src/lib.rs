@@ -26,6 +26,7 @@ pub const WORKLOADS: &[&str] = &[
     "stateless",
     "freshness",
     "pull",
+    "pull-query",
     "recovery",
     "fanout",
     "nexmark",
@@ -52,6 +53,8 @@ pub struct Options {
     pub duration_s: f64,
     /// Concurrent clients: load streams, pull clients.
     pub concurrency: usize,
+    /// Pull requests each pull client keeps in flight on its Pull call.
+    pub pipeline: usize,
     /// Push subscribers for fanout.
     pub subscribers: usize,
     /// Rows per BulkInsert request.
@@ -77,6 +80,7 @@ impl Default for Options {
             rate: 100_000,
             duration_s: 10.0,
             concurrency: 4,
+            pipeline: 16,
             subscribers: 100,
             batch: 1000,
             partitions: 1,

@@ -20,6 +20,7 @@ pub(crate) async fn run(name: &str, ctx: &mut Ctx<'_>) -> anyhow::Result<Vec<Fig
         "stateless" => vec![views::stateless(ctx).await?],
         "freshness" => vec![freshness::run(ctx).await?],
         "pull" => vec![pull::run(ctx).await?],
+        "pull-query" => vec![pull::run_query(ctx).await?],
         "recovery" => vec![recovery::run(ctx).await?],
         "fanout" => vec![fanout::run(ctx).await?],
         "nexmark" => crate::nexmark::run(ctx).await?,
