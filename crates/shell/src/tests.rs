@@ -153,6 +153,15 @@ impl Sluice for Mock {
     ) -> Result<Response<Self::ConsumeStream>, Status> {
         Err(Status::unimplemented("mock"))
     }
+
+    type PullStream = Responses<PullResponse>;
+
+    async fn pull(
+        &self,
+        _request: Request<tonic::Streaming<PullRequest>>,
+    ) -> Result<Response<Self::PullStream>, Status> {
+        Err(Status::unimplemented("mock"))
+    }
 }
 
 /// A shared, inspectable output sink.
