@@ -84,6 +84,41 @@ async fn grpcurl_lists_describes_and_calls_the_api() {
         "{out}"
     );
 
+    // The Pull RPC: two pull queries on one call, the first with a parameter, the second
+    // failing; both answered, in order.
+    let mut c = server.client().await;
+    exec_ok(
+        &mut c,
+        "CREATE TABLE t (k STRING PRIMARY KEY, v INT) WITH (kafka_topic='t', value_format='JSON', partitions=1);
+         INSERT INTO t (k, v) VALUES ('it''s', 7);",
+    )
+    .await;
+    eventually(&mut c, "SELECT * FROM t;", |rows| rows.len() == 1).await;
+    let (ok, out) = run(
+        &bin,
+        &[
+            "-plaintext",
+            "-d",
+            r#"{"id":1,"sql":"SELECT v FROM t WHERE k = ?;","params":[{"string":"it's"}],"with_columns":true} {"id":2,"sql":"SELEC v FROM t;"}"#,
+            &addr,
+            "sluice.v1.Sluice/Pull",
+        ],
+    );
+    let first = out.find(r#""id": "1""#);
+    let second = out.find(r#""id": "2""#);
+    assert!(
+        ok && first.is_some() && second.is_some() && first < second,
+        "{out}"
+    );
+    assert!(
+        out.contains(r#""int": 7"#) && out.contains(r#""name": "V""#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#""errorCode": 3"#) && out.contains("Syntax Error"),
+        "{out}"
+    );
+
     // Errors arrive as gRPC statuses with positioned messages.
     let (ok, out) = run(
         &bin,
