@@ -54,17 +54,11 @@ pub(crate) async fn lookup(c: &mut Client, sql: String) -> anyhow::Result<u64> {
 /// on one call; latency is from a request's send to its response.
 pub(crate) async fn run(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
     let o = ctx.opts;
-    let table = ctx.name("PULL");
-    load_table(ctx, &table, "pull load").await?;
-    let duration = Duration::from_secs_f64(o.duration_s.max(0.1));
     let depth = o.pipeline.max(1);
-    let progress = Progress::start("pull", 0);
-    let meter = ctx.meter();
-    let deadline = meter.t0() + duration;
+    let (table, progress, meter, deadline) = prepare(ctx, "PULL", "pull").await?;
     let mut tasks = Vec::new();
     for w in 0..o.concurrency.max(1) {
         let mut c = ctx.target.client().await?;
-        let table = table.clone();
         let keys = o.keys;
         let mut rng = Rng::new(o.seed ^ (w as u64 + 1));
         let progress = progress.clone();
@@ -129,12 +123,7 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
 /// `pull-query`: lookups as separate Query calls, one at a time per client.
 pub(crate) async fn run_query(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
     let o = ctx.opts;
-    let table = ctx.name("PULLQ");
-    load_table(ctx, &table, "pull load").await?;
-    let duration = Duration::from_secs_f64(o.duration_s.max(0.1));
-    let progress = Progress::start("pull-query", 0);
-    let meter = ctx.meter();
-    let deadline = meter.t0() + duration;
+    let (table, progress, meter, deadline) = prepare(ctx, "PULLQ", "pull-query").await?;
     let mut tasks = Vec::new();
     for w in 0..o.concurrency.max(1) {
         let mut c = ctx.target.client().await?;
@@ -158,6 +147,21 @@ pub(crate) async fn run_query(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
         }));
     }
     finish(ctx, meter, progress, tasks, "pull-query").await
+}
+
+/// What both pull workloads start with: the loaded table (named from `base`), the
+/// progress bar, the meter of the measured interval and its deadline.
+async fn prepare(
+    ctx: &Ctx<'_>,
+    base: &str,
+    label: &str,
+) -> anyhow::Result<(String, Progress, crate::Meter, Instant)> {
+    let table = ctx.name(base);
+    load_table(ctx, &table, "pull load").await?;
+    let progress = Progress::start(label, 0);
+    let meter = ctx.meter();
+    let deadline = meter.t0() + Duration::from_secs_f64(ctx.opts.duration_s.max(0.1));
+    Ok((table, progress, meter, deadline))
 }
 
 async fn finish(
