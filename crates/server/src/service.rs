@@ -154,10 +154,11 @@ fn param(v: &pb::Value) -> Result<sluice_sql::Param, String> {
         Some(Kind::Bigint(n)) => Param::Number(n.to_string()),
         Some(Kind::Double(d)) if d.is_finite() => Param::Number(format!("{d:?}")),
         Some(Kind::Double(d)) => return Err(format!("{d} has no SQL literal")),
-        Some(Kind::Decimal(d)) => match d.parse::<f64>() {
-            Ok(_) => Param::Number(d.clone()),
-            Err(_) => return Err(format!("'{d}' is not a decimal number")),
-        },
+        // f64's parser also takes "NaN" and "inf", which are no SQL numbers.
+        Some(Kind::Decimal(d)) if d.parse::<f64>().is_ok_and(f64::is_finite) => {
+            Param::Number(d.clone())
+        }
+        Some(Kind::Decimal(d)) => return Err(format!("'{d}' is not a decimal number")),
         Some(Kind::String(s)) => Param::String(s.clone()),
         Some(_) => {
             return Err(
