@@ -12,8 +12,14 @@ use sluice_storage::{Cf, prefix_end};
 impl Engine {
     /// Runs a pull query. Errors if more than `max_rows` rows would be returned.
     pub fn pull(&self, plan: &PullPlan) -> Result<Vec<Vec<Value>>> {
+        self.pull_with(plan, &plan.access)
+    }
+
+    /// Runs a pull query through `access` instead of the plan's own (a prepared query's
+    /// key lookup).
+    pub fn pull_with(&self, plan: &PullPlan, access: &PullAccess) -> Result<Vec<Vec<Value>>> {
         let id = plan.table.id;
-        let stored: Vec<Vec<u8>> = match &plan.access {
+        let stored: Vec<Vec<u8>> = match access {
             PullAccess::Keys(keys) => {
                 let mut out = Vec::new();
                 for k in keys {

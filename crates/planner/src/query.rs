@@ -1437,6 +1437,96 @@ pub fn plan_pull(
     ))
 }
 
+/// A pull query whose `?` parameters are exactly the values of its key columns (`WHERE id
+/// = ?`, or `k1 = ? AND k2 = ?`, with any other conditions beside them), planned once and
+/// then run as a key lookup per parameter set. This is the read side's point read; planning
+/// it per request cost a fifth of a lookup's server CPU.
+#[derive(Debug, Clone)]
+pub struct PreparedPull {
+    /// The query without its key conditions; run it with `PullAccess::Keys` of one key.
+    pub plan: PullPlan,
+    pub columns: Vec<OutputColumn>,
+    /// Per key column, in key order: which parameter holds its value, and the key's type.
+    pub key_params: Vec<(usize, DataType)>,
+}
+
+/// Prepares `select` (with its `?` placeholders unbound) when it has the shape of
+/// [`PreparedPull`]; `Ok(None)` when it has not, and the query must be bound and planned
+/// per request. A key value a parameter gives must already have the key's type: equality
+/// with the key is then the lookup itself, and the condition can be dropped from the
+/// filter.
+pub fn prepare_pull(
+    select: &Select,
+    catalog: &dyn Catalog,
+    max_rows: u64,
+) -> Result<Option<PreparedPull>> {
+    let Some(table) = catalog.source(&select.from.value) else {
+        return Ok(None);
+    };
+    let keys = table.schema.keys();
+    let (Some(w), SourceKind::Table, false) = (&select.selection, table.kind, keys.is_empty())
+    else {
+        return Ok(None);
+    };
+    let mut parts = Vec::new();
+    conjuncts(w, &mut parts);
+    let mut key_at: Vec<Option<sqlparser::tokenizer::Location>> = vec![None; keys.len()];
+    let mut rest: Vec<SqlExpr> = Vec::new();
+    for part in parts {
+        let key_eq = match part {
+            SqlExpr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            } => match (
+                sluice_sql::placeholder_at(left),
+                sluice_sql::placeholder_at(right),
+            ) {
+                (None, Some(at)) => column_ref(left).map(|c| (c, at)),
+                (Some(at), None) => column_ref(right).map(|c| (c, at)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let ki = key_eq
+            .as_ref()
+            .and_then(|(c, _)| keys.iter().position(|k| &k.name == c));
+        match (ki, key_eq) {
+            (Some(ki), Some((_, at))) if key_at[ki].is_none() => key_at[ki] = Some(at),
+            (Some(_), Some(_)) => return Ok(None),
+            _ => rest.push(part.clone()),
+        }
+    }
+    let Some(key_at) = key_at.into_iter().collect::<Option<Vec<_>>>() else {
+        return Ok(None);
+    };
+    let mut bare = select.clone();
+    bare.selection = rest.into_iter().reduce(|l, r| SqlExpr::BinaryOp {
+        left: Box::new(l),
+        op: BinaryOperator::And,
+        right: Box::new(r),
+    });
+    // Parameters anywhere but the key conditions need binding per request.
+    if !sluice_sql::placeholders(&mut bare).is_empty() {
+        return Ok(None);
+    }
+    let all = sluice_sql::placeholders(&mut select.clone());
+    let key_params = key_at
+        .iter()
+        .zip(keys)
+        .map(|(at, k)| {
+            let i = all.iter().position(|l| l == at).unwrap_or(usize::MAX);
+            (i, k.data_type.clone())
+        })
+        .collect();
+    let (plan, columns) = plan_pull(&bare, catalog, max_rows)?;
+    Ok(Some(PreparedPull {
+        plan,
+        columns,
+        key_params,
+    }))
+}
+
 /// Conjuncts of a WHERE clause.
 fn conjuncts<'e>(e: &'e SqlExpr, out: &mut Vec<&'e SqlExpr>) {
     match e {
@@ -1578,4 +1668,99 @@ fn access_path(table: &SourceDef, scope: &Scope, w: &SqlExpr) -> Result<PullAcce
         return Ok(PullAccess::Range { lower, upper });
     }
     Ok(PullAccess::Scan)
+}
+
+#[cfg(test)]
+mod prepare_pull_tests {
+    use super::*;
+    use sluice_sql::StatementKind;
+    use std::collections::BTreeMap;
+
+    fn catalog() -> BTreeMap<String, SourceDef> {
+        let col = |n: &str, t: DataType, role: ColumnRole| Column {
+            name: n.into(),
+            data_type: t,
+            role,
+        };
+        let table = |name: &str, kind: SourceKind, keys: &[&str]| SourceDef {
+            id: 7,
+            name: name.into(),
+            kind,
+            schema: Schema::new(
+                keys.iter()
+                    .map(|k| col(k, DataType::String, ColumnRole::Key))
+                    .chain([col("V", DataType::BigInt, ColumnRole::Value)])
+                    .collect(),
+            ),
+            topic: name.to_lowercase(),
+            key_format: FormatSpec::new(FormatKind::Json),
+            value_format: FormatSpec::new(FormatKind::Json),
+            timestamp_column: None,
+            timestamp_format: None,
+            headers: Vec::new(),
+            written_by: None,
+            sql: String::new(),
+            read_only: false,
+        };
+        let mut c = BTreeMap::new();
+        c.insert("T".into(), table("T", SourceKind::Table, &["ID"]));
+        c.insert("T2".into(), table("T2", SourceKind::Table, &["A", "B"]));
+        c.insert("S".into(), table("S", SourceKind::Stream, &["ID"]));
+        c
+    }
+
+    fn prepare(sql: &str) -> Option<PreparedPull> {
+        let mut stmts = sluice_sql::parse(sql).unwrap();
+        let StatementKind::Select(select) = stmts.remove(0).kind else {
+            panic!("not a select: {sql}");
+        };
+        prepare_pull(&select, &catalog(), 100).unwrap()
+    }
+
+    fn key_params(sql: &str) -> Option<Vec<usize>> {
+        prepare(sql).map(|p| p.key_params.into_iter().map(|(i, _)| i).collect())
+    }
+
+    #[test]
+    fn key_equalities_by_parameter_are_prepared() {
+        assert_eq!(key_params("SELECT * FROM t WHERE id = ?;"), Some(vec![0]));
+        assert_eq!(key_params("SELECT * FROM t WHERE ? = t.id;"), Some(vec![0]));
+        assert_eq!(
+            key_params("SELECT v FROM t WHERE (id = ?) AND v > 3;"),
+            Some(vec![0])
+        );
+        // Parameters are numbered in text order, whatever the key order.
+        assert_eq!(
+            key_params("SELECT * FROM t2 WHERE b = ? AND a = ?;"),
+            Some(vec![1, 0])
+        );
+    }
+
+    #[test]
+    fn the_remaining_conditions_stay_in_the_filter() {
+        let p = prepare("SELECT v FROM t WHERE id = ? AND v > 3;").unwrap();
+        assert!(p.plan.filter.is_some());
+        let p = prepare("SELECT v FROM t WHERE id = ?;").unwrap();
+        assert!(p.plan.filter.is_none());
+        assert_eq!(p.columns.len(), 1);
+    }
+
+    #[test]
+    fn other_shapes_are_planned_per_request() {
+        for sql in [
+            "SELECT * FROM t WHERE id = 'a';",
+            "SELECT * FROM t WHERE id = ? OR id = ?;",
+            "SELECT * FROM t WHERE id = ? AND v = ?;",
+            "SELECT * FROM t WHERE id = ? AND id = ?;",
+            "SELECT * FROM t WHERE id > ?;",
+            "SELECT * FROM t WHERE v = ?;",
+            "SELECT ?, v FROM t WHERE id = ?;",
+            "SELECT * FROM t2 WHERE a = ?;",
+            "SELECT * FROM t;",
+            "SELECT * FROM s WHERE id = ?;",
+            "SELECT * FROM nowhere WHERE id = ?;",
+        ] {
+            assert!(prepare(sql).is_none(), "{sql}");
+        }
+    }
 }

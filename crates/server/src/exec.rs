@@ -9,7 +9,9 @@ use sluice_common::{
 use sluice_engine::{
     Engine, PROCESSING_LOG_TOPIC, PullPlan, PushPlan, QueryPlan, encode_row_record,
 };
-use sluice_planner::query::{NewIds, OutputColumn, plan_create_as, plan_insert_select};
+use sluice_planner::query::{
+    NewIds, OutputColumn, PreparedPull, plan_create_as, plan_insert_select,
+};
 use sluice_planner::{Catalog, PlanError, PlanErrorKind};
 use sluice_sql::{ExplainTarget, Name, Select, ShowWhat, Statement, StatementKind};
 use sluice_storage::{Cf, EmbeddedLog, Log, Txn};
@@ -67,6 +69,9 @@ struct CatalogState {
     /// CREATE TYPE aliases.
     types: BTreeMap<String, DataType>,
     next_id: u64,
+    /// Bumped whenever the catalog is taken for writing, so plans cached across requests
+    /// (prepared pull queries) know to re-plan.
+    version: u64,
 }
 
 impl Catalog for CatalogState {
@@ -242,8 +247,30 @@ impl Executor {
         Ok(rows)
     }
 
-    fn alloc_ids(&self, n: u64, txn: &mut Txn) -> u64 {
+    fn catalog_write(&self) -> std::sync::RwLockWriteGuard<'_, CatalogState> {
         let mut cat = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+        cat.version += 1;
+        cat
+    }
+
+    /// Prepares a pull query with `?` parameters for repeated execution (see
+    /// `sluice_planner::query::prepare_pull`), with the catalog version it was planned
+    /// against. `None` when the query's shape has no prepared form, or does not plan:
+    /// the ordinary path then reports the error.
+    pub fn prepare_pull(&self, select: &Select) -> (u64, Option<PreparedPull>) {
+        let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        let prepared = sluice_planner::query::prepare_pull(select, &*cat, self.pull_max_rows)
+            .ok()
+            .flatten();
+        (cat.version, prepared)
+    }
+
+    pub fn catalog_version(&self) -> u64 {
+        self.catalog.read().unwrap_or_else(|p| p.into_inner()).version
+    }
+
+    fn alloc_ids(&self, n: u64, txn: &mut Txn) -> u64 {
+        let mut cat = self.catalog_write();
         let first = cat.next_id;
         cat.next_id += n;
         txn.put(
@@ -337,9 +364,7 @@ impl Executor {
                 );
                 self.log.submit(txn).wait().await?;
                 let replaced = self
-                    .catalog
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
+                    .catalog_write()
                     .sources
                     .insert(def.name.clone(), def.clone());
                 if def.kind == SourceKind::Table && replaced.is_none() {
@@ -430,7 +455,7 @@ impl Executor {
                 );
                 self.log.submit(txn).wait().await?;
                 {
-                    let mut cat = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+                    let mut cat = self.catalog_write();
                     cat.sources
                         .insert(planned.sink.name.clone(), planned.sink.clone());
                     cat.queries.insert(query_id.clone(), qdef);
@@ -482,9 +507,7 @@ impl Executor {
                     serde_json::to_vec(&qdef).map_err(json_err)?,
                 );
                 self.log.submit(txn).wait().await?;
-                self.catalog
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
+                self.catalog_write()
                     .queries
                     .insert(query_id.clone(), qdef);
                 self.engine.start_query(plan)?;
@@ -641,9 +664,7 @@ impl Executor {
                 let mut txn = Txn::new();
                 txn.delete(Cf::Catalog, format!("source/{}", def.name).into_bytes());
                 self.log.submit(txn).wait().await?;
-                self.catalog
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
+                self.catalog_write()
                     .sources
                     .remove(&def.name);
                 Ok(Outcome::message(format!(
@@ -701,16 +722,12 @@ impl Executor {
                             format!("source/{}", s.name).into_bytes(),
                             serde_json::to_vec(&s).map_err(json_err)?,
                         );
-                        self.catalog
-                            .write()
-                            .unwrap_or_else(|p| p.into_inner())
+                        self.catalog_write()
                             .sources
                             .insert(s.name.clone(), s);
                     }
                     self.log.submit(txn).wait().await?;
-                    self.catalog
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
+                    self.catalog_write()
                         .queries
                         .remove(id);
                 }
@@ -754,9 +771,7 @@ impl Executor {
                     serde_json::to_vec(data_type).map_err(json_err)?,
                 );
                 self.log.submit(txn).wait().await?;
-                self.catalog
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
+                self.catalog_write()
                     .types
                     .insert(name.value.clone(), data_type.clone());
                 Ok(Outcome::message(format!(
@@ -787,9 +802,7 @@ impl Executor {
                 let mut txn = Txn::new();
                 txn.delete(Cf::Catalog, format!("type/{}", name.value).into_bytes());
                 self.log.submit(txn).wait().await?;
-                self.catalog
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
+                self.catalog_write()
                     .types
                     .remove(&name.value);
                 Ok(Outcome::message(format!("Dropped type '{}'", name.value)))

@@ -5,7 +5,8 @@ use crate::error::ExecError;
 use crate::exec::{Executor, QueryKind, now_ms, transient_id};
 use futures::Stream;
 use sluice_common::Value;
-use sluice_engine::{PushEvent, PushStart, encode_row_record};
+use sluice_engine::{PullAccess, PushEvent, PushStart, encode_row_record};
+use sluice_planner::query::{OutputColumn, PreparedPull};
 use sluice_proto::v1 as pb;
 use sluice_proto::v1::sluice_server::Sluice;
 use sluice_sql::StatementKind;
@@ -69,45 +70,94 @@ fn final_msg(message: &str, rows: u64) -> pb::QueryResponse {
     }
 }
 
-/// Parsed pull queries of one Pull call, by SQL text: a call usually repeats a few queries
-/// with different parameters, and parsing was a quarter of a lookup's server CPU. Only the
-/// syntax tree is kept; every request is planned against the current catalog.
+/// Pull queries of one Pull call, by SQL text: a call usually repeats a few queries with
+/// different parameters, and parsing was a quarter of a lookup's server CPU, planning a
+/// fifth. The syntax tree is kept, and for key lookups by parameter (`WHERE id = ?`) a
+/// prepared plan, re-planned whenever the catalog has changed since.
 #[derive(Default)]
 struct PullCache {
-    parsed: HashMap<String, sluice_sql::Select>,
+    entries: HashMap<String, CachedPull>,
+}
+
+struct CachedPull {
+    select: sluice_sql::Select,
+    /// The catalog version it was prepared against, and the plan if the shape has one.
+    prepared: Option<(u64, Option<PreparedPull>)>,
 }
 
 /// Distinct query texts a Pull call keeps parsed; past this the cache starts over.
 const PULL_CACHE_ENTRIES: usize = 256;
 
 impl PullCache {
-    fn select(&mut self, exec: &Executor, sql: &str) -> Result<sluice_sql::Select, ExecError> {
-        if let Some(s) = self.parsed.get(sql) {
-            return Ok(s.clone());
+    fn entry(&mut self, exec: &Executor, sql: &str) -> Result<&mut CachedPull, ExecError> {
+        if !self.entries.contains_key(sql) {
+            let select = parse_pull(exec, sql)?;
+            if self.entries.len() >= PULL_CACHE_ENTRIES {
+                self.entries.clear();
+            }
+            self.entries.insert(
+                sql.to_string(),
+                CachedPull {
+                    select,
+                    prepared: None,
+                },
+            );
         }
-        let mut statements = exec.parse(sql)?;
-        if statements.len() != 1 {
-            return Err(ExecError::invalid(format!(
-                "a Pull request takes exactly one pull query, got {} statements",
-                statements.len()
-            )));
-        }
-        let StatementKind::Select(select) = statements.remove(0).kind else {
-            return Err(ExecError::invalid(
-                "a Pull request takes a pull query (SELECT); run other statements with Execute",
-            ));
-        };
-        if select.emit_changes {
-            return Err(ExecError::invalid(
-                "a Pull request takes a pull query; run push queries (EMIT CHANGES) with Query",
-            ));
-        }
-        if self.parsed.len() >= PULL_CACHE_ENTRIES {
-            self.parsed.clear();
-        }
-        self.parsed.insert(sql.to_string(), (*select).clone());
-        Ok(*select)
+        self.entries
+            .get_mut(sql)
+            .ok_or_else(|| ExecError::internal("pull cache entry vanished"))
     }
+}
+
+fn parse_pull(exec: &Executor, sql: &str) -> Result<sluice_sql::Select, ExecError> {
+    let mut statements = exec.parse(sql)?;
+    if statements.len() != 1 {
+        return Err(ExecError::invalid(format!(
+            "a Pull request takes exactly one pull query, got {} statements",
+            statements.len()
+        )));
+    }
+    let StatementKind::Select(select) = statements.remove(0).kind else {
+        return Err(ExecError::invalid(
+            "a Pull request takes a pull query (SELECT); run other statements with Execute",
+        ));
+    };
+    if select.emit_changes {
+        return Err(ExecError::invalid(
+            "a Pull request takes a pull query; run push queries (EMIT CHANGES) with Query",
+        ));
+    }
+    Ok(*select)
+}
+
+fn pb_columns(columns: &[OutputColumn]) -> Vec<pb::Column> {
+    columns
+        .iter()
+        .map(|c| column(&c.name, &c.data_type.to_string(), c.role.label()))
+        .collect()
+}
+
+/// The key a prepared pull query looks up with these parameters, when every key value
+/// has exactly its key column's type (anything else takes the ordinary path, which casts
+/// and reports errors as it always has).
+fn prepared_key(prep: &PreparedPull, params: &[pb::Value]) -> Option<Vec<Value>> {
+    use pb::value::Kind;
+    use sluice_common::DataType;
+    if params.len() != prep.key_params.len() {
+        return None;
+    }
+    prep.key_params
+        .iter()
+        .map(|(i, ty)| match (params.get(*i)?.kind.as_ref()?, ty) {
+            (Kind::String(s), DataType::String) => Some(Value::String(s.clone())),
+            (Kind::Int(n), DataType::Int) => Some(Value::Int(*n)),
+            (Kind::Bigint(n), DataType::Int) => i32::try_from(*n).ok().map(Value::Int),
+            (Kind::Int(n), DataType::BigInt) => Some(Value::BigInt(i64::from(*n))),
+            (Kind::Bigint(n), DataType::BigInt) => Some(Value::BigInt(*n)),
+            (Kind::Boolean(b), DataType::Boolean) => Some(Value::Boolean(*b)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// One request of the Pull RPC: a single SELECT without EMIT CHANGES, its parameters
@@ -117,7 +167,26 @@ async fn run_one_pull(
     cache: &mut PullCache,
     req: &pb::PullRequest,
 ) -> Result<(Vec<pb::Column>, Vec<Vec<Value>>), ExecError> {
-    let mut select = cache.select(exec, &req.sql)?;
+    let entry = cache.entry(exec, &req.sql)?;
+    let version = exec.catalog_version();
+    if entry.prepared.as_ref().is_none_or(|(v, _)| *v != version) {
+        entry.prepared = Some(exec.prepare_pull(&entry.select));
+    }
+    if let Some((_, Some(prep))) = &entry.prepared
+        && let Some(key) = prepared_key(prep, &req.params)
+    {
+        // One point read: in place, as `Executor::run_pull` does for a few keys.
+        let rows = exec
+            .engine
+            .pull_with(&prep.plan, &PullAccess::Keys(vec![key]))
+            .map_err(ExecError::from)?;
+        let columns = match req.with_columns {
+            true => pb_columns(&prep.columns),
+            false => Vec::new(),
+        };
+        return Ok((columns, rows));
+    }
+    let mut select = entry.select.clone();
     let params = req
         .params
         .iter()
@@ -131,14 +200,9 @@ async fn run_one_pull(
             "a SELECT without EMIT CHANGES planned as a push query",
         ));
     };
-    let columns = if req.with_columns {
-        planned
-            .columns
-            .iter()
-            .map(|c| column(&c.name, &c.data_type.to_string(), c.role.label()))
-            .collect()
-    } else {
-        Vec::new()
+    let columns = match req.with_columns {
+        true => pb_columns(&planned.columns),
+        false => Vec::new(),
     };
     Ok((columns, exec.run_pull(plan).await?))
 }

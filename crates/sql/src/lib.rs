@@ -15,7 +15,7 @@ mod types;
 
 pub use ast::*;
 pub use dialect::KsqlDialect;
-pub use params::{Param, bind_params, placeholders};
+pub use params::{Param, bind_params, placeholder_at, placeholders};
 pub use parser::{parse, parse_expr};
 pub use types::{parse_type, with_type_aliases};
 

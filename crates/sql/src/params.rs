@@ -29,7 +29,8 @@ impl Param {
     }
 }
 
-fn is_placeholder(e: &Expr) -> Option<Location> {
+/// Where `e` is a `?` placeholder, its position.
+pub fn placeholder_at(e: &Expr) -> Option<Location> {
     match e {
         Expr::Value(ValueWithSpan {
             value: Value::Placeholder(p),
@@ -57,7 +58,7 @@ pub fn placeholders(select: &mut Select) -> Vec<Location> {
     let mut at = Vec::new();
     for e in exprs_mut(select) {
         let _ = visit_expressions_mut(e, |x: &mut Expr| {
-            if let Some(loc) = is_placeholder(x) {
+            if let Some(loc) = placeholder_at(x) {
                 at.push(loc);
             }
             ControlFlow::<()>::Continue(())
@@ -90,7 +91,7 @@ pub fn bind_params(select: &mut Select, params: &[Param]) -> Result<(), ParseErr
     }
     for e in exprs_mut(select) {
         let _ = visit_expressions_mut(e, |x: &mut Expr| {
-            if let Some(loc) = is_placeholder(x)
+            if let Some(loc) = placeholder_at(x)
                 && let Ok(i) =
                     at.binary_search_by_key(&(loc.line, loc.column), |l| (l.line, l.column))
             {
