@@ -669,11 +669,17 @@ async fn pull_rpc_prepared_lookups_follow_catalog_changes() {
             vec![vals.iter().map(|s| s.to_string()).collect::<Vec<_>>()],
         )
     };
-    assert_eq!(table(&ask(by_id, vec![s("a")]).await), row(&["ID", "V"], &["a", "1"]));
+    assert_eq!(
+        table(&ask(by_id, vec![s("a")]).await),
+        row(&["ID", "V"], &["a", "1"])
+    );
     // Conditions beside the key's still filter the looked-up row.
     let with_filter = "SELECT v FROM t WHERE ? = id AND v > 1;";
     assert!(table(&ask(with_filter, vec![s("a")]).await).1.is_empty());
-    assert_eq!(table(&ask(with_filter, vec![s("b")]).await), row(&["V"], &["2"]));
+    assert_eq!(
+        table(&ask(with_filter, vec![s("b")]).await),
+        row(&["V"], &["2"])
+    );
 
     exec_ok(&mut ddl, "DROP TABLE t;").await;
     let r = ask(by_id, vec![s("a")]).await;
@@ -698,6 +704,10 @@ async fn pull_rpc_prepared_lookups_follow_catalog_changes() {
     assert_eq!(table(&ask(by_id, vec![int7]).await).1.len(), 1);
     let r = ask(by_id, vec![s("7")]).await;
     assert_eq!(r.error_code, Code::InvalidArgument as i32, "{}", r.error);
-    assert!(r.error.contains("Cannot compare id (BIGINT)"), "{}", r.error);
+    assert!(
+        r.error.contains("Cannot compare id (BIGINT)"),
+        "{}",
+        r.error
+    );
     drop(tx);
 }

@@ -266,7 +266,10 @@ impl Executor {
     }
 
     pub fn catalog_version(&self) -> u64 {
-        self.catalog.read().unwrap_or_else(|p| p.into_inner()).version
+        self.catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .version
     }
 
     fn alloc_ids(&self, n: u64, txn: &mut Txn) -> u64 {
@@ -507,9 +510,7 @@ impl Executor {
                     serde_json::to_vec(&qdef).map_err(json_err)?,
                 );
                 self.log.submit(txn).wait().await?;
-                self.catalog_write()
-                    .queries
-                    .insert(query_id.clone(), qdef);
+                self.catalog_write().queries.insert(query_id.clone(), qdef);
                 self.engine.start_query(plan)?;
                 Ok(Outcome {
                     message: format!("Created query with ID {query_id}"),
@@ -664,9 +665,7 @@ impl Executor {
                 let mut txn = Txn::new();
                 txn.delete(Cf::Catalog, format!("source/{}", def.name).into_bytes());
                 self.log.submit(txn).wait().await?;
-                self.catalog_write()
-                    .sources
-                    .remove(&def.name);
+                self.catalog_write().sources.remove(&def.name);
                 Ok(Outcome::message(format!(
                     "Source `{}` (topic: {}) was dropped.",
                     def.name, def.topic
@@ -722,14 +721,10 @@ impl Executor {
                             format!("source/{}", s.name).into_bytes(),
                             serde_json::to_vec(&s).map_err(json_err)?,
                         );
-                        self.catalog_write()
-                            .sources
-                            .insert(s.name.clone(), s);
+                        self.catalog_write().sources.insert(s.name.clone(), s);
                     }
                     self.log.submit(txn).wait().await?;
-                    self.catalog_write()
-                        .queries
-                        .remove(id);
+                    self.catalog_write().queries.remove(id);
                 }
                 Ok(Outcome::message(if ids.len() == 1 {
                     format!("Query {} terminated.", ids[0])
@@ -802,9 +797,7 @@ impl Executor {
                 let mut txn = Txn::new();
                 txn.delete(Cf::Catalog, format!("type/{}", name.value).into_bytes());
                 self.log.submit(txn).wait().await?;
-                self.catalog_write()
-                    .types
-                    .remove(&name.value);
+                self.catalog_write().types.remove(&name.value);
                 Ok(Outcome::message(format!("Dropped type '{}'", name.value)))
             }
             StatementKind::Set { key, value } => Ok(Outcome::message(format!(
