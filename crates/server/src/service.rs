@@ -70,6 +70,70 @@ fn final_msg(message: &str, rows: u64) -> pb::QueryResponse {
     }
 }
 
+/// A push query's rows as the response stream. The response body polls the engine's
+/// channel directly: a task relaying rows to a second channel cost a wake-up and a
+/// channel hop per row, a measurable share of the server's CPU at 100K rows/s.
+struct PushRows {
+    rx: mpsc::Receiver<PushEvent>,
+    rows: u64,
+    done: bool,
+    query: String,
+}
+
+impl Stream for PushRows {
+    type Item = Result<pb::QueryResponse, Status>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            let Some(ev) = std::task::ready!(this.rx.poll_recv(cx)) else {
+                this.done = true;
+                return Poll::Ready(None);
+            };
+            match ev {
+                PushEvent::Row {
+                    row,
+                    partition,
+                    offset,
+                    tombstone,
+                } => {
+                    this.rows += 1;
+                    return Poll::Ready(Some(Ok(row_msg(&row, partition, offset, tombstone))));
+                }
+                PushEvent::Skipped {
+                    partition,
+                    offset,
+                    message,
+                } => {
+                    tracing::warn!(
+                        query = %this.query,
+                        partition,
+                        offset,
+                        "push query skipped a record: {message}"
+                    );
+                }
+                PushEvent::LimitReached => {
+                    this.done = true;
+                    return Poll::Ready(Some(Ok(final_msg("Limit Reached", this.rows))));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for PushRows {
+    fn drop(&mut self) {
+        tracing::info!(query = %self.query, rows = self.rows, "push query ended");
+    }
+}
+
 /// Pull queries of one Pull call, by SQL text: a call usually repeats a few queries with
 /// different parameters, and parsing was a quarter of a lookup's server CPU, planning a
 /// fifth. The syntax tree is kept, and for key lookups by parameter (`WHERE id = ?`) a
@@ -287,54 +351,20 @@ impl SluiceService {
                 } else {
                     PushStart::Latest
                 };
-                let mut rx = self
+                let rx = self
                     .exec
                     .engine
                     .push(plan, start)
                     .map_err(ExecError::from)?;
                 tracing::info!(query = %id, "push query started");
-                let (tx, out) = mpsc::channel(64);
-                let _ = tx.try_send(Ok(header(&id, cols, true)));
-                tokio::spawn(
-                    async move {
-                        let mut n = 0u64;
-                        while let Some(ev) = rx.recv().await {
-                            let msg = match ev {
-                                PushEvent::Row {
-                                    row,
-                                    partition,
-                                    offset,
-                                    tombstone,
-                                } => {
-                                    n += 1;
-                                    row_msg(&row, partition, offset, tombstone)
-                                }
-                                PushEvent::Skipped {
-                                    partition,
-                                    offset,
-                                    message,
-                                } => {
-                                    tracing::warn!(
-                                        partition,
-                                        offset,
-                                        "push query skipped a record: {message}"
-                                    );
-                                    continue;
-                                }
-                                PushEvent::LimitReached => {
-                                    let _ = tx.send(Ok(final_msg("Limit Reached", n))).await;
-                                    break;
-                                }
-                            };
-                            if tx.send(Ok(msg)).await.is_err() {
-                                break;
-                            }
-                        }
-                        tracing::info!(rows = n, "push query ended");
-                    }
-                    .instrument(tracing::info_span!("push", query = %id)),
-                );
-                Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+                let rows = PushRows {
+                    rx,
+                    rows: 0,
+                    done: false,
+                    query: id.clone(),
+                };
+                let out = tokio_stream::once(Ok(header(&id, cols, true))).chain(rows);
+                Ok(Response::new(Box::pin(out)))
             }
             StatementKind::Print {
                 topic,
