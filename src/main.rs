@@ -105,7 +105,7 @@ struct BenchArgs {
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
     /// Pull requests each pull client keeps in flight on its Pull call.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 8)]
     pipeline: usize,
     /// Push subscribers for fanout.
     #[arg(long, default_value_t = 100)]

@@ -80,7 +80,7 @@ impl Default for Options {
             rate: 100_000,
             duration_s: 10.0,
             concurrency: 4,
-            pipeline: 16,
+            pipeline: 8,
             subscribers: 100,
             batch: 1000,
             partitions: 1,
