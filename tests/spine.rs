@@ -711,3 +711,35 @@ async fn pull_rpc_prepared_lookups_follow_catalog_changes() {
     );
     drop(tx);
 }
+
+/// A BulkInsert call resolves its target once, but DDL on the way must take effect: a
+/// dropped stream is not written with its old definition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_insert_sees_a_drop_between_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let mut c = server.client().await;
+    let mut ddl = server.client().await;
+    exec_ok(&mut ddl, "CREATE STREAM ev (id STRING KEY, n BIGINT) WITH (kafka_topic='ev', value_format='JSON', partitions=1);").await;
+    let batch = |b: u64| pb::BulkInsertRequest {
+        target: "ev".into(),
+        columns: vec!["id".into(), "n".into()],
+        rows: vec![pb::Row {
+            values: vec![s("k"), big(b as i64)],
+        }],
+        batch_id: b,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut acks = c
+        .bulk_insert(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(batch(0)).await.unwrap();
+    assert_eq!(acks.message().await.unwrap().unwrap().batch_id, 0);
+    exec_ok(&mut ddl, "DROP STREAM ev;").await;
+    tx.send(batch(1)).await.unwrap();
+    let e = acks.message().await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{}", e.message());
+    assert!(e.message().contains("EV does not exist"), "{}", e.message());
+}

@@ -746,6 +746,9 @@ impl Sluice for SluiceService {
 
 /// A bulk-insert target resolved once per stream: its definition, topic and column map.
 struct Target {
+    /// The catalog version `def` was read at: after any DDL the target is looked up
+    /// again, so a dropped or re-created stream is not written with its old definition.
+    version: u64,
     def: sluice_common::SourceDef,
     topic: Arc<sluice_storage::Topic>,
     /// For each request column, its index in the schema.
@@ -763,10 +766,14 @@ fn prepare_batch(
     } else {
         req.target.to_ascii_uppercase()
     };
+    // Read before the definition: a change in between leaves an older version beside a
+    // newer definition, which only costs one more lookup.
+    let version = exec.catalog_version();
     let stale = targets
         .get(&name)
-        .is_none_or(|t| t.columns_key != req.columns);
+        .is_none_or(|t| t.columns_key != req.columns || t.version != version);
     if stale {
+        targets.remove(&name);
         let def = exec.source(&name).ok_or_else(|| {
             crate::error::status(tonic::Code::NotFound, format!("{name} does not exist."))
         })?;
@@ -801,6 +808,7 @@ fn prepare_batch(
         targets.insert(
             name.clone(),
             Target {
+                version,
                 def,
                 topic,
                 positions,
@@ -826,7 +834,9 @@ fn prepare_batch(
                 ),
             ));
         }
-        let mut row = vec![Value::Null; width];
+        // Not `vec![Value::Null; width]`: that clones through `Value::clone` per cell
+        // (2% of ingest's server CPU).
+        let mut row: Vec<Value> = (0..width).map(|_| Value::Null).collect();
         for (v, &idx) in r.values.iter().zip(&target.positions) {
             let col = &target.def.schema.columns[idx];
             row[idx] = from_proto(v, &col.data_type).map_err(|e| {
