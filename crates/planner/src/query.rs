@@ -1510,14 +1510,18 @@ pub fn prepare_pull(
     if !sluice_sql::placeholders(&mut bare).is_empty() {
         return Ok(None);
     }
-    let all = sluice_sql::placeholders(&mut select.clone());
-    let key_params = key_at
-        .iter()
+    // So the key conditions hold every parameter, and a key's parameter number is the
+    // rank of its placeholder in text order.
+    let mut by_text: Vec<usize> = (0..key_at.len()).collect();
+    by_text.sort_by_key(|&ki| (key_at[ki].line, key_at[ki].column));
+    let mut param_of = vec![0; key_at.len()];
+    for (param, ki) in by_text.into_iter().enumerate() {
+        param_of[ki] = param;
+    }
+    let key_params = param_of
+        .into_iter()
         .zip(keys)
-        .map(|(at, k)| {
-            let i = all.iter().position(|l| l == at).unwrap_or(usize::MAX);
-            (i, k.data_type.clone())
-        })
+        .map(|(param, k)| (param, k.data_type.clone()))
         .collect();
     let (plan, columns) = plan_pull(&bare, catalog, max_rows)?;
     Ok(Some(PreparedPull {

@@ -76,7 +76,6 @@ fn final_msg(message: &str, rows: u64) -> pb::QueryResponse {
 struct PushRows {
     rx: mpsc::Receiver<PushEvent>,
     rows: u64,
-    done: bool,
     query: String,
 }
 
@@ -89,12 +88,10 @@ impl Stream for PushRows {
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
         let this = &mut *self;
-        if this.done {
-            return Poll::Ready(None);
-        }
+        // The engine's reader drops its sender after `LimitReached`, so the channel
+        // ends the stream after the final message.
         loop {
             let Some(ev) = std::task::ready!(this.rx.poll_recv(cx)) else {
-                this.done = true;
                 return Poll::Ready(None);
             };
             match ev {
@@ -120,7 +117,6 @@ impl Stream for PushRows {
                     );
                 }
                 PushEvent::LimitReached => {
-                    this.done = true;
                     return Poll::Ready(Some(Ok(final_msg("Limit Reached", this.rows))));
                 }
             }
@@ -360,7 +356,6 @@ impl SluiceService {
                 let rows = PushRows {
                     rx,
                     rows: 0,
-                    done: false,
                     query: id.clone(),
                 };
                 let out = tokio_stream::once(Ok(header(&id, cols, true))).chain(rows);
@@ -773,7 +768,6 @@ fn prepare_batch(
         .get(&name)
         .is_none_or(|t| t.columns_key != req.columns || t.version != version);
     if stale {
-        targets.remove(&name);
         let def = exec.source(&name).ok_or_else(|| {
             crate::error::status(tonic::Code::NotFound, format!("{name} does not exist."))
         })?;
