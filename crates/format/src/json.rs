@@ -40,14 +40,38 @@ fn write_value(v: &Value, out: &mut Vec<u8>) -> Result<()> {
             out.extend_from_slice(i.to_string().as_bytes())
         }
         Value::Date(d) => out.extend_from_slice(d.to_string().as_bytes()),
+        // As ksqlDB's Jackson writes a double: Java's Double.toString digits (`1.0E10`), and
+        // NaN and the infinities as the strings "NaN", "Infinity", "-Infinity" (Jackson's
+        // default WRITE_NAN_AS_STRINGS), which its JSON reader takes back as doubles.
         Value::Double(d) if d.is_finite() => {
-            serde_json::to_writer(&mut *out, d).map_err(|e| FormatError::Invalid(e.to_string()))?
+            out.extend_from_slice(sluice_common::value::format_double(*d).as_bytes())
         }
-        Value::Double(_) => out.extend_from_slice(b"null"),
+        Value::Double(d) => {
+            out.push(b'"');
+            out.extend_from_slice(sluice_common::value::format_double(*d).as_bytes());
+            out.push(b'"');
+        }
         Value::String(s) => write_str(s, out)?,
-        Value::Decimal { .. } | Value::Bytes(_) | Value::Map(_) => {
+        Value::Decimal { .. } | Value::Bytes(_) => {
             serde_json::to_writer(&mut *out, &value_to_json(v))
                 .map_err(|e| FormatError::Invalid(e.to_string()))?
+        }
+        // Written here rather than through a JSON tree, whose numbers would lose Java's
+        // notation (`1.0E300` would come out as `1.0e+300`).
+        Value::Map(entries) => {
+            out.push(b'{');
+            for (i, (k, item)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match k {
+                    Value::String(s) => write_str(s, out)?,
+                    other => write_str(&other.to_string(), out)?,
+                }
+                out.push(b':');
+                write_value(item, out)?;
+            }
+            out.push(b'}');
         }
         Value::Array(items) => {
             out.push(b'[');
@@ -127,9 +151,15 @@ pub fn value_to_json(v: &Value) -> Json {
         Value::Int(i) => Json::from(*i),
         Value::BigInt(i) | Value::Timestamp(i) | Value::Time(i) => Json::from(*i),
         Value::Date(d) => Json::from(*d),
-        Value::Double(d) => serde_json::Number::from_f64(*d)
-            .map(Json::Number)
-            .unwrap_or(Json::Null),
+        Value::Double(d) => {
+            let text = sluice_common::value::format_double(*d);
+            match d.is_finite() {
+                true => serde_json::from_str::<serde_json::Number>(&text)
+                    .map(Json::Number)
+                    .unwrap_or(Json::String(text)),
+                false => Json::String(text),
+            }
+        }
         Value::Decimal { unscaled, scale } => {
             let text = sluice_common::value::format_decimal(*unscaled, *scale);
             serde_json::from_str::<serde_json::Number>(&text)
@@ -162,8 +192,9 @@ pub fn value_to_json(v: &Value) -> Json {
 
 fn mismatch<T>(json: &Json, t: &DataType) -> Result<T> {
     let shown = json.to_string();
-    let shown = if shown.len() > 60 {
-        format!("{}...", &shown[..57])
+    // Cut by characters, not bytes: a record's text is anything (`é` is two bytes).
+    let shown = if shown.chars().count() > 60 {
+        format!("{}...", shown.chars().take(57).collect::<String>())
     } else {
         shown
     };
@@ -349,6 +380,25 @@ pub(crate) fn parse_text(text: &str, t: &DataType) -> Result<Value> {
 
 #[cfg(test)]
 mod tests {
+    /// The reproduction of a poison record: a long text of multibyte characters where an
+    /// INT is expected. The error cuts the shown value by characters (it once sliced bytes
+    /// and panicked, stopping the query reading it).
+    #[test]
+    fn type_errors_on_multibyte_text_cut_by_characters() {
+        let text = format!("a{}", "é".repeat(80));
+        let err = json_to_value(&Json::String(text), &DataType::Int).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("requiredType: INTEGER"), "{message}");
+        assert!(message.ends_with("..."), "{message}");
+        let row = format!("{{\"V\": \"a{}\"}}", "é".repeat(80));
+        let columns = vec![Column {
+            name: "V".into(),
+            data_type: DataType::Int,
+            role: sluice_common::ColumnRole::Value,
+        }];
+        assert!(decode_tree(&columns, row.as_bytes(), false).is_err());
+    }
+
     #[test]
     fn object_rows_decode_as_the_general_path_does() {
         use sluice_common::ColumnRole;
@@ -455,17 +505,19 @@ mod tests {
         for (c, v) in columns.iter().zip(&values) {
             tree.insert(c.name.clone(), value_to_json(v));
         }
-        let expected = serde_json::to_vec(&Json::Object(tree)).unwrap();
+        // Compared as parsed JSON: the tree writes exponents as serde_json does (`1.0e+300`),
+        // the direct writer as Java does (`1.0E300`).
+        let expected = Json::Object(tree);
         let got = encode(&columns, &values, true).unwrap();
-        assert_eq!(
-            String::from_utf8(got).unwrap(),
-            String::from_utf8(expected).unwrap()
-        );
+        let text = String::from_utf8(got.clone()).unwrap();
+        assert!(text.contains("1.0E300"), "{text}");
+        assert_eq!(serde_json::from_slice::<Json>(&got).unwrap(), expected, "{text}");
         for v in &values {
-            let expected = serde_json::to_vec(&value_to_json(v)).unwrap();
+            let got = encode(&columns[..1], std::slice::from_ref(v), false).unwrap();
             assert_eq!(
-                encode(&columns[..1], std::slice::from_ref(v), false).unwrap(),
-                expected
+                serde_json::from_slice::<Json>(&got).unwrap(),
+                value_to_json(v),
+                "{v:?}"
             );
         }
     }
