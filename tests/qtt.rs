@@ -92,12 +92,23 @@ fn guard(corpus: &Corpus) {
         return;
     }
 
-    let listed: BTreeSet<String> = std::fs::read_to_string(&list_path)
-        .unwrap_or_default()
+    // A missing or empty list would guard nothing and pass vacuously: that is a failure.
+    let list_text = std::fs::read_to_string(&list_path).unwrap_or_else(|e| {
+        panic!(
+            "{label} pass list {} cannot be read ({e}); regenerate it with SLUICE_QTT_UPDATE=1",
+            list_path.display()
+        )
+    });
+    let listed: BTreeSet<String> = list_text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(str::to_string)
         .collect();
+    assert!(
+        !listed.is_empty(),
+        "{label} pass list {} lists no case; regenerate it with SLUICE_QTT_UPDATE=1",
+        list_path.display()
+    );
     let newly: Vec<&String> = passing.difference(&listed).collect();
     if !newly.is_empty() {
         eprintln!(
