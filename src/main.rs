@@ -173,6 +173,21 @@ fn main() -> anyhow::Result<()> {
                 )
                 .with_writer(std::io::stderr)
                 .init();
+            // The engine catches panics per record and per batch and carries on; they are
+            // reported through tracing (with the query's span) instead of raw stderr text.
+            std::panic::set_hook(Box::new(|info| {
+                let location = info
+                    .location()
+                    .map(|l| format!("{}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                let message = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(%location, "panic: {message}");
+            }));
             let config = sluice_server::ServerConfig {
                 data_dir,
                 listen,

@@ -8,6 +8,7 @@ use sluice_common::Value;
 use sluice_common::codec::decode_row;
 use sluice_common::keycodec::encode_key_value;
 use sluice_storage::{Cf, prefix_end};
+use std::sync::atomic::Ordering;
 
 impl Engine {
     /// Runs a pull query. Errors if more than `max_rows` rows would be returned.
@@ -19,15 +20,37 @@ impl Engine {
     /// key lookup).
     pub fn pull_with(&self, plan: &PullPlan, access: &PullAccess) -> Result<Vec<Vec<Value>>> {
         let id = plan.table.id;
-        let stored: Vec<Vec<u8>> = match access {
+        let mut rows = Vec::new();
+        // Each stored row is filtered and projected as it is read, and reading stops at the
+        // LIMIT or one row past the cap: a scan never loads more of the table than it needs.
+        let mut take = |bytes: &[u8]| -> Result<bool> {
+            self.pull_rows_read.fetch_add(1, Ordering::Relaxed);
+            let row = decode_row(bytes).map_err(|e| EngineError::Invalid(e.to_string()))?;
+            if !plan.filter.as_ref().is_none_or(|f| f.test(&row)) {
+                return Ok(true);
+            }
+            if plan.limit.is_some_and(|l| rows.len() as u64 >= l) {
+                return Ok(false);
+            }
+            if rows.len() as u64 >= plan.max_rows {
+                return Err(EngineError::Invalid(format!(
+                    "Pull query on {} would return more than {} rows (the pull row limit); add a LIMIT or a narrower WHERE clause, or raise 'sluice.pull.max.rows'",
+                    plan.table.name, plan.max_rows
+                )));
+            }
+            rows.push(plan.projection.iter().map(|e| e.eval(&row)).collect());
+            Ok(!plan.limit.is_some_and(|l| rows.len() as u64 >= l))
+        };
+        let (from, to) = match access {
             PullAccess::Keys(keys) => {
-                let mut out = Vec::new();
                 for k in keys {
-                    if let Some(v) = self.log().get(Cf::State, &table_key(id, k))? {
-                        out.push(v);
+                    if let Some(v) = self.log().get(Cf::State, &table_key(id, k))?
+                        && !take(&v)?
+                    {
+                        break;
                     }
                 }
-                out
+                return Ok(rows);
             }
             PullAccess::Range { lower, upper } => {
                 let prefix = table_prefix(id);
@@ -48,40 +71,117 @@ impl Engine {
                     }
                     None => prefix_end(&prefix),
                 };
-                let to = to.unwrap_or_else(|| vec![0xff; prefix.len() + 1]);
-                self.log()
-                    .scan(Cf::State, &from, &to, usize::MAX)?
-                    .into_iter()
-                    .map(|(_, v)| v)
-                    .collect()
+                (from, to.unwrap_or_else(|| vec![0xff; prefix.len() + 1]))
             }
             PullAccess::Scan => {
                 let prefix = table_prefix(id);
                 let to = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len() + 1]);
-                self.log()
-                    .scan(Cf::State, &prefix, &to, usize::MAX)?
-                    .into_iter()
-                    .map(|(_, v)| v)
-                    .collect()
+                (prefix, to)
             }
         };
-        let mut rows = Vec::new();
-        for bytes in stored {
-            let row = decode_row(&bytes).map_err(|e| EngineError::Invalid(e.to_string()))?;
-            if !plan.filter.as_ref().is_none_or(|f| f.test(&row)) {
-                continue;
-            }
-            if plan.limit.is_some_and(|l| rows.len() as u64 >= l) {
-                break;
-            }
-            if rows.len() as u64 >= plan.max_rows {
-                return Err(EngineError::Invalid(format!(
-                    "Pull query on {} would return more than {} rows (the pull row limit); add a LIMIT or a narrower WHERE clause, or raise 'sluice.pull.max.rows'",
-                    plan.table.name, plan.max_rows
-                )));
-            }
-            rows.push(plan.projection.iter().map(|e| e.eval(&row)).collect());
+        let mut failed = None;
+        self.log()
+            .visit_range(Cf::State, &from, &to, |_, v| match take(v) {
+                Ok(more) => more,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(rows),
         }
-        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_common::codec::encode_row_vec;
+    use sluice_common::{
+        Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef, SourceKind,
+    };
+    use sluice_storage::{EmbeddedLog, Log, Txn};
+    use std::sync::Arc;
+
+    fn table() -> SourceDef {
+        let col = |n: &str, t: DataType, role: ColumnRole| Column {
+            name: n.into(),
+            data_type: t,
+            role,
+        };
+        SourceDef {
+            id: 7,
+            name: "T".into(),
+            kind: SourceKind::Table,
+            schema: Schema::new(vec![
+                col("ID", DataType::Int, ColumnRole::Key),
+                col("V", DataType::Int, ColumnRole::Value),
+            ]),
+            topic: "t".into(),
+            key_format: FormatSpec::new(FormatKind::Kafka),
+            value_format: FormatSpec::new(FormatKind::Json),
+            timestamp_column: None,
+            timestamp_format: None,
+            headers: Vec::new(),
+            written_by: None,
+            sql: String::new(),
+            read_only: false,
+        }
+    }
+
+    /// Scans and ranges stop reading at the LIMIT, or one row past the row cap: they
+    /// used to read the whole table before checking either.
+    #[tokio::test]
+    async fn scans_stop_at_the_limit_and_the_row_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let engine = Engine::new(log.clone()).unwrap();
+        let def = table();
+        let mut txn = Txn::new();
+        for i in 0..1000 {
+            let row = vec![
+                Value::Int(i),
+                Value::Int(i),
+                Value::BigInt(0),
+                Value::Null,
+                Value::Null,
+            ];
+            txn.put(
+                Cf::State,
+                table_key(def.id, &[Value::Int(i)]),
+                encode_row_vec(&row),
+            );
+        }
+        log.submit(txn).wait().await.unwrap();
+        let plan = |access: PullAccess, limit: Option<u64>, max_rows: u64| PullPlan {
+            table: def.clone(),
+            access,
+            filter: None,
+            projection: vec![sluice_expr::Expr::Column(0)],
+            limit,
+            max_rows,
+        };
+        let read = |p: &PullPlan| {
+            let before = engine.pull_rows_read();
+            let result = engine.pull(p);
+            (result, engine.pull_rows_read() - before)
+        };
+        let (rows, n) = read(&plan(PullAccess::Scan, Some(5), 100));
+        assert_eq!(rows.unwrap().len(), 5);
+        assert_eq!(n, 5);
+        let (rows, n) = read(&plan(PullAccess::Scan, None, 10));
+        assert!(rows.unwrap_err().to_string().contains("more than 10 rows"));
+        assert_eq!(n, 11);
+        let range = PullAccess::Range {
+            lower: Some((Value::Int(100), true)),
+            upper: None,
+        };
+        let (rows, n) = read(&plan(range, None, 10));
+        assert!(rows.is_err());
+        assert_eq!(n, 11);
+        let (rows, _) = read(&plan(PullAccess::Scan, None, 1000));
+        assert_eq!(rows.unwrap().len(), 1000);
     }
 }

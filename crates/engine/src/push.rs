@@ -35,6 +35,9 @@ pub enum PushEvent {
     },
     /// LIMIT reached; the stream ends after this.
     LimitReached,
+    /// The reader could not go on (the log could not be read); the stream ends after this
+    /// with an error, never as if it had completed.
+    Failed(String),
 }
 
 #[derive(Debug, Clone)]
@@ -100,16 +103,44 @@ impl Engine {
                         Ok(Ok(r)) => r,
                         Ok(Err(e)) => {
                             tracing::error!(error = %e, "push query read failed");
+                            let _ = tx
+                                .send(PushEvent::Failed(format!("reading {}: {e}", topic.name)))
+                                .await;
                             return;
                         }
-                        Err(_) => return,
+                        Err(e) => {
+                            let _ = tx
+                                .send(PushEvent::Failed(format!("reading {}: {e}", topic.name)))
+                                .await;
+                            return;
+                        }
                     };
                     if let Some(last) = records.last() {
                         positions[p as usize] = last.offset + 1;
                         any = true;
                     }
                     for rec in &records {
-                        let Some(event) = evaluate(&plan, key_only, rec) else {
+                        // A panic evaluating one record skips that record, as a decoding
+                        // error does; it must not end the subscription.
+                        let evaluated =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                evaluate(&plan, key_only, rec)
+                            }))
+                            .unwrap_or_else(|payload| {
+                                let message = payload
+                                    .downcast_ref::<&str>()
+                                    .map(|s| s.to_string())
+                                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                                    .unwrap_or_else(|| "unknown panic".into());
+                                Some(PushEvent::Skipped {
+                                    partition: rec.partition,
+                                    offset: rec.offset,
+                                    message: format!(
+                                        "internal error evaluating the record: {message}"
+                                    ),
+                                })
+                            });
+                        let Some(event) = evaluated else {
                             continue;
                         };
                         let is_row = matches!(event, PushEvent::Row { .. });

@@ -54,6 +54,8 @@ pub struct Engine {
     materializers: Mutex<HashMap<u64, Running>>,
     /// Memory for aggregate state kept by all queries together.
     state_cache_budget: Budget,
+    /// Stored rows pull queries have read, matching or not (a measure of their cost).
+    pub(crate) pull_rows_read: AtomicU64,
 }
 
 enum Kind {
@@ -77,6 +79,10 @@ struct Worker {
     warmed: bool,
     /// Where an aggregation keeps its groups' state (decided when the cache is loaded).
     layout: StateLayout,
+    /// Records whose processing panicked, by (partition, offset), with the panic's
+    /// message: the batch is redone without them, and they go to the processing log. An
+    /// entry is dropped once the committed positions have passed it.
+    poison: HashMap<(u32, u64), String>,
 }
 
 /// Where an aggregate query keeps each group's state.
@@ -105,11 +111,17 @@ impl Engine {
             queries: Mutex::new(HashMap::new()),
             materializers: Mutex::new(HashMap::new()),
             state_cache_budget: Budget::from_env(),
+            pull_rows_read: AtomicU64::new(0),
         })
     }
 
     pub fn log(&self) -> &Arc<EmbeddedLog> {
         &self.log
+    }
+
+    /// Stored rows read by pull queries since start, matching their WHERE clause or not.
+    pub fn pull_rows_read(&self) -> u64 {
+        self.pull_rows_read.load(Ordering::Relaxed)
     }
 
     /// Starts a persistent query; it resumes from its committed offsets, or reads from the
@@ -210,6 +222,7 @@ impl Engine {
             cache: StateCache::new(self.state_cache_budget.clone(), false),
             warmed: false,
             layout: StateLayout::Separate,
+            poison: HashMap::new(),
         };
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("query", id = %label);
@@ -348,7 +361,18 @@ async fn run(
         // Marked seen before reading, so an append racing with this batch still wakes us.
         changed.borrow_and_update();
         let stepped = tokio::task::spawn_blocking(move || {
-            let r = worker.step(tag, id);
+            // A panic processing one record is caught per record (see `step`); one outside
+            // that (loading state, preparing the commit) must not lose the worker either:
+            // it becomes a failed batch, retried from the same positions, with the query
+            // in ERROR until it succeeds.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.step(tag, id)))
+                .unwrap_or_else(|payload| {
+                    worker.warmed = false;
+                    Err(EngineError::Invalid(format!(
+                        "internal error: {}",
+                        panic_message(payload.as_ref())
+                    )))
+                });
             (worker, r)
         })
         .await;
@@ -356,9 +380,10 @@ async fn run(
         (worker, result) = match stepped {
             Ok(pair) => pair,
             Err(e) => {
-                tracing::error!(error = %e, "query worker panicked; query stopped");
+                // Only a cancelled blocking task gets here (the runtime shutting down).
+                tracing::error!(error = %e, "query worker lost; query stopped");
                 *stats.failed.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(format!("worker panicked: {e}"));
+                    Some(format!("worker lost: {e}"));
                 return;
             }
         };
@@ -368,6 +393,9 @@ async fn run(
                     for (key, state) in &states {
                         worker.cache.insert(key, state.as_deref());
                     }
+                    worker
+                        .poison
+                        .retain(|(p, offset), _| *offset >= positions[*p as usize]);
                     worker.positions = positions.clone();
                     *shared.lock().unwrap_or_else(|p| p.into_inner()) = positions;
                     stats.processed.fetch_add(n, Ordering::Relaxed);
@@ -417,6 +445,18 @@ impl Worker {
         if !self.warmed {
             self.warm(tag, id)?;
         }
+        // A record whose processing panics may leave the batch half-updated (state taken out
+        // of the overlay, say), so the whole batch is redone without it. Each redo marks one
+        // more record, so this ends.
+        loop {
+            if let Some(step) = self.try_step(tag, id)? {
+                return Ok(step);
+            }
+        }
+    }
+
+    /// One attempt at a batch: `None` when a record panicked (it is now in `poison`).
+    fn try_step(&mut self, tag: u8, id: u64) -> Result<Option<Option<Step>>> {
         let mut b = Batch::default();
         let mut positions = self.positions.clone();
         let mut n = 0u64;
@@ -428,8 +468,32 @@ impl Worker {
             positions[p as usize] = last.offset + 1;
             n += records.len() as u64;
             for rec in &records {
+                if let Some(message) = self.poison.get(&(p, rec.offset)) {
+                    let message = message.clone();
+                    self.processing_error(&mut b.txn, rec, &message)?;
+                    continue;
+                }
                 let before = b.txn.append_count();
-                let result = self.process(rec, &mut b);
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.process(rec, &mut b)
+                }));
+                let result = match result {
+                    Ok(r) => r,
+                    Err(payload) => {
+                        let message = format!(
+                            "internal error processing the record: {}",
+                            panic_message(payload.as_ref())
+                        );
+                        tracing::error!(
+                            partition = p,
+                            offset = rec.offset,
+                            "{message}; the record is skipped"
+                        );
+                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        self.poison.insert((p, rec.offset), message);
+                        return Ok(None);
+                    }
+                };
                 b.txn.stamp_headers(before, &rec.record.headers);
                 if let Err(e) = result {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -443,7 +507,7 @@ impl Worker {
             );
         }
         if n == 0 {
-            return Ok(None);
+            return Ok(Some(None));
         }
         let Batch {
             mut txn,
@@ -466,7 +530,7 @@ impl Worker {
                 None => txn.delete(Cf::State, key),
             }
         }
-        Ok(Some((txn, positions, n, states)))
+        Ok(Some(Some((txn, positions, n, states))))
     }
 
     /// Loads the query's committed aggregate state into the cache, as far as the budget
@@ -585,7 +649,7 @@ impl Worker {
                     if table_functions.is_empty() {
                         return self.emit(plan, b, out, rowtime, false);
                     }
-                    for row in expand(out, table_functions) {
+                    for row in expand(out, table_functions)? {
                         self.emit(plan, b, row, rowtime, false)?;
                     }
                     Ok(())
@@ -722,6 +786,20 @@ impl Worker {
                 return Err(EngineError::Invalid(message));
             }
             row.drain(..row_len);
+        }
+        // State is decoded by position: a stored state of another shape (written by another
+        // plan of this query, or damaged) must not be read as this one's.
+        let slots: usize = aggregates.iter().map(|a| a.slots()).sum();
+        if let Some(state) = &existing
+            && state.len() != slots
+        {
+            let message = format!(
+                "stored aggregate state of {} has {} values where this query's aggregates keep {slots}; record skipped",
+                plan.sink.name,
+                state.len()
+            );
+            b.overlay.insert(key, existing);
+            return Err(EngineError::Invalid(message));
         }
         let result_row = |state: &[Value]| -> Vec<Value> {
             let mut r = group.to_vec();
@@ -898,22 +976,20 @@ fn in_sink_row_layout(plan: &QueryPlan) -> Option<StateLayout> {
 
 /// Applies table functions: each listed column holds an array; output row i takes the
 /// i-th value of each (NULL past the end of shorter ones).
-fn expand(row: Vec<Value>, functions: &[(usize, TableFunction)]) -> Vec<Vec<Value>> {
-    let columns: Vec<(usize, Vec<Value>)> = functions
-        .iter()
-        .map(|(i, f)| {
-            let values = match row.get(*i) {
-                Some(Value::Array(items)) => match f {
-                    TableFunction::Explode => items.clone(),
-                    TableFunction::CubeExplode => cube(items),
-                },
-                _ => Vec::new(),
-            };
-            (*i, values)
-        })
-        .collect();
+fn expand(row: Vec<Value>, functions: &[(usize, TableFunction)]) -> Result<Vec<Vec<Value>>> {
+    let mut columns: Vec<(usize, Vec<Value>)> = Vec::with_capacity(functions.len());
+    for (i, f) in functions {
+        let values = match row.get(*i) {
+            Some(Value::Array(items)) => match f {
+                TableFunction::Explode => items.clone(),
+                TableFunction::CubeExplode => cube(items)?,
+            },
+            _ => Vec::new(),
+        };
+        columns.push((*i, values));
+    }
     let n = columns.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
-    (0..n)
+    Ok((0..n)
         .map(|k| {
             let mut r = row.clone();
             for (i, values) in &columns {
@@ -921,30 +997,57 @@ fn expand(row: Vec<Value>, functions: &[(usize, TableFunction)]) -> Vec<Vec<Valu
             }
             r
         })
-        .collect()
+        .collect())
 }
 
+/// Most elements CUBE_EXPLODE takes, as in ksqlDB: the output has 2^N rows, so 20 already
+/// make about a million.
+pub const CUBE_MAX_COLUMNS: usize = 20;
+
 /// Every combination of keeping or nulling each element, in ksqlDB's order (the last
-/// element varies fastest), without repeating a combination.
-fn cube(items: &[Value]) -> Vec<Value> {
-    let n = items.len().min(16);
-    let mut out: Vec<Value> = Vec::with_capacity(1 << n);
-    for mask in 0..(1usize << n) {
-        let combo: Vec<Value> = (0..n)
-            .map(|i| {
-                if mask & (1 << (n - 1 - i)) != 0 {
-                    items[i].clone()
-                } else {
-                    Value::Null
-                }
-            })
-            .collect();
-        let combo = Value::Array(combo);
-        if !out.contains(&combo) {
-            out.push(combo);
-        }
+/// element varies fastest). A NULL element has one possibility, not two, so combinations
+/// that would keep a NULL are skipped rather than searched for as duplicates.
+fn cube(items: &[Value]) -> Result<Vec<Value>> {
+    let n = items.len();
+    if n > CUBE_MAX_COLUMNS {
+        return Err(EngineError::Invalid(format!(
+            "CUBE_EXPLODE input size ({n}) exceeds the maximum of {CUBE_MAX_COLUMNS} columns. The output cardinality is 2^N rows and would exhaust server memory."
+        )));
     }
-    out
+    let bit = |i: usize| 1usize << (n - 1 - i);
+    let present: usize = (0..n)
+        .filter(|&i| !items[i].is_null())
+        .map(bit)
+        .fold(0, |m, b| m | b);
+    let mut out: Vec<Value> = Vec::with_capacity(1 << present.count_ones());
+    for mask in 0..(1usize << n) {
+        if mask & present != mask {
+            continue;
+        }
+        out.push(Value::Array(
+            (0..n)
+                .map(|i| {
+                    if mask & bit(i) != 0 {
+                        items[i].clone()
+                    } else {
+                        Value::Null
+                    }
+                })
+                .collect(),
+        ));
+    }
+    Ok(out)
+}
+
+/// The text of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -952,4 +1055,170 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_common::{Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema};
+    use sluice_expr::functions::ScalarFunction;
+
+    /// A function that panics on one value: a stand-in for any bug a record's content can
+    /// reach (the byte-sliced error text of issue #11 was one).
+    static PANICS_ON_BOOM: ScalarFunction = ScalarFunction {
+        name: "PANICS_ON_BOOM",
+        signature: "PANICS_ON_BOOM(s STRING)",
+        description: "test only",
+        return_type: |_| Ok(DataType::String),
+        eval: |args| match args.first() {
+            Some(Value::String(s)) if s == "boom" => panic!("boom reached the function"),
+            Some(v) => v.clone(),
+            None => Value::Null,
+        },
+    };
+
+    fn source(id: u64, name: &str, topic: &str) -> SourceDef {
+        let col = |n: &str, t: DataType, role: ColumnRole| Column {
+            name: n.into(),
+            data_type: t,
+            role,
+        };
+        SourceDef {
+            id,
+            name: name.into(),
+            kind: SourceKind::Stream,
+            schema: Schema::new(vec![
+                col("K", DataType::String, ColumnRole::Key),
+                col("V", DataType::String, ColumnRole::Value),
+            ]),
+            topic: topic.into(),
+            key_format: FormatSpec::new(FormatKind::Kafka),
+            value_format: FormatSpec::new(FormatKind::Json),
+            timestamp_column: None,
+            timestamp_format: None,
+            headers: Vec::new(),
+            written_by: None,
+            sql: String::new(),
+            read_only: false,
+        }
+    }
+
+    async fn append(log: &EmbeddedLog, topic: &Arc<Topic>, values: &[&str]) {
+        let mut txn = Txn::new();
+        for v in values {
+            txn.append(
+                topic,
+                0,
+                Record {
+                    key: Some(b"k".to_vec()),
+                    value: Some(serde_json::to_vec(&serde_json::json!({ "V": v })).unwrap()),
+                    timestamp: 1,
+                    headers: Vec::new(),
+                },
+            );
+        }
+        log.submit(txn).wait().await.unwrap();
+    }
+
+    async fn wait_processed(engine: &Engine, id: &str, n: u64) -> QueryStatus {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = engine.status(id).expect("query is registered");
+            if status.processed >= n || std::time::Instant::now() > deadline {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_record_that_panics_is_skipped_and_the_query_carries_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let input = log.create_topic("input", 1).unwrap();
+        let engine = Engine::new(log.clone()).unwrap();
+        let plan = QueryPlan {
+            id: "CSAS_OUT_2".into(),
+            num: 2,
+            source: source(1, "INPUT", "input"),
+            sink: source(3, "OUT", "out"),
+            op: Operator::Select {
+                filter: None,
+                projection: vec![
+                    sluice_expr::Expr::Column(0),
+                    sluice_expr::Expr::Call {
+                        func: &PANICS_ON_BOOM,
+                        args: vec![sluice_expr::Expr::Column(1)],
+                    },
+                ],
+                table_functions: Vec::new(),
+            },
+        };
+        engine.start_query(plan).unwrap();
+        append(&log, &input, &["a", "boom", "b"]).await;
+        let status = wait_processed(&engine, "CSAS_OUT_2", 3).await;
+        assert_eq!(status.processed, 3, "{status:?}");
+        assert_eq!(status.state, "RUNNING", "{status:?}");
+        assert_eq!(status.errors, 1, "{status:?}");
+        append(&log, &input, &["c"]).await;
+        let status = wait_processed(&engine, "CSAS_OUT_2", 4).await;
+        assert_eq!(status.processed, 4, "{status:?}");
+
+        // The sink has the three good records in order; the processing log names the bad one.
+        let out = log.topic("out").unwrap();
+        let values: Vec<String> = log
+            .read(&out, 0, 0, 100)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                String::from_utf8_lossy(r.record.value.as_deref().unwrap_or_default()).into_owned()
+            })
+            .collect();
+        assert_eq!(values.len(), 3, "{values:?}");
+        assert!(
+            values[0].contains("\"a\"")
+                && values[1].contains("\"b\"")
+                && values[2].contains("\"c\"")
+        );
+        let proc_log = log.topic(PROCESSING_LOG_TOPIC).unwrap();
+        let entries = log.read(&proc_log, 0, 0, 100).unwrap();
+        assert_eq!(entries.len(), 1);
+        let entry: serde_json::Value =
+            serde_json::from_slice(entries[0].record.value.as_deref().unwrap()).unwrap();
+        assert_eq!(entry["OFFSET"], 1);
+        assert!(
+            entry["MESSAGE"]
+                .as_str()
+                .unwrap()
+                .contains("boom reached the function"),
+            "{entry}"
+        );
+        engine.shutdown().await;
+    }
+
+    #[test]
+    fn cube_skips_null_duplicates_and_refuses_more_than_twenty_elements() {
+        let v = |i: i32| Value::Int(i);
+        let got = cube(&[v(1), Value::Null]).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Value::Array(vec![Value::Null, Value::Null]),
+                Value::Array(vec![v(1), Value::Null]),
+            ]
+        );
+        let got = cube(&[v(1), v(2)]).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Value::Array(vec![Value::Null, Value::Null]),
+                Value::Array(vec![Value::Null, v(2)]),
+                Value::Array(vec![v(1), Value::Null]),
+                Value::Array(vec![v(1), v(2)]),
+            ]
+        );
+        assert_eq!(cube(&vec![Value::Null; 20]).unwrap().len(), 1);
+        let err = cube(&vec![v(1); 21]).unwrap_err().to_string();
+        assert!(err.contains("exceeds the maximum of 20"), "{err}");
+    }
 }

@@ -77,6 +77,8 @@ struct PushRows {
     rx: mpsc::Receiver<PushEvent>,
     rows: u64,
     query: String,
+    /// Set once the final message (or an error) went out: only then may the stream end.
+    done: bool,
 }
 
 impl Stream for PushRows {
@@ -92,7 +94,16 @@ impl Stream for PushRows {
         // ends the stream after the final message.
         loop {
             let Some(ev) = std::task::ready!(this.rx.poll_recv(cx)) else {
-                return Poll::Ready(None);
+                if this.done {
+                    return Poll::Ready(None);
+                }
+                // The reader stopped without a final message: tell the client, rather than
+                // ending with OK as if the query had completed.
+                this.done = true;
+                return Poll::Ready(Some(Err(Status::internal(format!(
+                    "push query {} stopped unexpectedly after {} rows",
+                    this.query, this.rows
+                )))));
             };
             match ev {
                 PushEvent::Row {
@@ -117,7 +128,16 @@ impl Stream for PushRows {
                     );
                 }
                 PushEvent::LimitReached => {
+                    this.done = true;
                     return Poll::Ready(Some(Ok(final_msg("Limit Reached", this.rows))));
+                }
+                PushEvent::Failed(message) => {
+                    this.done = true;
+                    tracing::error!(query = %this.query, "push query failed: {message}");
+                    return Poll::Ready(Some(Err(Status::internal(format!(
+                        "push query {} failed: {message}",
+                        this.query
+                    )))));
                 }
             }
         }
@@ -357,6 +377,7 @@ impl SluiceService {
                     rx,
                     rows: 0,
                     query: id.clone(),
+                    done: false,
                 };
                 let out = tokio_stream::once(Ok(header(&id, cols, true))).chain(rows);
                 Ok(Response::new(Box::pin(out)))

@@ -312,6 +312,30 @@ impl EmbeddedLog {
         visit_prefix(&self.db, family, prefix, visit)
     }
 
+    /// Calls `visit` with every key and value in `[from, to)` in key order, without
+    /// collecting them, until it returns false. For reads that stop early (a pull query's
+    /// LIMIT or row cap), so a large table is never loaded to return a few rows.
+    pub fn visit_range(
+        &self,
+        family: Cf,
+        from: &[u8],
+        to: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(to.to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(family), ro);
+        it.seek(from);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if !visit(k, v) {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
     /// Writes outside the log synchronously; for catalog changes that must be durable before
     /// the statement returns and that need no offsets.
     pub fn commit(&self, txn: Txn) -> CommitTicket {

@@ -340,6 +340,10 @@ async fn collect_push(
                 tombstone,
             }),
             Ok(Some(PushEvent::Skipped { .. })) => {}
+            Ok(Some(PushEvent::Failed(message))) => {
+                final_message = Some(format!("Error: {message}"));
+                break;
+            }
             Ok(Some(PushEvent::LimitReached)) => {
                 final_message = Some("Limit Reached".to_string());
                 break;
