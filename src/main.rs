@@ -186,7 +186,7 @@ fn main() -> anyhow::Result<()> {
                     .map(|s| s.to_string())
                     .or_else(|| info.payload().downcast_ref::<String>().cloned())
                     .unwrap_or_default();
-                tracing::error!(%location, "panic: {message}");
+                tracing::error!("panicked at {location}: {message}");
             }));
             let config = sluice_server::ServerConfig {
                 data_dir,

@@ -1587,6 +1587,19 @@ async fn long_operator_chains_are_planned_not_a_stack_overflow() {
             ),
         ]);
     }
+    // The sizes that once overflowed the server's stack (issue #11): a 2 MB chain of a
+    // million additions, refused by the parser before any tree that deep exists.
+    statements.extend([
+        format!(
+            "SELECT id FROM tb WHERE n = {};",
+            vec!["1"; 1_000_000].join("+")
+        ),
+        format!(
+            "SELECT * FROM tb WHERE {};",
+            vec!["n > 1"; 300_000].join(" AND ")
+        ),
+        format!("SELECT id{} FROM tb;", "[1]".repeat(1_000_000)),
+    ]);
     probe_all(&mut server, &statements, Positions::Strict).await;
 }
 

@@ -78,7 +78,7 @@ impl Value {
                 let div = 10i128.checked_pow((from - to) as u32)?;
                 let q = unscaled / div;
                 let r = unscaled % div;
-                Some(if r.abs() * 2 >= div {
+                Some(if r.unsigned_abs() * 2 >= div.unsigned_abs() {
                     q + unscaled.signum()
                 } else {
                     q

@@ -584,7 +584,7 @@ fn negate(v: &Value) -> Value {
         Value::BigInt(i) => Value::BigInt(i.wrapping_neg()),
         Value::Double(d) => Value::Double(-d),
         Value::Decimal { unscaled, scale } => Value::Decimal {
-            unscaled: -unscaled,
+            unscaled: unscaled.wrapping_neg(),
             scale: *scale,
         },
         other => other.clone(),

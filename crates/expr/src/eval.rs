@@ -270,7 +270,7 @@ impl Expr {
                 Value::BigInt(i) => Value::BigInt(i.wrapping_neg()),
                 Value::Double(d) => Value::Double(-d),
                 Value::Decimal { unscaled, scale } => Value::Decimal {
-                    unscaled: -unscaled,
+                    unscaled: unscaled.wrapping_neg(),
                     scale,
                 },
                 _ => Value::Null,
@@ -680,10 +680,17 @@ pub fn cast(v: Value, to: &DataType) -> Value {
                 _ => None,
             };
             match parsed.and_then(|(u, s)| Value::decimal_rescale(u, s, *scale)) {
-                Some(u) if u.unsigned_abs() < 10u128.pow(*precision as u32) => Decimal {
-                    unscaled: u,
-                    scale: *scale,
-                },
+                // 10^39 does not fit a u128; every i128 has at most 39 digits.
+                Some(u)
+                    if 10u128
+                        .checked_pow(*precision as u32)
+                        .is_none_or(|limit| u.unsigned_abs() < limit) =>
+                {
+                    Decimal {
+                        unscaled: u,
+                        scale: *scale,
+                    }
+                }
                 _ => Null,
             }
         }

@@ -173,6 +173,11 @@ fn parse_offset_id(text: &str) -> Option<i32> {
         b'-' => (-1, &text[1..]),
         _ => return None,
     };
+    // The fields below are found by byte position, which is only safe on ASCII text (a
+    // zone like `+1é34` has a two-byte character where a digit belongs).
+    if !rest.is_ascii() {
+        return None;
+    }
     let num = |s: &str| -> Option<i32> {
         if s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()) {
             s.parse().ok()

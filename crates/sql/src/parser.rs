@@ -6,7 +6,7 @@ use crate::dialect::KsqlDialect;
 use sluice_common::{DataType, SourceKind};
 use sqlparser::ast::{Ident, SelectItem as SqlSelectItem};
 use sqlparser::parser::{Parser, ParserError};
-use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 /// Parses a script of `;`-separated statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
@@ -26,7 +26,13 @@ fn with_position(mut e: ParseError, sql: &str) -> ParseError {
 
 fn parse_script(sql: &str) -> Result<Vec<Statement>, ParseError> {
     let dialect = KsqlDialect;
-    let parser = Parser::new(&dialect).try_with_sql(sql).map_err(convert)?;
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| convert(e.into()))?;
+    check_operator_chains(&tokens)?;
+    let parser = Parser::new(&dialect)
+        .with_recursion_limit(RECURSION_LIMIT)
+        .with_tokens_with_locations(tokens);
     let mut p = P {
         p: parser,
         sql,
@@ -46,8 +52,141 @@ fn parse_script(sql: &str) -> Result<Vec<Statement>, ParseError> {
 /// Parses a single expression (for tests and tools).
 pub fn parse_expr(sql: &str) -> Result<Expr, ParseError> {
     let dialect = KsqlDialect;
-    let mut parser = Parser::new(&dialect).try_with_sql(sql).map_err(convert)?;
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| convert(e.into()))?;
+    check_operator_chains(&tokens)?;
+    let mut parser = Parser::new(&dialect)
+        .with_recursion_limit(RECURSION_LIMIT)
+        .with_tokens_with_locations(tokens);
     parser.parse_expr().map_err(convert)
+}
+
+/// sqlparser's bound on its own recursion (nested parentheses, calls, CASE, NOT, unary
+/// minus): each level is a few stack frames of the parser.
+const RECURSION_LIMIT: usize = 50;
+
+/// Most operators one expression may chain (`1+1+...`, `a AND b AND ...`, `s->a->b`,
+/// `x[1][2]`), counted on the tokens before parsing.
+///
+/// sqlparser parses an operator chain in a loop, not by recursion, so its recursion limit
+/// does not see it; but the tree it builds is as deep as the chain, and walking or merely
+/// dropping a tree a million levels deep overflows the stack and aborts the server (a 2 MB
+/// `WHERE n = 1+1+...+1` did). The planner refuses expressions deeper than 256 levels with
+/// a clear message; this bound only has to keep what reaches it shallow enough to handle.
+pub const MAX_OPERATOR_CHAIN: usize = 1000;
+
+/// Refuses a statement whose operator chains could build a tree deeper than
+/// [`MAX_OPERATOR_CHAIN`]. It counts, per open bracket level, the operators since the last
+/// separator at that level (a comma, or a clause keyword); the sum over the open levels,
+/// plus the levels themselves, bounds the depth of the tree the parser would build.
+fn check_operator_chains(tokens: &[TokenWithSpan]) -> Result<(), ParseError> {
+    use sqlparser::keywords::Keyword;
+    // (opened by CASE, operators counted at this level)
+    let mut levels: Vec<(bool, usize)> = vec![(false, 0)];
+    let mut total = 0usize;
+    for t in tokens {
+        let mut operator = false;
+        match &t.token {
+            Token::LParen | Token::LBrace => levels.push((false, 0)),
+            Token::LBracket => {
+                // A subscript chains like an operator (`a[1][1]...`), then opens a level.
+                operator = true;
+            }
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                if levels.len() > 1
+                    && let Some((_, n)) = levels.pop()
+                {
+                    total -= n;
+                }
+            }
+            Token::Comma => {
+                if let Some(top) = levels.last_mut() {
+                    total -= top.1;
+                    top.1 = 0;
+                }
+            }
+            Token::SemiColon => {
+                levels = vec![(false, 0)];
+                total = 0;
+            }
+            Token::Word(w) => match w.keyword {
+                Keyword::CASE => levels.push((true, 0)),
+                Keyword::END => {
+                    if levels.len() > 1 && levels.last().is_some_and(|l| l.0) {
+                        if let Some((_, n)) = levels.pop() {
+                            total -= n;
+                        }
+                    }
+                }
+                // A CASE's branches are siblings, not a chain.
+                Keyword::WHEN | Keyword::THEN | Keyword::ELSE => {
+                    if let Some(top) = levels.last_mut().filter(|l| l.0) {
+                        total -= top.1;
+                        top.1 = 0;
+                    }
+                }
+                // Clause keywords end the expression before them.
+                Keyword::SELECT
+                | Keyword::FROM
+                | Keyword::WHERE
+                | Keyword::GROUP
+                | Keyword::HAVING
+                | Keyword::PARTITION
+                | Keyword::LIMIT
+                | Keyword::WINDOW
+                | Keyword::VALUES
+                | Keyword::AS => {
+                    if let Some(top) = levels.last_mut().filter(|l| !l.0) {
+                        total -= top.1;
+                        top.1 = 0;
+                    }
+                }
+                Keyword::AND
+                | Keyword::OR
+                | Keyword::NOT
+                | Keyword::IS
+                | Keyword::LIKE
+                | Keyword::ILIKE
+                | Keyword::BETWEEN
+                | Keyword::IN
+                | Keyword::ESCAPE
+                | Keyword::DIV
+                | Keyword::COLLATE
+                | Keyword::AT => operator = true,
+                _ => {}
+            },
+            Token::Number(..)
+            | Token::Char(_)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::NationalStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::HexStringLiteral(_)
+            | Token::Whitespace(_)
+            | Token::Placeholder(_)
+            | Token::EOF => {}
+            // Every other token is an operator of some kind (+ - * / % || = <> < > -> . ::).
+            _ => operator = true,
+        }
+        if operator && let Some(top) = levels.last_mut() {
+            top.1 += 1;
+            total += 1;
+        }
+        if matches!(t.token, Token::LBracket) {
+            levels.push((false, 0));
+        }
+        if total + levels.len() > MAX_OPERATOR_CHAIN {
+            return Err(ParseError {
+                message: format!(
+                    "Expression is nested too deeply (more than {MAX_OPERATOR_CHAIN} chained operators or brackets)"
+                ),
+                line: t.span.start.line,
+                column: t.span.start.column,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn line_starts(sql: &str) -> Vec<usize> {
@@ -891,6 +1030,59 @@ mod tests {
         let mut v = parse(sql).unwrap();
         assert_eq!(v.len(), 1);
         v.remove(0)
+    }
+
+    fn chain(op: &str, n: usize) -> String {
+        vec!["1"; n].join(op)
+    }
+
+    /// The statement that overflowed the server's stack: a million chained additions
+    /// (2 MB). It must be refused before a tree that deep exists.
+    #[test]
+    fn a_million_chained_operators_are_refused_not_parsed() {
+        let sql = format!("SELECT id FROM t WHERE n = {};", chain("+", 1_000_000));
+        let e = parse(&sql).unwrap_err();
+        assert!(e.message.contains("nested too deeply"), "{}", e.message);
+        assert_eq!(e.line, 1);
+        for sql in [
+            format!("SELECT id FROM t WHERE {};", chain(" AND ", 200_000)),
+            format!("SELECT s{} FROM t;", "->a".repeat(200_000)),
+            format!("SELECT a{} FROM t;", "[1]".repeat(200_000)),
+            format!(
+                "SELECT {} FROM t;",
+                vec!["CASE WHEN x THEN 1 END"; 200_000].join(" + ")
+            ),
+            format!(
+                "SELECT {}1{} FROM t;",
+                "(".repeat(200_000),
+                ")".repeat(200_000)
+            ),
+            format!("SELECT {} FROM t;", chain("+CAST(1 AS INT)+", 100_000)),
+        ] {
+            let e = parse(&sql).unwrap_err();
+            assert!(e.message.contains("nested too deeply"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn long_flat_statements_still_parse() {
+        // Chains the planner can take, and wide lists that are not chains at all.
+        parse(&format!("SELECT id FROM t WHERE n = {};", chain("+", 200))).unwrap();
+        let list = (0..20_000)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        parse(&format!("SELECT id FROM t WHERE n IN ({list});")).unwrap();
+        let branches = (0..2_000)
+            .map(|i| format!("WHEN n = {i} THEN 'v{i}'"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        parse(&format!("SELECT CASE {branches} ELSE 'x' END FROM t;")).unwrap();
+        let columns = (0..5_000)
+            .map(|i| format!("c{i} + 1 AS a{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        parse(&format!("SELECT {columns} FROM t;")).unwrap();
     }
 
     #[test]

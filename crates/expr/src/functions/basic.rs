@@ -81,7 +81,7 @@ fn substring(args: &[Value]) -> Value {
         },
     };
     let start = start.clamp(0, n) as usize;
-    let end = (start as i64 + len).clamp(0, n) as usize;
+    let end = (start as i64).saturating_add(len).clamp(0, n) as usize;
     Value::String(chars[start..end.max(start)].iter().collect())
 }
 
@@ -95,10 +95,14 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
             Some(Value::Int(i)) => Value::Int(i.wrapping_abs()),
             Some(Value::BigInt(i)) => Value::BigInt(i.wrapping_abs()),
             Some(Value::Double(d)) => Value::Double(d.abs()),
-            Some(Value::Decimal { unscaled, scale }) => Value::Decimal {
-                unscaled: unscaled.abs(),
-                scale: *scale,
-            },
+            Some(Value::Decimal { unscaled, scale }) => {
+                unscaled
+                    .checked_abs()
+                    .map_or(Value::Null, |unscaled| Value::Decimal {
+                        unscaled,
+                        scale: *scale,
+                    })
+            }
             _ => Value::Null,
         },
     },
