@@ -1722,3 +1722,148 @@ async fn concurrent_pull_queries_do_not_crash_the_server() {
     assert!(total > 0);
     assert_serving(&mut server).await;
 }
+
+/// SHOW QUERIES rows by id: (status, processed, errors).
+async fn query_statuses(c: &mut SluiceClient<Channel>) -> HashMap<String, (String, u64, u64)> {
+    let r = exec_ok(c, "SHOW QUERIES;").await;
+    let cols: Vec<&str> = r.results[0]
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let col = |name: &str| cols.iter().position(|c| *c == name).unwrap();
+    r.results[0]
+        .rows
+        .iter()
+        .map(|row| {
+            (
+                show(&row.values[0]),
+                (
+                    show(&row.values[col("Status")]),
+                    show(&row.values[col("Processed")]).parse().unwrap(),
+                    show(&row.values[col("Errors")]).parse().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+async fn wait_processed(c: &mut SluiceClient<Channel>, id: &str, n: u64) -> (String, u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = query_statuses(c).await;
+        let st = all.get(id).cloned();
+        if let Some(st) = &st
+            && st.1 >= n
+        {
+            return st.clone();
+        }
+        if Instant::now() > deadline {
+            panic!("{id} did not process {n} records: {all:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Issue #11's reproduction: a value of 'a' and 80 'é' reaches an INT column through a
+/// second stream over the same topic. The type error's preview was cut by bytes inside an
+/// 'é', the worker panicked, and the query stayed in ERROR across restarts; the same record
+/// killed a source table's materializer unseen, and ended a push query with status OK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_does_not_stop_queries_materializers_or_push_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data).await;
+    let mut c = server.client().await;
+    exec_ok(
+        &mut c,
+        "CREATE STREAM typed (k STRING KEY, v INT) WITH (kafka_topic='poison', value_format='JSON', partitions=1);
+         CREATE STREAM loose (k STRING KEY, v STRING) WITH (kafka_topic='poison', value_format='JSON');
+         CREATE STREAM out AS SELECT k, v FROM typed;
+         CREATE TABLE tbl (k STRING PRIMARY KEY, v INT) WITH (kafka_topic='poison_t', value_format='JSON', partitions=1);
+         CREATE STREAM loose_t (k STRING KEY, v STRING) WITH (kafka_topic='poison_t', value_format='JSON');",
+    )
+    .await;
+    let poison = format!("a{}", "é".repeat(80));
+    for sql in [
+        "INSERT INTO typed (k, v) VALUES ('a', 1);".to_string(),
+        format!("INSERT INTO loose (k, v) VALUES ('b', '{poison}');"),
+        "INSERT INTO typed (k, v) VALUES ('c', 3);".to_string(),
+        "INSERT INTO tbl (k, v) VALUES ('a', 1);".to_string(),
+        format!("INSERT INTO loose_t (k, v) VALUES ('b', '{poison}');"),
+        "INSERT INTO tbl (k, v) VALUES ('c', 3);".to_string(),
+    ] {
+        exec_ok(&mut c, &sql).await;
+    }
+    let ids: Vec<String> = query_statuses(&mut c).await.into_keys().collect();
+    let csas = ids
+        .iter()
+        .find(|i| i.starts_with("CSAS_OUT"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no CSAS_OUT query in {ids:?}"));
+    let (state, _, errors) = wait_processed(&mut c, &csas, 3).await;
+    assert_eq!((state.as_str(), errors), ("RUNNING", 1));
+    // The materializer is listed, running, and counts the record it skipped.
+    let (state, _, errors) = wait_processed(&mut c, "MATERIALIZE_TBL", 3).await;
+    assert_eq!((state.as_str(), errors), ("RUNNING", 1));
+
+    // A push query over the poisoned stream skips the record and completes normally.
+    let push = query(
+        &mut c,
+        "SELECT k, v FROM typed EMIT CHANGES LIMIT 2;",
+        &[("auto.offset.reset", "earliest")],
+        usize::MAX,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(push.text_rows(), [["a", "1"], ["c", "3"]]);
+    assert_eq!(push.final_message.as_deref(), Some("Limit Reached"));
+
+    // The processing log says what went wrong, for each worker.
+    let plog = query(
+        &mut c,
+        "SELECT query_id, offset, message FROM sluice_processing_log EMIT CHANGES;",
+        &[("auto.offset.reset", "earliest")],
+        2,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    let rows = plog.text_rows();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().any(|r| r[0] == csas && r[1] == "1"), "{rows:?}");
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == "MATERIALIZE_TBL" && r[1] == "1"),
+        "{rows:?}"
+    );
+    assert!(rows.iter().all(|r| r[2].contains("INTEGER")), "{rows:?}");
+
+    // After kill -9 the query resumes past the record and keeps going.
+    server.kill9();
+    let server = Server::start(&data).await;
+    let mut c = server.client().await;
+    exec_ok(&mut c, "INSERT INTO typed (k, v) VALUES ('d', 4);").await;
+    let (state, processed, _) = wait_processed(&mut c, &csas, 1).await;
+    assert_eq!(state, "RUNNING");
+    assert_eq!(
+        processed, 1,
+        "only the new record is read after the restart"
+    );
+    let out = query(
+        &mut c,
+        "SELECT k, v FROM out EMIT CHANGES;",
+        &[("auto.offset.reset", "earliest")],
+        3,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.text_rows(), [["a", "1"], ["c", "3"], ["d", "4"]]);
+    assert!(
+        !server.log().contains("panicked"),
+        "{}",
+        log_tail(&server.log())
+    );
+}

@@ -306,6 +306,16 @@ impl Engine {
             .map(|r| status(id, r))
     }
 
+    /// Status of a source table's materializer (the worker keeping its store current for
+    /// pull queries), under the id its processing-log entries carry.
+    pub fn materializer_status(&self, source_id: u64, table: &str) -> Option<QueryStatus> {
+        self.materializers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&source_id)
+            .map(|r| status(&materializer_id(table), r))
+    }
+
     /// Lag of a source table's materializer (0 when it has none).
     pub fn materializer_lag(&self, source_id: u64) -> u64 {
         self.materializers
@@ -314,6 +324,11 @@ impl Engine {
             .get(&source_id)
             .map_or(0, lag)
     }
+}
+
+/// The id a table materializer goes by in SHOW QUERIES and the processing log.
+pub fn materializer_id(table: &str) -> String {
+    format!("MATERIALIZE_{table}")
 }
 
 fn lag(r: &Running) -> u64 {
@@ -578,7 +593,7 @@ impl Worker {
     fn processing_error(&self, txn: &mut Txn, rec: &StoredRecord, message: &str) -> Result<()> {
         let query = match &self.kind {
             Kind::Query(p) => p.id.clone(),
-            Kind::Materialize(t) => format!("MATERIALIZE_{}", t.name),
+            Kind::Materialize(t) => materializer_id(&t.name),
         };
         tracing::warn!(query = %query, partition = rec.partition, offset = rec.offset, "skipping record: {message}");
         let value = serde_json::json!({

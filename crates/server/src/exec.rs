@@ -681,9 +681,24 @@ impl Executor {
                             .keys()
                             .find(|k| k.eq_ignore_ascii_case(&id.value))
                             .cloned();
-                        match found {
-                            Some(k) => vec![k],
-                            None => {
+                        let materializes = cat.sources.values().find(|d| {
+                            d.kind == SourceKind::Table
+                                && d.written_by.is_none()
+                                && sluice_engine::materializer_id(&d.name)
+                                    .eq_ignore_ascii_case(&id.value)
+                        });
+                        match (found, materializes) {
+                            (Some(k), _) => vec![k],
+                            (None, Some(table)) => {
+                                return Err(ExecError::new(
+                                    Code::FailedPrecondition,
+                                    format!(
+                                        "{} keeps table {}'s store current and stops when the table is dropped (DROP TABLE {}).",
+                                        id.value, table.name, table.name
+                                    ),
+                                ));
+                            }
+                            (None, None) => {
                                 return Err(ExecError::new(
                                     Code::NotFound,
                                     format!("Unknown queryId: {}", id.value),
@@ -858,7 +873,7 @@ impl Executor {
                     .into_iter()
                     .map(|q| (q.id.clone(), q))
                     .collect();
-                let rows = cat
+                let mut rows: Vec<Vec<Value>> = cat
                     .queries
                     .values()
                     .map(|q| {
@@ -879,6 +894,26 @@ impl Executor {
                         ]
                     })
                     .collect();
+                // A source table's materializer is a persistent worker too: when a record
+                // stops it, this is where the user sees it.
+                for def in cat.sources.values() {
+                    if def.kind != SourceKind::Table || def.written_by.is_some() {
+                        continue;
+                    }
+                    let Some(st) = self.engine.materializer_status(def.id, &def.name) else {
+                        continue;
+                    };
+                    rows.push(vec![
+                        s(&st.id),
+                        s(&st.state),
+                        s(&def.name),
+                        s(&def.topic),
+                        Value::BigInt(st.processed as i64),
+                        Value::BigInt(st.lag as i64),
+                        Value::BigInt(st.errors as i64),
+                        s(&def.sql),
+                    ]);
+                }
                 let mut columns = cols(&["Query ID", "Status", "Sink Name", "Sink Kafka Topic"]);
                 columns.extend([
                     ("Processed".to_string(), "BIGINT".to_string()),
@@ -1016,10 +1051,13 @@ impl Executor {
                     t.partitions
                 ));
             }
-            if def.kind == SourceKind::Table && def.written_by.is_none() {
+            if def.kind == SourceKind::Table
+                && def.written_by.is_none()
+                && let Some(st) = self.engine.materializer_status(def.id, &def.name)
+            {
                 message.push_str(&format!(
-                    "\nMaterialization lag: {}",
-                    self.engine.materializer_lag(def.id)
+                    "\nMaterialized by: {} ({}, processed {}, errors {})\nMaterialization lag: {}",
+                    st.id, st.state, st.processed, st.errors, st.lag
                 ));
             }
             if !def.sql.is_empty() {
