@@ -1867,3 +1867,45 @@ async fn a_poison_record_does_not_stop_queries_materializers_or_push_queries() {
         log_tail(&server.log())
     );
 }
+
+/// When a view's output record cannot be written (here: a negative output timestamp),
+/// pull queries must not show the new result either, whichever layout keeps the state.
+/// The in-sink-row layout (state appended to the table row) once wrote the row anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_whose_output_record_failed_is_not_visible_to_pull_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let mut c = server.client().await;
+    exec_ok(
+        &mut c,
+        "CREATE STREAM ts_src (k STRING KEY, t BIGINT) WITH (kafka_topic='ts_src', value_format='JSON', partitions=1);
+         CREATE TABLE ts_agg WITH (timestamp='lo') AS SELECT k, MIN(t) AS lo, COUNT(*) AS c FROM ts_src GROUP BY k;",
+    )
+    .await;
+    for (k, t) in [("a", -5), ("c", 7), ("c", -1), ("b", 10)] {
+        exec_ok(
+            &mut c,
+            &format!("INSERT INTO ts_src (k, t) VALUES ('{k}', {t});"),
+        )
+        .await;
+    }
+    // b's row appears last, so once it is there every earlier record has been processed.
+    eventually(&mut c, "SELECT k, lo, c FROM ts_agg WHERE k = 'b';", |r| {
+        r == [vec!["b".to_string(), "10".into(), "1".into()]]
+    })
+    .await;
+    // a never produced an output record: no row. c's second update failed: c shows its
+    // first result.
+    let rows = pull(&mut c, "SELECT k, lo, c FROM ts_agg;")
+        .await
+        .text_rows();
+    assert_eq!(
+        rows,
+        [
+            vec!["b".to_string(), "10".into(), "1".into()],
+            vec!["c".to_string(), "7".into(), "1".into()],
+        ]
+    );
+    let a = pull(&mut c, "SELECT k FROM ts_agg WHERE k = 'a';").await;
+    assert!(a.rows.is_empty(), "{:?}", a.text_rows());
+}

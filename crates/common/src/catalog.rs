@@ -3,7 +3,9 @@
 //! defaults.
 
 use crate::schema::Schema;
+use crate::types::DataType;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,4 +130,30 @@ pub struct QueryDef {
     pub sql: String,
     pub sink: String,
     pub sources: Vec<String>,
+    /// The request properties the statement was planned with (`SET` before it, e.g.
+    /// `ksql.functions.collect_list.limit`): re-planning at start-up uses these, never the
+    /// defaults, so a restart cannot change what the query computes.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// The CREATE TYPE aliases the statement resolved, as they were then; `None` for
+    /// queries stored before this was recorded (they resolve against the current types).
+    #[serde(default)]
+    pub types: Option<BTreeMap<String, DataType>>,
+    /// Where the query keeps aggregate state, decided when it was created; `None` for
+    /// queries stored before this was recorded (decided from what is stored).
+    #[serde(default)]
+    pub state_layout: Option<StateLayoutKind>,
+    /// The version of the aggregate state encoding the query's state was written with (0:
+    /// stored before versions were recorded).
+    #[serde(default)]
+    pub state_version: u32,
+}
+
+/// Where an aggregation keeps each group's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StateLayoutKind {
+    /// Under its own key, beside the sink table's row.
+    Separate,
+    /// Appended to the sink table's row (one write per update).
+    InSinkRow,
 }

@@ -11,6 +11,7 @@ pub mod schema;
 pub mod types;
 pub mod value;
 
+pub use catalog::StateLayoutKind;
 pub use catalog::{FormatKind, FormatSpec, QueryDef, SourceDef, SourceKind};
 pub use schema::{Column, ColumnRole, Schema};
 pub use types::DataType;

@@ -22,7 +22,9 @@ mod rows;
 
 pub use plan::{Operator, PullAccess, PullPlan, PushPlan, QueryPlan, TableFunction};
 pub use push::{PushEvent, PushStart};
-pub use query::{Engine, QueryStatus, materializer_id};
+pub use query::{
+    Engine, QueryStatus, STATE_VERSION, materializer_id, state_compatible, state_layout_for,
+};
 pub use rows::{SourceRow, decode_record, encode_row_record};
 
 use sluice_storage::StorageError;

@@ -26,6 +26,9 @@ impl Engine {
         let mut take = |bytes: &[u8]| -> Result<bool> {
             self.pull_rows_read.fetch_add(1, Ordering::Relaxed);
             let row = decode_row(bytes).map_err(|e| EngineError::Invalid(e.to_string()))?;
+            if row.get(plan.table.schema.len() + 1) == Some(&crate::query::HIDDEN_ROW) {
+                return Ok(true);
+            }
             if !plan.filter.as_ref().is_none_or(|f| f.test(&row)) {
                 return Ok(true);
             }
@@ -39,7 +42,7 @@ impl Engine {
                 )));
             }
             rows.push(plan.projection.iter().map(|e| e.eval(&row)).collect());
-            Ok(!plan.limit.is_some_and(|l| rows.len() as u64 >= l))
+            Ok(plan.limit.is_none_or(|l| (rows.len() as u64) < l))
         };
         let (from, to) = match access {
             PullAccess::Keys(keys) => {

@@ -7,7 +7,7 @@ use crate::plan::{Operator, QueryPlan, TableFunction};
 use crate::rows::{decode_record, encode_row_record, string_timestamp};
 use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
 use sluice_common::codec::{decode_row, encode_row_vec};
-use sluice_common::{SourceDef, SourceKind, Value};
+use sluice_common::{SourceDef, SourceKind, StateLayoutKind, Value};
 use sluice_storage::{Cf, EmbeddedLog, Log, Record, StoredRecord, Topic, Txn};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +56,34 @@ pub struct Engine {
     state_cache_budget: Budget,
     /// Stored rows pull queries have read, matching or not (a measure of their cost).
     pub(crate) pull_rows_read: AtomicU64,
+    /// Queries that could not be started (their stored definition no longer plans, say),
+    /// with the reason: listed in ERROR, so one bad query never stops the server's start.
+    failed: Mutex<HashMap<String, String>>,
+}
+
+/// The version of the aggregate state encoding new queries write. State is decoded by
+/// position, so a change to what an accumulator keeps in its slots bumps this, and
+/// [`state_compatible`] says which older states a plan can still read.
+pub const STATE_VERSION: u32 = 1;
+
+/// Whether state written with encoding `version` can be read by `plan`'s accumulators.
+/// Versions 0 (queries stored before versions were recorded) and 1 encode alike.
+pub fn state_compatible(plan: &QueryPlan, version: u32) -> Result<()> {
+    if version > STATE_VERSION {
+        return Err(EngineError::Invalid(format!(
+            "query {} keeps state written by a newer version of Sluice (state version {version}, this build reads up to {STATE_VERSION})",
+            plan.id
+        )));
+    }
+    Ok(())
+}
+
+/// Where a new query would keep its aggregate state.
+pub fn state_layout_for(plan: &QueryPlan) -> StateLayoutKind {
+    match in_sink_row_layout(plan) {
+        Some(_) => StateLayoutKind::InSinkRow,
+        None => StateLayoutKind::Separate,
+    }
 }
 
 enum Kind {
@@ -79,6 +107,8 @@ struct Worker {
     warmed: bool,
     /// Where an aggregation keeps its groups' state (decided when the cache is loaded).
     layout: StateLayout,
+    /// The layout recorded with the query when it was created, if it was.
+    stored_layout: Option<StateLayoutKind>,
     /// Records whose processing panicked, by (partition, offset), with the panic's
     /// message: the batch is redone without them, and they go to the processing log. An
     /// entry is dropped once the committed positions have passed it.
@@ -112,6 +142,7 @@ impl Engine {
             materializers: Mutex::new(HashMap::new()),
             state_cache_budget: Budget::from_env(),
             pull_rows_read: AtomicU64::new(0),
+            failed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -125,8 +156,25 @@ impl Engine {
     }
 
     /// Starts a persistent query; it resumes from its committed offsets, or reads from the
-    /// source's earliest offset on first start.
+    /// source's earliest offset on first start. Its state layout is decided from what is
+    /// stored; see [`Engine::start_stored_query`].
     pub fn start_query(&self, plan: QueryPlan) -> Result<()> {
+        self.start_stored_query(plan, None)
+    }
+
+    /// Starts a persistent query whose state layout was recorded when it was created.
+    /// Refuses a plan that can no longer keep state where the stored state is.
+    pub fn start_stored_query(
+        &self,
+        plan: QueryPlan,
+        layout: Option<StateLayoutKind>,
+    ) -> Result<()> {
+        if layout == Some(StateLayoutKind::InSinkRow) && in_sink_row_layout(&plan).is_none() {
+            return Err(EngineError::Invalid(format!(
+                "query {} keeps its aggregate state in the rows of {}, which its plan no longer allows",
+                plan.id, plan.sink.name
+            )));
+        }
         let id = plan.id.clone();
         let num = plan.num;
         let source_def = plan.source.clone();
@@ -140,7 +188,12 @@ impl Engine {
             b'O',
             num,
             &id,
+            layout,
         )?;
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         self.queries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -159,6 +212,7 @@ impl Engine {
             b'M',
             id,
             &label,
+            None,
         )?;
         self.materializers
             .lock()
@@ -179,6 +233,7 @@ impl Engine {
             })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn spawn(
         &self,
         kind: Kind,
@@ -187,6 +242,7 @@ impl Engine {
         tag: u8,
         id: u64,
         label: &str,
+        layout: Option<StateLayoutKind>,
     ) -> Result<Running> {
         let source = self.log.topic(&source_def.topic).ok_or_else(|| {
             EngineError::Invalid(format!(
@@ -222,6 +278,7 @@ impl Engine {
             cache: StateCache::new(self.state_cache_budget.clone(), false),
             warmed: false,
             layout: StateLayout::Separate,
+            stored_layout: layout,
             poison: HashMap::new(),
         };
         let (stop, stop_rx) = watch::channel(false);
@@ -240,6 +297,12 @@ impl Engine {
     /// Stops a persistent query and waits for its in-flight batch to finish. Its committed
     /// state and offsets stay in the database; nothing reclaims them yet.
     pub async fn stop_query(&self, id: &str) -> bool {
+        let was_failed = self
+            .failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+            .is_some();
         let running = self
             .queries
             .lock()
@@ -251,8 +314,18 @@ impl Engine {
                 let _ = r.handle.await;
                 true
             }
-            None => false,
+            None => was_failed,
         }
+    }
+
+    /// Records a query that could not be started, so it is listed in ERROR with the
+    /// reason instead of missing (or stopping the server's start).
+    pub fn register_failed(&self, id: &str, reason: String) {
+        tracing::error!(query = %id, "query not started: {reason}");
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), reason);
     }
 
     pub async fn stop_materializer(&self, source_id: u64) {
@@ -294,11 +367,26 @@ impl Engine {
     pub fn statuses(&self) -> Vec<QueryStatus> {
         let queries = self.queries.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<QueryStatus> = queries.iter().map(|(id, r)| status(id, r)).collect();
+        out.extend(
+            self.failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(id, reason)| failed_status(id, reason)),
+        );
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
     }
 
     pub fn status(&self, id: &str) -> Option<QueryStatus> {
+        if let Some(reason) = self
+            .failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            return Some(failed_status(id, reason));
+        }
         self.queries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -338,6 +426,16 @@ fn lag(r: &Running) -> u64 {
         .enumerate()
         .map(|(p, pos)| r.source.end_offset(p as u32).saturating_sub(*pos))
         .sum()
+}
+
+fn failed_status(id: &str, reason: &str) -> QueryStatus {
+    QueryStatus {
+        id: id.to_string(),
+        state: format!("ERROR: {reason}"),
+        processed: 0,
+        errors: 0,
+        lag: 0,
+    }
 }
 
 fn status(id: &str, r: &Running) -> QueryStatus {
@@ -566,9 +664,18 @@ impl Worker {
                 legacy = true;
                 false
             })?;
-        self.layout = match in_sink_row_layout(plan) {
-            Some(layout) if !legacy => layout,
-            _ => StateLayout::Separate,
+        self.layout = match (self.stored_layout, in_sink_row_layout(plan)) {
+            (Some(StateLayoutKind::Separate), _) => StateLayout::Separate,
+            (Some(StateLayoutKind::InSinkRow), Some(layout)) => layout,
+            (Some(StateLayoutKind::InSinkRow), None) => {
+                return Err(EngineError::Invalid(format!(
+                    "query keeps its aggregate state in the rows of {}, which its plan no longer allows",
+                    plan.sink.name
+                )));
+            }
+            // Recorded by no catalog entry: decided from what is stored.
+            (None, Some(layout)) if !legacy => layout,
+            (None, _) => StateLayout::Separate,
         };
         let state_prefix = match self.layout {
             StateLayout::Separate => agg_key(id, &[]),
@@ -786,6 +893,8 @@ impl Worker {
         // Taken out of the overlay, not cloned: a group's state can be large (COLLECT_LIST,
         // COUNT_DISTINCT, HISTOGRAM), and copying it for every event made a hot group's
         // updates quadratic. Nothing below returns early before it is put back.
+        // The pull-visible columns of an in-sink-row state's row, as stored.
+        let mut visible: Option<Vec<Value>> = None;
         let mut existing = match b.overlay.remove(&key) {
             Some(state) => state,
             None => self.load(&b.overlay, &key)?,
@@ -800,7 +909,7 @@ impl Worker {
                 b.overlay.insert(key, existing);
                 return Err(EngineError::Invalid(message));
             }
-            row.drain(..row_len);
+            visible = Some(row.drain(..row_len).collect::<Vec<Value>>());
         }
         // State is decoded by position: a stored state of another shape (written by another
         // plan of this query, or damaged) must not be read as this one's.
@@ -858,11 +967,23 @@ impl Worker {
             // No HAVING in this layout: every group is visible.
             let mut row: Vec<Value> = projection.iter().map(|e| e.eval(&agg_row)).collect();
             let emitted = self.emit_record(plan, b, &row, rowtime, false);
-            row.extend([
-                Value::BigInt(*emitted.as_ref().unwrap_or(&rowtime)),
-                Value::Null,
-                Value::Null,
-            ]);
+            let mut row = match &emitted {
+                Ok(ts) => {
+                    row.extend([Value::BigInt(*ts), Value::Null, Value::Null]);
+                    row
+                }
+                // The output record was not written, so pull queries must not see the new
+                // result either (as with separate state, where the sink row is only written
+                // with its record): the row keeps what it showed, or is hidden if the group
+                // had never been shown. The state still counts the record.
+                Err(_) => match visible {
+                    Some(shown) => shown,
+                    None => {
+                        row.extend([Value::BigInt(rowtime), HIDDEN_ROW, Value::Null]);
+                        row
+                    }
+                },
+            };
             row.extend(state);
             b.overlay.insert(key, Some(row));
             return emitted.map(|_| ());
@@ -950,6 +1071,10 @@ impl Worker {
         Ok(rowtime)
     }
 }
+
+/// In a table row's ROWPARTITION slot (which stores leave NULL), marks a row that holds
+/// an aggregate's state but no result yet: pull queries skip it.
+pub(crate) const HIDDEN_ROW: Value = Value::Boolean(true);
 
 /// The in-sink-row layout when `plan` allows it: an aggregation into a table, without
 /// HAVING, whose key columns are its group values in order (so the group key is the table

@@ -127,19 +127,44 @@ impl Executor {
     pub async fn open(log: Arc<EmbeddedLog>, pull_max_rows: u64) -> Result<Executor, ExecError> {
         let engine = Arc::new(Engine::new(log.clone())?);
         let mut state = CatalogState::default();
-        for (_, v) in log.scan_prefix(Cf::Catalog, b"source/")? {
-            let def: SourceDef = serde_json::from_slice(&v).map_err(json_err)?;
-            state.sources.insert(def.name.clone(), def);
+        // One unreadable catalog entry must not keep the database from starting: it is
+        // reported (and a query listed in ERROR) while everything else starts.
+        let entry_name = |k: &[u8], prefix: &str| {
+            String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned()
+        };
+        let mut unreadable_queries = Vec::new();
+        for (k, v) in log.scan_prefix(Cf::Catalog, b"source/")? {
+            match serde_json::from_slice::<SourceDef>(&v) {
+                Ok(def) => {
+                    state.sources.insert(def.name.clone(), def);
+                }
+                Err(e) => tracing::error!(
+                    source = %entry_name(&k, "source/"),
+                    "catalog entry unreadable, source not loaded: {e}"
+                ),
+            }
         }
-        for (_, v) in log.scan_prefix(Cf::Catalog, b"query/")? {
-            let def: QueryDef = serde_json::from_slice(&v).map_err(json_err)?;
-            state.queries.insert(def.id.clone(), def);
+        for (k, v) in log.scan_prefix(Cf::Catalog, b"query/")? {
+            match serde_json::from_slice::<QueryDef>(&v) {
+                Ok(def) => {
+                    state.queries.insert(def.id.clone(), def);
+                }
+                Err(e) => unreadable_queries.push((
+                    entry_name(&k, "query/"),
+                    format!("its catalog entry is unreadable: {e}"),
+                )),
+            }
         }
         for (k, v) in log.scan_prefix(Cf::Catalog, b"type/")? {
-            let name = String::from_utf8_lossy(&k["type/".len()..]).into_owned();
-            state
-                .types
-                .insert(name, serde_json::from_slice(&v).map_err(json_err)?);
+            let name = entry_name(&k, "type/");
+            match serde_json::from_slice(&v) {
+                Ok(t) => {
+                    state.types.insert(name, t);
+                }
+                Err(e) => {
+                    tracing::error!(r#type = %name, "catalog entry unreadable, type not loaded: {e}")
+                }
+            }
         }
         state.next_id = match log.get(Cf::Catalog, b"meta/next_id")? {
             Some(b) if b.len() == 8 => {
@@ -157,23 +182,36 @@ impl Executor {
             ddl: tokio::sync::Mutex::new(()),
             pull_max_rows,
         };
-        exec.restart_all()?;
+        for (id, reason) in unreadable_queries {
+            exec.engine.register_failed(&id, reason);
+        }
+        exec.restart_all();
         Ok(exec)
     }
 
-    fn restart_all(&self) -> Result<(), ExecError> {
+    /// Starts every materializer and persistent query. One that fails to start (its stored
+    /// statement no longer plans, its state cannot be read) is listed in ERROR with the
+    /// reason; it never stops the others or the server.
+    fn restart_all(&self) {
         let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
         for def in cat.sources.values() {
-            if def.kind == SourceKind::Table && def.written_by.is_none() {
-                self.engine.start_materializer(def.clone())?;
+            if def.kind == SourceKind::Table
+                && def.written_by.is_none()
+                && let Err(e) = self.engine.start_materializer(def.clone())
+            {
+                tracing::error!(table = %def.name, "table materializer not started: {e}");
             }
         }
         for q in cat.queries.values() {
-            let plan = replan(q, &cat)?;
-            tracing::info!(query = %q.id, "resuming persistent query");
-            self.engine.start_query(plan)?;
+            let started = replan(q, &cat).and_then(|plan| {
+                sluice_engine::state_compatible(&plan, q.state_version)?;
+                tracing::info!(query = %q.id, "resuming persistent query");
+                Ok(self.engine.start_stored_query(plan, q.state_layout)?)
+            });
+            if let Err(e) = started {
+                self.engine.register_failed(&q.id, e.to_string());
+            }
         }
-        Ok(())
     }
 
     pub fn log(&self) -> &Arc<EmbeddedLog> {
@@ -199,6 +237,17 @@ impl Executor {
             .types
             .clone();
         sluice_sql::with_type_aliases(&types, || sluice_sql::parse(sql))
+    }
+
+    /// The CREATE TYPE aliases a statement's text resolves, with their current types.
+    fn types_used(&self, sql: &str) -> BTreeMap<String, DataType> {
+        let types = self
+            .catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .types
+            .clone();
+        sluice_sql::with_type_aliases_used(&types, || sluice_sql::parse(sql)).1
     }
 
     pub fn catalog_snapshot(&self) -> BTreeMap<String, SourceDef> {
@@ -295,6 +344,7 @@ impl Executor {
         stmt: &Statement,
         properties: &std::collections::HashMap<String, String>,
     ) -> Result<Outcome, ExecError> {
+        let properties_in = properties;
         let cfg = sluice_planner::SessionConfig::from_properties(properties);
         match &stmt.kind {
             StatementKind::CreateSource {
@@ -445,6 +495,10 @@ impl Executor {
                     sql: stmt.text.clone(),
                     sink: planned.sink.name.clone(),
                     sources: vec![planned.plan.source.name.clone()],
+                    properties: stored_properties(properties_in),
+                    types: Some(self.types_used(&stmt.text)),
+                    state_layout: Some(sluice_engine::state_layout_for(&planned.plan)),
+                    state_version: sluice_engine::STATE_VERSION,
                 };
                 txn.put(
                     Cf::Catalog,
@@ -457,13 +511,14 @@ impl Executor {
                     serde_json::to_vec(&qdef).map_err(json_err)?,
                 );
                 self.log.submit(txn).wait().await?;
+                let qdef_layout = qdef.state_layout;
                 {
                     let mut cat = self.catalog_write();
                     cat.sources
                         .insert(planned.sink.name.clone(), planned.sink.clone());
                     cat.queries.insert(query_id.clone(), qdef);
                 }
-                self.engine.start_query(planned.plan)?;
+                self.engine.start_stored_query(planned.plan, qdef_layout)?;
                 Ok(Outcome {
                     message: format!("Created query with ID {query_id}"),
                     query_id,
@@ -503,7 +558,12 @@ impl Executor {
                     sql: stmt.text.clone(),
                     sink: target_def.name.clone(),
                     sources: vec![plan.source.name.clone()],
+                    properties: stored_properties(properties_in),
+                    types: Some(self.types_used(&stmt.text)),
+                    state_layout: Some(sluice_engine::state_layout_for(&plan)),
+                    state_version: sluice_engine::STATE_VERSION,
                 };
+                let qdef_layout = qdef.state_layout;
                 txn.put(
                     Cf::Catalog,
                     format!("query/{query_id}").into_bytes(),
@@ -511,7 +571,7 @@ impl Executor {
                 );
                 self.log.submit(txn).wait().await?;
                 self.catalog_write().queries.insert(query_id.clone(), qdef);
-                self.engine.start_query(plan)?;
+                self.engine.start_stored_query(plan, qdef_layout)?;
                 Ok(Outcome {
                     message: format!("Created query with ID {query_id}"),
                     query_id,
@@ -807,6 +867,32 @@ impl Executor {
                     return Err(ExecError::new(
                         Code::NotFound,
                         format!("Type {} does not exist.", name.value),
+                    ));
+                }
+                let users: Vec<String> = {
+                    let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+                    cat.queries
+                        .values()
+                        .filter(|q| match &q.types {
+                            Some(used) => used.contains_key(&name.value),
+                            // Recorded by no entry: does the statement need the type?
+                            None => sluice_sql::with_type_aliases_used(&cat.types, || {
+                                sluice_sql::parse(&q.sql)
+                            })
+                            .1
+                            .contains_key(&name.value),
+                        })
+                        .map(|q| q.id.clone())
+                        .collect()
+                };
+                if !users.is_empty() {
+                    return Err(ExecError::new(
+                        Code::FailedPrecondition,
+                        format!(
+                            "Cannot drop type '{}': the following queries use it: [{}]. Terminate them first.",
+                            name.value,
+                            users.join(", ")
+                        ),
                     ));
                 }
                 let mut txn = Txn::new();
@@ -1232,7 +1318,16 @@ fn describe_function(name: &Name) -> Result<Outcome, ExecError> {
 
 /// Re-plans a stored persistent query against the catalog (at startup and for EXPLAIN).
 fn replan(q: &QueryDef, cat: &CatalogState) -> Result<QueryPlan, ExecError> {
-    let stmts = sluice_sql::with_type_aliases(&cat.types, || sluice_sql::parse(&q.sql))?;
+    // The types the statement resolved when it was created, not whatever the names mean
+    // now (older entries did not record them and see the current types).
+    let types = q.types.as_ref().unwrap_or(&cat.types);
+    let stmts = sluice_sql::with_type_aliases(types, || sluice_sql::parse(&q.sql))?;
+    let properties: std::collections::HashMap<String, String> = q
+        .properties
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let cfg = sluice_planner::SessionConfig::from_properties(&properties);
     let Some(stmt) = stmts.first() else {
         return Err(ExecError::internal(format!(
             "stored query {} has no statement",
@@ -1256,16 +1351,8 @@ fn replan(q: &QueryDef, cat: &CatalogState) -> Result<QueryPlan, ExecError> {
                 query_num: q.num,
                 query_id: q.id.clone(),
             };
-            let planned = plan_create_as(
-                ids,
-                *kind,
-                name,
-                properties,
-                query,
-                cat,
-                &stmt.text,
-                &sluice_planner::SessionConfig::default(),
-            )?;
+            let planned =
+                plan_create_as(ids, *kind, name, properties, query, cat, &stmt.text, &cfg)?;
             if planned.sink.schema != sink.schema {
                 return Err(ExecError::internal(format!(
                     "query {} no longer produces the schema of {}",
@@ -1320,4 +1407,15 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// The request properties a persistent query is stored with (sorted, for a stable
+/// catalog entry).
+fn stored_properties(
+    properties: &std::collections::HashMap<String, String>,
+) -> BTreeMap<String, String> {
+    properties
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }

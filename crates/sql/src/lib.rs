@@ -17,7 +17,7 @@ pub use ast::*;
 pub use dialect::KsqlDialect;
 pub use params::{Param, bind_params, placeholder_at, placeholders};
 pub use parser::{parse, parse_expr};
-pub use types::{parse_type, with_type_aliases};
+pub use types::{parse_type, with_type_aliases, with_type_aliases_used};
 
 /// A syntax error, with where it was found (1-based; 0 when unknown).
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]

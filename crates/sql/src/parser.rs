@@ -112,11 +112,9 @@ fn check_operator_chains(tokens: &[TokenWithSpan]) -> Result<(), ParseError> {
             }
             Token::Word(w) => match w.keyword {
                 Keyword::CASE => levels.push((true, 0)),
-                Keyword::END => {
-                    if levels.len() > 1 && levels.last().is_some_and(|l| l.0) {
-                        if let Some((_, n)) = levels.pop() {
-                            total -= n;
-                        }
+                Keyword::END if levels.len() > 1 && levels.last().is_some_and(|l| l.0) => {
+                    if let Some((_, n)) = levels.pop() {
+                        total -= n;
                     }
                 }
                 // A CASE's branches are siblings, not a chain.

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 thread_local! {
     /// Types registered with CREATE TYPE, visible to the parse running on this thread.
     static ALIASES: RefCell<BTreeMap<String, DataType>> = const { RefCell::new(BTreeMap::new()) };
+    /// The aliases the parse running on this thread resolved.
+    static USED: RefCell<BTreeMap<String, DataType>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 /// Runs `f` (a parse) with these CREATE TYPE aliases resolvable as type names.
@@ -17,6 +19,19 @@ pub fn with_type_aliases<T>(aliases: &BTreeMap<String, DataType>, f: impl FnOnce
     let out = f();
     ALIASES.with(|a| *a.borrow_mut() = previous);
     out
+}
+
+/// Like [`with_type_aliases`], and also returns the aliases the parse resolved: what a
+/// stored statement depends on, so it can be re-parsed without the catalog's current
+/// types, and a type it uses cannot be dropped from under it.
+pub fn with_type_aliases_used<T>(
+    aliases: &BTreeMap<String, DataType>,
+    f: impl FnOnce() -> T,
+) -> (T, BTreeMap<String, DataType>) {
+    let outer = USED.with(|u| std::mem::take(&mut *u.borrow_mut()));
+    let out = with_type_aliases(aliases, f);
+    let used = USED.with(|u| std::mem::replace(&mut *u.borrow_mut(), outer));
+    (out, used)
 }
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, TokenWithSpan};
@@ -220,7 +235,10 @@ impl<'p, 'a> TypeParser<'p, 'a> {
             "DATE" => DataType::Date,
             "TIME" => DataType::Time,
             other => match ALIASES.with(|a| a.borrow().get(other).cloned()) {
-                Some(ty) => ty,
+                Some(ty) => {
+                    USED.with(|u| u.borrow_mut().insert(other.to_string(), ty.clone()));
+                    ty
+                }
                 None => return self.err(t, format!("Unknown type: {other}")),
             },
         })
