@@ -1428,16 +1428,30 @@ fn parse_timestamp_text(text: &str) -> Option<i64> {
     let h: i64 = parts.next().map_or(Some(0), |x| x.parse().ok())?;
     let mi: i64 = parts.next().map_or(Some(0), |x| x.parse().ok())?;
     let sec: i64 = parts.next().map_or(Some(0), |x| x.parse().ok())?;
+    // Digits only, so the first three are three bytes; the text is the client's.
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let ms: i64 = if frac.is_empty() {
         0
     } else {
-        format!("{frac:0<3}")[..3].parse().ok()?
+        format!("{frac:0<3}").get(..3)?.parse().ok()?
     };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || !(-1_000_000..=1_000_000).contains(&year)
+    {
         return None;
     }
     let days = sluice_expr::temporal::days_from_civil(year, month, day);
-    Some((((days * 24 + h) * 60 + mi) * 60 + sec) * 1000 + ms - offset_min * 60_000)
+    let secs = ((days.checked_mul(24)?.checked_add(h)?)
+        .checked_mul(60)?
+        .checked_add(mi)?)
+    .checked_mul(60)?
+    .checked_add(sec)?;
+    secs.checked_mul(1000)?
+        .checked_add(ms)?
+        .checked_sub(offset_min.checked_mul(60_000)?)
 }
 
 /// A plain function call expression, for syntax sqlparser parses specially.
@@ -1664,5 +1678,29 @@ mod display_name_tests {
     fn coalesce_keeps_its_registered_case() {
         assert_eq!(udf_display_name("COALESCE"), "COALESCE");
         assert_eq!(udf_display_name("LEAST"), "least");
+    }
+}
+
+#[cfg(test)]
+mod timestamp_text_tests {
+    use super::parse_timestamp_text;
+
+    #[test]
+    fn timestamp_literals_from_clients_never_panic() {
+        assert_eq!(parse_timestamp_text("1970-01-01T00:00:01.5"), Some(1500));
+        assert_eq!(
+            parse_timestamp_text("1970-01-01T00:00:00.001+01:00"),
+            Some(1 - 3_600_000)
+        );
+        for text in [
+            "2020-01-01T00:00:00.éé",
+            "2020-01-01T00:00:00.1é",
+            "9223372036854775807-01-01",
+            "-9223372036854775807-12-31T23:59:59",
+            "2020-01-01T99999999999999999:00",
+            "2020-01-01+é",
+        ] {
+            assert_eq!(parse_timestamp_text(text), None, "{text}");
+        }
     }
 }
