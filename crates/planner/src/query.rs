@@ -31,18 +31,85 @@ struct Item {
     table_fn: Option<TableFunction>,
 }
 
-fn derived_name(i: usize) -> String {
-    format!("KSQL_COL_{i}")
+/// Names projection items as ksqlDB does (ColumnNames.columnAliasGenerator): the alias; a
+/// column's name; for `s->f`, the field's name, made unique against the source's columns
+/// (`F`, then `F_1`, `F_2`, ... skipping numbers a source column `F_n` already has); for any
+/// other expression `KSQL_COL_<n>`, counting from 0 and skipping the `n`s of source columns
+/// named `KSQL_COL_<n>`.
+struct Namer {
+    /// Per base name (a name without its `_<digits>` suffix): the generator of its aliases.
+    generators: std::collections::HashMap<String, AliasGenerator>,
 }
 
-/// Names projection items as ksqlDB does: the alias; a column's name; a struct field's
-/// name for `s->f`; otherwise `KSQL_COL_<n>` with `n` counting generated names only.
-#[derive(Default)]
-struct Namer {
-    generated: usize,
+const GENERATED_ALIAS_PREFIX: &str = "KSQL_COL";
+
+/// One base name's aliases: the base itself (index 0; never for KSQL_COL), then
+/// `base_1`, `base_2`, ..., skipping the indexes the source's columns hold.
+struct AliasGenerator {
+    base: String,
+    used: std::collections::HashSet<u64>,
+    next: u64,
+}
+
+impl AliasGenerator {
+    fn next(&mut self) -> String {
+        let mut idx = self.next;
+        while self.used.contains(&idx) {
+            idx += 1;
+        }
+        self.next = idx + 1;
+        if idx == 0 && self.base != GENERATED_ALIAS_PREFIX {
+            self.base.clone()
+        } else {
+            format!("{}_{idx}", self.base)
+        }
+    }
+}
+
+/// `COL_12` -> ("COL", 12); `COL` -> ("COL", 0), as ksqlDB's NUMBERED_COLUMN_PATTERN reads
+/// a column name.
+fn split_numbered(name: &str) -> (&str, u64) {
+    if let Some((base, digits)) = name.rsplit_once('_')
+        && !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(n) = digits.parse::<u64>()
+    {
+        return (base, n);
+    }
+    (name, 0)
 }
 
 impl Namer {
+    /// A namer whose generated names cannot clash with `source`'s columns.
+    fn for_source(source: &SourceDef) -> Namer {
+        let mut generators: std::collections::HashMap<String, AliasGenerator> =
+            std::collections::HashMap::new();
+        for c in &source.schema.columns {
+            let (base, n) = split_numbered(&c.name);
+            generators
+                .entry(base.to_string())
+                .or_insert_with(|| AliasGenerator {
+                    base: base.to_string(),
+                    used: Default::default(),
+                    next: 0,
+                })
+                .used
+                .insert(n);
+        }
+        Namer { generators }
+    }
+
+    fn generator(&mut self, name: &str) -> &mut AliasGenerator {
+        let (base, _) = split_numbered(name);
+        self.generators
+            .entry(base.to_string())
+            .or_insert_with(|| AliasGenerator {
+                base: base.to_string(),
+                used: Default::default(),
+                next: 0,
+            })
+    }
+
     fn name(&mut self, expr: &SqlExpr, alias: Option<&Name>) -> String {
         if let Some(a) = alias {
             return a.value.clone();
@@ -55,7 +122,7 @@ impl Namer {
                 right,
                 ..
             } if matches!(right.as_ref(), SqlExpr::Identifier(_)) => match right.as_ref() {
-                SqlExpr::Identifier(id) => ident_name(id),
+                SqlExpr::Identifier(id) => self.generator(&ident_name(id)).next(),
                 _ => self.next(),
             },
             _ => self.next(),
@@ -63,9 +130,7 @@ impl Namer {
     }
 
     fn next(&mut self) -> String {
-        let n = derived_name(self.generated);
-        self.generated += 1;
-        n
+        self.generator(GENERATED_ALIAS_PREFIX).next()
     }
 }
 
@@ -155,7 +220,7 @@ fn bind_item(scope: &Scope, expr: &SqlExpr) -> Result<(Bound, Option<TableFuncti
 /// Binds a non-aggregate projection over a source row.
 fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Item>> {
     let mut items = Vec::new();
-    let mut namer = Namer::default();
+    let mut namer = Namer::for_source(source);
     for item in &select.items {
         match item {
             SelectItem::QualifiedWildcard(q) if !scope.qualifiers.contains(&q.value) => {
@@ -164,7 +229,15 @@ fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Ite
                     q,
                 ));
             }
-            SelectItem::StructAll { path } => {
+            SelectItem::StructAll { qualifier, path } => {
+                if let Some(q) = qualifier
+                    && !scope.qualifiers.contains(&q.value)
+                {
+                    return Err(PlanError::at_name(
+                        format!("'{}' is not a valid stream/table name or alias.", q.value),
+                        q,
+                    ));
+                }
                 let mut cur = match scope.index_of(&path[0].value) {
                     Some(i) => Bound {
                         expr: Expr::Column(i),
@@ -740,6 +813,10 @@ fn is_null_literal(e: &SqlExpr) -> bool {
     matches!(e, SqlExpr::Value(v) if matches!(v.value, sqlparser::ast::Value::Null))
 }
 
+fn derived_name(i: usize) -> String {
+    format!("KSQL_COL_{i}")
+}
+
 /// The key column name a PARTITION BY expression gets when not aliased in the projection.
 fn partition_key_name(e: &SqlExpr, i: usize) -> String {
     match e {
@@ -866,7 +943,7 @@ fn plan_partition_by(
                 None,
             ));
         }
-        let mut namer = Namer::default();
+        let mut namer = Namer::for_source(source);
         for item in &select.items {
             if let SelectItem::Expr { expr, alias } = item {
                 let b = Binder::plain(scope).in_clause("SELECT").bind(expr)?;
@@ -1101,7 +1178,7 @@ fn plan_aggregate(
     let mut values: Vec<(String, Bound, SqlExpr)> = Vec::new();
     let mut not_grouped: Vec<String> = Vec::new();
     let mut missing_keys: Vec<String> = Vec::new();
-    let mut namer = Namer::default();
+    let mut namer = Namer::for_source(source);
     // `*` stands for every source column, each then a grouping key or an error.
     let mut items: Vec<SelectItem> = Vec::with_capacity(select.items.len());
     for item in &select.items {
@@ -1766,5 +1843,57 @@ mod prepare_pull_tests {
         ] {
             assert!(prepare(sql).is_none(), "{sql}");
         }
+    }
+}
+
+#[cfg(test)]
+mod namer_tests {
+    use super::*;
+    use sluice_common::{Column, ColumnRole, FormatKind, FormatSpec, Schema};
+
+    fn source(columns: &[&str]) -> SourceDef {
+        SourceDef {
+            id: 1,
+            name: "S".into(),
+            kind: sluice_common::SourceKind::Stream,
+            schema: Schema::new(
+                columns
+                    .iter()
+                    .map(|n| Column {
+                        name: n.to_string(),
+                        data_type: DataType::Int,
+                        role: ColumnRole::Value,
+                    })
+                    .collect(),
+            ),
+            topic: "s".into(),
+            key_format: FormatSpec::new(FormatKind::Kafka),
+            value_format: FormatSpec::new(FormatKind::Json),
+            timestamp_column: None,
+            timestamp_format: None,
+            headers: Vec::new(),
+            written_by: None,
+            sql: String::new(),
+            read_only: false,
+        }
+    }
+
+    fn expr(sql: &str) -> SqlExpr {
+        sluice_sql::parse_expr(sql).unwrap()
+    }
+
+    #[test]
+    fn generated_names_skip_the_sources_columns() {
+        let mut n = Namer::for_source(&source(&["KSQL_COL_1", "KSQL_COL_3", "B", "C_1"]));
+        assert_eq!(n.name(&expr("ABS(x)"), None), "KSQL_COL_0");
+        assert_eq!(n.name(&expr("ABS(x)"), None), "KSQL_COL_2");
+        assert_eq!(n.name(&expr("ABS(x)"), None), "KSQL_COL_4");
+        // A field named like a source column gets the next free number.
+        assert_eq!(n.name(&expr("a->b"), None), "B_1");
+        assert_eq!(n.name(&expr("x->b"), None), "B_2");
+        assert_eq!(n.name(&expr("a->c"), None), "C");
+        assert_eq!(n.name(&expr("a->c"), None), "C_2");
+        assert_eq!(n.name(&expr("a->d"), None), "D");
+        assert_eq!(n.name(&expr("b"), None), "B");
     }
 }

@@ -78,8 +78,9 @@ pub enum SelectItem {
     Wildcard,
     /// `source.*`
     QualifiedWildcard(Name),
-    /// `col->*` or `col->f->*`: every field of a struct.
+    /// `col->*` or `col->f->*`: every field of a struct; `src.col->*` names the source.
     StructAll {
+        qualifier: Option<Name>,
         path: Vec<Name>,
     },
     Expr {

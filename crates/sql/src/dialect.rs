@@ -1,10 +1,10 @@
 //! ksqlDB's lexical rules: backticks quote identifiers, single quotes delimit strings.
 
 use sqlparser::ast::{
-    CastKind, DataType as SqlType, Expr, Ident, LambdaFunction, LambdaFunctionParameter,
-    LambdaSyntax, ObjectName, OneOrManyWithParens,
+    AccessExpr, BinaryOperator, CastKind, DataType as SqlType, Expr, Ident, LambdaFunction,
+    LambdaFunctionParameter, LambdaSyntax, ObjectName, OneOrManyWithParens, Subscript,
 };
-use sqlparser::dialect::Dialect;
+use sqlparser::dialect::{Dialect, Precedence};
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::Token;
 
@@ -27,6 +27,66 @@ impl Dialect for KsqlDialect {
     /// `f(x => x + 1)` is a lambda in ksqlDB, never a named argument.
     fn supports_named_fn_args_with_rarrow_operator(&self) -> bool {
         false
+    }
+
+    /// `->` is ksqlDB's struct dereference, a primary expression like a subscript: it binds
+    /// tighter than any operator (`s->a * 10` is `(s->a) * 10`; sqlparser gives `->`, its
+    /// JSON operator, a low precedence). `s->*` is left to the select-item parser.
+    fn get_next_precedence(&self, parser: &Parser) -> Option<Result<u8, ParserError>> {
+        (parser.peek_token_ref().token == Token::Arrow
+            && matches!(parser.peek_nth_token_ref(1).token, Token::Word(_)))
+        .then(|| Ok(self.prec_value(Precedence::Period)))
+    }
+
+    /// The right side of `->` is a field name, never an expression: `s->a[1]` is
+    /// `(s->a)[1]`.
+    fn parse_infix(
+        &self,
+        parser: &mut Parser,
+        expr: &Expr,
+        _precedence: u8,
+    ) -> Option<Result<Expr, ParserError>> {
+        if parser.peek_token_ref().token != Token::Arrow
+            || !matches!(parser.peek_nth_token_ref(1).token, Token::Word(_))
+        {
+            return None;
+        }
+        parser.next_token();
+        let t = parser.next_token();
+        let Token::Word(w) = t.token else {
+            return None;
+        };
+        let field = Ident {
+            value: w.value,
+            quote_style: w.quote_style,
+            span: t.span,
+        };
+        let deref = Expr::BinaryOp {
+            left: Box::new(expr.clone()),
+            op: BinaryOperator::Arrow,
+            right: Box::new(Expr::Identifier(field)),
+        };
+        // Subscripts right after the field apply to it (sqlparser reads them only after
+        // plain identifiers).
+        let mut chain = Vec::new();
+        while parser.peek_token_ref().token == Token::LBracket {
+            parser.next_token();
+            let index = match parser.parse_expr() {
+                Ok(i) => i,
+                Err(e) => return Some(Err(e)),
+            };
+            if let Err(e) = parser.expect_token(&Token::RBracket) {
+                return Some(Err(e));
+            }
+            chain.push(AccessExpr::Subscript(Subscript::Index { index }));
+        }
+        if chain.is_empty() {
+            return Some(Ok(deref));
+        }
+        Some(Ok(Expr::CompoundFieldAccess {
+            root: Box::new(deref),
+            access_chain: chain,
+        }))
     }
 
     /// CAST's target uses ksqlDB's type grammar (`MAP<K, V>`, `STRUCT<F T>`, ...), which
@@ -129,4 +189,40 @@ fn parse_cast(parser: &mut Parser) -> Result<Expr, ParserError> {
         ),
         format: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::parse_expr;
+
+    /// `->` binds tighter than any operator, and subscripts after a field apply to it, as
+    /// in ksqlDB's grammar (dereference and subscript are primary expressions).
+    #[test]
+    fn dereference_is_a_primary_expression() {
+        assert_eq!(parse_expr("s->a * 10").unwrap().to_string(), "s -> a * 10");
+        let e = parse_expr("s->a * 10").unwrap();
+        assert!(
+            matches!(
+                &e,
+                sqlparser::ast::Expr::BinaryOp {
+                    op: sqlparser::ast::BinaryOperator::Multiply,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = parse_expr("s->a[1]->b").unwrap();
+        let sqlparser::ast::Expr::BinaryOp { left, op, .. } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(*op, sqlparser::ast::BinaryOperator::Arrow);
+        assert!(
+            matches!(
+                left.as_ref(),
+                sqlparser::ast::Expr::CompoundFieldAccess { .. }
+            ),
+            "{left:?}"
+        );
+        assert!(parse_expr("s->a + t->b = 3").is_ok());
+    }
 }

@@ -674,8 +674,8 @@ impl<'a> P<'a> {
         let mut items = Vec::new();
         loop {
             let t = self.p.peek_token();
-            if let Some(path) = self.struct_all()? {
-                items.push(SelectItem::StructAll { path });
+            if let Some((qualifier, path)) = self.struct_all()? {
+                items.push(SelectItem::StructAll { qualifier, path });
                 if !self.p.consume_token(&Token::Comma) {
                     break;
                 }
@@ -786,8 +786,11 @@ impl<'a> P<'a> {
     }
 
     /// `a->b->*`: sqlparser cannot parse a `*` after `->`, so the path is read here.
-    fn struct_all(&mut self) -> R<Option<Vec<Name>>> {
-        let mut n = 0;
+    fn struct_all(&mut self) -> R<Option<(Option<Name>, Vec<Name>)>> {
+        // An optional `source.` before the column.
+        let qualified = matches!(self.p.peek_nth_token_ref(0).token, Token::Word(_))
+            && self.p.peek_nth_token_ref(1).token == Token::Period;
+        let mut n = if qualified { 2 } else { 0 };
         loop {
             let is_word = matches!(self.p.peek_nth_token_ref(n).token, Token::Word(_));
             if !is_word || self.p.peek_nth_token_ref(n + 1).token != Token::Arrow {
@@ -798,12 +801,19 @@ impl<'a> P<'a> {
             }
             n += 2;
         }
+        let qualifier = if qualified {
+            let q = self.name()?;
+            self.p.next_token();
+            Some(q)
+        } else {
+            None
+        };
         let mut path = Vec::new();
         loop {
             path.push(self.name()?);
             self.p.next_token();
             if self.p.consume_token(&Token::Mul) {
-                return Ok(Some(path));
+                return Ok(Some((qualifier, path)));
             }
         }
     }
