@@ -549,6 +549,8 @@ struct Batch {
     txn: Txn,
     overlay: Overlay,
     rows: Rows,
+    /// The record being processed had no key (its key columns all read as NULL).
+    null_key: bool,
 }
 
 impl Worker {
@@ -626,6 +628,7 @@ impl Worker {
             mut txn,
             overlay,
             rows,
+            ..
         } = b;
         let states: Vec<(Vec<u8>, Option<Vec<u8>>)> = overlay
             .into_iter()
@@ -733,6 +736,7 @@ impl Worker {
         {
             return Ok(());
         }
+        b.null_key = rec.record.key.is_none();
         let src = decode_record(&self.source_def, rec)?;
         // Event time: the TIMESTAMP column when the source names one.
         let rowtime = src
@@ -761,8 +765,24 @@ impl Worker {
                         // record without a value passes through as one (ksqlDB keeps them
                         // unless a WHERE clause drops them).
                         if is_table || (src.tombstone && filter.is_none()) {
-                            let out: Vec<Value> =
+                            let mut out: Vec<Value> =
                                 projection.iter().map(|e| e.eval(&src.row)).collect();
+                            if src.tombstone && !is_table {
+                                // A stream record without a value has only its key: a new key
+                                // expression (PARTITION BY) that reads a value column or
+                                // ROWTIME is NULL for it, one over key columns and literals is
+                                // computed, as in ksqlDB (which fails reading the null row).
+                                let source_keys = plan.source.schema.key_count();
+                                for (i, e) in projection
+                                    .iter()
+                                    .enumerate()
+                                    .take(plan.sink.schema.key_count())
+                                {
+                                    if !e.reads_only(&|c| c < source_keys) {
+                                        out[i] = Value::Null;
+                                    }
+                                }
+                            }
                             self.emit(plan, b, out, rowtime, true)?;
                         }
                         return Ok(());
@@ -1061,7 +1081,12 @@ impl Worker {
                 "output timestamp {rowtime} is negative; record not written"
             )));
         }
-        let record = encode_row_record(sink, out, rowtime, tombstone)?;
+        let mut record = encode_row_record(sink, out, rowtime, tombstone)?;
+        // A stream query that does not re-key passes a record's key through, so a record
+        // without one stays without one (as in ksqlDB), rather than getting a key of NULLs.
+        if b.null_key && passes_key_through(plan) {
+            record.key = None;
+        }
         let topic = self
             .sink
             .as_ref()
@@ -1070,6 +1095,19 @@ impl Worker {
         b.txn.append(topic, partition, record);
         Ok(rowtime)
     }
+}
+
+/// Whether the sink's key is the source's key, column for column, as a projection that
+/// neither re-partitions nor groups leaves it.
+fn passes_key_through(plan: &QueryPlan) -> bool {
+    let Operator::Select { projection, .. } = &plan.op else {
+        return false;
+    };
+    let keys = plan.source.schema.key_count();
+    keys > 0
+        && plan.sink.schema.key_count() == keys
+        && (0..keys)
+            .all(|i| matches!(projection.get(i), Some(sluice_expr::Expr::Column(c)) if *c == i))
 }
 
 /// In a table row's ROWPARTITION slot (which stores leave NULL), marks a row that holds

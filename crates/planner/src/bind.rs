@@ -166,6 +166,40 @@ pub(crate) fn find_aggregate(e: &SqlExpr) -> Option<&sqlparser::ast::Function> {
                 })
             })
             .or_else(|| else_result.as_deref().and_then(find_aggregate)),
+        // Special syntax of ordinary functions and predicates: look inside them too.
+        SqlExpr::Substring {
+            expr,
+            substring_from,
+            substring_for,
+            ..
+        } => find_aggregate(expr)
+            .or_else(|| substring_from.as_deref().and_then(find_aggregate))
+            .or_else(|| substring_for.as_deref().and_then(find_aggregate)),
+        SqlExpr::Trim { expr, .. } => find_aggregate(expr),
+        SqlExpr::In {
+            expr,
+            target: InTarget::List(list),
+            ..
+        } => find_aggregate(expr).or_else(|| list.iter().find_map(find_aggregate)),
+        SqlExpr::Between {
+            expr, low, high, ..
+        } => find_aggregate(expr)
+            .or_else(|| find_aggregate(low))
+            .or_else(|| find_aggregate(high)),
+        SqlExpr::Like { expr, pattern, .. } | SqlExpr::ILike { expr, pattern, .. } => {
+            find_aggregate(expr).or_else(|| find_aggregate(pattern))
+        }
+        SqlExpr::IsDistinctFrom(a, b) | SqlExpr::IsNotDistinctFrom(a, b) => {
+            find_aggregate(a).or_else(|| find_aggregate(b))
+        }
+        SqlExpr::Tuple(items) => items.iter().find_map(find_aggregate),
+        SqlExpr::Array(a) => a.elem.iter().find_map(find_aggregate),
+        SqlExpr::CompoundFieldAccess { root, access_chain } => find_aggregate(root).or_else(|| {
+            access_chain.iter().find_map(|a| match a {
+                AccessExpr::Subscript(Subscript::Index { index }) => find_aggregate(index),
+                _ => None,
+            })
+        }),
         _ => None,
     }
 }
@@ -299,7 +333,14 @@ impl<'a> Binder<'a> {
             SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 => {
                 let q = ident_name(&parts[0]);
                 if !self.qualifiers().contains(&q) {
-                    return err_at(e, format!("Source '{q}' is not part of this query"));
+                    // ksqlDB resolves qualifiers while building the statement's syntax tree,
+                    // so this is a "prepare" error there, in every kind of statement.
+                    return err_at(
+                        e,
+                        format!(
+                            "Failed to prepare statement: '{q}' is not a valid stream/table name or alias."
+                        ),
+                    );
                 }
                 self.column(e, &ident_name(&parts[1]))
             }

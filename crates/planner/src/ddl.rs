@@ -35,9 +35,28 @@ pub struct SourceProps {
     /// VALUE_DELIMITER, checked against the value format once that is known (it may be
     /// the session default or the source's).
     pub value_delimiter: Option<char>,
+    /// KEY_DELIMITER, for a DELIMITED key.
+    pub key_delimiter: Option<char>,
 }
 
 impl SourceProps {
+    /// KEY_DELIMITER onto a key format, which must then be DELIMITED.
+    pub fn apply_key_delimiter(&self, f: &mut FormatSpec, at: &Name) -> Result<()> {
+        if let Some(c) = self.key_delimiter {
+            if f.kind != FormatKind::Delimited {
+                return Err(PlanError::at_name(
+                    format!(
+                        "{} does not support the following configs: [delimiter]",
+                        f.kind
+                    ),
+                    at,
+                ));
+            }
+            f.delimiter = Some(c);
+        }
+        Ok(())
+    }
+
     /// The value format (this one, else `default`) with WRAP_SINGLE_VALUE and
     /// VALUE_DELIMITER applied.
     pub fn value_format_or(
@@ -148,32 +167,40 @@ pub fn source_props(props: &Properties, at: &Name) -> Result<SourceProps> {
         });
     }
     if let Some(d) = get("VALUE_DELIMITER") {
-        let text = d.to_string();
-        let c = match text.to_ascii_uppercase().as_str() {
-            "TAB" => '\t',
-            "SPACE" => ' ',
-            // A blank delimiter reads as empty, as in ksqlDB: spell it TAB or SPACE.
-            t if t.trim().is_empty() => {
-                return Err(PlanError::at_name(
-                    "Failed to prepare statement: Configuration VALUE_DELIMITER is invalid: Delimiter cannot be empty, if you meant to have a tab or space for delimiter, please use the special values 'TAB' or 'SPACE'\nExample valid value: ';'",
-                    at,
-                ));
-            }
-            _ if text.chars().count() == 1 => text.chars().next().unwrap_or(','),
-            _ => {
-                return Err(PlanError::at_name(
-                    format!(
-                        "Failed to prepare statement: Configuration VALUE_DELIMITER is invalid: Invalid delimiter value: '{text}'. Delimiter must be a single character or TAB,SPACE\nExample valid value: ';'"
-                    ),
-                    at,
-                ));
-            }
-        };
-        out.value_delimiter = Some(c);
+        out.value_delimiter = Some(parse_delimiter("VALUE_DELIMITER", &d.to_string(), at)?);
+    }
+    if let Some(d) = get("KEY_DELIMITER") {
+        out.key_delimiter = Some(parse_delimiter("KEY_DELIMITER", &d.to_string(), at)?);
     }
     out.timestamp = get("TIMESTAMP").map(|v| v.to_string().to_ascii_uppercase());
     out.timestamp_format = get("TIMESTAMP_FORMAT").map(|v| v.to_string());
     Ok(out)
+}
+
+/// A VALUE_DELIMITER or KEY_DELIMITER: one character, or TAB or SPACE.
+fn parse_delimiter(config: &str, text: &str, at: &Name) -> Result<char> {
+    Ok(match text.to_ascii_uppercase().as_str() {
+        "TAB" => '\t',
+        "SPACE" => ' ',
+        // A blank delimiter reads as empty, as in ksqlDB: spell it TAB or SPACE.
+        t if t.trim().is_empty() => {
+            return Err(PlanError::at_name(
+                format!(
+                    "Failed to prepare statement: Configuration {config} is invalid: Delimiter cannot be empty, if you meant to have a tab or space for delimiter, please use the special values 'TAB' or 'SPACE'\nExample valid value: ';'"
+                ),
+                at,
+            ));
+        }
+        _ if text.chars().count() == 1 => text.chars().next().unwrap_or(','),
+        _ => {
+            return Err(PlanError::at_name(
+                format!(
+                    "Failed to prepare statement: Configuration {config} is invalid: Invalid delimiter value: '{text}'. Delimiter must be a single character or TAB,SPACE\nExample valid value: ';'"
+                ),
+                at,
+            ));
+        }
+    })
 }
 
 /// Plans CREATE STREAM/TABLE over a topic. Returns the source and the partition count to
@@ -325,12 +352,15 @@ pub fn plan_create_source(
             name,
         ));
     }
-    let key_format = match p.key_format.clone() {
+    let mut key_format = match p.key_format.clone() {
         Some(f) => f,
         None if schema.key_count() == 0 => FormatSpec::new(FormatKind::None),
         None => FormatSpec::new(cfg.default_key_format.unwrap_or(FormatKind::Kafka)),
     };
-    let key_format = if schema.key_count() == 0 {
+    p.apply_key_delimiter(&mut key_format, name)?;
+    // A keyless source keeps a key format it was declared with (FORMAT='JSON'): queries
+    // that give its rows a key inherit it, as in ksqlDB. Undeclared, it has none.
+    let key_format = if schema.key_count() == 0 && p.key_format.is_none() {
         FormatSpec::new(FormatKind::None)
     } else {
         key_format

@@ -69,6 +69,12 @@ pub fn plan_insert_values(
             };
             continue;
         }
+        if name.value == sluice_common::ROWPARTITION || name.value == sluice_common::ROWOFFSET {
+            return Err(PlanError::at_name(
+                format!("Inserting into column `{}` is not allowed.", name.value),
+                name,
+            ));
+        }
         let Some(idx) = target.schema.index_of(&name.value) else {
             return Err(PlanError::at_name(
                 format!("Column name {} does not exist.", name.value),

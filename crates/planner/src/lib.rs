@@ -29,6 +29,10 @@ pub struct SessionConfig {
     pub collect_list_limit: Option<usize>,
     /// `ksql.functions.collect_set.limit`: the most values COLLECT_SET keeps.
     pub collect_set_limit: Option<usize>,
+    /// `ksql.new.query.planner.enabled`: ksqlDB's newer planner, under which a stream's
+    /// projection may leave out key columns (the result has no key) and key columns take
+    /// the projection's order.
+    pub new_query_planner: bool,
 }
 
 impl SessionConfig {
@@ -46,6 +50,9 @@ impl SessionConfig {
         };
         for (k, v) in props {
             match k.as_str() {
+                "ksql.new.query.planner.enabled" => {
+                    cfg.new_query_planner = v.trim().eq_ignore_ascii_case("true")
+                }
                 "ksql.persistence.default.format.value" => cfg.default_value_format = format(v),
                 "ksql.persistence.default.format.key" => cfg.default_key_format = format(v),
                 "ksql.persistence.wrap.single.values" => cfg.wrap_single_values = v.parse().ok(),

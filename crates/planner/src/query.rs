@@ -415,7 +415,7 @@ pub fn plan_create_as(
             name,
         ));
     }
-    let (mut op, schema) = plan_operator(kind, name, select, &source)?;
+    let (mut op, schema) = plan_operator(kind, name, select, &source, cfg)?;
     apply_collect_limits(&mut op, cfg);
     if p.key_format
         .as_ref()
@@ -458,13 +458,17 @@ pub fn plan_create_as(
     {
         value_format.delimiter = source.value_format.delimiter;
     }
-    let key_format =
+    let mut key_format =
         if schema.key_count() > 1 && key_format.kind == FormatKind::Kafka && p.key_format.is_none()
         {
             FormatSpec::new(FormatKind::Json)
         } else {
             key_format
         };
+    if p.key_format.is_some() || p.key_delimiter.is_some() {
+        key_format.delimiter = None;
+    }
+    p.apply_key_delimiter(&mut key_format, name)?;
     check_formats(&schema, 0, &key_format, &value_format, name)?;
     let timestamp_column = check_timestamp(
         &schema,
@@ -535,7 +539,13 @@ pub fn plan_insert_select(
             &at,
         ));
     }
-    let (op, schema) = plan_operator(SourceKind::Stream, &at, select, &source)?;
+    let (op, schema) = plan_operator(
+        SourceKind::Stream,
+        &at,
+        select,
+        &source,
+        &crate::SessionConfig::default(),
+    )?;
     let names = |s: &Schema| {
         s.columns
             .iter()
@@ -575,6 +585,7 @@ fn plan_operator(
     name: &Name,
     select: &Select,
     source: &SourceDef,
+    cfg: &crate::SessionConfig,
 ) -> Result<(Operator, Schema)> {
     check_reserved_names(select)?;
     let scope = Scope::of_source(source, select.alias.as_ref().map(|a| a.value.as_str()));
@@ -696,7 +707,18 @@ fn plan_operator(
             }
         }
     }
-    if !missing.is_empty() {
+    // ksqlDB's newer planner lets a stream drop key columns (the result keeps those it
+    // projects, in projection order, or has no key); a table's rows need their key.
+    let keys_free = cfg.new_query_planner && source.kind == SourceKind::Stream;
+    if keys_free {
+        keys.sort_by_key(|k| {
+            items
+                .iter()
+                .position(|i| std::ptr::eq(i, *k))
+                .unwrap_or(usize::MAX)
+        });
+    }
+    if !missing.is_empty() && !keys_free {
         // ksqlDB names every key column, not only the missing ones.
         let missing: Vec<String> = source
             .schema

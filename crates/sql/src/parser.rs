@@ -62,6 +62,49 @@ pub fn parse_expr(sql: &str) -> Result<Expr, ParseError> {
     parser.parse_expr().map_err(convert)
 }
 
+/// GROUP BY and PARTITION BY take value expressions in ksqlDB's grammar: a condition (a
+/// comparison, AND/OR/NOT, IS NULL, BETWEEN, IN, LIKE) is a syntax error there unless it is
+/// parenthesized, `GROUP BY (name IS NULL)`.
+fn value_expressions(items: &[Expr], clause: &str) -> Result<(), ParseError> {
+    use sqlparser::ast::{BinaryOperator as B, Spanned, UnaryOperator};
+    for e in items {
+        let condition = match e {
+            Expr::BinaryOp { op, .. } => matches!(
+                op,
+                B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq | B::And | B::Or | B::Xor
+            ),
+            Expr::UnaryOp {
+                op: UnaryOperator::Not,
+                ..
+            } => true,
+            Expr::IsNull(_)
+            | Expr::IsNotNull(_)
+            | Expr::IsTrue(_)
+            | Expr::IsNotTrue(_)
+            | Expr::IsFalse(_)
+            | Expr::IsNotFalse(_)
+            | Expr::Between { .. }
+            | Expr::In { .. }
+            | Expr::Like { .. }
+            | Expr::ILike { .. }
+            | Expr::IsDistinctFrom(..)
+            | Expr::IsNotDistinctFrom(..) => true,
+            _ => false,
+        };
+        if condition {
+            let at = e.span().start;
+            return Err(ParseError {
+                message: format!(
+                    "{clause} takes value expressions; a condition here must be in parentheses: ({e})"
+                ),
+                line: at.line,
+                column: at.column,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// sqlparser's bound on its own recursion (nested parentheses, calls, CASE, NOT, unary
 /// minus): each level is a few stack frames of the parser.
 const RECURSION_LIMIT: usize = 50;
@@ -741,6 +784,7 @@ impl<'a> P<'a> {
                     self.p.next_token();
                     self.expect("BY")?;
                     select.group_by = self.group_by_list()?;
+                    value_expressions(&select.group_by, "GROUP BY")?;
                 }
                 Some("HAVING") if select.having.is_none() => {
                     self.p.next_token();
@@ -756,6 +800,11 @@ impl<'a> P<'a> {
                         return self.err(&open, "PARTITION BY requires at least one expression");
                     }
                     select.partition_by = self.expr_list()?;
+                    let items: Vec<Expr> = match select.partition_by.as_slice() {
+                        [Expr::Tuple(items)] => items.clone(),
+                        list => list.to_vec(),
+                    };
+                    value_expressions(&items, "PARTITION BY")?;
                 }
                 Some("EMIT") => {
                     self.p.next_token();
@@ -1069,6 +1118,30 @@ mod tests {
         ] {
             let e = parse(&sql).unwrap_err();
             assert!(e.message.contains("nested too deeply"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn group_and_partition_by_take_value_expressions() {
+        for sql in [
+            "SELECT COUNT(*) FROM t GROUP BY a AND b;",
+            "SELECT COUNT(*) FROM t GROUP BY a, b = 1;",
+            "SELECT * FROM t PARTITION BY a IS NULL;",
+            "SELECT * FROM t PARTITION BY NOT a;",
+        ] {
+            let e = parse(sql).unwrap_err();
+            assert!(
+                e.message.contains("value expressions"),
+                "{sql}: {}",
+                e.message
+            );
+        }
+        for sql in [
+            "SELECT COUNT(*) FROM t GROUP BY (a IS NULL);",
+            "SELECT COUNT(*) FROM t GROUP BY a + 1, b;",
+            "SELECT * FROM t PARTITION BY (a AND b);",
+        ] {
+            parse(sql).unwrap();
         }
     }
 
