@@ -119,6 +119,38 @@ pub struct SourceDef {
     /// replace or alter it.
     #[serde(default)]
     pub read_only: bool,
+    /// A windowed source (`WINDOW_TYPE` in its WITH clause): each record's key carries a
+    /// window after the key columns, read as the WINDOWSTART and WINDOWEND columns.
+    #[serde(default)]
+    pub window: Option<WindowSpec>,
+}
+
+/// How a windowed source's keys carry their window, as Kafka Streams writes them: a time
+/// window (tumbling, hopping) appends its start (8 bytes, big-endian) to the key, its end
+/// being start + size; a session window appends its end, then its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSpec {
+    pub kind: WindowKind,
+    /// The window size in milliseconds (time windows only).
+    #[serde(default)]
+    pub size_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WindowKind {
+    Tumbling,
+    Hopping,
+    Session,
+}
+
+impl fmt::Display for WindowKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WindowKind::Tumbling => "TUMBLING",
+            WindowKind::Hopping => "HOPPING",
+            WindowKind::Session => "SESSION",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,8 +11,8 @@ pub mod schema;
 pub mod types;
 pub mod value;
 
-pub use catalog::StateLayoutKind;
 pub use catalog::{FormatKind, FormatSpec, QueryDef, SourceDef, SourceKind};
+pub use catalog::{StateLayoutKind, WindowKind, WindowSpec};
 pub use schema::{Column, ColumnRole, Schema};
 pub use types::DataType;
 pub use value::{Row, Value};
@@ -21,6 +21,9 @@ pub use value::{Row, Value};
 pub const ROWTIME: &str = "ROWTIME";
 pub const ROWPARTITION: &str = "ROWPARTITION";
 pub const ROWOFFSET: &str = "ROWOFFSET";
+/// A windowed source's window bounds (epoch milliseconds), after ROWOFFSET in its rows.
+pub const WINDOWSTART: &str = "WINDOWSTART";
+pub const WINDOWEND: &str = "WINDOWEND";
 
 /// Errors of decoding values this crate encoded (state, keys).
 #[derive(Debug, thiserror::Error, PartialEq)]

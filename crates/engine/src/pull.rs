@@ -131,6 +131,7 @@ mod tests {
             written_by: None,
             sql: String::new(),
             read_only: false,
+            window: None,
         }
     }
 

@@ -747,7 +747,15 @@ impl Worker {
         match &self.kind {
             Kind::Materialize(table) => {
                 let nkeys = table.schema.key_count();
-                let key = table_key(table.id, &src.row[..nkeys]);
+                let key = if table.window.is_some() {
+                    // A windowed table has a row per key and window.
+                    let at = table.schema.len() + 3;
+                    let mut k: Vec<Value> = src.row[..nkeys].to_vec();
+                    k.extend(src.row.get(at..at + 2).unwrap_or_default().iter().cloned());
+                    table_key(table.id, &k)
+                } else {
+                    table_key(table.id, &src.row[..nkeys])
+                };
                 b.rows
                     .insert(key, (!src.tombstone).then(|| encode_row_vec(&src.row)));
                 Ok(())
@@ -1278,6 +1286,7 @@ mod tests {
             written_by: None,
             sql: String::new(),
             read_only: false,
+            window: None,
         }
     }
 

@@ -1,10 +1,13 @@
 //! Between topic records and rows.
 
 use sluice_common::{SourceDef, Value};
-use sluice_format::{FormatError, decode_key, decode_value, encode_key, encode_value};
+use sluice_format::{
+    FormatError, append_window, decode_key, decode_value, encode_key, encode_value, split_window,
+};
 use sluice_storage::{Record, StoredRecord};
 
-/// A decoded record: `row` is keys, values, ROWTIME, ROWPARTITION, ROWOFFSET.
+/// A decoded record: `row` is keys, values, ROWTIME, ROWPARTITION, ROWOFFSET, and for a
+/// windowed source WINDOWSTART, WINDOWEND.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceRow {
     pub row: Vec<Value>,
@@ -27,7 +30,14 @@ pub(crate) fn string_timestamp(text: &str, format: Option<&str>) -> Option<i64> 
 
 pub fn decode_record(def: &SourceDef, rec: &StoredRecord) -> Result<SourceRow, FormatError> {
     let schema = &def.schema;
-    let mut row = decode_key(&def.key_format, schema.keys(), rec.record.key.as_deref())?;
+    let (key, window) = match (&def.window, rec.record.key.as_deref()) {
+        (Some(spec), Some(bytes)) => {
+            let (key, start, end) = split_window(bytes, spec)?;
+            (Some(key), Some((start, end)))
+        }
+        (_, key) => (key, None),
+    };
+    let mut row = decode_key(&def.key_format, schema.keys(), key)?;
     let values = decode_value(
         &def.value_format,
         def.payload_columns(),
@@ -98,10 +108,18 @@ pub fn decode_record(def: &SourceDef, rec: &StoredRecord) -> Result<SourceRow, F
     row.push(Value::BigInt(rowtime));
     row.push(Value::Int(rec.partition as i32));
     row.push(Value::BigInt(rec.offset as i64));
+    if def.window.is_some() {
+        let (start, end) = window.map_or((Value::Null, Value::Null), |(s, e)| {
+            (Value::BigInt(s), Value::BigInt(e))
+        });
+        row.push(start);
+        row.push(end);
+    }
     Ok(SourceRow { row, tombstone })
 }
 
-/// Encodes the first `schema.len()` values of `row` (keys then values) as a record of `def`.
+/// Encodes the first `schema.len()` values of `row` (keys then values) as a record of `def`;
+/// for a windowed `def`, the two values after them are the window's start and end.
 pub fn encode_row_record(
     def: &SourceDef,
     row: &[Value],
@@ -117,7 +135,21 @@ pub fn encode_row_record(
             def.name
         )));
     }
-    let key = encode_key(&def.key_format, def.schema.keys(), &row[..nkeys])?;
+    let mut key = encode_key(&def.key_format, def.schema.keys(), &row[..nkeys])?;
+    if let (Some(spec), Some(bytes)) = (&def.window, key.as_mut()) {
+        match (
+            row.get(n).and_then(Value::as_i64),
+            row.get(n + 1).and_then(Value::as_i64),
+        ) {
+            (Some(start), Some(end)) => append_window(bytes, spec, start, end),
+            _ => {
+                return Err(FormatError::Invalid(format!(
+                    "a record of windowed {} needs its window's bounds",
+                    def.name
+                )));
+            }
+        }
+    }
     let value = if tombstone {
         None
     } else {

@@ -7,10 +7,12 @@
 mod delimited;
 mod json;
 mod kafka;
+mod window;
 
 use sluice_common::{Column, DataType, FormatKind, FormatSpec, Value};
 
 pub use json::{json_to_value, value_to_json};
+pub use window::{append_window, split_window};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum FormatError {

@@ -29,6 +29,10 @@ impl Scope {
         columns.push((ROWTIME.into(), DataType::BigInt));
         columns.push((ROWPARTITION.into(), DataType::Int));
         columns.push((ROWOFFSET.into(), DataType::BigInt));
+        if def.window.is_some() {
+            columns.push((sluice_common::WINDOWSTART.into(), DataType::BigInt));
+            columns.push((sluice_common::WINDOWEND.into(), DataType::BigInt));
+        }
         let mut qualifiers = vec![def.name.clone()];
         qualifiers.extend(alias.map(str::to_string));
         Scope {
@@ -1407,11 +1411,13 @@ fn decimal_parts(t: &DataType) -> (u8, u8) {
 
 /// Which CASTs ksqlDB accepts: anything to STRING, between numbers, text to scalars, and
 /// between complex types of the same shape.
+/// ROWTIME and a windowed source's WINDOWSTART and WINDOWEND: the BIGINT times ksqlDB
+/// compares with timestamp text.
 fn is_rowtime(e: &SqlExpr) -> bool {
-    matches!(e, SqlExpr::Identifier(i) if ident_name(i) == ROWTIME)
+    matches!(e, SqlExpr::Identifier(i) if matches!(ident_name(i).as_str(), ROWTIME | sluice_common::WINDOWSTART | sluice_common::WINDOWEND))
 }
 
-/// ksqlDB compares ROWTIME with timestamp text: a string literal next to ROWTIME is read
+/// ksqlDB compares ROWTIME (and window bounds) with timestamp text: a string literal next to ROWTIME is read
 /// as `yyyy[-MM[-dd[THH[:mm[:ss[.SSS]]]]]][zone]` (UTC unless a zone is given).
 fn magic_timestamp(e: &SqlExpr, b: Bound) -> Result<Bound> {
     let Expr::Literal(Value::String(text)) = &b.expr else {

@@ -4,6 +4,7 @@
 use crate::{PlanError, PlanErrorKind, Result};
 use sluice_common::{
     Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef, SourceKind,
+    WindowKind, WindowSpec,
 };
 use sluice_sql::{ColumnDef, HeaderSpec, KeyKind, Name, PropValue, Properties};
 
@@ -20,6 +21,8 @@ const KNOWN_PROPERTIES: &[&str] = &[
     "VALUE_DELIMITER",
     "KEY_DELIMITER",
     "RETENTION_MS",
+    "WINDOW_TYPE",
+    "WINDOW_SIZE",
 ];
 
 /// WITH (...) properties, checked.
@@ -37,6 +40,9 @@ pub struct SourceProps {
     pub value_delimiter: Option<char>,
     /// KEY_DELIMITER, for a DELIMITED key.
     pub key_delimiter: Option<char>,
+    /// WINDOW_TYPE and WINDOW_SIZE: a windowed source (CREATE STREAM/TABLE only).
+    pub window_type: Option<String>,
+    pub window_size: Option<String>,
 }
 
 impl SourceProps {
@@ -172,9 +178,82 @@ pub fn source_props(props: &Properties, at: &Name) -> Result<SourceProps> {
     if let Some(d) = get("KEY_DELIMITER") {
         out.key_delimiter = Some(parse_delimiter("KEY_DELIMITER", &d.to_string(), at)?);
     }
+    out.window_type = get("WINDOW_TYPE").map(|v| v.to_string());
+    out.window_size = get("WINDOW_SIZE").map(|v| v.to_string());
     out.timestamp = get("TIMESTAMP").map(|v| v.to_string().to_ascii_uppercase());
     out.timestamp_format = get("TIMESTAMP_FORMAT").map(|v| v.to_string());
     Ok(out)
+}
+
+/// WINDOW_TYPE / WINDOW_SIZE as ksqlDB checks them.
+fn window_spec(p: &SourceProps, at: &Name) -> Result<Option<WindowSpec>> {
+    let Some(kind) = &p.window_type else {
+        if p.window_size.is_some() {
+            return Err(PlanError::at_name(
+                "'WINDOW_SIZE' is set without 'WINDOW_TYPE'",
+                at,
+            ));
+        }
+        return Ok(None);
+    };
+    let kind = match kind.trim().to_ascii_uppercase().as_str() {
+        "SESSION" => WindowKind::Session,
+        "TUMBLING" => WindowKind::Tumbling,
+        "HOPPING" => WindowKind::Hopping,
+        _ => {
+            return Err(PlanError::at_name(
+                format!(
+                    "Invalid value {kind} for property WINDOW_TYPE: String must be one of: SESSION, HOPPING, TUMBLING, null"
+                ),
+                at,
+            ));
+        }
+    };
+    let size_ms = match (&p.window_size, kind) {
+        (Some(_), WindowKind::Session) => {
+            return Err(PlanError::at_name(
+                "'WINDOW_SIZE' should not be set for SESSION windows.",
+                at,
+            ));
+        }
+        (None, WindowKind::Session) => None,
+        (None, _) => {
+            return Err(PlanError::at_name(
+                format!(
+                    "{kind} windows require 'WINDOW_SIZE' to be provided in the WITH clause. For example: 'WINDOW_SIZE'='10 SECONDS'"
+                ),
+                at,
+            ));
+        }
+        (Some(text), _) => Some(parse_duration_ms(text).ok_or_else(|| {
+            PlanError::at_name(
+                format!(
+                    "Invalid WINDOW_SIZE '{text}': expected a number and a unit, e.g. '10 SECONDS' (units: MILLISECONDS, SECONDS, MINUTES, HOURS, DAYS)"
+                ),
+                at,
+            )
+        })?),
+    };
+    Ok(Some(WindowSpec { kind, size_ms }))
+}
+
+/// `10 SECONDS`, `1 minute`: a duration as ksqlDB's DurationParser reads it, in ms.
+pub fn parse_duration_ms(text: &str) -> Option<i64> {
+    let mut parts = text.trim().trim_matches('\'').split_whitespace();
+    let n: i64 = parts.next()?.parse().ok()?;
+    let unit = parts.next()?.to_ascii_uppercase();
+    if parts.next().is_some() || n < 0 {
+        return None;
+    }
+    let ms: i64 = match unit.trim_end_matches('S') {
+        "MILLISECOND" => 1,
+        "SECOND" => 1_000,
+        "MINUTE" => 60_000,
+        "HOUR" => 3_600_000,
+        "DAY" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(ms)
 }
 
 /// A VALUE_DELIMITER or KEY_DELIMITER: one character, or TAB or SPACE.
@@ -372,6 +451,13 @@ pub fn plan_create_source(
         p.timestamp_format.as_deref(),
         name,
     )?;
+    let window = window_spec(&p, name)?;
+    if window.is_some() && schema.key_count() == 0 {
+        return Err(PlanError::at_name(
+            "Windowed sources require a key column.",
+            name,
+        ));
+    }
     let def = SourceDef {
         id,
         name: name.value.clone(),
@@ -386,6 +472,7 @@ pub fn plan_create_source(
         written_by: None,
         sql: sql.to_string(),
         read_only: false,
+        window,
     };
     Ok((def, p.partitions))
 }
@@ -517,5 +604,29 @@ pub(crate) fn check_timestamp(
             at,
         )
         .with_kind(PlanErrorKind::Invalid)),
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::parse_duration_ms;
+
+    #[test]
+    fn window_sizes_read_as_ksqldb_reads_them() {
+        assert_eq!(parse_duration_ms("30 seconds"), Some(30_000));
+        assert_eq!(parse_duration_ms("1 SECOND"), Some(1_000));
+        assert_eq!(parse_duration_ms("'2 MILLISECONDS'"), Some(2));
+        assert_eq!(parse_duration_ms("1 day"), Some(86_400_000));
+        for bad in [
+            "",
+            "30",
+            "seconds",
+            "1 fortnight",
+            "1 second extra",
+            "-1 second",
+            "99999999999999999 days",
+        ] {
+            assert_eq!(parse_duration_ms(bad), None, "{bad}");
+        }
     }
 }

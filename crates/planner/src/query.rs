@@ -404,6 +404,32 @@ pub fn plan_create_as(
 ) -> Result<PlannedQuery> {
     let source = lookup(catalog, &select.from)?;
     let p = source_props(props, name)?;
+    for (set, prop) in [
+        (p.window_type.is_some(), "WINDOW_TYPE"),
+        (p.window_size.is_some(), "WINDOW_SIZE"),
+    ] {
+        if set {
+            return Err(PlanError::at_name(
+                format!("Invalid config variable(s) in the WITH clause: {prop}"),
+                name,
+            ));
+        }
+    }
+    if source.window.is_some() && source.kind == SourceKind::Table {
+        return Err(PlanError::at_name(
+            "KSQL does not support persistent queries on windowed tables.",
+            name,
+        ));
+    }
+    if source.window.is_some() && (!select.group_by.is_empty() || !select.partition_by.is_empty()) {
+        return Err(PlanError::at_name(
+            format!(
+                "{} is windowed: re-keying or aggregating a windowed stream is not supported yet",
+                source.name
+            ),
+            name,
+        ));
+    }
     if let Some(ts) = &p.timestamp
         && !projects_column(select, &source, ts)
     {
@@ -493,7 +519,19 @@ pub fn plan_create_as(
         written_by: Some(ids.query_id.clone()),
         sql: sql.to_string(),
         read_only: false,
+        // A projection of a windowed stream keeps each record's window in its key.
+        window: source.window,
     };
+    if source.window.is_some()
+        && let Operator::Select { projection, .. } = &mut op
+    {
+        let scope = Scope::of_source(&source, None);
+        for bound in [sluice_common::WINDOWSTART, sluice_common::WINDOWEND] {
+            if let Some(i) = scope.index_of(bound) {
+                projection.push(Expr::Column(i));
+            }
+        }
+    }
     let plan = QueryPlan {
         id: ids.query_id,
         num: ids.query_num,
@@ -536,6 +574,12 @@ pub fn plan_insert_select(
                 "INSERT INTO can only be used to insert into a stream. {} is a table.",
                 target.name
             ),
+            &at,
+        ));
+    }
+    if source.window.is_some() || target.window.is_some() {
+        return Err(PlanError::at_name(
+            "INSERT INTO ... SELECT with windowed streams is not supported yet",
             &at,
         ));
     }
@@ -1471,8 +1515,45 @@ pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushPlan, Ve
         .as_ref()
         .map(|w| bind_predicate(&scope, w))
         .transpose()?;
-    let items = project(select, &source, &scope)?;
+    let mut items = project(select, &source, &scope)?;
     no_table_functions(&items, "push queries")?;
+    // A push query's `*` over a windowed source shows the window after the key, as
+    // ksqlDB's does.
+    if source.window.is_some()
+        && select
+            .items
+            .iter()
+            .any(|i| matches!(i, SelectItem::Wildcard | SelectItem::QualifiedWildcard(_)))
+    {
+        let keys = source.schema.key_count();
+        let at = items
+            .iter()
+            .position(|i| {
+                i.expr.is_none()
+                    && i.source_column.as_deref()
+                        == source.schema.keys().last().map(|c| c.name.as_str())
+            })
+            .map_or(keys.min(items.len()), |p| p + 1);
+        for (n, bound) in [sluice_common::WINDOWSTART, sluice_common::WINDOWEND]
+            .into_iter()
+            .enumerate()
+        {
+            let idx = scope.index_of(bound).unwrap_or(0);
+            items.insert(
+                at + n,
+                Item {
+                    name: bound.to_string(),
+                    bound: Bound {
+                        expr: Expr::Column(idx),
+                        ty: Some(DataType::BigInt),
+                    },
+                    source_column: None,
+                    expr: None,
+                    table_fn: None,
+                },
+            );
+        }
+    }
     let columns = output_columns(&items, &source)?;
     let projection = items.into_iter().map(|i| i.bound.expr).collect();
     Ok((
@@ -1494,6 +1575,15 @@ pub fn plan_pull(
     max_rows: u64,
 ) -> Result<(PullPlan, Vec<OutputColumn>)> {
     let table = lookup(catalog, &select.from)?;
+    if table.window.is_some() {
+        return Err(PlanError::at_name(
+            format!(
+                "{} is windowed: pull queries on windowed sources are not supported yet; use a push query (EMIT CHANGES)",
+                table.name
+            ),
+            &select.from,
+        ));
+    }
     if table.kind != SourceKind::Table {
         return Err(PlanError::at_name(
             format!(
@@ -1804,6 +1894,7 @@ mod prepare_pull_tests {
             written_by: None,
             sql: String::new(),
             read_only: false,
+            window: None,
         };
         let mut c = BTreeMap::new();
         c.insert("T".into(), table("T", SourceKind::Table, &["ID"]));
@@ -1897,6 +1988,7 @@ mod namer_tests {
             written_by: None,
             sql: String::new(),
             read_only: false,
+            window: None,
         }
     }
 

@@ -115,6 +115,7 @@ fn processing_log_source() -> SourceDef {
         written_by: None,
         sql: String::new(),
         read_only: false,
+        window: None,
     }
 }
 

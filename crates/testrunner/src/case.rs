@@ -296,6 +296,30 @@ fn encode_input_key(def: Option<&SourceDef>, key: &Json) -> Result<Option<Vec<u8
     }
 }
 
+/// A test record's `{"start", "end", "type": "time"|"session"}`.
+fn input_window(w: &Json) -> Result<(sluice_common::WindowSpec, i64, i64), String> {
+    let start = w
+        .get("start")
+        .and_then(Json::as_i64)
+        .ok_or("window without start")?;
+    let end = w
+        .get("end")
+        .and_then(Json::as_i64)
+        .ok_or("window without end")?;
+    let kind = match w.get("type").and_then(Json::as_str) {
+        Some(t) if t.eq_ignore_ascii_case("session") => sluice_common::WindowKind::Session,
+        _ => sluice_common::WindowKind::Tumbling,
+    };
+    Ok((
+        sluice_common::WindowSpec {
+            kind,
+            size_ms: Some(end - start),
+        },
+        start,
+        end,
+    ))
+}
+
 fn encode_input_value(def: Option<&SourceDef>, value: &Json) -> Result<Option<Vec<u8>>, String> {
     if value.is_null() {
         return Ok(None);
@@ -333,8 +357,14 @@ pub(crate) async fn produce_inputs(exec: &Executor, test: &Json) -> Result<(), C
                 .create_topic(topic_name, 1)
                 .map_err(|e| CaseError::Fail(e.to_string()))?,
         };
-        let key = encode_input_key(def.as_ref(), rec.get("key").unwrap_or(&Json::Null))
+        let mut key = encode_input_key(def.as_ref(), rec.get("key").unwrap_or(&Json::Null))
             .map_err(|e| CaseError::Fail(format!("input {i}: {e}")))?;
+        // A windowed record's key carries its window, laid out as its type says.
+        if let (Some(w), Some(bytes)) = (rec.get("window"), key.as_mut()) {
+            let (spec, start, end) =
+                input_window(w).map_err(|e| CaseError::Fail(format!("input {i}: {e}")))?;
+            sluice_format::append_window(bytes, &spec, start, end);
+        }
         let value = encode_input_value(def.as_ref(), rec.get("value").unwrap_or(&Json::Null))
             .map_err(|e| CaseError::Fail(format!("input {i}: {e}")))?;
         let headers =
@@ -509,12 +539,49 @@ pub(crate) fn check_outputs(exec: &Executor, test: &Json) -> Result<(), CaseErro
             ));
         }
         for (i, (e, a)) in expected.iter().zip(&actual).enumerate() {
-            if e.get("window").is_some() {
-                return fail(format!(
-                    "topic {topic}: windowed keys are not supported yet"
-                ));
+            // A windowed key: the window must match, then the key within it.
+            let mut key_bytes = a.record.key.as_deref();
+            let spec = def.as_ref().and_then(|d| d.window);
+            match (e.get("window"), spec, key_bytes) {
+                (None, None, _) => {}
+                (Some(w), Some(spec), Some(bytes)) => {
+                    let (inner, start, end) =
+                        sluice_format::split_window(bytes, &spec).map_err(|err| {
+                            CaseError::Fail(format!("topic {topic} record {i}: {err}"))
+                        })?;
+                    let kind = if spec.kind == sluice_common::WindowKind::Session {
+                        "session"
+                    } else {
+                        "time"
+                    };
+                    let want = (
+                        w.get("start").and_then(Json::as_i64),
+                        w.get("end").and_then(Json::as_i64),
+                        w.get("type")
+                            .and_then(Json::as_str)
+                            .map(str::to_ascii_lowercase),
+                    );
+                    if want != (Some(start), Some(end), Some(kind.to_string())) {
+                        return fail(format!(
+                            "topic {topic} record {i}: window differs: expected {w}, got {{start: {start}, end: {end}, type: {kind}}}\n{}",
+                            listing()
+                        ));
+                    }
+                    key_bytes = Some(inner);
+                }
+                (w, spec, _) => {
+                    return fail(format!(
+                        "topic {topic} record {i}: expected window {}, but the topic's key is {}",
+                        w.map_or("none".to_string(), |w| w.to_string()),
+                        if spec.is_some() {
+                            "windowed"
+                        } else {
+                            "not windowed"
+                        }
+                    ));
+                }
             }
-            let ak = actual_key(def.as_ref(), a.record.key.as_deref());
+            let ak = actual_key(def.as_ref(), key_bytes);
             let ek = e.get("key").unwrap_or(&Json::Null);
             if !record_matches(ek, &ak, numbers(def.as_ref().map(|d| &d.key_format.kind))) {
                 return fail(format!(
