@@ -422,7 +422,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
         signature: "RANDOM()",
         description: "A random DOUBLE in [0, 1).",
         return_type: |a| double_rule(a, 0),
-        eval: |_| Value::Double((super::string::random_u64() >> 11) as f64 / (1u64 << 53) as f64),
+        eval: |_| Value::Double((random_u64() >> 11) as f64 / (1u64 << 53) as f64),
     },
     ScalarFunction {
         name: "GREATEST",
@@ -549,6 +549,21 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
         eval: geo_distance,
     },
 ];
+
+/// 64 random bits from the standard library's randomly keyed hasher, mixed with a counter
+/// so successive calls differ. Enough for RANDOM, which ksqlDB backs with Math.random(),
+/// not a secure source.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(d.as_nanos());
+    }
+    h.finish()
+}
 
 #[cfg(test)]
 mod tests {
