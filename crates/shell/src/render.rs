@@ -8,9 +8,8 @@
 //! types, with timestamps as epoch milliseconds.
 
 use serde_json::{Map as JsonMap, Value as Json, json};
+use sluice_common::civil::{MILLIS_PER_DAY as MS_PER_DAY, civil_from_days};
 use sluice_proto::v1::{Column, QueryFinal, QueryHeader, QueryRow, StatementResult, Value, value};
-
-const MS_PER_DAY: i64 = 86_400_000;
 
 /// Formats a value as table text.
 pub fn format_value(v: &Value) -> String {
@@ -101,22 +100,6 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
-}
-
-/// Converts days since 1970-01-01 to a proleptic Gregorian (year, month, day).
-///
-/// Howard Hinnant's `civil_from_days`; exact for the whole i64 day range we feed it.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11]
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 fn format_ymd(days: i64) -> String {
@@ -543,47 +526,6 @@ mod tests {
         assert_eq!(format_time(45_296_007), "12:34:56.007");
         assert_eq!(format_time(MS_PER_DAY - 1), "23:59:59.999");
         assert_eq!(format_time(-1), "-1");
-    }
-
-    #[test]
-    fn civil_dates_match_day_counting() {
-        // Walk day by day across several leap-year rules and compare with a naive calendar.
-        let first = civil_to_days_naive(1899, 12, 25);
-        let (mut y, mut m, mut d) = (1899, 12, 25);
-        for days in first..first + 365 * 210 {
-            assert_eq!(civil_from_days(days), (y, m, d));
-            d += 1;
-            if d > month_len(y, m) {
-                d = 1;
-                m += 1;
-                if m > 12 {
-                    m = 1;
-                    y += 1;
-                }
-            }
-        }
-    }
-
-    fn is_leap(y: i64) -> bool {
-        (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-    }
-    fn month_len(y: i64, m: u32) -> u32 {
-        match m {
-            2 if is_leap(y) => 29,
-            2 => 28,
-            4 | 6 | 9 | 11 => 30,
-            _ => 31,
-        }
-    }
-    fn civil_to_days_naive(y: i64, m: u32, d: u32) -> i64 {
-        let mut days = 0i64;
-        for yy in y..1970 {
-            days -= if is_leap(yy) { 366 } else { 365 };
-        }
-        for mm in 1..m {
-            days += i64::from(month_len(y, mm));
-        }
-        days + i64::from(d) - 1
     }
 
     #[test]
