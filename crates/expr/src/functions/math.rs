@@ -207,12 +207,16 @@ pub(crate) fn parse_time(s: &str) -> Option<i64> {
     let h: i64 = it.next()?.parse().ok()?;
     let m: i64 = it.next()?.parse().ok()?;
     let sec: i64 = it.next().map_or(Some(0), |x| x.parse().ok())?;
+    // Milliseconds from the first three characters (not bytes: the text is the client's).
     let ms: i64 = if frac.is_empty() {
         0
     } else {
-        format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?
+        let digits: String = frac.chars().take(3).collect();
+        format!("{digits:0<3}").parse().ok()?
     };
-    (h < 24 && m < 60 && sec < 60).then_some(((h * 60 + m) * 60 + sec) * 1000 + ms)
+    // Checked before the arithmetic: an out-of-range field must not overflow it.
+    ((0..24).contains(&h) && (0..60).contains(&m) && (0..60).contains(&sec) && ms >= 0)
+        .then(|| ((h * 60 + m) * 60 + sec) * 1000 + ms)
 }
 
 pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
@@ -223,7 +227,8 @@ pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
     };
     let days = parse_date(date)?;
     let ms = time.map_or(Some(0), parse_time)?;
-    Some(days * 86_400_000 + ms)
+    days.checked_mul(sluice_common::civil::MILLIS_PER_DAY)?
+        .checked_add(ms)
 }
 
 /// Converts an argument to the type GREATEST/LEAST compares in.
@@ -562,6 +567,26 @@ mod tests {
 
     fn dec(unscaled: i128, scale: u8) -> Value {
         Value::Decimal { unscaled, scale }
+    }
+
+    #[test]
+    fn cast_text_to_temporal() {
+        assert_eq!(parse_date("2000-02-29"), Some(11_016));
+        assert_eq!(parse_date("-0001-12-31"), None);
+        assert_eq!(parse_date("2000-13-01"), None);
+        assert_eq!(parse_time("12:34:56.7"), Some(45_296_700));
+        assert_eq!(parse_time("24:00"), None);
+        assert_eq!(parse_time("-1:00"), None);
+        assert_eq!(parse_timestamp("1970-01-02T00:00:01.5"), Some(86_401_500));
+        // Client text that once panicked: multi-byte fraction digits, fields and years
+        // whose arithmetic overflows.
+        assert_eq!(
+            parse_timestamp("2020-01-01T00:00:00.\u{e9}\u{e9}\u{e9}"),
+            None
+        );
+        assert_eq!(parse_time("9223372036854775807:00"), None);
+        assert_eq!(parse_timestamp("9223372036854775807-01-01"), None);
+        assert_eq!(parse_timestamp("-9223372036854775808-01-01"), None);
     }
 
     #[test]
