@@ -25,30 +25,30 @@ async fn tutorial_flow_through_the_server() {
     let mut c = server.client().await;
     exec_ok(&mut c, SETUP).await;
 
-    // A push query started before the inserts sees them.
+    // A push query started before the inserts sees them. Each is started once its header
+    // has arrived, which the server sends after the subscription's positions are fixed.
     let mut push_client = server.client().await;
-    let push = tokio::spawn(async move {
-        query(
-            &mut push_client,
-            "SELECT * FROM pageviews EMIT CHANGES LIMIT 3;",
-            &[],
-            usize::MAX,
-            Duration::from_secs(30),
-        )
-        .await
-    });
+    let push = open_query(
+        &mut push_client,
+        "SELECT * FROM pageviews EMIT CHANGES LIMIT 3;",
+        &[],
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("push query");
+    assert_eq!(push.result.columns, vec!["USER_ID", "PAGE", "MS"]);
+    let push = tokio::spawn(push.collect(usize::MAX, Duration::from_secs(30)));
     let mut table_push_client = server.client().await;
-    let table_push = tokio::spawn(async move {
-        query(
-            &mut table_push_client,
-            "SELECT user_id, views FROM views_per_user EMIT CHANGES LIMIT 3;",
-            &[],
-            usize::MAX,
-            Duration::from_secs(30),
-        )
-        .await
-    });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let table_push = open_query(
+        &mut table_push_client,
+        "SELECT user_id, views FROM views_per_user EMIT CHANGES LIMIT 3;",
+        &[],
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("table push query");
+    assert_eq!(table_push.result.columns, vec!["USER_ID", "VIEWS"]);
+    let table_push = tokio::spawn(table_push.collect(usize::MAX, Duration::from_secs(30)));
 
     exec_ok(
         &mut c,

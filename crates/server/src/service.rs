@@ -358,6 +358,9 @@ impl SluiceService {
                     rows: 0,
                     query: id.clone(),
                 };
+                // The header goes out only after `push` returned, which fixes the positions
+                // read from: clients take the header as the sign that the subscription is
+                // live (records written after it are seen).
                 let out = tokio_stream::once(Ok(header(&id, cols, true))).chain(rows);
                 Ok(Response::new(Box::pin(out)))
             }
@@ -378,13 +381,15 @@ impl SluiceService {
                     .zip(types)
                     .map(|(c, t)| column(c, t, ""))
                     .collect();
+                let start_earliest = from_beginning || earliest;
+                // Fixed before the header goes out, as for a push query: a client that waits
+                // for the header sees every record written after it.
+                let mut positions: Vec<u64> = (0..t.partitions)
+                    .map(|p| if start_earliest { 0 } else { t.end_offset(p) })
+                    .collect();
                 let (tx, out) = mpsc::channel(64);
                 let _ = tx.try_send(Ok(header(&transient_id(), columns, true)));
-                let start_earliest = from_beginning || earliest;
                 tokio::spawn(async move {
-                    let mut positions: Vec<u64> = (0..t.partitions)
-                        .map(|p| if start_earliest { 0 } else { t.end_offset(p) })
-                        .collect();
                     let mut changed = t.subscribe();
                     let mut n = 0u64;
                     loop {
