@@ -404,6 +404,29 @@ pub fn row_cells(values: &[Value]) -> Vec<String> {
     values.iter().map(cell_text).collect()
 }
 
+/// The column of SHOW QUERIES that holds each query's SQL.
+pub const QUERY_STRING_COLUMN: &str = "Query String";
+
+/// Row cells of an Execute result. A statement's SQL (SHOW QUERIES' `Query String`) is shown
+/// on one line with its line breaks as spaces, as ksqlDB's CLI does (`getQuerySingleLine`),
+/// rather than escaped like data.
+pub fn statement_row_cells(columns: &[Column], values: &[Value]) -> Vec<String> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match (columns.get(i), &v.kind) {
+            (Some(c), Some(value::Kind::String(sql))) if c.name == QUERY_STRING_COLUMN => {
+                escape_cell(&single_line(sql))
+            }
+            _ => cell_text(v),
+        })
+        .collect()
+}
+
+fn single_line(s: &str) -> String {
+    s.replace("\r\n", " ").replace('\n', " ")
+}
+
 /// `1 row` / `N rows`.
 pub fn row_count(n: u64) -> String {
     if n == 1 {
@@ -745,6 +768,32 @@ mod tests {
     fn cells_escape_line_breaks() {
         assert_eq!(cell_text(&s("a\nb\tc")), "a\\nb\\tc");
         assert_eq!(row_cells(&[s("x"), int(1)]), vec!["x", "1"]);
+    }
+
+    #[test]
+    fn query_strings_show_on_one_line() {
+        let columns = [
+            Column {
+                name: "Query ID".into(),
+                r#type: "STRING".into(),
+                role: String::new(),
+            },
+            Column {
+                name: QUERY_STRING_COLUMN.into(),
+                r#type: "STRING".into(),
+                role: String::new(),
+            },
+        ];
+        let sql = "CREATE STREAM b AS SELECT *\nFROM a\r\nEMIT CHANGES;";
+        assert_eq!(
+            statement_row_cells(&columns, &[s("q\n1"), s(sql)]),
+            vec!["q\\n1", "CREATE STREAM b AS SELECT * FROM a EMIT CHANGES;"]
+        );
+        // A tab is still escaped: it would break the layout, and the rule covers line breaks.
+        assert_eq!(
+            statement_row_cells(&columns[1..], &[s("SELECT\t1")]),
+            vec!["SELECT\\t1"]
+        );
     }
 
     #[test]

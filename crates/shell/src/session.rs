@@ -245,7 +245,7 @@ fn statement_text(result: &StatementResult) -> String {
         let rows: Vec<Vec<String>> = result
             .rows
             .iter()
-            .map(|r| render::row_cells(&r.values))
+            .map(|r| render::statement_row_cells(&result.columns, &r.values))
             .collect();
         text.push_str(&render::render_table(&names, &rows));
     }
