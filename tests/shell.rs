@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
 
 fn shell(server: &Server, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -30,8 +31,10 @@ async fn tutorial_runs_verbatim_with_a_push_query_started_before_the_inserts() {
     let out = shell(&server, &["-e", ddl]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
-    // A push subscriber that is listening before any insert happens.
-    let subscriber = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    // A push subscriber that is listening before any insert happens: the shell prints the
+    // query's header as soon as it arrives, and the server sends it only once the
+    // subscription's positions are fixed, so the header line is the readiness signal.
+    let mut subscriber = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args([
             "shell",
             "--server",
@@ -44,9 +47,16 @@ async fn tutorial_runs_verbatim_with_a_push_query_started_before_the_inserts() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut sub_lines = tokio::io::BufReader::new(subscriber.stdout.take().unwrap()).lines();
+    let header = tokio::time::timeout(Duration::from_secs(30), sub_lines.next_line())
+        .await
+        .expect("the push query's header within 30 s")
+        .unwrap()
+        .expect("a header line before the shell's output ends");
+    assert!(header.starts_with(r#"{"header":"#), "{header}");
 
     let out = shell(&server, &["-e", rest]);
     let stdout = text(&out.stdout);
@@ -69,13 +79,19 @@ async fn tutorial_runs_verbatim_with_a_push_query_started_before_the_inserts() {
         );
     }
 
-    let sub = tokio::task::spawn_blocking(move || subscriber.wait_with_output())
+    let mut sub_stdout = vec![header];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while let Some(line) = tokio::time::timeout_at(deadline, sub_lines.next_line())
         .await
+        .expect("the subscriber's output ends within 30 s")
         .unwrap()
-        .unwrap();
+    {
+        sub_stdout.push(line);
+    }
+    let sub = subscriber.wait_with_output().await.unwrap();
     assert!(sub.status.success(), "{}", text(&sub.stderr));
-    let lines: Vec<serde_json::Value> = text(&sub.stdout)
-        .lines()
+    let lines: Vec<serde_json::Value> = sub_stdout
+        .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let rows: Vec<&serde_json::Value> = lines.iter().filter_map(|l| l.get("row")).collect();

@@ -25,30 +25,30 @@ async fn tutorial_flow_through_the_server() {
     let mut c = server.client().await;
     exec_ok(&mut c, SETUP).await;
 
-    // A push query started before the inserts sees them.
+    // A push query started before the inserts sees them. Each is started once its header
+    // has arrived, which the server sends after the subscription's positions are fixed.
     let mut push_client = server.client().await;
-    let push = tokio::spawn(async move {
-        query(
-            &mut push_client,
-            "SELECT * FROM pageviews EMIT CHANGES LIMIT 3;",
-            &[],
-            usize::MAX,
-            Duration::from_secs(30),
-        )
-        .await
-    });
+    let push = open_query(
+        &mut push_client,
+        "SELECT * FROM pageviews EMIT CHANGES LIMIT 3;",
+        &[],
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("push query");
+    assert_eq!(push.result.columns, vec!["USER_ID", "PAGE", "MS"]);
+    let push = tokio::spawn(push.collect(usize::MAX, Duration::from_secs(30)));
     let mut table_push_client = server.client().await;
-    let table_push = tokio::spawn(async move {
-        query(
-            &mut table_push_client,
-            "SELECT user_id, views FROM views_per_user EMIT CHANGES LIMIT 3;",
-            &[],
-            usize::MAX,
-            Duration::from_secs(30),
-        )
-        .await
-    });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let table_push = open_query(
+        &mut table_push_client,
+        "SELECT user_id, views FROM views_per_user EMIT CHANGES LIMIT 3;",
+        &[],
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("table push query");
+    assert_eq!(table_push.result.columns, vec!["USER_ID", "VIEWS"]);
+    let table_push = tokio::spawn(table_push.collect(usize::MAX, Duration::from_secs(30)));
 
     exec_ok(
         &mut c,
@@ -199,18 +199,55 @@ async fn tutorial_flow_through_the_server() {
         .collect();
     assert_eq!(fields[0], "USER_ID STRING (PRIMARY KEY)");
     assert_eq!(fields[1], "VIEWS BIGINT");
+    // PRINT: lines rendered as ksqlDB's server renders them, the guessed formats first.
     let printed = query(
         &mut c,
         "PRINT 'pageviews' FROM BEGINNING LIMIT 2;",
         &[],
-        2,
+        usize::MAX,
         Duration::from_secs(10),
     )
     .await
     .unwrap();
-    assert_eq!(printed.rows.len(), 2);
-    assert_eq!(show(&printed.rows[0][3]), "u1");
-    assert_eq!(show(&printed.rows[0][4]), r#"{"PAGE":"/a","MS":120}"#);
+    assert_eq!(printed.columns, vec!["LINE"]);
+    let lines: Vec<String> = printed.text_rows().into_iter().flatten().collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines[0], "Key format: KAFKA_STRING");
+    assert_eq!(lines[1], "Value format: JSON or KAFKA_STRING");
+    assert!(
+        is_print_line(
+            &lines[2],
+            r#"key: u1, value: {"PAGE":"/a","MS":120}, partition: 0"#
+        ),
+        "{lines:?}"
+    );
+    assert_eq!(printed.final_message.as_deref(), Some("Limit Reached"));
+    // A PRINT from the end sees what is written once its header has arrived.
+    exec_ok(
+        &mut c,
+        "CREATE STREAM printed (k STRING KEY, v INT) WITH (kafka_topic='printed', value_format='JSON', partitions=1);",
+    )
+    .await;
+    let mut print_client = server.client().await;
+    let tail = open_query(
+        &mut print_client,
+        "PRINT 'printed' LIMIT 1;",
+        &[],
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tail.result.columns, vec!["LINE"]);
+    exec_ok(&mut c, "INSERT INTO printed (k, v) VALUES ('x', 7);").await;
+    let tail = tail
+        .collect(usize::MAX, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let lines: Vec<String> = tail.text_rows().into_iter().flatten().collect();
+    assert!(
+        is_print_line(&lines[2], r#"key: x, value: {"V":7}, partition: 0"#),
+        "{lines:?}"
+    );
 
     // DROP is refused while a query reads the source; TERMINATE then DROP works.
     let err = exec(&mut c, "DROP STREAM pageviews;").await.unwrap_err();
@@ -742,4 +779,21 @@ async fn bulk_insert_sees_a_drop_between_batches() {
     let e = acks.message().await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{}", e.message());
     assert!(e.message().contains("EV does not exist"), "{}", e.message());
+}
+
+/// `rowtime: yyyy/MM/dd HH:mm:ss.SSS Z, <rest>`, the rowtime being any instant.
+fn is_print_line(line: &str, rest: &str) -> bool {
+    let Some(time) = line
+        .strip_prefix("rowtime: ")
+        .and_then(|l| l.strip_suffix(rest))
+        .and_then(|l| l.strip_suffix(", "))
+    else {
+        return false;
+    };
+    let shape = "dddd/dd/dd dd:dd:dd.ddd Z";
+    time.len() == shape.len()
+        && time
+            .chars()
+            .zip(shape.chars())
+            .all(|(c, s)| if s == 'd' { c.is_ascii_digit() } else { c == s })
 }

@@ -204,6 +204,38 @@ pub async fn query(
     max_rows: usize,
     wait: Duration,
 ) -> Result<QueryResult, tonic::Status> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut open = open_query_until(c, sql, props, deadline).await?;
+    open.collect_until(max_rows, deadline).await?;
+    Ok(open.result)
+}
+
+/// A running query whose header has arrived.
+pub struct OpenQuery {
+    stream: tonic::Streaming<pb::QueryResponse>,
+    pub result: QueryResult,
+    done: bool,
+}
+
+/// Starts a query and returns once its header has arrived (or the stream ended, or `wait`
+/// passed). The server sends a push query's header only after the engine has fixed the
+/// positions it reads from, so whatever is written after this returns is seen: a readiness
+/// signal, where a sleep would only hope.
+pub async fn open_query(
+    c: &mut SluiceClient<Channel>,
+    sql: &str,
+    props: &[(&str, &str)],
+    wait: Duration,
+) -> Result<OpenQuery, tonic::Status> {
+    open_query_until(c, sql, props, tokio::time::Instant::now() + wait).await
+}
+
+async fn open_query_until(
+    c: &mut SluiceClient<Channel>,
+    sql: &str,
+    props: &[(&str, &str)],
+    deadline: tokio::time::Instant,
+) -> Result<OpenQuery, tonic::Status> {
     let req = pb::QueryRequest {
         sql: sql.into(),
         properties: props
@@ -212,35 +244,76 @@ pub async fn query(
             .collect(),
         start_from: vec![],
     };
-    let mut stream = c.query(req).await?.into_inner();
-    let mut out = QueryResult::default();
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let next = tokio::time::timeout_at(deadline, stream.message()).await;
-        let msg = match next {
-            Err(_) => break,
+    let stream = c.query(req).await?.into_inner();
+    let mut open = OpenQuery {
+        stream,
+        result: QueryResult::default(),
+        done: false,
+    };
+    while !open.done && open.result.columns.is_empty() {
+        if !open.next(usize::MAX, deadline).await? {
+            break;
+        }
+    }
+    Ok(open)
+}
+
+impl OpenQuery {
+    /// Collects up to `max_rows` rows, until the stream ends or `wait` passes.
+    pub async fn collect(
+        mut self,
+        max_rows: usize,
+        wait: Duration,
+    ) -> Result<QueryResult, tonic::Status> {
+        self.collect_until(max_rows, tokio::time::Instant::now() + wait)
+            .await?;
+        Ok(self.result)
+    }
+
+    async fn collect_until(
+        &mut self,
+        max_rows: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), tonic::Status> {
+        while self.next(max_rows, deadline).await? {}
+        Ok(())
+    }
+
+    /// Takes one message into the result; false once there is nothing more to take.
+    async fn next(
+        &mut self,
+        max_rows: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<bool, tonic::Status> {
+        if self.done || self.result.rows.len() >= max_rows {
+            return Ok(false);
+        }
+        let msg = match tokio::time::timeout_at(deadline, self.stream.message()).await {
+            Err(_) => return Ok(false),
             Ok(Err(e)) => return Err(e),
-            Ok(Ok(None)) => break,
+            Ok(Ok(None)) => {
+                self.done = true;
+                return Ok(false);
+            }
             Ok(Ok(Some(m))) => m,
         };
         match msg.kind {
             Some(pb::query_response::Kind::Header(h)) => {
-                out.columns = h.columns.into_iter().map(|c| c.name).collect()
+                self.result.columns = h.columns.into_iter().map(|c| c.name).collect()
             }
             Some(pb::query_response::Kind::Row(r)) => {
-                out.rows.push(r.row.map(|r| r.values).unwrap_or_default());
-                if out.rows.len() >= max_rows {
-                    break;
-                }
+                self.result
+                    .rows
+                    .push(r.row.map(|r| r.values).unwrap_or_default());
             }
             Some(pb::query_response::Kind::Final(f)) => {
-                out.final_message = Some(f.message);
-                break;
+                self.result.final_message = Some(f.message);
+                self.done = true;
             }
             None => {}
         }
+        Ok(!self.done && self.result.rows.len() < max_rows)
     }
-    Ok(out)
 }
 
 pub async fn pull(c: &mut SluiceClient<Channel>, sql: &str) -> QueryResult {

@@ -1,6 +1,6 @@
 """Drives `sluice shell` interactively through a pseudo-terminal, as a person would:
-a multi-line statement, a push query stopped with Ctrl-C (the shell must stay up), a
-history file, and Ctrl-D to leave. Usage: interactive_shell.py SLUICE_BIN SERVER_URL HISTORY
+a multi-line statement, Tab completion of a stream's name, a push query stopped with
+Ctrl-C (the shell must stay up), a history file, and Ctrl-D to leave. Usage: interactive_shell.py SLUICE_BIN SERVER_URL HISTORY
 Exits non-zero with a message when something is off."""
 
 import os
@@ -45,18 +45,22 @@ def main():
     read_until("Stream created")
     # Wait for each prompt before typing: the line editor discards type-ahead.
     read_until("sluice>", count=2)
-    send("INSERT INTO pty_s (k, v) VALUES ('a', 1);\r")
-    read_until("sluice>", count=3)
-    send("SET 'auto.offset.reset'='earliest';\r")
+    # Tab completes the new stream's name (fetched after the CREATE) in the case typed.
+    send("INSERT INTO pty_\t")
+    # The completed line is redrawn with its prompt, so later prompt counts are one higher.
+    read_until("INSERT INTO pty_s")
+    send(" (k, v) VALUES ('a', 1);\r")
     read_until("sluice>", count=4)
+    send("SET 'auto.offset.reset'='earliest';\r")
+    read_until("sluice>", count=5)
     send("SELECT * FROM pty_s EMIT CHANGES;\r")
     read_until("|a")
     send("\x03")  # Ctrl-C stops the push query, not the shell
     read_until("Query terminated")
-    read_until("sluice>", count=5)
+    read_until("sluice>", count=6)
     send("SHOW STREAMS;\r")
     read_until("PTY_S")
-    read_until("sluice>", count=6)
+    read_until("sluice>", count=7)
     send("\x04")  # Ctrl-D leaves
     deadline = time.time() + 20
     while True:

@@ -5,6 +5,7 @@
 //! planner, server) speaks these types, so a value means the same thing in every layer.
 
 pub mod catalog;
+pub mod civil;
 pub mod codec;
 pub mod keycodec;
 pub mod schema;

@@ -4,6 +4,7 @@
 mod convert;
 mod error;
 mod exec;
+mod print;
 mod service;
 
 pub use error::ExecError;

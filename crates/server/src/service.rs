@@ -379,6 +379,9 @@ impl SluiceService {
                     query: id.clone(),
                     done: false,
                 };
+                // The header goes out only after `push` returned, which fixes the positions
+                // read from: clients take the header as the sign that the subscription is
+                // live (records written after it are seen).
                 let out = tokio_stream::once(Ok(header(&id, cols, true))).chain(rows);
                 Ok(Response::new(Box::pin(out)))
             }
@@ -392,26 +395,34 @@ impl SluiceService {
                     .topic(&topic.value)
                     .or_else(|| log.topics().into_iter().find(|t| t.name.eq_ignore_ascii_case(&topic.value)))
                     .ok_or_else(|| crate::error::status(tonic::Code::NotFound, format!("Could not find topic '{}', or the KSQL user does not have permissions to list the topic. Topic names are case-sensitive.", topic.value)))?;
-                let cols = ["ROWTIME", "PARTITION", "OFFSET", "KEY", "VALUE"];
-                let types = ["BIGINT", "INTEGER", "BIGINT", "STRING", "STRING"];
-                let columns = cols
-                    .iter()
-                    .zip(types)
-                    .map(|(c, t)| column(c, t, ""))
+                // One text column: the server renders PRINT's lines, as ksqlDB's does
+                // (clients print them as they come).
+                let columns = vec![column(crate::print::COLUMN, "STRING", "")];
+                let start_earliest = from_beginning || earliest;
+                // Fixed before the header goes out, as for a push query: a client that waits
+                // for the header sees every record written after it.
+                let mut positions: Vec<u64> = (0..t.partitions)
+                    .map(|p| if start_earliest { 0 } else { t.end_offset(p) })
                     .collect();
                 let (tx, out) = mpsc::channel(64);
                 let _ = tx.try_send(Ok(header(&transient_id(), columns, true)));
-                let start_earliest = from_beginning || earliest;
                 tokio::spawn(async move {
-                    let mut positions: Vec<u64> = (0..t.partitions)
-                        .map(|p| if start_earliest { 0 } else { t.end_offset(p) })
-                        .collect();
                     let mut changed = t.subscribe();
+                    let mut formatter = crate::print::RecordFormatter::default();
+                    let mut formats = crate::print::FormatsTracker::default();
                     let mut n = 0u64;
+                    let line = |text: String| vec![Value::String(text)];
                     loop {
+                        if limit.is_some_and(|l| n >= l) {
+                            let _ = tx.send(Ok(final_msg("Limit Reached", n))).await;
+                            return;
+                        }
                         changed.borrow_and_update();
                         let mut any = false;
                         for p in 0..t.partitions {
+                            if limit.is_some_and(|l| n >= l) {
+                                break;
+                            }
                             let records = match log.read(&t, p, positions[p as usize], 256) {
                                 Ok(r) => r,
                                 Err(e) => {
@@ -424,36 +435,36 @@ impl SluiceService {
                                     return;
                                 }
                             };
-                            for r in records {
-                                positions[p as usize] = r.offset + 1;
-                                any = true;
-                                let text = |b: &Option<Vec<u8>>| {
-                                    b.as_ref().map_or(Value::Null, |b| {
-                                        Value::String(String::from_utf8_lossy(b).into_owned())
-                                    })
-                                };
-                                let row = vec![
-                                    Value::BigInt(r.record.timestamp),
-                                    Value::Int(p as i32),
-                                    Value::BigInt(r.offset as i64),
-                                    text(&r.record.key),
-                                    text(&r.record.value),
-                                ];
-                                n += 1;
-                                if tx
-                                    .send(Ok(row_msg(&row, p, r.offset, false)))
-                                    .await
-                                    .is_err()
-                                {
+                            let (Some(first), Some(last)) = (records.first(), records.last())
+                            else {
+                                continue;
+                            };
+                            positions[p as usize] = last.offset + 1;
+                            any = true;
+                            // The whole batch is formatted (narrowing the format guesses)
+                            // even past the limit, then the format lines go before its
+                            // records, as ksqlDB writes them.
+                            let lines = formatter.format(&records);
+                            for text in formats.update(&formatter) {
+                                // A format line has no record; it carries the position of
+                                // the record it precedes.
+                                let msg = row_msg(&line(text), p, first.offset, false);
+                                if tx.send(Ok(msg)).await.is_err() {
                                     return;
                                 }
+                            }
+                            for (r, text) in records.iter().zip(lines) {
                                 if limit.is_some_and(|l| n >= l) {
-                                    let _ = tx.send(Ok(final_msg("Limit Reached", n))).await;
+                                    break;
+                                }
+                                n += 1;
+                                let msg = row_msg(&line(text), p, r.offset, false);
+                                if tx.send(Ok(msg)).await.is_err() {
                                     return;
                                 }
                             }
                         }
-                        if !any {
+                        if !any && limit.is_none_or(|l| n < l) {
                             tokio::select! {
                                 r = changed.changed() => if r.is_err() { return },
                                 _ = tx.closed() => return,

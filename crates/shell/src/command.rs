@@ -8,8 +8,10 @@ use crate::split::first_keyword;
 /// What a statement asks the shell to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// A SELECT or PRINT: runs through the streaming Query call.
+    /// A SELECT: runs through the streaming Query call.
     Query,
+    /// A PRINT: streams through the Query call too, as lines of text the server renders.
+    Print,
     /// Anything else the server understands: runs through Execute.
     Execute,
     /// `SET 'key'='value';`
@@ -26,7 +28,8 @@ pub enum Command {
 pub fn classify(statement: &str) -> Result<Command, String> {
     let keyword = first_keyword(statement);
     match keyword.as_str() {
-        "SELECT" | "PRINT" => Ok(Command::Query),
+        "SELECT" => Ok(Command::Query),
+        "PRINT" => Ok(Command::Print),
         "SET" => parse_set(&statement.trim_start()[keyword.len()..]),
         "UNSET" => parse_unset(&statement.trim_start()[keyword.len()..]),
         "EXIT" | "QUIT" if is_exit_command(statement) => Ok(Command::Exit),
@@ -122,9 +125,9 @@ mod tests {
         );
         assert_eq!(
             classify("PRINT 'topic' FROM BEGINNING;"),
-            Ok(Command::Query)
+            Ok(Command::Print)
         );
-        assert_eq!(classify("print t"), Ok(Command::Query));
+        assert_eq!(classify("print t"), Ok(Command::Print));
     }
 
     #[test]

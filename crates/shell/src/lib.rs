@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod command;
+pub mod complete;
 pub mod render;
 mod session;
 pub mod split;
@@ -18,12 +19,15 @@ pub mod split;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
-use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
+use rustyline::history::DefaultHistory;
+use rustyline::{CompletionType, Config, Editor};
 
 use crate::client::Client;
+use crate::complete::SqlHelper;
 use crate::session::{Outcome, Session};
 
 /// What the shell should do; the binary maps its command-line flags to this.
@@ -103,6 +107,8 @@ pub async fn run(args: ShellArgs) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
+    // Completion fetches names through its own handle on the same connection.
+    let names_client = client.clone();
     let mut session = Session::new(
         client,
         args.output,
@@ -115,7 +121,7 @@ pub async fn run(args: ShellArgs) -> anyhow::Result<i32> {
         run_script(&mut session, &statements).await
     } else {
         let history = args.history_file.clone().or_else(default_history_file);
-        interactive(session, &args.server, history).await
+        interactive(session, names_client, &args.server, history).await
     }
 }
 
@@ -151,10 +157,20 @@ async fn run_script(session: &mut Session, statements: &[String]) -> anyhow::Res
 
 async fn interactive(
     mut session: Session,
+    mut names_client: Client,
     server: &str,
     history: Option<PathBuf>,
 ) -> anyhow::Result<i32> {
-    let mut editor = DefaultEditor::new().context("cannot start the line editor")?;
+    // Tab completes the longest common prefix, a second Tab lists the candidates (as
+    // ksqlDB's CLI, on JLine, does).
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .build();
+    let mut editor: Editor<SqlHelper, DefaultHistory> =
+        Editor::with_config(config).context("cannot start the line editor")?;
+    let names = Arc::new(RwLock::new(complete::Names::default()));
+    complete::refresh(&mut names_client, &names).await;
+    editor.set_helper(Some(SqlHelper::new(names.clone())));
     if let Some(path) = &history {
         // A missing or unreadable history file only costs the user their history.
         let _ = editor.load_history(path);
@@ -213,14 +229,16 @@ async fn interactive(
 
         let mut leave = false;
         for statement in &split.statements {
-            if session
+            let outcome = session
                 .run(statement)
                 .await
-                .context("cannot write output")?
-                == Outcome::Exit
-            {
+                .context("cannot write output")?;
+            if outcome == Outcome::Exit {
                 leave = true;
                 break;
+            }
+            if outcome == Outcome::Succeeded && complete::changes_names(statement) {
+                complete::refresh(&mut names_client, &names).await;
             }
         }
         if leave {

@@ -8,9 +8,8 @@
 //! types, with timestamps as epoch milliseconds.
 
 use serde_json::{Map as JsonMap, Value as Json, json};
+use sluice_common::civil::{MILLIS_PER_DAY as MS_PER_DAY, civil_from_days};
 use sluice_proto::v1::{Column, QueryFinal, QueryHeader, QueryRow, StatementResult, Value, value};
-
-const MS_PER_DAY: i64 = 86_400_000;
 
 /// Formats a value as table text.
 pub fn format_value(v: &Value) -> String {
@@ -101,22 +100,6 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
-}
-
-/// Converts days since 1970-01-01 to a proleptic Gregorian (year, month, day).
-///
-/// Howard Hinnant's `civil_from_days`; exact for the whole i64 day range we feed it.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11]
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 fn format_ymd(days: i64) -> String {
@@ -421,6 +404,29 @@ pub fn row_cells(values: &[Value]) -> Vec<String> {
     values.iter().map(cell_text).collect()
 }
 
+/// The column of SHOW QUERIES that holds each query's SQL.
+pub const QUERY_STRING_COLUMN: &str = "Query String";
+
+/// Row cells of an Execute result. A statement's SQL (SHOW QUERIES' `Query String`) is shown
+/// on one line with its line breaks as spaces, as ksqlDB's CLI does (`getQuerySingleLine`),
+/// rather than escaped like data.
+pub fn statement_row_cells(columns: &[Column], values: &[Value]) -> Vec<String> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match (columns.get(i), &v.kind) {
+            (Some(c), Some(value::Kind::String(sql))) if c.name == QUERY_STRING_COLUMN => {
+                escape_cell(&single_line(sql))
+            }
+            _ => cell_text(v),
+        })
+        .collect()
+}
+
+fn single_line(s: &str) -> String {
+    s.replace("\r\n", " ").replace('\n', " ")
+}
+
 /// `1 row` / `N rows`.
 pub fn row_count(n: u64) -> String {
     if n == 1 {
@@ -543,47 +549,6 @@ mod tests {
         assert_eq!(format_time(45_296_007), "12:34:56.007");
         assert_eq!(format_time(MS_PER_DAY - 1), "23:59:59.999");
         assert_eq!(format_time(-1), "-1");
-    }
-
-    #[test]
-    fn civil_dates_match_day_counting() {
-        // Walk day by day across several leap-year rules and compare with a naive calendar.
-        let first = civil_to_days_naive(1899, 12, 25);
-        let (mut y, mut m, mut d) = (1899, 12, 25);
-        for days in first..first + 365 * 210 {
-            assert_eq!(civil_from_days(days), (y, m, d));
-            d += 1;
-            if d > month_len(y, m) {
-                d = 1;
-                m += 1;
-                if m > 12 {
-                    m = 1;
-                    y += 1;
-                }
-            }
-        }
-    }
-
-    fn is_leap(y: i64) -> bool {
-        (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-    }
-    fn month_len(y: i64, m: u32) -> u32 {
-        match m {
-            2 if is_leap(y) => 29,
-            2 => 28,
-            4 | 6 | 9 | 11 => 30,
-            _ => 31,
-        }
-    }
-    fn civil_to_days_naive(y: i64, m: u32, d: u32) -> i64 {
-        let mut days = 0i64;
-        for yy in y..1970 {
-            days -= if is_leap(yy) { 366 } else { 365 };
-        }
-        for mm in 1..m {
-            days += i64::from(month_len(y, mm));
-        }
-        days + i64::from(d) - 1
     }
 
     #[test]
@@ -803,6 +768,32 @@ mod tests {
     fn cells_escape_line_breaks() {
         assert_eq!(cell_text(&s("a\nb\tc")), "a\\nb\\tc");
         assert_eq!(row_cells(&[s("x"), int(1)]), vec!["x", "1"]);
+    }
+
+    #[test]
+    fn query_strings_show_on_one_line() {
+        let columns = [
+            Column {
+                name: "Query ID".into(),
+                r#type: "STRING".into(),
+                role: String::new(),
+            },
+            Column {
+                name: QUERY_STRING_COLUMN.into(),
+                r#type: "STRING".into(),
+                role: String::new(),
+            },
+        ];
+        let sql = "CREATE STREAM b AS SELECT *\nFROM a\r\nEMIT CHANGES;";
+        assert_eq!(
+            statement_row_cells(&columns, &[s("q\n1"), s(sql)]),
+            vec!["q\\n1", "CREATE STREAM b AS SELECT * FROM a EMIT CHANGES;"]
+        );
+        // A tab is still escaped: it would break the layout, and the rule covers line breaks.
+        assert_eq!(
+            statement_row_cells(&columns[1..], &[s("SELECT\t1")]),
+            vec!["SELECT\\t1"]
+        );
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub enum Outcome {
 
 /// The text shown when the user stops a query with Ctrl-C.
 pub const QUERY_INTERRUPTED: &str = "Query terminated";
+/// The text ksqlDB's CLI shows when a PRINT ends, stopped or not.
+pub const PRINT_CEASED: &str = "Topic printing ceased";
 
 pub struct Session {
     client: Client,
@@ -88,7 +90,8 @@ impl Session {
                 self.report_local(statement, &message)?;
                 Ok(Outcome::Succeeded)
             }
-            Ok(Command::Query) => self.query(statement).await,
+            Ok(Command::Query) => self.query(statement, false).await,
+            Ok(Command::Print) => self.query(statement, true).await,
             Ok(Command::Execute) => self.execute(statement).await,
         }
     }
@@ -125,14 +128,18 @@ impl Session {
         Ok(Outcome::Succeeded)
     }
 
-    async fn query(&mut self, statement: &str) -> io::Result<Outcome> {
+    async fn query(&mut self, statement: &str, print: bool) -> io::Result<Outcome> {
         let catch = self.catch_interrupts;
         let call = self.client.query(statement, &self.properties);
         let started = tokio::select! {
             r = call => Some(r),
             () = interrupted(catch) => None,
         };
-        let mut printer = QueryPrinter::new(self.format);
+        let mut printer = if print {
+            QueryPrinter::for_print(self.format)
+        } else {
+            QueryPrinter::new(self.format)
+        };
         let mut stream = match started {
             None => {
                 let text = printer.on_interrupt();
@@ -245,7 +252,7 @@ fn statement_text(result: &StatementResult) -> String {
         let rows: Vec<Vec<String>> = result
             .rows
             .iter()
-            .map(|r| render::row_cells(&r.values))
+            .map(|r| render::statement_row_cells(&result.columns, &r.values))
             .collect();
         text.push_str(&render::render_table(&names, &rows));
     }
@@ -259,6 +266,9 @@ fn statement_text(result: &StatementResult) -> String {
 /// fitted to them at the end.
 pub struct QueryPrinter {
     format: OutputFormat,
+    /// A PRINT: its rows are lines of text, printed as they are (ksqlDB's CLI does not
+    /// tabulate them).
+    print: bool,
     push: bool,
     names: Option<Vec<String>>,
     /// Set once a streamed table's header is printed, so it gets closed exactly once.
@@ -271,6 +281,7 @@ impl QueryPrinter {
     pub fn new(format: OutputFormat) -> Self {
         Self {
             format,
+            print: false,
             push: false,
             names: None,
             layout: None,
@@ -279,8 +290,19 @@ impl QueryPrinter {
         }
     }
 
+    /// For a PRINT's stream.
+    pub fn for_print(format: OutputFormat) -> Self {
+        Self {
+            print: true,
+            ..Self::new(format)
+        }
+    }
+
     pub fn on_header(&mut self, header: QueryHeader) -> String {
         self.push = header.push;
+        if self.print && self.format == OutputFormat::Table {
+            return String::new();
+        }
         let names = render::column_names(&header.columns);
         let text = match self.format {
             OutputFormat::Json => json_line(&render::json_header(&header)),
@@ -298,6 +320,17 @@ impl QueryPrinter {
 
     pub fn on_row(&mut self, row: &QueryRow) -> String {
         self.rows += 1;
+        if self.print && self.format == OutputFormat::Table {
+            let values = row.row.as_ref().map_or(&[][..], |r| &r.values[..]);
+            let line = values.iter().map(render::format_value).collect::<Vec<_>>();
+            let line = line.join(" ");
+            // As ksqlDB's CLI: lines are printed as sent, blank ones skipped.
+            return if line.is_empty() {
+                String::new()
+            } else {
+                format!("{line}\n")
+            };
+        }
         match self.format {
             OutputFormat::Json => json_line(&render::json_row(row, self.push)),
             OutputFormat::Table => {
@@ -346,6 +379,10 @@ impl QueryPrinter {
     }
 
     fn finish(&mut self, message: &str) -> String {
+        if self.print && self.format == OutputFormat::Table {
+            // ksqlDB's CLI ends every PRINT with this line, whether LIMIT or Ctrl-C ended it.
+            return format!("{PRINT_CEASED}\n");
+        }
         match self.format {
             OutputFormat::Json => json_line(&render::json_final(&QueryFinal {
                 message: message.to_string(),
@@ -420,6 +457,53 @@ mod tests {
             offset: 7,
             tombstone: false,
         }
+    }
+
+    fn line(text: &str) -> QueryRow {
+        QueryRow {
+            row: Some(Row {
+                values: vec![Value {
+                    kind: Some(value::Kind::String(text.into())),
+                }],
+            }),
+            partition: 0,
+            offset: 0,
+            tombstone: false,
+        }
+    }
+
+    #[test]
+    fn print_lines_are_printed_as_sent() {
+        let mut p = QueryPrinter::for_print(OutputFormat::Table);
+        let h = QueryHeader {
+            query_id: "transient_1".into(),
+            columns: vec![col("LINE", "STRING")],
+            push: true,
+        };
+        assert_eq!(p.on_header(h.clone()), "");
+        assert_eq!(
+            p.on_row(&line("Key format: KAFKA_STRING")),
+            "Key format: KAFKA_STRING\n"
+        );
+        let record = "rowtime: 2022/03/18 15:53:22.989 Z, key: a\tb, value: {}, partition: 0";
+        // Not a table cell: nothing escaped, no borders.
+        assert_eq!(p.on_row(&line(record)), format!("{record}\n"));
+        assert_eq!(p.on_row(&line("")), "");
+        let fin = QueryFinal {
+            message: "Limit Reached".into(),
+            rows: 1,
+        };
+        assert_eq!(p.on_final(Some(&fin)), "Topic printing ceased\n");
+        let mut p = QueryPrinter::for_print(OutputFormat::Table);
+        p.on_header(h.clone());
+        assert_eq!(p.on_interrupt(), "\nTopic printing ceased\n");
+        // JSON output stays one object per line.
+        let mut p = QueryPrinter::for_print(OutputFormat::Json);
+        assert!(p.on_header(h).starts_with("{\"header\""));
+        assert_eq!(
+            p.on_row(&line("x")),
+            "{\"row\":[\"x\"],\"partition\":0,\"offset\":0}\n"
+        );
     }
 
     #[test]

@@ -57,7 +57,19 @@ impl Sluice for Mock {
         if req.sql.contains("BAD") {
             return Err(Status::invalid_argument("unexpected token BAD (line 1:1)"));
         }
-        let result = if req.sql.starts_with("SHOW") {
+        let result = if req.sql.starts_with("DESCRIBE") {
+            StatementResult {
+                statement: req.sql.clone(),
+                columns: vec![col("Field", "STRING"), col("Type", "STRING")],
+                rows: ["USER_ID", "VIEWS"]
+                    .iter()
+                    .map(|f| Row {
+                        values: vec![string(f), string("STRING")],
+                    })
+                    .collect(),
+                ..Default::default()
+            }
+        } else if req.sql.starts_with("SHOW") {
             StatementResult {
                 statement: req.sql.clone(),
                 columns: vec![col("Stream Name", "STRING")],
@@ -456,4 +468,26 @@ fn output_format_parses() {
     assert_eq!("table".parse::<OutputFormat>(), Ok(OutputFormat::Table));
     assert_eq!("JSON".parse::<OutputFormat>(), Ok(OutputFormat::Json));
     assert!("yaml".parse::<OutputFormat>().is_err());
+}
+
+#[tokio::test]
+async fn completion_names_come_from_show_and_describe() {
+    let (url, log) = start_mock().await;
+    let mut client = Client::connect(&url).await.expect("connect to mock");
+    let names = std::sync::RwLock::new(complete::Names::default());
+    complete::refresh(&mut client, &names).await;
+    let names = names.read().map(|n| n.clone()).unwrap_or_default();
+    assert_eq!(
+        names.sources.get("PAGEVIEWS"),
+        Some(&vec!["USER_ID".to_string(), "VIEWS".to_string()])
+    );
+    let calls: Vec<String> = requests(&log).into_iter().map(|(_, sql, _)| sql).collect();
+    assert_eq!(
+        calls,
+        ["SHOW STREAMS;", "SHOW TABLES;", "DESCRIBE PAGEVIEWS;"]
+    );
+    assert_eq!(
+        complete::complete("SELECT vi", 9, &names),
+        (7, vec!["views".to_string()])
+    );
 }

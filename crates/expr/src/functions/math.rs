@@ -192,23 +192,13 @@ fn extreme_rule(args: &[DataType]) -> Result<DataType, String> {
     Err(format!("does not accept parameters ({}).", type_list(args)))
 }
 
-/// Days since the epoch of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 pub(crate) fn parse_date(s: &str) -> Option<i64> {
     let mut it = s.trim().splitn(3, '-');
     let y: i64 = it.next()?.parse().ok()?;
-    let m: i64 = it.next()?.parse().ok()?;
-    let d: i64 = it.next()?.parse().ok()?;
-    ((1..=12).contains(&m) && (1..=31).contains(&d)).then(|| days_from_civil(y, m, d))
+    let m: u32 = it.next()?.parse().ok()?;
+    let d: u32 = it.next()?.parse().ok()?;
+    ((1..=12).contains(&m) && (1..=31).contains(&d))
+        .then(|| sluice_common::civil::days_from_civil(y, m, d))
 }
 
 pub(crate) fn parse_time(s: &str) -> Option<i64> {
@@ -217,12 +207,16 @@ pub(crate) fn parse_time(s: &str) -> Option<i64> {
     let h: i64 = it.next()?.parse().ok()?;
     let m: i64 = it.next()?.parse().ok()?;
     let sec: i64 = it.next().map_or(Some(0), |x| x.parse().ok())?;
+    // Milliseconds from the first three characters (not bytes: the text is the client's).
     let ms: i64 = if frac.is_empty() {
         0
     } else {
-        format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?
+        let digits: String = frac.chars().take(3).collect();
+        format!("{digits:0<3}").parse().ok()?
     };
-    (h < 24 && m < 60 && sec < 60).then_some(((h * 60 + m) * 60 + sec) * 1000 + ms)
+    // Checked before the arithmetic: an out-of-range field must not overflow it.
+    ((0..24).contains(&h) && (0..60).contains(&m) && (0..60).contains(&sec) && ms >= 0)
+        .then(|| ((h * 60 + m) * 60 + sec) * 1000 + ms)
 }
 
 pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
@@ -233,7 +227,8 @@ pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
     };
     let days = parse_date(date)?;
     let ms = time.map_or(Some(0), parse_time)?;
-    Some(days * 86_400_000 + ms)
+    days.checked_mul(sluice_common::civil::MILLIS_PER_DAY)?
+        .checked_add(ms)
 }
 
 /// Converts an argument to the type GREATEST/LEAST compares in.
@@ -422,7 +417,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
         signature: "RANDOM()",
         description: "A random DOUBLE in [0, 1).",
         return_type: |a| double_rule(a, 0),
-        eval: |_| Value::Double((super::string::random_u64() >> 11) as f64 / (1u64 << 53) as f64),
+        eval: |_| Value::Double((random_u64() >> 11) as f64 / (1u64 << 53) as f64),
     },
     ScalarFunction {
         name: "GREATEST",
@@ -550,6 +545,21 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
 ];
 
+/// 64 random bits from the standard library's randomly keyed hasher, mixed with a counter
+/// so successive calls differ. Enough for RANDOM, which ksqlDB backs with Math.random(),
+/// not a secure source.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(d.as_nanos());
+    }
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,6 +567,26 @@ mod tests {
 
     fn dec(unscaled: i128, scale: u8) -> Value {
         Value::Decimal { unscaled, scale }
+    }
+
+    #[test]
+    fn cast_text_to_temporal() {
+        assert_eq!(parse_date("2000-02-29"), Some(11_016));
+        assert_eq!(parse_date("-0001-12-31"), None);
+        assert_eq!(parse_date("2000-13-01"), None);
+        assert_eq!(parse_time("12:34:56.7"), Some(45_296_700));
+        assert_eq!(parse_time("24:00"), None);
+        assert_eq!(parse_time("-1:00"), None);
+        assert_eq!(parse_timestamp("1970-01-02T00:00:01.5"), Some(86_401_500));
+        // Client text that once panicked: multi-byte fraction digits, fields and years
+        // whose arithmetic overflows.
+        assert_eq!(
+            parse_timestamp("2020-01-01T00:00:00.\u{e9}\u{e9}\u{e9}"),
+            None
+        );
+        assert_eq!(parse_time("9223372036854775807:00"), None);
+        assert_eq!(parse_timestamp("9223372036854775807-01-01"), None);
+        assert_eq!(parse_timestamp("-9223372036854775808-01-01"), None);
     }
 
     #[test]

@@ -572,85 +572,27 @@ fn to_bytes(args: &[Value]) -> Value {
     }
 }
 
-/// MD5 (RFC 1321), written out as it is small and needs no dependency.
-fn md5(data: &[u8]) -> [u8; 16] {
-    const S: [u32; 64] = [
-        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,
-        9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10,
-        15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
-    ];
-    let k: Vec<u32> = (0..64)
-        .map(|i| ((i as f64 + 1.0).sin().abs() * 4294967296.0) as u32)
-        .collect();
-    let mut msg = data.to_vec();
-    let bit_len = (data.len() as u64).wrapping_mul(8);
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&bit_len.to_le_bytes());
-    let (mut a0, mut b0, mut c0, mut d0) =
-        (0x67452301u32, 0xefcdab89u32, 0x98badcfeu32, 0x10325476u32);
-    for chunk in msg.chunks(64) {
-        let m: Vec<u32> = chunk
-            .chunks(4)
-            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-            .collect();
-        let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
-        for i in 0..64 {
-            let (f, g) = match i / 16 {
-                0 => ((b & c) | (!b & d), i),
-                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
-                2 => (b ^ c ^ d, (3 * i + 5) % 16),
-                _ => (c ^ (b | !d), (7 * i) % 16),
-            };
-            let f = f.wrapping_add(a).wrapping_add(k[i]).wrapping_add(m[g]);
-            a = d;
-            d = c;
-            c = b;
-            b = b.wrapping_add(f.rotate_left(S[i]));
-        }
-        a0 = a0.wrapping_add(a);
-        b0 = b0.wrapping_add(b);
-        c0 = c0.wrapping_add(c);
-        d0 = d0.wrapping_add(d);
-    }
-    let mut out = [0u8; 16];
-    for (i, w) in [a0, b0, c0, d0].iter().enumerate() {
-        out[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+/// Lower-case hex, as ksqlDB's MD5 writes its digest (Hex.encodeHexString).
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     out
 }
 
-/// 64 random bits from the standard library's randomly keyed hasher, mixed with a counter
-/// so successive calls differ.
-pub(super) fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        h.write_u128(d.as_nanos());
-    }
-    h.finish()
+fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest;
+    lower_hex(&md5::Md5::digest(data))
 }
 
+/// A version 4 UUID from the operating system's secure random source, as ksqlDB's
+/// `UUID.randomUUID()`: guessable values would let one client predict another's keys.
+/// Canonical lower-case 8-4-4-4-12 form, as Java's `UUID.toString()`.
 fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&random_u64().to_le_bytes());
-    b[8..].copy_from_slice(&random_u64().to_le_bytes());
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::new_v4().hyphenated().to_string()
 }
 
 fn concat_ws(args: &[Value]) -> Value {
@@ -1027,16 +969,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
             expect(a, 0, "STRING", is_string)?;
             Ok(DataType::String)
         },
-        eval: |a| {
-            str_arg(a, 0).map_or(Value::Null, |s| {
-                Value::String(
-                    md5(s.as_bytes())
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect(),
-                )
-            })
-        },
+        eval: |a| str_arg(a, 0).map_or(Value::Null, |s| Value::String(md5_hex(s.as_bytes()))),
     },
 ];
 
@@ -1310,11 +1243,6 @@ mod tests {
             s("a, b")
         );
         assert_eq!(call("CONCAT_WS", &[Value::Null, s("a")]), Value::Null);
-        let u = call("UUID", &[]);
-        let Value::String(u) = u else { panic!() };
-        assert_eq!(u.len(), 36);
-        assert_eq!(&u[14..15], "4");
-        assert_ne!(call("UUID", &[]), call("UUID", &[]));
         assert!(rule("ELT", &[DataType::String, DataType::String]).is_err());
         assert!(rule("UUID", &[DataType::String]).is_err());
     }
@@ -1408,5 +1336,55 @@ mod tests {
             s("36a92cc94a9e0fa21f625f8bfb007adf")
         );
         assert_eq!(call("MD5", &[Value::Null]), Value::Null);
+        // RFC 1321's test suite, including inputs that span more than one 64-byte block.
+        for (input, digest) in [
+            ("a", "0cc175b9c0f1b6a831c399e269772661"),
+            ("abc", "900150983cd24fb0d6963f7d28e17f72"),
+            ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+            (
+                "abcdefghijklmnopqrstuvwxyz",
+                "c3fcd3d76192e4007dfb496cca67e13b",
+            ),
+            (
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+                "d174ab98d277d9f5a5611c2c9f419d9f",
+            ),
+            (
+                "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+                "57edf4a22be3c955ac49da2e2107b67a",
+            ),
+        ] {
+            assert_eq!(call("MD5", &[s(input)]), s(digest), "MD5({input})");
+        }
+        // The UTF-8 bytes are hashed, not UTF-16 units.
+        assert_eq!(
+            call("MD5", &[s("é")]),
+            s("66ddcd97cfdeabb2f6fb8a999b4bc76f")
+        );
+    }
+
+    #[test]
+    fn uuid_is_canonical_version_4() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let Value::String(u) = call("UUID", &[]) else {
+                panic!("UUID() not a string")
+            };
+            let groups: Vec<&str> = u.split('-').collect();
+            assert_eq!(
+                groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+                [8, 4, 4, 4, 12],
+                "{u}"
+            );
+            assert!(
+                u.chars()
+                    .all(|c| c == '-' || matches!(c, '0'..='9' | 'a'..='f')),
+                "{u}"
+            );
+            // Version nibble 4; variant bits 10 (RFC 4122), as Java's randomUUID sets them.
+            assert!(groups[2].starts_with('4'), "{u}");
+            assert!(groups[3].starts_with(['8', '9', 'a', 'b']), "{u}");
+            assert!(seen.insert(u));
+        }
     }
 }
