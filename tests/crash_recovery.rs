@@ -245,6 +245,18 @@ async fn aggregate_state_from_an_earlier_build_is_continued() {
             agg.extend_from_slice(&key[9..]);
             txn.put(Cf::State, agg, encode_row_vec(state));
         }
+        // Earlier builds recorded nothing about the layout in the query's catalog entry.
+        let queries = log.scan_prefix(Cf::Catalog, b"query/").unwrap();
+        assert_eq!(queries.len(), 1);
+        let mut def: serde_json::Value = serde_json::from_slice(&queries[0].1).unwrap();
+        for field in ["state_layout", "state_version", "types", "properties"] {
+            def.as_object_mut().unwrap().remove(field);
+        }
+        txn.put(
+            Cf::Catalog,
+            queries[0].0.clone(),
+            serde_json::to_vec(&def).unwrap(),
+        );
         log.commit(txn).wait().await.unwrap();
     }
 

@@ -950,7 +950,15 @@ impl Worker {
                 plan.sink.name,
                 state.len()
             );
-            b.overlay.insert(key, existing);
+            // Put the entry back as it was stored (the row's visible part included).
+            let restored = existing.map(|state| match visible {
+                Some(mut row) => {
+                    row.extend(state);
+                    row
+                }
+                None => state,
+            });
+            b.overlay.insert(key, restored);
             return Err(EngineError::Invalid(message));
         }
         let result_row = |state: &[Value]| -> Vec<Value> {
