@@ -484,13 +484,9 @@ pub fn plan_create_as(
     {
         value_format.delimiter = source.value_format.delimiter;
     }
-    let mut key_format =
-        if schema.key_count() > 1 && key_format.kind == FormatKind::Kafka && p.key_format.is_none()
-        {
-            FormatSpec::new(FormatKind::Json)
-        } else {
-            key_format
-        };
+    // A multi-column key in the KAFKA format is an error, as in ksqlDB, not a silent
+    // switch to JSON: the user chooses the key format (KEY_FORMAT='JSON').
+    let mut key_format = key_format;
     if p.key_format.is_some() || p.key_delimiter.is_some() {
         key_format.delimiter = None;
     }
