@@ -160,9 +160,77 @@ fn no_table_functions(items: &[Item], context: &str) -> Result<()> {
     }
 }
 
+/// `EXPLODE(arr)->f->g` as `EXPLODE(TRANSFORM(arr, e => e->f->g))`, or None when `expr`
+/// is not a dereference of an EXPLODE call.
+fn explode_dereference(expr: &SqlExpr) -> Option<SqlExpr> {
+    let mut fields = Vec::new();
+    let mut cur = expr;
+    while let SqlExpr::BinaryOp {
+        left,
+        op: BinaryOperator::Arrow,
+        right,
+    } = cur
+    {
+        fields.push(right.as_ref().clone());
+        cur = left.as_ref();
+    }
+    let SqlExpr::Function(f) = cur else {
+        return None;
+    };
+    if fields.is_empty() || !f.name.to_string().eq_ignore_ascii_case("EXPLODE") {
+        return None;
+    }
+    let sqlparser::ast::FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let [sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(arg))] =
+        list.args.as_slice()
+    else {
+        return None;
+    };
+    let param = sqlparser::ast::Ident::new("KSQL_EXPLODED_ELEMENT");
+    let mut body = SqlExpr::Identifier(param.clone());
+    for field in fields.into_iter().rev() {
+        body = SqlExpr::BinaryOp {
+            left: Box::new(body),
+            op: BinaryOperator::Arrow,
+            right: Box::new(field),
+        };
+    }
+    let lambda = SqlExpr::Lambda(sqlparser::ast::LambdaFunction {
+        params: sqlparser::ast::OneOrManyWithParens::Many(vec![
+            sqlparser::ast::LambdaFunctionParameter {
+                name: param,
+                data_type: None,
+            },
+        ]),
+        body: Box::new(body),
+        syntax: sqlparser::ast::LambdaSyntax::Arrow,
+    });
+    let call = |name: &str, args: Vec<SqlExpr>| {
+        let mut g = f.clone();
+        g.name = sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(name)]);
+        if let sqlparser::ast::FunctionArguments::List(l) = &mut g.args {
+            l.args = args
+                .into_iter()
+                .map(|a| {
+                    sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(a))
+                })
+                .collect();
+        }
+        SqlExpr::Function(g)
+    };
+    let transform = call("TRANSFORM", vec![arg.clone(), lambda]);
+    Some(call("EXPLODE", vec![transform]))
+}
+
 /// Binds one projection item; a table function call (EXPLODE, CUBE_EXPLODE) binds to its
 /// array argument and is marked, since it changes the number of rows, not a value.
 fn bind_item(scope: &Scope, expr: &SqlExpr) -> Result<(Bound, Option<TableFunction>)> {
+    // `EXPLODE(a)->f` dereferences each element: it is `EXPLODE(TRANSFORM(a, x => x->f))`.
+    if let Some(rewritten) = explode_dereference(expr) {
+        return bind_item(scope, &rewritten);
+    }
     if let SqlExpr::Function(f) = expr {
         let name = f.name.to_string().to_ascii_uppercase();
         let tf = match name.as_str() {
