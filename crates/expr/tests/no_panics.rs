@@ -283,3 +283,57 @@ fn no_scalar_function_panics_on_any_argument_values() {
         panics.join("\n  ")
     );
 }
+
+/// No record content can make an aggregate panic: every aggregate, over every argument
+/// type its type rule accepts, folds edge values in (and retracts some, where it can),
+/// and gives a result at every step.
+#[test]
+fn no_aggregate_panics_on_any_values() {
+    use sluice_expr::aggregate::AGGREGATES;
+    use sluice_expr::{AggCall, AggKind, Expr};
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut panics: Vec<String> = Vec::new();
+    for (name, _, _) in AGGREGATES {
+        for star in [false, true] {
+            let Some(kind) = AggKind::from_name(name, star) else {
+                continue;
+            };
+            for t in types() {
+                if kind.return_type(Some(&t), Some(3)).is_err() {
+                    continue;
+                }
+                let mut call = AggCall::new(kind, Some(Expr::Column(0)), Some(t.clone()));
+                call.arg2 = Some(Expr::Column(1));
+                call.n = Some(3);
+                let vals = values(&t);
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    let mut state = Vec::new();
+                    call.init(&mut state);
+                    for (i, v) in vals.iter().enumerate() {
+                        let row = vec![v.clone(), vals[(i * 7) % vals.len()].clone()];
+                        call.update(&mut state, &row);
+                        let _ = call.result(&state);
+                        if call.supports_retract() && i % 3 == 2 {
+                            call.retract(&mut state, &row);
+                            let _ = call.result(&state);
+                        }
+                    }
+                }));
+                if let Err(payload) = r {
+                    let why = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    panics.push(format!("{name} over {t}: {why}"));
+                }
+            }
+        }
+    }
+    let _ = std::panic::take_hook();
+    assert!(
+        panics.is_empty(),
+        "aggregates panicked:\n  {}",
+        panics.join("\n  ")
+    );
+}
