@@ -265,6 +265,22 @@ pub fn format_double(v: f64) -> String {
     format!("{mantissa}E{exponent}")
 }
 
+/// Appends [`format_double`]'s text to `out`, without an intermediate string in the common
+/// case (magnitudes in [1e-3, 1e7)): JSON encoding writes one per DOUBLE cell.
+pub fn write_double(out: &mut Vec<u8>, v: f64) {
+    use std::io::Write as _;
+    let abs = v.abs();
+    if v.is_finite() && (1e-3..1e7).contains(&abs) {
+        let start = out.len();
+        let _ = write!(out, "{v}");
+        if !out[start..].contains(&b'.') {
+            out.extend_from_slice(b".0");
+        }
+        return;
+    }
+    out.extend_from_slice(format_double(v).as_bytes());
+}
+
 /// Formats an exact decimal with exactly `scale` fractional digits.
 pub fn format_decimal(unscaled: i128, scale: u8) -> String {
     let neg = unscaled < 0;
@@ -385,5 +401,21 @@ mod tests {
         assert_eq!(format_double(1e22), "1.0E22");
         assert_eq!(format_double(-0.0), "-0.0");
         assert_eq!(format_double(f64::NAN), "NaN");
+        for v in [
+            2.0,
+            2.5,
+            0.001,
+            1234567.0,
+            1e7,
+            -1.5e-4,
+            -0.0,
+            0.1,
+            1e300,
+            0.30000000000000004,
+        ] {
+            let mut out = b"x".to_vec();
+            write_double(&mut out, v);
+            assert_eq!(&out[1..], format_double(v).as_bytes(), "{v}");
+        }
     }
 }

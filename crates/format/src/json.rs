@@ -43,9 +43,7 @@ fn write_value(v: &Value, out: &mut Vec<u8>) -> Result<()> {
         // As ksqlDB's Jackson writes a double: Java's Double.toString digits (`1.0E10`), and
         // NaN and the infinities as the strings "NaN", "Infinity", "-Infinity" (Jackson's
         // default WRITE_NAN_AS_STRINGS), which its JSON reader takes back as doubles.
-        Value::Double(d) if d.is_finite() => {
-            out.extend_from_slice(sluice_common::value::format_double(*d).as_bytes())
-        }
+        Value::Double(d) if d.is_finite() => sluice_common::value::write_double(out, *d),
         Value::Double(d) => {
             out.push(b'"');
             out.extend_from_slice(sluice_common::value::format_double(*d).as_bytes());
