@@ -301,7 +301,7 @@ pub fn queries() -> Vec<Query> {
         Query {
             name: "q16",
             source: Kind3::Bid,
-            sql: "CREATE TABLE {sink} AS SELECT CHANNEL, {day} AS DAY, COUNT(*) AS TOTAL_BIDS, \
+            sql: "CREATE TABLE {sink} WITH (KEY_FORMAT='JSON') AS SELECT CHANNEL, {day} AS DAY, COUNT(*) AS TOTAL_BIDS, \
                   SUM(CASE WHEN PRICE < 10000 THEN 1 ELSE 0 END) AS RANK1_BIDS, \
                   COUNT_DISTINCT(BIDDER) AS TOTAL_BIDDERS, COUNT_DISTINCT(AUCTION) AS TOTAL_AUCTIONS \
                   FROM {bid} GROUP BY CHANNEL, {day};",
@@ -309,7 +309,7 @@ pub fn queries() -> Vec<Query> {
         Query {
             name: "q17",
             source: Kind3::Bid,
-            sql: "CREATE TABLE {sink} AS SELECT AUCTION, {day} AS DAY, COUNT(*) AS TOTAL_BIDS, \
+            sql: "CREATE TABLE {sink} WITH (KEY_FORMAT='JSON') AS SELECT AUCTION, {day} AS DAY, COUNT(*) AS TOTAL_BIDS, \
                   SUM(CASE WHEN PRICE < 10000 THEN 1 ELSE 0 END) AS RANK1_BIDS, \
                   SUM(CASE WHEN PRICE >= 10000 AND PRICE < 1000000 THEN 1 ELSE 0 END) AS RANK2_BIDS, \
                   SUM(CASE WHEN PRICE >= 1000000 THEN 1 ELSE 0 END) AS RANK3_BIDS, \
@@ -319,7 +319,7 @@ pub fn queries() -> Vec<Query> {
         Query {
             name: "q18",
             source: Kind3::Bid,
-            sql: "CREATE TABLE {sink} AS SELECT BIDDER, AUCTION, LATEST_BY_OFFSET(PRICE) AS PRICE, \
+            sql: "CREATE TABLE {sink} WITH (KEY_FORMAT='JSON') AS SELECT BIDDER, AUCTION, LATEST_BY_OFFSET(PRICE) AS PRICE, \
                   LATEST_BY_OFFSET(CHANNEL) AS CHANNEL, LATEST_BY_OFFSET(DATETIME) AS DATETIME \
                   FROM {bid} GROUP BY BIDDER, AUCTION;",
         },
