@@ -19,11 +19,13 @@ mod pull;
 mod push;
 mod query;
 mod rows;
+mod scan;
 
 pub use plan::{Operator, PullAccess, PullPlan, PushPlan, QueryPlan, TableFunction};
 pub use push::{PushEvent, PushStart};
 pub use query::{Engine, QueryStatus};
 pub use rows::{SourceRow, decode_record, encode_row_record};
+pub use scan::ScanEvent;
 
 use sluice_storage::StorageError;
 

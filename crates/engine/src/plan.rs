@@ -49,10 +49,13 @@ pub struct PushPlan {
     pub filter: Option<Expr>,
     pub projection: Vec<Expr>,
     pub limit: Option<u64>,
+    /// Skip records without a key (scalable push queries do) when the source has key
+    /// columns. Tables always skip them.
+    pub skip_null_keys: bool,
 }
 
 /// How a pull query reaches a table's rows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PullAccess {
     /// Exact key lookups, one per key tuple.
     Keys(Vec<Vec<Value>>),
