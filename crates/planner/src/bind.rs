@@ -180,7 +180,7 @@ pub(crate) fn aggregate_text(f: &sqlparser::ast::Function) -> String {
 }
 
 /// The position of an expression's leftmost operand, found without recursion.
-fn leftmost_position(mut e: &SqlExpr) -> (u64, u64) {
+pub(crate) fn leftmost_position(mut e: &SqlExpr) -> (u64, u64) {
     loop {
         e = match e {
             SqlExpr::BinaryOp { left, .. } => left,

@@ -27,10 +27,10 @@ use sqlparser::ast::{BinaryOperator, InTarget, UnaryOperator, Value as SqlValue}
 /// What ksqlDB appends to every pull-query validation error.
 pub const PULL_QUERY_SYNTAX_HELP: &str = " See https://cnfl.io/queries for more info.\nAdd EMIT CHANGES if you intended to issue a push query.";
 
-/// Disjuncts at most in the normal form of a WHERE clause; a clause whose normal form is
-/// larger (it grows exponentially with ANDs of ORs) is not searched for keys: it reads the
-/// table by a scan instead.
-const MAX_DISJUNCTS: usize = 256;
+/// Atoms at most in the normal form of a WHERE clause (an IN list of n values is n); a
+/// clause whose normal form is larger (it grows exponentially with ANDs of ORs) is not
+/// searched for keys: it reads the table by a scan instead.
+const MAX_DNF_ATOMS: usize = 65_536;
 
 /// A planned pull query.
 #[derive(Debug, Clone)]
@@ -79,6 +79,7 @@ pub fn plan_pull(
     max_rows: u64,
 ) -> Result<PlannedPull> {
     let source = lookup(catalog, &select.from)?;
+    check_depths(select)?;
     validate_clauses(select, cfg)?;
     let scope = Scope::of_source(&source, select.alias.as_ref().map(|a| a.value.as_str()));
     if source.kind == SourceKind::Stream {
@@ -186,6 +187,48 @@ fn position(e: &SqlExpr) -> (u64, u64) {
     use sqlparser::ast::Spanned;
     let s = e.span().start;
     (s.line, s.column)
+}
+
+/// Refuses expressions nested deeper than the binder accepts before anything here walks
+/// them recursively: a chain of thousands of ANDs would otherwise overflow the stack.
+fn check_depths(select: &Select) -> Result<()> {
+    struct Depth {
+        depth: usize,
+    }
+    impl sqlparser::ast::Visitor for Depth {
+        type Break = ();
+        fn pre_visit_expr(&mut self, _: &SqlExpr) -> std::ops::ControlFlow<()> {
+            self.depth += 1;
+            if self.depth > crate::bind::MAX_EXPR_DEPTH {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        }
+        fn post_visit_expr(&mut self, _: &SqlExpr) -> std::ops::ControlFlow<()> {
+            self.depth -= 1;
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let items = select.items.iter().filter_map(|i| match i {
+        SelectItem::Expr { expr, .. } => Some(expr),
+        _ => None,
+    });
+    for e in items.chain(&select.selection) {
+        use sqlparser::ast::Visit;
+        if e.visit(&mut Depth { depth: 0 }).is_break() {
+            let (line, column) = crate::bind::leftmost_position(e);
+            return Err(PlanError::new(
+                format!(
+                    "Expression is nested too deeply (more than {} levels of operators or calls)",
+                    crate::bind::MAX_EXPR_DEPTH
+                ),
+                line,
+                column,
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `PullQueryValidator`'s rules on the clauses of a pull query.
@@ -314,9 +357,9 @@ fn plan_where(
             }
         }
     };
-    // Compiled as ksqlDB compiles it: with BETWEEN and IN rewritten as comparisons, whose
-    // type errors the interpreter reports as invalid expressions.
-    let rewritten = rewrite_between_in(w);
+    // Compiled as ksqlDB compiles it: with BETWEEN rewritten as comparisons, whose type
+    // errors the interpreter reports as invalid expressions.
+    let rewritten = rewrite_between(w);
     let filter = Binder::plain(scope)
         .in_clause("WHERE")
         .bind(&rewritten)
@@ -376,41 +419,25 @@ fn negate(e: SqlExpr) -> SqlExpr {
     }
 }
 
-/// `w` with `x BETWEEN a AND b` as `(x >= a AND x <= b)` and `x IN (a, b)` as
-/// `(x = a OR x = b)`, as ksqlDB's pull-query rewriter writes them.
-fn rewrite_between_in(w: &SqlExpr) -> SqlExpr {
+/// `w` with `x BETWEEN a AND b` as `(x >= a AND x <= b)`, as ksqlDB's pull-query rewriter
+/// writes it. (It writes IN as equalities too; an IN list stays one here, so a list of
+/// thousands of keys does not become a tree thousands deep.)
+fn rewrite_between(w: &SqlExpr) -> SqlExpr {
     let mut out = w.clone();
     let _ = sqlparser::ast::visit_expressions_mut(&mut out, |e| {
-        let replaced = match e {
-            SqlExpr::Between {
-                expr,
-                negated,
-                low,
-                high,
-            } => {
-                let both = binary(
-                    binary((**expr).clone(), BinaryOperator::GtEq, (**low).clone()),
-                    BinaryOperator::And,
-                    binary((**expr).clone(), BinaryOperator::LtEq, (**high).clone()),
-                );
-                Some(if *negated { negate(both) } else { both })
-            }
-            SqlExpr::In {
-                expr,
-                target: InTarget::List(list),
-                negated,
-                ..
-            } if !list.is_empty() => {
-                let any = list
-                    .iter()
-                    .map(|v| binary((**expr).clone(), BinaryOperator::Eq, v.clone()))
-                    .reduce(|a, b| binary(a, BinaryOperator::Or, b));
-                any.map(|a| if *negated { negate(a) } else { a })
-            }
-            _ => None,
-        };
-        if let Some(r) = replaced {
-            *e = r;
+        if let SqlExpr::Between {
+            expr,
+            negated,
+            low,
+            high,
+        } = e
+        {
+            let both = binary(
+                binary((**expr).clone(), BinaryOperator::GtEq, (**low).clone()),
+                BinaryOperator::And,
+                binary((**expr).clone(), BinaryOperator::LtEq, (**high).clone()),
+            );
+            *e = if *negated { negate(both) } else { both };
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
@@ -474,11 +501,12 @@ impl CmpOp {
     }
 }
 
-/// A WHERE clause as ksqlDB's pull-query rewriter sees it.
+/// A WHERE clause as ksqlDB's pull-query rewriter sees it. Junctions are n-ary, so an IN
+/// list of thousands of values is one flat OR, not a deep tree.
 #[derive(Debug, Clone)]
 enum Pred {
-    And(Box<Pred>, Box<Pred>),
-    Or(Box<Pred>, Box<Pred>),
+    And(Vec<Pred>),
+    Or(Vec<Pred>),
     Atom(Atom),
 }
 
@@ -509,13 +537,17 @@ impl Pred {
                 right: r.clone(),
             })
         };
-        let junction = |and: bool, l: Pred, r: Pred| {
-            // De Morgan: a negated AND is an OR of the negations, and the other way round.
-            if and {
-                Pred::And(Box::new(l), Box::new(r))
-            } else {
-                Pred::Or(Box::new(l), Box::new(r))
+        // De Morgan: a negated AND is an OR of the negations, and the other way round.
+        let junction = |and: bool, parts: Vec<Pred>| {
+            // Nested junctions of the same kind flatten: (a AND b) AND c is AND(a, b, c).
+            let mut flat = Vec::with_capacity(parts.len());
+            for p in parts {
+                match (p, and) {
+                    (Pred::And(inner), true) | (Pred::Or(inner), false) => flat.extend(inner),
+                    (other, _) => flat.push(other),
+                }
             }
+            if and { Pred::And(flat) } else { Pred::Or(flat) }
         };
         match e {
             SqlExpr::Nested(inner) => Pred::of(inner, negated),
@@ -529,8 +561,7 @@ impl Pred {
                 right,
             } => junction(
                 (*op == BinaryOperator::And) != negated,
-                Pred::of(left, negated),
-                Pred::of(right, negated),
+                vec![Pred::of(left, negated), Pred::of(right, negated)],
             ),
             SqlExpr::BinaryOp { left, op, right } if CmpOp::of(op).is_some() => {
                 let op = CmpOp::of(op).unwrap_or(CmpOp::Eq);
@@ -545,8 +576,10 @@ impl Pred {
                 let negated = negated != *between_negated;
                 junction(
                     !negated,
-                    cmp(CmpOp::GtEq, expr, low, negated),
-                    cmp(CmpOp::LtEq, expr, high, negated),
+                    vec![
+                        cmp(CmpOp::GtEq, expr, low, negated),
+                        cmp(CmpOp::LtEq, expr, high, negated),
+                    ],
                 )
             }
             SqlExpr::In {
@@ -556,20 +589,12 @@ impl Pred {
                 ..
             } if !list.is_empty() => {
                 let negated = negated != *in_negated;
-                let mut it = list.iter().rev();
-                let mut acc = it
-                    .next()
-                    .map(|v| cmp(CmpOp::Eq, expr, v, negated))
-                    .unwrap_or_else(|| {
-                        Pred::Atom(Atom::Other {
-                            expr: e.clone(),
-                            negated,
-                        })
-                    });
-                for v in it {
-                    acc = junction(negated, cmp(CmpOp::Eq, expr, v, negated), acc);
-                }
-                acc
+                junction(
+                    negated,
+                    list.iter()
+                        .map(|v| cmp(CmpOp::Eq, expr, v, negated))
+                        .collect(),
+                )
             }
             SqlExpr::Like {
                 negated: like_negated,
@@ -589,25 +614,42 @@ impl Pred {
     }
 
     /// The disjuncts of the predicate's disjunctive normal form, each a conjunction of
-    /// atoms; None when there would be more than [`MAX_DISJUNCTS`].
+    /// atoms; None when they would hold more than [`MAX_DNF_ATOMS`] atoms in all.
     fn dnf(&self) -> Option<Vec<Vec<&Atom>>> {
+        let size = |d: &[Vec<&Atom>]| d.iter().map(Vec::len).sum::<usize>();
         match self {
             Pred::Atom(a) => Some(vec![vec![a]]),
-            Pred::Or(l, r) => {
-                let mut out = l.dnf()?;
-                out.extend(r.dnf()?);
-                (out.len() <= MAX_DISJUNCTS).then_some(out)
-            }
-            Pred::And(l, r) => {
-                let (l, r) = (l.dnf()?, r.dnf()?);
-                if l.len().saturating_mul(r.len()) > MAX_DISJUNCTS {
-                    return None;
-                }
-                let mut out = Vec::with_capacity(l.len() * r.len());
-                for a in &l {
-                    for b in &r {
-                        out.push(a.iter().chain(b.iter()).copied().collect());
+            Pred::Or(parts) => {
+                let (mut out, mut atoms) = (Vec::new(), 0usize);
+                for p in parts {
+                    let d = p.dnf()?;
+                    atoms += size(&d);
+                    if atoms > MAX_DNF_ATOMS {
+                        return None;
                     }
+                    out.extend(d);
+                }
+                Some(out)
+            }
+            Pred::And(parts) => {
+                let mut out: Vec<Vec<&Atom>> = vec![Vec::new()];
+                for p in parts {
+                    let next = p.dnf()?;
+                    let (a, b) = (size(&out), size(&next));
+                    // Every disjunct of one side meets every disjunct of the other.
+                    let atoms = a
+                        .saturating_mul(next.len())
+                        .saturating_add(b.saturating_mul(out.len()));
+                    if atoms > MAX_DNF_ATOMS {
+                        return None;
+                    }
+                    let mut product = Vec::with_capacity(out.len() * next.len());
+                    for x in &out {
+                        for y in &next {
+                            product.push(x.iter().chain(y.iter()).copied().collect());
+                        }
+                    }
+                    out = product;
                 }
                 Some(out)
             }
@@ -835,14 +877,14 @@ fn value_text(v: &Value) -> String {
 
 /// The value a key comparison pins its key to: the other side evaluated and coerced to
 /// the key's type, strictly (only widening, as ksqlDB's strict coercer).
-fn resolve_key(key: &Column, other: &SqlExpr, comparison: &str) -> Result<Value> {
+fn resolve_key(key: &Column, other: &SqlExpr, comparison: &Atom) -> Result<Value> {
     let empty = Scope::empty();
     let b = Binder::plain(&empty).in_clause("WHERE").bind(other)?;
     let v = b.expr.eval(&[]);
     let (Some(ty), false) = (&b.ty, v.is_null()) else {
         return err_at(
             other,
-            format!("Primary key columns can not be NULL: {comparison}"),
+            format!("Primary key columns can not be NULL: {}", comparison.text()),
         );
     };
     if !ty.coerces_to(&key.data_type) {
@@ -883,7 +925,7 @@ fn extract_access(keys: &[Column], _scope: &Scope, disjuncts: &[Vec<&Atom>]) -> 
             let Some(ki) = keys.iter().position(|k| k.name == column) else {
                 continue;
             };
-            let value = resolve_key(&keys[ki], other, &atom.text())?;
+            let value = resolve_key(&keys[ki], other, atom)?;
             match &per_key[ki] {
                 Some((CmpOp::Eq, _)) => {}
                 Some(_) if op != CmpOp::Eq => {}
@@ -910,9 +952,10 @@ fn extract_access(keys: &[Column], _scope: &Scope, disjuncts: &[Vec<&Atom>]) -> 
         .all(|c| matches!(c, Constraint::Equal(_)))
     {
         let mut tuples: Vec<Vec<Value>> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for c in constraints {
             if let Constraint::Equal(t) = c
-                && !tuples.contains(&t)
+                && seen.insert(sluice_common::keycodec::encode_key_vec(&t))
             {
                 tuples.push(t);
             }

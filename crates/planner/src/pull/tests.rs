@@ -410,12 +410,24 @@ fn the_normal_form_distributes_and_over_or_and_pushes_not_down() {
         .collect();
     assert_eq!(texts, ["(X < 1)", "(X > 5)"]);
     // A normal form too large to enumerate is not searched for keys.
-    let wide = (0..12)
+    let wide = (0..16)
         .map(|i| format!("(a = {i} OR b = {i})"))
         .collect::<Vec<_>>()
         .join(" AND ");
     let w = sluice_sql::parse_expr(&wide).unwrap();
     assert!(Pred::of(&w, false).dnf().is_none());
+    // A long IN list is one flat disjunction: one lookup per value.
+    let list = (0..20_000)
+        .map(|i| format!("'k{i}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match access(
+        &format!("SELECT * FROM t WHERE id IN ({list});"),
+        &no_scans(),
+    ) {
+        PullAccess::Keys(k) => assert_eq!(k.len(), 20_000),
+        other => panic!("{other:?}"),
+    }
 }
 
 fn prepare(sql: &str) -> Option<PreparedPull> {
@@ -468,4 +480,14 @@ fn other_shapes_are_planned_per_request() {
     ] {
         assert!(prepare(sql).is_none(), "{sql}");
     }
+}
+
+#[test]
+fn absurdly_deep_clauses_are_refused_before_they_are_walked() {
+    let chain = vec!["v > 1"; 5_000].join(" AND ");
+    let got = error(
+        &format!("SELECT * FROM t WHERE {chain};"),
+        &QueryConfig::default(),
+    );
+    assert!(got.starts_with("Expression is nested too deeply"), "{got}");
 }
