@@ -20,8 +20,11 @@ mod push;
 mod query;
 mod rows;
 mod scan;
+mod transient;
 
-pub use plan::{Operator, PullAccess, PullPlan, PushPlan, QueryPlan, TableFunction};
+pub use plan::{
+    AggregatePushPlan, Operator, PullAccess, PullPlan, PushPlan, QueryPlan, TableFunction,
+};
 pub use push::{PushEvent, PushStart};
 pub use query::{Engine, QueryStatus};
 pub use rows::{SourceRow, decode_record, encode_row_record};

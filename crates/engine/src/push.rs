@@ -35,6 +35,9 @@ pub enum PushEvent {
     },
     /// LIMIT reached; the stream ends after this.
     LimitReached,
+    /// The query cannot go on (a transient aggregation outgrew its bound); the stream
+    /// ends after this.
+    Failed { message: String },
 }
 
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@ pub mod bind;
 pub mod ddl;
 pub mod insert;
 pub mod pull;
+mod push_agg;
 pub mod query;
 
 use sluice_common::SourceDef;

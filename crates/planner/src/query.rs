@@ -7,7 +7,7 @@ use crate::{Catalog, PlanError, Result, lookup};
 use sluice_common::{
     Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef, SourceKind,
 };
-use sluice_engine::{Operator, PushPlan, QueryPlan, TableFunction};
+use sluice_engine::{AggregatePushPlan, Operator, PushPlan, QueryPlan, TableFunction};
 use sluice_expr::{AggKind, Expr};
 use sluice_sql::{Expr as SqlExpr, Name, Properties, Select, SelectItem};
 use sqlparser::ast::BinaryOperator;
@@ -40,12 +40,12 @@ fn derived_name(i: usize) -> String {
 /// Names projection items as ksqlDB does: the alias; a column's name; a struct field's
 /// name for `s->f`; otherwise `KSQL_COL_<n>` with `n` counting generated names only.
 #[derive(Default)]
-struct Namer {
+pub(crate) struct Namer {
     generated: usize,
 }
 
 impl Namer {
-    fn name(&mut self, expr: &SqlExpr, alias: Option<&Name>) -> String {
+    pub(crate) fn name(&mut self, expr: &SqlExpr, alias: Option<&Name>) -> String {
         if let Some(a) = alias {
             return a.value.clone();
         }
@@ -284,7 +284,7 @@ fn check_unique_names(items: &[Item]) -> Result<()> {
     Ok(())
 }
 
-fn concrete(e: Option<&SqlExpr>, name: &str, ty: Option<DataType>) -> Result<DataType> {
+pub(crate) fn concrete(e: Option<&SqlExpr>, name: &str, ty: Option<DataType>) -> Result<DataType> {
     match ty {
         Some(t) => Ok(t),
         None => match e {
@@ -776,7 +776,7 @@ fn projects_column(select: &Select, source: &SourceDef, name: &str) -> bool {
 
 /// Whether two GROUP BY expressions are the same: one column, written with or without a
 /// qualifier, or the same text.
-fn same_column_or_text(a: &SqlExpr, b: &SqlExpr, qualifiers: &[String]) -> bool {
+pub(crate) fn same_column_or_text(a: &SqlExpr, b: &SqlExpr, qualifiers: &[String]) -> bool {
     let column = |e: &SqlExpr| match e {
         SqlExpr::Identifier(i) => Some(ident_name(i)),
         SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 => {
@@ -999,7 +999,7 @@ fn plan_partition_by(
     ))
 }
 
-fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
+pub(crate) fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
     bind_predicate_shown(scope, w, w)
 }
 
@@ -1036,7 +1036,7 @@ pub(crate) fn bind_predicate_shown(scope: &Scope, w: &SqlExpr, shown: &SqlExpr) 
 }
 
 /// Whether ksqlDB keeps an aggregate's intermediate state as a STRUCT, ARRAY or MAP.
-fn has_structured_state(kind: AggKind) -> bool {
+pub(crate) fn has_structured_state(kind: AggKind) -> bool {
     use AggKind as K;
     matches!(
         kind,
@@ -1400,14 +1400,26 @@ pub fn is_scalable_push(select: &Select, cfg: &crate::QueryConfig, writers: usiz
         && select.selection.as_ref().is_none_or(plain)
 }
 
+/// A planned push query.
+#[derive(Debug, Clone)]
+pub enum PushKind {
+    /// Each source record's row, filtered and projected.
+    Plain(PushPlan),
+    /// A transient aggregation (GROUP BY, or aggregates over the whole source).
+    Aggregate(AggregatePushPlan),
+}
+
 /// Plans a push query (SELECT ... EMIT CHANGES).
-pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushPlan, Vec<OutputColumn>)> {
+pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushKind, Vec<OutputColumn>)> {
     let source = lookup(catalog, &select.from)?;
-    if !select.group_by.is_empty() {
-        return err_at(
-            &select.group_by[0],
-            "Push queries with GROUP BY are not supported yet; create a table with CREATE TABLE ... AS SELECT and push-query it",
-        );
+    let aggregated = !select.group_by.is_empty()
+        || select.having.is_some()
+        || select.items.iter().any(|i| {
+            matches!(i, SelectItem::Expr { expr, .. } if crate::bind::find_aggregate(expr).is_some())
+        });
+    if aggregated && select.partition_by.is_empty() {
+        let (plan, columns) = crate::push_agg::plan_push_aggregate(select, source)?;
+        return Ok((PushKind::Aggregate(plan), columns));
     }
     if !select.partition_by.is_empty() {
         return err_at(
@@ -1426,13 +1438,13 @@ pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushPlan, Ve
     let columns = output_columns(&items, &source)?;
     let projection = items.into_iter().map(|i| i.bound.expr).collect();
     Ok((
-        PushPlan {
+        PushKind::Plain(PushPlan {
             source,
             filter,
             projection,
             limit: select.limit,
             skip_null_keys: false,
-        },
+        }),
         columns,
     ))
 }

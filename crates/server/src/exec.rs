@@ -7,10 +7,11 @@ use sluice_common::{
     Value,
 };
 use sluice_engine::{
-    Engine, PROCESSING_LOG_TOPIC, PullPlan, PushPlan, QueryPlan, encode_row_record,
+    AggregatePushPlan, Engine, PROCESSING_LOG_TOPIC, PullPlan, PushPlan, QueryPlan,
+    encode_row_record,
 };
 use sluice_planner::pull::{PreparedPull, PullKind};
-use sluice_planner::query::{NewIds, OutputColumn, plan_create_as, plan_insert_select};
+use sluice_planner::query::{NewIds, OutputColumn, PushKind, plan_create_as, plan_insert_select};
 use sluice_planner::{Catalog, PlanError, PlanErrorKind, QueryConfig};
 use sluice_sql::{ExplainTarget, Name, Select, ShowWhat, Statement, StatementKind};
 use sluice_storage::{Cf, EmbeddedLog, Log, Txn};
@@ -40,7 +41,13 @@ pub enum QueryKind {
     /// A pull query on a stream: a scan of what its topic holds now.
     StreamPull(PushPlan),
     Push(PushPlan),
+    /// An aggregating push query: a transient aggregation.
+    AggregatePush(AggregatePushPlan),
 }
+
+/// Most groups (and, over a table, source rows) an aggregating push query keeps in memory;
+/// past that it fails rather than grow without bound.
+pub const TRANSIENT_AGGREGATION_GROUPS: usize = 100_000;
 
 fn next_query_number() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -236,7 +243,18 @@ impl Executor {
         let config = self.query_config.with_overrides(properties);
         let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
         if select.emit_changes {
-            let (mut plan, columns) = sluice_planner::query::plan_push(select, &*cat)?;
+            let (kind, columns) = sluice_planner::query::plan_push(select, &*cat)?;
+            let mut plan = match kind {
+                PushKind::Plain(plan) => plan,
+                PushKind::Aggregate(plan) => {
+                    return Ok(PlannedQuery {
+                        id: transient_id(),
+                        columns,
+                        kind: QueryKind::AggregatePush(plan),
+                        config,
+                    });
+                }
+            };
             let writers = cat
                 .queries
                 .values()
@@ -1143,14 +1161,24 @@ impl Executor {
                         describe_plan(&planned.plan)
                     }
                     StatementKind::Select(select) if select.emit_changes => {
-                        let (plan, _) = sluice_planner::query::plan_push(select, &*cat)?;
-                        format!(
-                            "Push query over {} (topic {})\n  filter: {}\n  projection: {} expressions",
-                            plan.source.name,
-                            plan.source.topic,
-                            plan.filter.is_some(),
-                            plan.projection.len()
-                        )
+                        let (kind, _) = sluice_planner::query::plan_push(select, &*cat)?;
+                        match kind {
+                            PushKind::Plain(plan) => format!(
+                                "Push query over {} (topic {})\n  filter: {}\n  projection: {} expressions",
+                                plan.source.name,
+                                plan.source.topic,
+                                plan.filter.is_some(),
+                                plan.projection.len()
+                            ),
+                            PushKind::Aggregate(plan) => format!(
+                                "Aggregating push query over {} (topic {}), state in memory for the subscription\n  filter: {}\n  group by: {} expressions\n  aggregates: {}",
+                                plan.source.name,
+                                plan.source.topic,
+                                plan.filter.is_some(),
+                                plan.group_by.len(),
+                                plan.aggregates.len()
+                            ),
+                        }
                     }
                     StatementKind::Select(select) => {
                         let planned = sluice_planner::pull::plan_pull(

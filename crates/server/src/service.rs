@@ -120,6 +120,12 @@ impl Stream for PushRows {
                 PushEvent::LimitReached => {
                     return Poll::Ready(Some(Ok(final_msg("Limit Reached", this.rows))));
                 }
+                PushEvent::Failed { message } => {
+                    return Poll::Ready(Some(Err(crate::error::status(
+                        tonic::Code::ResourceExhausted,
+                        message,
+                    ))));
+                }
             }
         }
     }
@@ -303,7 +309,7 @@ async fn run_one_pull(
     let rows = match planned.kind {
         QueryKind::Pull(plan) => exec.run_pull(plan).await?,
         QueryKind::StreamPull(plan) => exec.collect_stream_pull(plan).await?,
-        QueryKind::Push(_) => {
+        QueryKind::Push(_) | QueryKind::AggregatePush(_) => {
             return Err(ExecError::internal(
                 "a SELECT without EMIT CHANGES planned as a push query",
             ));
@@ -368,7 +374,8 @@ impl SluiceService {
                     .map(|c| column(&c.name, &c.data_type.to_string(), c.role.label()))
                     .collect();
                 let plan = match planned.kind {
-                    QueryKind::Push(plan) => plan,
+                    QueryKind::Push(plan) => Ok(plan),
+                    QueryKind::AggregatePush(plan) => Err(plan),
                     QueryKind::StreamPull(plan) => {
                         let rx = self
                             .exec
@@ -403,11 +410,15 @@ impl SluiceService {
                 } else {
                     PushStart::Earliest
                 };
-                let rx = self
-                    .exec
-                    .engine
-                    .push(plan, start)
-                    .map_err(ExecError::from)?;
+                let rx = match plan {
+                    Ok(plan) => self.exec.engine.push(plan, start),
+                    Err(plan) => self.exec.engine.push_aggregate(
+                        plan,
+                        start,
+                        crate::exec::TRANSIENT_AGGREGATION_GROUPS,
+                    ),
+                }
+                .map_err(ExecError::from)?;
                 tracing::info!(query = %id, "push query started");
                 let rows = PushRows {
                     rx,

@@ -305,6 +305,15 @@ fn begin_query(
             header: header_for(&planned.id, &cols, false),
             types,
         },
+        QueryKind::AggregatePush(plan) => Begun::Push {
+            rx: exec.engine.push_aggregate(
+                plan,
+                start,
+                sluice_server::TRANSIENT_AGGREGATION_GROUPS,
+            )?,
+            header: header_for(&planned.id, &cols, false),
+            types,
+        },
         QueryKind::Push(plan) => Begun::Push {
             rx: exec.engine.push(plan, start)?,
             header: header_for(&planned.id, &cols, false),
@@ -388,6 +397,7 @@ async fn collect_push(
                 tombstone,
             }),
             Ok(Some(PushEvent::Skipped { .. })) => {}
+            Ok(Some(PushEvent::Failed { .. })) => break,
             Ok(Some(PushEvent::LimitReached)) => {
                 final_message = Some("Limit Reached".to_string());
                 break;
