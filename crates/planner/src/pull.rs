@@ -336,9 +336,14 @@ fn plan_where(
     w: &SqlExpr,
     cfg: &QueryConfig,
 ) -> Result<(sluice_expr::Expr, Access)> {
-    // ksqlDB's type check of a WHERE clause does not look inside LIKE, BETWEEN and IN:
-    // their operands are checked by the pull-query rules below and by compilation.
-    bind_predicate_shown(scope, &mask_unchecked(w), w)?;
+    // ksqlDB's type check of a WHERE clause does not compare the operands of LIKE,
+    // BETWEEN and IN: the pull-query rules below and compilation do. Their columns must
+    // still resolve, as ksqlDB's analysis checks first.
+    let (masked, operands) = mask_unchecked(w);
+    bind_predicate_shown(scope, &masked, w)?;
+    for operand in &operands {
+        Binder::plain(scope).in_clause("WHERE").bind(operand)?;
+    }
     let pred = Pred::of(w, false);
     let disjuncts = pred.dnf();
     let access = match disjuncts {
@@ -384,24 +389,39 @@ fn true_literal() -> SqlExpr {
 }
 
 /// `w` with every LIKE, BETWEEN and IN replaced by TRUE.
-fn mask_unchecked(w: &SqlExpr) -> SqlExpr {
+/// `w` with every LIKE, BETWEEN and IN replaced by TRUE, and the operands they had.
+fn mask_unchecked(w: &SqlExpr) -> (SqlExpr, Vec<SqlExpr>) {
     let mut out = w.clone();
+    let mut operands = Vec::new();
     let _ = sqlparser::ast::visit_expressions_mut(&mut out, |e| {
-        if matches!(
-            e,
-            SqlExpr::Like { .. }
-                | SqlExpr::ILike { .. }
-                | SqlExpr::Between { .. }
-                | SqlExpr::In {
-                    target: InTarget::List(_),
-                    ..
-                }
-        ) {
+        let masked = match e {
+            SqlExpr::Like { expr, pattern, .. } | SqlExpr::ILike { expr, pattern, .. } => {
+                operands.extend([(**expr).clone(), (**pattern).clone()]);
+                true
+            }
+            SqlExpr::Between {
+                expr, low, high, ..
+            } => {
+                operands.extend([(**expr).clone(), (**low).clone(), (**high).clone()]);
+                true
+            }
+            SqlExpr::In {
+                expr,
+                target: InTarget::List(list),
+                ..
+            } => {
+                operands.push((**expr).clone());
+                operands.extend(list.iter().cloned());
+                true
+            }
+            _ => false,
+        };
+        if masked {
             *e = true_literal();
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
-    out
+    (out, operands)
 }
 
 fn binary(left: SqlExpr, op: BinaryOperator, right: SqlExpr) -> SqlExpr {
@@ -507,7 +527,7 @@ impl CmpOp {
 enum Pred {
     And(Vec<Pred>),
     Or(Vec<Pred>),
-    Atom(Atom),
+    Atom(Box<Atom>),
 }
 
 #[derive(Debug, Clone)]
@@ -531,11 +551,11 @@ impl Pred {
     /// `a <> b`, `NOT (a AND b)` is `NOT a OR NOT b`).
     fn of(e: &SqlExpr, negated: bool) -> Pred {
         let cmp = |op: CmpOp, l: &SqlExpr, r: &SqlExpr, negated: bool| {
-            Pred::Atom(Atom::Cmp {
+            Pred::Atom(Box::new(Atom::Cmp {
                 op: if negated { op.negated() } else { op },
                 left: l.clone(),
                 right: r.clone(),
-            })
+            }))
         };
         // De Morgan: a negated AND is an OR of the negations, and the other way round.
         let junction = |and: bool, parts: Vec<Pred>| {
@@ -601,15 +621,15 @@ impl Pred {
                 expr,
                 pattern,
                 ..
-            } => Pred::Atom(Atom::Like {
+            } => Pred::Atom(Box::new(Atom::Like {
                 value: (**expr).clone(),
                 pattern: (**pattern).clone(),
                 negated: negated != *like_negated,
-            }),
-            other => Pred::Atom(Atom::Other {
+            })),
+            other => Pred::Atom(Box::new(Atom::Other {
                 expr: other.clone(),
                 negated,
-            }),
+            })),
         }
     }
 
@@ -618,7 +638,7 @@ impl Pred {
     fn dnf(&self) -> Option<Vec<Vec<&Atom>>> {
         let size = |d: &[Vec<&Atom>]| d.iter().map(Vec::len).sum::<usize>();
         match self {
-            Pred::Atom(a) => Some(vec![vec![a]]),
+            Pred::Atom(a) => Some(vec![vec![a.as_ref()]]),
             Pred::Or(parts) => {
                 let (mut out, mut atoms) = (Vec::new(), 0usize);
                 for p in parts {

@@ -305,6 +305,11 @@ fn key_values_must_resolve_to_the_key_type() {
 #[test]
 fn like_and_between_are_checked_as_ksqldb_checks_them() {
     let cfg = QueryConfig::default();
+    // Their columns resolve before any pull-query rule applies.
+    assert!(
+        error("SELECT * FROM t WHERE nope LIKE 'x';", &no_scans())
+            .contains("WHERE column 'NOPE' cannot be resolved.")
+    );
     assert!(error("SELECT * FROM ti WHERE id LIKE 12;", &cfg).contains(
         "The column type for Like condition must be VARCHAR. The column type is INTEGER"
     ));
