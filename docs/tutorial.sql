@@ -2,6 +2,9 @@ CREATE STREAM pageviews (user_id STRING KEY, page STRING, ms BIGINT)
   WITH (kafka_topic='pageviews', value_format='JSON', partitions=1);
 CREATE TABLE users (id STRING PRIMARY KEY, name STRING)
   WITH (kafka_topic='users', value_format='JSON');
+-- As in ksqlDB, pull queries read tables derived by a query (or CREATE SOURCE TABLE),
+-- not ones declared with CREATE TABLE: derive a queryable one.
+CREATE TABLE queryable_users AS SELECT * FROM users;
 
 -- A view, maintained incrementally as events arrive.
 CREATE TABLE views_per_user AS
@@ -20,7 +23,9 @@ INSERT INTO users (id, name) VALUES ('u1', 'Alice');
 SELECT * FROM views_per_user WHERE user_id = 'u1';
 SELECT * FROM views_per_user WHERE user_id >= 'u1' AND user_id < 'u9';
 SELECT user_id, total_ms FROM views_per_user WHERE total_ms > 100;
-SELECT * FROM users WHERE id = 'u1';
+SELECT * FROM queryable_users WHERE id = 'u1';
+-- A pull query on a stream: the events it holds now.
+SELECT * FROM pageviews WHERE ms > 100;
 
 -- Push queries: every change, from the beginning, until LIMIT (or Ctrl-C).
 SET 'auto.offset.reset'='earliest';

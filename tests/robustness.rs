@@ -288,8 +288,9 @@ async fn probe_all(server: &mut Server, statements: &[String], positions: Positi
 
 const SETUP: &str = "
 CREATE STREAM s (k STRING KEY, v BIGINT, t STRING) WITH (kafka_topic='s', value_format='JSON', partitions=2);
-CREATE TABLE tb (id STRING PRIMARY KEY, n BIGINT, name STRING) WITH (kafka_topic='tb', value_format='JSON');
-INSERT INTO tb (id, n, name) VALUES ('1', 10, 'x');
+CREATE TABLE tb_raw (id STRING PRIMARY KEY, n BIGINT, name STRING) WITH (kafka_topic='tb', value_format='JSON');
+CREATE TABLE tb AS SELECT * FROM tb_raw;
+INSERT INTO tb_raw (id, n, name) VALUES ('1', 10, 'x');
 INSERT INTO s (k, v, t) VALUES ('a', 1, 'x');
 ";
 
@@ -1689,13 +1690,14 @@ async fn concurrent_pull_queries_do_not_crash_the_server() {
     let mut c = server.client().await;
     exec_ok(
         &mut c,
-        "CREATE TABLE T (K STRING PRIMARY KEY, V BIGINT) WITH (kafka_topic='t', value_format='JSON', partitions=1);",
+        "CREATE TABLE T_RAW (K STRING PRIMARY KEY, V BIGINT) WITH (kafka_topic='t', value_format='JSON', partitions=1);
+         CREATE TABLE T AS SELECT * FROM T_RAW;",
     )
     .await;
     for i in 0..50 {
         exec_ok(
             &mut c,
-            &format!("INSERT INTO T (K, V) VALUES ('k{i}', {i});"),
+            &format!("INSERT INTO T_RAW (K, V) VALUES ('k{i}', {i});"),
         )
         .await;
     }

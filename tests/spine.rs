@@ -11,6 +11,7 @@ const SETUP: &str = "
 CREATE STREAM pageviews (user_id STRING KEY, page STRING, ms BIGINT)
   WITH (kafka_topic='pageviews', value_format='JSON', partitions=1);
 CREATE TABLE users (id STRING PRIMARY KEY, name STRING) WITH (kafka_topic='users', value_format='JSON');
+CREATE TABLE queryable_users AS SELECT * FROM users;
 CREATE TABLE views_per_user AS
   SELECT user_id, COUNT(*) AS views, SUM(ms) AS total_ms, AVG(ms) AS avg_ms, MIN(ms) AS min_ms, MAX(ms) AS max_ms,
          LATEST_BY_OFFSET(page) AS last_page, EARLIEST_BY_OFFSET(page) AS first_page
@@ -132,10 +133,27 @@ async fn tutorial_flow_through_the_server() {
         .await
         .text_rows();
     assert_eq!(rows.len(), 1);
-    // The source table is materialized too.
-    let rows = eventually(&mut c, "SELECT name FROM users WHERE id = 'u1';", |r| {
-        r.len() == 1
-    })
+    // A table declared with CREATE TABLE is not queryable (as in ksqlDB); one derived
+    // from it is.
+    let err = query(
+        &mut c,
+        "SELECT name FROM users WHERE id = 'u1';",
+        &[],
+        1,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.message().contains("The `USERS` table isn't queryable."),
+        "{}",
+        err.message()
+    );
+    let rows = eventually(
+        &mut c,
+        "SELECT name FROM queryable_users WHERE id = 'u1';",
+        |r| r.len() == 1,
+    )
     .await;
     assert_eq!(rows, vec![vec!["Alice"]]);
 
@@ -544,10 +562,11 @@ async fn pull_rpc_answers_pipelined_parameterised_lookups_in_order() {
     let mut c = server.client().await;
     exec_ok(
         &mut c,
-        "CREATE TABLE users (id STRING PRIMARY KEY, name STRING, age BIGINT) WITH (kafka_topic='users', value_format='JSON', partitions=1);
-         INSERT INTO users (id, name, age) VALUES ('u1', 'Ann', 31);
-         INSERT INTO users (id, name, age) VALUES ('it''s', 'Quote', 7);
-         INSERT INTO users (id, name, age) VALUES ('u3', 'Cy', 50);",
+        "CREATE TABLE users_raw (id STRING PRIMARY KEY, name STRING, age BIGINT) WITH (kafka_topic='users', value_format='JSON', partitions=1);
+         CREATE TABLE users AS SELECT * FROM users_raw;
+         INSERT INTO users_raw (id, name, age) VALUES ('u1', 'Ann', 31);
+         INSERT INTO users_raw (id, name, age) VALUES ('it''s', 'Quote', 7);
+         INSERT INTO users_raw (id, name, age) VALUES ('u3', 'Cy', 50);",
     )
     .await;
     eventually(&mut c, "SELECT * FROM users;", |rows| rows.len() == 3).await;
@@ -657,9 +676,10 @@ async fn pull_rpc_prepared_lookups_follow_catalog_changes() {
     let mut ddl = server.client().await;
     exec_ok(
         &mut ddl,
-        "CREATE TABLE t (id STRING PRIMARY KEY, v BIGINT) WITH (kafka_topic='t1', value_format='JSON', partitions=1);
-         INSERT INTO t (id, v) VALUES ('a', 1);
-         INSERT INTO t (id, v) VALUES ('b', 2);",
+        "CREATE TABLE t1 (id STRING PRIMARY KEY, v BIGINT) WITH (kafka_topic='t1', value_format='JSON', partitions=1);
+         CREATE TABLE t AS SELECT * FROM t1;
+         INSERT INTO t1 (id, v) VALUES ('a', 1);
+         INSERT INTO t1 (id, v) VALUES ('b', 2);",
     )
     .await;
     eventually(&mut ddl, "SELECT * FROM t;", |rows| rows.len() == 2).await;
@@ -718,14 +738,15 @@ async fn pull_rpc_prepared_lookups_follow_catalog_changes() {
         row(&["V"], &["2"])
     );
 
-    exec_ok(&mut ddl, "DROP TABLE t;").await;
+    exec_ok(&mut ddl, "TERMINATE ALL; DROP TABLE t;").await;
     let r = ask(by_id, vec![s("a")]).await;
     assert_eq!(r.error_code, Code::NotFound as i32, "{}", r.error);
 
     exec_ok(
         &mut ddl,
-        "CREATE TABLE t (id BIGINT PRIMARY KEY, name STRING) WITH (kafka_topic='t2', value_format='JSON', partitions=1);
-         INSERT INTO t (id, name) VALUES (7, 'seven');",
+        "CREATE TABLE t2 (id BIGINT PRIMARY KEY, name STRING) WITH (kafka_topic='t2', value_format='JSON', partitions=1);
+         CREATE TABLE t WITH (kafka_topic='t_v2') AS SELECT * FROM t2;
+         INSERT INTO t2 (id, name) VALUES (7, 'seven');",
     )
     .await;
     eventually(&mut ddl, "SELECT * FROM t;", |rows| rows.len() == 1).await;
@@ -742,7 +763,7 @@ async fn pull_rpc_prepared_lookups_follow_catalog_changes() {
     let r = ask(by_id, vec![s("7")]).await;
     assert_eq!(r.error_code, Code::InvalidArgument as i32, "{}", r.error);
     assert!(
-        r.error.contains("Cannot compare id (BIGINT)"),
+        r.error.contains("Cannot compare ID (BIGINT)"),
         "{}",
         r.error
     );

@@ -107,16 +107,6 @@ pub async fn wait_caught_up(
     }
 }
 
-/// A source table's materialization lag, from DESCRIBE EXTENDED.
-pub async fn materialization_lag(c: &mut Client, table: &str) -> anyhow::Result<u64> {
-    let r = execute(c, &format!("DESCRIBE EXTENDED {table};")).await?;
-    let msg = r.results.first().map(|s| s.message.as_str()).unwrap_or("");
-    msg.lines()
-        .find_map(|l| l.strip_prefix("Materialization lag: "))
-        .and_then(|n| n.trim().parse().ok())
-        .ok_or_else(|| anyhow!("DESCRIBE EXTENDED {table} shows no materialization lag"))
-}
-
 /// Starts a push query and waits for its header, so the subscription is live before the
 /// caller inserts anything.
 pub async fn subscribe(

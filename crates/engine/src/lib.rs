@@ -19,13 +19,18 @@ mod pull;
 mod push;
 mod query;
 mod rows;
+mod scan;
+mod transient;
 
-pub use plan::{Operator, PullAccess, PullPlan, PushPlan, QueryPlan, TableFunction};
+pub use plan::{
+    AggregatePushPlan, Operator, PullAccess, PullPlan, PushPlan, QueryPlan, TableFunction,
+};
 pub use push::{PushEvent, PushStart};
 pub use query::{
     Engine, QueryStatus, STATE_VERSION, materializer_id, state_compatible, state_layout_for,
 };
 pub use rows::{SourceRow, decode_record, encode_row_record};
+pub use scan::ScanEvent;
 
 use sluice_storage::StorageError;
 

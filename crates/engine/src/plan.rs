@@ -49,10 +49,28 @@ pub struct PushPlan {
     pub filter: Option<Expr>,
     pub projection: Vec<Expr>,
     pub limit: Option<u64>,
+    /// Skip records without a key (scalable push queries do) when the source has key
+    /// columns. Tables always skip them.
+    pub skip_null_keys: bool,
+}
+
+/// An aggregating push query (`GROUP BY ... EMIT CHANGES`, or aggregates over the whole
+/// source): a transient aggregation. `having` and `projection` see the row
+/// `[group key values..., ROWTIME, aggregate results...]`, as in [`Operator::Aggregate`];
+/// no GROUP BY is one group of no values.
+#[derive(Debug, Clone)]
+pub struct AggregatePushPlan {
+    pub source: SourceDef,
+    pub filter: Option<Expr>,
+    pub group_by: Vec<Expr>,
+    pub aggregates: Vec<AggCall>,
+    pub having: Option<Expr>,
+    pub projection: Vec<Expr>,
+    pub limit: Option<u64>,
 }
 
 /// How a pull query reaches a table's rows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PullAccess {
     /// Exact key lookups, one per key tuple.
     Keys(Vec<Vec<Value>>),

@@ -35,9 +35,13 @@ pub enum PushEvent {
     },
     /// LIMIT reached; the stream ends after this.
     LimitReached,
-    /// The reader could not go on (the log could not be read); the stream ends after this
+    /// The query cannot go on: its reader could not read the log, or a transient
+    /// aggregation outgrew its bound (`resource_exhausted`). The stream ends after this
     /// with an error, never as if it had completed.
-    Failed(String),
+    Failed {
+        message: String,
+        resource_exhausted: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -104,13 +108,19 @@ impl Engine {
                         Ok(Err(e)) => {
                             tracing::error!(error = %e, "push query read failed");
                             let _ = tx
-                                .send(PushEvent::Failed(format!("reading {}: {e}", topic.name)))
+                                .send(PushEvent::Failed {
+                                    message: format!("reading {}: {e}", topic.name),
+                                    resource_exhausted: false,
+                                })
                                 .await;
                             return;
                         }
                         Err(e) => {
                             let _ = tx
-                                .send(PushEvent::Failed(format!("reading {}: {e}", topic.name)))
+                                .send(PushEvent::Failed {
+                                    message: format!("reading {}: {e}", topic.name),
+                                    resource_exhausted: false,
+                                })
                                 .await;
                             return;
                         }
@@ -168,10 +178,19 @@ impl Engine {
     }
 }
 
+/// Whether a record has no key where its source needs one: a table row without a key is
+/// invalid and dropped, as ksqlDB drops it; scalable push queries skip such stream records
+/// too.
+fn without_key(plan: &PushPlan, rec: &StoredRecord) -> bool {
+    rec.record.key.is_none()
+        && plan.source.schema.key_count() > 0
+        && (plan.source.kind == sluice_common::SourceKind::Table || plan.skip_null_keys)
+}
+
 /// Whether the filter reads key columns only: then a record whose key fails it is skipped
 /// before its value is decoded. A push query filtering one key of a busy table (the fanout
 /// shape: one subscriber per entity) then decodes only the values it sends.
-fn key_only_filter(plan: &PushPlan) -> bool {
+pub(crate) fn key_only_filter(plan: &PushPlan) -> bool {
     let keys = plan.source.schema.key_count();
     plan.filter
         .as_ref()
@@ -199,7 +218,10 @@ fn key_passes(plan: &PushPlan, rec: &StoredRecord) -> bool {
     }
 }
 
-fn evaluate(plan: &PushPlan, key_only: bool, rec: &StoredRecord) -> Option<PushEvent> {
+pub(crate) fn evaluate(plan: &PushPlan, key_only: bool, rec: &StoredRecord) -> Option<PushEvent> {
+    if without_key(plan, rec) {
+        return None;
+    }
     if key_only && !key_passes(plan, rec) {
         return None;
     }

@@ -218,7 +218,7 @@ pub(crate) fn aggregate_text(f: &sqlparser::ast::Function) -> String {
 }
 
 /// The position of an expression's leftmost operand, found without recursion.
-fn leftmost_position(mut e: &SqlExpr) -> (u64, u64) {
+pub(crate) fn leftmost_position(mut e: &SqlExpr) -> (u64, u64) {
     loop {
         e = match e {
             SqlExpr::BinaryOp { left, .. } => left,
@@ -822,11 +822,24 @@ impl<'a> Binder<'a> {
                 Some(DataType::String)
             }
             _ if op.is_comparison() => {
-                let null_literal = |x: &SqlExpr| matches!(x, SqlExpr::Value(v) if matches!(v.value, SqlValue::Null));
-                if null_literal(left) && null_literal(right) {
+                // ksqlDB has no type for a bare NULL, and refuses to compare with it.
+                if l.ty.is_none() || r.ty.is_none() {
+                    let base = |t: &Option<DataType>| {
+                        t.as_ref().map_or("NULL".to_string(), |t| {
+                            let full = t.to_string();
+                            full.split(['(', '<'])
+                                .next()
+                                .unwrap_or_default()
+                                .to_string()
+                        })
+                    };
                     return err_at(
                         e,
-                        format!("Comparison with NULL not supported: NULL {op_text} NULL"),
+                        format!(
+                            "Comparison with NULL not supported: {} {op_text} {}\nUse 'IS NULL' or 'IS NOT NULL' instead.",
+                            base(&l.ty),
+                            base(&r.ty)
+                        ),
                     );
                 }
                 if let (Some(a), Some(b)) = (&l.ty, &r.ty) {
@@ -850,7 +863,11 @@ impl<'a> Binder<'a> {
                         };
                         return err_at(
                             e,
-                            format!("Cannot compare {left} ({a}) to {right} ({b}) with {name}."),
+                            format!(
+                                "Cannot compare {} ({a}) to {} ({b}) with {name}.",
+                                ksql_text(left),
+                                ksql_text(right)
+                            ),
                         );
                     }
                 }

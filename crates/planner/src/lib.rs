@@ -10,6 +10,8 @@
 pub mod bind;
 pub mod ddl;
 pub mod insert;
+pub mod pull;
+mod push_agg;
 pub mod query;
 
 use sluice_common::SourceDef;
@@ -33,6 +35,97 @@ pub struct SessionConfig {
     /// projection may leave out key columns (the result has no key) and key columns take
     /// the projection's order.
     pub new_query_planner: bool,
+}
+
+/// How pull and push queries may run: ksqlDB's `ksql.query.pull.*` / `ksql.query.push.*`
+/// settings (and the push start position), with ksqlDB's defaults. The server holds one as
+/// its configuration; a request's properties override it ([`QueryConfig::with_overrides`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryConfig {
+    /// `ksql.query.pull.table.scan.enabled`: pull queries that are not key lookups or key
+    /// range scans may scan the whole table. ksqlDB's default: true.
+    pub table_scan_enabled: bool,
+    /// `ksql.query.pull.range.scan.enabled`: a bound on a STRING or BYTES key reads that
+    /// key range only. Off, such a query needs a table scan. Default: true.
+    pub range_scan_enabled: bool,
+    /// `ksql.query.pull.stream.enabled`: pull queries on streams. Default: true.
+    pub stream_pull_enabled: bool,
+    /// `ksql.query.pull.limit.clause.enabled`: LIMIT in pull queries. Default: true.
+    pub limit_clause_enabled: bool,
+    /// `ksql.query.push.v2.enabled`: scalable push queries. Default: false.
+    pub push_v2_enabled: bool,
+    /// `auto.offset.reset` (or `ksql.streams.auto.offset.reset`) is `latest`: push queries
+    /// start at the end of their source. ksqlDB's default: latest.
+    pub offset_reset_latest: bool,
+}
+
+impl Default for QueryConfig {
+    fn default() -> QueryConfig {
+        QueryConfig {
+            table_scan_enabled: true,
+            range_scan_enabled: true,
+            stream_pull_enabled: true,
+            limit_clause_enabled: true,
+            push_v2_enabled: false,
+            offset_reset_latest: true,
+        }
+    }
+}
+
+impl QueryConfig {
+    /// This configuration with a request's properties applied; unknown properties and
+    /// values that are not booleans (or offsets) are ignored. A request may turn table
+    /// scans off but not on: ksqlDB refuses to enable them past the server's setting.
+    pub fn with_overrides<'a>(
+        &self,
+        props: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> QueryConfig {
+        let mut cfg = self.clone();
+        let flag = |v: &str| match v.trim().to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        };
+        let mut offset: Option<(bool, bool)> = None;
+        for (k, v) in props {
+            let set = |field: &mut bool| {
+                if let Some(b) = flag(v) {
+                    *field = b;
+                }
+            };
+            match k.as_str() {
+                "ksql.query.pull.table.scan.enabled" => {
+                    if let Some(b) = flag(v) {
+                        cfg.table_scan_enabled = self.table_scan_enabled && b;
+                    }
+                }
+                "ksql.query.pull.range.scan.enabled" => set(&mut cfg.range_scan_enabled),
+                "ksql.query.pull.stream.enabled" => set(&mut cfg.stream_pull_enabled),
+                "ksql.query.pull.limit.clause.enabled" => set(&mut cfg.limit_clause_enabled),
+                "ksql.query.push.v2.enabled" => set(&mut cfg.push_v2_enabled),
+                // The plain consumer property wins over the streams-prefixed one, as in
+                // ksqlDB.
+                "auto.offset.reset" | "ksql.streams.auto.offset.reset" => {
+                    let plain = k == "auto.offset.reset";
+                    let latest = match v.trim().to_ascii_lowercase().as_str() {
+                        "latest" => Some(true),
+                        "earliest" => Some(false),
+                        _ => None,
+                    };
+                    if let Some(l) = latest
+                        && offset.is_none_or(|(was_plain, _)| plain || !was_plain)
+                    {
+                        offset = Some((plain, l));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some((_, latest)) = offset {
+            cfg.offset_reset_latest = latest;
+        }
+        cfg
+    }
 }
 
 impl SessionConfig {

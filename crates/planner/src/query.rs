@@ -5,13 +5,12 @@ use crate::bind::{AggMode, Binder, Bound, Scope, err_at, ident_name};
 use crate::ddl::{check_formats, check_timestamp, source_props};
 use crate::{Catalog, PlanError, Result, lookup};
 use sluice_common::{
-    Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef, SourceKind, Value,
+    Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef, SourceKind,
 };
-use sluice_engine::{Operator, PullAccess, PullPlan, PushPlan, QueryPlan, TableFunction};
-use sluice_expr::eval::cast;
-use sluice_expr::{AggKind, BinaryOp, Expr};
+use sluice_engine::{AggregatePushPlan, Operator, PushPlan, QueryPlan, TableFunction};
+use sluice_expr::{AggKind, Expr};
 use sluice_sql::{Expr as SqlExpr, Name, Properties, Select, SelectItem};
-use sqlparser::ast::{BinaryOperator, InTarget};
+use sqlparser::ast::BinaryOperator;
 
 /// A column of a query's result as a client sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,13 +18,16 @@ pub struct OutputColumn {
     pub name: String,
     pub data_type: DataType,
     pub role: ColumnRole,
+    /// Set when the column is a header column of the source read (`HEADERS`, or
+    /// `HEADER('k')`), which pull queries on tables show in their schema.
+    pub header: Option<sluice_sql::HeaderSpec>,
 }
 
 /// One projected item: its output name, bound expression and, when it is a bare column
 /// reference, which source column it reads.
-struct Item {
+pub(crate) struct Item {
     name: String,
-    bound: Bound,
+    pub(crate) bound: Bound,
     source_column: Option<String>,
     expr: Option<SqlExpr>,
     table_fn: Option<TableFunction>,
@@ -36,7 +38,7 @@ struct Item {
 /// (`F`, then `F_1`, `F_2`, ... skipping numbers a source column `F_n` already has); for any
 /// other expression `KSQL_COL_<n>`, counting from 0 and skipping the `n`s of source columns
 /// named `KSQL_COL_<n>`.
-struct Namer {
+pub(crate) struct Namer {
     /// Per base name (a name without its `_<digits>` suffix): the generator of its aliases.
     generators: std::collections::HashMap<String, AliasGenerator>,
 }
@@ -81,7 +83,7 @@ fn split_numbered(name: &str) -> (&str, u64) {
 
 impl Namer {
     /// A namer whose generated names cannot clash with `source`'s columns.
-    fn for_source(source: &SourceDef) -> Namer {
+    pub(crate) fn for_source(source: &SourceDef) -> Namer {
         let mut generators: std::collections::HashMap<String, AliasGenerator> =
             std::collections::HashMap::new();
         for c in &source.schema.columns {
@@ -110,7 +112,7 @@ impl Namer {
             })
     }
 
-    fn name(&mut self, expr: &SqlExpr, alias: Option<&Name>) -> String {
+    pub(crate) fn name(&mut self, expr: &SqlExpr, alias: Option<&Name>) -> String {
         if let Some(a) = alias {
             return a.value.clone();
         }
@@ -134,7 +136,7 @@ impl Namer {
     }
 }
 
-fn column_ref(expr: &SqlExpr) -> Option<String> {
+pub(crate) fn column_ref(expr: &SqlExpr) -> Option<String> {
     match expr {
         SqlExpr::Identifier(id) => Some(ident_name(id)),
         SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 => Some(ident_name(&parts[1])),
@@ -143,7 +145,7 @@ fn column_ref(expr: &SqlExpr) -> Option<String> {
     }
 }
 
-fn no_table_functions(items: &[Item], context: &str) -> Result<()> {
+pub(crate) fn no_table_functions(items: &[Item], context: &str) -> Result<()> {
     match items.iter().find(|i| i.table_fn.is_some()) {
         Some(i) => match &i.expr {
             Some(e) => err_at(
@@ -286,7 +288,7 @@ fn bind_item(scope: &Scope, expr: &SqlExpr) -> Result<(Bound, Option<TableFuncti
 }
 
 /// Binds a non-aggregate projection over a source row.
-fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Item>> {
+pub(crate) fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     let mut namer = Namer::for_source(source);
     for item in &select.items {
@@ -423,7 +425,7 @@ fn check_unique_names(items: &[Item]) -> Result<()> {
     Ok(())
 }
 
-fn concrete(e: Option<&SqlExpr>, name: &str, ty: Option<DataType>) -> Result<DataType> {
+pub(crate) fn concrete(e: Option<&SqlExpr>, name: &str, ty: Option<DataType>) -> Result<DataType> {
     match ty {
         Some(t) => Ok(t),
         None => match e {
@@ -981,7 +983,7 @@ fn projects_column(select: &Select, source: &SourceDef, name: &str) -> bool {
 
 /// Whether two GROUP BY expressions are the same: one column, written with or without a
 /// qualifier, or the same text.
-fn same_column_or_text(a: &SqlExpr, b: &SqlExpr, qualifiers: &[String]) -> bool {
+pub(crate) fn same_column_or_text(a: &SqlExpr, b: &SqlExpr, qualifiers: &[String]) -> bool {
     let column = |e: &SqlExpr| match e {
         SqlExpr::Identifier(i) => Some(ident_name(i)),
         SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 => {
@@ -1204,15 +1206,27 @@ fn plan_partition_by(
     ))
 }
 
-fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
+pub(crate) fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
+    bind_predicate_shown(scope, w, w)
+}
+
+/// Binds `w` as a WHERE clause. Type errors read as ksqlDB's: "Error in WHERE expression:
+/// ..." followed by the clause as ksqlDB prints it (`shown`, which is the clause as
+/// written when `w` is a rewritten form of it).
+pub(crate) fn bind_predicate_shown(scope: &Scope, w: &SqlExpr, shown: &SqlExpr) -> Result<Expr> {
     let b = Binder::plain(scope)
         .in_clause("WHERE")
         .bind(w)
         .map_err(|mut e| {
             if e.message.starts_with("Cannot compare")
                 || e.message.starts_with("Error processing expression")
+                || e.message.starts_with("Comparison with NULL")
             {
-                e.message = format!("Error in WHERE expression: {}", e.message);
+                e.message = format!(
+                    "Error in WHERE expression: {}\nStatement: {}",
+                    e.message,
+                    crate::bind::ksql_text(shown)
+                );
             }
             e
         })?;
@@ -1222,14 +1236,14 @@ fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
             w,
             format!(
                 "Type error in WHERE expression: Should evaluate to boolean but is {} ({t}) instead.",
-                crate::bind::ksql_text(w)
+                crate::bind::ksql_text(shown)
             ),
         ),
     }
 }
 
 /// Whether ksqlDB keeps an aggregate's intermediate state as a STRUCT, ARRAY or MAP.
-fn has_structured_state(kind: AggKind) -> bool {
+pub(crate) fn has_structured_state(kind: AggKind) -> bool {
     use AggKind as K;
     matches!(
         kind,
@@ -1538,7 +1552,7 @@ fn apply_collect_limits(op: &mut Operator, cfg: &crate::SessionConfig) {
     }
 }
 
-fn output_columns(items: &[Item], source: &SourceDef) -> Result<Vec<OutputColumn>> {
+pub(crate) fn output_columns(items: &[Item], source: &SourceDef) -> Result<Vec<OutputColumn>> {
     items
         .iter()
         .map(|i| {
@@ -1549,7 +1563,18 @@ fn output_columns(items: &[Item], source: &SourceDef) -> Result<Vec<OutputColumn
                     .map_or(ColumnRole::Value, |col| col.role),
                 None => ColumnRole::Value,
             };
+            let header = i.source_column.as_ref().and_then(|c| {
+                source
+                    .headers
+                    .iter()
+                    .find(|(h, _)| h == c)
+                    .map(|(_, k)| match k {
+                        Some(k) => sluice_sql::HeaderSpec::Key(k.clone()),
+                        None => sluice_sql::HeaderSpec::All,
+                    })
+            });
             Ok(OutputColumn {
+                header,
                 name: i.name.clone(),
                 data_type: concrete(i.expr.as_ref(), &i.name, i.bound.ty.clone())?,
                 role,
@@ -1558,14 +1583,50 @@ fn output_columns(items: &[Item], source: &SourceDef) -> Result<Vec<OutputColumn
         .collect()
 }
 
+/// Whether a push query runs as a scalable push query, by ksqlDB's rules
+/// (`ScalablePushUtil`): `ksql.query.push.v2.enabled`, reading from the latest offset, no
+/// GROUP BY, HAVING, PARTITION BY or aggregation, a source written by exactly one
+/// persistent query (`writers`), and no ROWPARTITION or ROWOFFSET. Other push queries run
+/// as ordinary ones.
+pub fn is_scalable_push(select: &Select, cfg: &crate::QueryConfig, writers: usize) -> bool {
+    let items = select.items.iter().filter_map(|i| match i {
+        SelectItem::Expr { expr, .. } => Some(expr),
+        _ => None,
+    });
+    let plain = |e: &SqlExpr| {
+        crate::pull::disallowed_columns(e).is_empty() && crate::bind::find_aggregate(e).is_none()
+    };
+    cfg.push_v2_enabled
+        && cfg.offset_reset_latest
+        && select.emit_changes
+        && select.group_by.is_empty()
+        && select.having.is_none()
+        && select.partition_by.is_empty()
+        && writers == 1
+        && items.clone().all(plain)
+        && select.selection.as_ref().is_none_or(plain)
+}
+
+/// A planned push query.
+#[derive(Debug, Clone)]
+pub enum PushKind {
+    /// Each source record's row, filtered and projected.
+    Plain(PushPlan),
+    /// A transient aggregation (GROUP BY, or aggregates over the whole source).
+    Aggregate(AggregatePushPlan),
+}
+
 /// Plans a push query (SELECT ... EMIT CHANGES).
-pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushPlan, Vec<OutputColumn>)> {
+pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushKind, Vec<OutputColumn>)> {
     let source = lookup(catalog, &select.from)?;
-    if !select.group_by.is_empty() {
-        return err_at(
-            &select.group_by[0],
-            "Push queries with GROUP BY are not supported yet; create a table with CREATE TABLE ... AS SELECT and push-query it",
-        );
+    let aggregated = !select.group_by.is_empty()
+        || select.having.is_some()
+        || select.items.iter().any(|i| {
+            matches!(i, SelectItem::Expr { expr, .. } if crate::bind::find_aggregate(expr).is_some())
+        });
+    if aggregated && select.partition_by.is_empty() {
+        let (plan, columns) = crate::push_agg::plan_push_aggregate(select, source)?;
+        return Ok((PushKind::Aggregate(plan), columns));
     }
     if !select.partition_by.is_empty() {
         return err_at(
@@ -1621,171 +1682,19 @@ pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushPlan, Ve
     let columns = output_columns(&items, &source)?;
     let projection = items.into_iter().map(|i| i.bound.expr).collect();
     Ok((
-        PushPlan {
+        PushKind::Plain(PushPlan {
             source,
             filter,
             projection,
             limit: select.limit,
-        },
+            skip_null_keys: false,
+        }),
         columns,
     ))
-}
-
-/// Plans a pull query on a table, choosing key lookups or a key range when the WHERE
-/// clause pins the key, and a scan otherwise.
-pub fn plan_pull(
-    select: &Select,
-    catalog: &dyn Catalog,
-    max_rows: u64,
-) -> Result<(PullPlan, Vec<OutputColumn>)> {
-    let table = lookup(catalog, &select.from)?;
-    if table.window.is_some() {
-        return Err(PlanError::at_name(
-            format!(
-                "{} is windowed: pull queries on windowed sources are not supported yet; use a push query (EMIT CHANGES)",
-                table.name
-            ),
-            &select.from,
-        ));
-    }
-    if table.kind != SourceKind::Table {
-        return Err(PlanError::at_name(
-            format!(
-                "Pull queries are only supported on tables, and {} is a stream. Add EMIT CHANGES to run a push query.",
-                table.name
-            ),
-            &select.from,
-        ));
-    }
-    if !select.group_by.is_empty() {
-        return err_at(
-            &select.group_by[0],
-            "Pull queries don't support GROUP BY clauses.",
-        );
-    }
-    let scope = Scope::of_source(&table, select.alias.as_ref().map(|a| a.value.as_str()));
-    let filter = select
-        .selection
-        .as_ref()
-        .map(|w| bind_predicate(&scope, w))
-        .transpose()?;
-    let items = project(select, &table, &scope)?;
-    no_table_functions(&items, "pull queries")?;
-    let columns = output_columns(&items, &table)?;
-    let access = select
-        .selection
-        .as_ref()
-        .map_or(Ok(PullAccess::Scan), |w| access_path(&table, &scope, w))?;
-    let projection = items.into_iter().map(|i| i.bound.expr).collect();
-    Ok((
-        PullPlan {
-            table,
-            access,
-            filter,
-            projection,
-            limit: select.limit,
-            max_rows,
-        },
-        columns,
-    ))
-}
-
-/// A pull query whose `?` parameters are exactly the values of its key columns (`WHERE id
-/// = ?`, or `k1 = ? AND k2 = ?`, with any other conditions beside them), planned once and
-/// then run as a key lookup per parameter set. This is the read side's point read; planning
-/// it per request cost a fifth of a lookup's server CPU.
-#[derive(Debug, Clone)]
-pub struct PreparedPull {
-    /// The query without its key conditions; run it with `PullAccess::Keys` of one key.
-    pub plan: PullPlan,
-    pub columns: Vec<OutputColumn>,
-    /// Per key column, in key order: which parameter holds its value, and the key's type.
-    pub key_params: Vec<(usize, DataType)>,
-}
-
-/// Prepares `select` (with its `?` placeholders unbound) when it has the shape of
-/// [`PreparedPull`]; `Ok(None)` when it has not, and the query must be bound and planned
-/// per request. A key value a parameter gives must already have the key's type: equality
-/// with the key is then the lookup itself, and the condition can be dropped from the
-/// filter.
-pub fn prepare_pull(
-    select: &Select,
-    catalog: &dyn Catalog,
-    max_rows: u64,
-) -> Result<Option<PreparedPull>> {
-    let Some(table) = catalog.source(&select.from.value) else {
-        return Ok(None);
-    };
-    let keys = table.schema.keys();
-    let (Some(w), SourceKind::Table, false) = (&select.selection, table.kind, keys.is_empty())
-    else {
-        return Ok(None);
-    };
-    let mut parts = Vec::new();
-    conjuncts(w, &mut parts);
-    let mut key_at: Vec<Option<sqlparser::tokenizer::Location>> = vec![None; keys.len()];
-    let mut rest: Vec<SqlExpr> = Vec::new();
-    for part in parts {
-        let key_eq = match part {
-            SqlExpr::BinaryOp {
-                left,
-                op: BinaryOperator::Eq,
-                right,
-            } => match (
-                sluice_sql::placeholder_at(left),
-                sluice_sql::placeholder_at(right),
-            ) {
-                (None, Some(at)) => column_ref(left).map(|c| (c, at)),
-                (Some(at), None) => column_ref(right).map(|c| (c, at)),
-                _ => None,
-            },
-            _ => None,
-        };
-        let ki = key_eq
-            .as_ref()
-            .and_then(|(c, _)| keys.iter().position(|k| &k.name == c));
-        match (ki, key_eq) {
-            (Some(ki), Some((_, at))) if key_at[ki].is_none() => key_at[ki] = Some(at),
-            (Some(_), Some(_)) => return Ok(None),
-            _ => rest.push(part.clone()),
-        }
-    }
-    let Some(key_at) = key_at.into_iter().collect::<Option<Vec<_>>>() else {
-        return Ok(None);
-    };
-    let mut bare = select.clone();
-    bare.selection = rest.into_iter().reduce(|l, r| SqlExpr::BinaryOp {
-        left: Box::new(l),
-        op: BinaryOperator::And,
-        right: Box::new(r),
-    });
-    // Parameters anywhere but the key conditions need binding per request.
-    if !sluice_sql::placeholders(&mut bare).is_empty() {
-        return Ok(None);
-    }
-    // So the key conditions hold every parameter, and a key's parameter number is the
-    // rank of its placeholder in text order.
-    let mut by_text: Vec<usize> = (0..key_at.len()).collect();
-    by_text.sort_by_key(|&ki| (key_at[ki].line, key_at[ki].column));
-    let mut param_of = vec![0; key_at.len()];
-    for (param, ki) in by_text.into_iter().enumerate() {
-        param_of[ki] = param;
-    }
-    let key_params = param_of
-        .into_iter()
-        .zip(keys)
-        .map(|(param, k)| (param, k.data_type.clone()))
-        .collect();
-    let (plan, columns) = plan_pull(&bare, catalog, max_rows)?;
-    Ok(Some(PreparedPull {
-        plan,
-        columns,
-        key_params,
-    }))
 }
 
 /// Conjuncts of a WHERE clause.
-fn conjuncts<'e>(e: &'e SqlExpr, out: &mut Vec<&'e SqlExpr>) {
+pub(crate) fn conjuncts<'e>(e: &'e SqlExpr, out: &mut Vec<&'e SqlExpr>) {
     match e {
         SqlExpr::BinaryOp {
             left,
@@ -1799,230 +1708,6 @@ fn conjuncts<'e>(e: &'e SqlExpr, out: &mut Vec<&'e SqlExpr>) {
         other => out.push(other),
     }
 }
-
-fn constant(scope: &Scope, e: &SqlExpr, ty: &DataType) -> Result<Option<Value>> {
-    let empty = Scope {
-        columns: Vec::new(),
-        qualifiers: scope.qualifiers.clone(),
-    };
-    match Binder::plain(&empty).bind(e) {
-        Ok(b) => {
-            let v = cast(b.expr.eval(&[]), ty);
-            Ok(if v.is_null() { None } else { Some(v) })
-        }
-        Err(_) => Ok(None),
-    }
-}
-
-fn access_path(table: &SourceDef, scope: &Scope, w: &SqlExpr) -> Result<PullAccess> {
-    let keys = table.schema.keys();
-    let mut parts = Vec::new();
-    conjuncts(w, &mut parts);
-    let is_key = |e: &SqlExpr, k: &Column| column_ref(e).as_deref() == Some(k.name.as_str());
-    // Equality (or IN) on every key column: point lookups.
-    let mut per_key: Vec<Option<Vec<Value>>> = vec![None; keys.len()];
-    for part in &parts {
-        for (ki, k) in keys.iter().enumerate() {
-            match part {
-                SqlExpr::BinaryOp {
-                    left,
-                    op: BinaryOperator::Eq,
-                    right,
-                } => {
-                    let val = if is_key(left, k) {
-                        right
-                    } else if is_key(right, k) {
-                        left
-                    } else {
-                        continue;
-                    };
-                    if let Some(v) = constant(scope, val, &k.data_type)? {
-                        per_key[ki] = Some(vec![v]);
-                    }
-                }
-                SqlExpr::In {
-                    expr,
-                    target: InTarget::List(list),
-                    negated: false,
-                    ..
-                } if is_key(expr, k) => {
-                    let mut vals = Vec::new();
-                    for item in list {
-                        if let Some(v) = constant(scope, item, &k.data_type)? {
-                            vals.push(v);
-                        }
-                    }
-                    per_key[ki] = Some(vals);
-                }
-                _ => {}
-            }
-        }
-    }
-    if per_key.iter().all(Option::is_some) && !keys.is_empty() {
-        let mut tuples: Vec<Vec<Value>> = vec![Vec::new()];
-        for vals in per_key.into_iter().flatten() {
-            let mut next = Vec::new();
-            for t in &tuples {
-                for v in &vals {
-                    let mut t2 = t.clone();
-                    t2.push(v.clone());
-                    next.push(t2);
-                }
-            }
-            tuples = next;
-        }
-        return Ok(PullAccess::Keys(tuples));
-    }
-    // Bounds on the first key column: a range scan.
-    let Some(k) = keys.first() else {
-        return Ok(PullAccess::Scan);
-    };
-    let mut lower: Option<(Value, bool)> = None;
-    let mut upper: Option<(Value, bool)> = None;
-    for part in &parts {
-        match part {
-            SqlExpr::BinaryOp { left, op, right } => {
-                let (flipped, val) = if is_key(left, k) {
-                    (false, right)
-                } else if is_key(right, k) {
-                    (true, left)
-                } else {
-                    continue;
-                };
-                let Some(v) = constant(scope, val, &k.data_type)? else {
-                    continue;
-                };
-                let op = match (op, flipped) {
-                    (BinaryOperator::Gt, false) | (BinaryOperator::Lt, true) => BinaryOp::Gt,
-                    (BinaryOperator::GtEq, false) | (BinaryOperator::LtEq, true) => BinaryOp::GtEq,
-                    (BinaryOperator::Lt, false) | (BinaryOperator::Gt, true) => BinaryOp::Lt,
-                    (BinaryOperator::LtEq, false) | (BinaryOperator::GtEq, true) => BinaryOp::LtEq,
-                    _ => continue,
-                };
-                match op {
-                    BinaryOp::Gt | BinaryOp::GtEq => lower = Some((v, op == BinaryOp::GtEq)),
-                    _ => upper = Some((v, op == BinaryOp::LtEq)),
-                }
-            }
-            SqlExpr::Between {
-                expr,
-                negated: false,
-                low,
-                high,
-            } if is_key(expr, k) => {
-                if let (Some(lo), Some(hi)) = (
-                    constant(scope, low, &k.data_type)?,
-                    constant(scope, high, &k.data_type)?,
-                ) {
-                    lower = Some((lo, true));
-                    upper = Some((hi, true));
-                }
-            }
-            _ => {}
-        }
-    }
-    if lower.is_some() || upper.is_some() {
-        return Ok(PullAccess::Range { lower, upper });
-    }
-    Ok(PullAccess::Scan)
-}
-
-#[cfg(test)]
-mod prepare_pull_tests {
-    use super::*;
-    use sluice_sql::StatementKind;
-    use std::collections::BTreeMap;
-
-    fn catalog() -> BTreeMap<String, SourceDef> {
-        let col = |n: &str, t: DataType, role: ColumnRole| Column {
-            name: n.into(),
-            data_type: t,
-            role,
-        };
-        let table = |name: &str, kind: SourceKind, keys: &[&str]| SourceDef {
-            id: 7,
-            name: name.into(),
-            kind,
-            schema: Schema::new(
-                keys.iter()
-                    .map(|k| col(k, DataType::String, ColumnRole::Key))
-                    .chain([col("V", DataType::BigInt, ColumnRole::Value)])
-                    .collect(),
-            ),
-            topic: name.to_lowercase(),
-            key_format: FormatSpec::new(FormatKind::Json),
-            value_format: FormatSpec::new(FormatKind::Json),
-            timestamp_column: None,
-            timestamp_format: None,
-            headers: Vec::new(),
-            written_by: None,
-            sql: String::new(),
-            read_only: false,
-            window: None,
-        };
-        let mut c = BTreeMap::new();
-        c.insert("T".into(), table("T", SourceKind::Table, &["ID"]));
-        c.insert("T2".into(), table("T2", SourceKind::Table, &["A", "B"]));
-        c.insert("S".into(), table("S", SourceKind::Stream, &["ID"]));
-        c
-    }
-
-    fn prepare(sql: &str) -> Option<PreparedPull> {
-        let mut stmts = sluice_sql::parse(sql).unwrap();
-        let StatementKind::Select(select) = stmts.remove(0).kind else {
-            panic!("not a select: {sql}");
-        };
-        prepare_pull(&select, &catalog(), 100).unwrap()
-    }
-
-    fn key_params(sql: &str) -> Option<Vec<usize>> {
-        prepare(sql).map(|p| p.key_params.into_iter().map(|(i, _)| i).collect())
-    }
-
-    #[test]
-    fn key_equalities_by_parameter_are_prepared() {
-        assert_eq!(key_params("SELECT * FROM t WHERE id = ?;"), Some(vec![0]));
-        assert_eq!(key_params("SELECT * FROM t WHERE ? = t.id;"), Some(vec![0]));
-        assert_eq!(
-            key_params("SELECT v FROM t WHERE (id = ?) AND v > 3;"),
-            Some(vec![0])
-        );
-        // Parameters are numbered in text order, whatever the key order.
-        assert_eq!(
-            key_params("SELECT * FROM t2 WHERE b = ? AND a = ?;"),
-            Some(vec![1, 0])
-        );
-    }
-
-    #[test]
-    fn the_remaining_conditions_stay_in_the_filter() {
-        let p = prepare("SELECT v FROM t WHERE id = ? AND v > 3;").unwrap();
-        assert!(p.plan.filter.is_some());
-        let p = prepare("SELECT v FROM t WHERE id = ?;").unwrap();
-        assert!(p.plan.filter.is_none());
-        assert_eq!(p.columns.len(), 1);
-    }
-
-    #[test]
-    fn other_shapes_are_planned_per_request() {
-        for sql in [
-            "SELECT * FROM t WHERE id = 'a';",
-            "SELECT * FROM t WHERE id = ? OR id = ?;",
-            "SELECT * FROM t WHERE id = ? AND v = ?;",
-            "SELECT * FROM t WHERE id = ? AND id = ?;",
-            "SELECT * FROM t WHERE id > ?;",
-            "SELECT * FROM t WHERE v = ?;",
-            "SELECT ?, v FROM t WHERE id = ?;",
-            "SELECT * FROM t2 WHERE a = ?;",
-            "SELECT * FROM t;",
-            "SELECT * FROM s WHERE id = ?;",
-            "SELECT * FROM nowhere WHERE id = ?;",
-        ] {
-            assert!(prepare(sql).is_none(), "{sql}");
-        }
-    }
-}
-
 #[cfg(test)]
 mod namer_tests {
     use super::*;

@@ -7,12 +7,12 @@ use sluice_common::{
     Value,
 };
 use sluice_engine::{
-    Engine, PROCESSING_LOG_TOPIC, PullPlan, PushPlan, QueryPlan, encode_row_record,
+    AggregatePushPlan, Engine, PROCESSING_LOG_TOPIC, PullPlan, PushPlan, QueryPlan,
+    encode_row_record,
 };
-use sluice_planner::query::{
-    NewIds, OutputColumn, PreparedPull, plan_create_as, plan_insert_select,
-};
-use sluice_planner::{Catalog, PlanError, PlanErrorKind};
+use sluice_planner::pull::{PreparedPull, PullKind};
+use sluice_planner::query::{NewIds, OutputColumn, PushKind, plan_create_as, plan_insert_select};
+use sluice_planner::{Catalog, PlanError, PlanErrorKind, QueryConfig};
 use sluice_sql::{ExplainTarget, Name, Select, ShowWhat, Statement, StatementKind};
 use sluice_storage::{Cf, EmbeddedLog, Log, Txn};
 use std::collections::BTreeMap;
@@ -31,17 +31,37 @@ pub struct PlannedQuery {
     pub id: String,
     pub columns: Vec<OutputColumn>,
     pub kind: QueryKind,
+    /// The settings it was planned with: the server's, with the request's overrides.
+    pub config: QueryConfig,
 }
 
 pub enum QueryKind {
+    /// A pull query on a table.
     Pull(PullPlan),
+    /// A pull query on a stream: a scan of what its topic holds now.
+    StreamPull(PushPlan),
     Push(PushPlan),
+    /// An aggregating push query: a transient aggregation.
+    AggregatePush(AggregatePushPlan),
+}
+
+/// Most groups (and, over a table, source rows) an aggregating push query keeps in memory;
+/// past that it fails rather than grow without bound.
+pub const TRANSIENT_AGGREGATION_GROUPS: usize = 100_000;
+
+fn next_query_number() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 pub(crate) fn transient_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!("transient_{}", NEXT.fetch_add(1, Ordering::Relaxed))
+    format!("transient_{}", next_query_number())
+}
+
+/// ksqlDB names scalable push queries `SCALABLE_PUSH_QUERY_<id>`.
+fn scalable_push_id() -> String {
+    format!("SCALABLE_PUSH_QUERY_{}", next_query_number())
 }
 
 /// The outcome of one statement, as a message and an optional table.
@@ -87,6 +107,8 @@ pub struct Executor {
     /// Serializes catalog changes so check-then-write is atomic.
     ddl: tokio::sync::Mutex<()>,
     pub pull_max_rows: u64,
+    /// The server's pull and push query settings; requests may override them.
+    pub query_config: QueryConfig,
 }
 
 fn processing_log_source() -> SourceDef {
@@ -182,6 +204,7 @@ impl Executor {
             catalog: RwLock::new(state),
             ddl: tokio::sync::Mutex::new(()),
             pull_max_rows,
+            query_config: QueryConfig::default(),
         };
         for (id, reason) in unreadable_queries {
             exec.engine.register_failed(&id, reason);
@@ -260,26 +283,73 @@ impl Executor {
     }
 
     /// Plans a SELECT the way the Query RPC runs it: a push query with EMIT CHANGES, else
-    /// a pull query. The Query RPC and `sluice test` both call this so they run the same
-    /// plans.
-    pub fn plan_query(&self, select: &Select) -> Result<PlannedQuery, ExecError> {
+    /// a pull query, with the request's `properties` over the server's settings. The Query
+    /// RPC and `sluice test` both call this so they run the same plans.
+    pub fn plan_query(
+        &self,
+        select: &Select,
+        properties: &std::collections::HashMap<String, String>,
+    ) -> Result<PlannedQuery, ExecError> {
+        let config = self.query_config.with_overrides(properties);
         let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
         if select.emit_changes {
-            let (plan, columns) = sluice_planner::query::plan_push(select, &*cat)?;
+            let (kind, columns) = sluice_planner::query::plan_push(select, &*cat)?;
+            let mut plan = match kind {
+                PushKind::Plain(plan) => plan,
+                PushKind::Aggregate(plan) => {
+                    return Ok(PlannedQuery {
+                        id: transient_id(),
+                        columns,
+                        kind: QueryKind::AggregatePush(plan),
+                        config,
+                    });
+                }
+            };
+            let writers = cat
+                .queries
+                .values()
+                .filter(|q| q.sink == plan.source.name)
+                .count();
+            let scalable = sluice_planner::query::is_scalable_push(select, &config, writers);
+            plan.skip_null_keys = scalable;
             Ok(PlannedQuery {
-                id: transient_id(),
+                id: if scalable {
+                    scalable_push_id()
+                } else {
+                    transient_id()
+                },
                 columns,
                 kind: QueryKind::Push(plan),
+                config,
             })
         } else {
-            let (plan, columns) =
-                sluice_planner::query::plan_pull(select, &*cat, self.pull_max_rows)?;
+            let planned =
+                sluice_planner::pull::plan_pull(select, &*cat, &config, self.pull_max_rows)?;
             Ok(PlannedQuery {
                 id: transient_id(),
-                columns,
-                kind: QueryKind::Pull(plan),
+                columns: planned.columns,
+                kind: match planned.kind {
+                    PullKind::Table(plan) => QueryKind::Pull(plan),
+                    PullKind::Stream(plan) => QueryKind::StreamPull(plan),
+                },
+                config,
             })
         }
+    }
+
+    /// Runs a pull query on a stream to the end and returns its rows (at most the pull
+    /// row cap, else an error). Callers that can stream rows use `Engine::scan_stream`.
+    pub async fn collect_stream_pull(&self, plan: PushPlan) -> Result<Vec<Vec<Value>>, ExecError> {
+        let mut rx = self.engine.scan_stream(plan, self.pull_max_rows)?;
+        let mut rows = Vec::new();
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                sluice_engine::ScanEvent::Row(r) => rows.push(r),
+                sluice_engine::ScanEvent::Done { .. } => break,
+                sluice_engine::ScanEvent::Failed(m) => return Err(ExecError::invalid(m)),
+            }
+        }
+        Ok(rows)
     }
 
     /// Runs a pull plan. A few key lookups run in place: point reads served from the
@@ -309,9 +379,14 @@ impl Executor {
     /// the ordinary path then reports the error.
     pub fn prepare_pull(&self, select: &Select) -> (u64, Option<PreparedPull>) {
         let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-        let prepared = sluice_planner::query::prepare_pull(select, &*cat, self.pull_max_rows)
-            .ok()
-            .flatten();
+        let prepared = sluice_planner::pull::prepare_pull(
+            select,
+            &*cat,
+            &self.query_config,
+            self.pull_max_rows,
+        )
+        .ok()
+        .flatten();
         (cat.version, prepared)
     }
 
@@ -1211,24 +1286,46 @@ impl Executor {
                         describe_plan(&planned.plan)
                     }
                     StatementKind::Select(select) if select.emit_changes => {
-                        let (plan, _) = sluice_planner::query::plan_push(select, &*cat)?;
-                        format!(
-                            "Push query over {} (topic {})\n  filter: {}\n  projection: {} expressions",
-                            plan.source.name,
-                            plan.source.topic,
-                            plan.filter.is_some(),
-                            plan.projection.len()
-                        )
+                        let (kind, _) = sluice_planner::query::plan_push(select, &*cat)?;
+                        match kind {
+                            PushKind::Plain(plan) => format!(
+                                "Push query over {} (topic {})\n  filter: {}\n  projection: {} expressions",
+                                plan.source.name,
+                                plan.source.topic,
+                                plan.filter.is_some(),
+                                plan.projection.len()
+                            ),
+                            PushKind::Aggregate(plan) => format!(
+                                "Aggregating push query over {} (topic {}), state in memory for the subscription\n  filter: {}\n  group by: {} expressions\n  aggregates: {}",
+                                plan.source.name,
+                                plan.source.topic,
+                                plan.filter.is_some(),
+                                plan.group_by.len(),
+                                plan.aggregates.len()
+                            ),
+                        }
                     }
                     StatementKind::Select(select) => {
-                        let (plan, _) =
-                            sluice_planner::query::plan_pull(select, &*cat, self.pull_max_rows)?;
-                        format!(
-                            "Pull query on {}\n  access: {:?}\n  filter: {}",
-                            plan.table.name,
-                            plan.access,
-                            plan.filter.is_some()
-                        )
+                        let planned = sluice_planner::pull::plan_pull(
+                            select,
+                            &*cat,
+                            &self.query_config,
+                            self.pull_max_rows,
+                        )?;
+                        match planned.kind {
+                            PullKind::Table(plan) => format!(
+                                "Pull query on {}\n  access: {:?}\n  filter: {}",
+                                plan.table.name,
+                                plan.access,
+                                plan.filter.is_some()
+                            ),
+                            PullKind::Stream(plan) => format!(
+                                "Pull query on stream {} (topic {}, to its end offsets)\n  filter: {}",
+                                plan.source.name,
+                                plan.source.topic,
+                                plan.filter.is_some()
+                            ),
+                        }
                     }
                     _ => {
                         return Err(ExecError::invalid(

@@ -8,7 +8,9 @@ mod print;
 mod service;
 
 pub use error::ExecError;
-pub use exec::{Executor, PROCESSING_LOG_STREAM, PlannedQuery, QueryKind};
+pub use exec::{
+    Executor, PROCESSING_LOG_STREAM, PlannedQuery, QueryKind, TRANSIENT_AGGREGATION_GROUPS,
+};
 
 use sluice_proto::v1::sluice_server::SluiceServer;
 use sluice_storage::EmbeddedLog;

@@ -5,8 +5,9 @@ use crate::error::ExecError;
 use crate::exec::{Executor, QueryKind, now_ms, transient_id};
 use futures::Stream;
 use sluice_common::Value;
-use sluice_engine::{PullAccess, PushEvent, PushStart, encode_row_record};
-use sluice_planner::query::{OutputColumn, PreparedPull};
+use sluice_engine::{PullAccess, PushEvent, PushStart, ScanEvent, encode_row_record};
+use sluice_planner::pull::PreparedPull;
+use sluice_planner::query::OutputColumn;
 use sluice_proto::v1 as pb;
 use sluice_proto::v1::sluice_server::Sluice;
 use sluice_sql::StatementKind;
@@ -131,13 +132,21 @@ impl Stream for PushRows {
                     this.done = true;
                     return Poll::Ready(Some(Ok(final_msg("Limit Reached", this.rows))));
                 }
-                PushEvent::Failed(message) => {
+                PushEvent::Failed {
+                    message,
+                    resource_exhausted,
+                } => {
                     this.done = true;
                     tracing::error!(query = %this.query, "push query failed: {message}");
-                    return Poll::Ready(Some(Err(Status::internal(format!(
-                        "push query {} failed: {message}",
-                        this.query
-                    )))));
+                    let code = if resource_exhausted {
+                        tonic::Code::ResourceExhausted
+                    } else {
+                        tonic::Code::Internal
+                    };
+                    return Poll::Ready(Some(Err(crate::error::status(
+                        code,
+                        format!("push query {} failed: {message}", this.query),
+                    ))));
                 }
             }
         }
@@ -147,6 +156,46 @@ impl Stream for PushRows {
 impl Drop for PushRows {
     fn drop(&mut self) {
         tracing::info!(query = %self.query, rows = self.rows, "push query ended");
+    }
+}
+
+/// A pull query on a stream as the response stream: rows as the scan reads them, then
+/// the final message ("Query Completed", or "Limit Reached" at LIMIT), or the error that
+/// stopped it.
+struct ScanRows {
+    rx: mpsc::Receiver<ScanEvent>,
+    rows: u64,
+}
+
+impl Stream for ScanRows {
+    type Item = Result<pb::QueryResponse, Status>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        let Some(ev) = std::task::ready!(this.rx.poll_recv(cx)) else {
+            return Poll::Ready(None);
+        };
+        Poll::Ready(Some(match ev {
+            ScanEvent::Row(row) => {
+                this.rows += 1;
+                Ok(row_msg(&row, 0, 0, false))
+            }
+            ScanEvent::Done { limit_reached } => Ok(final_msg(
+                if limit_reached {
+                    "Limit Reached"
+                } else {
+                    "Query Completed"
+                },
+                this.rows,
+            )),
+            ScanEvent::Failed(message) => {
+                Err(crate::error::status(tonic::Code::InvalidArgument, message))
+            }
+        }))
     }
 }
 
@@ -274,17 +323,21 @@ async fn run_one_pull(
         .map(|(i, v)| param(v).map_err(|m| ExecError::invalid(format!("parameter {}: {m}", i + 1))))
         .collect::<Result<Vec<_>, _>>()?;
     sluice_sql::bind_params(&mut select, &params)?;
-    let planned = exec.plan_query(&select)?;
-    let QueryKind::Pull(plan) = planned.kind else {
-        return Err(ExecError::internal(
-            "a SELECT without EMIT CHANGES planned as a push query",
-        ));
-    };
+    let planned = exec.plan_query(&select, &HashMap::new())?;
     let columns = match req.with_columns {
         true => pb_columns(&planned.columns),
         false => Vec::new(),
     };
-    Ok((columns, exec.run_pull(plan).await?))
+    let rows = match planned.kind {
+        QueryKind::Pull(plan) => exec.run_pull(plan).await?,
+        QueryKind::StreamPull(plan) => exec.collect_stream_pull(plan).await?,
+        QueryKind::Push(_) | QueryKind::AggregatePush(_) => {
+            return Err(ExecError::internal(
+                "a SELECT without EMIT CHANGES planned as a push query",
+            ));
+        }
+    };
+    Ok((columns, rows))
 }
 
 /// A Pull parameter as the SQL literal it stands for.
@@ -334,7 +387,8 @@ impl SluiceService {
         });
         match stmt.kind {
             StatementKind::Select(select) => {
-                let planned = self.exec.plan_query(&select)?;
+                let planned = self.exec.plan_query(&select, &req.properties)?;
+                let latest = planned.config.offset_reset_latest;
                 let id = planned.id;
                 let cols = planned
                     .columns
@@ -342,7 +396,18 @@ impl SluiceService {
                     .map(|c| column(&c.name, &c.data_type.to_string(), c.role.label()))
                     .collect();
                 let plan = match planned.kind {
-                    QueryKind::Push(plan) => plan,
+                    QueryKind::Push(plan) => Ok(plan),
+                    QueryKind::AggregatePush(plan) => Err(plan),
+                    QueryKind::StreamPull(plan) => {
+                        let rx = self
+                            .exec
+                            .engine
+                            .scan_stream(plan, self.exec.pull_max_rows)
+                            .map_err(ExecError::from)?;
+                        let rows = ScanRows { rx, rows: 0 };
+                        let out = tokio_stream::once(Ok(header(&id, cols, false))).chain(rows);
+                        return Ok(Response::new(Box::pin(out)));
+                    }
                     QueryKind::Pull(plan) => {
                         let rows = self.exec.run_pull(plan).await?;
                         let mut out = Vec::with_capacity(rows.len() + 2);
@@ -362,16 +427,20 @@ impl SluiceService {
                             .map(|p| (p.partition.max(0) as u32, p.offset.max(0) as u64))
                             .collect(),
                     )
-                } else if earliest {
-                    PushStart::Earliest
-                } else {
+                } else if latest {
                     PushStart::Latest
+                } else {
+                    PushStart::Earliest
                 };
-                let rx = self
-                    .exec
-                    .engine
-                    .push(plan, start)
-                    .map_err(ExecError::from)?;
+                let rx = match plan {
+                    Ok(plan) => self.exec.engine.push(plan, start),
+                    Err(plan) => self.exec.engine.push_aggregate(
+                        plan,
+                        start,
+                        crate::exec::TRANSIENT_AGGREGATION_GROUPS,
+                    ),
+                }
+                .map_err(ExecError::from)?;
                 tracing::info!(query = %id, "push query started");
                 let rows = PushRows {
                     rx,

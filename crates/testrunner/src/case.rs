@@ -153,6 +153,24 @@ pub async fn run_case(case: &Case) -> CaseOutcome {
     }
 }
 
+/// A case's "properties", as the request properties ksqlDB's harness sends with every
+/// statement and query.
+pub(crate) fn case_properties(test: &Json) -> std::collections::HashMap<String, String> {
+    test.get("properties")
+        .and_then(Json::as_object)
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub(crate) enum CaseError {
     Fail(String),
     Skip(String),
@@ -171,9 +189,16 @@ async fn run_inner(test: &Json) -> Result<(), CaseError> {
             .map_err(|e| CaseError::Fail(e.to_string()))?
             .map_err(|e| CaseError::Fail(format!("cannot open storage: {e}")))?
     };
-    let exec = Executor::open(Arc::new(log), 1_000_000)
+    let mut exec = Executor::open(Arc::new(log), 1_000_000)
         .await
         .map_err(|e| CaseError::Fail(e.to_string()))?;
+    // ksqlDB's test server enables scalable push queries, and its push queries read from
+    // the earliest offset unless a case asks for the latest.
+    exec.query_config = sluice_planner::QueryConfig {
+        push_v2_enabled: true,
+        offset_reset_latest: false,
+        ..sluice_planner::QueryConfig::default()
+    };
     let result = run_with(&exec, test).await;
     exec.engine.shutdown().await;
     drop(exec);
@@ -191,20 +216,7 @@ async fn run_with(exec: &Executor, test: &Json) -> Result<(), CaseError> {
         .map(|a| a.iter().filter_map(Json::as_str).collect())
         .unwrap_or_default();
     // Case properties (format defaults, topic prefix, ...) apply to every statement.
-    let properties: std::collections::HashMap<String, String> = test
-        .get("properties")
-        .and_then(Json::as_object)
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let properties = case_properties(test);
     // ksqlDB's harness runs the statements as one script, one per line, so error positions
     // count lines from the start of the script: each statement is parsed where it sits.
     let mut script_line = 0;

@@ -6,7 +6,7 @@
 use crate::case::{CaseError, check_outputs, fail, produce_inputs, settle};
 use serde_json::{Map, Value as Json};
 use sluice_common::DataType;
-use sluice_engine::{PullPlan, PushEvent, PushStart};
+use sluice_engine::{PullPlan, PushEvent, PushStart, ScanEvent};
 use sluice_format::value_to_json;
 use sluice_server::{ExecError, Executor, QueryKind};
 use sluice_sql::{ShowWhat, Statement, StatementKind};
@@ -135,20 +135,6 @@ fn judge_error(expected: Option<&Json>, err: &ExecError, what: &str) -> Result<(
     Ok(())
 }
 
-fn push_start(test: &Json) -> PushStart {
-    let latest = test
-        .get("properties")
-        .and_then(Json::as_object)
-        .and_then(|p| p.get("auto.offset.reset"))
-        .and_then(Json::as_str)
-        .is_some_and(|v| v.eq_ignore_ascii_case("latest"));
-    if latest {
-        PushStart::Latest
-    } else {
-        PushStart::Earliest
-    }
-}
-
 /// A planned query: a push query already reading, or a pull query still to run.
 enum Begun {
     Push {
@@ -161,10 +147,18 @@ enum Begun {
         header: Map<String, Json>,
         types: Vec<DataType>,
     },
+    /// A pull query on a stream, already scanning.
+    StreamPull {
+        rx: mpsc::Receiver<ScanEvent>,
+        header: Map<String, Json>,
+        types: Vec<DataType>,
+    },
 }
 
 pub(crate) async fn run_rqtt(exec: &Executor, test: &Json) -> Result<(), CaseError> {
     let expected_error = test.get("expectedError");
+    // ksqlDB's harness sends the case's properties with every statement and query.
+    let properties = crate::case::case_properties(test);
     let texts: Vec<&str> = test
         .get("statements")
         .and_then(Json::as_array)
@@ -200,7 +194,7 @@ pub(crate) async fn run_rqtt(exec: &Executor, test: &Json) -> Result<(), CaseErr
 
     let mut actual = Vec::new();
     for stmt in &statements {
-        match exec.execute(stmt).await {
+        match exec.execute_with(stmt, &properties).await {
             Ok(_) => {
                 if let Some(t) = admin_type(&stmt.kind) {
                     let mut m = Map::new();
@@ -213,7 +207,6 @@ pub(crate) async fn run_rqtt(exec: &Executor, test: &Json) -> Result<(), CaseErr
         }
     }
 
-    let start = push_start(test);
     let wait_for_push = test
         .get("inputConditions")
         .and_then(|c| c.get("waitForActivePushQuery"))
@@ -224,7 +217,7 @@ pub(crate) async fn run_rqtt(exec: &Executor, test: &Json) -> Result<(), CaseErr
     let mut begun = Vec::new();
     if wait_for_push {
         for stmt in &queries {
-            match begin_query(exec, stmt, &start) {
+            match begin_query(exec, stmt, &properties) {
                 Ok(q) => begun.push(q),
                 Err(e) => return judge_error(expected_error, &e, &format!("query {}", stmt.text)),
             }
@@ -236,7 +229,7 @@ pub(crate) async fn run_rqtt(exec: &Executor, test: &Json) -> Result<(), CaseErr
 
     if !wait_for_push {
         for stmt in &queries {
-            match begin_query(exec, stmt, &start) {
+            match begin_query(exec, stmt, &properties) {
                 Ok(q) => begun.push(q),
                 Err(e) => return judge_error(expected_error, &e, &format!("query {}", stmt.text)),
             }
@@ -266,33 +259,63 @@ pub(crate) async fn run_rqtt(exec: &Executor, test: &Json) -> Result<(), CaseErr
     check_outputs(exec, test)
 }
 
-fn header_for(id: &str, columns: &[(String, DataType, bool)], pull: bool) -> Map<String, Json> {
+fn header_for(id: &str, columns: &[HeaderColumn], pull: bool) -> Map<String, Json> {
     let mut m = Map::new();
     m.insert("queryId".into(), Json::from(id));
     m.insert("schema".into(), Json::from(header_schema(columns, pull)));
     m
 }
 
-/// Plans a query with the server's planning; a push query starts reading now.
-fn begin_query(exec: &Executor, stmt: &Statement, start: &PushStart) -> Result<Begun, ExecError> {
+/// Plans a query with the server's planning and the case's properties; a push query (or
+/// a pull query on a stream) starts reading now.
+fn begin_query(
+    exec: &Executor,
+    stmt: &Statement,
+    properties: &std::collections::HashMap<String, String>,
+) -> Result<Begun, ExecError> {
     let StatementKind::Select(select) = &stmt.kind else {
         return Err(ExecError::invalid("not a query"));
     };
-    let planned = exec.plan_query(select)?;
-    let cols: Vec<(String, DataType, bool)> = planned
+    let planned = exec.plan_query(select, properties)?;
+    let cols: Vec<HeaderColumn> = planned
         .columns
         .iter()
-        .map(|c| (c.name.clone(), c.data_type.clone(), c.role.is_key()))
+        .map(|c| HeaderColumn {
+            name: c.name.clone(),
+            ty: c.data_type.clone(),
+            key: c.role.is_key(),
+            header: c.header.clone(),
+        })
         .collect();
-    let types = cols.iter().map(|c| c.1.clone()).collect();
+    let types = cols.iter().map(|c| c.ty.clone()).collect();
+    let start = if planned.config.offset_reset_latest {
+        PushStart::Latest
+    } else {
+        PushStart::Earliest
+    };
     Ok(match planned.kind {
         QueryKind::Pull(plan) => Begun::Pull {
             plan: Box::new(plan),
             header: header_for(&planned.id, &cols, true),
             types,
         },
+        // A stream's pull query answers with a push query's header (no KEY marks).
+        QueryKind::StreamPull(plan) => Begun::StreamPull {
+            rx: exec.engine.scan_stream(plan, exec.pull_max_rows)?,
+            header: header_for(&planned.id, &cols, false),
+            types,
+        },
+        QueryKind::AggregatePush(plan) => Begun::Push {
+            rx: exec.engine.push_aggregate(
+                plan,
+                start,
+                sluice_server::TRANSIENT_AGGREGATION_GROUPS,
+            )?,
+            header: header_for(&planned.id, &cols, false),
+            types,
+        },
         QueryKind::Push(plan) => Begun::Push {
-            rx: exec.engine.push(plan, start.clone())?,
+            rx: exec.engine.push(plan, start)?,
             header: header_for(&planned.id, &cols, false),
             types,
         },
@@ -321,6 +344,40 @@ async fn finish_query(exec: &Executor, query: Begun) -> Result<QueryResponse, Ex
             })
         }
         Begun::Push { rx, header, types } => Ok(collect_push(rx, header, types).await),
+        Begun::StreamPull {
+            mut rx,
+            header,
+            types,
+        } => {
+            let mut rows = Vec::new();
+            let mut final_message = None;
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    ScanEvent::Row(row) => rows.push(ActualRow {
+                        columns: row.iter().map(value_to_json).collect(),
+                        tombstone: false,
+                    }),
+                    ScanEvent::Done { limit_reached } => {
+                        final_message = Some(
+                            if limit_reached {
+                                "Limit Reached"
+                            } else {
+                                "Query Completed"
+                            }
+                            .to_string(),
+                        );
+                        break;
+                    }
+                    ScanEvent::Failed(m) => return Err(ExecError::invalid(m)),
+                }
+            }
+            Ok(QueryResponse {
+                header,
+                types,
+                rows,
+                final_message,
+            })
+        }
     }
 }
 
@@ -340,7 +397,7 @@ async fn collect_push(
                 tombstone,
             }),
             Ok(Some(PushEvent::Skipped { .. })) => {}
-            Ok(Some(PushEvent::Failed(message))) => {
+            Ok(Some(PushEvent::Failed { message, .. })) => {
                 final_message = Some(format!("Error: {message}"));
                 break;
             }
@@ -359,19 +416,37 @@ async fn collect_push(
     }
 }
 
+/// A result column as a query header shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct HeaderColumn {
+    pub name: String,
+    pub ty: DataType,
+    pub key: bool,
+    /// A header column of the source read.
+    pub header: Option<sluice_sql::HeaderSpec>,
+}
+
 /// A query header's schema as ksqlDB writes it: "`ID` STRING KEY, `COUNT` BIGINT". Pull
-/// queries mark key columns with KEY (also a table's PRIMARY KEY); push queries do not.
-pub(crate) fn header_schema(columns: &[(String, DataType, bool)], mark_keys: bool) -> String {
-    columns
-        .iter()
-        .map(|(name, ty, key)| {
-            format!(
-                "`{name}` {ty}{}",
-                if mark_keys && *key { " KEY" } else { "" }
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// queries on tables mark key columns with KEY (also a table's PRIMARY KEY) and header
+/// columns with HEADER('k') or HEADERS, listing them after the keys as ksqlDB's schema
+/// does; push queries (and pull queries on streams) mark neither.
+pub(crate) fn header_schema(columns: &[HeaderColumn], mark_keys: bool) -> String {
+    let text = |c: &HeaderColumn| {
+        let mark = match (&c.header, c.key) {
+            _ if !mark_keys => String::new(),
+            (_, true) => " KEY".to_string(),
+            (Some(sluice_sql::HeaderSpec::Key(k)), false) => format!(" HEADER('{k}')"),
+            (Some(sluice_sql::HeaderSpec::All), false) => " HEADERS".to_string(),
+            (None, false) => String::new(),
+        };
+        format!("`{}` {}{mark}", c.name, c.ty)
+    };
+    let mut ordered: Vec<&HeaderColumn> = columns.iter().collect();
+    if mark_keys {
+        let leading_keys = columns.iter().take_while(|c| c.key).count();
+        ordered[leading_keys..].sort_by_key(|c| c.header.is_none());
+    }
+    ordered.into_iter().map(text).collect::<Vec<_>>().join(", ")
 }
 
 /// Compares the keys listed in `expected` with `actual`; `name|starts_with` matches a
@@ -583,11 +658,17 @@ mod tests {
 
     #[test]
     fn header_schema_marks_keys_only_for_pull() {
+        let col = |name: &str, ty: DataType, key: bool| HeaderColumn {
+            name: name.into(),
+            ty,
+            key,
+            header: None,
+        };
         let cols = vec![
-            ("ID".to_string(), DataType::String, true),
-            ("COUNT".to_string(), DataType::BigInt, false),
-            (
-                "S".to_string(),
+            col("ID", DataType::String, true),
+            col("COUNT", DataType::BigInt, false),
+            col(
+                "S",
                 DataType::Struct(vec![("a".into(), DataType::Int)]),
                 false,
             ),
@@ -599,6 +680,21 @@ mod tests {
         assert_eq!(
             header_schema(&cols, false),
             "`ID` STRING, `COUNT` BIGINT, `S` STRUCT<`a` INTEGER>"
+        );
+        // Header columns follow the keys, marked, in pull queries on tables only.
+        let mut with_header = vec![
+            col("K", DataType::Int, true),
+            col("TEXT", DataType::String, false),
+            col("H", DataType::Bytes, false),
+        ];
+        with_header[2].header = Some(sluice_sql::HeaderSpec::Key("abc".into()));
+        assert_eq!(
+            header_schema(&with_header, true),
+            "`K` INTEGER KEY, `H` BYTES HEADER('abc'), `TEXT` STRING"
+        );
+        assert_eq!(
+            header_schema(&with_header, false),
+            "`K` INTEGER, `TEXT` STRING, `H` BYTES"
         );
     }
 

@@ -3,7 +3,7 @@
 //! one row. `pull` sends them over the Pull RPC, pipelined; `pull-query` makes one Query
 //! call per lookup, as a client without pipelining would.
 
-use crate::client::{Client, execute, materialization_lag};
+use crate::client::{Client, create_query, execute, wait_caught_up};
 use crate::events::key;
 use crate::progress::Progress;
 use crate::rng::Rng;
@@ -15,15 +15,23 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-/// Loads a table of `keys` rows, one per key, and waits until its store serves them all.
+/// Loads a queryable table of `keys` rows, one per key, and waits until its store serves
+/// them all. As in ksqlDB, pull queries read a table derived by a query: the rows go into
+/// a source table, `table` is `CREATE TABLE ... AS SELECT *` over it.
 pub(crate) async fn load_table(ctx: &Ctx<'_>, table: &str, label: &str) -> anyhow::Result<()> {
     let o = ctx.opts;
     let mut c = ctx.target.client().await?;
-    execute(&mut c, &super::create_event_table(ctx, table)).await?;
-    super::load_rows(ctx, table, o.keys, label, |g, i| g.row_with_key(i, i)).await?;
-    while materialization_lag(&mut c, table).await? > 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let source = format!("{table}_SRC");
+    execute(&mut c, &super::create_event_table(ctx, &source)).await?;
+    let id = create_query(
+        &mut c,
+        &format!("CREATE TABLE {table} AS SELECT * FROM {source};"),
+    )
+    .await?;
+    super::load_rows(ctx, &source, o.keys, label, |g, i| g.row_with_key(i, i)).await?;
+    let progress = Progress::start(&format!("{label} (view)"), o.keys);
+    wait_caught_up(&mut c, &id, o.keys, &progress).await?;
+    progress.finish();
     Ok(())
 }
 
