@@ -7,6 +7,7 @@
 //! ksqlDB; only broken plans are errors.
 
 pub mod aggregate;
+pub mod coerce;
 pub mod eval;
 pub mod functions;
 pub mod temporal;

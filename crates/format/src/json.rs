@@ -511,7 +511,11 @@ mod tests {
         let got = encode(&columns, &values, true).unwrap();
         let text = String::from_utf8(got.clone()).unwrap();
         assert!(text.contains("1.0E300"), "{text}");
-        assert_eq!(serde_json::from_slice::<Json>(&got).unwrap(), expected, "{text}");
+        assert_eq!(
+            serde_json::from_slice::<Json>(&got).unwrap(),
+            expected,
+            "{text}"
+        );
         for v in &values {
             let got = encode(&columns[..1], std::slice::from_ref(v), false).unwrap();
             assert_eq!(

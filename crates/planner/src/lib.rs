@@ -8,6 +8,7 @@
 //! - [`insert`]: INSERT VALUES → a row to append.
 
 pub mod bind;
+mod coerce;
 pub mod ddl;
 pub mod insert;
 pub mod query;

@@ -321,15 +321,31 @@ mod tests {
         assert!(!record_matches(&j("\"3.4\""), &j("3.40"), text));
         // Doubles decoded from bytes compare as doubles.
         assert!(record_matches(&j("1"), &j("1.0"), Numbers::Typed));
-        assert!(!record_matches(&j("0.3"), &j("0.30000000000000004"), Numbers::Typed));
+        assert!(!record_matches(
+            &j("0.3"),
+            &j("0.30000000000000004"),
+            Numbers::Typed
+        ));
     }
 
     #[test]
     fn records_need_exactly_the_expected_fields() {
         let text = Numbers::JsonText;
-        assert!(record_matches(&j(r#"{"a":1,"B":null}"#), &j(r#"{"A":1,"B":null}"#), text));
-        assert!(!record_matches(&j(r#"{"A":1}"#), &j(r#"{"A":1,"B":null}"#), text));
-        assert!(!record_matches(&j(r#"{"A":1,"B":null,"C":2}"#), &j(r#"{"A":1,"B":null}"#), text));
+        assert!(record_matches(
+            &j(r#"{"a":1,"B":null}"#),
+            &j(r#"{"A":1,"B":null}"#),
+            text
+        ));
+        assert!(!record_matches(
+            &j(r#"{"A":1}"#),
+            &j(r#"{"A":1,"B":null}"#),
+            text
+        ));
+        assert!(!record_matches(
+            &j(r#"{"A":1,"B":null,"C":2}"#),
+            &j(r#"{"A":1,"B":null}"#),
+            text
+        ));
         assert!(!record_matches(
             &j(r#"{"S":{"X":1}}"#),
             &j(r#"{"S":{"X":1,"Y":null}}"#),
