@@ -85,10 +85,19 @@ impl DataType {
         }
     }
 
-    /// ksqlDB's `SqlBaseType.canImplicitlyCast`: on base types only, the same base type or
-    /// a wider number.
+    /// ksqlDB's `SqlBaseType.canImplicitlyCast`: on base types only, the same base type, a
+    /// wider number, or text to a temporal type or bytes.
     pub fn can_implicitly_cast(&self, to: &DataType) -> bool {
         if std::mem::discriminant(self) == std::mem::discriminant(to) {
+            return true;
+        }
+        // Text is read as a date, time, timestamp or (base64) bytes where one is wanted.
+        if *self == DataType::String
+            && matches!(
+                to,
+                DataType::Timestamp | DataType::Date | DataType::Time | DataType::Bytes
+            )
+        {
             return true;
         }
         matches!((self.numeric_rank(), to.numeric_rank()), (Some(a), Some(b)) if a <= b)

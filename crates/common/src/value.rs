@@ -192,7 +192,10 @@ impl Value {
             ) => self.as_f64()?.partial_cmp(&other.as_f64()?),
             (Boolean(a), Boolean(b)) => Some(a.cmp(b)),
             (String(a), String(b)) => Some(a.cmp(b)),
-            (Bytes(a), Bytes(b)) => Some(a.cmp(b)),
+            // Java's ByteBuffer.compareTo compares bytes as signed values.
+            (Bytes(a), Bytes(b)) => {
+                Some(a.iter().map(|x| *x as i8).cmp(b.iter().map(|x| *x as i8)))
+            }
             (Timestamp(a), Timestamp(b)) => Some(a.cmp(b)),
             (Date(a), Date(b)) => Some(a.cmp(b)),
             (Time(a), Time(b)) => Some(a.cmp(b)),

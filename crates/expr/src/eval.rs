@@ -788,6 +788,13 @@ pub fn cast(v: Value, to: &DataType) -> Value {
         },
         DataType::Bytes => match v {
             Bytes(b) => Bytes(b),
+            // As ksqlDB reads text where bytes are wanted: base64.
+            String(s) => {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(s.trim())
+                    .map_or(Null, Bytes)
+            }
             _ => Null,
         },
         _ => {

@@ -14,7 +14,7 @@ pub mod temporal;
 
 pub use aggregate::{AggCall, AggKind};
 pub use eval::{BinaryOp, Expr, HigherOrder, Lambda};
-pub use functions::{ScalarFunction, lookup};
+pub use functions::{Param, Resolved, ScalarFunction, Sig, lookup, resolve};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ExprError {

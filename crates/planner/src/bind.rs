@@ -1286,8 +1286,28 @@ impl<'a> Binder<'a> {
             }
             bound.push(self.bind(a)?);
         }
-        if matches!(name.as_str(), "LEAST" | "GREATEST") {
-            return same_type_call(e, func, &name, &args, bound);
+        if !func.sigs.is_empty() {
+            // ksqlDB's UdfIndex: pick the overload, then CAST arguments it widens.
+            let arg_types: Vec<Option<DataType>> = bound.iter().map(|b| b.ty.clone()).collect();
+            let resolved = sluice_expr::resolve(func.sigs, &arg_types)
+                .or_else(|m| err_at(e, format!("Function '{}' {m}", udf_display_name(&name))))?;
+            let ty = (func.return_type)(&resolved.types)
+                .or_else(|m| err_at(e, format!("Function '{}' {m}", udf_display_name(&name))))?;
+            let args = bound
+                .into_iter()
+                .zip(resolved.casts)
+                .map(|(b, cast)| match cast {
+                    Some(to) => Expr::Cast {
+                        expr: Box::new(b.expr),
+                        to,
+                    },
+                    None => b.expr,
+                })
+                .collect();
+            return Ok(Bound {
+                expr: Expr::Call { func, args },
+                ty: Some(ty),
+            });
         }
         let types: Vec<DataType> = bound
             .iter()
@@ -1303,83 +1323,6 @@ impl<'a> Binder<'a> {
             ty: Some(ty),
         })
     }
-}
-
-/// A call whose arguments share one type `T` (LEAST/GREATEST), resolved as ksqlDB
-/// resolves its generic functions: NULL literals take any type, a string literal takes the
-/// type of the other arguments and is converted to it, and anything else must agree (or
-/// widen, for numbers, by the function's own rule).
-fn same_type_call(
-    e: &SqlExpr,
-    func: &'static sluice_expr::ScalarFunction,
-    name: &str,
-    args: &[&SqlExpr],
-    bound: Vec<Bound>,
-) -> Result<Bound> {
-    let lower = name.to_ascii_lowercase();
-    let is_null = |a: &SqlExpr| matches!(a, SqlExpr::Value(v) if matches!(v.value, SqlValue::Null));
-    let is_text = |a: &SqlExpr| matches!(a, SqlExpr::Value(v) if matches!(v.value, SqlValue::SingleQuotedString(_)));
-    let listed = args
-        .iter()
-        .zip(&bound)
-        .map(|(a, b)| {
-            if is_null(a) {
-                "null".to_string()
-            } else {
-                ty_name(&b.ty)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let fixed: Vec<DataType> = args
-        .iter()
-        .zip(&bound)
-        .filter(|(a, _)| !is_null(a) && !is_text(a))
-        .filter_map(|(_, b)| b.ty.clone())
-        .collect();
-    if args.is_empty() {
-        return err_at(
-            e,
-            format!("Function '{lower}' does not accept parameters ()."),
-        );
-    }
-    if fixed.is_empty() && !args.iter().any(|a| is_text(a)) {
-        return err_at(
-            e,
-            format!(
-                "Function '{lower}' cannot be resolved due to ambiguous method parameters ({listed})."
-            ),
-        );
-    }
-    if fixed.contains(&DataType::String) && fixed.iter().any(|t| *t != DataType::String) {
-        return err_at(
-            e,
-            format!("Function '{lower}' does not accept parameters ({listed})."),
-        );
-    }
-    let ty = if fixed.is_empty() {
-        DataType::String
-    } else {
-        (func.return_type)(&fixed).or_else(|m| err_at(e, format!("Function '{lower}' {m}")))?
-    };
-    let args = args
-        .iter()
-        .zip(bound)
-        .map(|(a, b)| {
-            if is_text(a) && ty != DataType::String {
-                Expr::Cast {
-                    expr: Box::new(b.expr),
-                    to: ty.clone(),
-                }
-            } else {
-                b.expr
-            }
-        })
-        .collect();
-    Ok(Bound {
-        expr: Expr::Call { func, args },
-        ty: Some(ty),
-    })
 }
 
 /// Which CASTs ksqlDB accepts: anything to STRING, between numbers, text to scalars, and

@@ -250,6 +250,7 @@ fn write_json(v: &Value, out: &mut String) {
 pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     ScalarFunction {
         name: "IS_JSON_STRING",
+        sigs: &[],
         signature: "IS_JSON_STRING(string)",
         description: "Whether the string parses as JSON.",
         return_type: |a| one_string(a).map(|_| DataType::Boolean),
@@ -257,6 +258,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "EXTRACTJSONFIELD",
+        sigs: &[],
         signature: "EXTRACTJSONFIELD(json, path)",
         description: "The part of a JSON string a JSONPath ($.a.b[0]) selects; strings come unquoted.",
         return_type: |a| {
@@ -268,6 +270,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "JSON_ARRAY_CONTAINS",
+        sigs: &[],
         signature: "JSON_ARRAY_CONTAINS(json, value)",
         description: "Whether a JSON array string contains the value (BOOLEAN, INTEGER, BIGINT, DOUBLE or STRING).",
         return_type: |a| {
@@ -289,6 +292,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "JSON_ARRAY_LENGTH",
+        sigs: &[],
         signature: "JSON_ARRAY_LENGTH(json)",
         description: "The number of elements of a JSON array string, or NULL if it is not one.",
         return_type: |a| one_string(a).map(|_| DataType::Int),
@@ -299,6 +303,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "JSON_CONCAT",
+        sigs: &[],
         signature: "JSON_CONCAT(json, json, ...)",
         description: "JSON objects merged (later keys win), or otherwise the arguments joined into one array.",
         return_type: |a| {
@@ -310,6 +315,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "JSON_ITEMS",
+        sigs: &[],
         signature: "JSON_ITEMS(json)",
         description: "The elements of a JSON array string, each as a JSON string.",
         return_type: |a| one_string(a).map(|_| DataType::Array(Box::new(DataType::String))),
@@ -322,6 +328,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "JSON_KEYS",
+        sigs: &[],
         signature: "JSON_KEYS(json)",
         description: "The keys of a JSON object string.",
         return_type: |a| one_string(a).map(|_| DataType::Array(Box::new(DataType::String))),
@@ -334,6 +341,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "JSON_RECORDS",
+        sigs: &[],
         signature: "JSON_RECORDS(json)",
         description: "The entries of a JSON object string, as a map from key to value text.",
         return_type: |a| {
@@ -351,6 +359,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "TO_JSON_STRING",
+        sigs: &[],
         signature: "TO_JSON_STRING(value)",
         description: "The value serialized as a JSON string.",
         return_type: |a| {
