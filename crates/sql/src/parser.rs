@@ -187,6 +187,27 @@ impl<'a> P<'a> {
         }
     }
 
+    /// A stream or table name. ksqlDB's ParserUtil.getSourceName: quoted or not, it must
+    /// be usable as a Kafka Streams store name.
+    fn source_name(&mut self) -> R<Name> {
+        let name = self.name()?;
+        if !name
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(ParseError {
+                message: format!(
+                    "Illegal argument at Line: {}, Col: {}. Source names may only contain alphanumeric values, '_' or '-'. Got: '{}'",
+                    name.line, name.column, name.value
+                ),
+                line: name.line,
+                column: name.column,
+            });
+        }
+        Ok(name)
+    }
+
     fn expr(&mut self) -> R<Expr> {
         self.p.parse_expr().map_err(convert)
     }
@@ -375,7 +396,7 @@ impl<'a> P<'a> {
         } else {
             false
         };
-        let name = self.name()?;
+        let name = self.source_name()?;
         let mut columns = Vec::new();
         if self.p.consume_token(&Token::LParen) {
             loop {
@@ -493,7 +514,7 @@ impl<'a> P<'a> {
     fn insert(&mut self) -> R<StatementKind> {
         self.expect("INSERT")?;
         self.expect("INTO")?;
-        let target = self.name()?;
+        let target = self.source_name()?;
         if self.peek_word().as_deref() == Some("SELECT") {
             return Ok(StatementKind::InsertSelect {
                 target,
@@ -573,7 +594,7 @@ impl<'a> P<'a> {
             }
         }
         self.expect("FROM")?;
-        let from = self.name()?;
+        let from = self.source_name()?;
         let alias = if self.eat("AS") {
             Some(self.name()?)
         } else {
@@ -708,7 +729,7 @@ impl<'a> P<'a> {
         }
         let extended = self.eat("EXTENDED");
         Ok(StatementKind::Describe {
-            name: self.name()?,
+            name: self.source_name()?,
             extended,
         })
     }
@@ -760,7 +781,7 @@ impl<'a> P<'a> {
     fn alter(&mut self) -> R<StatementKind> {
         self.expect("ALTER")?;
         let kind = self.source_kind("ALTER")?;
-        let name = self.name()?;
+        let name = self.source_name()?;
         let mut columns = Vec::new();
         loop {
             self.expect("ADD")?;
@@ -798,7 +819,7 @@ impl<'a> P<'a> {
         } else {
             false
         };
-        let name = self.name()?;
+        let name = self.source_name()?;
         let delete_topic = if self.eat("DELETE") {
             self.expect("TOPIC")?;
             true
@@ -908,6 +929,36 @@ mod tests {
         assert_eq!((e.line, e.column), (1, 8));
         let e = parse("ASSERT TOPIC t;").unwrap_err();
         assert_eq!(e.message, "Unknown statement 'ASSERT'");
+    }
+
+    #[test]
+    fn identifiers_follow_ksqldb_lexical_rules() {
+        // Double quotes quote like backticks; a leading digit makes an unquoted identifier.
+        let s = one(
+            "CREATE STREAM \"MixedCase\" (k INT KEY, 1abc INT, `x``y` INT) WITH (kafka_topic='t');",
+        );
+        let StatementKind::CreateSource { name, columns, .. } = s.kind else {
+            panic!("not a CREATE: {s:?}");
+        };
+        assert_eq!(name.value, "MixedCase");
+        let cols: Vec<&str> = columns.iter().map(|c| c.name.value.as_str()).collect();
+        assert_eq!(cols, ["K", "1ABC", "x`y"]);
+        // `$` is no identifier character.
+        assert!(parse("CREATE STREAM s (a$b INT) WITH (kafka_topic='t');").is_err());
+        // Exponents stay numbers.
+        let e = crate::parse_expr("12e3").unwrap();
+        assert!(matches!(e, Expr::Value(_)), "{e:?}");
+    }
+
+    #[test]
+    fn source_names_are_alphanumeric_underscore_or_dash() {
+        let e = parse("CREATE STREAM `foo.bar` (k INT KEY) WITH (kafka_topic='t');").unwrap_err();
+        assert_eq!(
+            e.message,
+            "Illegal argument at Line: 1, Col: 15. Source names may only contain alphanumeric values, '_' or '-'. Got: 'foo.bar'"
+        );
+        assert!(parse("SELECT * FROM `foo-bar`;").is_ok());
+        assert!(parse("SELECT * FROM \"a b\";").is_err());
     }
 
     #[test]
