@@ -181,6 +181,16 @@ impl<'a> P<'a> {
 
     fn name(&mut self) -> R<Name> {
         let t = self.p.peek_token();
+        if let Token::Word(w) = &t.token
+            && w.quote_style.is_none()
+            && is_reserved(&w.value)
+        {
+            return Err(reserved_error(
+                &w.value,
+                t.span.start.line,
+                t.span.start.column,
+            ));
+        }
         match self.p.parse_identifier() {
             Ok(ident) => Ok(name_of(&ident, &t)),
             Err(_) => self.err(&t, format!("Expected a name, found {}", describe(&t.token))),
@@ -209,7 +219,9 @@ impl<'a> P<'a> {
     }
 
     fn expr(&mut self) -> R<Expr> {
-        self.p.parse_expr().map_err(convert)
+        let e = self.p.parse_expr().map_err(convert)?;
+        check_reserved(&e)?;
+        Ok(e)
     }
 
     fn uint(&mut self) -> R<u64> {
@@ -579,8 +591,13 @@ impl<'a> P<'a> {
                             .unwrap_or_else(|| Ident::new(n.to_string()));
                     SelectItem::QualifiedWildcard(name_of(&ident, &t))
                 }
-                SqlSelectItem::UnnamedExpr(expr) => SelectItem::Expr { expr, alias: None },
+                SqlSelectItem::UnnamedExpr(expr) => {
+                    check_reserved(&expr)?;
+                    SelectItem::Expr { expr, alias: None }
+                }
                 SqlSelectItem::ExprWithAlias { expr, alias } => {
+                    check_reserved(&expr)?;
+                    check_reserved_ident(&alias)?;
                     let alias_tok = self.p.peek_token();
                     SelectItem::Expr {
                         expr,
@@ -879,6 +896,160 @@ impl<'a> P<'a> {
     }
 }
 
+/// ksqlDB's reserved words: the keywords of its grammar that its `nonReserved` rule does
+/// not let stand for an identifier. Unquoted, they cannot name anything.
+const RESERVED: &[&str] = &[
+    "SELECT",
+    "FROM",
+    "AS",
+    "ALL",
+    "DISTINCT",
+    "WHERE",
+    "WITHIN",
+    "WINDOW",
+    "GROUP",
+    "BY",
+    "HAVING",
+    "LIMIT",
+    "AT",
+    "OR",
+    "AND",
+    "IN",
+    "NOT",
+    "EXISTS",
+    "BETWEEN",
+    "LIKE",
+    "IS",
+    "NULL",
+    "TRUE",
+    "FALSE",
+    "MILLISECOND",
+    "YEARS",
+    "MONTHS",
+    "DAYS",
+    "HOURS",
+    "MINUTES",
+    "SECONDS",
+    "MILLISECONDS",
+    "TUMBLING",
+    "HOPPING",
+    "SIZE",
+    "ADVANCE",
+    "RETENTION",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "JOIN",
+    "FULL",
+    "OUTER",
+    "INNER",
+    "LEFT",
+    "RIGHT",
+    "ON",
+    "WITH",
+    "VALUES",
+    "CREATE",
+    "TABLE",
+    "TOPIC",
+    "STREAM",
+    "STREAMS",
+    "INSERT",
+    "DELETE",
+    "INTO",
+    "DESCRIBE",
+    "EXTENDED",
+    "PRINT",
+    "CAST",
+    "LIST",
+    "TOPICS",
+    "QUERY",
+    "QUERIES",
+    "TERMINATE",
+    "LOAD",
+    "DROP",
+    "TO",
+    "RENAME",
+    "SAMPLE",
+    "EXPORT",
+    "CATALOG",
+    "PROPERTIES",
+    "BEGINNING",
+    "UNSET",
+    "RUN",
+    "SCRIPT",
+    "DECIMAL",
+    "CONNECTOR",
+    "CONNECTORS",
+    "NAMESPACE",
+    "MATERIALIZED",
+    "VIEW",
+];
+
+/// Time units a function may take as a bare word (DATEADD(DAYS, ...)): ksqlDB's grammar
+/// reads them as a unit there, not as an identifier.
+const TIME_UNITS: &[&str] = &[
+    "MILLISECOND",
+    "MILLISECONDS",
+    "YEARS",
+    "MONTHS",
+    "DAYS",
+    "HOURS",
+    "MINUTES",
+    "SECONDS",
+];
+
+pub(crate) fn is_reserved(word: &str) -> bool {
+    let upper = word.to_ascii_uppercase();
+    RESERVED.contains(&upper.as_str())
+}
+
+/// ksqlDB's message when a reserved word stands where an identifier should.
+fn reserved_error(word: &str, line: u64, column: u64) -> ParseError {
+    ParseError {
+        message: format!(
+            "\"{word}\" is a reserved keyword and it can't be used as an identifier. You can use it as an identifier by escaping it as '{word}' "
+        ),
+        line,
+        column,
+    }
+}
+
+fn check_reserved_ident(i: &Ident) -> R<()> {
+    if i.quote_style.is_none()
+        && is_reserved(&i.value)
+        && !TIME_UNITS.contains(&i.value.to_ascii_uppercase().as_str())
+    {
+        return Err(reserved_error(
+            &i.value,
+            i.span.start.line,
+            i.span.start.column,
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses reserved words used as column, field or qualifier names in an expression.
+fn check_reserved(e: &Expr) -> R<()> {
+    let mut found = Ok(());
+    let _ = sqlparser::ast::visit_expressions(e, |x| {
+        let r = match x {
+            Expr::Identifier(i) => check_reserved_ident(i),
+            Expr::CompoundIdentifier(parts) => parts.iter().try_for_each(check_reserved_ident),
+            _ => Ok(()),
+        };
+        match r {
+            Ok(()) => std::ops::ControlFlow::Continue(()),
+            Err(err) => {
+                found = Err(err);
+                std::ops::ControlFlow::Break(())
+            }
+        }
+    });
+    found
+}
+
 fn name_of(ident: &Ident, t: &TokenWithSpan) -> Name {
     let value = if ident.quote_style.is_some() {
         ident.value.clone()
@@ -948,6 +1119,25 @@ mod tests {
         // Exponents stay numbers.
         let e = crate::parse_expr("12e3").unwrap();
         assert!(matches!(e, Expr::Value(_)), "{e:?}");
+    }
+
+    #[test]
+    fn reserved_words_cannot_be_identifiers_unquoted() {
+        let e = parse("CREATE STREAM ORDERS (c1 VARCHAR, size INTEGER) WITH (kafka_topic='t');")
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "\"size\" is a reserved keyword and it can't be used as an identifier. You can use it as an identifier by escaping it as 'size' "
+        );
+        assert_eq!((e.line, e.column), (1, 35));
+        assert!(parse("SELECT a AS size FROM t;").is_err());
+        assert!(parse("SELECT s->size FROM t;").is_err());
+        // Non-reserved keywords, quoted reserved words and time units are fine.
+        assert!(
+            parse("CREATE STREAM s (key INT, `size` INT, date DATE) WITH (kafka_topic='t');")
+                .is_ok()
+        );
+        assert!(parse("SELECT DATEADD(DAYS, 1, d) AS x FROM t;").is_ok());
     }
 
     #[test]
