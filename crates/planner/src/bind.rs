@@ -1309,11 +1309,8 @@ impl<'a> Binder<'a> {
                 ty: Some(ty),
             });
         }
-        let types: Vec<DataType> = bound
-            .iter()
-            .map(|b| b.ty.clone().unwrap_or(DataType::String))
-            .collect();
-        let ty = (func.return_type)(&types)
+        let arg_types: Vec<Option<DataType>> = bound.iter().map(|b| b.ty.clone()).collect();
+        let ty = null_tolerant_return_type(func, &arg_types)
             .or_else(|m| err_at(e, format!("Function '{}' {m}", udf_display_name(&name))))?;
         Ok(Bound {
             expr: Expr::Call {
@@ -1323,6 +1320,54 @@ impl<'a> Binder<'a> {
             ty: Some(ty),
         })
     }
+}
+
+/// A function's result type where some arguments are NULL literals: in ksqlDB a NULL
+/// argument fits any parameter, so a NULL takes whichever type the function accepts there
+/// (STRING first, then the other scalar types), for up to two NULL arguments.
+fn null_tolerant_return_type(
+    func: &sluice_expr::ScalarFunction,
+    args: &[Option<DataType>],
+) -> std::result::Result<DataType, String> {
+    let fill = |with: &[DataType]| -> Vec<DataType> {
+        let mut it = with.iter();
+        args.iter()
+            .map(|a| match a {
+                Some(t) => t.clone(),
+                None => it.next().cloned().unwrap_or(DataType::String),
+            })
+            .collect()
+    };
+    let first = (func.return_type)(&fill(&[]));
+    let nulls = args.iter().filter(|a| a.is_none()).count();
+    if first.is_ok() || nulls == 0 || nulls > 2 {
+        return first;
+    }
+    const CANDIDATES: [DataType; 9] = [
+        DataType::String,
+        DataType::Int,
+        DataType::BigInt,
+        DataType::Double,
+        DataType::Boolean,
+        DataType::Timestamp,
+        DataType::Date,
+        DataType::Time,
+        DataType::Bytes,
+    ];
+    for a in &CANDIDATES {
+        if nulls == 1 {
+            if let Ok(t) = (func.return_type)(&fill(std::slice::from_ref(a))) {
+                return Ok(t);
+            }
+            continue;
+        }
+        for b in &CANDIDATES {
+            if let Ok(t) = (func.return_type)(&fill(&[a.clone(), b.clone()])) {
+                return Ok(t);
+            }
+        }
+    }
+    first
 }
 
 /// Which CASTs ksqlDB accepts: anything to STRING, between numbers, text to scalars, and
@@ -1842,6 +1887,12 @@ mod type_rule_tests {
         // The list is coerced to one type: '30' is read as a number beside I.
         assert_eq!(eval("I IN ('30', 2)", &row()), Value::Boolean(true));
         assert!(error("I IN ('x')").contains("invalid input syntax for type INTEGER: \"x\""));
+    }
+
+    #[test]
+    fn a_null_argument_fits_any_parameter() {
+        // FROM_UNIXTIME takes a BIGINT; a NULL literal is accepted there.
+        assert_eq!(ty("FROM_UNIXTIME(null)"), DataType::Timestamp);
     }
 
     #[test]
