@@ -186,6 +186,15 @@ impl Value {
                 unscaled.partial_cmp(&b)
             }
             (Int(_) | BigInt(_), Decimal { .. }) => other.sql_cmp(self).map(Ordering::reverse),
+            // ksqlDB compares a DOUBLE with a DECIMAL as BigDecimal.valueOf(double), the
+            // double's shortest decimal digits, exactly.
+            (Decimal { .. }, Double(d)) if exact_decimal(*d).is_some() => {
+                let (unscaled, scale) = exact_decimal(*d)?;
+                self.sql_cmp(&Decimal { unscaled, scale })
+            }
+            (Double(d), Decimal { .. }) if exact_decimal(*d).is_some() => {
+                other.sql_cmp(self).map(Ordering::reverse)
+            }
             (
                 Int(_) | BigInt(_) | Double(_) | Decimal { .. },
                 Int(_) | BigInt(_) | Double(_) | Decimal { .. },
@@ -223,6 +232,14 @@ impl Value {
             _ => self.sql_cmp(other).map(|o| o == Ordering::Equal),
         }
     }
+}
+
+/// A finite double as the decimal of its shortest digits, when that fits a decimal here.
+fn exact_decimal(d: f64) -> Option<(i128, u8)> {
+    if !d.is_finite() {
+        return None;
+    }
+    parse_big_decimal(&format_double(d))
 }
 
 /// Java `equals` over collections: elements in order, map entries in any order, NULL
@@ -417,6 +434,23 @@ mod tests {
         assert_eq!(format_decimal(5, 3), "0.005");
         assert_eq!(Value::decimal_rescale(125, 2, 1), Some(13));
         assert_eq!(Value::decimal_rescale(12, 1, 3), Some(1200));
+    }
+
+    #[test]
+    fn doubles_compare_with_decimals_by_their_decimal_digits() {
+        let d = |u: i128, s: u8| Value::Decimal {
+            unscaled: u,
+            scale: s,
+        };
+        assert_eq!(d(1, 1).sql_cmp(&Value::Double(0.1)), Some(Ordering::Equal));
+        assert_eq!(
+            Value::Double(0.30000000000000004).sql_cmp(&d(3, 1)),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            d(12345678901234567, 0).sql_cmp(&Value::Double(12345678901234568.0)),
+            Some(Ordering::Less)
+        );
     }
 
     #[test]
