@@ -15,7 +15,7 @@ pub mod value;
 pub use catalog::{FormatKind, FormatSpec, QueryDef, SourceDef, SourceKind};
 pub use catalog::{StateLayoutKind, WindowKind, WindowSpec};
 pub use schema::{Column, ColumnRole, Schema};
-pub use types::DataType;
+pub use types::{ArithOp, DataType};
 pub use value::{Row, Value};
 
 /// Names of the pseudo columns every source exposes after its declared columns.

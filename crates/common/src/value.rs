@@ -120,11 +120,8 @@ impl Value {
             Value::BigInt(_) => DataType::BigInt,
             Value::Double(_) => DataType::Double,
             Value::Decimal { unscaled, scale } => {
-                let digits = unscaled.unsigned_abs().to_string().len() as u8;
-                DataType::Decimal {
-                    precision: digits.max(*scale).max(1),
-                    scale: *scale,
-                }
+                let (precision, scale) = decimal_value_type(*unscaled, *scale);
+                DataType::Decimal { precision, scale }
             }
             Value::String(_) => DataType::String,
             Value::Bytes(_) => DataType::Bytes,
@@ -189,13 +186,25 @@ impl Value {
                 unscaled.partial_cmp(&b)
             }
             (Int(_) | BigInt(_), Decimal { .. }) => other.sql_cmp(self).map(Ordering::reverse),
+            // ksqlDB compares a DOUBLE with a DECIMAL as BigDecimal.valueOf(double), the
+            // double's shortest decimal digits, exactly.
+            (Decimal { .. }, Double(d)) if exact_decimal(*d).is_some() => {
+                let (unscaled, scale) = exact_decimal(*d)?;
+                self.sql_cmp(&Decimal { unscaled, scale })
+            }
+            (Double(d), Decimal { .. }) if exact_decimal(*d).is_some() => {
+                other.sql_cmp(self).map(Ordering::reverse)
+            }
             (
                 Int(_) | BigInt(_) | Double(_) | Decimal { .. },
                 Int(_) | BigInt(_) | Double(_) | Decimal { .. },
             ) => self.as_f64()?.partial_cmp(&other.as_f64()?),
             (Boolean(a), Boolean(b)) => Some(a.cmp(b)),
             (String(a), String(b)) => Some(a.cmp(b)),
-            (Bytes(a), Bytes(b)) => Some(a.cmp(b)),
+            // Java's ByteBuffer.compareTo compares bytes as signed values.
+            (Bytes(a), Bytes(b)) => {
+                Some(a.iter().map(|x| *x as i8).cmp(b.iter().map(|x| *x as i8)))
+            }
             (Timestamp(a), Timestamp(b)) => Some(a.cmp(b)),
             (Date(a), Date(b)) => Some(a.cmp(b)),
             (Time(a), Time(b)) => Some(a.cmp(b)),
@@ -219,10 +228,87 @@ impl Value {
             // Collections compare structurally, NULL elements equal to NULL (Java equals).
             (Value::Array(_), Value::Array(_))
             | (Value::Map(_), Value::Map(_))
-            | (Value::Struct(_), Value::Struct(_)) => Some(self == other),
+            | (Value::Struct(_), Value::Struct(_)) => Some(structural_eq(self, other)),
             _ => self.sql_cmp(other).map(|o| o == Ordering::Equal),
         }
     }
+}
+
+/// A finite double as the decimal of its shortest digits, when that fits a decimal here.
+fn exact_decimal(d: f64) -> Option<(i128, u8)> {
+    if !d.is_finite() {
+        return None;
+    }
+    parse_big_decimal(&format_double(d))
+}
+
+/// Java `equals` over collections: elements in order, map entries in any order, NULL
+/// equal to NULL.
+fn structural_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| structural_eq(p, q))
+        }
+        (Value::Map(x), Value::Map(y)) => {
+            x.len() == y.len()
+                && x.iter().all(|(k, v)| {
+                    y.iter()
+                        .any(|(k2, v2)| structural_eq(k, k2) && structural_eq(v, v2))
+                })
+        }
+        (Value::Struct(x), Value::Struct(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((n1, v1), (n2, v2))| n1 == n2 && structural_eq(v1, v2))
+        }
+        _ => a == b,
+    }
+}
+
+/// The DECIMAL type of a decimal value as ksqlDB's `DecimalUtil.fromValue` gives it: its
+/// digits and scale, except that a value in (-1, 1) has one integer digit (`0.005` is
+/// DECIMAL(4, 3)).
+pub fn decimal_value_type(unscaled: i128, scale: u8) -> (u8, u8) {
+    let one = 10i128.checked_pow(u32::from(scale));
+    if one.is_none_or(|one| unscaled.abs() < one) {
+        return (scale.saturating_add(1), scale);
+    }
+    let digits = unscaled.unsigned_abs().to_string().len();
+    (u8::try_from(digits).unwrap_or(u8::MAX).max(scale), scale)
+}
+
+/// Parses a number as Java's `new BigDecimal(text)` does (sign, digits, optional fraction,
+/// optional exponent), into (unscaled, scale) with a non-negative scale: `2e1` is 20.
+pub fn parse_big_decimal(text: &str) -> Option<(i128, u8)> {
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(i) => {
+            let e = text.get(i + 1..)?;
+            let e = e.strip_prefix('+').unwrap_or(e);
+            (text.get(..i)?, e.parse::<i32>().ok()?)
+        }
+        None => (text, 0),
+    };
+    let (neg, digits) = match mantissa.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, mantissa.strip_prefix('+').unwrap_or(mantissa)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int.chars().all(|c| c.is_ascii_digit())
+        || !frac.chars().all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let joined = format!("{int}{frac}");
+    let mut unscaled: i128 = joined.parse().ok()?;
+    let mut scale = i64::try_from(frac.len()).ok()? - i64::from(exp);
+    if scale < 0 {
+        unscaled = unscaled.checked_mul(10i128.checked_pow(u32::try_from(-scale).ok()?)?)?;
+        scale = 0;
+    }
+    let scale = u8::try_from(scale).ok()?;
+    Some((if neg { -unscaled } else { unscaled }, scale))
 }
 
 /// Formats a double the way ksqlDB (Java's `Double.toString`) prints it: shortest digits that
@@ -364,6 +450,37 @@ mod tests {
         assert_eq!(format_decimal(5, 3), "0.005");
         assert_eq!(Value::decimal_rescale(125, 2, 1), Some(13));
         assert_eq!(Value::decimal_rescale(12, 1, 3), Some(1200));
+    }
+
+    #[test]
+    fn doubles_compare_with_decimals_by_their_decimal_digits() {
+        let d = |u: i128, s: u8| Value::Decimal {
+            unscaled: u,
+            scale: s,
+        };
+        assert_eq!(d(1, 1).sql_cmp(&Value::Double(0.1)), Some(Ordering::Equal));
+        assert_eq!(
+            Value::Double(0.30000000000000004).sql_cmp(&d(3, 1)),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            d(12345678901234567, 0).sql_cmp(&Value::Double(12345678901234568.0)),
+            Some(Ordering::Less)
+        );
+    }
+
+    #[test]
+    fn decimal_values_type_and_parse_like_java() {
+        assert_eq!(decimal_value_type(5, 3), (4, 3));
+        assert_eq!(decimal_value_type(0, 2), (3, 2));
+        assert_eq!(decimal_value_type(1250, 2), (4, 2));
+        assert_eq!(decimal_value_type(-120, 1), (3, 1));
+        assert_eq!(parse_big_decimal("2e1"), Some((20, 0)));
+        assert_eq!(parse_big_decimal("-1.5E-2"), Some((-15, 3)));
+        assert_eq!(parse_big_decimal("12.50"), Some((1250, 2)));
+        assert_eq!(parse_big_decimal(".5"), Some((5, 1)));
+        assert_eq!(parse_big_decimal("abc"), None);
+        assert_eq!(parse_big_decimal("1e"), None);
     }
 
     #[test]

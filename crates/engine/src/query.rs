@@ -8,6 +8,7 @@ use crate::rows::{decode_record, encode_row_record, string_timestamp};
 use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
 use sluice_common::codec::{decode_row, encode_row_vec};
 use sluice_common::{SourceDef, SourceKind, StateLayoutKind, Value};
+use sluice_expr::AggKind;
 use sluice_storage::{Cf, EmbeddedLog, Log, Record, StoredRecord, Topic, Txn};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,15 +65,34 @@ pub struct Engine {
 /// The version of the aggregate state encoding new queries write. State is decoded by
 /// position, so a change to what an accumulator keeps in its slots bumps this, and
 /// [`state_compatible`] says which older states a plan can still read.
-pub const STATE_VERSION: u32 = 1;
+///
+/// - 0 and 1: queries stored before versions were recorded, and the first recorded
+///   encoding; they encode alike.
+/// - 2: STDDEV_SAMP and VARIANCE keep ksqlDB's `(SUM, COUNT, M2)` instead of Welford's
+///   `(COUNT, MEAN, M2)`; AVG keeps its sum in the argument's type (an older DOUBLE sum
+///   still reads and folds correctly, so AVG alone does not make old state unreadable).
+pub const STATE_VERSION: u32 = 2;
 
 /// Whether state written with encoding `version` can be read by `plan`'s accumulators.
-/// Versions 0 (queries stored before versions were recorded) and 1 encode alike.
+/// A state that cannot be is refused rather than misread: the query would otherwise go
+/// on from numbers that mean something else, and its results would be silently wrong.
 pub fn state_compatible(plan: &QueryPlan, version: u32) -> Result<()> {
     if version > STATE_VERSION {
         return Err(EngineError::Invalid(format!(
             "query {} keeps state written by a newer version of Sluice (state version {version}, this build reads up to {STATE_VERSION})",
             plan.id
+        )));
+    }
+    if version < 2
+        && let Operator::Aggregate { aggregates, .. } = &plan.op
+        && let Some(call) = aggregates
+            .iter()
+            .find(|a| matches!(a.kind, AggKind::StddevSamp | AggKind::VarianceSamp))
+    {
+        return Err(EngineError::Invalid(format!(
+            "query {} keeps {} state in the encoding of an older version of Sluice (state version {version}, this build reads 2 and later for it); terminate the query and create it again to recompute it from its source",
+            plan.id,
+            call.kind.name()
         )));
     }
     Ok(())
@@ -1255,12 +1275,14 @@ pub(crate) fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use sluice_common::{Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema};
+    use sluice_expr::AggCall;
     use sluice_expr::functions::ScalarFunction;
 
     /// A function that panics on one value: a stand-in for any bug a record's content can
     /// reach (the byte-sliced error text of issue #11 was one).
     static PANICS_ON_BOOM: ScalarFunction = ScalarFunction {
         name: "PANICS_ON_BOOM",
+        sigs: &[],
         signature: "PANICS_ON_BOOM(s STRING)",
         description: "test only",
         return_type: |_| Ok(DataType::String),
@@ -1415,5 +1437,41 @@ mod tests {
         assert_eq!(cube(&vec![Value::Null; 20]).unwrap().len(), 1);
         let err = cube(&vec![v(1); 21]).unwrap_err().to_string();
         assert!(err.contains("exceeds the maximum of 20"), "{err}");
+    }
+
+    #[test]
+    fn state_of_an_older_encoding_is_refused_where_it_would_be_misread() {
+        let plan = |kind: AggKind| QueryPlan {
+            id: "CTAS_T_1".into(),
+            num: 1,
+            source: source(1, "INPUT", "input"),
+            sink: source(2, "T", "t"),
+            op: Operator::Aggregate {
+                filter: None,
+                group_by: vec![sluice_expr::Expr::Column(0)],
+                aggregates: vec![AggCall::new(
+                    kind,
+                    Some(sluice_expr::Expr::Column(1)),
+                    Some(DataType::Int),
+                )],
+                having: None,
+                projection: vec![sluice_expr::Expr::Column(0), sluice_expr::Expr::Column(2)],
+            },
+        };
+        // STDDEV's slots changed meaning in version 2: old state would be misread.
+        for version in [0, 1] {
+            let err = state_compatible(&plan(AggKind::StddevSamp), version)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("older version of Sluice") && err.contains("create it again"),
+                "{err}"
+            );
+        }
+        assert!(state_compatible(&plan(AggKind::StddevSamp), 2).is_ok());
+        // AVG's older DOUBLE sum still folds correctly, and COUNT never changed.
+        assert!(state_compatible(&plan(AggKind::Avg), 1).is_ok());
+        assert!(state_compatible(&plan(AggKind::Count), 0).is_ok());
+        assert!(state_compatible(&plan(AggKind::Count), STATE_VERSION + 1).is_err());
     }
 }

@@ -287,13 +287,17 @@ impl AggCall {
                 Some(DataType::Array(item)) => Some(item.as_ref()),
                 _ => None,
             })),
+            // ksqlDB's AverageUdaf: STRUCT<SUM, COUNT>, the sum in the argument's type.
             AggKind::Avg => {
-                state.push(Value::Double(0.0));
+                state.push(typed_sum_zero(self.arg_type.as_ref()));
                 state.push(Value::BigInt(0));
             }
-            AggKind::StddevSamp | AggKind::VarianceSamp => {
-                state.extend([Value::BigInt(0), Value::Double(0.0), Value::Double(0.0)])
-            }
+            // ksqlDB's StandardDeviationSamp(le)Udaf: STRUCT<SUM, COUNT, M2>.
+            AggKind::StddevSamp | AggKind::VarianceSamp => state.extend([
+                typed_sum_zero(self.arg_type.as_ref()),
+                Value::BigInt(0),
+                Value::Double(0.0),
+            ]),
             AggKind::Correlation => {
                 state.push(Value::BigInt(0));
                 state.extend(std::iter::repeat_n(Value::Double(0.0), 5));
@@ -340,22 +344,25 @@ impl AggCall {
                 }
             }
             AggKind::Avg => {
-                if let Some(d) = v.as_f64() {
-                    state[0] = Value::Double(state[0].as_f64().unwrap_or(0.0) + d);
+                if !v.is_null() {
+                    state[0] = typed_sum_add(&state[0], &v, 1);
                     bump(&mut state[1], 1);
                 }
             }
             AggKind::StddevSamp | AggKind::VarianceSamp => {
-                // Welford's online algorithm: count, mean, sum of squared deviations.
-                if let Some(x) = v.as_f64() {
-                    let n = state[0].as_i64().unwrap_or(0) + 1;
-                    let mean = state[1].as_f64().unwrap_or(0.0);
-                    let m2 = state[2].as_f64().unwrap_or(0.0);
-                    let delta = x - mean;
-                    let mean2 = mean + delta / n as f64;
-                    state[0] = Value::BigInt(n);
-                    state[1] = Value::Double(mean2);
-                    state[2] = Value::Double(m2 + delta * (x - mean2));
+                // The Youngs-Cramer update ksqlDB uses, with its typed arithmetic.
+                if !v.is_null() {
+                    let count = state[1].as_i64().unwrap_or(0);
+                    let new_count = count.wrapping_add(1);
+                    let m2 = if count > 0 {
+                        let delta = stddev_delta(&state[0], count, &v);
+                        delta * delta / new_count.wrapping_mul(count) as f64
+                    } else {
+                        0.0
+                    };
+                    state[0] = typed_sum_add(&state[0], &v, 1);
+                    state[1] = Value::BigInt(new_count);
+                    state[2] = Value::Double(state[2].as_f64().unwrap_or(0.0) + m2);
                 }
             }
             AggKind::Correlation => {
@@ -476,6 +483,8 @@ impl AggCall {
                 | AggKind::Count
                 | AggKind::Sum
                 | AggKind::Avg
+                | AggKind::StddevSamp
+                | AggKind::VarianceSamp
                 | AggKind::CollectList
                 | AggKind::Histogram
                 | AggKind::Attr
@@ -493,9 +502,25 @@ impl AggCall {
             AggKind::Count if !v.is_null() => bump(&mut state[0], -1),
             AggKind::Sum if !v.is_null() => state[0] = add(&state[0], &negate(&v)),
             AggKind::Avg => {
-                if let Some(d) = v.as_f64() {
-                    state[0] = Value::Double(state[0].as_f64().unwrap_or(0.0) - d);
+                if !v.is_null() {
+                    state[0] = typed_sum_add(&state[0], &v, -1);
                     bump(&mut state[1], -1);
+                }
+            }
+            // ksqlDB's undo: the delta is taken against the state before the removal.
+            AggKind::StddevSamp | AggKind::VarianceSamp => {
+                if !v.is_null() {
+                    let count = state[1].as_i64().unwrap_or(0);
+                    let new_count = count.wrapping_sub(1);
+                    let m2 = if new_count > 0 {
+                        let delta = stddev_delta(&state[0], count, &v);
+                        delta * delta / new_count.wrapping_mul(count) as f64
+                    } else {
+                        0.0
+                    };
+                    state[0] = typed_sum_add(&state[0], &v, -1);
+                    state[1] = Value::BigInt(new_count);
+                    state[2] = Value::Double(state[2].as_f64().unwrap_or(0.0) - m2);
                 }
             }
             AggKind::CollectList => {
@@ -523,21 +548,25 @@ impl AggCall {
 
     pub fn result(&self, state: &[Value]) -> Value {
         match self.kind {
+            // No values yet averages to 0.0 in ksqlDB, not NULL.
             AggKind::Avg => match (state[0].as_f64(), state[1].as_i64()) {
-                (Some(sum), Some(n)) if n > 0 => Value::Double(sum / n as f64),
-                _ => Value::Null,
+                (Some(sum), Some(n)) if n != 0 => Value::Double(sum / n as f64),
+                _ => Value::Double(0.0),
             },
-            // One value has no spread: 0.0, as in ksqlDB.
-            AggKind::StddevSamp => match (state[0].as_i64(), state[2].as_f64()) {
-                (Some(1), _) => Value::Double(0.0),
-                (Some(n), Some(m2)) if n > 1 => Value::Double((m2 / (n - 1) as f64).sqrt()),
-                _ => Value::Null,
-            },
-            AggKind::VarianceSamp => match (state[0].as_i64(), state[2].as_f64()) {
-                (Some(1), _) => Value::Double(0.0),
-                (Some(n), Some(m2)) if n > 1 => Value::Double(m2 / (n - 1) as f64),
-                _ => Value::Null,
-            },
+            // Fewer than two values have no spread: 0.0, as in ksqlDB.
+            AggKind::StddevSamp | AggKind::VarianceSamp => {
+                match (state[1].as_i64(), state[2].as_f64()) {
+                    (Some(n), Some(m2)) if n >= 2 => {
+                        let variance = m2 / (n - 1) as f64;
+                        Value::Double(if self.kind == AggKind::StddevSamp {
+                            variance.sqrt()
+                        } else {
+                            variance
+                        })
+                    }
+                    _ => Value::Double(0.0),
+                }
+            }
             AggKind::Correlation => {
                 let n = state[0].as_i64().unwrap_or(0) as f64;
                 let f = |i: usize| state[i].as_f64().unwrap_or(0.0);
@@ -562,6 +591,58 @@ impl AggCall {
                 _ => Value::Null,
             },
             _ => state[0].clone(),
+        }
+    }
+}
+
+/// The zero of a typed sum as ksqlDB's AVG and STDDEV keep it: INTEGER and BIGINT sums
+/// stay integral (and wrap, as Java's do), anything else sums as a DOUBLE.
+fn typed_sum_zero(t: Option<&DataType>) -> Value {
+    match t {
+        Some(DataType::Int) => Value::Int(0),
+        Some(DataType::BigInt) => Value::BigInt(0),
+        _ => Value::Double(0.0),
+    }
+}
+
+/// `sum + sign * v` in the sum's own type.
+fn typed_sum_add(sum: &Value, v: &Value, sign: i32) -> Value {
+    match (sum, v) {
+        (Value::Int(a), Value::Int(b)) => Value::Int(if sign < 0 {
+            a.wrapping_sub(*b)
+        } else {
+            a.wrapping_add(*b)
+        }),
+        (Value::BigInt(a), b) if b.as_i64().is_some() => {
+            let b = b.as_i64().unwrap_or(0);
+            Value::BigInt(if sign < 0 {
+                a.wrapping_sub(b)
+            } else {
+                a.wrapping_add(b)
+            })
+        }
+        (s, b) => {
+            Value::Double(s.as_f64().unwrap_or(0.0) + f64::from(sign) * b.as_f64().unwrap_or(0.0))
+        }
+    }
+}
+
+/// ksqlDB's `createDelta`: `v * (count + 1) - (sum + v)`, computed in Java's types (int
+/// sums add as int, the product as long) and then made a double.
+fn stddev_delta(sum: &Value, count: i64, v: &Value) -> f64 {
+    let n = count.wrapping_add(1);
+    match (sum, v) {
+        (Value::Int(s), Value::Int(x)) => i64::from(*x)
+            .wrapping_mul(n)
+            .wrapping_sub(i64::from(s.wrapping_add(*x)))
+            as f64,
+        (Value::BigInt(s), x) if x.as_i64().is_some() => {
+            let x = x.as_i64().unwrap_or(0);
+            x.wrapping_mul(n).wrapping_sub(s.wrapping_add(x)) as f64
+        }
+        (s, x) => {
+            let (s, x) = (s.as_f64().unwrap_or(0.0), x.as_f64().unwrap_or(0.0));
+            x * n as f64 - (s + x)
         }
     }
 }
@@ -793,7 +874,33 @@ mod tests {
             run(AggKind::StddevSamp, DataType::Double, &xs),
             Value::Double(2f64.sqrt())
         );
-        assert_eq!(run(AggKind::StddevSamp, DataType::Double, &[]), Value::Null);
+        // ksqlDB maps fewer than two values to 0.0, none included.
+        assert_eq!(
+            run(AggKind::StddevSamp, DataType::Double, &[]),
+            Value::Double(0.0)
+        );
+        // Youngs-Cramer over (SUM, COUNT, M2): each value adds
+        // (x * (n + 1) - (sum + x))^2 / ((n + 1) * n), which is what ksqlDB's digits are.
+        let ints = [Value::Int(1), Value::Int(2), Value::Int(4)];
+        let m2 = 1.0 / 2.0 + 25.0 / 6.0;
+        assert_eq!(
+            run(AggKind::VarianceSamp, DataType::Int, &ints),
+            Value::Double(m2 / 2.0)
+        );
+        let call = AggCall::new(
+            AggKind::VarianceSamp,
+            Some(Expr::Column(0)),
+            Some(DataType::Int),
+        );
+        assert!(call.supports_retract());
+        let mut state = Vec::new();
+        call.init(&mut state);
+        for x in &ints {
+            call.update(&mut state, std::slice::from_ref(x));
+        }
+        assert_eq!(state[0], Value::Int(7));
+        call.retract(&mut state, &[Value::Int(4)]);
+        assert_eq!(call.result(&state), Value::Double(m2 - 25.0 / 6.0));
         assert_eq!(
             AggKind::from_name("STDDEV_SAMP", false),
             Some(AggKind::VarianceSamp)
@@ -872,7 +979,13 @@ mod tests {
     #[test]
     fn empty_inputs() {
         assert_eq!(run(AggKind::Sum, DataType::BigInt, &[]), Value::BigInt(0));
-        assert_eq!(run(AggKind::Avg, DataType::BigInt, &[]), Value::Null);
+        assert_eq!(run(AggKind::Avg, DataType::BigInt, &[]), Value::Double(0.0));
+        // AVG sums in the argument's type, so a BIGINT average is exact before dividing.
+        let big = [Value::BigInt(i64::MAX / 2), Value::BigInt(i64::MAX / 2 + 1)];
+        assert_eq!(
+            run(AggKind::Avg, DataType::BigInt, &big),
+            Value::Double((i64::MAX / 2 + i64::MAX / 2 + 1) as f64 / 2.0)
+        );
         assert_eq!(
             run(AggKind::Max, DataType::BigInt, &[Value::Null]),
             Value::Null

@@ -53,6 +53,16 @@ pub enum Expr {
         left: Box<Expr>,
         right: Box<Expr>,
     },
+    /// Exact DECIMAL arithmetic to the result type ksqlDB gives it: the exact result at
+    /// `scale` digits, NULL where that needs rounding (ksqlDB computes with
+    /// `MathContext(precision, UNNECESSARY)` and `setScale(scale)`, and a failure is NULL).
+    Decimal {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+        precision: u8,
+        scale: u8,
+    },
     Not(Box<Expr>),
     Negate(Box<Expr>),
     IsNull {
@@ -261,6 +271,13 @@ impl Expr {
                 },
             },
             Expr::Binary { op, left, right } => binary(*op, left.eval(row), right.eval(row)),
+            Expr::Decimal {
+                op,
+                left,
+                right,
+                precision,
+                scale,
+            } => decimal_exact(*op, &left.eval(row), &right.eval(row), *precision, *scale),
             Expr::Not(e) => match e.eval(row).as_bool() {
                 Some(b) => Value::Boolean(!b),
                 None => Value::Null,
@@ -297,23 +314,14 @@ impl Expr {
                 list,
                 negated,
             } => {
+                // ksqlDB's InListEvaluator: NULL never matches, and the answer is TRUE or
+                // FALSE, never NULL (so `NULL NOT IN (...)` is TRUE).
                 let v = expr.eval(row);
-                if v.is_null() {
-                    return Value::Null;
-                }
-                let mut saw_null = false;
-                for item in list {
-                    match v.sql_eq(&item.eval(row)) {
-                        Some(true) => return Value::Boolean(!negated),
-                        None => saw_null = true,
-                        Some(false) => {}
-                    }
-                }
-                if saw_null {
-                    Value::Null
-                } else {
-                    Value::Boolean(*negated)
-                }
+                let found = !v.is_null()
+                    && list
+                        .iter()
+                        .any(|item| v.sql_eq(&item.eval(row)) == Some(true));
+                Value::Boolean(found != *negated)
             }
             Expr::Between {
                 expr,
@@ -423,7 +431,9 @@ impl Expr {
         match self {
             Expr::Column(i) => *i >= params_from || allowed(*i),
             Expr::Literal(_) => true,
-            Expr::Binary { left, right, .. } => ok(left) && ok(right),
+            Expr::Binary { left, right, .. } | Expr::Decimal { left, right, .. } => {
+                ok(left) && ok(right)
+            }
             Expr::Not(e) | Expr::Negate(e) => ok(e),
             Expr::IsNull { expr, .. } | Expr::Cast { expr, .. } | Expr::Field { expr, .. } => {
                 ok(expr)
@@ -580,6 +590,70 @@ fn decimal_op(op: BinaryOp, a: &Value, b: &Value) -> Value {
     })
 }
 
+/// `left op right` in exact decimal arithmetic, the result at `scale` digits and within
+/// `precision`; NULL where that is not exact (or an operand is NULL, or a divisor zero).
+fn decimal_exact(op: BinaryOp, l: &Value, r: &Value, precision: u8, scale: u8) -> Value {
+    let (Some((a, sa)), Some((b, sb))) = (as_decimal(l), as_decimal(r)) else {
+        return Value::Null;
+    };
+    let pow = |n: u32| 10i128.checked_pow(n);
+    // The exact result as (unscaled, scale).
+    let exact: Option<(i128, i64)> = (|| match op {
+        BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mod => {
+            let s = sa.max(sb);
+            let x = Value::decimal_rescale(a, sa, s)?;
+            let y = Value::decimal_rescale(b, sb, s)?;
+            let u = match op {
+                BinaryOp::Add => x.checked_add(y)?,
+                BinaryOp::Sub => x.checked_sub(y)?,
+                _ => x.checked_rem(y)?,
+            };
+            Some((u, i64::from(s)))
+        }
+        BinaryOp::Mul => Some((a.checked_mul(b)?, i64::from(sa) + i64::from(sb))),
+        BinaryOp::Div => {
+            if b == 0 {
+                return None;
+            }
+            // a / b at `scale` digits: a * 10^(scale - sa + sb) / b, which must divide
+            // exactly.
+            let e = i64::from(scale) - i64::from(sa) + i64::from(sb);
+            let (n, d) = if e >= 0 {
+                (a.checked_mul(pow(u32::try_from(e).ok()?)?)?, b)
+            } else {
+                (a, b.checked_mul(pow(u32::try_from(-e).ok()?)?)?)
+            };
+            if n % d != 0 {
+                return None;
+            }
+            Some((n / d, i64::from(scale)))
+        }
+        _ => None,
+    })();
+    let Some((u, s)) = exact else {
+        return Value::Null;
+    };
+    let target = i64::from(scale);
+    let u = if s <= target {
+        u32::try_from(target - s)
+            .ok()
+            .and_then(pow)
+            .and_then(|m| u.checked_mul(m))
+    } else {
+        u32::try_from(s - target)
+            .ok()
+            .and_then(pow)
+            .filter(|d| u % d == 0)
+            .map(|d| u / d)
+    };
+    match u {
+        Some(u) if pow(u32::from(precision)).is_none_or(|max| u.abs() < max) => {
+            Value::Decimal { unscaled: u, scale }
+        }
+        _ => Value::Null,
+    }
+}
+
 /// CAST with ksqlDB's semantics; values that cannot convert become NULL.
 pub fn cast(v: Value, to: &DataType) -> Value {
     use Value::*;
@@ -676,7 +750,8 @@ pub fn cast(v: Value, to: &DataType) -> Value {
                 Decimal { unscaled, scale } => Some((*unscaled, *scale)),
                 Int(_) | BigInt(_) => v.as_i64().map(|i| (i as i128, 0)),
                 Double(d) => Value::parse_decimal(&format!("{d:.*}", *scale as usize)),
-                String(s) => Value::parse_decimal(s),
+                // Java's `new BigDecimal(text)`: exponents allowed.
+                String(s) => sluice_common::value::parse_big_decimal(s.trim()),
                 _ => None,
             };
             match parsed.and_then(|(u, s)| Value::decimal_rescale(u, s, *scale)) {
@@ -696,6 +771,7 @@ pub fn cast(v: Value, to: &DataType) -> Value {
         }
         DataType::Timestamp => match v {
             Timestamp(t) | BigInt(t) => Timestamp(t),
+            Date(d) => i64::from(d).checked_mul(86_400_000).map_or(Null, Timestamp),
             String(s) => crate::functions::parse_timestamp(&s).map_or(Null, Timestamp),
             _ => Null,
         },
@@ -709,8 +785,23 @@ pub fn cast(v: Value, to: &DataType) -> Value {
             String(s) => crate::functions::parse_time(&s).map_or(Null, Time),
             _ => Null,
         },
+        DataType::Date if matches!(v, Timestamp(_)) => match v {
+            Timestamp(t) => i32::try_from(t.div_euclid(86_400_000)).map_or(Null, Date),
+            _ => Null,
+        },
+        DataType::Time if matches!(v, Timestamp(_)) => match v {
+            Timestamp(t) => Time(t.rem_euclid(86_400_000)),
+            _ => Null,
+        },
         DataType::Bytes => match v {
             Bytes(b) => Bytes(b),
+            // As ksqlDB reads text where bytes are wanted: base64.
+            String(s) => {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(s.trim())
+                    .map_or(Null, Bytes)
+            }
             _ => Null,
         },
         _ => {

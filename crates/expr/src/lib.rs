@@ -7,13 +7,14 @@
 //! ksqlDB; only broken plans are errors.
 
 pub mod aggregate;
+pub mod coerce;
 pub mod eval;
 pub mod functions;
 pub mod temporal;
 
 pub use aggregate::{AggCall, AggKind};
 pub use eval::{BinaryOp, Expr, HigherOrder, Lambda};
-pub use functions::{ScalarFunction, lookup};
+pub use functions::{Param, Resolved, ScalarFunction, Sig, lookup, resolve};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ExprError {

@@ -1,7 +1,8 @@
 //! Binding: sqlparser expressions → typed engine expressions over a known row layout.
 
+use crate::coerce;
 use crate::{PlanError, PlanErrorKind, Result};
-use sluice_common::{DataType, ROWOFFSET, ROWPARTITION, ROWTIME, SourceDef, Value};
+use sluice_common::{ArithOp, DataType, ROWOFFSET, ROWPARTITION, ROWTIME, SourceDef, Value};
 use sluice_expr::{AggCall, AggKind, BinaryOp, Expr, HigherOrder, Lambda};
 use sluice_sql::Expr as SqlExpr;
 use sqlparser::ast::{
@@ -410,8 +411,10 @@ impl<'a> Binder<'a> {
                     ty: Some(DataType::Boolean),
                 })
             }
-            SqlExpr::IsDistinctFrom(l, r) | SqlExpr::IsNotDistinctFrom(l, r) => {
-                let (l, r) = (self.bind(l)?, self.bind(r)?);
+            SqlExpr::IsDistinctFrom(ls, rs) | SqlExpr::IsNotDistinctFrom(ls, rs) => {
+                let (l, r) = (self.bind(ls)?, self.bind(rs)?);
+                let (le, re) = comparison_operands(e, ls, l, BinaryOp::Eq, rs, r)?;
+                let (l, r) = (Bound { expr: le, ty: None }, Bound { expr: re, ty: None });
                 // (l IS NULL AND r IS NULL) OR COALESCE(l = r, FALSE), negated for DISTINCT.
                 let both_null = Expr::Binary {
                     op: BinaryOp::And,
@@ -456,19 +459,34 @@ impl<'a> Binder<'a> {
                 low,
                 high,
             } => {
+                // ksqlDB plans BETWEEN as `expr >= low AND expr <= high`, each a comparison
+                // with its own type rules; NOT BETWEEN negates that, so a NULL makes
+                // BETWEEN false and NOT BETWEEN true.
                 let (v, mut lo, mut hi) = (self.bind(expr)?, self.bind(low)?, self.bind(high)?);
                 if is_rowtime(expr) {
                     lo = magic_timestamp(low, lo)?;
                     hi = magic_timestamp(high, hi)?;
                 }
-                comparable(e, &v.ty, &lo.ty)?;
-                comparable(e, &v.ty, &hi.ty)?;
+                let (v1, lo) = comparison_operands(e, expr, v.clone(), BinaryOp::GtEq, low, lo)?;
+                let (v2, hi) = comparison_operands(e, expr, v, BinaryOp::LtEq, high, hi)?;
+                let within = Expr::Binary {
+                    op: BinaryOp::And,
+                    left: Box::new(Expr::Binary {
+                        op: BinaryOp::GtEq,
+                        left: Box::new(v1),
+                        right: Box::new(lo),
+                    }),
+                    right: Box::new(Expr::Binary {
+                        op: BinaryOp::LtEq,
+                        left: Box::new(v2),
+                        right: Box::new(hi),
+                    }),
+                };
                 Ok(Bound {
-                    expr: Expr::Between {
-                        expr: Box::new(v.expr),
-                        low: Box::new(lo.expr),
-                        high: Box::new(hi.expr),
-                        negated: *negated,
+                    expr: if *negated {
+                        Expr::Not(Box::new(within))
+                    } else {
+                        within
                     },
                     ty: Some(DataType::Boolean),
                 })
@@ -479,16 +497,15 @@ impl<'a> Binder<'a> {
                 negated,
                 ..
             } => {
-                let v = self.bind(expr)?;
-                let mut items = Vec::with_capacity(list.len());
-                for item in list {
-                    let b = self.bind(item)?;
-                    comparable(item, &v.ty, &b.ty)?;
-                    items.push(b.expr);
-                }
+                // ksqlDB drops NULL literals from the list (they never match) and coerces
+                // the value and the rest to one type.
+                let mut exprs: Vec<&SqlExpr> = vec![expr.as_ref()];
+                exprs.extend(list.iter().filter(|i| !is_null_literal(i)));
+                let (_, mut items) = self.coerce_list(e, &exprs)?;
+                let value = items.remove(0);
                 Ok(Bound {
                     expr: Expr::InList {
-                        expr: Box::new(v.expr),
+                        expr: Box::new(value),
                         list: items,
                         negated: *negated,
                     },
@@ -561,6 +578,8 @@ impl<'a> Binder<'a> {
                 else_result,
                 ..
             } => {
+                // ksqlDB requires every THEN and the ELSE to have the same type (NULL
+                // literals aside): no widening, not even between numbers.
                 let operand = operand.as_ref().map(|o| self.bind(o)).transpose()?;
                 let mut branches = Vec::new();
                 let mut ty: Option<DataType> = None;
@@ -573,18 +592,50 @@ impl<'a> Binder<'a> {
                             right: Box::new(cond.expr),
                         },
                         None => {
-                            expect_bool(&cw.condition, &cond)?;
+                            if let Some(t) = cond.ty.as_ref().filter(|t| **t != DataType::Boolean) {
+                                return err_at(
+                                    &cw.condition,
+                                    format!(
+                                        "WHEN operand type should be boolean.\nType for '{}' is {t}",
+                                        ksql_text(&cw.condition)
+                                    ),
+                                );
+                            }
                             cond.expr
                         }
                     };
                     let then = self.bind(&cw.result)?;
-                    ty = unify(&cw.result, ty, then.ty)?;
+                    match (&ty, &then.ty) {
+                        (Some(prev), Some(t)) if prev != t => {
+                            return err_at(
+                                &cw.result,
+                                format!(
+                                    "Invalid Case expression. Type for all 'THEN' clauses should be the same.\nTHEN expression 'WHEN {} THEN {}' has type: {t}.\nPrevious THEN expression(s) type: {prev}.",
+                                    ksql_text(&cw.condition),
+                                    ksql_text(&cw.result)
+                                ),
+                            );
+                        }
+                        (None, Some(t)) => ty = Some(t.clone()),
+                        _ => {}
+                    }
                     branches.push((when, then.expr));
                 }
                 let otherwise = match else_result {
                     Some(x) => {
                         let b = self.bind(x)?;
-                        ty = unify(x, ty, b.ty)?;
+                        match (&ty, &b.ty) {
+                            (Some(then), Some(d)) if then != d => {
+                                return err_at(
+                                    x,
+                                    format!(
+                                        "Invalid Case expression. Type for the default clause should be the same as for 'THEN' clauses.\nTHEN type: {then}.\nDEFAULT type: {d}."
+                                    ),
+                                );
+                            }
+                            (None, Some(d)) => ty = Some(d.clone()),
+                            _ => {}
+                        }
                         Some(Box::new(b.expr))
                     }
                     None => None,
@@ -704,20 +755,20 @@ impl<'a> Binder<'a> {
                 Ok(cur)
             }
             SqlExpr::Array(arr) => {
-                let mut items = Vec::with_capacity(arr.elem.len());
-                let mut ty: Option<DataType> = None;
-                for el in &arr.elem {
-                    let b = self.bind(el)?;
-                    ty = unify(el, ty, b.ty)?;
-                    items.push(b.expr);
-                }
                 if arr.elem.is_empty() {
                     return err_at(
                         e,
                         "Array constructor cannot be empty. Please supply at least one element (see https://github.com/confluentinc/ksql/issues/4239).",
                     );
                 }
-                let item_ty = ty.ok_or_else(|| PlanError::new("Cannot construct an array with all NULL elements (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL value to the desired type.", e.span().start.line, e.span().start.column))?;
+                let elems: Vec<&SqlExpr> = arr.elem.iter().collect();
+                let (item_ty, items) = self.coerce_list(e, &elems)?;
+                let Some(item_ty) = item_ty else {
+                    return err_at(
+                        e,
+                        "Cannot construct an array with all NULL elements (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL value to the desired type.",
+                    );
+                };
                 Ok(Bound {
                     expr: Expr::MakeArray(items),
                     ty: Some(DataType::Array(Box::new(item_ty))),
@@ -803,7 +854,7 @@ impl<'a> Binder<'a> {
             BinaryOperator::StringConcat => BinaryOp::Concat,
             other => return err_at(e, format!("Unsupported operator {other}")),
         };
-        let op_text = op_sql.to_string();
+        let _ = op_sql;
         let ty = match op {
             BinaryOp::And | BinaryOp::Or => {
                 expect_bool(left, &l)?;
@@ -822,97 +873,56 @@ impl<'a> Binder<'a> {
                 Some(DataType::String)
             }
             _ if op.is_comparison() => {
-                // ksqlDB has no type for a bare NULL, and refuses to compare with it.
-                if l.ty.is_none() || r.ty.is_none() {
-                    let base = |t: &Option<DataType>| {
-                        t.as_ref().map_or("NULL".to_string(), |t| {
-                            let full = t.to_string();
-                            full.split(['(', '<'])
-                                .next()
-                                .unwrap_or_default()
-                                .to_string()
-                        })
-                    };
-                    return err_at(
-                        e,
-                        format!(
-                            "Comparison with NULL not supported: {} {op_text} {}\nUse 'IS NULL' or 'IS NOT NULL' instead.",
-                            base(&l.ty),
-                            base(&r.ty)
-                        ),
-                    );
-                }
-                if let (Some(a), Some(b)) = (&l.ty, &r.ty) {
-                    let ordering = !matches!(op, BinaryOp::Eq | BinaryOp::NotEq);
-                    let complex = |t: &DataType| {
-                        matches!(
-                            t,
-                            DataType::Array(_) | DataType::Map(..) | DataType::Struct(_)
-                        )
-                    };
-                    if (ordering && (complex(a) || complex(b)))
-                        || comparable(e, &l.ty, &r.ty).is_err()
-                    {
-                        let name = match op {
-                            BinaryOp::Eq => "EQUAL",
-                            BinaryOp::NotEq => "NOT_EQUAL",
-                            BinaryOp::Lt => "LESS_THAN",
-                            BinaryOp::LtEq => "LESS_THAN_OR_EQUAL",
-                            BinaryOp::Gt => "GREATER_THAN",
-                            _ => "GREATER_THAN_OR_EQUAL",
-                        };
-                        return err_at(
-                            e,
-                            format!(
-                                "Cannot compare {} ({a}) to {} ({b}) with {name}.",
-                                ksql_text(left),
-                                ksql_text(right)
-                            ),
-                        );
-                    }
-                }
-                Some(DataType::Boolean)
+                let (le, re) = comparison_operands(e, left, l, op, right, r)?;
+                return Ok(Bound {
+                    expr: Expr::Binary {
+                        op,
+                        left: Box::new(le),
+                        right: Box::new(re),
+                    },
+                    ty: Some(DataType::Boolean),
+                });
             }
-            _ => match (&l.ty, &r.ty) {
-                (None, t) | (t, None) => t.clone(),
-                (Some(a), Some(b)) => match DataType::numeric_common(a, b) {
-                    Some(t) => Some(match (op, t) {
-                        (BinaryOp::Mul, DataType::Decimal { .. }) => decimal_mul(a, b),
-                        (BinaryOp::Div, DataType::Decimal { precision, scale }) => {
-                            let s = (scale + 6).min(38);
-                            DataType::Decimal {
-                                precision: (precision + 6).clamp(s, 38),
-                                scale: s,
-                            }
-                        }
-                        (_, t) => t,
-                    }),
-                    None if op == BinaryOp::Add
-                        && *a == DataType::String
-                        && *b == DataType::String =>
-                    {
-                        return Ok(Bound {
-                            expr: Expr::Binary {
-                                op: BinaryOp::Concat,
-                                left: Box::new(l.expr),
-                                right: Box::new(r.expr),
-                            },
-                            ty: Some(DataType::String),
-                        });
-                    }
-                    None => {
-                        return err_at(
+            _ => {
+                let arith = match op {
+                    BinaryOp::Add => ArithOp::Add,
+                    BinaryOp::Sub => ArithOp::Sub,
+                    BinaryOp::Mul => ArithOp::Mul,
+                    BinaryOp::Div => ArithOp::Div,
+                    _ => ArithOp::Mod,
+                };
+                let ty = DataType::arithmetic_result(arith, l.ty.as_ref(), r.ty.as_ref()).or_else(
+                    |m| {
+                        err_at(
                             e,
-                            format!(
-                                "Error processing expression: {}. Unsupported arithmetic types. {} {}",
-                                ksql_text(e),
-                                base_type_name(a),
-                                base_type_name(b)
-                            ),
-                        );
-                    }
-                },
-            },
+                            format!("Error processing expression: {}. {m}", ksql_text(e)),
+                        )
+                    },
+                )?;
+                if ty == DataType::String {
+                    return Ok(Bound {
+                        expr: Expr::Binary {
+                            op: BinaryOp::Concat,
+                            left: Box::new(l.expr),
+                            right: Box::new(r.expr),
+                        },
+                        ty: Some(DataType::String),
+                    });
+                }
+                if let DataType::Decimal { precision, scale } = ty {
+                    return Ok(Bound {
+                        expr: Expr::Decimal {
+                            op,
+                            left: Box::new(l.expr),
+                            right: Box::new(r.expr),
+                            precision,
+                            scale,
+                        },
+                        ty: Some(ty),
+                    });
+                }
+                Some(ty)
+            }
         };
         Ok(Bound {
             expr: Expr::Binary {
@@ -1086,39 +1096,58 @@ impl<'a> Binder<'a> {
                 ty: Some(DataType::Struct(types)),
             });
         }
-        let mut entries = Vec::with_capacity(pairs.len());
-        let (mut kt, mut vt): (Option<DataType>, Option<DataType>) = (None, None);
-        for (k, v) in pairs {
-            let (kb, vb) = (self.bind(k)?, self.bind(v)?);
-            kt = unify(k, kt, kb.ty)?;
-            vt = unify(v, vt, vb.ty)?;
-            entries.push((kb.expr, vb.expr));
+        if pairs.is_empty() {
+            return err_at(
+                e,
+                "Map constructor cannot be empty. Please supply at least one key value pair (see https://github.com/confluentinc/ksql/issues/4239).",
+            );
         }
-        let ty = match (kt, vt) {
-            (Some(k), Some(v)) => DataType::Map(Box::new(k), Box::new(v)),
-            _ if entries.is_empty() => {
-                return err_at(
-                    e,
-                    "Map constructor cannot be empty. Please supply at least one key value pair (see https://github.com/confluentinc/ksql/issues/4239).",
-                );
-            }
-            (_, None) => {
-                return err_at(
-                    e,
-                    "Cannot construct a map with all NULL values (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL value to the desired type.",
-                );
-            }
-            (None, _) => {
-                return err_at(
-                    e,
-                    "Cannot construct a map with all NULL keys (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL key to the desired type.",
-                );
-            }
+        let keys: Vec<&SqlExpr> = pairs.iter().map(|(k, _)| *k).collect();
+        let values: Vec<&SqlExpr> = pairs.iter().map(|(_, v)| *v).collect();
+        let (kt, keys) = self.coerce_list(e, &keys)?;
+        let Some(kt) = kt else {
+            return err_at(
+                e,
+                "Cannot construct a map with all NULL keys (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL key to the desired type.",
+            );
+        };
+        let (vt, values) = self.coerce_list(e, &values)?;
+        let Some(vt) = vt else {
+            return err_at(
+                e,
+                "Cannot construct a map with all NULL values (see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a NULL value to the desired type.",
+            );
         };
         Ok(Bound {
-            expr: Expr::MakeMap(entries),
-            ty: Some(ty),
+            expr: Expr::MakeMap(keys.into_iter().zip(values).collect()),
+            ty: Some(DataType::Map(Box::new(kt), Box::new(vt))),
         })
+    }
+
+    /// Binds a list of expressions that must share one type (ARRAY and MAP constructors,
+    /// IN lists) and converts each to it: ksqlDB's `CoercionUtil.coerceUserList`.
+    fn coerce_list(
+        &mut self,
+        at: &SqlExpr,
+        exprs: &[&SqlExpr],
+    ) -> Result<(Option<DataType>, Vec<Expr>)> {
+        let mut bound = Vec::with_capacity(exprs.len());
+        let mut typed = Vec::with_capacity(exprs.len());
+        for x in exprs {
+            let b = self.bind(x)?;
+            typed.push(coerce::Typed::of(&b, ksql_text(x)));
+            bound.push(b);
+        }
+        let common = coerce::common_type(&typed).or_else(|m| err_at(at, m.message()))?;
+        let Some(common) = common else {
+            return Ok((None, bound.into_iter().map(|b| b.expr).collect()));
+        };
+        let items = bound
+            .into_iter()
+            .zip(exprs)
+            .map(|(b, x)| coerce::convert(b, &common).or_else(|m| err_at(x, m)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((Some(common), items))
     }
 
     fn function(&mut self, e: &SqlExpr, f: &sqlparser::ast::Function) -> Result<Bound> {
@@ -1302,14 +1331,31 @@ impl<'a> Binder<'a> {
             }
             bound.push(self.bind(a)?);
         }
-        if matches!(name.as_str(), "LEAST" | "GREATEST") {
-            return same_type_call(e, func, &name, &args, bound);
+        if !func.sigs.is_empty() {
+            // ksqlDB's UdfIndex: pick the overload, then CAST arguments it widens.
+            let arg_types: Vec<Option<DataType>> = bound.iter().map(|b| b.ty.clone()).collect();
+            let resolved = sluice_expr::resolve(func.sigs, &arg_types)
+                .or_else(|m| err_at(e, format!("Function '{}' {m}", udf_display_name(&name))))?;
+            let ty = (func.return_type)(&resolved.types)
+                .or_else(|m| err_at(e, format!("Function '{}' {m}", udf_display_name(&name))))?;
+            let args = bound
+                .into_iter()
+                .zip(resolved.casts)
+                .map(|(b, cast)| match cast {
+                    Some(to) => Expr::Cast {
+                        expr: Box::new(b.expr),
+                        to,
+                    },
+                    None => b.expr,
+                })
+                .collect();
+            return Ok(Bound {
+                expr: Expr::Call { func, args },
+                ty: Some(ty),
+            });
         }
-        let types: Vec<DataType> = bound
-            .iter()
-            .map(|b| b.ty.clone().unwrap_or(DataType::String))
-            .collect();
-        let ty = (func.return_type)(&types)
+        let arg_types: Vec<Option<DataType>> = bound.iter().map(|b| b.ty.clone()).collect();
+        let ty = null_tolerant_return_type(func, &arg_types)
             .or_else(|m| err_at(e, format!("Function '{}' {m}", udf_display_name(&name))))?;
         Ok(Bound {
             expr: Expr::Call {
@@ -1321,109 +1367,52 @@ impl<'a> Binder<'a> {
     }
 }
 
-/// A call whose arguments share one type `T` (LEAST/GREATEST), resolved as ksqlDB
-/// resolves its generic functions: NULL literals take any type, a string literal takes the
-/// type of the other arguments and is converted to it, and anything else must agree (or
-/// widen, for numbers, by the function's own rule).
-fn same_type_call(
-    e: &SqlExpr,
-    func: &'static sluice_expr::ScalarFunction,
-    name: &str,
-    args: &[&SqlExpr],
-    bound: Vec<Bound>,
-) -> Result<Bound> {
-    let lower = name.to_ascii_lowercase();
-    let is_null = |a: &SqlExpr| matches!(a, SqlExpr::Value(v) if matches!(v.value, SqlValue::Null));
-    let is_text = |a: &SqlExpr| matches!(a, SqlExpr::Value(v) if matches!(v.value, SqlValue::SingleQuotedString(_)));
-    let listed = args
-        .iter()
-        .zip(&bound)
-        .map(|(a, b)| {
-            if is_null(a) {
-                "null".to_string()
-            } else {
-                ty_name(&b.ty)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let fixed: Vec<DataType> = args
-        .iter()
-        .zip(&bound)
-        .filter(|(a, _)| !is_null(a) && !is_text(a))
-        .filter_map(|(_, b)| b.ty.clone())
-        .collect();
-    if args.is_empty() {
-        return err_at(
-            e,
-            format!("Function '{lower}' does not accept parameters ()."),
-        );
-    }
-    if fixed.is_empty() && !args.iter().any(|a| is_text(a)) {
-        return err_at(
-            e,
-            format!(
-                "Function '{lower}' cannot be resolved due to ambiguous method parameters ({listed})."
-            ),
-        );
-    }
-    if fixed.contains(&DataType::String) && fixed.iter().any(|t| *t != DataType::String) {
-        return err_at(
-            e,
-            format!("Function '{lower}' does not accept parameters ({listed})."),
-        );
-    }
-    let ty = if fixed.is_empty() {
-        DataType::String
-    } else {
-        (func.return_type)(&fixed).or_else(|m| err_at(e, format!("Function '{lower}' {m}")))?
+/// A function's result type where some arguments are NULL literals: in ksqlDB a NULL
+/// argument fits any parameter, so a NULL takes whichever type the function accepts there
+/// (STRING first, then the other scalar types), for up to two NULL arguments.
+fn null_tolerant_return_type(
+    func: &sluice_expr::ScalarFunction,
+    args: &[Option<DataType>],
+) -> std::result::Result<DataType, String> {
+    let fill = |with: &[DataType]| -> Vec<DataType> {
+        let mut it = with.iter();
+        args.iter()
+            .map(|a| match a {
+                Some(t) => t.clone(),
+                None => it.next().cloned().unwrap_or(DataType::String),
+            })
+            .collect()
     };
-    let args = args
-        .iter()
-        .zip(bound)
-        .map(|(a, b)| {
-            if is_text(a) && ty != DataType::String {
-                Expr::Cast {
-                    expr: Box::new(b.expr),
-                    to: ty.clone(),
-                }
-            } else {
-                b.expr
+    let first = (func.return_type)(&fill(&[]));
+    let nulls = args.iter().filter(|a| a.is_none()).count();
+    if first.is_ok() || nulls == 0 || nulls > 2 {
+        return first;
+    }
+    const CANDIDATES: [DataType; 9] = [
+        DataType::String,
+        DataType::Int,
+        DataType::BigInt,
+        DataType::Double,
+        DataType::Boolean,
+        DataType::Timestamp,
+        DataType::Date,
+        DataType::Time,
+        DataType::Bytes,
+    ];
+    for a in &CANDIDATES {
+        if nulls == 1 {
+            if let Ok(t) = (func.return_type)(&fill(std::slice::from_ref(a))) {
+                return Ok(t);
             }
-        })
-        .collect();
-    Ok(Bound {
-        expr: Expr::Call { func, args },
-        ty: Some(ty),
-    })
-}
-
-/// A type's base name as ksqlDB names it in type errors: `DECIMAL`, not `DECIMAL(2, 1)`.
-fn base_type_name(t: &DataType) -> String {
-    match t {
-        DataType::Decimal { .. } => "DECIMAL".into(),
-        DataType::Array(_) => "ARRAY".into(),
-        DataType::Map(..) => "MAP".into(),
-        DataType::Struct(_) => "STRUCT".into(),
-        other => other.to_string(),
+            continue;
+        }
+        for b in &CANDIDATES {
+            if let Ok(t) = (func.return_type)(&fill(&[a.clone(), b.clone()])) {
+                return Ok(t);
+            }
+        }
     }
-}
-
-fn decimal_mul(a: &DataType, b: &DataType) -> DataType {
-    let (pa, sa) = decimal_parts(a);
-    let (pb, sb) = decimal_parts(b);
-    DataType::Decimal {
-        precision: (pa + pb + 1).min(38),
-        scale: (sa + sb).min(38),
-    }
-}
-
-fn decimal_parts(t: &DataType) -> (u8, u8) {
-    match t {
-        DataType::Decimal { precision, scale } => (*precision, *scale),
-        DataType::Int => (10, 0),
-        _ => (19, 0),
-    }
+    first
 }
 
 /// Which CASTs ksqlDB accepts: anything to STRING, between numbers, text to scalars, and
@@ -1580,37 +1569,104 @@ fn expect_bool(e: &SqlExpr, b: &Bound) -> Result<()> {
     }
 }
 
-fn comparable(e: &SqlExpr, a: &Option<DataType>, b: &Option<DataType>) -> Result<()> {
-    let (Some(a), Some(b)) = (a, b) else {
-        return Ok(());
-    };
-    let ok = a == b
-        || (a.is_numeric() && b.is_numeric())
-        || matches!(
-            (a, b),
-            (DataType::Timestamp, DataType::BigInt) | (DataType::BigInt, DataType::Timestamp)
-        );
-    if ok {
-        Ok(())
-    } else {
-        err_at(e, format!("Cannot compare {a} to {b} in {e}"))
+fn is_null_literal(e: &SqlExpr) -> bool {
+    matches!(e, SqlExpr::Value(v) if matches!(v.value, SqlValue::Null))
+}
+
+/// ksqlDB's name for a comparison operator in type errors.
+fn comparison_name(op: BinaryOp) -> &'static str {
+    match op {
+        BinaryOp::Eq => "EQUAL",
+        BinaryOp::NotEq => "NOT_EQUAL",
+        BinaryOp::Lt => "LESS_THAN",
+        BinaryOp::LtEq => "LESS_THAN_OR_EQUAL",
+        BinaryOp::Gt => "GREATER_THAN",
+        _ => "GREATER_THAN_OR_EQUAL",
     }
 }
 
-fn unify(e: &SqlExpr, a: Option<DataType>, b: Option<DataType>) -> Result<Option<DataType>> {
-    match (a, b) {
-        (None, t) | (t, None) => Ok(t),
-        (Some(a), Some(b)) if a == b => Ok(Some(a)),
-        (Some(a), Some(b)) => match DataType::numeric_common(&a, &b) {
-            Some(t) => Ok(Some(t)),
-            None => err_at(
-                e,
-                format!(
-                    "Invalid Case expression. Type for all 'THEN' clauses should be the same. Result expression {e} has type {b}, expected {a}"
-                ),
-            ),
-        },
+fn comparison_symbol(op: BinaryOp) -> &'static str {
+    match op {
+        BinaryOp::Eq => "=",
+        BinaryOp::NotEq => "<>",
+        BinaryOp::Lt => "<",
+        BinaryOp::LtEq => "<=",
+        BinaryOp::Gt => ">",
+        _ => ">=",
     }
+}
+
+/// ksqlDB's `ComparisonUtil.isValidComparison`, by the left operand's base type: numbers
+/// compare with numbers; strings with strings and temporal types; dates and timestamps
+/// with each other and strings; times with times and strings; booleans, arrays, maps and
+/// structs only for (in)equality with their own kind; bytes with bytes.
+fn valid_comparison(l: &DataType, equality: bool, r: &DataType) -> bool {
+    use DataType::*;
+    let temporal = |t: &DataType| matches!(t, Timestamp | Date | Time);
+    match l {
+        _ if l.is_numeric() => r.is_numeric(),
+        String => *r == String || temporal(r),
+        Boolean => *r == Boolean && equality,
+        Array(_) => matches!(r, Array(_)) && equality,
+        Map(..) => matches!(r, Map(..)) && equality,
+        Struct(_) => matches!(r, Struct(_)) && equality,
+        Time => matches!(r, Time | String),
+        Date | Timestamp => matches!(r, Date | Timestamp | String),
+        Bytes => *r == Bytes,
+        _ => false,
+    }
+}
+
+/// Checks the operands of a comparison and converts them to a type both compare in: text
+/// beside a temporal type is read as that type, a DATE beside a TIMESTAMP as midnight.
+fn comparison_operands(
+    at: &SqlExpr,
+    left: &SqlExpr,
+    l: Bound,
+    op: BinaryOp,
+    right: &SqlExpr,
+    r: Bound,
+) -> Result<(Expr, Expr)> {
+    let (Some(lt), Some(rt)) = (&l.ty, &r.ty) else {
+        let name = |t: &Option<DataType>| t.as_ref().map_or("NULL", DataType::base_name);
+        return err_at(
+            at,
+            format!(
+                "Comparison with NULL not supported: {} {} {}\nUse 'IS NULL' or 'IS NOT NULL' instead.",
+                name(&l.ty),
+                comparison_symbol(op),
+                name(&r.ty)
+            ),
+        );
+    };
+    let equality = matches!(op, BinaryOp::Eq | BinaryOp::NotEq);
+    if !valid_comparison(lt, equality, rt) {
+        return err_at(
+            at,
+            format!(
+                "Cannot compare {} ({lt}) to {} ({rt}) with {}.",
+                ksql_text(left),
+                ksql_text(right),
+                comparison_name(op)
+            ),
+        );
+    }
+    let cast = |b: Bound, to: &DataType| Expr::Cast {
+        expr: Box::new(b.expr),
+        to: to.clone(),
+    };
+    let temporal =
+        |t: &DataType| matches!(t, DataType::Timestamp | DataType::Date | DataType::Time);
+    Ok(match (lt, rt) {
+        (DataType::String, t) if temporal(t) => (cast(l, t), r.expr),
+        (t, DataType::String) if temporal(t) => {
+            let t = t.clone();
+            (l.expr, cast(r, &t))
+        }
+        (DataType::Date, DataType::Timestamp) => (cast(l, &DataType::Timestamp), r.expr),
+        (DataType::Timestamp, DataType::Date) => (l.expr, cast(r, &DataType::Timestamp)),
+        _ => (l.expr, r.expr),
+    })
 }
 
 fn literal(e: &SqlExpr, v: &SqlValue) -> Result<Bound> {
@@ -1766,5 +1822,177 @@ mod timestamp_text_tests {
         ] {
             assert_eq!(parse_timestamp_text(text), None, "{text}");
         }
+    }
+}
+
+#[cfg(test)]
+mod type_rule_tests {
+    use super::*;
+
+    fn scope() -> Scope {
+        Scope {
+            columns: vec![
+                ("I".into(), DataType::Int),
+                ("B".into(), DataType::BigInt),
+                ("S".into(), DataType::String),
+                (
+                    "D".into(),
+                    DataType::Decimal {
+                        precision: 4,
+                        scale: 2,
+                    },
+                ),
+                ("TS".into(), DataType::Timestamp),
+                ("DT".into(), DataType::Date),
+            ],
+            qualifiers: vec!["T".into()],
+        }
+    }
+
+    fn bind(sql: &str) -> Result<Bound> {
+        let e = sluice_sql::parse_expr(sql).expect("parses");
+        Binder::plain(&scope()).bind(&e)
+    }
+
+    fn ty(sql: &str) -> DataType {
+        bind(sql).expect("binds").ty.expect("typed")
+    }
+
+    fn error(sql: &str) -> String {
+        bind(sql).expect_err("fails").message
+    }
+
+    fn eval(sql: &str, row: &[Value]) -> Value {
+        bind(sql).expect("binds").expr.eval(row)
+    }
+
+    fn row() -> Vec<Value> {
+        vec![
+            Value::Int(30),
+            Value::BigInt(40),
+            Value::Null,
+            Value::Decimal {
+                unscaled: 1050,
+                scale: 2,
+            },
+            Value::Timestamp(86_400_000),
+            Value::Date(1),
+        ]
+    }
+
+    #[test]
+    fn arithmetic_types_and_null_operands() {
+        assert_eq!(ty("I + B"), DataType::BigInt);
+        assert_eq!(
+            ty("D + D"),
+            DataType::Decimal {
+                precision: 5,
+                scale: 2
+            }
+        );
+        assert_eq!(
+            ty("D / D"),
+            DataType::Decimal {
+                precision: 11,
+                scale: 7
+            }
+        );
+        assert_eq!(
+            error("1 + null"),
+            "Error processing expression: (1 + null). Arithmetic on types INTEGER and null are not supported."
+        );
+        assert!(error("D / null").contains("Arithmetic on types DECIMAL(4, 2) and null"));
+    }
+
+    #[test]
+    fn decimal_arithmetic_is_exact_or_null() {
+        // DECIMAL(4, 2) / INTEGER (as DECIMAL(10, 0)) has scale max(6, 2 + 10 + 1).
+        assert_eq!(
+            eval("D / 2", &row()),
+            Value::Decimal {
+                unscaled: 52_500_000_000_000,
+                scale: 13
+            }
+        );
+        // 10.50 / 9 does not terminate: ksqlDB's UNNECESSARY rounding fails, so NULL.
+        assert_eq!(eval("D / 9", &row()), Value::Null);
+        assert_eq!(
+            eval("D * D", &row()),
+            Value::Decimal {
+                unscaled: 1_102_500,
+                scale: 4
+            }
+        );
+    }
+
+    #[test]
+    fn case_branches_must_share_one_type() {
+        assert_eq!(ty("CASE WHEN I > 1 THEN NULL ELSE S END"), DataType::String);
+        assert!(
+            error("CASE WHEN I > 1 THEN I ELSE B END").starts_with(
+                "Invalid Case expression. Type for the default clause should be the same as for 'THEN' clauses."
+            )
+        );
+        assert!(
+            error("CASE WHEN I > 1 THEN 'a' WHEN I > 2 THEN 10 END").contains(
+                "Type for all 'THEN' clauses should be the same.\nTHEN expression 'WHEN (I > 2) THEN 10' has type: INTEGER."
+            )
+        );
+        assert!(
+            error("CASE WHEN I THEN 1 END").starts_with("WHEN operand type should be boolean.")
+        );
+    }
+
+    #[test]
+    fn comparisons_follow_ksqldb_rules() {
+        assert!(
+            error("I = null").starts_with("Comparison with NULL not supported: INTEGER = NULL")
+        );
+        assert_eq!(
+            error("I >= 'x'"),
+            "Cannot compare I (INTEGER) to 'x' (STRING) with GREATER_THAN_OR_EQUAL."
+        );
+        // Text beside a timestamp is read as one; a date beside a timestamp is midnight.
+        assert_eq!(
+            eval("TS = '1970-01-02T00:00:00'", &row()),
+            Value::Boolean(true)
+        );
+        assert_eq!(eval("DT = TS", &row()), Value::Boolean(true));
+    }
+
+    #[test]
+    fn between_and_in_are_never_null() {
+        assert_eq!(eval("S BETWEEN 'a' AND 'b'", &row()), Value::Boolean(false));
+        assert_eq!(
+            eval("S NOT BETWEEN 'a' AND 'b'", &row()),
+            Value::Boolean(true)
+        );
+        assert_eq!(eval("S IN ('a', NULL)", &row()), Value::Boolean(false));
+        assert_eq!(eval("S NOT IN ('a')", &row()), Value::Boolean(true));
+        // The list is coerced to one type: '30' is read as a number beside I.
+        assert_eq!(eval("I IN ('30', 2)", &row()), Value::Boolean(true));
+        assert!(error("I IN ('x')").contains("invalid input syntax for type INTEGER: \"x\""));
+    }
+
+    #[test]
+    fn a_null_argument_fits_any_parameter() {
+        // FROM_UNIXTIME takes a BIGINT; a NULL literal is accepted there.
+        assert_eq!(ty("FROM_UNIXTIME(null)"), DataType::Timestamp);
+    }
+
+    #[test]
+    fn constructors_coerce_their_elements() {
+        assert_eq!(
+            ty("ARRAY[null, 10, '2e1', I, B]"),
+            DataType::Array(Box::new(DataType::Decimal {
+                precision: 19,
+                scale: 0
+            }))
+        );
+        assert_eq!(
+            ty("MAP(S := true, 'k' := 'no')"),
+            DataType::Map(Box::new(DataType::String), Box::new(DataType::Boolean))
+        );
+        assert!(error("ARRAY[S, I]").starts_with("operator does not exist: STRING = INTEGER (I)"));
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::bind::{Binder, Scope, err_at};
 use crate::{PlanError, Result};
-use sluice_common::{DataType, ROWTIME, SourceDef, Value};
+use sluice_common::{DataType, ROWOFFSET, ROWPARTITION, ROWTIME, SourceDef, Value};
 use sluice_expr::eval::cast;
 use sluice_sql::{Expr as SqlExpr, Name};
 
@@ -69,7 +69,7 @@ pub fn plan_insert_values(
             };
             continue;
         }
-        if name.value == sluice_common::ROWPARTITION || name.value == sluice_common::ROWOFFSET {
+        if matches!(name.value.as_str(), ROWPARTITION | ROWOFFSET) {
             return Err(PlanError::at_name(
                 format!("Inserting into column `{}` is not allowed.", name.value),
                 name,
@@ -82,29 +82,47 @@ pub fn plan_insert_values(
             ));
         };
         let col = &target.schema.columns[idx];
-        if let Some(t) = &bound.ty
-            && !t.coerces_to(&col.data_type)
-            && !(*t == DataType::String && col.data_type != DataType::String)
-        {
+        // ksqlDB evaluates the expression, then coerces the value strictly (its
+        // GenericExpressionResolver): numbers widen exactly, text becomes a temporal type
+        // or bytes, structs are matched field by field; anything else is refused.
+        let Some(coerced) = sluice_expr::coerce::coerce_value(&value, &col.data_type, false) else {
+            let hint = match (&value, &col.data_type) {
+                (Value::String(_), DataType::Timestamp) => {
+                    ". Timestamp format must be yyyy-mm-ddThh:mm:ss[.S]"
+                }
+                (Value::String(_), DataType::Time) => ". Time format must be hh:mm:ss[.S]",
+                (Value::String(_), DataType::Date) => ". Date format must be yyyy-mm-dd",
+                _ => "",
+            };
+            let value_type = bound.ty.as_ref().map_or("NULL", DataType::base_name);
             return err_at(
                 expr,
                 format!(
-                    "Expected type {} for field {} but got {} ({t})",
-                    col.data_type, col.name, expr
+                    "Expected type {} for field {} but got {value_type}({}){hint}",
+                    col.data_type,
+                    col.name,
+                    java_text(&value)
                 ),
             );
-        }
-        let coerced = cast(value.clone(), &col.data_type);
-        if coerced.is_null() && !value.is_null() {
-            return err_at(
-                expr,
-                format!(
-                    "Could not coerce value {expr} to {} for column {}",
-                    col.data_type, col.name
-                ),
-            );
-        }
+        };
         row[idx] = coerced;
     }
     Ok(InsertRow { row, rowtime })
+}
+
+/// A value as Java's `toString` prints it in ksqlDB's messages (a struct as Connect's
+/// `Struct{A=1,B=x}`).
+fn java_text(v: &Value) -> String {
+    match v {
+        Value::Struct(fields) => format!(
+            "Struct{{{}}}",
+            fields
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(n, v)| format!("{n}={}", java_text(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        other => other.to_string(),
+    }
 }

@@ -8,6 +8,7 @@
 //! - [`insert`]: INSERT VALUES → a row to append.
 
 pub mod bind;
+mod coerce;
 pub mod ddl;
 pub mod insert;
 pub mod pull;
@@ -206,17 +207,87 @@ pub type Result<T> = std::result::Result<T, PlanError>;
 /// What the planner needs to know about existing sources.
 pub trait Catalog {
     fn source(&self, name: &str) -> Option<SourceDef>;
+
+    /// Every source's name, for hints when a name is not found.
+    fn source_names(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl Catalog for std::collections::BTreeMap<String, SourceDef> {
     fn source(&self, name: &str) -> Option<SourceDef> {
         self.get(name).cloned()
     }
+
+    fn source_names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
+    }
+}
+
+/// ksqlDB's message for an unknown source: `X does not exist.`, and, when a source of
+/// that name in another case exists, which spelling to use (a name with lower-case
+/// letters must be quoted; an upper-case one needs no quotes).
+pub fn unknown_source_message(catalog: &dyn Catalog, name: &str) -> String {
+    let hint = catalog
+        .source_names()
+        .into_iter()
+        .find(|n| n.eq_ignore_ascii_case(name) && n != name)
+        .map(|existing| {
+            if existing == existing.to_ascii_uppercase() {
+                format!(
+                    "\nDid you mean {existing}? Hint: try removing double quotes from the source name."
+                )
+            } else {
+                format!(
+                    "\nDid you mean \"{existing}\"? Hint: try wrapping the source name in double quotes."
+                )
+            }
+        })
+        .unwrap_or_default();
+    format!("{name} does not exist.{hint}")
 }
 
 pub(crate) fn lookup(catalog: &dyn Catalog, name: &sluice_sql::Name) -> Result<SourceDef> {
     catalog.source(&name.value).ok_or_else(|| {
-        PlanError::at_name(format!("{} does not exist.", name.value), name)
+        PlanError::at_name(unknown_source_message(catalog, &name.value), name)
             .with_kind(PlanErrorKind::NotFound)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn unknown_sources_hint_at_the_other_case() {
+        let mut c: BTreeMap<String, SourceDef> = BTreeMap::new();
+        let def = |name: &str| SourceDef {
+            id: 1,
+            name: name.into(),
+            kind: sluice_common::SourceKind::Stream,
+            schema: sluice_common::Schema::new(Vec::new()),
+            topic: "t".into(),
+            key_format: sluice_common::FormatSpec::new(sluice_common::FormatKind::Json),
+            value_format: sluice_common::FormatSpec::new(sluice_common::FormatKind::Json),
+            timestamp_column: None,
+            timestamp_format: None,
+            headers: Vec::new(),
+            written_by: None,
+            sql: String::new(),
+            read_only: false,
+            window: None,
+        };
+        c.insert("FOO".into(), def("FOO"));
+        c.insert("bAr".into(), def("bAr"));
+        assert_eq!(
+            unknown_source_message(&c, "foo"),
+            "foo does not exist.\nDid you mean FOO? Hint: try removing double quotes from the source name."
+        );
+        assert_eq!(
+            unknown_source_message(&c, "BAR"),
+            "BAR does not exist.\nDid you mean \"bAr\"? Hint: try wrapping the source name in double quotes."
+        );
+        assert_eq!(unknown_source_message(&c, "BAZ"), "BAZ does not exist.");
+    }
 }

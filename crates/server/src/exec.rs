@@ -98,6 +98,10 @@ impl Catalog for CatalogState {
     fn source(&self, name: &str) -> Option<SourceDef> {
         self.sources.get(name).cloned()
     }
+
+    fn source_names(&self) -> Vec<String> {
+        self.sources.keys().cloned().collect()
+    }
 }
 
 pub struct Executor {
@@ -240,6 +244,17 @@ impl Executor {
 
     pub fn log(&self) -> &Arc<EmbeddedLog> {
         &self.log
+    }
+
+    /// An unknown source, with ksqlDB's hint when the name exists in another case.
+    fn not_found(&self, name: &Name) -> ExecError {
+        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        PlanError::at_name(
+            sluice_planner::unknown_source_message(&*catalog, &name.value),
+            name,
+        )
+        .with_kind(PlanErrorKind::NotFound)
+        .into()
     }
 
     pub fn source(&self, name: &str) -> Option<SourceDef> {
@@ -605,7 +620,7 @@ impl Executor {
                 let _guard = self.ddl.lock().await;
                 let target_def = self
                     .source(&target.value)
-                    .ok_or_else(|| not_found(target))?;
+                    .ok_or_else(|| self.not_found(target))?;
                 if target_def.read_only && target_def.kind == SourceKind::Stream {
                     return Err(ExecError::invalid(format!(
                         "Cannot insert into read-only stream: {}",
@@ -661,7 +676,7 @@ impl Executor {
             } => {
                 let def = self
                     .source(&target.value)
-                    .ok_or_else(|| not_found(target))?;
+                    .ok_or_else(|| self.not_found(target))?;
                 if def.id == SYSTEM_SOURCE_ID {
                     return Err(ExecError::invalid(format!(
                         "Cannot insert into {}: it is written by Sluice itself",
@@ -689,7 +704,9 @@ impl Executor {
                 Ok(Outcome::default())
             }
             StatementKind::Alter { kind, name, .. } => {
-                let def = self.source(&name.value).ok_or_else(|| not_found(name))?;
+                let def = self
+                    .source(&name.value)
+                    .ok_or_else(|| self.not_found(name))?;
                 let k = kind.to_string().to_lowercase();
                 if def.kind != *kind {
                     return Err(ExecError::invalid(format!(
@@ -731,10 +748,11 @@ impl Executor {
                     } else {
                         "Table"
                     };
-                    return Err(ExecError::new(
-                        Code::NotFound,
-                        format!("{kind} {} does not exist.", name.value),
-                    ));
+                    let message = {
+                        let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+                        sluice_planner::unknown_source_message(&*catalog, &name.value)
+                    };
+                    return Err(ExecError::new(Code::NotFound, format!("{kind} {message}")));
                 };
                 if def.kind != *kind {
                     return Err(ExecError::invalid(format!(
@@ -1154,7 +1172,9 @@ impl Executor {
     }
 
     fn describe(&self, name: &Name, extended: bool) -> Result<Outcome, ExecError> {
-        let def = self.source(&name.value).ok_or_else(|| not_found(name))?;
+        let def = self
+            .source(&name.value)
+            .ok_or_else(|| self.not_found(name))?;
         let rows = def
             .schema
             .columns
@@ -1492,12 +1512,6 @@ fn exists(existing: &SourceDef, name: &Name) -> ExecError {
     )
     .with_kind(PlanErrorKind::AlreadyExists);
     e.into()
-}
-
-fn not_found(name: &Name) -> ExecError {
-    PlanError::at_name(format!("{} does not exist.", name.value), name)
-        .with_kind(PlanErrorKind::NotFound)
-        .into()
 }
 
 pub(crate) fn now_ms() -> i64 {

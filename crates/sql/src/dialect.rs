@@ -12,16 +12,24 @@ use sqlparser::tokenizer::Token;
 pub struct KsqlDialect;
 
 impl Dialect for KsqlDialect {
+    /// ksqlDB's IDENTIFIER: `(LETTER | '_') (LETTER | DIGIT | '_' | '@')*`, letters ASCII.
     fn is_identifier_start(&self, ch: char) -> bool {
-        ch.is_alphabetic() || ch == '_' || ch == '@' || ch == '$'
+        ch.is_ascii_alphabetic() || ch == '_'
     }
 
     fn is_identifier_part(&self, ch: char) -> bool {
-        ch.is_alphanumeric() || ch == '_' || ch == '@' || ch == '$'
+        ch.is_ascii_alphanumeric() || ch == '_' || ch == '@'
     }
 
+    /// Backticks and double quotes both quote identifiers (case kept, the quote doubled
+    /// to escape it); strings take single quotes only.
     fn is_delimited_identifier_start(&self, ch: char) -> bool {
-        ch == '`'
+        ch == '`' || ch == '"'
+    }
+
+    /// ksqlDB's DIGIT_IDENTIFIER: `123abc` is an (unquoted) identifier, `12e3` a number.
+    fn supports_numeric_prefix(&self) -> bool {
+        true
     }
 
     /// `f(x => x + 1)` is a lambda in ksqlDB, never a named argument.

@@ -361,14 +361,47 @@ impl<'a> P<'a> {
 
     fn name(&mut self) -> R<Name> {
         let t = self.p.peek_token();
+        if let Token::Word(w) = &t.token
+            && w.quote_style.is_none()
+            && is_reserved(&w.value)
+        {
+            return Err(reserved_error(
+                &w.value,
+                t.span.start.line,
+                t.span.start.column,
+            ));
+        }
         match self.p.parse_identifier() {
             Ok(ident) => Ok(name_of(&ident, &t)),
             Err(_) => self.err(&t, format!("Expected a name, found {}", describe(&t.token))),
         }
     }
 
+    /// A stream or table name. ksqlDB's ParserUtil.getSourceName: quoted or not, it must
+    /// be usable as a Kafka Streams store name.
+    fn source_name(&mut self) -> R<Name> {
+        let name = self.name()?;
+        if !name
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(ParseError {
+                message: format!(
+                    "Illegal argument at Line: {}, Col: {}. Source names may only contain alphanumeric values, '_' or '-'. Got: '{}'",
+                    name.line, name.column, name.value
+                ),
+                line: name.line,
+                column: name.column,
+            });
+        }
+        Ok(name)
+    }
+
     fn expr(&mut self) -> R<Expr> {
-        self.p.parse_expr().map_err(convert)
+        let e = self.p.parse_expr().map_err(convert)?;
+        check_reserved(&e)?;
+        Ok(e)
     }
 
     fn uint(&mut self) -> R<u64> {
@@ -555,7 +588,7 @@ impl<'a> P<'a> {
         } else {
             false
         };
-        let name = self.name()?;
+        let name = self.source_name()?;
         let mut columns = Vec::new();
         if self.p.consume_token(&Token::LParen) {
             loop {
@@ -673,7 +706,7 @@ impl<'a> P<'a> {
     fn insert(&mut self) -> R<StatementKind> {
         self.expect("INSERT")?;
         self.expect("INTO")?;
-        let target = self.name()?;
+        let target = self.source_name()?;
         if self.peek_word().as_deref() == Some("SELECT") {
             return Ok(StatementKind::InsertSelect {
                 target,
@@ -738,8 +771,13 @@ impl<'a> P<'a> {
                             .unwrap_or_else(|| Ident::new(n.to_string()));
                     SelectItem::QualifiedWildcard(name_of(&ident, &t))
                 }
-                SqlSelectItem::UnnamedExpr(expr) => SelectItem::Expr { expr, alias: None },
+                SqlSelectItem::UnnamedExpr(expr) => {
+                    check_reserved(&expr)?;
+                    SelectItem::Expr { expr, alias: None }
+                }
                 SqlSelectItem::ExprWithAlias { expr, alias } => {
+                    check_reserved(&expr)?;
+                    check_reserved_ident(&alias)?;
                     let alias_tok = self.p.peek_token();
                     SelectItem::Expr {
                         expr,
@@ -753,7 +791,7 @@ impl<'a> P<'a> {
             }
         }
         self.expect("FROM")?;
-        let from = self.name()?;
+        let from = self.source_name()?;
         let alias = if self.eat("AS") {
             Some(self.name()?)
         } else {
@@ -904,7 +942,7 @@ impl<'a> P<'a> {
         }
         let extended = self.eat("EXTENDED");
         Ok(StatementKind::Describe {
-            name: self.name()?,
+            name: self.source_name()?,
             extended,
         })
     }
@@ -956,7 +994,7 @@ impl<'a> P<'a> {
     fn alter(&mut self) -> R<StatementKind> {
         self.expect("ALTER")?;
         let kind = self.source_kind("ALTER")?;
-        let name = self.name()?;
+        let name = self.source_name()?;
         let mut columns = Vec::new();
         loop {
             self.expect("ADD")?;
@@ -994,7 +1032,7 @@ impl<'a> P<'a> {
         } else {
             false
         };
-        let name = self.name()?;
+        let name = self.source_name()?;
         let delete_topic = if self.eat("DELETE") {
             self.expect("TOPIC")?;
             true
@@ -1052,6 +1090,160 @@ impl<'a> P<'a> {
             limit,
         })
     }
+}
+
+/// ksqlDB's reserved words: the keywords of its grammar that its `nonReserved` rule does
+/// not let stand for an identifier. Unquoted, they cannot name anything.
+const RESERVED: &[&str] = &[
+    "SELECT",
+    "FROM",
+    "AS",
+    "ALL",
+    "DISTINCT",
+    "WHERE",
+    "WITHIN",
+    "WINDOW",
+    "GROUP",
+    "BY",
+    "HAVING",
+    "LIMIT",
+    "AT",
+    "OR",
+    "AND",
+    "IN",
+    "NOT",
+    "EXISTS",
+    "BETWEEN",
+    "LIKE",
+    "IS",
+    "NULL",
+    "TRUE",
+    "FALSE",
+    "MILLISECOND",
+    "YEARS",
+    "MONTHS",
+    "DAYS",
+    "HOURS",
+    "MINUTES",
+    "SECONDS",
+    "MILLISECONDS",
+    "TUMBLING",
+    "HOPPING",
+    "SIZE",
+    "ADVANCE",
+    "RETENTION",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "JOIN",
+    "FULL",
+    "OUTER",
+    "INNER",
+    "LEFT",
+    "RIGHT",
+    "ON",
+    "WITH",
+    "VALUES",
+    "CREATE",
+    "TABLE",
+    "TOPIC",
+    "STREAM",
+    "STREAMS",
+    "INSERT",
+    "DELETE",
+    "INTO",
+    "DESCRIBE",
+    "EXTENDED",
+    "PRINT",
+    "CAST",
+    "LIST",
+    "TOPICS",
+    "QUERY",
+    "QUERIES",
+    "TERMINATE",
+    "LOAD",
+    "DROP",
+    "TO",
+    "RENAME",
+    "SAMPLE",
+    "EXPORT",
+    "CATALOG",
+    "PROPERTIES",
+    "BEGINNING",
+    "UNSET",
+    "RUN",
+    "SCRIPT",
+    "DECIMAL",
+    "CONNECTOR",
+    "CONNECTORS",
+    "NAMESPACE",
+    "MATERIALIZED",
+    "VIEW",
+];
+
+/// Time units a function may take as a bare word (DATEADD(DAYS, ...)): ksqlDB's grammar
+/// reads them as a unit there, not as an identifier.
+const TIME_UNITS: &[&str] = &[
+    "MILLISECOND",
+    "MILLISECONDS",
+    "YEARS",
+    "MONTHS",
+    "DAYS",
+    "HOURS",
+    "MINUTES",
+    "SECONDS",
+];
+
+pub(crate) fn is_reserved(word: &str) -> bool {
+    let upper = word.to_ascii_uppercase();
+    RESERVED.contains(&upper.as_str())
+}
+
+/// ksqlDB's message when a reserved word stands where an identifier should.
+fn reserved_error(word: &str, line: u64, column: u64) -> ParseError {
+    ParseError {
+        message: format!(
+            "\"{word}\" is a reserved keyword and it can't be used as an identifier. You can use it as an identifier by escaping it as '{word}' "
+        ),
+        line,
+        column,
+    }
+}
+
+fn check_reserved_ident(i: &Ident) -> R<()> {
+    if i.quote_style.is_none()
+        && is_reserved(&i.value)
+        && !TIME_UNITS.contains(&i.value.to_ascii_uppercase().as_str())
+    {
+        return Err(reserved_error(
+            &i.value,
+            i.span.start.line,
+            i.span.start.column,
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses reserved words used as column, field or qualifier names in an expression.
+fn check_reserved(e: &Expr) -> R<()> {
+    let mut found = Ok(());
+    let _ = sqlparser::ast::visit_expressions(e, |x| {
+        let r = match x {
+            Expr::Identifier(i) => check_reserved_ident(i),
+            Expr::CompoundIdentifier(parts) => parts.iter().try_for_each(check_reserved_ident),
+            _ => Ok(()),
+        };
+        match r {
+            Ok(()) => std::ops::ControlFlow::Continue(()),
+            Err(err) => {
+                found = Err(err);
+                std::ops::ControlFlow::Break(())
+            }
+        }
+    });
+    found
 }
 
 fn name_of(ident: &Ident, t: &TokenWithSpan) -> Name {
@@ -1181,6 +1373,55 @@ mod tests {
         assert_eq!((e.line, e.column), (1, 8));
         let e = parse("ASSERT TOPIC t;").unwrap_err();
         assert_eq!(e.message, "Unknown statement 'ASSERT'");
+    }
+
+    #[test]
+    fn identifiers_follow_ksqldb_lexical_rules() {
+        // Double quotes quote like backticks; a leading digit makes an unquoted identifier.
+        let s = one(
+            "CREATE STREAM \"MixedCase\" (k INT KEY, 1abc INT, `x``y` INT) WITH (kafka_topic='t');",
+        );
+        let StatementKind::CreateSource { name, columns, .. } = s.kind else {
+            panic!("not a CREATE: {s:?}");
+        };
+        assert_eq!(name.value, "MixedCase");
+        let cols: Vec<&str> = columns.iter().map(|c| c.name.value.as_str()).collect();
+        assert_eq!(cols, ["K", "1ABC", "x`y"]);
+        // `$` is no identifier character.
+        assert!(parse("CREATE STREAM s (a$b INT) WITH (kafka_topic='t');").is_err());
+        // Exponents stay numbers.
+        let e = crate::parse_expr("12e3").unwrap();
+        assert!(matches!(e, Expr::Value(_)), "{e:?}");
+    }
+
+    #[test]
+    fn reserved_words_cannot_be_identifiers_unquoted() {
+        let e = parse("CREATE STREAM ORDERS (c1 VARCHAR, size INTEGER) WITH (kafka_topic='t');")
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "\"size\" is a reserved keyword and it can't be used as an identifier. You can use it as an identifier by escaping it as 'size' "
+        );
+        assert_eq!((e.line, e.column), (1, 35));
+        assert!(parse("SELECT a AS size FROM t;").is_err());
+        assert!(parse("SELECT s->size FROM t;").is_err());
+        // Non-reserved keywords, quoted reserved words and time units are fine.
+        assert!(
+            parse("CREATE STREAM s (key INT, `size` INT, date DATE) WITH (kafka_topic='t');")
+                .is_ok()
+        );
+        assert!(parse("SELECT DATEADD(DAYS, 1, d) AS x FROM t;").is_ok());
+    }
+
+    #[test]
+    fn source_names_are_alphanumeric_underscore_or_dash() {
+        let e = parse("CREATE STREAM `foo.bar` (k INT KEY) WITH (kafka_topic='t');").unwrap_err();
+        assert_eq!(
+            e.message,
+            "Illegal argument at Line: 1, Col: 15. Source names may only contain alphanumeric values, '_' or '-'. Got: 'foo.bar'"
+        );
+        assert!(parse("SELECT * FROM `foo-bar`;").is_ok());
+        assert!(parse("SELECT * FROM \"a b\";").is_err());
     }
 
     #[test]

@@ -170,8 +170,25 @@ impl<'p, 'a> TypeParser<'p, 'a> {
                 self.expect(Token::Comma)?;
                 let scale = self.uint()?;
                 self.expect(Token::RParen)?;
-                if precision == 0 || precision > 38 || scale > precision {
-                    return self.err(&t, format!("DECIMAL({precision}, {scale}) is invalid: precision must be 1 to 38 and scale at most precision"));
+                // ksqlDB's SqlDecimal has no upper bound on precision; values here hold up
+                // to 38 digits exactly, and the type itself up to what a u8 says.
+                if precision == 0 {
+                    return self.err(
+                        &t,
+                        format!("DECIMAL precision must be >= 1: DECIMAL({precision},{scale})"),
+                    );
+                }
+                if scale > precision {
+                    return self.err(
+                        &t,
+                        format!("DECIMAL precision must be >= scale: DECIMAL({precision},{scale})"),
+                    );
+                }
+                if precision > u64::from(u8::MAX) {
+                    return self.err(
+                        &t,
+                        format!("DECIMAL({precision},{scale}) is wider than Sluice supports (precision at most 255)"),
+                    );
                 }
                 DataType::Decimal {
                     precision: precision as u8,

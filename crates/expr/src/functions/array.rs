@@ -218,6 +218,7 @@ fn or_null(v: Option<Value>) -> Value {
 pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     ScalarFunction {
         name: "ARRAY_CONTAINS",
+        sigs: &[],
         signature: "ARRAY_CONTAINS(array, value)",
         description: "Whether the array holds the value; false for a NULL array.",
         return_type: |a| {
@@ -235,6 +236,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ARRAY_DISTINCT",
+        sigs: &[],
         signature: "ARRAY_DISTINCT(array)",
         description: "The array without repeated elements, in order of first appearance.",
         return_type: |a| {
@@ -245,6 +247,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ARRAY_EXCEPT",
+        sigs: &[],
         signature: "ARRAY_EXCEPT(array1, array2)",
         description: "The distinct elements of array1 that are not in array2, in order.",
         return_type: |a| common_element(a).map(|e| DataType::Array(Box::new(e))),
@@ -258,6 +261,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ARRAY_INTERSECT",
+        sigs: &[],
         signature: "ARRAY_INTERSECT(array1, array2)",
         description: "The distinct elements found in both arrays, in array1's order.",
         return_type: |a| common_element(a).map(|e| DataType::Array(Box::new(e))),
@@ -271,6 +275,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ARRAY_UNION",
+        sigs: &[],
         signature: "ARRAY_UNION(array1, array2)",
         description: "The distinct elements of both arrays, array1's first.",
         return_type: |a| common_element(a).map(|e| DataType::Array(Box::new(e))),
@@ -283,6 +288,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ARRAY_CONCAT",
+        sigs: &[],
         signature: "ARRAY_CONCAT(array1, array2)",
         description: "array1's elements followed by array2's; a NULL array counts as empty unless both are NULL.",
         return_type: |a| common_element(a).map(|e| DataType::Array(Box::new(e))),
@@ -299,6 +305,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ARRAY_JOIN",
+        sigs: &[],
         signature: "ARRAY_JOIN(array [, delimiter])",
         description: "The elements as text joined by the delimiter (default ','); NULL elements read 'null'.",
         return_type: |a| {
@@ -318,6 +325,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ARRAY_LENGTH",
+        sigs: &[],
         signature: "ARRAY_LENGTH(array)",
         description: "The number of elements in the array.",
         return_type: |a| {
@@ -328,6 +336,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ARRAY_MAX",
+        sigs: &[],
         signature: "ARRAY_MAX(array)",
         description: "The largest non-NULL element; NULL for an empty array.",
         return_type: |a| {
@@ -343,6 +352,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ARRAY_MIN",
+        sigs: &[],
         signature: "ARRAY_MIN(array)",
         description: "The smallest non-NULL element; NULL for an empty array.",
         return_type: |a| {
@@ -358,6 +368,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ARRAY_REMOVE",
+        sigs: &[],
         signature: "ARRAY_REMOVE(array, value)",
         description: "The array without the elements equal to value (NULL removes NULLs).",
         return_type: |a| {
@@ -381,6 +392,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ARRAY_SORT",
+        sigs: &[],
         signature: "ARRAY_SORT(array [, 'ASC' | 'DESC'])",
         description: "The array sorted ascending or descending; NULLs last.",
         return_type: |a| {
@@ -396,6 +408,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "SLICE",
+        sigs: &[],
         signature: "SLICE(array, from, to)",
         description: "Elements from 1-based position from to position to, inclusive; NULL when out of range.",
         return_type: |a| {
@@ -414,6 +427,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "GENERATE_SERIES",
+        sigs: &[],
         signature: "GENERATE_SERIES(start, end [, step])",
         description: "The integers from start to end inclusive, by step (default 1 or -1).",
         return_type: |a| {

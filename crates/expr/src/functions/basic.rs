@@ -1,7 +1,32 @@
 //! Basic math, string and null-handling functions.
 
 use super::ScalarFunction;
+use super::{Param as P, Sig};
 use sluice_common::{DataType, Value};
+
+const NUMBER_KEEPS_TYPE: &[Sig] = &[
+    Sig::of(&[P::Int]),
+    Sig::of(&[P::BigInt]),
+    Sig::of(&[P::Double]),
+    Sig::of(&[P::Decimal]),
+];
+const SQRT: &[Sig] = &[
+    Sig::of(&[P::Int]),
+    Sig::of(&[P::BigInt]),
+    Sig::of(&[P::Double]),
+];
+const LEN: &[Sig] = &[Sig::of(&[P::String]), Sig::of(&[P::Bytes])];
+const CONCAT: &[Sig] = &[Sig::variadic(&[P::String]), Sig::variadic(&[P::Bytes])];
+const SUBSTRING: &[Sig] = &[
+    Sig::of(&[P::String, P::Int]),
+    Sig::of(&[P::String, P::Int, P::Int]),
+    Sig::of(&[P::Bytes, P::Int]),
+    Sig::of(&[P::Bytes, P::Int, P::Int]),
+];
+/// COALESCE(T first, T... others).
+const COALESCE: &[Sig] = &[Sig::variadic(&[P::T, P::T])];
+/// IFNULL(T expression, T altValue) and NULLIF(T expr1, T expr2).
+const TWO_OF_ONE_TYPE: &[Sig] = &[Sig::of(&[P::T, P::T])];
 
 fn arity(args: &[DataType], n: usize) -> Result<(), String> {
     if args.len() == n {
@@ -58,8 +83,36 @@ fn same_type_or_first(args: &[DataType]) -> Result<DataType, String> {
     Ok(first.clone())
 }
 
+/// ksqlDB's Substring bounds over `n` units: a negative position counts from the end, a
+/// length clips at the end.
+fn substring_bounds(n: usize, pos: i64, len: Option<i64>) -> (usize, usize) {
+    let n = n as i64;
+    let start = if pos < 0 {
+        (n + pos).max(0)
+    } else {
+        (pos - 1).min(n).max(0)
+    };
+    let end = match len {
+        Some(l) => start.saturating_add(l).min(n).max(start),
+        None => n,
+    };
+    (start as usize, end as usize)
+}
+
 /// 1-based substring with ksqlDB's rules: negative positions count from the end.
 fn substring(args: &[Value]) -> Value {
+    if let (Some(Value::Bytes(b)), Some(pos)) = (args.first(), args.get(1).and_then(Value::as_i64))
+    {
+        let len = match args.get(2) {
+            None => None,
+            Some(v) => match v.as_i64() {
+                Some(l) => Some(l),
+                None => return Value::Null,
+            },
+        };
+        let (start, end) = substring_bounds(b.len(), pos, len);
+        return Value::Bytes(b.get(start..end).unwrap_or_default().to_vec());
+    }
     let (Some(Value::String(s)), Some(pos)) = (args.first(), args.get(1).and_then(Value::as_i64))
     else {
         return Value::Null;
@@ -88,6 +141,7 @@ fn substring(args: &[Value]) -> Value {
 pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     ScalarFunction {
         name: "ABS",
+        sigs: NUMBER_KEEPS_TYPE,
         signature: "ABS(number)",
         description: "The absolute value of a number.",
         return_type: numeric1,
@@ -108,6 +162,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "CEIL",
+        sigs: NUMBER_KEEPS_TYPE,
         signature: "CEIL(number)",
         description: "The smallest integral value not less than the argument.",
         return_type: numeric1,
@@ -122,6 +177,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "FLOOR",
+        sigs: NUMBER_KEEPS_TYPE,
         signature: "FLOOR(number)",
         description: "The largest integral value not greater than the argument.",
         return_type: numeric1,
@@ -136,6 +192,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "SQRT",
+        sigs: SQRT,
         signature: "SQRT(number)",
         description: "The square root of a number, as DOUBLE.",
         return_type: |a| numeric1(a).map(|_| DataType::Double),
@@ -143,6 +200,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "UCASE",
+        sigs: &[],
         signature: "UCASE(string)",
         description: "The string in upper case.",
         return_type: |a| string_args(a, 1, 1),
@@ -150,6 +208,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "LCASE",
+        sigs: &[],
         signature: "LCASE(string)",
         description: "The string in lower case.",
         return_type: |a| string_args(a, 1, 1),
@@ -157,6 +216,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "TRIM",
+        sigs: &[],
         signature: "TRIM(string)",
         description: "The string without leading and trailing whitespace.",
         return_type: |a| string_args(a, 1, 1),
@@ -165,6 +225,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "LEN",
+        sigs: LEN,
         signature: "LEN(string | bytes)",
         description: "The number of characters in a string, or of bytes in a BYTES value.",
         return_type: |a| match a {
@@ -179,23 +240,39 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "SUBSTRING",
-        signature: "SUBSTRING(string, pos [, len])",
-        description: "The substring starting at 1-based position pos (negative counts from the end), of at most len characters.",
-        return_type: |a| string_args(a, 2, 3),
+        sigs: SUBSTRING,
+        signature: "SUBSTRING(string | bytes, pos [, len])",
+        description: "The substring starting at 1-based position pos (negative counts from the end), of at most len characters (bytes for a BYTES value).",
+        return_type: |a| match a.first() {
+            Some(DataType::Bytes) if (2..=3).contains(&a.len()) => Ok(DataType::Bytes),
+            _ => string_args(a, 2, 3),
+        },
         eval: substring,
     },
     ScalarFunction {
         name: "CONCAT",
-        signature: "CONCAT(string, ...)",
+        sigs: CONCAT,
+        signature: "CONCAT(string, ...) | CONCAT(bytes, ...)",
         description: "The concatenation of its arguments; NULL arguments are skipped.",
         return_type: |a| {
             if a.iter().all(|t| *t == DataType::String) && !a.is_empty() {
                 Ok(DataType::String)
+            } else if a.iter().all(|t| *t == DataType::Bytes) && !a.is_empty() {
+                Ok(DataType::Bytes)
             } else {
                 Err("expects one or more STRING arguments".into())
             }
         },
         eval: |a| {
+            if a.iter().any(|v| matches!(v, Value::Bytes(_))) {
+                let mut out = Vec::new();
+                for v in a {
+                    if let Value::Bytes(b) = v {
+                        out.extend_from_slice(b);
+                    }
+                }
+                return Value::Bytes(out);
+            }
             let mut out = String::new();
             for v in a {
                 if let Value::String(s) = v {
@@ -207,6 +284,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "REPLACE",
+        sigs: &[],
         signature: "REPLACE(string, old, new)",
         description: "The string with every occurrence of old replaced by new.",
         return_type: |a| string_args(a, 3, 3),
@@ -219,6 +297,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "COALESCE",
+        sigs: COALESCE,
         signature: "COALESCE(value, ...)",
         description: "The first argument that is not NULL.",
         return_type: same_type_or_first,
@@ -231,6 +310,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "IFNULL",
+        sigs: TWO_OF_ONE_TYPE,
         signature: "IFNULL(value, alternative)",
         description: "value, or alternative when value is NULL.",
         return_type: |a| {
@@ -244,6 +324,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "NULLIF",
+        sigs: TWO_OF_ONE_TYPE,
         signature: "NULLIF(value, other)",
         description: "NULL when value equals other, else value.",
         return_type: |a| {
@@ -289,7 +370,27 @@ fn decimal_to_integral(unscaled: i128, scale: u8, up: bool) -> Value {
 mod tests {
     use super::*;
     use crate::functions::lookup;
-    use crate::functions::testing::call;
+    use crate::functions::testing::{call, rule};
+
+    #[test]
+    fn bytes_overloads() {
+        let b = |v: &[u8]| Value::Bytes(v.to_vec());
+        assert_eq!(call("LEN", &[b(b"abc")]), Value::Int(3));
+        assert_eq!(call("CONCAT", &[b(b"ab"), Value::Null, b(b"c")]), b(b"abc"));
+        assert_eq!(
+            call("SUBSTRING", &[b(b"hello"), Value::Int(2), Value::Int(3)]),
+            b(b"ell")
+        );
+        assert_eq!(call("SUBSTRING", &[b(b"hello"), Value::Int(-2)]), b(b"lo"));
+        assert_eq!(
+            rule("SUBSTRING", &[DataType::Bytes, DataType::Int]),
+            Ok(DataType::Bytes)
+        );
+        assert_eq!(
+            rule("CONCAT", &[DataType::Bytes, DataType::Bytes]),
+            Ok(DataType::Bytes)
+        );
+    }
 
     #[test]
     fn ceil_floor_sqrt() {

@@ -132,6 +132,7 @@ fn or_null(v: Option<Value>) -> Value {
 pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     ScalarFunction {
         name: "UNIX_TIMESTAMP",
+        sigs: &[],
         signature: "UNIX_TIMESTAMP([timestamp])",
         description: "Milliseconds since the epoch of the timestamp, or of now when called without one.",
         return_type: |a| overloads(a, &[&[], &[Timestamp]], BigInt),
@@ -142,6 +143,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "UNIX_DATE",
+        sigs: &[],
         signature: "UNIX_DATE([date])",
         description: "Days since the epoch of the date, or of today (UTC) when called without one.",
         return_type: |a| overloads(a, &[&[], &[Date]], Int),
@@ -152,6 +154,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "FROM_UNIXTIME",
+        sigs: &[],
         signature: "FROM_UNIXTIME(millis)",
         description: "The TIMESTAMP that is the given milliseconds since the epoch.",
         return_type: |a| overloads(a, &[&[BigInt]], Timestamp),
@@ -159,6 +162,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "FROM_DAYS",
+        sigs: &[],
         signature: "FROM_DAYS(days)",
         description: "The DATE that is the given days since the epoch.",
         return_type: |a| overloads(a, &[&[Int]], Date),
@@ -172,6 +176,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "DATETOSTRING",
+        sigs: &[],
         signature: "DATETOSTRING(days, pattern)",
         description: "Formats days since the epoch with a DateTimeFormatter pattern (legacy; see FORMAT_DATE).",
         return_type: |a| overloads(a, &[&[Int, Str]], Str),
@@ -183,6 +188,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "STRINGTODATE",
+        sigs: &[],
         signature: "STRINGTODATE(string, pattern)",
         description: "Parses a date with a DateTimeFormatter pattern into days since the epoch (legacy; see PARSE_DATE).",
         return_type: |a| overloads(a, &[&[Str, Str]], Int),
@@ -196,6 +202,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "TIMESTAMPTOSTRING",
+        sigs: &[],
         signature: "TIMESTAMPTOSTRING(millis, pattern [, zone])",
         description: "Formats milliseconds since the epoch with a DateTimeFormatter pattern, in UTC or the given zone (legacy; see FORMAT_TIMESTAMP).",
         return_type: |a| overloads(a, &[&[BigInt, Str], &[BigInt, Str, Str]], Str),
@@ -203,6 +210,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "STRINGTOTIMESTAMP",
+        sigs: &[],
         signature: "STRINGTOTIMESTAMP(string, pattern [, zone])",
         description: "Parses a timestamp with a DateTimeFormatter pattern into milliseconds since the epoch; text without a zone is read in UTC or the given zone (legacy; see PARSE_TIMESTAMP).",
         return_type: |a| overloads(a, &[&[Str, Str], &[Str, Str, Str]], BigInt),
@@ -210,6 +218,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "FORMAT_TIMESTAMP",
+        sigs: &[],
         signature: "FORMAT_TIMESTAMP(timestamp, pattern [, zone])",
         description: "Formats a TIMESTAMP with a DateTimeFormatter pattern, in UTC or the given zone.",
         return_type: |a| overloads(a, &[&[Timestamp, Str], &[Timestamp, Str, Str]], Str),
@@ -217,6 +226,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "PARSE_TIMESTAMP",
+        sigs: &[],
         signature: "PARSE_TIMESTAMP(string, pattern [, zone])",
         description: "Parses a TIMESTAMP with a DateTimeFormatter pattern; text without a zone is read in UTC or the given zone.",
         return_type: |a| overloads(a, &[&[Str, Str], &[Str, Str, Str]], Timestamp),
@@ -224,6 +234,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "FORMAT_DATE",
+        sigs: &[],
         signature: "FORMAT_DATE(date, pattern)",
         description: "Formats a DATE with a DateTimeFormatter pattern.",
         return_type: |a| overloads(a, &[&[Date, Str]], Str),
@@ -235,6 +246,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "PARSE_DATE",
+        sigs: &[],
         signature: "PARSE_DATE(string, pattern)",
         description: "Parses a DATE with a DateTimeFormatter pattern; missing fields default to 1970, January, the 1st.",
         return_type: |a| overloads(a, &[&[Str, Str]], Date),
@@ -248,6 +260,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "FORMAT_TIME",
+        sigs: &[],
         signature: "FORMAT_TIME(time, pattern)",
         description: "Formats a TIME with a DateTimeFormatter pattern.",
         return_type: |a| overloads(a, &[&[Time, Str]], Str),
@@ -260,6 +273,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "PARSE_TIME",
+        sigs: &[],
         signature: "PARSE_TIME(string, pattern)",
         description: "Parses a TIME with a DateTimeFormatter pattern.",
         return_type: |a| overloads(a, &[&[Str, Str]], Time),
@@ -269,6 +283,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "CONVERT_TZ",
+        sigs: &[],
         signature: "CONVERT_TZ(timestamp, from_zone, to_zone)",
         description: "Shifts a TIMESTAMP read as local time in one zone to the local time of another.",
         return_type: |a| overloads(a, &[&[Timestamp, Str, Str]], Timestamp),
@@ -276,6 +291,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "DATEADD",
+        sigs: &[],
         signature: "DATEADD(unit, interval, date)",
         description: "The DATE plus interval units (DAYS, HOURS, ...).",
         return_type: |a| overloads(a, &[&[Str, Int, Date]], Date),
@@ -283,6 +299,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "DATESUB",
+        sigs: &[],
         signature: "DATESUB(unit, interval, date)",
         description: "The DATE minus interval units (DAYS, HOURS, ...).",
         return_type: |a| overloads(a, &[&[Str, Int, Date]], Date),
@@ -290,6 +307,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "TIMESTAMPADD",
+        sigs: &[],
         signature: "TIMESTAMPADD(unit, interval, timestamp)",
         description: "The TIMESTAMP plus interval units (MILLISECONDS, SECONDS, ..., DAYS).",
         return_type: |a| overloads(a, &[&[Str, BigInt, Timestamp]], Timestamp),
@@ -297,6 +315,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "TIMESTAMPSUB",
+        sigs: &[],
         signature: "TIMESTAMPSUB(unit, interval, timestamp)",
         description: "The TIMESTAMP minus interval units (MILLISECONDS, SECONDS, ..., DAYS).",
         return_type: |a| overloads(a, &[&[Str, BigInt, Timestamp]], Timestamp),
@@ -304,6 +323,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "TIMEADD",
+        sigs: &[],
         signature: "TIMEADD(unit, interval, time)",
         description: "The TIME plus interval units, wrapping around midnight.",
         return_type: |a| overloads(a, &[&[Str, Int, Time]], Time),
@@ -311,6 +331,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "TIMESUB",
+        sigs: &[],
         signature: "TIMESUB(unit, interval, time)",
         description: "The TIME minus interval units, wrapping around midnight.",
         return_type: |a| overloads(a, &[&[Str, Int, Time]], Time),

@@ -237,6 +237,7 @@ fn write_json(v: &Value, out: &mut String) {
 pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     ScalarFunction {
         name: "IS_JSON_STRING",
+        sigs: &[],
         signature: "IS_JSON_STRING(string)",
         description: "Whether the string parses as JSON.",
         return_type: |a| one_string(a).map(|_| DataType::Boolean),
@@ -244,6 +245,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "EXTRACTJSONFIELD",
+        sigs: &[],
         signature: "EXTRACTJSONFIELD(json, path)",
         description: "The part of a JSON string a JSONPath ($.a.b[0]) selects; strings come unquoted.",
         return_type: |a| {
@@ -255,6 +257,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "JSON_ARRAY_CONTAINS",
+        sigs: &[],
         signature: "JSON_ARRAY_CONTAINS(json, value)",
         description: "Whether a JSON array string contains the value (BOOLEAN, INTEGER, BIGINT, DOUBLE or STRING).",
         return_type: |a| {
@@ -276,6 +279,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "JSON_ARRAY_LENGTH",
+        sigs: &[],
         signature: "JSON_ARRAY_LENGTH(json)",
         description: "The number of elements of a JSON array string, or NULL if it is not one.",
         return_type: |a| one_string(a).map(|_| DataType::Int),
@@ -286,6 +290,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "JSON_CONCAT",
+        sigs: &[],
         signature: "JSON_CONCAT(json, json, ...)",
         description: "JSON objects merged (later keys win), or otherwise the arguments joined into one array.",
         return_type: |a| {
@@ -297,6 +302,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "JSON_ITEMS",
+        sigs: &[],
         signature: "JSON_ITEMS(json)",
         description: "The elements of a JSON array string, each as a JSON string.",
         return_type: |a| one_string(a).map(|_| DataType::Array(Box::new(DataType::String))),
@@ -309,6 +315,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "JSON_KEYS",
+        sigs: &[],
         signature: "JSON_KEYS(json)",
         description: "The keys of a JSON object string.",
         return_type: |a| one_string(a).map(|_| DataType::Array(Box::new(DataType::String))),
@@ -321,6 +328,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "JSON_RECORDS",
+        sigs: &[],
         signature: "JSON_RECORDS(json)",
         description: "The entries of a JSON object string, as a map from key to value text.",
         return_type: |a| {
@@ -338,6 +346,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "TO_JSON_STRING",
+        sigs: &[],
         signature: "TO_JSON_STRING(value)",
         description: "The value serialized as a JSON string.",
         return_type: |a| {

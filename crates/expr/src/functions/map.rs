@@ -73,6 +73,7 @@ fn as_map(args: &[Value]) -> Option<Value> {
 pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     ScalarFunction {
         name: "ENTRIES",
+        sigs: &[],
         signature: "ENTRIES(map, sorted)",
         description: "The map's entries as an array of STRUCT<K, V>, sorted by key when sorted is true.",
         return_type: |a| {
@@ -92,6 +93,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "MAP_KEYS",
+        sigs: &[],
         signature: "MAP_KEYS(map)",
         description: "The map's keys as an array.",
         return_type: |a| one_map(a).map(|(k, _)| array_of(k)),
@@ -102,6 +104,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "MAP_VALUES",
+        sigs: &[],
         signature: "MAP_VALUES(map)",
         description: "The map's values as an array.",
         return_type: |a| one_map(a).map(|(_, v)| array_of(v)),
@@ -112,6 +115,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "MAP_UNION",
+        sigs: &[],
         signature: "MAP_UNION(map1, map2)",
         description: "The entries of both maps, map2's value winning for a key in both; a NULL map counts as empty unless both are NULL.",
         return_type: |a| {
@@ -144,6 +148,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "AS_MAP",
+        sigs: &[],
         signature: "AS_MAP(keys, values)",
         description: "A map pairing each key with the value at the same position (NULL when values runs out).",
         return_type: |a| {

@@ -4,9 +4,62 @@
 
 use super::ScalarFunction;
 use super::support::{count, expect, f64_arg, int_arg, is_integral, is_numeric, is_string};
+use super::{Param as P, Sig};
 use sluice_common::{DataType, Value};
 use std::cmp::Ordering;
 use std::f64::consts::PI;
+
+/// ksqlDB declares most DOUBLE functions for INT, BIGINT and DOUBLE arguments.
+const NUMBER_TO_DOUBLE: &[Sig] = &[
+    Sig::of(&[P::Int]),
+    Sig::of(&[P::BigInt]),
+    Sig::of(&[P::Double]),
+];
+const NUMBERS_TO_DOUBLE: &[Sig] = &[
+    Sig::of(&[P::Int, P::Int]),
+    Sig::of(&[P::BigInt, P::BigInt]),
+    Sig::of(&[P::Double, P::Double]),
+];
+/// GREATEST and LEAST: `(T val, T... vals)` for each comparable type.
+const EXTREMES: &[Sig] = &[
+    Sig::variadic(&[P::Int, P::Int]),
+    Sig::variadic(&[P::BigInt, P::BigInt]),
+    Sig::variadic(&[P::Double, P::Double]),
+    Sig::variadic(&[P::String, P::String]),
+    Sig::variadic(&[P::Decimal, P::Decimal]),
+    Sig::variadic(&[P::Bytes, P::Bytes]),
+    Sig::variadic(&[P::Date, P::Date]),
+    Sig::variadic(&[P::Time, P::Time]),
+    Sig::variadic(&[P::Timestamp, P::Timestamp]),
+];
+const ATAN2: &[Sig] = &[
+    Sig::of(&[P::Int, P::Int]),
+    Sig::of(&[P::Int, P::BigInt]),
+    Sig::of(&[P::Int, P::Double]),
+    Sig::of(&[P::BigInt, P::Int]),
+    Sig::of(&[P::BigInt, P::BigInt]),
+    Sig::of(&[P::BigInt, P::Double]),
+    Sig::of(&[P::Double, P::Int]),
+    Sig::of(&[P::Double, P::BigInt]),
+    Sig::of(&[P::Double, P::Double]),
+];
+const ROUND: &[Sig] = &[
+    Sig::of(&[P::BigInt]),
+    Sig::of(&[P::Int]),
+    Sig::of(&[P::Double]),
+    Sig::of(&[P::Double, P::Int]),
+    Sig::of(&[P::Decimal]),
+    Sig::of(&[P::Decimal, P::Int]),
+];
+const SIGN: &[Sig] = NUMBER_TO_DOUBLE;
+const LOG: &[Sig] = &[
+    Sig::of(&[P::Int]),
+    Sig::of(&[P::BigInt]),
+    Sig::of(&[P::Double]),
+    Sig::of(&[P::Int, P::Int]),
+    Sig::of(&[P::BigInt, P::BigInt]),
+    Sig::of(&[P::Double, P::Double]),
+];
 
 fn double_rule(args: &[DataType], n: usize) -> Result<DataType, String> {
     count(args, n, n)?;
@@ -111,6 +164,24 @@ fn round_rule(args: &[DataType]) -> Result<DataType, String> {
             scale: *scale,
         },
         (t, _) => t.clone(),
+    })
+}
+
+/// ROUND's result types as ksqlDB's overloads give them: an integral value or a DOUBLE
+/// rounds to a BIGINT, a DOUBLE to places stays DOUBLE, a DECIMAL rounds to
+/// DECIMAL(precision - scale, 0), or keeps its type when places are given.
+fn round_rule_ksql(args: &[DataType]) -> Result<DataType, String> {
+    Ok(match args {
+        [DataType::Int | DataType::BigInt | DataType::Double] => DataType::BigInt,
+        [DataType::Decimal { precision, scale }] => DataType::Decimal {
+            precision: precision.saturating_sub(*scale).max(1),
+            scale: 0,
+        },
+        [
+            t @ (DataType::Double | DataType::Decimal { .. }),
+            DataType::Int,
+        ] => t.clone(),
+        _ => return round_rule(args),
     })
 }
 
@@ -333,13 +404,18 @@ fn geo_distance(args: &[Value]) -> Value {
 pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     ScalarFunction {
         name: "ROUND",
+        sigs: ROUND,
         signature: "ROUND(number [, places])",
         description: "The number rounded to places fractional digits (default 0; halves round up); ROUND(DOUBLE) is a BIGINT.",
-        return_type: round_rule,
-        eval: |a| round_eval(a, false),
+        return_type: round_rule_ksql,
+        eval: |a| match a {
+            [Value::Int(i)] => Value::BigInt(i64::from(*i)),
+            _ => round_eval(a, false),
+        },
     },
     ScalarFunction {
         name: "TRUNC",
+        sigs: &[],
         signature: "TRUNC(number [, places])",
         description: "The number truncated towards zero to places fractional digits (default 0); TRUNC(DOUBLE) is a BIGINT.",
         return_type: round_rule,
@@ -347,6 +423,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "SIGN",
+        sigs: SIGN,
         signature: "SIGN(number)",
         description: "-1, 0 or 1 as the number is negative, zero or positive.",
         return_type: |a| {
@@ -365,6 +442,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "EXP",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "EXP(number)",
         description: "e raised to the power of the number.",
         return_type: |a| double_rule(a, 1),
@@ -372,6 +450,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "LN",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "LN(number)",
         description: "The natural logarithm of the number.",
         return_type: |a| double_rule(a, 1),
@@ -379,6 +458,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "LOG",
+        sigs: LOG,
         signature: "LOG([base,] number)",
         description: "The logarithm of the number to the base (default e).",
         return_type: |a| {
@@ -400,6 +480,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "POWER",
+        sigs: NUMBERS_TO_DOUBLE,
         signature: "POWER(base, exponent)",
         description: "The base raised to the exponent.",
         return_type: |a| double_rule(a, 2),
@@ -407,6 +488,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "CBRT",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "CBRT(number)",
         description: "The cube root of the number.",
         return_type: |a| double_rule(a, 1),
@@ -414,6 +496,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "RANDOM",
+        sigs: &[],
         signature: "RANDOM()",
         description: "A random DOUBLE in [0, 1).",
         return_type: |a| double_rule(a, 0),
@@ -421,6 +504,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "GREATEST",
+        sigs: EXTREMES,
         signature: "GREATEST(value, ...)",
         description: "The largest non-NULL argument.",
         return_type: extreme_rule,
@@ -428,6 +512,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "LEAST",
+        sigs: EXTREMES,
         signature: "LEAST(value, ...)",
         description: "The smallest non-NULL argument.",
         return_type: extreme_rule,
@@ -435,6 +520,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "DEGREES",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "DEGREES(radians)",
         description: "Radians converted to degrees.",
         return_type: |a| double_rule(a, 1),
@@ -442,6 +528,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "RADIANS",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "RADIANS(degrees)",
         description: "Degrees converted to radians.",
         return_type: |a| double_rule(a, 1),
@@ -449,6 +536,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "PI",
+        sigs: &[],
         signature: "PI()",
         description: "The constant pi.",
         return_type: |a| double_rule(a, 0),
@@ -456,6 +544,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "SIN",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "SIN(radians)",
         description: "The sine of an angle.",
         return_type: |a| double_rule(a, 1),
@@ -463,6 +552,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "COS",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "COS(radians)",
         description: "The cosine of an angle.",
         return_type: |a| double_rule(a, 1),
@@ -470,6 +560,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "TAN",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "TAN(radians)",
         description: "The tangent of an angle.",
         return_type: |a| double_rule(a, 1),
@@ -477,6 +568,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "COT",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "COT(radians)",
         description: "The cotangent of an angle.",
         return_type: |a| double_rule(a, 1),
@@ -484,6 +576,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ASIN",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "ASIN(number)",
         description: "The arc sine, in radians.",
         return_type: |a| double_rule(a, 1),
@@ -491,6 +584,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ACOS",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "ACOS(number)",
         description: "The arc cosine, in radians.",
         return_type: |a| double_rule(a, 1),
@@ -498,6 +592,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ATAN",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "ATAN(number)",
         description: "The arc tangent, in radians.",
         return_type: |a| double_rule(a, 1),
@@ -505,6 +600,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ATAN2",
+        sigs: ATAN2,
         signature: "ATAN2(y, x)",
         description: "The angle, in radians, of the point (x, y).",
         return_type: |a| double_rule(a, 2),
@@ -512,6 +608,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "SINH",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "SINH(number)",
         description: "The hyperbolic sine.",
         return_type: |a| double_rule(a, 1),
@@ -519,6 +616,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "COSH",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "COSH(number)",
         description: "The hyperbolic cosine.",
         return_type: |a| double_rule(a, 1),
@@ -526,6 +624,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "TANH",
+        sigs: NUMBER_TO_DOUBLE,
         signature: "TANH(number)",
         description: "The hyperbolic tangent.",
         return_type: |a| double_rule(a, 1),
@@ -533,6 +632,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "GEO_DISTANCE",
+        sigs: &[],
         signature: "GEO_DISTANCE(lat1, lon1, lat2, lon2 [, unit])",
         description: "The great-circle distance between two points, in km (default) or 'mi'.",
         return_type: |a| {
@@ -675,11 +775,14 @@ mod tests {
                     scale: 2
                 }]
             ),
+            // ksqlDB's provideDecimalSchema: DECIMAL(precision - scale, 0).
             Ok(DataType::Decimal {
-                precision: 4,
+                precision: 3,
                 scale: 0
             })
         );
+        assert_eq!(rule("ROUND", &[DataType::Int]), Ok(DataType::BigInt));
+        assert_eq!(call("ROUND", &[Value::Int(7)]), Value::BigInt(7));
         assert!(rule("ROUND", &[DataType::String]).is_err());
         assert!(rule("ROUND", &[DataType::Double, DataType::Double]).is_err());
     }

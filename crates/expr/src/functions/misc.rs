@@ -5,6 +5,7 @@ use sluice_common::DataType;
 
 pub(super) static FUNCTIONS: &[ScalarFunction] = &[ScalarFunction {
     name: "AS_VALUE",
+    sigs: &[],
     signature: "AS_VALUE(column)",
     description: "Its argument unchanged; used to copy a key column into the value.",
     return_type: |a: &[DataType]| match a {

@@ -3,12 +3,31 @@
 
 use super::ScalarFunction;
 use super::support::{all_strings, count, expect, int_arg, is_integral, is_string, str_arg};
+use super::{Param as P, Sig};
 use base64::Engine as _;
 use regex::Regex;
 use sluice_common::{DataType, Value};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+
+const PAD: &[Sig] = &[
+    Sig::of(&[P::String, P::Int, P::String]),
+    Sig::of(&[P::Bytes, P::Int, P::Bytes]),
+];
+const SPLIT: &[Sig] = &[
+    Sig::of(&[P::String, P::String]),
+    Sig::of(&[P::Bytes, P::Bytes]),
+];
+const CONCAT_WS: &[Sig] = &[
+    Sig::variadic(&[P::String, P::String]),
+    Sig::variadic(&[P::Bytes, P::Bytes]),
+];
+const INSTR: &[Sig] = &[
+    Sig::of(&[P::String, P::String]),
+    Sig::of(&[P::String, P::String, P::Int]),
+    Sig::of(&[P::String, P::String, P::Int, P::Int]),
+];
 
 fn string_or_bytes(t: &DataType) -> bool {
     matches!(t, DataType::String | DataType::Bytes)
@@ -651,6 +670,7 @@ fn from_bytes_rule(args: &[DataType], out: DataType) -> Result<DataType, String>
 pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     ScalarFunction {
         name: "CONCAT_WS",
+        sigs: CONCAT_WS,
         signature: "CONCAT_WS(separator, expr, ...)",
         description: "The concatenation of the non-NULL arguments, separated by separator.",
         return_type: |a| {
@@ -672,6 +692,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "INITCAP",
+        sigs: &[],
         signature: "INITCAP(string)",
         description: "The string with the first letter of each word in upper case and the rest in lower case.",
         return_type: |a| {
@@ -683,6 +704,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "INSTR",
+        sigs: INSTR,
         signature: "INSTR(string, substring [, position [, occurrence]])",
         description: "The 1-based position of the occurrence-th substring from position (negative: searching backwards from the end), or 0.",
         return_type: |a| {
@@ -696,6 +718,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "LPAD",
+        sigs: PAD,
         signature: "LPAD(input, length, padding)",
         description: "The input padded on the left with padding, or truncated, to length characters (bytes).",
         return_type: pad_rule,
@@ -703,6 +726,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "RPAD",
+        sigs: PAD,
         signature: "RPAD(input, length, padding)",
         description: "The input padded on the right with padding, or truncated, to length characters (bytes).",
         return_type: pad_rule,
@@ -710,6 +734,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "MASK",
+        sigs: &[],
         signature: "MASK(string [, upper, lower, digit, other])",
         description: "The string with upper case letters, lower case letters, digits and other characters masked (defaults X, x, n, -; NULL keeps).",
         return_type: |a| mask_rule(a, false),
@@ -717,6 +742,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "MASK_KEEP_LEFT",
+        sigs: &[],
         signature: "MASK_KEEP_LEFT(string, n [, upper, lower, digit, other])",
         description: "The string masked except for its first n characters.",
         return_type: |a| mask_rule(a, true),
@@ -724,6 +750,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "MASK_KEEP_RIGHT",
+        sigs: &[],
         signature: "MASK_KEEP_RIGHT(string, n [, upper, lower, digit, other])",
         description: "The string masked except for its last n characters.",
         return_type: |a| mask_rule(a, true),
@@ -731,6 +758,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "MASK_LEFT",
+        sigs: &[],
         signature: "MASK_LEFT(string, n [, upper, lower, digit, other])",
         description: "The string with its first n characters masked.",
         return_type: |a| mask_rule(a, true),
@@ -738,6 +766,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "MASK_RIGHT",
+        sigs: &[],
         signature: "MASK_RIGHT(string, n [, upper, lower, digit, other])",
         description: "The string with its last n characters masked.",
         return_type: |a| mask_rule(a, true),
@@ -745,6 +774,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "REGEXP_EXTRACT",
+        sigs: &[],
         signature: "REGEXP_EXTRACT(pattern, string [, group])",
         description: "The first substring matching the regular expression, or its capture group.",
         return_type: |a| {
@@ -757,6 +787,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "REGEXP_EXTRACT_ALL",
+        sigs: &[],
         signature: "REGEXP_EXTRACT_ALL(pattern, string [, group])",
         description: "Every substring matching the regular expression, or its capture group.",
         return_type: |a| {
@@ -769,6 +800,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "REGEXP_REPLACE",
+        sigs: &[],
         signature: "REGEXP_REPLACE(string, pattern, replacement)",
         description: "The string with every match of the regular expression replaced ($n refers to groups).",
         return_type: |a| {
@@ -780,6 +812,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "REGEXP_SPLIT_TO_ARRAY",
+        sigs: &[],
         signature: "REGEXP_SPLIT_TO_ARRAY(string, pattern)",
         description: "The pieces of the string between matches of the regular expression.",
         return_type: |a| {
@@ -791,6 +824,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "SPLIT",
+        sigs: SPLIT,
         signature: "SPLIT(input, delimiter)",
         description: "The pieces of a string (or bytes) between occurrences of the delimiter; an empty delimiter splits every character.",
         return_type: |a| {
@@ -805,6 +839,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "SPLIT_TO_MAP",
+        sigs: &[],
         signature: "SPLIT_TO_MAP(input, entryDelimiter, kvDelimiter)",
         description: "A map from the key/value pairs in a delimited string.",
         return_type: |a| {
@@ -819,6 +854,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "LTRIM",
+        sigs: &[],
         signature: "LTRIM(string)",
         description: "The string without leading whitespace.",
         return_type: |a| {
@@ -834,6 +870,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "RTRIM",
+        sigs: &[],
         signature: "RTRIM(string)",
         description: "The string without trailing whitespace.",
         return_type: |a| {
@@ -849,6 +886,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "CHR",
+        sigs: &[],
         signature: "CHR(code)",
         description: "The character with a Unicode code point (INTEGER) or '\\uXXXX' escape (STRING).",
         return_type: |a| {
@@ -862,6 +900,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ELT",
+        sigs: &[],
         signature: "ELT(n, string, ...)",
         description: "The n-th (1-based) of the string arguments, or NULL when out of range.",
         return_type: |a| {
@@ -880,6 +919,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "FIELD",
+        sigs: &[],
         signature: "FIELD(string, candidate, ...)",
         description: "The 1-based position of the first candidate equal to string, or 0.",
         return_type: |a| {
@@ -897,6 +937,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "UUID",
+        sigs: &[],
         signature: "UUID()",
         description: "A random (version 4) UUID string.",
         return_type: |a| {
@@ -907,6 +948,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "ENCODE",
+        sigs: &[],
         signature: "ENCODE(string, inputEncoding, outputEncoding)",
         description: "The string converted between the encodings hex, utf8, ascii and base64.",
         return_type: |a| {
@@ -918,6 +960,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "FROM_BYTES",
+        sigs: &[],
         signature: "FROM_BYTES(bytes, encoding)",
         description: "The bytes as a string in the encoding hex, utf8, ascii or base64.",
         return_type: |a| {
@@ -930,6 +973,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "TO_BYTES",
+        sigs: &[],
         signature: "TO_BYTES(string, encoding)",
         description: "The bytes a string spells in the encoding hex, utf8, ascii or base64.",
         return_type: |a| {
@@ -941,6 +985,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "INT_FROM_BYTES",
+        sigs: &[],
         signature: "INT_FROM_BYTES(bytes [, byteOrder])",
         description: "The INTEGER 4 bytes encode, big-endian unless byteOrder is 'LITTLE_ENDIAN'.",
         return_type: |a| from_bytes_rule(a, DataType::Int),
@@ -948,6 +993,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "BIGINT_FROM_BYTES",
+        sigs: &[],
         signature: "BIGINT_FROM_BYTES(bytes [, byteOrder])",
         description: "The BIGINT 8 bytes encode, big-endian unless byteOrder is 'LITTLE_ENDIAN'.",
         return_type: |a| from_bytes_rule(a, DataType::BigInt),
@@ -955,6 +1001,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "DOUBLE_FROM_BYTES",
+        sigs: &[],
         signature: "DOUBLE_FROM_BYTES(bytes [, byteOrder])",
         description: "The DOUBLE 8 bytes encode, big-endian unless byteOrder is 'LITTLE_ENDIAN'.",
         return_type: |a| from_bytes_rule(a, DataType::Double),
@@ -962,6 +1009,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "MD5",
+        sigs: &[],
         signature: "MD5(string)",
         description: "The MD5 digest of the string's UTF-8 bytes, as 32 hex digits.",
         return_type: |a| {

@@ -163,6 +163,7 @@ fn url_rule(args: &[DataType], n: usize, out: DataType) -> Result<DataType, Stri
 pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     ScalarFunction {
         name: "URL_DECODE_PARAM",
+        sigs: &[],
         signature: "URL_DECODE_PARAM(string)",
         description: "The string with application/x-www-form-urlencoded escapes decoded.",
         return_type: |a| url_rule(a, 1, DataType::String),
@@ -174,6 +175,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "URL_ENCODE_PARAM",
+        sigs: &[],
         signature: "URL_ENCODE_PARAM(string)",
         description: "The string escaped as an application/x-www-form-urlencoded value.",
         return_type: |a| url_rule(a, 1, DataType::String),
@@ -181,6 +183,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "URL_EXTRACT_FRAGMENT",
+        sigs: &[],
         signature: "URL_EXTRACT_FRAGMENT(url)",
         description: "The decoded fragment of a URL.",
         return_type: |a| url_rule(a, 1, DataType::String),
@@ -188,6 +191,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "URL_EXTRACT_HOST",
+        sigs: &[],
         signature: "URL_EXTRACT_HOST(url)",
         description: "The host of a URL.",
         return_type: |a| url_rule(a, 1, DataType::String),
@@ -195,6 +199,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "URL_EXTRACT_PARAMETER",
+        sigs: &[],
         signature: "URL_EXTRACT_PARAMETER(url, name)",
         description: "The decoded value of the first query parameter called name.",
         return_type: |a| url_rule(a, 2, DataType::String),
@@ -202,6 +207,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "URL_EXTRACT_PATH",
+        sigs: &[],
         signature: "URL_EXTRACT_PATH(url)",
         description: "The decoded path of a URL.",
         return_type: |a| url_rule(a, 1, DataType::String),
@@ -209,6 +215,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "URL_EXTRACT_PORT",
+        sigs: &[],
         signature: "URL_EXTRACT_PORT(url)",
         description: "The port of a URL, or NULL when it names none.",
         return_type: |a| url_rule(a, 1, DataType::Int),
@@ -221,6 +228,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "URL_EXTRACT_PROTOCOL",
+        sigs: &[],
         signature: "URL_EXTRACT_PROTOCOL(url)",
         description: "The scheme of a URL.",
         return_type: |a| url_rule(a, 1, DataType::String),
@@ -228,6 +236,7 @@ pub(super) static FUNCTIONS: &[ScalarFunction] = &[
     },
     ScalarFunction {
         name: "URL_EXTRACT_QUERY",
+        sigs: &[],
         signature: "URL_EXTRACT_QUERY(url)",
         description: "The decoded query of a URL.",
         return_type: |a| url_rule(a, 1, DataType::String),
