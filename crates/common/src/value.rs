@@ -271,7 +271,7 @@ fn structural_eq(a: &Value, b: &Value) -> bool {
 /// DECIMAL(4, 3)).
 pub fn decimal_value_type(unscaled: i128, scale: u8) -> (u8, u8) {
     let one = 10i128.checked_pow(u32::from(scale));
-    if one.is_none_or(|one| unscaled.abs() < one) {
+    if one.is_none_or(|one| unscaled.unsigned_abs() < one.unsigned_abs()) {
         return (scale.saturating_add(1), scale);
     }
     let digits = unscaled.unsigned_abs().to_string().len();
