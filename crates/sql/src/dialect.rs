@@ -99,11 +99,26 @@ impl Dialect for KsqlDialect {
 
     /// CAST's target uses ksqlDB's type grammar (`MAP<K, V>`, `STRUCT<F T>`, ...), which
     /// sqlparser's ANSI grammar rejects; it is parsed here and carried as the type's text.
+    ///
+    /// Words sqlparser gives ANSI special syntax (`FLOOR(x TO DAY)`, `POSITION(a IN b)`,
+    /// `EXTRACT(...)`) are plain function names in ksqlDB's grammar, so a call of one
+    /// parses as an ordinary function call and resolves like any other function.
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
         if let Some(params) = lambda_params(parser) {
             return Some(parse_lambda(parser, params));
         }
         let [first, second] = parser.peek_tokens();
+        if let Token::Word(w) = &first
+            && w.quote_style.is_none()
+            && second == Token::LParen
+            && PLAIN_FUNCTION_WORDS
+                .iter()
+                .any(|k| w.value.eq_ignore_ascii_case(k))
+        {
+            let name = ObjectName::from(vec![Ident::new(w.value.clone())]);
+            parser.next_token();
+            return Some(parser.parse_function(name));
+        }
         let is_cast = matches!(&first, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("CAST"));
         if !is_cast || second != Token::LParen {
             return None;
@@ -111,6 +126,11 @@ impl Dialect for KsqlDialect {
         Some(parse_cast(parser))
     }
 }
+
+/// Function names that sqlparser would parse as special syntax, which ksqlDB does not have.
+/// (SUBSTRING and TRIM keep sqlparser's forms: the binder reads their plain forms.)
+const PLAIN_FUNCTION_WORDS: &[&str] =
+    &["CEIL", "FLOOR", "POSITION", "OVERLAY", "EXTRACT", "CONVERT"];
 
 /// ksqlDB lambdas are `x => body` or `(x, y) => body`; sqlparser's use `->`, which is
 /// ksqlDB's struct dereference, so they are recognised here by lookahead.
@@ -202,6 +222,28 @@ fn parse_cast(parser: &mut Parser) -> Result<Expr, ParserError> {
 #[cfg(test)]
 mod tests {
     use crate::parse_expr;
+
+    /// FLOOR and CEIL are ordinary functions in ksqlDB (`FLOOR(x)`, never `FLOOR(x TO DAY)`).
+    #[test]
+    fn special_syntax_words_are_plain_function_calls() {
+        for text in [
+            "FLOOR(v)",
+            "ceil(exp(id))",
+            "POSITION('a', s)",
+            "Extract(x, 1)",
+        ] {
+            let e = parse_expr(text).unwrap();
+            assert!(
+                matches!(e, sqlparser::ast::Expr::Function(_)),
+                "{text}: {e:?}"
+            );
+        }
+        // A quoted name is a column, not a call.
+        assert!(matches!(
+            parse_expr("`FLOOR`").unwrap(),
+            sqlparser::ast::Expr::Identifier(_)
+        ));
+    }
 
     /// `->` binds tighter than any operator, and subscripts after a field apply to it, as
     /// in ksqlDB's grammar (dereference and subscript are primary expressions).
