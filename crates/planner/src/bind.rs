@@ -81,6 +81,19 @@ pub fn ksql_text(e: &SqlExpr) -> String {
 /// prints expressions after analysis.
 pub fn ksql_text_qualified(e: &SqlExpr, qualifier: Option<&str>) -> String {
     let ksql_text = |x: &SqlExpr| ksql_text_qualified(x, qualifier);
+    let join = |xs: &mut dyn Iterator<Item = &SqlExpr>| {
+        xs.map(|x| ksql_text_qualified(x, qualifier))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // ksqlDB's ExpressionFormatter wraps a negated predicate as `(NOT ...)`.
+    let not = |negated: bool, text: String| {
+        if negated {
+            format!("(NOT {text})")
+        } else {
+            text
+        }
+    };
     match e {
         SqlExpr::Identifier(i) => match qualifier {
             Some(q) => format!("{q}.{}", ident_name(i)),
@@ -97,18 +110,135 @@ pub fn ksql_text_qualified(e: &SqlExpr, qualifier: Option<&str>) -> String {
             SqlValue::Null => "null".to_string(),
             other => other.to_string(),
         },
+        // `s->f`: the field name escaped as a column name would be.
+        SqlExpr::BinaryOp {
+            left,
+            op: BinaryOperator::Arrow,
+            right,
+        } => match right.as_ref() {
+            SqlExpr::Identifier(f) => format!("{}->{}", ksql_text(left), ident_name(f)),
+            other => format!("{}->{}", ksql_text(left), ksql_text(other)),
+        },
         SqlExpr::BinaryOp { left, op, right } => {
+            let op = match op {
+                BinaryOperator::NotEq => "<>".to_string(),
+                other => other.to_string(),
+            };
             format!("({} {op} {})", ksql_text(left), ksql_text(right))
         }
-        SqlExpr::UnaryOp { op, expr } => format!("{op}{}", ksql_text(expr)),
+        SqlExpr::UnaryOp {
+            op: UnaryOperator::Not,
+            expr,
+        } => format!("(NOT {})", ksql_text(expr)),
+        SqlExpr::UnaryOp { op, expr } => {
+            let value = ksql_text(expr);
+            // A space keeps `- -1` from reading as a comment.
+            let sep = if value.starts_with('-') { " " } else { "" };
+            format!("{op}{sep}{value}")
+        }
         SqlExpr::IsNull(x) => format!("({} IS NULL)", ksql_text(x)),
         SqlExpr::IsNotNull(x) => format!("({} IS NOT NULL)", ksql_text(x)),
+        SqlExpr::Between {
+            expr,
+            negated,
+            low,
+            high,
+        } => not(
+            *negated,
+            format!(
+                "({} BETWEEN {} AND {})",
+                ksql_text(expr),
+                ksql_text(low),
+                ksql_text(high)
+            ),
+        ),
+        SqlExpr::In {
+            expr,
+            target: InTarget::List(list),
+            negated,
+            ..
+        } => not(
+            *negated,
+            format!("({} IN ({}))", ksql_text(expr), join(&mut list.iter())),
+        ),
+        SqlExpr::Like {
+            negated,
+            expr,
+            pattern,
+            escape_char,
+            ..
+        } => not(
+            *negated,
+            format!(
+                "({} LIKE {}{})",
+                ksql_text(expr),
+                ksql_text(pattern),
+                escape_char
+                    .as_ref()
+                    .map(|c| format!(" ESCAPE {c}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        SqlExpr::Cast {
+            expr, data_type, ..
+        } => format!("CAST({} AS {data_type})", ksql_text(expr)),
+        SqlExpr::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            let mut parts = vec!["CASE".to_string()];
+            parts.extend(operand.iter().map(|o| ksql_text(o)));
+            for c in conditions {
+                parts.push(format!(
+                    "WHEN {} THEN {}",
+                    ksql_text(&c.condition),
+                    ksql_text(&c.result)
+                ));
+            }
+            if let Some(e) = else_result {
+                parts.push(format!("ELSE {}", ksql_text(e)));
+            }
+            parts.push("END".to_string());
+            format!("({})", parts.join(" "))
+        }
+        SqlExpr::Array(arr) => format!("ARRAY[{}]", join(&mut arr.elem.iter())),
+        SqlExpr::CompoundFieldAccess { root, access_chain } => {
+            let mut text = ksql_text(root);
+            for a in access_chain {
+                match a {
+                    AccessExpr::Subscript(Subscript::Index { index }) => {
+                        text = format!("{text}[{}]", ksql_text(index));
+                    }
+                    AccessExpr::Dot(SqlExpr::Identifier(f)) => {
+                        text = format!("{text}->{}", ident_name(f));
+                    }
+                    other => text = format!("{text}{}", other.to_string().to_ascii_uppercase()),
+                }
+            }
+            text
+        }
         SqlExpr::Function(f) => {
+            let name = f.name.to_string().to_ascii_uppercase();
+            let constructor = matches!(name.as_str(), "MAP" | "STRUCT");
             let args = match &f.args {
                 FunctionArguments::List(l) => l
                     .args
                     .iter()
                     .map(|a| match a {
+                        // MAP(k:=v) and STRUCT(name:=v), as ksqlDB prints constructors.
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::BinaryOp {
+                            left,
+                            op: BinaryOperator::Assignment,
+                            right,
+                        })) if constructor => {
+                            let key = match left.as_ref() {
+                                SqlExpr::Identifier(i) if name == "STRUCT" => ident_name(i),
+                                other => ksql_text(other),
+                            };
+                            format!("{key}:={}", ksql_text(right))
+                        }
                         FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => ksql_text(x),
                         other => other.to_string().to_ascii_uppercase(),
                     })
@@ -116,7 +246,7 @@ pub fn ksql_text_qualified(e: &SqlExpr, qualifier: Option<&str>) -> String {
                     .join(", "),
                 _ => String::new(),
             };
-            format!("{}({args})", f.name.to_string().to_ascii_uppercase())
+            format!("{name}({args})")
         }
         SqlExpr::Substring {
             expr,
