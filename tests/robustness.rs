@@ -911,7 +911,7 @@ async fn hostile_records_are_skipped_logged_and_kept() {
     // Each one is in the processing log, naming the query, the topic, the offset and the problem.
     let plog = query(
         &mut c,
-        "SELECT query_id, topic, partition, offset, message FROM sluice_processing_log EMIT CHANGES;",
+        "SELECT query_id, `TOPIC`, partition, offset, message FROM sluice_processing_log EMIT CHANGES;",
         &[("auto.offset.reset", "earliest")],
         garbage.len(),
         Duration::from_secs(20),
