@@ -501,27 +501,23 @@ impl AggCall {
             AggKind::CountStar => bump(&mut state[0], -1),
             AggKind::Count if !v.is_null() => bump(&mut state[0], -1),
             AggKind::Sum if !v.is_null() => state[0] = add(&state[0], &negate(&v)),
-            AggKind::Avg => {
-                if !v.is_null() {
-                    state[0] = typed_sum_add(&state[0], &v, -1);
-                    bump(&mut state[1], -1);
-                }
+            AggKind::Avg if !v.is_null() => {
+                state[0] = typed_sum_add(&state[0], &v, -1);
+                bump(&mut state[1], -1);
             }
             // ksqlDB's undo: the delta is taken against the state before the removal.
-            AggKind::StddevSamp | AggKind::VarianceSamp => {
-                if !v.is_null() {
-                    let count = state[1].as_i64().unwrap_or(0);
-                    let new_count = count.wrapping_sub(1);
-                    let m2 = if new_count > 0 {
-                        let delta = stddev_delta(&state[0], count, &v);
-                        delta * delta / new_count.wrapping_mul(count) as f64
-                    } else {
-                        0.0
-                    };
-                    state[0] = typed_sum_add(&state[0], &v, -1);
-                    state[1] = Value::BigInt(new_count);
-                    state[2] = Value::Double(state[2].as_f64().unwrap_or(0.0) - m2);
-                }
+            AggKind::StddevSamp | AggKind::VarianceSamp if !v.is_null() => {
+                let count = state[1].as_i64().unwrap_or(0);
+                let new_count = count.wrapping_sub(1);
+                let m2 = if new_count > 0 {
+                    let delta = stddev_delta(&state[0], count, &v);
+                    delta * delta / new_count.wrapping_mul(count) as f64
+                } else {
+                    0.0
+                };
+                state[0] = typed_sum_add(&state[0], &v, -1);
+                state[1] = Value::BigInt(new_count);
+                state[2] = Value::Double(state[2].as_f64().unwrap_or(0.0) - m2);
             }
             AggKind::CollectList => {
                 if let Value::Array(items) = &mut state[0]
