@@ -14,7 +14,6 @@
 
 mod cache;
 mod keys;
-mod plan;
 mod pull;
 mod push;
 mod query;
@@ -22,9 +21,6 @@ mod rows;
 mod scan;
 mod transient;
 
-pub use plan::{
-    AggregatePushPlan, Operator, PullAccess, PullPlan, PushPlan, QueryPlan, TableFunction,
-};
 pub use push::{PushEvent, PushStart};
 pub use query::{
     Engine, QueryStatus, STATE_VERSION, materializer_id, state_compatible, state_layout_for,

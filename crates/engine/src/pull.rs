@@ -1,12 +1,12 @@
 //! Pull queries: reads of a table's current state from its store.
 
 use crate::keys::{table_key, table_prefix};
-use crate::plan::{PullAccess, PullPlan};
 use crate::query::Engine;
 use crate::{EngineError, Result};
 use sluice_common::Value;
 use sluice_common::codec::decode_row;
 use sluice_common::keycodec::encode_key_value;
+use sluice_plan::{PullAccess, PullPlan};
 use sluice_storage::{Cf, prefix_end};
 use std::sync::atomic::Ordering;
 

@@ -2,12 +2,12 @@
 //! receives each matching row. Memory is bounded by the channel: when the subscriber is
 //! slow, the reader waits instead of buffering, and the log holds what it has not read.
 
-use crate::plan::PushPlan;
 use crate::query::Engine;
 use crate::rows::decode_record;
 use crate::{EngineError, Result};
 use sluice_common::Value;
 use sluice_format::decode_key;
+use sluice_plan::PushPlan;
 use sluice_storage::{Log, StoredRecord};
 use std::sync::Arc;
 use tokio::sync::mpsc;

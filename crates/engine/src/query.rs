@@ -3,12 +3,12 @@
 
 use crate::cache::{Budget, Cached, StateCache};
 use crate::keys::{agg_key, offset_key, source_row_key, table_key, table_prefix};
-use crate::plan::{Operator, QueryPlan, TableFunction};
 use crate::rows::{decode_record, encode_row_record, string_timestamp};
 use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
 use sluice_common::codec::{decode_row, encode_row_vec};
 use sluice_common::{SourceDef, SourceKind, StateLayoutKind, Value};
 use sluice_expr::AggKind;
+use sluice_plan::{Operator, QueryPlan, TableFunction};
 use sluice_storage::{Cf, EmbeddedLog, Log, Record, StoredRecord, Topic, Txn};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,11 +3,11 @@
 //! they are read, so memory does not grow with the topic; the scan stops at LIMIT, and
 //! fails once it would return more than the pull row cap.
 
-use crate::plan::PushPlan;
 use crate::push::{PushEvent, evaluate, key_only_filter};
 use crate::query::Engine;
 use crate::{EngineError, Result};
 use sluice_common::Value;
+use sluice_plan::PushPlan;
 use sluice_storage::Log;
 use tokio::sync::mpsc;
 

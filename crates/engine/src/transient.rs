@@ -5,12 +5,12 @@
 //! group is sent as a row, as ksqlDB sends them without output caching.
 
 use crate::Result;
-use crate::plan::{AggregatePushPlan, PushPlan};
 use crate::push::{PushEvent, PushStart};
 use crate::query::Engine;
 use sluice_common::keycodec::encode_key_vec;
 use sluice_common::{SourceKind, Value};
 use sluice_expr::Expr;
+use sluice_plan::{AggregatePushPlan, PushPlan};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 

@@ -19,8 +19,8 @@ use crate::query::{
 };
 use crate::{Catalog, PlanError, QueryConfig, Result, lookup};
 use sluice_common::{Column, DataType, ROWOFFSET, ROWPARTITION, SourceDef, SourceKind, Value};
-use sluice_engine::{PullAccess, PullPlan, PushPlan};
 use sluice_expr::eval::cast;
+use sluice_plan::{PullAccess, PullPlan, PushPlan};
 use sluice_sql::{Expr as SqlExpr, Select, SelectItem};
 use sqlparser::ast::{BinaryOperator, InTarget, UnaryOperator, Value as SqlValue};
 

@@ -10,8 +10,8 @@ use crate::query::{
 };
 use crate::{PlanError, Result};
 use sluice_common::{ColumnRole, DataType, FormatKind, SourceDef, SourceKind};
-use sluice_engine::AggregatePushPlan;
 use sluice_expr::Expr;
+use sluice_plan::AggregatePushPlan;
 use sluice_sql::{Expr as SqlExpr, Select, SelectItem};
 
 pub(crate) fn plan_push_aggregate(

@@ -7,8 +7,8 @@ use crate::{Catalog, PlanError, Result, lookup};
 use sluice_common::{
     Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef, SourceKind,
 };
-use sluice_engine::{AggregatePushPlan, Operator, PushPlan, QueryPlan, TableFunction};
 use sluice_expr::{AggKind, Expr};
+use sluice_plan::{AggregatePushPlan, Operator, PushPlan, QueryPlan, TableFunction};
 use sluice_sql::{Expr as SqlExpr, Name, Properties, Select, SelectItem};
 use sqlparser::ast::BinaryOperator;
 

@@ -6,10 +6,8 @@ use sluice_common::{
     Column, ColumnRole, DataType, FormatKind, FormatSpec, QueryDef, Schema, SourceDef, SourceKind,
     Value,
 };
-use sluice_engine::{
-    AggregatePushPlan, Engine, PROCESSING_LOG_TOPIC, PullPlan, PushPlan, QueryPlan,
-    encode_row_record,
-};
+use sluice_engine::{Engine, PROCESSING_LOG_TOPIC, encode_row_record};
+use sluice_plan::{AggregatePushPlan, PullPlan, PushPlan, QueryPlan};
 use sluice_planner::pull::{PreparedPull, PullKind};
 use sluice_planner::query::{NewIds, OutputColumn, PushKind, plan_create_as, plan_insert_select};
 use sluice_planner::{Catalog, PlanError, PlanErrorKind, QueryConfig};
@@ -372,7 +370,7 @@ impl Executor {
     /// blocking pool and back (two thread wake-ups). Ranges and scans, which may read many
     /// blocks from disk, run off the async workers.
     pub async fn run_pull(&self, plan: PullPlan) -> Result<Vec<Vec<Value>>, ExecError> {
-        if matches!(&plan.access, sluice_engine::PullAccess::Keys(k) if k.len() <= INLINE_LOOKUPS) {
+        if matches!(&plan.access, sluice_plan::PullAccess::Keys(k) if k.len() <= INLINE_LOOKUPS) {
             return Ok(self.engine.pull(&plan)?);
         }
         let engine = self.engine.clone();
@@ -1375,7 +1373,7 @@ fn describe_plan(plan: &QueryPlan) -> String {
         })
         .collect();
     let op = match &plan.op {
-        sluice_engine::Operator::Select { filter, .. } => format!(
+        sluice_plan::Operator::Select { filter, .. } => format!(
             " > [ PROJECT ]\n{}",
             if filter.is_some() {
                 "   > [ FILTER ]\n"
@@ -1383,7 +1381,7 @@ fn describe_plan(plan: &QueryPlan) -> String {
                 ""
             }
         ),
-        sluice_engine::Operator::Aggregate {
+        sluice_plan::Operator::Aggregate {
             filter,
             group_by,
             aggregates,

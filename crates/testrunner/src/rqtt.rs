@@ -6,8 +6,9 @@
 use crate::case::{CaseError, check_outputs, fail, produce_inputs, settle};
 use serde_json::{Map, Value as Json};
 use sluice_common::DataType;
-use sluice_engine::{PullPlan, PushEvent, PushStart, ScanEvent};
+use sluice_engine::{PushEvent, PushStart, ScanEvent};
 use sluice_format::value_to_json;
+use sluice_plan::PullPlan;
 use sluice_server::{ExecError, Executor, QueryKind};
 use sluice_sql::{ShowWhat, Statement, StatementKind};
 use std::time::{Duration, Instant};
