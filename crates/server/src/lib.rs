@@ -2,15 +2,11 @@
 //! and serves the `sluice.v1` gRPC API with health checking and reflection.
 
 mod convert;
-mod error;
-mod exec;
 mod print;
 mod service;
+mod status;
 
-pub use error::ExecError;
-pub use exec::{
-    Executor, PROCESSING_LOG_STREAM, PlannedQuery, QueryKind, TRANSIENT_AGGREGATION_GROUPS,
-};
+use sluice_database::{ExecError, Executor};
 
 use sluice_proto::v1::sluice_server::SluiceServer;
 use sluice_storage::EmbeddedLog;

@@ -1,10 +1,10 @@
 //! The `sluice.v1.Sluice` gRPC service.
 
 use crate::convert::{from_proto, row_to_proto};
-use crate::error::ExecError;
-use crate::exec::{Executor, QueryKind, now_ms, transient_id};
+use crate::status::{OrStatus, from_exec, grpc_code};
 use futures::Stream;
 use sluice_common::Value;
+use sluice_database::{ExecError, Executor, QueryKind, now_ms, transient_id};
 use sluice_engine::{PushEvent, PushStart, ScanEvent, encode_row_record};
 use sluice_plan::PullAccess;
 use sluice_planner::pull::PreparedPull;
@@ -144,7 +144,7 @@ impl Stream for PushRows {
                     } else {
                         tonic::Code::Internal
                     };
-                    return Poll::Ready(Some(Err(crate::error::status(
+                    return Poll::Ready(Some(Err(crate::status::status(
                         code,
                         format!("push query {} failed: {message}", this.query),
                     ))));
@@ -194,7 +194,7 @@ impl Stream for ScanRows {
                 this.rows,
             )),
             ScanEvent::Failed(message) => {
-                Err(crate::error::status(tonic::Code::InvalidArgument, message))
+                Err(crate::status::status(tonic::Code::InvalidArgument, message))
             }
         }))
     }
@@ -372,9 +372,9 @@ impl SluiceService {
         &self,
         req: pb::QueryRequest,
     ) -> Result<Response<BoxStream<pb::QueryResponse>>, Status> {
-        let mut statements = self.exec.parse(&req.sql).map_err(ExecError::from)?;
+        let mut statements = self.exec.parse(&req.sql).or_status()?;
         if statements.len() != 1 {
-            return Err(crate::error::status(
+            return Err(crate::status::status(
                 tonic::Code::InvalidArgument,
                 format!(
                     "the Query RPC takes exactly one statement, got {}",
@@ -388,7 +388,7 @@ impl SluiceService {
         });
         match stmt.kind {
             StatementKind::Select(select) => {
-                let planned = self.exec.plan_query(&select, &req.properties)?;
+                let planned = self.exec.plan_query(&select, &req.properties).or_status()?;
                 let latest = planned.config.offset_reset_latest;
                 let id = planned.id;
                 let cols = planned
@@ -404,13 +404,13 @@ impl SluiceService {
                             .exec
                             .engine
                             .scan_stream(plan, self.exec.pull_max_rows)
-                            .map_err(ExecError::from)?;
+                            .or_status()?;
                         let rows = ScanRows { rx, rows: 0 };
                         let out = tokio_stream::once(Ok(header(&id, cols, false))).chain(rows);
                         return Ok(Response::new(Box::pin(out)));
                     }
                     QueryKind::Pull(plan) => {
-                        let rows = self.exec.run_pull(plan).await?;
+                        let rows = self.exec.run_pull(plan).await.or_status()?;
                         let mut out = Vec::with_capacity(rows.len() + 2);
                         out.push(Ok(header(&id, cols, false)));
                         let n = rows.len() as u64;
@@ -438,10 +438,10 @@ impl SluiceService {
                     Err(plan) => self.exec.engine.push_aggregate(
                         plan,
                         start,
-                        crate::exec::TRANSIENT_AGGREGATION_GROUPS,
+                        sluice_database::TRANSIENT_AGGREGATION_GROUPS,
                     ),
                 }
-                .map_err(ExecError::from)?;
+                .or_status()?;
                 tracing::info!(query = %id, "push query started");
                 let rows = PushRows {
                     rx,
@@ -464,7 +464,7 @@ impl SluiceService {
                 let t = log
                     .topic(&topic.value)
                     .or_else(|| log.topics().into_iter().find(|t| t.name.eq_ignore_ascii_case(&topic.value)))
-                    .ok_or_else(|| crate::error::status(tonic::Code::NotFound, format!("Could not find topic '{}', or the KSQL user does not have permissions to list the topic. Topic names are case-sensitive.", topic.value)))?;
+                    .ok_or_else(|| crate::status::status(tonic::Code::NotFound, format!("Could not find topic '{}', or the KSQL user does not have permissions to list the topic. Topic names are case-sensitive.", topic.value)))?;
                 // One text column: the server renders PRINT's lines, as ksqlDB's does
                 // (clients print them as they come).
                 let columns = vec![column(crate::print::COLUMN, "STRING", "")];
@@ -497,7 +497,7 @@ impl SluiceService {
                                 Ok(r) => r,
                                 Err(e) => {
                                     let _ = tx
-                                        .send(Err(crate::error::status(
+                                        .send(Err(crate::status::status(
                                             tonic::Code::Internal,
                                             e.to_string(),
                                         )))
@@ -544,7 +544,7 @@ impl SluiceService {
                 });
                 Ok(Response::new(Box::pin(ReceiverStream::new(out))))
             }
-            _ => Err(crate::error::status(
+            _ => Err(crate::status::status(
                 tonic::Code::InvalidArgument,
                 "the Query RPC runs SELECT and PRINT; use Execute for other statements",
             )),
@@ -561,7 +561,7 @@ impl Sluice for SluiceService {
         let req = request.into_inner();
         let span = tracing::info_span!("execute", sql = %truncate(&req.sql));
         async move {
-            let statements = self.exec.parse(&req.sql).map_err(ExecError::from)?;
+            let statements = self.exec.parse(&req.sql).or_status()?;
             let mut results = Vec::with_capacity(statements.len());
             for stmt in &statements {
                 let outcome = self
@@ -570,7 +570,7 @@ impl Sluice for SluiceService {
                     .await
                     .map_err(|e| {
                         tracing::info!(error = %e.message, "statement failed");
-                        Status::from(e)
+                        from_exec(e)
                     })?;
                 results.push(pb::StatementResult {
                     statement: stmt.text.clone(),
@@ -635,7 +635,7 @@ impl Sluice for SluiceService {
                         }
                         Err(e) => {
                             tracing::debug!(id = req.id, error = %e.message, "pull failed");
-                            resp.error_code = e.code as i32;
+                            resp.error_code = grpc_code(e.code) as i32;
                             resp.error = e.message;
                         }
                     }
@@ -696,7 +696,7 @@ impl Sluice for SluiceService {
                             partitions: positions.iter().map(|(p, _)| *p as i32).collect(),
                             offsets: positions.iter().map(|(_, o)| *o as i64).collect(),
                         }),
-                        Err(e) => Err(Status::from(ExecError::from(e))),
+                        Err(e) => Err(from_exec(ExecError::from(e))),
                     },
                 };
                 let stop = reply.is_err();
@@ -719,13 +719,13 @@ impl Sluice for SluiceService {
                 .exec
                 .log()
                 .topic(&req.topic)
-                .ok_or_else(|| crate::error::status(tonic::Code::NotFound, format!("Topic '{}' does not exist", req.topic)))?;
+                .ok_or_else(|| crate::status::status(tonic::Code::NotFound, format!("Topic '{}' does not exist", req.topic)))?;
             let mut txn = Txn::new();
             let now = now_ms();
             for (i, r) in req.records.into_iter().enumerate() {
                 let partition = match r.partition {
                     Some(p) if p < 0 || p as u32 >= topic.partitions => {
-                        return Err(crate::error::status(tonic::Code::OutOfRange, format!("record {i}: partition {p} does not exist; topic '{}' has {} partitions", topic.name, topic.partitions)));
+                        return Err(crate::status::status(tonic::Code::OutOfRange, format!("record {i}: partition {p} does not exist; topic '{}' has {} partitions", topic.name, topic.partitions)));
                     }
                     Some(p) => p as u32,
                     None => topic.partition_for(r.key.as_deref()),
@@ -738,7 +738,7 @@ impl Sluice for SluiceService {
                 };
                 txn.append(&topic, partition, record);
             }
-            let positions = self.exec.log().submit(txn).wait().await.map_err(ExecError::from)?;
+            let positions = self.exec.log().submit(txn).wait().await.or_status()?;
             Ok(Response::new(pb::ProduceResponse {
                 positions: positions.into_iter().map(|(p, o)| pb::RecordPosition { partition: p as i32, offset: o as i64 }).collect(),
             }))
@@ -756,13 +756,13 @@ impl Sluice for SluiceService {
         let req = request.into_inner();
         let log = self.exec.log().clone();
         let topic = log.topic(&req.topic).ok_or_else(|| {
-            crate::error::status(
+            crate::status::status(
                 tonic::Code::NotFound,
                 format!("Topic '{}' does not exist", req.topic),
             )
         })?;
         if req.partition < 0 || req.partition as u32 >= topic.partitions {
-            return Err(crate::error::status(
+            return Err(crate::status::status(
                 tonic::Code::OutOfRange,
                 format!(
                     "partition {} does not exist; topic '{}' has {} partitions",
@@ -791,7 +791,7 @@ impl Sluice for SluiceService {
                     Ok(r) => r,
                     Err(e) => {
                         let _ = tx
-                            .send(Err(crate::error::status(
+                            .send(Err(crate::status::status(
                                 tonic::Code::Internal,
                                 e.to_string(),
                             )))
@@ -871,13 +871,13 @@ fn prepare_batch(
         .is_none_or(|t| t.columns_key != req.columns || t.version != version);
     if stale {
         let def = exec.source(&name).ok_or_else(|| {
-            crate::error::status(tonic::Code::NotFound, format!("{name} does not exist."))
+            crate::status::status(tonic::Code::NotFound, format!("{name} does not exist."))
         })?;
         if let Some(refusal) = def.insert_refusal() {
-            return Err(crate::error::status(tonic::Code::InvalidArgument, refusal));
+            return Err(crate::status::status(tonic::Code::InvalidArgument, refusal));
         }
         let topic = exec.log().topic(&def.topic).ok_or_else(|| {
-            crate::error::status(
+            crate::status::status(
                 tonic::Code::Internal,
                 format!("topic {} is missing", def.topic),
             )
@@ -893,7 +893,7 @@ fn prepare_batch(
                     c.to_ascii_uppercase()
                 };
                 v.push(def.schema.index_of(&n).ok_or_else(|| {
-                    crate::error::status(
+                    crate::status::status(
                         tonic::Code::InvalidArgument,
                         format!("Column name {n} does not exist in {name}."),
                     )
@@ -913,14 +913,14 @@ fn prepare_batch(
         );
     }
     let target = targets.get(&name).ok_or_else(|| {
-        crate::error::status(tonic::Code::Internal, "bulk insert target vanished")
+        crate::status::status(tonic::Code::Internal, "bulk insert target vanished")
     })?;
     let now = now_ms();
     let mut txn = Txn::new();
     let width = target.def.schema.len();
     for (ri, r) in req.rows.iter().enumerate() {
         if r.values.len() != target.positions.len() {
-            return Err(crate::error::status(
+            return Err(crate::status::status(
                 tonic::Code::InvalidArgument,
                 format!(
                     "batch {}: row {ri} has {} values, expected {}",
@@ -936,14 +936,14 @@ fn prepare_batch(
         for (v, &idx) in r.values.iter().zip(&target.positions) {
             let col = &target.def.schema.columns[idx];
             row[idx] = from_proto(v, &col.data_type).map_err(|e| {
-                crate::error::status(
+                crate::status::status(
                     tonic::Code::InvalidArgument,
                     format!("batch {}: row {ri}, column {}: {e}", req.batch_id, col.name),
                 )
             })?;
         }
         let record = encode_row_record(&target.def, &row, now, false).map_err(|e| {
-            crate::error::status(
+            crate::status::status(
                 tonic::Code::InvalidArgument,
                 format!("batch {}: row {ri}: {e}", req.batch_id),
             )

@@ -5,10 +5,10 @@ use crate::{RunnerError, lenient};
 use base64::Engine as _;
 use serde_json::Value as Json;
 use sluice_common::{FormatKind, SourceDef, SourceKind};
+use sluice_database::Executor;
 use sluice_format::{
     decode_key, decode_value, encode_key, encode_value, json_to_value, value_to_json,
 };
-use sluice_server::Executor;
 use sluice_storage::{EmbeddedLog, Log, Record, StoredRecord, Txn};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -224,7 +224,7 @@ async fn run_with(exec: &Executor, test: &Json) -> Result<(), CaseError> {
         let placed = format!("{}{sql}", "\n".repeat(script_line));
         script_line += sql.matches('\n').count() + 1;
         let result = match exec.parse(&placed) {
-            Err(e) => Err(sluice_server::ExecError::from(e)),
+            Err(e) => Err(sluice_database::ExecError::from(e)),
             Ok(stmts) => {
                 let mut r = Ok(());
                 for s in &stmts {

@@ -6,14 +6,14 @@
 use crate::case::{CaseError, check_outputs, fail, produce_inputs, settle};
 use serde_json::{Map, Value as Json};
 use sluice_common::DataType;
+use sluice_database::ErrorCode;
+use sluice_database::{ExecError, Executor, QueryKind};
 use sluice_engine::{PushEvent, PushStart, ScanEvent};
 use sluice_format::value_to_json;
 use sluice_plan::PullPlan;
-use sluice_server::{ExecError, Executor, QueryKind};
 use sluice_sql::{ShowWhat, Statement, StatementKind};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tonic::Code;
 
 /// A push query without LIMIT never ends; it is read until no row arrives for this long
 /// (generous: the machine may be busy, and a row missed here fails the case).
@@ -102,9 +102,9 @@ fn admin_type(kind: &StatementKind) -> Option<&'static str> {
 }
 
 /// ksqlDB answers statement errors with HTTP 400 and server faults with 500.
-fn http_status(code: Code) -> u64 {
+fn http_status(code: ErrorCode) -> u64 {
     match code {
-        Code::Internal | Code::Unknown | Code::Unavailable | Code::DataLoss => 500,
+        ErrorCode::Internal | ErrorCode::Unavailable => 500,
         _ => 400,
     }
 }
@@ -310,7 +310,7 @@ fn begin_query(
             rx: exec.engine.push_aggregate(
                 plan,
                 start,
-                sluice_server::TRANSIENT_AGGREGATION_GROUPS,
+                sluice_database::TRANSIENT_AGGREGATION_GROUPS,
             )?,
             header: header_for(&planned.id, &cols, false),
             types,
@@ -798,8 +798,8 @@ mod tests {
 
     #[test]
     fn statement_errors_are_http_400_and_faults_500() {
-        assert_eq!(http_status(Code::InvalidArgument), 400);
-        assert_eq!(http_status(Code::NotFound), 400);
-        assert_eq!(http_status(Code::Internal), 500);
+        assert_eq!(http_status(ErrorCode::InvalidArgument), 400);
+        assert_eq!(http_status(ErrorCode::NotFound), 400);
+        assert_eq!(http_status(ErrorCode::Internal), 500);
     }
 }

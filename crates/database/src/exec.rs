@@ -1,7 +1,7 @@
 //! Statement execution: the catalog, DDL, inserts, query lifecycle. The gRPC layer calls
 //! into this; nothing here knows about the wire format beyond result tables.
 
-use crate::error::ExecError;
+use crate::error::{ErrorCode, ExecError};
 use sluice_common::{
     Column, ColumnRole, DataType, FormatKind, FormatSpec, QueryDef, Schema, SourceDef, SourceKind,
     Value,
@@ -15,7 +15,6 @@ use sluice_sql::{ExplainTarget, Name, Select, ShowWhat, Statement, StatementKind
 use sluice_storage::{Cf, EmbeddedLog, Log, Txn};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use tonic::Code;
 
 /// Key lookups a pull query may do on the async worker itself (see `run_pull`).
 const INLINE_LOOKUPS: usize = 16;
@@ -53,7 +52,7 @@ fn next_query_number() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-pub(crate) fn transient_id() -> String {
+pub fn transient_id() -> String {
     format!("transient_{}", next_query_number())
 }
 
@@ -487,7 +486,7 @@ impl Executor {
                             && p != t.partitions
                         {
                             return Err(ExecError::new(
-                                Code::FailedPrecondition,
+                                ErrorCode::FailedPrecondition,
                                 format!(
                                     "A Kafka topic with the name '{}' already exists, with different partition count. Expected partitions: {p}, actual partitions: {}",
                                     def.topic, t.partitions
@@ -570,7 +569,7 @@ impl Executor {
                     && t.partitions != partitions
                 {
                     return Err(ExecError::new(
-                        Code::FailedPrecondition,
+                        ErrorCode::FailedPrecondition,
                         format!(
                             "A Kafka topic with the name '{}' already exists, with different partition count. Expected partitions: {partitions}, actual partitions: {}",
                             planned.sink.topic, t.partitions
@@ -719,7 +718,7 @@ impl Executor {
                     )));
                 }
                 Err(ExecError::new(
-                    Code::Unimplemented,
+                    ErrorCode::Unimplemented,
                     "ALTER ... ADD COLUMN is not supported yet",
                 ))
             }
@@ -750,7 +749,10 @@ impl Executor {
                         let catalog = self.catalog.read().unwrap_or_else(|p| p.into_inner());
                         sluice_planner::unknown_source_message(&*catalog, &name.value)
                     };
-                    return Err(ExecError::new(Code::NotFound, format!("{kind} {message}")));
+                    return Err(ExecError::new(
+                        ErrorCode::NotFound,
+                        format!("{kind} {message}"),
+                    ));
                 };
                 if def.kind != *kind {
                     return Err(ExecError::invalid(format!(
@@ -760,7 +762,7 @@ impl Executor {
                 }
                 if def.id == SYSTEM_SOURCE_ID {
                     return Err(ExecError::new(
-                        Code::FailedPrecondition,
+                        ErrorCode::FailedPrecondition,
                         format!("Cannot drop {}: it is a system stream", def.name),
                     ));
                 }
@@ -772,7 +774,7 @@ impl Executor {
                 }
                 if *delete_topic {
                     return Err(ExecError::new(
-                        Code::Unimplemented,
+                        ErrorCode::Unimplemented,
                         "DROP ... DELETE TOPIC is not supported yet; drop without DELETE TOPIC keeps the topic",
                     ));
                 }
@@ -809,7 +811,7 @@ impl Executor {
                     msg.push_str("\nYou need to terminate them before dropping ");
                     msg.push_str(&def.name);
                     msg.push('.');
-                    return Err(ExecError::new(Code::FailedPrecondition, msg));
+                    return Err(ExecError::new(ErrorCode::FailedPrecondition, msg));
                 }
                 if def.kind == SourceKind::Table {
                     self.engine.stop_materializer(def.id).await;
@@ -843,7 +845,7 @@ impl Executor {
                             (Some(k), _) => vec![k],
                             (None, Some(table)) => {
                                 return Err(ExecError::new(
-                                    Code::FailedPrecondition,
+                                    ErrorCode::FailedPrecondition,
                                     format!(
                                         "{} keeps table {}'s store current and stops when the table is dropped (DROP TABLE {}).",
                                         id.value, table.name, table.name
@@ -852,7 +854,7 @@ impl Executor {
                             }
                             (None, None) => {
                                 return Err(ExecError::new(
-                                    Code::NotFound,
+                                    ErrorCode::NotFound,
                                     format!("Unknown queryId: {}", id.value),
                                 ));
                             }
@@ -919,7 +921,7 @@ impl Executor {
                         )));
                     }
                     return Err(ExecError::new(
-                        Code::AlreadyExists,
+                        ErrorCode::AlreadyExists,
                         format!(
                             "Cannot register custom type '{}' since it is already registered with type: {existing}",
                             name.value
@@ -957,7 +959,7 @@ impl Executor {
                         )));
                     }
                     return Err(ExecError::new(
-                        Code::NotFound,
+                        ErrorCode::NotFound,
                         format!("Type {} does not exist.", name.value),
                     ));
                 }
@@ -979,7 +981,7 @@ impl Executor {
                 };
                 if !users.is_empty() {
                     return Err(ExecError::new(
-                        Code::FailedPrecondition,
+                        ErrorCode::FailedPrecondition,
                         format!(
                             "Cannot drop type '{}': the following queries use it: [{}]. Terminate them first.",
                             name.value,
@@ -998,7 +1000,7 @@ impl Executor {
             ))),
             StatementKind::Unset { key } => Ok(Outcome::message(format!("Property '{key}' unset"))),
             StatementKind::Select(_) | StatementKind::Print { .. } => Err(ExecError::new(
-                Code::InvalidArgument,
+                ErrorCode::InvalidArgument,
                 "SELECT and PRINT stream rows: run them with the Query RPC (the shell does this for you)",
             )),
         }
@@ -1263,7 +1265,7 @@ impl Executor {
                     .queries
                     .values()
                     .find(|q| q.id.eq_ignore_ascii_case(&id.value))
-                    .ok_or_else(|| ExecError::new(Code::NotFound, format!("Query with id:{} does not exist, use SHOW QUERIES to view the full set of queries.", id.value)))?;
+                    .ok_or_else(|| ExecError::new(ErrorCode::NotFound, format!("Query with id:{} does not exist, use SHOW QUERIES to view the full set of queries.", id.value)))?;
                 let plan = replan(q, &cat)?;
                 let status = self.engine.status(&q.id);
                 let mut message =
@@ -1427,7 +1429,7 @@ fn describe_function(name: &Name) -> Result<Outcome, ExecError> {
         )));
     }
     Err(ExecError::new(
-        Code::NotFound,
+        ErrorCode::NotFound,
         format!("Can't find any functions with the name '{}'", name.value),
     ))
 }
@@ -1512,7 +1514,7 @@ fn exists(existing: &SourceDef, name: &Name) -> ExecError {
     e.into()
 }
 
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

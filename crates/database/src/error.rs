@@ -1,16 +1,39 @@
-//! Statement errors and their gRPC status codes, mapped in one place.
+//! Statement errors with a protocol-neutral code; the server maps [`ErrorCode`] to gRPC
+//! status codes in one place (crates/server/src/status.rs).
 
-use tonic::{Code, Status};
+/// What kind of failure an error is, in the terms a client acts on. The variants are the
+/// gRPC status codes the API documents for statements, so the server's mapping is total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The statement or its input is wrong: fix it and try again.
+    InvalidArgument,
+    /// A named object (source, query, topic, type) does not exist.
+    NotFound,
+    /// The object being created exists already.
+    AlreadyExists,
+    /// The statement is valid but the database's state refuses it (a source in use, ...).
+    FailedPrecondition,
+    /// A partition or position beyond what exists.
+    OutOfRange,
+    /// A limit was reached (rows, groups, ...).
+    ResourceExhausted,
+    /// Valid ksqlDB that Sluice does not support (yet).
+    Unimplemented,
+    /// The database is shutting down.
+    Unavailable,
+    /// A fault of Sluice's or of its storage, not of the request.
+    Internal,
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct ExecError {
-    pub code: Code,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl ExecError {
-    pub fn new(code: Code, message: impl Into<String>) -> ExecError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ExecError {
         ExecError {
             code,
             message: message.into(),
@@ -18,11 +41,11 @@ impl ExecError {
     }
 
     pub fn invalid(message: impl Into<String>) -> ExecError {
-        ExecError::new(Code::InvalidArgument, message)
+        ExecError::new(ErrorCode::InvalidArgument, message)
     }
 
     pub fn internal(message: impl Into<String>) -> ExecError {
-        ExecError::new(Code::Internal, message)
+        ExecError::new(ErrorCode::Internal, message)
     }
 }
 
@@ -59,9 +82,9 @@ impl From<sluice_planner::PlanError> for ExecError {
     fn from(e: sluice_planner::PlanError) -> ExecError {
         use sluice_planner::PlanErrorKind as K;
         let code = match e.kind {
-            K::Invalid | K::BadLiteral => Code::InvalidArgument,
-            K::NotFound => Code::NotFound,
-            K::AlreadyExists => Code::AlreadyExists,
+            K::Invalid | K::BadLiteral => ErrorCode::InvalidArgument,
+            K::NotFound => ErrorCode::NotFound,
+            K::AlreadyExists => ErrorCode::AlreadyExists,
         };
         let message = match e.kind {
             // ksqlDB rejects these while preparing the statement (building its syntax
@@ -81,10 +104,10 @@ impl From<sluice_storage::StorageError> for ExecError {
     fn from(e: sluice_storage::StorageError) -> ExecError {
         use sluice_storage::StorageError as S;
         match e {
-            S::UnknownTopic(_) => ExecError::new(Code::NotFound, e.to_string()),
-            S::UnknownPartition { .. } => ExecError::new(Code::OutOfRange, e.to_string()),
-            S::TopicMismatch { .. } => ExecError::new(Code::FailedPrecondition, e.to_string()),
-            S::Closed => ExecError::new(Code::Unavailable, e.to_string()),
+            S::UnknownTopic(_) => ExecError::new(ErrorCode::NotFound, e.to_string()),
+            S::UnknownPartition { .. } => ExecError::new(ErrorCode::OutOfRange, e.to_string()),
+            S::TopicMismatch { .. } => ExecError::new(ErrorCode::FailedPrecondition, e.to_string()),
+            S::Closed => ExecError::new(ErrorCode::Unavailable, e.to_string()),
             _ => ExecError::internal(e.to_string()),
         }
     }
@@ -95,7 +118,9 @@ impl From<sluice_engine::EngineError> for ExecError {
         match e {
             sluice_engine::EngineError::Storage(s) => s.into(),
             sluice_engine::EngineError::Format(f) => ExecError::invalid(f.to_string()),
-            sluice_engine::EngineError::Invalid(m) => ExecError::new(Code::FailedPrecondition, m),
+            sluice_engine::EngineError::Invalid(m) => {
+                ExecError::new(ErrorCode::FailedPrecondition, m)
+            }
         }
     }
 }
@@ -103,30 +128,6 @@ impl From<sluice_engine::EngineError> for ExecError {
 impl From<sluice_format::FormatError> for ExecError {
     fn from(e: sluice_format::FormatError) -> ExecError {
         ExecError::invalid(e.to_string())
-    }
-}
-
-/// gRPC carries the message in a header; clients refuse headers past a few KiB (and drop
-/// the connection), so a message that echoes a huge input is shortened.
-const MAX_STATUS_MESSAGE: usize = 4096;
-
-/// A status whose message is shortened like every other error's.
-pub fn status(code: Code, message: impl Into<String>) -> Status {
-    ExecError::new(code, message).into()
-}
-
-impl From<ExecError> for Status {
-    fn from(e: ExecError) -> Status {
-        let mut message = e.message;
-        if message.len() > MAX_STATUS_MESSAGE {
-            let mut end = MAX_STATUS_MESSAGE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push_str("… (message truncated)");
-        }
-        Status::new(e.code, message)
     }
 }
 
@@ -159,7 +160,7 @@ mod tests {
             literal.message,
             "Failed to prepare statement: line 2:40: Invalid numeric literal: 9"
         );
-        assert_eq!(literal.code, Code::InvalidArgument);
+        assert_eq!(literal.code, ErrorCode::InvalidArgument);
         let unplaced = ExecError::from(PlanError::new("bad", 0, 0));
         assert_eq!(unplaced.message, "bad");
     }
