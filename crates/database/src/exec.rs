@@ -618,6 +618,7 @@ impl Executor {
                         &target_def,
                         query,
                         &*cat,
+                        &cfg,
                     )?
                 };
                 let qdef = QueryDef {

@@ -613,11 +613,14 @@ pub fn plan_create_as(
 }
 
 /// Plans INSERT INTO target SELECT ...: the query's result must match the target's schema.
+/// `INSERT INTO target SELECT ...`, planned under the session's settings (`cfg`), which
+/// are stored with the query so a restart plans it the same way.
 pub fn plan_insert_select(
     ids: NewIds,
     target: &SourceDef,
     select: &Select,
     catalog: &dyn Catalog,
+    cfg: &crate::SessionConfig,
 ) -> Result<QueryPlan> {
     let source = lookup(catalog, &select.from)?;
     let at = Name {
@@ -649,13 +652,8 @@ pub fn plan_insert_select(
             &at,
         ));
     }
-    let (op, schema) = plan_operator(
-        SourceKind::Stream,
-        &at,
-        select,
-        &source,
-        &crate::SessionConfig::default(),
-    )?;
+    let (mut op, schema) = plan_operator(SourceKind::Stream, &at, select, &source, cfg)?;
+    apply_collect_limits(&mut op, cfg);
     let names = |s: &Schema| {
         s.columns
             .iter()
@@ -1708,6 +1706,80 @@ pub(crate) fn conjuncts<'e>(e: &'e SqlExpr, out: &mut Vec<&'e SqlExpr>) {
         other => out.push(other),
     }
 }
+#[cfg(test)]
+mod insert_select_tests {
+    use super::*;
+    use sluice_common::{Column, ColumnRole, FormatKind, FormatSpec, Schema};
+    use std::collections::HashMap;
+
+    struct Cat(HashMap<String, SourceDef>);
+    impl Catalog for Cat {
+        fn source(&self, name: &str) -> Option<SourceDef> {
+            self.0.get(name).cloned()
+        }
+        fn source_names(&self) -> Vec<String> {
+            self.0.keys().cloned().collect()
+        }
+    }
+
+    fn stream(id: u64, name: &str, columns: &[(&str, ColumnRole)]) -> SourceDef {
+        SourceDef {
+            id,
+            name: name.into(),
+            kind: SourceKind::Stream,
+            schema: Schema::new(
+                columns
+                    .iter()
+                    .map(|(n, role)| Column {
+                        name: n.to_string(),
+                        data_type: DataType::Int,
+                        role: *role,
+                    })
+                    .collect(),
+            ),
+            topic: name.to_lowercase(),
+            key_format: FormatSpec::new(FormatKind::Kafka),
+            value_format: FormatSpec::new(FormatKind::Json),
+            timestamp_column: None,
+            timestamp_format: None,
+            headers: Vec::new(),
+            written_by: None,
+            sql: String::new(),
+            read_only: false,
+            window: None,
+        }
+    }
+
+    /// The session's settings reach INSERT ... SELECT as they reach CREATE ... AS SELECT:
+    /// under ksqlDB's newer planner a stream's projection may leave its key out.
+    #[test]
+    fn insert_select_is_planned_under_the_sessions_settings() {
+        let src = stream(1, "S", &[("K", ColumnRole::Key), ("V", ColumnRole::Value)]);
+        let target = stream(2, "T", &[("V", ColumnRole::Value)]);
+        let cat = Cat(HashMap::from([
+            ("S".to_string(), src),
+            ("T".to_string(), target.clone()),
+        ]));
+        let mut stmts = sluice_sql::parse("INSERT INTO t SELECT v FROM s;").unwrap();
+        let sluice_sql::StatementKind::InsertSelect { query, .. } = stmts.remove(0).kind else {
+            panic!("not an INSERT ... SELECT");
+        };
+        let ids = || NewIds {
+            sink_id: 2,
+            query_num: 3,
+            query_id: "INSERTQUERY_3".into(),
+        };
+        let default = crate::SessionConfig::default();
+        assert!(plan_insert_select(ids(), &target, &query, &cat, &default).is_err());
+        let newer = crate::SessionConfig {
+            new_query_planner: true,
+            ..crate::SessionConfig::default()
+        };
+        let plan = plan_insert_select(ids(), &target, &query, &cat, &newer).unwrap();
+        assert_eq!(plan.sink.name, "T");
+    }
+}
+
 #[cfg(test)]
 mod namer_tests {
     use super::*;

@@ -89,7 +89,7 @@ pub(super) fn replan(q: &QueryDef, cat: &CatalogState) -> Result<QueryPlan, Exec
                 query_num: q.num,
                 query_id: q.id.clone(),
             };
-            Ok(plan_insert_select(ids, sink, query, cat)?)
+            Ok(plan_insert_select(ids, sink, query, cat, &cfg)?)
         }
         _ => Err(ExecError::internal(format!(
             "stored query {} is not a persistent query",
