@@ -70,11 +70,15 @@ pub fn validate(format: &FormatSpec, columns: &[Column], is_key: bool) -> Result
                     ),
                 };
                 if !ok {
+                    // ksqlDB's DELIMITED serde names the column; its KAFKA serde does not.
+                    let column = match format.kind {
+                        FormatKind::Delimited => format!(", column: `{}`", c.name),
+                        _ => String::new(),
+                    };
                     return unsupported(format!(
-                        "The '{}' format does not support type '{}', column: `{}`",
+                        "The '{}' format does not support type '{}'{column}",
                         format.kind,
                         base_type_name(&c.data_type),
-                        c.name
                     ));
                 }
             }
