@@ -1036,10 +1036,12 @@ async fn bulk_load(c: &mut SluiceClient<Channel>, first: usize, rows: usize, wid
 /// the measured load is ~42 MB of row data. If the server queued those rows for the
 /// subscriber it would hold at least that much (the encoded responses alone are ~42 MB;
 /// decoded `Vec<Value>` rows with their strings are ~2x that), so a growth limit of 24 MiB
-/// fails clearly on buffering. Without buffering the growth is the write path's noise: a
-/// first warm-up load of ~85 MB fills and cycles RocksDB's 64 MiB memtable and the
-/// allocator's arenas, after which the measured load grows RSS by ~3 MiB (measured with and
-/// without an unread subscriber on this test's debug build).
+/// fails clearly on buffering. Without buffering the growth is the write path's noise,
+/// which RocksDB's memtables dominate: with the default budgets (32 MiB per memtable, 96 MiB
+/// in all) whether a full memtable had been flushed when RSS was read decided the figure,
+/// +3 MiB on most runs and +25 MiB on one CI run. So this server runs with small memtables
+/// and block cache (8 MiB in all), which the ~85 MB warm-up load fills and cycles many
+/// times over; what is left is the allocator's noise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_push_subscriber_does_not_make_the_server_buffer() {
     const WARM_ROWS: usize = 200_000;
@@ -1047,7 +1049,14 @@ async fn a_slow_push_subscriber_does_not_make_the_server_buffer() {
     const WIDTH: usize = 400;
     const LIMIT_MIB: f64 = 24.0;
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start_limited(&dir.path().join("data"), ADDRESS_SPACE_KIB).await;
+    let small_rocksdb = [
+        ("SLUICE_ROCKSDB_WRITE_BUFFER_MB", "2"),
+        ("SLUICE_ROCKSDB_MEMTABLES_MB", "4"),
+        ("SLUICE_ROCKSDB_BLOCK_CACHE_MB", "4"),
+    ];
+    let mut server =
+        Server::start_limited_with_env(&dir.path().join("data"), ADDRESS_SPACE_KIB, &small_rocksdb)
+            .await;
     let pid = server.child.id();
     let mut c = server.client().await;
     exec_ok(

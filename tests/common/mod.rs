@@ -52,6 +52,15 @@ impl Server {
         Server::spawn(data_dir, free_port(), Some(max_address_space_kib), &[]).await
     }
 
+    /// Both of the above: a capped address space and extra environment variables.
+    pub async fn start_limited_with_env(
+        data_dir: &Path,
+        max_address_space_kib: u64,
+        env: &[(&str, &str)],
+    ) -> Server {
+        Server::spawn(data_dir, free_port(), Some(max_address_space_kib), env).await
+    }
+
     async fn spawn(
         data_dir: &Path,
         port: u16,
