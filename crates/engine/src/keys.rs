@@ -6,7 +6,14 @@
 //!  'P' · query num u64 · memcomparable source key → last row seen (table aggregation)
 //!  'O' · query num u64 · partition u32           → next source offset to read
 //!  'M' · source id u64 · partition u32           → next offset a table materializer reads
+//!  'S' · query num u64 · partition u32           → stream time (windowed aggregation)
+//!  'W' · query num u64 · partition u32 · memcomparable (window start, group key)
+//!                                                → (group key, start, end): expiry index
 //! ```
+//!
+//! A windowed aggregation keeps each group's state per window under `'A'` with the
+//! window's start after the group key; its expiry index is ordered by window start
+//! within a partition, so the windows that retention expires are one range scan.
 
 use sluice_common::Value;
 use sluice_common::keycodec::encode_key;
@@ -45,5 +52,23 @@ pub(crate) fn source_row_key(query: u64, key: &[Value]) -> Vec<u8> {
 pub(crate) fn offset_key(tag: u8, id: u64, partition: u32) -> Vec<u8> {
     let mut k = prefixed(tag, id, 4);
     k.extend_from_slice(&partition.to_be_bytes());
+    k
+}
+
+/// A windowed aggregation's stream time for one partition of its groups.
+pub(crate) fn stream_time_key(query: u64, partition: u32) -> Vec<u8> {
+    offset_key(b'S', query, partition)
+}
+
+/// The expiry index of windows of one partition, from window start `from` on.
+pub(crate) fn window_expiry_key(
+    query: u64,
+    partition: u32,
+    start: i64,
+    group: &[Value],
+) -> Vec<u8> {
+    let mut k = offset_key(b'W', query, partition);
+    encode_key(&[Value::BigInt(start)], &mut k);
+    encode_key(group, &mut k);
     k
 }

@@ -2,13 +2,16 @@
 //! topic in batches and commit each batch's effects atomically.
 
 use crate::cache::{Budget, Cached, StateCache};
-use crate::keys::{agg_key, offset_key, source_row_key, table_key, table_prefix};
+use crate::keys::{
+    agg_key, offset_key, source_row_key, stream_time_key, table_key, table_prefix,
+    window_expiry_key,
+};
 use crate::rows::{decode_record, encode_row_record, string_timestamp};
 use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
 use sluice_common::codec::{decode_row, encode_row_vec};
 use sluice_common::{SourceDef, SourceKind, StateLayoutKind, Value};
 use sluice_expr::AggKind;
-use sluice_plan::{Operator, QueryPlan, TableFunction};
+use sluice_plan::{Operator, QueryPlan, TableFunction, WindowPlan};
 use sluice_storage::{Cf, EmbeddedLog, Log, Record, StoredRecord, Topic, Txn};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,6 +136,17 @@ struct Worker {
     /// message: the batch is redone without them, and they go to the processing log. An
     /// entry is dropped once the committed positions have passed it.
     poison: HashMap<(u32, u64), String>,
+    /// A windowed aggregation's committed stream time per partition of its groups (the
+    /// highest ROWTIME seen there; `i64::MIN` before any).
+    stream_times: Vec<i64>,
+}
+
+/// The window a windowed aggregation folds a record into, and the partition of its group.
+#[derive(Clone, Copy)]
+struct WindowAt {
+    start: i64,
+    end: i64,
+    partition: u32,
 }
 
 /// Where an aggregate query keeps each group's state.
@@ -148,9 +162,15 @@ enum StateLayout {
 }
 
 /// One processed batch, ready to commit: the transaction, the source positions it moves
-/// to, its record count, and the encoded aggregate states it writes (for the cache once
-/// durable).
-type Step = (Txn, Vec<u64>, u64, Vec<(Vec<u8>, Option<Vec<u8>>)>);
+/// to, its record count, the encoded aggregate states it writes (for the cache once
+/// durable), and the stream times it moves to.
+type Step = (
+    Txn,
+    Vec<u64>,
+    u64,
+    Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    Vec<i64>,
+);
 
 impl Engine {
     pub fn new(log: Arc<EmbeddedLog>) -> Result<Engine> {
@@ -300,6 +320,7 @@ impl Engine {
             layout: StateLayout::Separate,
             stored_layout: layout,
             poison: HashMap::new(),
+            stream_times: Vec::new(),
         };
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("query", id = %label);
@@ -521,26 +542,30 @@ async fn run(
             }
         };
         match result {
-            Ok(Some((txn, positions, n, states))) => match log.submit(txn).wait().await {
-                Ok(_) => {
-                    for (key, state) in &states {
-                        worker.cache.insert(key, state.as_deref());
+            Ok(Some((txn, positions, n, states, stream_times))) => {
+                match log.submit(txn).wait().await {
+                    Ok(_) => {
+                        worker.stream_times = stream_times;
+                        for (key, state) in &states {
+                            worker.cache.insert(key, state.as_deref());
+                        }
+                        worker
+                            .poison
+                            .retain(|(p, offset), _| *offset >= positions[*p as usize]);
+                        worker.positions = positions.clone();
+                        *shared.lock().unwrap_or_else(|p| p.into_inner()) = positions;
+                        stats.processed.fetch_add(n, Ordering::Relaxed);
+                        *stats.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     }
-                    worker
-                        .poison
-                        .retain(|(p, offset), _| *offset >= positions[*p as usize]);
-                    worker.positions = positions.clone();
-                    *shared.lock().unwrap_or_else(|p| p.into_inner()) = positions;
-                    stats.processed.fetch_add(n, Ordering::Relaxed);
-                    *stats.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    Err(e) => {
+                        // Nothing of the batch is durable; retry it from the same positions.
+                        tracing::error!(error = %e, "commit failed; retrying the batch");
+                        *stats.failed.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(e.to_string());
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
                 }
-                Err(e) => {
-                    // Nothing of the batch is durable; retry it from the same positions.
-                    tracing::error!(error = %e, "commit failed; retrying the batch");
-                    *stats.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            },
+            }
             Ok(None) => {
                 tokio::select! {
                     _ = changed.changed() => {}
@@ -571,6 +596,8 @@ struct Batch {
     rows: Rows,
     /// The record being processed had no key (its key columns all read as NULL).
     null_key: bool,
+    /// Stream time per partition of a windowed aggregation's groups, as of this batch.
+    stream_times: Vec<i64>,
 }
 
 impl Worker {
@@ -592,7 +619,10 @@ impl Worker {
 
     /// One attempt at a batch: `None` when a record panicked (it is now in `poison`).
     fn try_step(&mut self, tag: u8, id: u64) -> Result<Option<Option<Step>>> {
-        let mut b = Batch::default();
+        let mut b = Batch {
+            stream_times: self.stream_times.clone(),
+            ..Batch::default()
+        };
         let mut positions = self.positions.clone();
         let mut n = 0u64;
         for p in 0..self.source.partitions {
@@ -644,10 +674,27 @@ impl Worker {
         if n == 0 {
             return Ok(Some(None));
         }
+        if let Kind::Query(plan) = &self.kind
+            && let Operator::Aggregate {
+                window: Some(w), ..
+            } = &plan.op
+        {
+            self.expire_windows(plan, w, &mut b)?;
+            for (p, st) in b.stream_times.iter().enumerate() {
+                if *st != i64::MIN && self.stream_times.get(p) != Some(st) {
+                    b.txn.put(
+                        Cf::State,
+                        stream_time_key(plan.num, p as u32),
+                        st.to_be_bytes().to_vec(),
+                    );
+                }
+            }
+        }
         let Batch {
             mut txn,
             overlay,
             rows,
+            stream_times,
             ..
         } = b;
         let states: Vec<(Vec<u8>, Option<Vec<u8>>)> = overlay
@@ -666,7 +713,7 @@ impl Worker {
                 None => txn.delete(Cf::State, key),
             }
         }
-        Ok(Some(Some((txn, positions, n, states))))
+        Ok(Some(Some((txn, positions, n, states, stream_times))))
     }
 
     /// Loads the query's committed aggregate state into the cache, as far as the budget
@@ -679,6 +726,27 @@ impl Worker {
         };
         if !matches!(plan.op, Operator::Aggregate { .. }) || tag != b'O' {
             return Ok(());
+        }
+        if let Operator::Aggregate {
+            window: Some(_), ..
+        } = &plan.op
+        {
+            let partitions = self.sink.as_ref().map_or(1, |t| t.partitions);
+            self.stream_times = Vec::with_capacity(partitions as usize);
+            for p in 0..partitions {
+                let st = match self.log.get(Cf::State, &stream_time_key(id, p))? {
+                    Some(b) => <[u8; 8]>::try_from(b.as_slice())
+                        .map(i64::from_be_bytes)
+                        .map_err(|_| {
+                            EngineError::Invalid(format!(
+                                "corrupt stream time of query {} (partition {p})",
+                                plan.id
+                            ))
+                        })?,
+                    None => i64::MIN,
+                };
+                self.stream_times.push(st);
+            }
         }
         // Queries created by builds that kept state apart keep doing so.
         let mut legacy = false;
@@ -825,7 +893,10 @@ impl Worker {
                     Ok(())
                 }
                 Operator::Aggregate {
-                    filter, group_by, ..
+                    filter,
+                    group_by,
+                    window,
+                    ..
                 } => {
                     let passes = |row: &[Value]| filter.as_ref().is_none_or(|f| f.test(row));
                     let group_of = |row: &[Value]| -> Vec<Value> {
@@ -842,6 +913,12 @@ impl Worker {
                         }
                         Some(g)
                     };
+                    if let Some(w) = window {
+                        return match new_group {
+                            Some(g) => self.fold_windowed(plan, w, &g, &src.row, rowtime, b),
+                            None => Ok(()),
+                        };
+                    }
                     if plan.source.kind == SourceKind::Table {
                         // A table update replaces the row: retract the previous version from
                         // its group and add the new one. Within one group that is a single
@@ -870,21 +947,22 @@ impl Worker {
                                     Some(&src.row),
                                     rowtime,
                                     b,
+                                    None,
                                 );
                             }
                             (old, new) => {
                                 if let Some(og) = old {
-                                    self.fold(plan, &og, prev.as_deref(), None, rowtime, b)?;
+                                    self.fold(plan, &og, prev.as_deref(), None, rowtime, b, None)?;
                                 }
                                 if let Some(ng) = new {
-                                    self.fold(plan, &ng, None, Some(&src.row), rowtime, b)?;
+                                    self.fold(plan, &ng, None, Some(&src.row), rowtime, b, None)?;
                                 }
                                 return Ok(());
                             }
                         }
                     }
                     match new_group {
-                        Some(g) => self.fold(plan, &g, None, Some(&src.row), rowtime, b),
+                        Some(g) => self.fold(plan, &g, None, Some(&src.row), rowtime, b, None),
                         None => Ok(()),
                     }
                 }
@@ -924,6 +1002,7 @@ impl Worker {
         add: Option<&[Value]>,
         rowtime: i64,
         b: &mut Batch,
+        window: Option<WindowAt>,
     ) -> Result<()> {
         let Operator::Aggregate {
             aggregates,
@@ -934,9 +1013,15 @@ impl Worker {
         else {
             return Ok(());
         };
-        let key = match self.layout {
-            StateLayout::Separate => agg_key(plan.num, group),
-            StateLayout::InSinkRow { .. } => table_key(plan.sink.id, group),
+        let key = match (window, self.layout) {
+            // A group's state per window: the window's start follows the group key.
+            (Some(w), _) => {
+                let mut k = group.to_vec();
+                k.push(Value::BigInt(w.start));
+                agg_key(plan.num, &k)
+            }
+            (None, StateLayout::Separate) => agg_key(plan.num, group),
+            (None, StateLayout::InSinkRow { .. }) => table_key(plan.sink.id, group),
         };
         // Taken out of the overlay, not cloned: a group's state can be large (COLLECT_LIST,
         // COUNT_DISTINCT, HISTOGRAM), and copying it for every event made a hot group's
@@ -984,6 +1069,10 @@ impl Worker {
         let result_row = |state: &[Value]| -> Vec<Value> {
             let mut r = group.to_vec();
             r.push(Value::BigInt(rowtime));
+            if let Some(w) = window {
+                r.push(Value::BigInt(w.start));
+                r.push(Value::BigInt(w.end));
+            }
             let mut slot = 0;
             for a in aggregates {
                 let n = a.slots();
@@ -997,6 +1086,15 @@ impl Worker {
             (Some(_), None) => true,
             (Some(old), Some(h)) => h.test(&result_row(old)),
         };
+        if let (Some(w), None) = (window, &existing) {
+            // A new window: listed by start, so retention can expire it.
+            let mut bounds = group.to_vec();
+            bounds.extend([Value::BigInt(w.start), Value::BigInt(w.end)]);
+            b.rows.insert(
+                window_expiry_key(plan.num, w.partition, w.start, group),
+                Some(encode_row_vec(&bounds)),
+            );
+        }
         let mut state = match existing {
             Some(s) => s,
             None => {
@@ -1050,7 +1148,112 @@ impl Worker {
             return Ok(());
         }
         let out: Vec<Value> = projection.iter().map(|e| e.eval(&agg_row)).collect();
-        self.emit(plan, b, out, rowtime, !visible)
+        self.emit_windowed(
+            plan,
+            b,
+            out,
+            rowtime,
+            !visible,
+            window.map(|w| (w.start, w.end)),
+        )
+    }
+
+    /// Folds a stream record into every window of `w` holding its time that is still
+    /// open. Stream time (the highest ROWTIME seen) is kept per partition of the groups,
+    /// as Kafka Streams keeps it per task of the repartitioned stream; a window is closed
+    /// once stream time has passed its end plus the grace period, and a record for a
+    /// closed window is dropped, counted and logged, never silently.
+    fn fold_windowed(
+        &self,
+        plan: &QueryPlan,
+        w: &WindowPlan,
+        group: &[Value],
+        row: &[Value],
+        rowtime: i64,
+        b: &mut Batch,
+    ) -> Result<()> {
+        let partition = self.group_partition(plan, group)?;
+        let p = partition as usize;
+        if b.stream_times.len() <= p {
+            b.stream_times.resize(p + 1, i64::MIN);
+        }
+        let stream_time = b.stream_times[p].max(rowtime);
+        b.stream_times[p] = stream_time;
+        let close = stream_time.saturating_sub(w.grace_ms);
+        let mut late = None;
+        for (start, end) in w.windows_for(rowtime) {
+            if end > close {
+                let at = WindowAt {
+                    start,
+                    end,
+                    partition,
+                };
+                self.fold(plan, group, None, Some(row), rowtime, b, Some(at))?;
+            } else if late.is_none() {
+                late = Some((start, end));
+            }
+        }
+        match late {
+            Some((start, end)) => Err(EngineError::Invalid(format!(
+                "late record dropped: its window [{start}, {end}) closed at stream time {stream_time} (grace period {} ms)",
+                w.grace_ms
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The sink partition a group's records go to: the partition of its stream time.
+    fn group_partition(&self, plan: &QueryPlan, group: &[Value]) -> Result<u32> {
+        let Some(topic) = self.sink.as_ref().filter(|t| t.partitions > 1) else {
+            return Ok(0);
+        };
+        let sink = &plan.sink;
+        let key = sluice_format::encode_key(&sink.key_format, sink.schema.keys(), group)?;
+        Ok(topic.partition_for(key.as_deref()))
+    }
+
+    /// Deletes the windows retention has expired: those starting at or before stream
+    /// time minus the retention, in each partition. Their state, their rows in the sink
+    /// table (pull queries stop seeing them) and their index entries go; the sink topic
+    /// gets nothing, as in ksqlDB. Runs once per batch: a window it expires closed
+    /// (retention >= size + grace) before any record of this batch could reach it.
+    fn expire_windows(&self, plan: &QueryPlan, w: &WindowPlan, b: &mut Batch) -> Result<()> {
+        for (p, st) in b.stream_times.clone().into_iter().enumerate() {
+            let cutoff = st.saturating_sub(w.retention_ms);
+            if st == i64::MIN || cutoff < 0 {
+                continue;
+            }
+            let from = offset_key(b'W', plan.num, p as u32);
+            let to = window_expiry_key(plan.num, p as u32, cutoff.saturating_add(1), &[]);
+            let mut expired: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            self.log.visit_range(Cf::State, &from, &to, |k, v| {
+                expired.push((k.to_vec(), v.to_vec()));
+                true
+            })?;
+            for (k, v) in &b.rows {
+                if k.as_slice() >= from.as_slice()
+                    && k.as_slice() < to.as_slice()
+                    && let Some(v) = v
+                {
+                    expired.push((k.clone(), v.clone()));
+                }
+            }
+            for (index_key, bounds) in expired {
+                if matches!(b.rows.get(&index_key), Some(None)) {
+                    continue;
+                }
+                let bounds =
+                    decode_row(&bounds).map_err(|e| EngineError::Invalid(e.to_string()))?;
+                if let [group @ .., start, _] = bounds.as_slice() {
+                    let mut state_key = group.to_vec();
+                    state_key.push(start.clone());
+                    b.overlay.insert(agg_key(plan.num, &state_key), None);
+                    b.rows.insert(table_key(plan.sink.id, &bounds), None);
+                }
+                b.rows.insert(index_key, None);
+            }
+        }
+        Ok(())
     }
 
     /// Appends one output row to the sink topic, and upserts or deletes it in the sink's
@@ -1059,20 +1262,51 @@ impl Worker {
         &self,
         plan: &QueryPlan,
         b: &mut Batch,
-        mut out: Vec<Value>,
+        out: Vec<Value>,
         rowtime: i64,
         tombstone: bool,
     ) -> Result<()> {
-        let rowtime = self.emit_record(plan, b, &out, rowtime, tombstone)?;
+        self.emit_windowed(plan, b, out, rowtime, tombstone, None)
+    }
+
+    /// [`Worker::emit`] for a row of a window `(start, end)` when there is one: the
+    /// window goes into the record's key and the table row's key.
+    fn emit_windowed(
+        &self,
+        plan: &QueryPlan,
+        b: &mut Batch,
+        mut out: Vec<Value>,
+        rowtime: i64,
+        tombstone: bool,
+        window: Option<(i64, i64)>,
+    ) -> Result<()> {
         let sink = &plan.sink;
+        let bounds = window.map(|(s, e)| [Value::BigInt(s), Value::BigInt(e)]);
+        if let Some(bounds) = &bounds {
+            out.truncate(sink.schema.len());
+            out.extend(bounds.iter().cloned());
+        }
+        let rowtime = self.emit_record(plan, b, &out, rowtime, tombstone)?;
         if sink.kind == SourceKind::Table {
-            let key = table_key(sink.id, &out[..sink.schema.key_count()]);
+            let nkeys = sink.schema.key_count();
+            let key = match &bounds {
+                Some(bounds) => {
+                    let mut k = out[..nkeys].to_vec();
+                    k.extend(bounds.iter().cloned());
+                    table_key(sink.id, &k)
+                }
+                None => table_key(sink.id, &out[..nkeys]),
+            };
             let row = (!tombstone).then(|| {
                 // Position of the output record is not known until commit; pull queries
-                // expose ROWTIME only.
+                // expose ROWTIME only. A windowed row's bounds come after them.
+                if bounds.is_some() {
+                    out.truncate(sink.schema.len());
+                }
                 out.push(Value::BigInt(rowtime));
                 out.push(Value::Null);
                 out.push(Value::Null);
+                out.extend(bounds.into_iter().flatten());
                 encode_row_vec(&out)
             });
             b.rows.insert(key, row);
@@ -1159,6 +1393,7 @@ fn in_sink_row_layout(plan: &QueryPlan) -> Option<StateLayout> {
         aggregates,
         having: None,
         projection,
+        window: None,
         ..
     } = &plan.op
     else {
@@ -1455,6 +1690,7 @@ mod tests {
                     Some(DataType::Int),
                 )],
                 having: None,
+                window: None,
                 projection: vec![sluice_expr::Expr::Column(0), sluice_expr::Expr::Column(2)],
             },
         };

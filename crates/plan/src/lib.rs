@@ -1,6 +1,6 @@
 //! What the planner hands the engine.
 
-use sluice_common::{SourceDef, Value};
+use sluice_common::{SourceDef, Value, WindowKind};
 use sluice_expr::{AggCall, Expr};
 
 /// A persistent query: reads `source` from its earliest offset, writes `sink`.
@@ -23,14 +23,54 @@ pub enum Operator {
         table_functions: Vec<(usize, TableFunction)>,
     },
     /// Filter, group, aggregate. `projection` and `having` see the row
-    /// `[group key values..., ROWTIME, aggregate results...]`.
+    /// `[group key values..., ROWTIME, aggregate results...]`; a windowed aggregation's
+    /// row has the window's start and end after ROWTIME.
     Aggregate {
         filter: Option<Expr>,
         group_by: Vec<Expr>,
         aggregates: Vec<AggCall>,
         having: Option<Expr>,
         projection: Vec<Expr>,
+        /// `WINDOW ...`: each group is aggregated per window of event time.
+        window: Option<WindowPlan>,
     },
+}
+
+/// A windowed aggregation's windows, as Kafka Streams defines them; times in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowPlan {
+    pub kind: WindowKind,
+    /// The window's size (time windows) or the inactivity gap (session windows).
+    pub size_ms: i64,
+    /// The distance between window starts: the size for tumbling windows.
+    pub advance_ms: i64,
+    /// How long after a window's end a record may still join it; later ones are dropped.
+    pub grace_ms: i64,
+    /// How long after its start a window is kept (for pull queries) before it is deleted.
+    pub retention_ms: i64,
+    /// EMIT FINAL: one row per window, when it closes, instead of every update.
+    pub emit_final: bool,
+}
+
+/// ksqlDB's grace period when a window names none (Kafka Streams' old default).
+pub const DEFAULT_GRACE_MS: i64 = 24 * 3_600_000;
+
+impl WindowPlan {
+    /// The time windows `[start, end)` holding `ts`, oldest first: windows start at
+    /// multiples of the advance (aligned to the epoch), and none starts before 0.
+    pub fn windows_for(&self, ts: i64) -> impl Iterator<Item = (i64, i64)> + use<> {
+        let (size, advance) = (self.size_ms.max(1), self.advance_ms.max(1));
+        let first = (ts.saturating_sub(size).saturating_add(advance)).max(0) / advance * advance;
+        let count = if ts < first {
+            0
+        } else {
+            (ts - first) / advance + 1
+        };
+        (0..count).map(move |i| {
+            let start = first + i * advance;
+            (start, start.saturating_add(size))
+        })
+    }
 }
 
 /// Table functions: one input row becomes zero or more output rows.
@@ -92,4 +132,42 @@ pub struct PullPlan {
     pub limit: Option<u64>,
     /// Refuse to return more than this many rows (a guard against runaway scans).
     pub max_rows: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hopping(size_ms: i64, advance_ms: i64) -> WindowPlan {
+        WindowPlan {
+            kind: WindowKind::Hopping,
+            size_ms,
+            advance_ms,
+            grace_ms: 0,
+            retention_ms: size_ms,
+            emit_final: false,
+        }
+    }
+
+    #[test]
+    fn time_windows_are_aligned_to_the_epoch_and_hold_their_start_not_their_end() {
+        let w = |p: &WindowPlan, ts| p.windows_for(ts).collect::<Vec<_>>();
+        let tumbling = hopping(30_000, 30_000);
+        assert_eq!(w(&tumbling, 0), [(0, 30_000)]);
+        assert_eq!(w(&tumbling, 29_999), [(0, 30_000)]);
+        assert_eq!(w(&tumbling, 30_000), [(30_000, 60_000)]);
+        assert_eq!(w(&tumbling, 86_412_022), [(86_400_000, 86_430_000)]);
+        let hop = hopping(30_000, 10_000);
+        assert_eq!(w(&hop, 5_000), [(0, 30_000)]);
+        assert_eq!(
+            w(&hop, 25_000),
+            [(0, 30_000), (10_000, 40_000), (20_000, 50_000)]
+        );
+        assert_eq!(
+            w(&hop, 30_000),
+            [(10_000, 40_000), (20_000, 50_000), (30_000, 60_000)]
+        );
+        // An advance that does not divide the size.
+        assert_eq!(w(&hopping(10, 3), 10), [(3, 13), (6, 16), (9, 19)]);
+    }
 }

@@ -380,7 +380,28 @@ pub enum AggMode<'a> {
         group_by: &'a [SqlExpr],
         source: &'a Scope,
         aggs: &'a mut Vec<AggCall>,
+        /// A windowed aggregation: its row has WINDOWSTART and WINDOWEND after ROWTIME,
+        /// which the SELECT clause may read.
+        window: bool,
     },
+}
+
+/// WINDOWSTART or WINDOWEND, when `e` reads either.
+pub(crate) fn window_bound_in(e: &SqlExpr) -> Option<&'static str> {
+    let mut found = None;
+    let _ = sqlparser::ast::visit_expressions(e, |x| {
+        if let SqlExpr::Identifier(i) = x {
+            let n = ident_name(i);
+            for bound in [sluice_common::WINDOWSTART, sluice_common::WINDOWEND] {
+                if n == bound {
+                    found = Some(bound);
+                    return std::ops::ControlFlow::Break(());
+                }
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found
 }
 
 pub struct Binder<'a> {
@@ -917,12 +938,33 @@ impl<'a> Binder<'a> {
 
     fn column(&mut self, e: &SqlExpr, name: &str) -> Result<Bound> {
         if let AggMode::Collect {
-            group_by, source, ..
+            group_by,
+            source,
+            window,
+            ..
         } = &self.mode
         {
             if name == ROWTIME {
                 return Ok(Bound {
                     expr: Expr::Column(group_by.len()),
+                    ty: Some(DataType::BigInt),
+                });
+            }
+            if *window
+                && let Some(i) = [sluice_common::WINDOWSTART, sluice_common::WINDOWEND]
+                    .iter()
+                    .position(|b| *b == name)
+            {
+                if self.clause != "SELECT" {
+                    return err_at(
+                        e,
+                        format!(
+                            "Window bounds column {name} can only be used in the SELECT clause of windowed aggregations"
+                        ),
+                    );
+                }
+                return Ok(Bound {
+                    expr: Expr::Column(group_by.len() + 1 + i),
                     ty: Some(DataType::BigInt),
                 });
             }
@@ -1310,6 +1352,7 @@ impl<'a> Binder<'a> {
                 source,
                 aggs,
                 group_by,
+                window,
             } = &mut self.mode
             else {
                 return err_at(
@@ -1323,6 +1366,14 @@ impl<'a> Binder<'a> {
                 return err_at(
                     e,
                     format!("Aggregate functions can not be nested: {}", ksql_text(e)),
+                );
+            }
+            if *window && let Some(bound) = args.iter().find_map(|a| window_bound_in(a)) {
+                return err_at(
+                    e,
+                    format!(
+                        "Window bounds column {bound} can only be used in the SELECT clause of windowed aggregations"
+                    ),
                 );
             }
             let mut arg = args
@@ -1422,7 +1473,7 @@ impl<'a> Binder<'a> {
             let ty = kind
                 .return_type(arg_type.as_ref(), call.n)
                 .or_else(|m| err_at(e, format!("Function '{}' {m}", name.to_ascii_lowercase())))?;
-            let idx = group_by.len() + 1 + aggs.len();
+            let idx = group_by.len() + 1 + if *window { 2 } else { 0 } + aggs.len();
             // COUNT(1) counts rows, like COUNT(*).
             if kind == AggKind::Count
                 && matches!(arg.as_ref().map(|a| &a.expr), Some(Expr::Literal(v)) if !v.is_null())

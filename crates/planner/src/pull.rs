@@ -79,6 +79,13 @@ pub fn plan_pull(
     max_rows: u64,
 ) -> Result<PlannedPull> {
     let source = lookup(catalog, &select.from)?;
+    if let Some(w) = &select.window {
+        return Err(pull_error(
+            "Pull queries don't support WINDOW clauses.",
+            w.line,
+            w.column,
+        ));
+    }
     if source.window.is_some() {
         return Err(PlanError::at_name(
             format!(

@@ -104,6 +104,7 @@ pub(crate) fn plan_push_aggregate(
                 group_by: &select.group_by,
                 source: &scope,
                 aggs: &mut aggregates,
+                window: false,
             },
         )
         .in_clause("SELECT");
@@ -141,6 +142,7 @@ pub(crate) fn plan_push_aggregate(
                     group_by: &select.group_by,
                     source: &scope,
                     aggs: &mut aggregates,
+                    window: false,
                 },
             )
             .in_clause("HAVING");

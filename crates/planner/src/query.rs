@@ -6,10 +6,11 @@ use crate::ddl::{check_formats, check_timestamp, source_props};
 use crate::{Catalog, PlanError, Result, lookup};
 use sluice_common::{
     Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef, SourceKind,
+    WindowKind, WindowSpec,
 };
 use sluice_expr::{AggKind, Expr};
-use sluice_plan::{AggregatePushPlan, Operator, PushPlan, QueryPlan, TableFunction};
-use sluice_sql::{Expr as SqlExpr, Name, Properties, Select, SelectItem};
+use sluice_plan::{AggregatePushPlan, Operator, PushPlan, QueryPlan, TableFunction, WindowPlan};
+use sluice_sql::{Expr as SqlExpr, Name, Properties, Select, SelectItem, WindowClauseKind};
 use sqlparser::ast::BinaryOperator;
 
 /// A column of a query's result as a client sees it.
@@ -585,8 +586,17 @@ pub fn plan_create_as(
         written_by: Some(ids.query_id.clone()),
         sql: sql.to_string(),
         read_only: false,
-        // A projection of a windowed stream keeps each record's window in its key.
-        window: source.window,
+        // A projection of a windowed stream keeps each record's window in its key; a
+        // windowed aggregation's key carries its windows.
+        window: match &op {
+            Operator::Aggregate {
+                window: Some(w), ..
+            } => Some(WindowSpec {
+                kind: w.kind,
+                size_ms: (w.kind != WindowKind::Session).then_some(w.size_ms),
+            }),
+            _ => source.window,
+        },
     };
     if source.window.is_some()
         && let Operator::Select { projection, .. } = &mut op
@@ -646,7 +656,7 @@ pub fn plan_insert_select(
             &at,
         ));
     }
-    if source.window.is_some() || target.window.is_some() {
+    if source.window.is_some() || target.window.is_some() || select.window.is_some() {
         return Err(PlanError::at_name(
             "INSERT INTO ... SELECT with windowed streams is not supported yet",
             &at,
@@ -707,6 +717,18 @@ fn plan_operator(
     } else {
         ColumnRole::Key
     };
+    if select.window.is_some() && select.group_by.is_empty() {
+        return Err(PlanError::at_name(
+            "WINDOW clause requires a GROUP BY clause.",
+            name,
+        ));
+    }
+    if select.emit_final && select.window.is_none() {
+        return Err(PlanError::at_name(
+            "EMIT FINAL is only supported for windowed aggregations.",
+            name,
+        ));
+    }
     if !select.group_by.is_empty() {
         if kind == SourceKind::Stream {
             return Err(PlanError::at_name(
@@ -714,7 +736,8 @@ fn plan_operator(
                 name,
             ));
         }
-        return plan_aggregate(select, source, &scope, filter, name);
+        let window = window_plan(select, source)?;
+        return plan_aggregate(select, source, &scope, filter, window, name);
     }
     // Aggregates without GROUP BY: ksqlDB names what is wrong.
     let aggregated: Vec<&sqlparser::ast::Function> = select
@@ -1260,11 +1283,65 @@ pub(crate) fn has_structured_state(kind: AggKind) -> bool {
     )
 }
 
+/// The windows of `select`'s WINDOW clause, with Kafka Streams' defaults and checks.
+pub(crate) fn window_plan(select: &Select, source: &SourceDef) -> Result<Option<WindowPlan>> {
+    let Some(w) = &select.window else {
+        return Ok(None);
+    };
+    let err = |message: String| Err(PlanError::new(message, w.line, w.column));
+    if source.kind == SourceKind::Table {
+        return err(format!(
+            "WINDOW clauses can only aggregate streams: {} is a table.",
+            source.name
+        ));
+    }
+    let (kind, size_ms, advance_ms) = match w.kind {
+        WindowClauseKind::Tumbling { size_ms } => (WindowKind::Tumbling, size_ms, size_ms),
+        WindowClauseKind::Hopping {
+            size_ms,
+            advance_ms,
+        } => (WindowKind::Hopping, size_ms, advance_ms),
+        WindowClauseKind::Session { .. } => {
+            return err("SESSION windows are not supported yet.".into());
+        }
+    };
+    if size_ms <= 0 {
+        return err("Window size must be larger than zero.".into());
+    }
+    if advance_ms <= 0 || advance_ms > size_ms {
+        return err(format!(
+            "Window advance interval should be more than zero and less than or equal to window duration (size {size_ms} ms, advance {advance_ms} ms)."
+        ));
+    }
+    if select.emit_final {
+        return err("EMIT FINAL is not supported yet: use EMIT CHANGES".into());
+    }
+    let grace_ms = w.grace_ms.unwrap_or(sluice_plan::DEFAULT_GRACE_MS);
+    let retention_ms = match w.retention_ms {
+        Some(r) if r < size_ms.saturating_add(grace_ms) => {
+            return err(format!(
+                "The retention period of a window must be no smaller than its window size plus the grace period. Got size=[{size_ms}], grace=[{grace_ms}], retention=[{r}]"
+            ));
+        }
+        Some(r) => r,
+        None => size_ms.saturating_add(grace_ms),
+    };
+    Ok(Some(WindowPlan {
+        kind,
+        size_ms,
+        advance_ms,
+        grace_ms,
+        retention_ms,
+        emit_final: select.emit_final,
+    }))
+}
+
 fn plan_aggregate(
     select: &Select,
     source: &SourceDef,
     scope: &Scope,
     filter: Option<Expr>,
+    window: Option<WindowPlan>,
     name: &Name,
 ) -> Result<(Operator, Schema)> {
     if source.value_format.kind == FormatKind::Kafka {
@@ -1365,6 +1442,7 @@ fn plan_aggregate(
                 group_by: &select.group_by,
                 source: scope,
                 aggs: &mut aggregates,
+                window: window.is_some(),
             },
         )
         .in_clause("SELECT");
@@ -1408,6 +1486,7 @@ fn plan_aggregate(
                     group_by: &select.group_by,
                     source: scope,
                     aggs: &mut aggregates,
+                    window: window.is_some(),
                 },
             )
             .in_clause("HAVING");
@@ -1529,6 +1608,7 @@ fn plan_aggregate(
             aggregates,
             having,
             projection,
+            window,
         },
         schema,
     ))
@@ -1617,6 +1697,27 @@ pub enum PushKind {
 /// Plans a push query (SELECT ... EMIT CHANGES).
 pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushKind, Vec<OutputColumn>)> {
     let source = lookup(catalog, &select.from)?;
+    if select.emit_final && select.window.is_none() {
+        return Err(PlanError::at_name(
+            "EMIT FINAL is only supported for windowed aggregations.",
+            &select.from,
+        ));
+    }
+    if let Some(w) = &select.window {
+        if select.group_by.is_empty() {
+            return Err(PlanError::new(
+                "WINDOW clause requires a GROUP BY clause.",
+                w.line,
+                w.column,
+            ));
+        }
+        // Refused rather than run without its windows.
+        return Err(PlanError::new(
+            "Windowed aggregations in push queries are not supported yet: create the windowed table with CREATE TABLE ... AS SELECT and query it",
+            w.line,
+            w.column,
+        ));
+    }
     let aggregated = !select.group_by.is_empty()
         || select.having.is_some()
         || select.items.iter().any(|i| {

@@ -98,8 +98,31 @@ pub struct Select {
     pub group_by: Vec<Expr>,
     pub having: Option<Expr>,
     pub partition_by: Vec<Expr>,
+    /// `EMIT CHANGES` or `EMIT FINAL`: a push query (or a persistent query's emission).
     pub emit_changes: bool,
+    /// `EMIT FINAL`: a windowed aggregation emits one row per window, when it closes.
+    pub emit_final: bool,
     pub limit: Option<u64>,
+    /// `WINDOW TUMBLING (...)`, `HOPPING (...)` or `SESSION (...)`.
+    pub window: Option<WindowClause>,
+}
+
+/// A WINDOW clause; every duration is in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowClause {
+    pub kind: WindowClauseKind,
+    pub retention_ms: Option<i64>,
+    pub grace_ms: Option<i64>,
+    /// Where the clause's window type was written, for errors about it.
+    pub line: u64,
+    pub column: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WindowClauseKind {
+    Tumbling { size_ms: i64 },
+    Hopping { size_ms: i64, advance_ms: i64 },
+    Session { gap_ms: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -809,7 +809,9 @@ impl<'a> P<'a> {
             having: None,
             partition_by: Vec::new(),
             emit_changes: false,
+            emit_final: false,
             limit: None,
+            window: None,
         };
         loop {
             let t = self.p.peek_token();
@@ -849,7 +851,9 @@ impl<'a> P<'a> {
                     if self.eat("CHANGES") {
                         select.emit_changes = true;
                     } else if self.eat("FINAL") {
-                        return self.err(&t, "EMIT FINAL is only supported for windowed aggregations. Sluice does not support windowed aggregations yet.");
+                        // Still a push query (of final results only).
+                        select.emit_changes = true;
+                        select.emit_final = true;
                     } else {
                         let n = self.p.peek_token();
                         return self.err(
@@ -862,7 +866,10 @@ impl<'a> P<'a> {
                     self.p.next_token();
                     select.limit = Some(self.uint()?);
                 }
-                Some("WINDOW") => return self.err(&t, "WINDOW clauses are not supported yet"),
+                Some("WINDOW") if select.window.is_none() => {
+                    self.p.next_token();
+                    select.window = Some(self.window_clause()?);
+                }
                 Some("JOIN" | "INNER" | "LEFT" | "RIGHT" | "FULL") => {
                     return self.err(&t, "JOINs are not supported yet");
                 }
@@ -870,6 +877,102 @@ impl<'a> P<'a> {
             }
         }
         Ok(select)
+    }
+
+    /// `TUMBLING (SIZE n unit [, RETENTION n unit] [, GRACE PERIOD n unit])`,
+    /// `HOPPING (SIZE n unit, ADVANCE BY n unit [, ...])` or `SESSION (n unit [, ...])`,
+    /// as ksqlDB's grammar has them.
+    fn window_clause(&mut self) -> R<WindowClause> {
+        let at = self.p.peek_token();
+        let kind_word = self.peek_word();
+        let kind = kind_word.as_deref().unwrap_or("");
+        if !matches!(kind, "TUMBLING" | "HOPPING" | "SESSION") {
+            return self.err(
+                &at,
+                format!(
+                    "Expected TUMBLING, HOPPING or SESSION after WINDOW, found {}",
+                    describe(&at.token)
+                ),
+            );
+        }
+        self.p.next_token();
+        self.expect_token(Token::LParen)?;
+        let kind = match kind {
+            "TUMBLING" => {
+                self.expect("SIZE")?;
+                WindowClauseKind::Tumbling {
+                    size_ms: self.duration()?,
+                }
+            }
+            "HOPPING" => {
+                self.expect("SIZE")?;
+                let size_ms = self.duration()?;
+                self.expect_token(Token::Comma)?;
+                self.expect("ADVANCE")?;
+                self.expect("BY")?;
+                WindowClauseKind::Hopping {
+                    size_ms,
+                    advance_ms: self.duration()?,
+                }
+            }
+            _ => WindowClauseKind::Session {
+                gap_ms: self.duration()?,
+            },
+        };
+        let mut retention_ms = None;
+        let mut grace_ms = None;
+        while self.p.consume_token(&Token::Comma) {
+            if retention_ms.is_none() && grace_ms.is_none() && self.eat("RETENTION") {
+                retention_ms = Some(self.duration()?);
+            } else if grace_ms.is_none() && self.eat("GRACE") {
+                self.expect("PERIOD")?;
+                grace_ms = Some(self.duration()?);
+            } else {
+                let t = self.p.peek_token();
+                return self.err(
+                    &t,
+                    format!(
+                        "Expected RETENTION or GRACE PERIOD, found {}",
+                        describe(&t.token)
+                    ),
+                );
+            }
+        }
+        self.expect_token(Token::RParen)?;
+        Ok(WindowClause {
+            kind,
+            retention_ms,
+            grace_ms,
+            line: at.span.start.line,
+            column: at.span.start.column,
+        })
+    }
+
+    /// `n unit`, in milliseconds: ksqlDB's window units, singular or plural.
+    fn duration(&mut self) -> R<i64> {
+        let at = self.p.peek_token();
+        let n = self.uint()?;
+        let t = self.p.peek_token();
+        let unit_ms: u64 = match self.peek_word().as_deref() {
+            Some("MILLISECOND" | "MILLISECONDS") => 1,
+            Some("SECOND" | "SECONDS") => 1_000,
+            Some("MINUTE" | "MINUTES") => 60_000,
+            Some("HOUR" | "HOURS") => 3_600_000,
+            Some("DAY" | "DAYS") => 86_400_000,
+            _ => {
+                return self.err(
+                    &t,
+                    format!(
+                        "Expected a time unit (MILLISECONDS, SECONDS, MINUTES, HOURS or DAYS), found {}",
+                        describe(&t.token)
+                    ),
+                );
+            }
+        };
+        self.p.next_token();
+        n.checked_mul(unit_ms)
+            .and_then(|ms| i64::try_from(ms).ok())
+            .map_or_else(|| self.err(&at, "Window duration is too large"), Ok)
     }
 
     /// `a->b->*`: sqlparser cannot parse a `*` after `->`, so the path is read here.
