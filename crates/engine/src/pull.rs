@@ -45,6 +45,34 @@ impl Engine {
             Ok(plan.limit.is_none_or(|l| (rows.len() as u64) < l))
         };
         let (from, to) = match access {
+            // A windowed table has a row per key and window, the window's bounds after
+            // the key: a key's rows are a range, in window order.
+            PullAccess::Keys(keys) if plan.table.window.is_some() => {
+                for k in keys {
+                    let from = table_key(id, k);
+                    let to = prefix_end(&from).unwrap_or_else(|| vec![0xff; from.len() + 1]);
+                    let mut failed = None;
+                    let mut more = true;
+                    self.log()
+                        .visit_range(Cf::State, &from, &to, |_, v| match take(v) {
+                            Ok(m) => {
+                                more = m;
+                                m
+                            }
+                            Err(e) => {
+                                failed = Some(e);
+                                false
+                            }
+                        })?;
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                    if !more {
+                        break;
+                    }
+                }
+                return Ok(rows);
+            }
             PullAccess::Keys(keys) => {
                 for k in keys {
                     if let Some(v) = self.log().get(Cf::State, &table_key(id, k))?

@@ -1047,13 +1047,17 @@ impl Worker {
         // State is decoded by position: a stored state of another shape (written by another
         // plan of this query, or damaged) must not be read as this one's.
         let slots: usize = aggregates.iter().map(|a| a.slots()).sum();
+        // A window's state ends with its timestamp: the highest ROWTIME folded into it,
+        // which its results carry, as Kafka Streams' timestamped window store keeps it.
+        let extra = usize::from(window.is_some());
         if let Some(state) = &existing
-            && state.len() != slots
+            && state.len() != slots + extra
         {
             let message = format!(
-                "stored aggregate state of {} has {} values where this query's aggregates keep {slots}; record skipped",
+                "stored aggregate state of {} has {} values where this query's aggregates keep {}; record skipped",
                 plan.sink.name,
-                state.len()
+                state.len(),
+                slots + extra
             );
             // Put the entry back as it was stored (the row's visible part included).
             let restored = existing.map(|state| match visible {
@@ -1066,6 +1070,13 @@ impl Worker {
             b.overlay.insert(key, restored);
             return Err(EngineError::Invalid(message));
         }
+        let rowtime = match (window, &existing) {
+            (Some(_), Some(state)) => state
+                .last()
+                .and_then(Value::as_i64)
+                .map_or(rowtime, |t| t.max(rowtime)),
+            _ => rowtime,
+        };
         let result_row = |state: &[Value]| -> Vec<Value> {
             let mut r = group.to_vec();
             r.push(Value::BigInt(rowtime));
@@ -1102,9 +1113,17 @@ impl Worker {
                 for a in aggregates {
                     a.init(&mut s);
                 }
+                if window.is_some() {
+                    s.push(Value::BigInt(rowtime));
+                }
                 s
             }
         };
+        if window.is_some()
+            && let Some(ts) = state.last_mut()
+        {
+            *ts = Value::BigInt(rowtime);
+        }
         let mut slot = 0;
         for a in aggregates {
             let n = a.slots();

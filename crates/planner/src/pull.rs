@@ -86,15 +86,6 @@ pub fn plan_pull(
             w.column,
         ));
     }
-    if source.window.is_some() {
-        return Err(PlanError::at_name(
-            format!(
-                "{} is windowed: pull queries on windowed sources are not supported yet; use a push query (EMIT CHANGES)",
-                source.name
-            ),
-            &select.from,
-        ));
-    }
     check_depths(select)?;
     validate_clauses(select, cfg)?;
     let scope = Scope::of_source(&source, select.alias.as_ref().map(|a| a.value.as_str()));
@@ -132,9 +123,22 @@ pub fn plan_pull(
             (Some(filter), access)
         }
     };
-    let items = project(select, &source, &scope)?;
+    let mut items = project(select, &source, &scope)?;
     no_table_functions(&items, "pull queries")?;
-    let columns = output_columns(&items, &source)?;
+    crate::query::star_window_bounds(select, &source, &scope, &mut items);
+    let mut columns = output_columns(&items, &source)?;
+    if source.window.is_some() {
+        // A windowed table's key is its key columns and the window: a pull query shows
+        // the window's bounds as key columns, as ksqlDB does.
+        for (c, i) in columns.iter_mut().zip(&items) {
+            if matches!(
+                i.source_column.as_deref(),
+                Some(sluice_common::WINDOWSTART | sluice_common::WINDOWEND)
+            ) {
+                c.role = sluice_common::ColumnRole::Key;
+            }
+        }
+    }
     // ksqlDB finds a table unmaterialized, and a scan disabled, only once it builds the
     // physical plan, after every check of the query itself.
     if !queryable(&source) {

@@ -29,7 +29,7 @@ pub struct OutputColumn {
 pub(crate) struct Item {
     name: String,
     pub(crate) bound: Bound,
-    source_column: Option<String>,
+    pub(crate) source_column: Option<String>,
     expr: Option<SqlExpr>,
     table_fn: Option<TableFunction>,
 }
@@ -1630,6 +1630,52 @@ fn apply_collect_limits(op: &mut Operator, cfg: &crate::SessionConfig) {
     }
 }
 
+/// Inserts a windowed source's WINDOWSTART and WINDOWEND after its key columns where
+/// `select` has a `*`: ksqlDB's `*` over a windowed source shows the window.
+pub(crate) fn star_window_bounds(
+    select: &Select,
+    source: &SourceDef,
+    scope: &Scope,
+    items: &mut Vec<Item>,
+) {
+    if source.window.is_none()
+        || !select
+            .items
+            .iter()
+            .any(|i| matches!(i, SelectItem::Wildcard | SelectItem::QualifiedWildcard(_)))
+    {
+        return;
+    }
+    let keys = source.schema.key_count();
+    let at = items
+        .iter()
+        .position(|i| {
+            i.expr.is_none()
+                && i.source_column.as_deref()
+                    == source.schema.keys().last().map(|c| c.name.as_str())
+        })
+        .map_or(keys.min(items.len()), |p| p + 1);
+    for (n, bound) in [sluice_common::WINDOWSTART, sluice_common::WINDOWEND]
+        .into_iter()
+        .enumerate()
+    {
+        let idx = scope.index_of(bound).unwrap_or(0);
+        items.insert(
+            at + n,
+            Item {
+                name: bound.to_string(),
+                bound: Bound {
+                    expr: Expr::Column(idx),
+                    ty: Some(DataType::BigInt),
+                },
+                source_column: Some(bound.to_string()),
+                expr: None,
+                table_fn: None,
+            },
+        );
+    }
+}
+
 pub(crate) fn output_columns(items: &[Item], source: &SourceDef) -> Result<Vec<OutputColumn>> {
     items
         .iter()
@@ -1743,41 +1789,7 @@ pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushKind, Ve
     no_table_functions(&items, "push queries")?;
     // A push query's `*` over a windowed source shows the window after the key, as
     // ksqlDB's does.
-    if source.window.is_some()
-        && select
-            .items
-            .iter()
-            .any(|i| matches!(i, SelectItem::Wildcard | SelectItem::QualifiedWildcard(_)))
-    {
-        let keys = source.schema.key_count();
-        let at = items
-            .iter()
-            .position(|i| {
-                i.expr.is_none()
-                    && i.source_column.as_deref()
-                        == source.schema.keys().last().map(|c| c.name.as_str())
-            })
-            .map_or(keys.min(items.len()), |p| p + 1);
-        for (n, bound) in [sluice_common::WINDOWSTART, sluice_common::WINDOWEND]
-            .into_iter()
-            .enumerate()
-        {
-            let idx = scope.index_of(bound).unwrap_or(0);
-            items.insert(
-                at + n,
-                Item {
-                    name: bound.to_string(),
-                    bound: Bound {
-                        expr: Expr::Column(idx),
-                        ty: Some(DataType::BigInt),
-                    },
-                    source_column: None,
-                    expr: None,
-                    table_fn: None,
-                },
-            );
-        }
-    }
+    star_window_bounds(select, &source, &scope, &mut items);
     let columns = output_columns(&items, &source)?;
     let projection = items.into_iter().map(|i| i.bound.expr).collect();
     Ok((
