@@ -6,9 +6,12 @@
 //!  'P' · query num u64 · memcomparable source key → last row seen (table aggregation)
 //!  'O' · query num u64 · partition u32           → next source offset to read
 //!  'M' · source id u64 · partition u32           → next offset a table materializer reads
-//!  'S' · query num u64 · partition u32           → stream time (windowed aggregation)
+//!  'S' · query num u64 · partition u32           → stream time, and the close time of the
+//!                                                  last EMIT FINAL emission (windowed)
 //!  'W' · query num u64 · partition u32 · memcomparable (window start, group key)
 //!                                                → (group key, start, end): expiry index
+//!  'F' · query num u64 · partition u32 · memcomparable (window start, group key)
+//!                                                → a window's pending final row (EMIT FINAL)
 //! ```
 //!
 //! A windowed aggregation keeps each group's state per window under `'A'` with the
@@ -72,3 +75,22 @@ pub(crate) fn window_expiry_key(
     encode_key(group, &mut k);
     k
 }
+
+/// A window's pending final result (EMIT FINAL), ordered by window start within a
+/// partition, as Kafka Streams fetches the windows that close; `group` empty gives the
+/// bound of windows starting before `start`.
+pub(crate) fn pending_final_key(
+    query: u64,
+    partition: u32,
+    start: i64,
+    group: &[Value],
+) -> Vec<u8> {
+    let mut k = offset_key(b'F', query, partition);
+    encode_key(&[Value::BigInt(start)], &mut k);
+    encode_key(group, &mut k);
+    k
+}
+
+/// Where a pending final key's group key starts: after the tag, query, partition and the
+/// encoded window start.
+pub(crate) const PENDING_GROUP_AT: usize = 1 + 8 + 4 + 9;

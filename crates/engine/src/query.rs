@@ -3,8 +3,8 @@
 
 use crate::cache::{Budget, Cached, StateCache};
 use crate::keys::{
-    agg_key, offset_key, source_row_key, stream_time_key, table_key, table_prefix,
-    window_expiry_key,
+    PENDING_GROUP_AT, agg_key, offset_key, pending_final_key, source_row_key, stream_time_key,
+    table_key, table_prefix, window_expiry_key,
 };
 use crate::rows::{decode_record, encode_row_record, string_timestamp};
 use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
@@ -139,6 +139,9 @@ struct Worker {
     /// A windowed aggregation's committed stream time per partition of its groups (the
     /// highest ROWTIME seen there; `i64::MIN` before any).
     stream_times: Vec<i64>,
+    /// EMIT FINAL: per partition, the close time up to which windows have been emitted
+    /// (`i64::MIN` before any emission).
+    last_emits: Vec<i64>,
 }
 
 /// The window a windowed aggregation folds a record into, and the partition of its group.
@@ -169,7 +172,7 @@ type Step = (
     Vec<u64>,
     u64,
     Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    Vec<i64>,
+    (Vec<i64>, Vec<i64>),
 );
 
 impl Engine {
@@ -321,6 +324,7 @@ impl Engine {
             stored_layout: layout,
             poison: HashMap::new(),
             stream_times: Vec::new(),
+            last_emits: Vec::new(),
         };
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("query", id = %label);
@@ -545,7 +549,7 @@ async fn run(
             Ok(Some((txn, positions, n, states, stream_times))) => {
                 match log.submit(txn).wait().await {
                     Ok(_) => {
-                        worker.stream_times = stream_times;
+                        (worker.stream_times, worker.last_emits) = stream_times;
                         for (key, state) in &states {
                             worker.cache.insert(key, state.as_deref());
                         }
@@ -598,6 +602,11 @@ struct Batch {
     null_key: bool,
     /// Stream time per partition of a windowed aggregation's groups, as of this batch.
     stream_times: Vec<i64>,
+    /// EMIT FINAL's last emission close time per partition, as of this batch.
+    last_emits: Vec<i64>,
+    /// EMIT FINAL rows this batch made pending or emitted (`None`), in key order so the
+    /// windows that close are read in order.
+    pending: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl Worker {
@@ -621,6 +630,7 @@ impl Worker {
     fn try_step(&mut self, tag: u8, id: u64) -> Result<Option<Option<Step>>> {
         let mut b = Batch {
             stream_times: self.stream_times.clone(),
+            last_emits: self.last_emits.clone(),
             ..Batch::default()
         };
         let mut positions = self.positions.clone();
@@ -681,12 +691,13 @@ impl Worker {
         {
             self.expire_windows(plan, w, &mut b)?;
             for (p, st) in b.stream_times.iter().enumerate() {
-                if *st != i64::MIN && self.stream_times.get(p) != Some(st) {
-                    b.txn.put(
-                        Cf::State,
-                        stream_time_key(plan.num, p as u32),
-                        st.to_be_bytes().to_vec(),
-                    );
+                let emitted = b.last_emits.get(p).copied().unwrap_or(i64::MIN);
+                let changed = self.stream_times.get(p) != Some(st)
+                    || self.last_emits.get(p).copied().unwrap_or(i64::MIN) != emitted;
+                if *st != i64::MIN && changed {
+                    let mut v = st.to_be_bytes().to_vec();
+                    v.extend_from_slice(&emitted.to_be_bytes());
+                    b.txn.put(Cf::State, stream_time_key(plan.num, p as u32), v);
                 }
             }
         }
@@ -695,6 +706,8 @@ impl Worker {
             overlay,
             rows,
             stream_times,
+            last_emits,
+            pending,
             ..
         } = b;
         let states: Vec<(Vec<u8>, Option<Vec<u8>>)> = overlay
@@ -706,6 +719,7 @@ impl Worker {
         // states are copied (the cache takes them after the commit); table rows move.
         let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = states.clone();
         writes.extend(rows);
+        writes.extend(pending);
         writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (key, value) in writes {
             match value {
@@ -713,7 +727,13 @@ impl Worker {
                 None => txn.delete(Cf::State, key),
             }
         }
-        Ok(Some(Some((txn, positions, n, states, stream_times))))
+        Ok(Some(Some((
+            txn,
+            positions,
+            n,
+            states,
+            (stream_times, last_emits),
+        ))))
     }
 
     /// Loads the query's committed aggregate state into the cache, as far as the budget
@@ -733,19 +753,28 @@ impl Worker {
         {
             let partitions = self.sink.as_ref().map_or(1, |t| t.partitions);
             self.stream_times = Vec::with_capacity(partitions as usize);
+            self.last_emits = Vec::with_capacity(partitions as usize);
             for p in 0..partitions {
-                let st = match self.log.get(Cf::State, &stream_time_key(id, p))? {
-                    Some(b) => <[u8; 8]>::try_from(b.as_slice())
+                let stored = self.log.get(Cf::State, &stream_time_key(id, p))?;
+                let at = |b: &[u8], i: usize| {
+                    b.get(i..i + 8)
+                        .and_then(|s| <[u8; 8]>::try_from(s).ok())
                         .map(i64::from_be_bytes)
-                        .map_err(|_| {
-                            EngineError::Invalid(format!(
-                                "corrupt stream time of query {} (partition {p})",
-                                plan.id
-                            ))
-                        })?,
-                    None => i64::MIN,
+                };
+                let (st, emitted) = match stored.as_deref() {
+                    None => (i64::MIN, i64::MIN),
+                    Some(b) if b.len() == 16 => {
+                        (at(b, 0).unwrap_or(i64::MIN), at(b, 8).unwrap_or(i64::MIN))
+                    }
+                    Some(_) => {
+                        return Err(EngineError::Invalid(format!(
+                            "corrupt stream time of query {} (partition {p})",
+                            plan.id
+                        )));
+                    }
                 };
                 self.stream_times.push(st);
+                self.last_emits.push(emitted);
             }
         }
         // Queries created by builds that kept state apart keep doing so.
@@ -1167,6 +1196,32 @@ impl Worker {
             return Ok(());
         }
         let out: Vec<Value> = projection.iter().map(|e| e.eval(&agg_row)).collect();
+        if let (
+            Some(w),
+            Operator::Aggregate {
+                window:
+                    Some(WindowPlan {
+                        emit_final: true, ..
+                    }),
+                ..
+            },
+        ) = (window, &plan.op)
+        {
+            // EMIT FINAL: the window's latest result waits, in the state store, for the
+            // window to close. A result HAVING hides was never shown: nothing is pending.
+            let key = pending_final_key(plan.num, w.partition, w.start, group);
+            let pending = visible.then(|| {
+                let mut v = vec![
+                    Value::BigInt(w.start),
+                    Value::BigInt(w.end),
+                    Value::BigInt(rowtime),
+                ];
+                v.extend(out);
+                encode_row_vec(&v)
+            });
+            b.pending.insert(key, pending);
+            return Ok(());
+        }
         self.emit_windowed(
             plan,
             b,
@@ -1175,6 +1230,93 @@ impl Worker {
             !visible,
             window.map(|w| (w.start, w.end)),
         )
+    }
+
+    /// EMIT FINAL: emits the pending results of the windows of `partition` that closed
+    /// since the last emission, by Kafka Streams' rule for windowed aggregations that emit
+    /// on window close (ksqlDB's EMIT FINAL): once close time (stream time minus grace)
+    /// moves past the last emission's, every window still in the store whose start lies
+    /// in (last close - size, close - size] is emitted, ordered by key, then start. Two of
+    /// that rule's consequences are kept because ksqlDB's results have them: nothing is
+    /// emitted (or remembered) until close time reaches the window size, and the lower
+    /// bound is clamped at 0 before the + 1, so after a first emission windows starting at
+    /// 0 are not emitted. Kafka Streams throttles the check by wall-clock time (its emit
+    /// interval); here it runs for every record, so results do not depend on timing.
+    fn emit_final_results(
+        &self,
+        plan: &QueryPlan,
+        w: &WindowPlan,
+        partition: u32,
+        b: &mut Batch,
+    ) -> Result<()> {
+        let p = partition as usize;
+        if b.last_emits.len() <= p {
+            b.last_emits.resize(p + 1, i64::MIN);
+        }
+        let stream_time = b.stream_times.get(p).copied().unwrap_or(i64::MIN);
+        let close = stream_time.saturating_sub(w.grace_ms);
+        let last = b.last_emits[p];
+        if last != i64::MIN && last >= close {
+            return Ok(());
+        }
+        let upper = close.saturating_sub(w.size_ms);
+        if upper < 0 {
+            return Ok(());
+        }
+        let lower_exclusive = if last == i64::MIN {
+            -1
+        } else {
+            last.saturating_sub(w.size_ms).max(0)
+        };
+        if last != i64::MIN && w.windows_for(upper).eq(w.windows_for(lower_exclusive)) {
+            return Ok(());
+        }
+        b.last_emits[p] = close;
+        // Windows retention expired are no longer in the store, emitted or not.
+        let from_start = (lower_exclusive + 1).max(stream_time.saturating_sub(w.retention_ms));
+        if from_start > upper {
+            return Ok(());
+        }
+        let from = pending_final_key(plan.num, partition, from_start, &[]);
+        let to = pending_final_key(plan.num, partition, upper.saturating_add(1), &[]);
+        let mut closed: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            std::collections::BTreeMap::new();
+        self.log.visit_range(Cf::State, &from, &to, |k, v| {
+            closed.insert(k.to_vec(), Some(v.to_vec()));
+            true
+        })?;
+        for (k, v) in b.pending.range(from.clone()..to) {
+            closed.insert(k.clone(), v.clone());
+        }
+        // Key order, then window start, as a window store's range fetch returns them.
+        let mut closed: Vec<(Vec<u8>, Option<Vec<u8>>)> = closed.into_iter().collect();
+        closed.sort_by(|(a, _), (b, _)| {
+            let split = |k: &[u8]| {
+                (
+                    k.get(PENDING_GROUP_AT..).unwrap_or_default().to_vec(),
+                    k.to_vec(),
+                )
+            };
+            split(a).cmp(&split(b))
+        });
+        for (key, value) in closed {
+            b.pending.insert(key, None);
+            let Some(value) = value else { continue };
+            let row = decode_row(&value).map_err(|e| EngineError::Invalid(e.to_string()))?;
+            let (Some(start), Some(end), Some(rowtime)) = (
+                row.first().and_then(Value::as_i64),
+                row.get(1).and_then(Value::as_i64),
+                row.get(2).and_then(Value::as_i64),
+            ) else {
+                return Err(EngineError::Invalid(format!(
+                    "corrupt pending final row of query {}",
+                    plan.id
+                )));
+            };
+            let out = row.get(3..).unwrap_or_default().to_vec();
+            self.emit_windowed(plan, b, out, rowtime, false, Some((start, end)))?;
+        }
+        Ok(())
     }
 
     /// Folds a stream record into every window of `w` holding its time that is still
@@ -1212,6 +1354,9 @@ impl Worker {
                 late = Some((start, end));
             }
         }
+        if w.emit_final {
+            self.emit_final_results(plan, w, partition, b)?;
+        }
         match late {
             Some((start, end)) => Err(EngineError::Invalid(format!(
                 "late record dropped: its window [{start}, {end}) closed at stream time {stream_time} (grace period {} ms)",
@@ -1238,12 +1383,13 @@ impl Worker {
     /// (retention >= size + grace) before any record of this batch could reach it.
     fn expire_windows(&self, plan: &QueryPlan, w: &WindowPlan, b: &mut Batch) -> Result<()> {
         for (p, st) in b.stream_times.clone().into_iter().enumerate() {
-            let cutoff = st.saturating_sub(w.retention_ms);
-            if st == i64::MIN || cutoff < 0 {
+            // A window is kept while its start is at least stream time minus retention.
+            let oldest_kept = st.saturating_sub(w.retention_ms);
+            if st == i64::MIN || oldest_kept <= 0 {
                 continue;
             }
             let from = offset_key(b'W', plan.num, p as u32);
-            let to = window_expiry_key(plan.num, p as u32, cutoff.saturating_add(1), &[]);
+            let to = window_expiry_key(plan.num, p as u32, oldest_kept, &[]);
             let mut expired: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
             self.log.visit_range(Cf::State, &from, &to, |k, v| {
                 expired.push((k.to_vec(), v.to_vec()));
@@ -1268,6 +1414,10 @@ impl Worker {
                     state_key.push(start.clone());
                     b.overlay.insert(agg_key(plan.num, &state_key), None);
                     b.rows.insert(table_key(plan.sink.id, &bounds), None);
+                    if let (true, Some(start)) = (w.emit_final, start.as_i64()) {
+                        let pending = pending_final_key(plan.num, p as u32, start, group);
+                        b.pending.insert(pending, None);
+                    }
                 }
                 b.rows.insert(index_key, None);
             }

@@ -717,12 +717,6 @@ fn plan_operator(
     } else {
         ColumnRole::Key
     };
-    if select.window.is_some() && select.group_by.is_empty() {
-        return Err(PlanError::at_name(
-            "WINDOW clause requires a GROUP BY clause.",
-            name,
-        ));
-    }
     if select.emit_final && select.window.is_none() {
         return Err(PlanError::at_name(
             "EMIT FINAL is only supported for windowed aggregations.",
@@ -777,6 +771,12 @@ fn plan_operator(
                 "CREATE {kind} AS SELECT statement does not support aggregate function [{}] without a GROUP BY clause.",
                 calls.join(", ")
             ),
+            name,
+        ));
+    }
+    if select.window.is_some() {
+        return Err(PlanError::at_name(
+            "WINDOW clause requires a GROUP BY clause.",
             name,
         ));
     }
@@ -1313,10 +1313,13 @@ pub(crate) fn window_plan(select: &Select, source: &SourceDef) -> Result<Option<
             "Window advance interval should be more than zero and less than or equal to window duration (size {size_ms} ms, advance {advance_ms} ms)."
         ));
     }
-    if select.emit_final {
-        return err("EMIT FINAL is not supported yet: use EMIT CHANGES".into());
-    }
-    let grace_ms = w.grace_ms.unwrap_or(sluice_plan::DEFAULT_GRACE_MS);
+    // Without a GRACE PERIOD, updates keep coming for 24 hours after a window ends, but
+    // EMIT FINAL emits at the window's end: its results are not held back a day.
+    let grace_ms = match (w.grace_ms, select.emit_final) {
+        (Some(g), _) => g,
+        (None, true) => 0,
+        (None, false) => sluice_plan::DEFAULT_GRACE_MS,
+    };
     let retention_ms = match w.retention_ms {
         Some(r) if r < size_ms.saturating_add(grace_ms) => {
             return err(format!(
