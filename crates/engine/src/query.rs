@@ -818,16 +818,28 @@ impl Worker {
     }
 
     fn processing_error(&self, txn: &mut Txn, rec: &StoredRecord, message: &str) -> Result<()> {
+        self.processing_log(txn, Some(rec), message)
+    }
+
+    /// Writes an entry to the processing log: about a record, or (`None`) about the
+    /// query's state, such as a window retention expired before it was emitted.
+    fn processing_log(
+        &self,
+        txn: &mut Txn,
+        rec: Option<&StoredRecord>,
+        message: &str,
+    ) -> Result<()> {
         let query = match &self.kind {
             Kind::Query(p) => p.id.clone(),
             Kind::Materialize(t) => materializer_id(&t.name),
         };
-        tracing::warn!(query = %query, partition = rec.partition, offset = rec.offset, "skipping record: {message}");
+        let (partition, offset) = (rec.map(|r| r.partition), rec.map(|r| r.offset));
+        tracing::warn!(query = %query, ?partition, ?offset, "skipping record: {message}");
         let value = serde_json::json!({
             "QUERY_ID": query,
             "TOPIC": self.source.name,
-            "PARTITION": rec.partition,
-            "OFFSET": rec.offset,
+            "PARTITION": partition,
+            "OFFSET": offset,
             "MESSAGE": message,
         });
         let bytes = serde_json::to_vec(&value).map_err(|e| EngineError::Invalid(e.to_string()))?;
@@ -1415,7 +1427,24 @@ impl Worker {
                     b.overlay.insert(agg_key(plan.num, &state_key), None);
                     b.rows.insert(table_key(plan.sink.id, &bounds), None);
                     if let (true, Some(start)) = (w.emit_final, start.as_i64()) {
+                        // A window can expire before it is emitted, when stream time jumps
+                        // past its retention in one step (Kafka Streams fetches closed
+                        // windows from a store that has already dropped it, so ksqlDB
+                        // loses it too): never silently.
                         let pending = pending_final_key(plan.num, p as u32, start, group);
+                        let unsent = match b.pending.get(&pending) {
+                            Some(v) => v.is_some(),
+                            None => self.log.get(Cf::State, &pending)?.is_some(),
+                        };
+                        if unsent {
+                            let end = start.saturating_add(w.size_ms);
+                            let message = format!(
+                                "window [{start}, {end}) of a group expired (stream time {st}, retention {} ms) before it closed; its final result was not emitted",
+                                w.retention_ms
+                            );
+                            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                            self.processing_log(&mut b.txn, None, &message)?;
+                        }
                         b.pending.insert(pending, None);
                     }
                 }
@@ -1813,6 +1842,174 @@ mod tests {
                 .unwrap()
                 .contains("boom reached the function"),
             "{entry}"
+        );
+        engine.shutdown().await;
+    }
+
+    /// `COUNT(*) ... WINDOW TUMBLING (SIZE 1 SECOND, RETENTION r, GRACE PERIOD 0) GROUP BY K`.
+    fn windowed_count(retention_ms: i64, emit_final: bool) -> QueryPlan {
+        let mut sink = source(3, "COUNTS", "counts");
+        sink.kind = SourceKind::Table;
+        sink.schema = Schema::new(vec![
+            Column {
+                name: "K".into(),
+                data_type: DataType::String,
+                role: ColumnRole::PrimaryKey,
+            },
+            Column {
+                name: "N".into(),
+                data_type: DataType::BigInt,
+                role: ColumnRole::Value,
+            },
+        ]);
+        sink.window = Some(sluice_common::WindowSpec {
+            kind: sluice_common::WindowKind::Tumbling,
+            size_ms: Some(1000),
+        });
+        QueryPlan {
+            id: "CTAS_COUNTS_2".into(),
+            num: 2,
+            source: source(1, "INPUT", "input"),
+            sink,
+            op: Operator::Aggregate {
+                filter: None,
+                group_by: vec![sluice_expr::Expr::Column(0)],
+                aggregates: vec![AggCall::new(AggKind::CountStar, None, None)],
+                having: None,
+                // [K, ROWTIME, WINDOWSTART, WINDOWEND, COUNT]
+                projection: vec![sluice_expr::Expr::Column(0), sluice_expr::Expr::Column(4)],
+                window: Some(WindowPlan {
+                    kind: sluice_common::WindowKind::Tumbling,
+                    size_ms: 1000,
+                    advance_ms: 1000,
+                    grace_ms: 0,
+                    retention_ms,
+                    emit_final,
+                }),
+            },
+        }
+    }
+
+    async fn append_at(log: &EmbeddedLog, topic: &Arc<Topic>, times: impl Iterator<Item = i64>) {
+        let mut txn = Txn::new();
+        for ts in times {
+            txn.append(
+                topic,
+                0,
+                Record {
+                    key: Some(b"k".to_vec()),
+                    value: Some(br#"{"V":"x"}"#.to_vec()),
+                    timestamp: ts,
+                    headers: Vec::new(),
+                },
+            );
+        }
+        log.submit(txn).wait().await.unwrap();
+    }
+
+    fn count_prefix(log: &EmbeddedLog, prefix: &[u8]) -> usize {
+        let mut n = 0;
+        log.visit_prefix(Cf::State, prefix, |_, _| {
+            n += 1;
+            true
+        })
+        .unwrap();
+        n
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn window_state_stays_bounded_by_retention_and_late_records_are_counted() {
+        const EVENTS: i64 = 20_000;
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let input = log.create_topic("input", 1).unwrap();
+        let engine = Engine::new(log.clone()).unwrap();
+        let plan = windowed_count(5_000, false);
+        engine.start_query(plan.clone()).unwrap();
+        // One event per second of event time, 20,000 windows in all, a 5 s retention.
+        append_at(&log, &input, (0..EVENTS).map(|i| i * 1000)).await;
+        let status = wait_processed(&engine, "CTAS_COUNTS_2", EVENTS as u64).await;
+        assert_eq!(status.errors, 0, "{status:?}");
+        let out = log.topic("counts").unwrap();
+        assert_eq!(out.end_offset(0), EVENTS as u64, "one update per event");
+        // Windows starting at or after stream time - retention are kept: 6 of 20,000.
+        for (what, prefix) in [
+            ("aggregate states", agg_key(2, &[])),
+            ("table rows", table_prefix(3)),
+            ("expiry entries", offset_key(b'W', 2, 0)),
+        ] {
+            let n = count_prefix(&log, &prefix);
+            assert!(
+                n <= 6,
+                "{n} {what} kept after 20,000 windows with a 5 s retention"
+            );
+            assert!(n >= 5, "{n} {what}: the recent windows must stay");
+        }
+
+        // A record for a closed window is dropped, counted and logged.
+        append_at(&log, &input, [1000].into_iter()).await;
+        let status = wait_processed(&engine, "CTAS_COUNTS_2", EVENTS as u64 + 1).await;
+        assert_eq!(status.errors, 1, "{status:?}");
+        assert_eq!(
+            out.end_offset(0),
+            EVENTS as u64,
+            "a late record emits nothing"
+        );
+        let proc_log = log.topic(PROCESSING_LOG_TOPIC).unwrap();
+        let entries = log.read(&proc_log, 0, 0, 10).unwrap();
+        let entry =
+            String::from_utf8_lossy(entries[0].record.value.as_deref().unwrap()).into_owned();
+        assert!(entry.contains("late record dropped"), "{entry}");
+
+        // Stream time survives a restart: the same late record is still late.
+        engine.shutdown().await;
+        let engine = Engine::new(log.clone()).unwrap();
+        engine.start_query(plan).unwrap();
+        append_at(&log, &input, [2000].into_iter()).await;
+        let status = wait_processed(&engine, "CTAS_COUNTS_2", 1).await;
+        assert_eq!(status.errors, 1, "{status:?}");
+        assert_eq!(out.end_offset(0), EVENTS as u64);
+        engine.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn emit_final_emits_each_closed_window_once_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let input = log.create_topic("input", 1).unwrap();
+        let engine = Engine::new(log.clone()).unwrap();
+        let plan = windowed_count(5_000, true);
+        engine.start_query(plan.clone()).unwrap();
+        // Windows [1000, 2000) (3 events) and [2000, 3000) (1): with no grace period the
+        // record at 2000 closes the first; the second waits.
+        append_at(&log, &input, [1000, 1500, 1999].into_iter()).await;
+        wait_processed(&engine, "CTAS_COUNTS_2", 3).await;
+        let out = log.topic("counts").unwrap();
+        assert_eq!(out.end_offset(0), 0, "nothing before a window closes");
+        append_at(&log, &input, [2000].into_iter()).await;
+        wait_processed(&engine, "CTAS_COUNTS_2", 4).await;
+        assert_eq!(out.end_offset(0), 1, "the first window closed");
+        engine.shutdown().await;
+        // The pending results are in the store, not in memory: a restart keeps them.
+        let engine = Engine::new(log.clone()).unwrap();
+        engine.start_query(plan).unwrap();
+        append_at(&log, &input, [3500].into_iter()).await;
+        wait_processed(&engine, "CTAS_COUNTS_2", 1).await;
+        let records = log.read(&out, 0, 0, 10).unwrap();
+        let values: Vec<String> = records
+            .iter()
+            .map(|r| String::from_utf8_lossy(r.record.value.as_deref().unwrap()).into_owned())
+            .collect();
+        assert_eq!(values, [r#"{"N":3}"#, r#"{"N":1}"#], "{values:?}");
+        assert_eq!(
+            records[0].record.timestamp, 1999,
+            "a window's ROWTIME is its highest"
+        );
+        // Emitted windows are not pending any more.
+        assert_eq!(
+            count_prefix(&log, &offset_key(b'F', 2, 0)),
+            1,
+            "only [3000, 4000) waits"
         );
         engine.shutdown().await;
     }
