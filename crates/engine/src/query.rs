@@ -604,6 +604,12 @@ struct Batch {
     stream_times: Vec<i64>,
     /// EMIT FINAL's last emission close time per partition, as of this batch.
     last_emits: Vec<i64>,
+    /// The processing sequence of the record being processed: the source positions
+    /// consumed before it, so it grows in processing order and survives a restart.
+    seq: i64,
+    /// Session states this batch wrote or deleted, so a lookup of a group's sessions
+    /// (a range) sees them beside the committed ones.
+    session_keys: std::collections::BTreeSet<Vec<u8>>,
     /// EMIT FINAL rows this batch made pending or emitted (`None`), in key order so the
     /// windows that close are read in order.
     pending: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -629,6 +635,7 @@ impl Worker {
     /// One attempt at a batch: `None` when a record panicked (it is now in `poison`).
     fn try_step(&mut self, tag: u8, id: u64) -> Result<Option<Option<Step>>> {
         let mut b = Batch {
+            seq: self.positions.iter().sum::<u64>() as i64,
             stream_times: self.stream_times.clone(),
             last_emits: self.last_emits.clone(),
             ..Batch::default()
@@ -648,6 +655,7 @@ impl Worker {
                     self.processing_error(&mut b.txn, rec, &message)?;
                     continue;
                 }
+                b.seq += 1;
                 let before = b.txn.append_count();
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     self.process(rec, &mut b)
@@ -1345,6 +1353,9 @@ impl Worker {
         rowtime: i64,
         b: &mut Batch,
     ) -> Result<()> {
+        if w.kind == sluice_common::WindowKind::Session {
+            return self.fold_session(plan, w, group, row, rowtime, b);
+        }
         let partition = self.group_partition(plan, group)?;
         let p = partition as usize;
         if b.stream_times.len() <= p {
@@ -1376,6 +1387,162 @@ impl Worker {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// Folds a stream record into its group's session, as Kafka Streams' session window
+    /// aggregation does: the sessions of the group ending no earlier than `gap` before
+    /// the record and starting no later than `gap` after it merge with it into one
+    /// session spanning them all (each merged-away session is deleted downstream with a
+    /// tombstone); a record whose merged session ended more than gap + grace before
+    /// stream time is late. A session's state ends with its (start, end); its results
+    /// carry its end as ROWTIME. Sessions are keyed (group, end, start), so a group's
+    /// candidates are one range, and expire `retention` after their end.
+    fn fold_session(
+        &self,
+        plan: &QueryPlan,
+        w: &WindowPlan,
+        group: &[Value],
+        row: &[Value],
+        rowtime: i64,
+        b: &mut Batch,
+    ) -> Result<()> {
+        let Operator::Aggregate {
+            aggregates,
+            having,
+            projection,
+            ..
+        } = &plan.op
+        else {
+            return Ok(());
+        };
+        let partition = self.group_partition(plan, group)?;
+        let p = partition as usize;
+        if b.stream_times.len() <= p {
+            b.stream_times.resize(p + 1, i64::MIN);
+        }
+        let stream_time = b.stream_times[p].max(rowtime);
+        b.stream_times[p] = stream_time;
+        let gap = w.size_ms;
+        let close = stream_time.saturating_sub(w.grace_ms).saturating_sub(gap);
+        let slots: usize = aggregates.iter().map(|a| a.slots()).sum();
+        let session_key = |start: i64, end: i64| {
+            let mut k = group.to_vec();
+            k.extend([Value::BigInt(end), Value::BigInt(start)]);
+            agg_key(plan.num, &k)
+        };
+        // Candidates: sessions ending at or after rowtime - gap (and still retained).
+        let lowest_end = rowtime
+            .saturating_sub(gap)
+            .max(stream_time.saturating_sub(w.retention_ms));
+        let from = {
+            let mut k = group.to_vec();
+            k.push(Value::BigInt(lowest_end));
+            agg_key(plan.num, &k)
+        };
+        let group_prefix = agg_key(plan.num, group);
+        let to = sluice_storage::prefix_end(&group_prefix)
+            .unwrap_or_else(|| vec![0xff; group_prefix.len() + 1]);
+        let mut keys: std::collections::BTreeSet<Vec<u8>> = std::collections::BTreeSet::new();
+        self.log.visit_range(Cf::State, &from, &to, |k, _| {
+            keys.insert(k.to_vec());
+            true
+        })?;
+        keys.extend(b.session_keys.range(from..to).cloned());
+        let mut found: Vec<(Vec<u8>, Vec<Value>, i64, i64)> = Vec::new();
+        for key in keys {
+            let Some(state) = self.load(&b.overlay, &key)? else {
+                continue;
+            };
+            let bounds = (
+                state.get(slots).and_then(Value::as_i64),
+                state.get(slots + 1).and_then(Value::as_i64),
+            );
+            let (Some(start), Some(end), true) = (bounds.0, bounds.1, state.len() == slots + 2)
+            else {
+                return Err(EngineError::Invalid(format!(
+                    "stored session state of {} has {} values where this query keeps {}; record skipped",
+                    plan.sink.name,
+                    state.len(),
+                    slots + 2
+                )));
+            };
+            if start <= rowtime.saturating_add(gap) {
+                found.push((key, state, start, end));
+            }
+        }
+        let start = found.iter().map(|f| f.2).fold(rowtime, i64::min);
+        let end = found.iter().map(|f| f.3).fold(rowtime, i64::max);
+        if end < close {
+            return Err(EngineError::Invalid(format!(
+                "late record dropped: its session [{start}, {end}] closed at stream time {stream_time} (gap {gap} ms, grace period {} ms)",
+                w.grace_ms
+            )));
+        }
+        let result_row = |state: &[Value], start: i64, end: i64| -> Vec<Value> {
+            let mut r = group.to_vec();
+            r.extend([Value::BigInt(end), Value::BigInt(start), Value::BigInt(end)]);
+            let mut slot = 0;
+            for a in aggregates {
+                let n = a.slots();
+                r.push(a.result(&state[slot..slot + n]));
+                slot += n;
+            }
+            r
+        };
+        let shown = |r: &[Value]| having.as_ref().is_none_or(|h| h.test(r));
+        let mut state = Vec::with_capacity(slots + 2);
+        for a in aggregates {
+            a.init(&mut state);
+        }
+        let new_key = session_key(start, end);
+        for (key, old, old_start, old_end) in &found {
+            let mut slot = 0;
+            for a in aggregates {
+                let n = a.slots();
+                a.merge(&mut state[slot..slot + n], &old[slot..slot + n]);
+                slot += n;
+            }
+            if *key == new_key {
+                continue;
+            }
+            // The merged-away session leaves the table.
+            b.overlay.insert(key.clone(), None);
+            b.session_keys.insert(key.clone());
+            b.rows.insert(
+                window_expiry_key(plan.num, partition, *old_end, group),
+                None,
+            );
+            let old_row = result_row(old, *old_start, *old_end);
+            if shown(&old_row) {
+                let out: Vec<Value> = projection.iter().map(|e| e.eval(&old_row)).collect();
+                self.emit_windowed(plan, b, out, *old_end, true, Some((*old_start, *old_end)))?;
+            }
+        }
+        let mut slot = 0;
+        for a in aggregates {
+            let n = a.slots();
+            a.update_at(&mut state[slot..slot + n], row, b.seq);
+            slot += n;
+        }
+        let new_row = result_row(&state, start, end);
+        state.extend([Value::BigInt(start), Value::BigInt(end)]);
+        b.overlay.insert(new_key.clone(), Some(state));
+        b.session_keys.insert(new_key);
+        let mut bounds = group.to_vec();
+        bounds.extend([Value::BigInt(start), Value::BigInt(end)]);
+        b.rows.insert(
+            window_expiry_key(plan.num, partition, end, group),
+            Some(encode_row_vec(&bounds)),
+        );
+        let was_shown = found
+            .iter()
+            .any(|(k, old, s, e)| *k == session_key(start, end) && shown(&result_row(old, *s, *e)));
+        let visible = shown(&new_row);
+        if !visible && !was_shown {
+            return Ok(());
+        }
+        let out: Vec<Value> = projection.iter().map(|e| e.eval(&new_row)).collect();
+        self.emit_windowed(plan, b, out, end, !visible, Some((start, end)))
     }
 
     /// The sink partition a group's records go to: the partition of its stream time.
@@ -1421,9 +1588,14 @@ impl Worker {
                 }
                 let bounds =
                     decode_row(&bounds).map_err(|e| EngineError::Invalid(e.to_string()))?;
-                if let [group @ .., start, _] = bounds.as_slice() {
+                if let [group @ .., start, end] = bounds.as_slice() {
                     let mut state_key = group.to_vec();
-                    state_key.push(start.clone());
+                    if w.kind == sluice_common::WindowKind::Session {
+                        // Sessions are keyed (group, end, start) and indexed by end.
+                        state_key.extend([end.clone(), start.clone()]);
+                    } else {
+                        state_key.push(start.clone());
+                    }
                     b.overlay.insert(agg_key(plan.num, &state_key), None);
                     b.rows.insert(table_key(plan.sink.id, &bounds), None);
                     if let (true, Some(start)) = (w.emit_final, start.as_i64()) {

@@ -253,6 +253,10 @@ pub struct AggCall {
     pub n: Option<usize>,
     /// LATEST/EARLIEST_BY_OFFSET skip NULLs unless told otherwise.
     pub ignore_nulls: bool,
+    /// LATEST_BY_OFFSET in a session-windowed aggregation: each kept value carries the
+    /// sequence it was folded at, so merging two sessions keeps the later, as ksqlDB's
+    /// `STRUCT<SEQ, VAL>` state does.
+    pub sequenced: bool,
 }
 
 impl AggCall {
@@ -264,6 +268,7 @@ impl AggCall {
             arg2: None,
             n: None,
             ignore_nulls: true,
+            sequenced: false,
         }
     }
 
@@ -273,6 +278,8 @@ impl AggCall {
             AggKind::Avg => 2,
             // The value, and whether one was taken (a kept NULL looks like nothing).
             AggKind::EarliestByOffset if self.n.is_none() => 2,
+            // The value and its sequence.
+            AggKind::LatestByOffset if self.sequenced && self.n.is_none() => 2,
             AggKind::StddevSamp | AggKind::VarianceSamp => 3,
             AggKind::Correlation => 6,
             _ => 1,
@@ -313,6 +320,10 @@ impl AggCall {
                 state.push(Value::Array(Vec::new()))
             }
             AggKind::EarliestByOffset => state.extend([Value::Null, Value::Boolean(false)]),
+            // ksqlDB's initial state takes a fresh sequence: it is the newest so far.
+            AggKind::LatestByOffset if self.sequenced => {
+                state.extend([Value::Null, Value::BigInt(i64::MAX)])
+            }
             AggKind::Histogram => state.push(Value::Map(Vec::new())),
             _ => state.push(Value::Null),
         }
@@ -320,10 +331,38 @@ impl AggCall {
 
     /// Folds one input row into `state` (this aggregate's slots only).
     pub fn update(&self, state: &mut [Value], row: &[Value]) {
+        self.update_at(state, row, 0);
+    }
+
+    /// [`AggCall::update`] for the row folded at sequence `seq` (processing order), which
+    /// a sequenced LATEST_BY_OFFSET keeps with its value.
+    pub fn update_at(&self, state: &mut [Value], row: &[Value], seq: i64) {
         let v = match &self.arg {
             Some(e) => e.eval(row),
             None => Value::Null,
         };
+        if self.kind == AggKind::LatestByOffset && self.sequenced {
+            if v.is_null() && self.ignore_nulls {
+                return;
+            }
+            match (self.n, &mut state[0]) {
+                (Some(n), Value::Array(items)) => {
+                    items.push(Value::Struct(vec![
+                        ("SEQ".into(), Value::BigInt(seq)),
+                        ("VAL".into(), v),
+                    ]));
+                    if items.len() > n {
+                        let excess = items.len() - n;
+                        items.drain(..excess);
+                    }
+                }
+                _ => {
+                    state[0] = v;
+                    state[1] = Value::BigInt(seq);
+                }
+            }
+            return;
+        }
         match self.kind {
             AggKind::CountStar => bump(&mut state[0], 1),
             AggKind::Count => {
@@ -474,6 +513,157 @@ impl AggCall {
         }
     }
 
+    /// Whether [`AggCall::merge`] can combine two states (needed by session windows,
+    /// which merge when a record bridges their gap). LATEST_BY_OFFSET and
+    /// EARLIEST_BY_OFFSET cannot: ksqlDB merges them by a sequence number their state here
+    /// does not keep; STDDEV and VARIANCE are not merged yet.
+    pub fn supports_merge(&self) -> bool {
+        match self.kind {
+            AggKind::LatestByOffset => self.sequenced,
+            AggKind::EarliestByOffset | AggKind::StddevSamp | AggKind::VarianceSamp => false,
+            _ => true,
+        }
+    }
+
+    /// ksqlDB's order of two `(value, sequence)` states: by sequence, and when NULLs are
+    /// ignored a NULL value before any other.
+    fn by_offset_order(&self, a: (&Value, i64), b: (&Value, i64)) -> std::cmp::Ordering {
+        if self.ignore_nulls {
+            match (a.0.is_null(), b.0.is_null()) {
+                (true, false) => return std::cmp::Ordering::Less,
+                (false, true) => return std::cmp::Ordering::Greater,
+                _ => {}
+            }
+        }
+        a.1.cmp(&b.1)
+    }
+
+    /// Folds `other` (another state of this aggregate, its slots only) into `state`, as
+    /// ksqlDB's UDAF `merge` does for session windows: `other` is the later operand.
+    pub fn merge(&self, state: &mut [Value], other: &[Value]) {
+        match self.kind {
+            AggKind::CountStar | AggKind::Count => {
+                bump(&mut state[0], other[0].as_i64().unwrap_or(0));
+            }
+            AggKind::Sum | AggKind::SumList => {
+                if !other[0].is_null() {
+                    state[0] = if state[0].is_null() {
+                        other[0].clone()
+                    } else {
+                        add(&state[0], &other[0])
+                    };
+                }
+            }
+            AggKind::Avg => {
+                state[0] = typed_sum_add(&state[0], &other[0], 1);
+                bump(&mut state[1], other[1].as_i64().unwrap_or(0));
+            }
+            AggKind::Correlation => {
+                bump(&mut state[0], other[0].as_i64().unwrap_or(0));
+                for slot in 1..6 {
+                    state[slot] = Value::Double(
+                        state[slot].as_f64().unwrap_or(0.0) + other[slot].as_f64().unwrap_or(0.0),
+                    );
+                }
+            }
+            AggKind::Min | AggKind::Max => {
+                let want = if self.kind == AggKind::Min {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Greater
+                };
+                if !other[0].is_null()
+                    && (state[0].is_null() || other[0].sql_cmp(&state[0]) == Some(want))
+                {
+                    state[0] = other[0].clone();
+                }
+            }
+            AggKind::CollectList | AggKind::CollectSet => {
+                if let (Value::Array(items), Value::Array(more)) = (&mut state[0], &other[0]) {
+                    for v in more {
+                        if self.n.is_some_and(|n| items.len() >= n) {
+                            break;
+                        }
+                        if self.kind == AggKind::CollectList || !items.contains(v) {
+                            items.push(v.clone());
+                        }
+                    }
+                }
+            }
+            AggKind::TopK | AggKind::TopKDistinct => {
+                if let (Value::Array(items), Value::Array(more)) = (&mut state[0], &other[0]) {
+                    for v in more {
+                        if self.kind == AggKind::TopK || !items.contains(v) {
+                            items.push(v.clone());
+                        }
+                    }
+                    items.sort_by(|a, b| {
+                        topk_sort_value(b)
+                            .sql_cmp(topk_sort_value(a))
+                            .unwrap_or(std::cmp::Ordering::Equal)
+                    });
+                    items.truncate(self.n.unwrap_or(1));
+                }
+            }
+            AggKind::Histogram | AggKind::Attr => {
+                if let (Value::Map(entries), Value::Map(more)) = (&mut state[0], &other[0]) {
+                    for (k, c) in more {
+                        let n = c.as_i64().unwrap_or(0);
+                        match entries.iter_mut().find(|(e, _)| e == k) {
+                            Some((_, count)) => bump(count, n),
+                            None => entries.push((k.clone(), Value::BigInt(n))),
+                        }
+                    }
+                }
+            }
+            AggKind::CountDistinct => {
+                if let (Value::Map(entries), Value::Map(more)) = (&mut state[0], &other[0]) {
+                    entries.extend(more.iter().cloned());
+                    entries.sort_by(|(a, _), (b, _)| match (a, b) {
+                        (Value::Bytes(a), Value::Bytes(b)) => a.cmp(b),
+                        _ => std::cmp::Ordering::Equal,
+                    });
+                    entries.dedup_by(|(a, _), (b, _)| a == b);
+                }
+            }
+            AggKind::LatestByOffset if self.sequenced => match (self.n, &mut state[0]) {
+                (Some(n), Value::Array(items)) => {
+                    if let Value::Array(more) = &other[0] {
+                        items.extend(more.iter().cloned());
+                    }
+                    let entry = |v: &Value| match v {
+                        Value::Struct(f) => (
+                            f.get(1).map_or(Value::Null, |(_, v)| v.clone()),
+                            f.first().and_then(|(_, s)| s.as_i64()).unwrap_or(0),
+                        ),
+                        _ => (Value::Null, 0),
+                    };
+                    items.sort_by(|a, b| {
+                        let (a, b) = (entry(a), entry(b));
+                        self.by_offset_order((&a.0, a.1), (&b.0, b.1))
+                    });
+                    if items.len() > n {
+                        let excess = items.len() - n;
+                        items.drain(..excess);
+                    }
+                }
+                _ => {
+                    let mine = (&state[0], state[1].as_i64().unwrap_or(0));
+                    let theirs = (&other[0], other[1].as_i64().unwrap_or(0));
+                    if self.by_offset_order(mine, theirs) == std::cmp::Ordering::Less {
+                        state[0] = other[0].clone();
+                        state[1] = other[1].clone();
+                    }
+                }
+            },
+            // Refused by the planner (see supports_merge).
+            AggKind::LatestByOffset
+            | AggKind::EarliestByOffset
+            | AggKind::StddevSamp
+            | AggKind::VarianceSamp => {}
+        }
+    }
+
     /// Whether [`AggCall::retract`] can undo an update (needed to aggregate a table, whose
     /// rows are replaced and deleted).
     pub fn supports_retract(&self) -> bool {
@@ -580,6 +770,18 @@ impl AggCall {
                 Value::Map(entries) => Value::BigInt(entries.len() as i64),
                 Value::Array(items) => Value::BigInt(items.len() as i64),
                 _ => Value::BigInt(0),
+            },
+            AggKind::LatestByOffset if self.sequenced && self.n.is_some() => match &state[0] {
+                Value::Array(items) => Value::Array(
+                    items
+                        .iter()
+                        .map(|i| match i {
+                            Value::Struct(f) => f.get(1).map_or(Value::Null, |(_, v)| v.clone()),
+                            _ => Value::Null,
+                        })
+                        .collect(),
+                ),
+                _ => Value::Null,
             },
             // The one value every current row agrees on, else NULL.
             AggKind::Attr => match &state[0] {

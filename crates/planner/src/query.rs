@@ -1301,8 +1301,11 @@ pub(crate) fn window_plan(select: &Select, source: &SourceDef) -> Result<Option<
             size_ms,
             advance_ms,
         } => (WindowKind::Hopping, size_ms, advance_ms),
-        WindowClauseKind::Session { .. } => {
-            return err("SESSION windows are not supported yet.".into());
+        WindowClauseKind::Session { gap_ms } => {
+            if select.emit_final {
+                return err("EMIT FINAL is not supported yet for SESSION windows.".into());
+            }
+            (WindowKind::Session, gap_ms, gap_ms)
         }
     };
     if size_ms <= 0 {
@@ -1579,6 +1582,23 @@ fn plan_aggregate(
             format!(
                 "The projection contains no value columns. (building `{}`)",
                 name.value
+            ),
+            name,
+        ));
+    }
+    if window.is_some_and(|w| w.kind == WindowKind::Session) {
+        for a in aggregates.iter_mut() {
+            a.sequenced = a.kind == AggKind::LatestByOffset;
+        }
+    }
+    if window.is_some_and(|w| w.kind == WindowKind::Session)
+        && let Some(a) = aggregates.iter().find(|a| !a.supports_merge())
+    {
+        return Err(PlanError::at_name(
+            format!(
+                "The aggregation function {} cannot be used with SESSION windows yet: merging two sessions' {} states is not supported.",
+                a.kind.name(),
+                a.kind.name()
             ),
             name,
         ));
