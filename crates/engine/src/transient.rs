@@ -17,11 +17,18 @@ use tokio::sync::mpsc;
 /// Rows buffered between the aggregation and a subscriber's connection.
 const CHANNEL: usize = 512;
 
-/// One group's aggregate state.
+/// One group's aggregate state (per window, in a windowed aggregation).
 struct Group {
     values: Vec<Value>,
     state: Vec<Value>,
+    /// The window `(start, end)`, in a windowed aggregation.
+    window: Option<(i64, i64)>,
+    /// The highest ROWTIME folded into a window: its results' ROWTIME.
+    rowtime: i64,
 }
+
+/// Records between sweeps of the windows retention has expired.
+const SWEEP_EVERY: u64 = 1024;
 
 /// The aggregation: per group its state, and over a table each key's current row (to
 /// retract it when the key's row changes).
@@ -30,6 +37,10 @@ struct Aggregation {
     groups: HashMap<Vec<u8>, Group>,
     rows: HashMap<Vec<u8>, Vec<Value>>,
     max_groups: usize,
+    /// A windowed aggregation's stream time: the highest ROWTIME seen.
+    stream_time: i64,
+    /// Records folded, to sweep expired windows every [`SWEEP_EVERY`].
+    folded: u64,
 }
 
 impl Aggregation {
@@ -43,9 +54,18 @@ impl Aggregation {
         (!g.iter().any(Value::is_null)).then_some(g)
     }
 
-    fn result_row(&self, group: &[Value], state: &[Value], rowtime: i64) -> Vec<Value> {
+    fn result_row(
+        &self,
+        group: &[Value],
+        state: &[Value],
+        rowtime: i64,
+        window: Option<(i64, i64)>,
+    ) -> Vec<Value> {
         let mut r = group.to_vec();
         r.push(Value::BigInt(rowtime));
+        if let Some((start, end)) = window {
+            r.extend([Value::BigInt(start), Value::BigInt(end)]);
+        }
         let mut slot = 0;
         for a in &self.plan.aggregates {
             let n = a.slots();
@@ -70,8 +90,16 @@ impl Aggregation {
         retract: Option<&[Value]>,
         add: Option<&[Value]>,
         rowtime: i64,
+        window: Option<(i64, i64)>,
     ) -> std::result::Result<Option<(Vec<Value>, bool)>, String> {
-        let key = encode_key_vec(group);
+        let key = match window {
+            Some((start, _)) => {
+                let mut k = group.to_vec();
+                k.push(Value::BigInt(start));
+                encode_key_vec(&k)
+            }
+            None => encode_key_vec(group),
+        };
         if !self.groups.contains_key(&key) && self.groups.len() >= self.max_groups {
             return Err(self.too_large());
         }
@@ -79,7 +107,7 @@ impl Aggregation {
         let was_visible = match (&existing, &self.plan.having) {
             (None, _) => false,
             (Some(_), None) => true,
-            (Some(g), Some(h)) => h.test(&self.result_row(group, &g.state, rowtime)),
+            (Some(g), Some(h)) => h.test(&self.result_row(group, &g.state, g.rowtime, window)),
         };
         let mut entry = existing.unwrap_or_else(|| {
             let mut state = Vec::new();
@@ -89,8 +117,16 @@ impl Aggregation {
             Group {
                 values: group.to_vec(),
                 state,
+                window,
+                rowtime,
             }
         });
+        // A window's results carry the highest ROWTIME folded into it.
+        if window.is_some() {
+            entry.rowtime = entry.rowtime.max(rowtime);
+        } else {
+            entry.rowtime = rowtime;
+        }
         let mut slot = 0;
         for a in &self.plan.aggregates {
             let n = a.slots();
@@ -104,7 +140,7 @@ impl Aggregation {
             }
             slot += n;
         }
-        let agg_row = self.result_row(&entry.values, &entry.state, rowtime);
+        let agg_row = self.result_row(&entry.values, &entry.state, entry.rowtime, window);
         self.groups.insert(key, entry);
         let visible = self.plan.having.as_ref().is_none_or(|h| h.test(&agg_row));
         if !visible && !was_visible {
@@ -144,9 +180,31 @@ impl Aggregation {
             self.group_of(row)
         };
         let mut out = Vec::new();
+        if let Some(w) = self.plan.window {
+            // Time windows, as a persistent windowed aggregation folds them; late records
+            // are dropped (a transient query has no processing log to name them in).
+            let Some(g) = new_group else {
+                return Ok(out);
+            };
+            self.stream_time = self.stream_time.max(rowtime);
+            let close = self.stream_time.saturating_sub(w.grace_ms);
+            for (start, end) in w.windows_for(rowtime) {
+                if end > close {
+                    out.extend(self.fold(&g, None, Some(row), rowtime, Some((start, end)))?);
+                }
+            }
+            self.folded += 1;
+            if self.folded % SWEEP_EVERY == 0 {
+                // State stays bounded by retention, as the persistent store's does.
+                let oldest_kept = self.stream_time.saturating_sub(w.retention_ms);
+                self.groups
+                    .retain(|_, g| g.window.is_none_or(|(start, _)| start >= oldest_kept));
+            }
+            return Ok(out);
+        }
         if self.plan.source.kind != SourceKind::Table {
             if let Some(g) = new_group {
-                out.extend(self.fold(&g, None, Some(row), rowtime)?);
+                out.extend(self.fold(&g, None, Some(row), rowtime, None)?);
             }
             return Ok(out);
         }
@@ -166,14 +224,14 @@ impl Aggregation {
         let old_group = prev.as_ref().and_then(|p| self.group_of(p));
         match (old_group, new_group) {
             (Some(og), Some(ng)) if og == ng => {
-                out.extend(self.fold(&ng, prev.as_deref(), Some(row), rowtime)?);
+                out.extend(self.fold(&ng, prev.as_deref(), Some(row), rowtime, None)?);
             }
             (old, new) => {
                 if let Some(og) = old {
-                    out.extend(self.fold(&og, prev.as_deref(), None, rowtime)?);
+                    out.extend(self.fold(&og, prev.as_deref(), None, rowtime, None)?);
                 }
                 if let Some(ng) = new {
-                    out.extend(self.fold(&ng, None, Some(row), rowtime)?);
+                    out.extend(self.fold(&ng, None, Some(row), rowtime, None)?);
                 }
             }
         }
@@ -209,6 +267,8 @@ impl Engine {
             groups: HashMap::new(),
             rows: HashMap::new(),
             max_groups,
+            stream_time: i64::MIN,
+            folded: 0,
         };
         tokio::spawn(async move {
             if limit == Some(0) {
@@ -320,11 +380,55 @@ mod tests {
                 }),
                 projection: vec![Expr::Column(0), Expr::Column(2)],
                 limit: None,
+                window: None,
             },
             groups: HashMap::new(),
             rows: HashMap::new(),
             max_groups,
+            stream_time: i64::MIN,
+            folded: 0,
         }
+    }
+
+    #[test]
+    fn windowed_groups_drop_late_records_and_expire_with_retention() {
+        let mut agg = aggregation(SourceKind::Stream, false, 10_000);
+        agg.plan.window = Some(sluice_plan::WindowPlan {
+            kind: sluice_common::WindowKind::Tumbling,
+            size_ms: 10,
+            advance_ms: 10,
+            grace_ms: 0,
+            retention_ms: 10,
+            emit_final: false,
+        });
+        // [G, ROWTIME, WINDOWSTART, WINDOWEND, COUNT]
+        agg.plan.projection = vec![Expr::Column(0), Expr::Column(2), Expr::Column(4)];
+        let at = |ts: i64| {
+            let mut r = row(1, "a");
+            r[2] = Value::BigInt(ts);
+            r
+        };
+        let counts = |out: Vec<(Vec<Value>, bool)>| -> Vec<(i64, i64)> {
+            out.into_iter()
+                .map(|(r, _)| (r[1].as_i64().unwrap(), r[2].as_i64().unwrap()))
+                .collect()
+        };
+        assert_eq!(counts(agg.apply(&at(0), false).unwrap()), [(0, 1)]);
+        assert_eq!(counts(agg.apply(&at(5), false).unwrap()), [(0, 2)]);
+        assert_eq!(counts(agg.apply(&at(10), false).unwrap()), [(10, 1)]);
+        assert!(
+            agg.apply(&at(3), false).unwrap().is_empty(),
+            "late: [0, 10) closed"
+        );
+        // Thousands of windows later, only the retained ones are held.
+        for i in 2..3000 {
+            agg.apply(&at(i * 10), false).unwrap();
+        }
+        assert!(
+            agg.groups.len() <= SWEEP_EVERY as usize + 2,
+            "{}",
+            agg.groups.len()
+        );
     }
 
     fn row(k: i32, g: &str) -> Vec<Value> {

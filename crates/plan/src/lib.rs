@@ -107,6 +107,9 @@ pub struct AggregatePushPlan {
     pub having: Option<Expr>,
     pub projection: Vec<Expr>,
     pub limit: Option<u64>,
+    /// `WINDOW TUMBLING/HOPPING (...)`: groups are aggregated per window; the row has the
+    /// window's start and end after ROWTIME, as in [`Operator::Aggregate`].
+    pub window: Option<WindowPlan>,
 }
 
 /// How a pull query reaches a table's rows.

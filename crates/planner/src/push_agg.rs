@@ -20,6 +20,17 @@ pub(crate) fn plan_push_aggregate(
 ) -> Result<(AggregatePushPlan, Vec<OutputColumn>)> {
     let at = &select.from;
     let scope = Scope::of_source(&source, select.alias.as_ref().map(|a| a.value.as_str()));
+    let window = crate::query::window_plan(select, &source)?;
+    if window.is_some_and(|w| w.kind == sluice_common::WindowKind::Session) {
+        if let Some(c) = &select.window {
+            return Err(PlanError::new(
+                "SESSION windows are not supported yet in push queries: create the windowed table with CREATE TABLE ... AS SELECT and query it",
+                c.line,
+                c.column,
+            ));
+        }
+    }
+    crate::query::no_window_bounds_in_where(select, window.is_some())?;
     let filter = select
         .selection
         .as_ref()
@@ -104,7 +115,7 @@ pub(crate) fn plan_push_aggregate(
                 group_by: &select.group_by,
                 source: &scope,
                 aggs: &mut aggregates,
-                window: false,
+                window: window.is_some(),
             },
         )
         .in_clause("SELECT");
@@ -142,7 +153,7 @@ pub(crate) fn plan_push_aggregate(
                     group_by: &select.group_by,
                     source: &scope,
                     aggs: &mut aggregates,
-                    window: false,
+                    window: window.is_some(),
                 },
             )
             .in_clause("HAVING");
@@ -216,6 +227,7 @@ pub(crate) fn plan_push_aggregate(
             having,
             projection,
             limit: select.limit,
+            window,
         },
         columns,
     ))

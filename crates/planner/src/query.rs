@@ -707,6 +707,7 @@ fn plan_operator(
 ) -> Result<(Operator, Schema)> {
     check_reserved_names(select)?;
     let scope = Scope::of_source(source, select.alias.as_ref().map(|a| a.value.as_str()));
+    no_window_bounds_in_where(select, select.window.is_some())?;
     let filter = select
         .selection
         .as_ref()
@@ -1283,6 +1284,20 @@ pub(crate) fn has_structured_state(kind: AggKind) -> bool {
     )
 }
 
+/// A windowed aggregation's WHERE clause filters the records before they are windowed,
+/// so it cannot read the window's bounds; ksqlDB's error says so.
+pub(crate) fn no_window_bounds_in_where(select: &Select, windowed: bool) -> Result<()> {
+    if let (true, Some(w)) = (windowed, &select.selection)
+        && let Some(bound) = crate::bind::window_bound_in(w)
+    {
+        return err_at(
+            w,
+            format!("Error in WHERE expression: Unknown column {bound}."),
+        );
+    }
+    Ok(())
+}
+
 /// The windows of `select`'s WINDOW clause, with Kafka Streams' defaults and checks.
 pub(crate) fn window_plan(select: &Select, source: &SourceDef) -> Result<Option<WindowPlan>> {
     let Some(w) = &select.window else {
@@ -1780,12 +1795,6 @@ pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushKind, Ve
                 w.column,
             ));
         }
-        // Refused rather than run without its windows.
-        return Err(PlanError::new(
-            "Windowed aggregations in push queries are not supported yet: create the windowed table with CREATE TABLE ... AS SELECT and query it",
-            w.line,
-            w.column,
-        ));
     }
     let aggregated = !select.group_by.is_empty()
         || select.having.is_some()
