@@ -194,7 +194,7 @@ impl Aggregation {
                 }
             }
             self.folded += 1;
-            if self.folded % SWEEP_EVERY == 0 {
+            if self.folded.is_multiple_of(SWEEP_EVERY) {
                 // State stays bounded by retention, as the persistent store's does.
                 let oldest_kept = self.stream_time.saturating_sub(w.retention_ms);
                 self.groups

@@ -21,14 +21,14 @@ pub(crate) fn plan_push_aggregate(
     let at = &select.from;
     let scope = Scope::of_source(&source, select.alias.as_ref().map(|a| a.value.as_str()));
     let window = crate::query::window_plan(select, &source)?;
-    if window.is_some_and(|w| w.kind == sluice_common::WindowKind::Session) {
-        if let Some(c) = &select.window {
-            return Err(PlanError::new(
-                "SESSION windows are not supported yet in push queries: create the windowed table with CREATE TABLE ... AS SELECT and query it",
-                c.line,
-                c.column,
-            ));
-        }
+    if window.is_some_and(|w| w.kind == sluice_common::WindowKind::Session)
+        && let Some(c) = &select.window
+    {
+        return Err(PlanError::new(
+            "SESSION windows are not supported yet in push queries: create the windowed table with CREATE TABLE ... AS SELECT and query it",
+            c.line,
+            c.column,
+        ));
     }
     crate::query::no_window_bounds_in_where(select, window.is_some())?;
     let filter = select
