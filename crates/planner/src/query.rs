@@ -1787,14 +1787,14 @@ pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushKind, Ve
             &select.from,
         ));
     }
-    if let Some(w) = &select.window {
-        if select.group_by.is_empty() {
-            return Err(PlanError::new(
-                "WINDOW clause requires a GROUP BY clause.",
-                w.line,
-                w.column,
-            ));
-        }
+    if let Some(w) = &select.window
+        && select.group_by.is_empty()
+    {
+        return Err(PlanError::new(
+            "WINDOW clause requires a GROUP BY clause.",
+            w.line,
+            w.column,
+        ));
     }
     let aggregated = !select.group_by.is_empty()
         || select.having.is_some()
