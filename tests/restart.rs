@@ -230,3 +230,85 @@ async fn a_stored_query_that_no_longer_plans_is_in_error_not_a_failed_start() {
     exec_ok(&mut c, &format!("TERMINATE {bad};")).await;
     assert!(!statuses(&mut c).await.contains_key(&bad));
 }
+
+/// SHOW QUERIES' row of the query whose id starts with `prefix`: (status, processed,
+/// errors).
+async fn query_row(c: &mut SluiceClient<Channel>, prefix: &str) -> (String, u64, u64) {
+    let r = exec_ok(c, "SHOW QUERIES;").await;
+    let row = r.results[0]
+        .rows
+        .iter()
+        .find(|row| show(&row.values[0]).starts_with(prefix))
+        .unwrap_or_else(|| panic!("no query {prefix}*"))
+        .clone();
+    (
+        show(&row.values[1]),
+        show(&row.values[4]).parse().unwrap(),
+        show(&row.values[6]).parse().unwrap(),
+    )
+}
+
+/// Issue #12, end to end through the server: a tumbling-window count with a grace
+/// period, read by pull queries with window bounds; a late record is dropped and counted,
+/// an expired window leaves the table, and both stay so after SIGKILL and a restart
+/// (stream time is committed with the offsets), while on-time records keep counting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_windowed_count_serves_pull_queries_and_keeps_its_stream_time_across_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data).await;
+    let mut c = server.client().await;
+    exec_ok(
+        &mut c,
+        "CREATE STREAM clicks (user_id STRING KEY, page STRING) WITH (kafka_topic='clicks', value_format='JSON', partitions=1);",
+    )
+    .await;
+    exec_ok(
+        &mut c,
+        "CREATE TABLE per_10s AS SELECT user_id, COUNT(*) AS n FROM clicks WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 5 SECONDS) GROUP BY user_id;",
+    )
+    .await;
+    let insert = |ts: i64, user: &str| {
+        format!("INSERT INTO clicks (ROWTIME, user_id, page) VALUES ({ts}, '{user}', 'p');")
+    };
+    for (ts, user) in [(1_000, "u1"), (4_000, "u1"), (12_000, "u1"), (13_000, "u2")] {
+        exec_ok(&mut c, &insert(ts, user)).await;
+    }
+    let windows = "SELECT user_id, WINDOWSTART, WINDOWEND, n FROM per_10s WHERE user_id = 'u1';";
+    let rows = eventually(&mut c, windows, |r| r.len() == 2 && r[1][3] == "1").await;
+    assert_eq!(
+        rows,
+        [["u1", "0", "10000", "2"], ["u1", "10000", "20000", "1"]],
+        "one row per window, in window order"
+    );
+    let bounded = "SELECT n FROM per_10s WHERE user_id = 'u1' AND WINDOWSTART >= 10000;";
+    assert_eq!(pull(&mut c, bounded).await.text_rows(), [["1"]]);
+
+    // Stream time 21,000 closes [0, 10000) (end + grace = 15,000); a record for it is late.
+    exec_ok(&mut c, &insert(21_000, "u2")).await;
+    exec_ok(&mut c, &insert(2_000, "u1")).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while query_row(&mut c, "CTAS_PER_10S").await.1 < 6 {
+        assert!(Instant::now() < deadline, "the query did not process the records");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _, errors) = query_row(&mut c, "CTAS_PER_10S").await;
+    assert_eq!((status.as_str(), errors), ("RUNNING", 1), "the late record is counted");
+    // Retention (size + grace = 15 s by default) has expired [0, 10000) too: its start is
+    // before stream time minus retention, so it left the table.
+    assert_eq!(
+        pull(&mut c, windows).await.text_rows(),
+        [["u1", "10000", "20000", "1"]]
+    );
+
+    server.kill9();
+    let server = Server::start(&data).await;
+    let mut c = server.client().await;
+    // Still late after the restart; an on-time record for [10000, 20000) still counts.
+    exec_ok(&mut c, &insert(3_000, "u1")).await;
+    exec_ok(&mut c, &insert(17_000, "u1")).await;
+    let rows = eventually(&mut c, windows, |r| r.len() == 1 && r[0][3] == "2").await;
+    assert_eq!(rows, [["u1", "10000", "20000", "2"]], "the late record was not counted");
+    let (_, processed, errors) = query_row(&mut c, "CTAS_PER_10S").await;
+    assert_eq!((processed, errors), (2, 1), "processed and errors since the restart");
+}
