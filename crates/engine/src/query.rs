@@ -2186,6 +2186,199 @@ mod tests {
         engine.shutdown().await;
     }
 
+    /// A windowed `COUNT(*), SUM(V)` over `(K STRING KEY, V BIGINT)`, and the records fed
+    /// to it, in chunks (each chunk one or more batches), with a restart after one chunk.
+    mod windowed_property {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        #[derive(Debug, Clone)]
+        struct Case {
+            window: WindowPlan,
+            /// (key, timestamp, value), in log order.
+            events: Vec<(u8, i64, i64)>,
+            /// Chunk boundaries (events appended, then processed, per chunk).
+            chunks: Vec<usize>,
+            /// The server restarts after this chunk.
+            restart_after: usize,
+        }
+
+        fn case() -> impl Strategy<Value = Case> {
+            (1i64..20, 0i64..10, 0i64..20, any::<bool>())
+                .prop_flat_map(|(size, grace, extra, hopping)| {
+                    let advance = if hopping {
+                        (1..=size).boxed()
+                    } else {
+                        Just(size).boxed()
+                    };
+                    (
+                        Just((size, grace, extra)),
+                        advance,
+                        prop::collection::vec((0u8..3, 0i64..300, -5i64..50), 1..60),
+                        prop::collection::vec(1usize..20, 1..8),
+                        0usize..8,
+                    )
+                })
+                .prop_map(|((size, grace, extra), advance, events, sizes, restart)| {
+                    let mut chunks = Vec::new();
+                    let mut at = 0;
+                    for n in sizes {
+                        at = (at + n).min(events.len());
+                        chunks.push(at);
+                    }
+                    chunks.push(events.len());
+                    chunks.dedup();
+                    let restart_after = restart % chunks.len();
+                    Case {
+                        window: WindowPlan {
+                            kind: if advance == size {
+                                sluice_common::WindowKind::Tumbling
+                            } else {
+                                sluice_common::WindowKind::Hopping
+                            },
+                            size_ms: size,
+                            advance_ms: advance,
+                            grace_ms: grace,
+                            retention_ms: size + grace + extra,
+                            emit_final: false,
+                        },
+                        events,
+                        chunks,
+                        restart_after,
+                    }
+                })
+        }
+
+        fn plan(w: WindowPlan) -> QueryPlan {
+            let mut p = windowed_count(w.retention_ms, false);
+            p.source.schema.columns[1].data_type = DataType::BigInt;
+            p.sink.schema.columns.push(Column {
+                name: "S".into(),
+                data_type: DataType::BigInt,
+                role: ColumnRole::Value,
+            });
+            p.sink.window = Some(sluice_common::WindowSpec {
+                kind: w.kind,
+                size_ms: Some(w.size_ms),
+            });
+            if let Operator::Aggregate {
+                aggregates,
+                projection,
+                window,
+                ..
+            } = &mut p.op
+            {
+                aggregates.push(AggCall::new(
+                    AggKind::Sum,
+                    Some(sluice_expr::Expr::Column(1)),
+                    Some(DataType::BigInt),
+                ));
+                // [K, ROWTIME, WINDOWSTART, WINDOWEND, COUNT, SUM]
+                projection.push(sluice_expr::Expr::Column(5));
+                *window = Some(w);
+            }
+            p
+        }
+
+        /// The windows' (count, sum, ROWTIME) recomputed from scratch over the whole input,
+        /// by the rules in docs/sql.md, and the number of late records.
+        fn recompute(c: &Case) -> (BTreeMap<(String, i64), (i64, i64, i64)>, u64) {
+            let w = &c.window;
+            let mut stream_time = i64::MIN;
+            let mut late = 0;
+            let mut windows: BTreeMap<(String, i64), (i64, i64, i64)> = BTreeMap::new();
+            for (k, ts, v) in &c.events {
+                stream_time = stream_time.max(*ts);
+                let close = stream_time - w.grace_ms;
+                let mut any_late = false;
+                for (start, end) in w.windows_for(*ts) {
+                    if end > close {
+                        let e = windows
+                            .entry((format!("k{k}"), start))
+                            .or_insert((0, 0, *ts));
+                        *e = (e.0 + 1, e.1 + v, e.2.max(*ts));
+                    } else {
+                        any_late = true;
+                    }
+                }
+                late += u64::from(any_late);
+            }
+            windows.retain(|(_, start), _| *start >= stream_time - w.retention_ms);
+            (windows, late)
+        }
+
+        async fn feed(log: &EmbeddedLog, topic: &Arc<Topic>, events: &[(u8, i64, i64)]) {
+            let mut txn = Txn::new();
+            for (k, ts, v) in events {
+                txn.append(
+                    topic,
+                    0,
+                    Record {
+                        key: Some(format!("k{k}").into_bytes()),
+                        value: Some(format!(r#"{{"V":{v}}}"#).into_bytes()),
+                        timestamp: *ts,
+                        headers: Vec::new(),
+                    },
+                );
+            }
+            log.submit(txn).wait().await.unwrap();
+        }
+
+        async fn run(c: &Case) -> (BTreeMap<(String, i64), (i64, i64, i64)>, u64) {
+            let dir = tempfile::tempdir().unwrap();
+            let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+            let input = log.create_topic("input", 1).unwrap();
+            let plan = plan(c.window);
+            let mut engine = Engine::new(log.clone()).unwrap();
+            engine.start_query(plan.clone()).unwrap();
+            let (mut from, mut processed, mut errors) = (0, 0, 0);
+            for (i, to) in c.chunks.iter().enumerate() {
+                feed(&log, &input, &c.events[from..*to]).await;
+                processed += (*to - from) as u64;
+                from = *to;
+                let status = wait_processed(&engine, "CTAS_COUNTS_2", processed).await;
+                assert_eq!(status.processed, processed, "{status:?}");
+                if i == c.restart_after {
+                    errors += status.errors;
+                    processed = 0;
+                    engine.shutdown().await;
+                    engine = Engine::new(log.clone()).unwrap();
+                    engine.start_query(plan.clone()).unwrap();
+                }
+            }
+            errors += engine.status("CTAS_COUNTS_2").unwrap().errors;
+            engine.shutdown().await;
+            let mut windows = BTreeMap::new();
+            log.visit_prefix(Cf::State, &table_prefix(3), |_, v| {
+                let row = decode_row(v).unwrap();
+                // [K, N, S, ROWTIME, -, -, WINDOWSTART, WINDOWEND]
+                let int = |i: usize| row[i].as_i64().unwrap();
+                windows.insert((row[0].to_string(), int(6)), (int(1), int(2), int(3)));
+                true
+            })
+            .unwrap();
+            (windows, errors)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(24))]
+
+            /// Incremental (batches, commits, the state cache, expiry at batch ends, a
+            /// restart) equals a recompute from scratch over the same input.
+            #[test]
+            fn windowed_aggregation_equals_a_recompute(c in case()) {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let got = rt.block_on(run(&c));
+                prop_assert_eq!(got, recompute(&c));
+            }
+        }
+    }
+
     #[test]
     fn cube_skips_null_duplicates_and_refuses_more_than_twenty_elements() {
         let v = |i: i32| Value::Int(i);
