@@ -2283,11 +2283,14 @@ mod tests {
 
         /// The windows' (count, sum, ROWTIME) recomputed from scratch over the whole input,
         /// by the rules in docs/sql.md, and the number of late records.
-        fn recompute(c: &Case) -> (BTreeMap<(String, i64), (i64, i64, i64)>, u64) {
+        /// Per (key, window start): count, sum, ROWTIME.
+        type Windows = BTreeMap<(String, i64), (i64, i64, i64)>;
+
+        fn recompute(c: &Case) -> (Windows, u64) {
             let w = &c.window;
             let mut stream_time = i64::MIN;
             let mut late = 0;
-            let mut windows: BTreeMap<(String, i64), (i64, i64, i64)> = BTreeMap::new();
+            let mut windows = Windows::new();
             for (k, ts, v) in &c.events {
                 stream_time = stream_time.max(*ts);
                 let close = stream_time - w.grace_ms;
@@ -2325,7 +2328,7 @@ mod tests {
             log.submit(txn).wait().await.unwrap();
         }
 
-        async fn run(c: &Case) -> (BTreeMap<(String, i64), (i64, i64, i64)>, u64) {
+        async fn run(c: &Case) -> (Windows, u64) {
             let dir = tempfile::tempdir().unwrap();
             let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
             let input = log.create_topic("input", 1).unwrap();
