@@ -268,6 +268,18 @@ async fn a_windowed_count_serves_pull_queries_and_keeps_its_stream_time_across_a
         "CREATE TABLE per_10s AS SELECT user_id, COUNT(*) AS n FROM clicks WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 5 SECONDS) GROUP BY user_id;",
     )
     .await;
+    let explained = exec_ok(
+        &mut c,
+        "EXPLAIN CREATE TABLE hops AS SELECT user_id, COUNT(*) AS n FROM clicks WINDOW HOPPING (SIZE 10 SECONDS, ADVANCE BY 5 SECONDS) GROUP BY user_id EMIT FINAL;",
+    )
+    .await;
+    let plan = &explained.results[0].message;
+    assert!(
+        plan.contains(
+            "WINDOW HOPPING (size 10000 ms, advance 5000 ms, grace 0 ms, retention 10000 ms), EMIT FINAL"
+        ),
+        "{plan}"
+    );
     let insert = |ts: i64, user: &str| {
         format!("INSERT INTO clicks (ROWTIME, user_id, page) VALUES ({ts}, '{user}', 'p');")
     };
@@ -289,11 +301,18 @@ async fn a_windowed_count_serves_pull_queries_and_keeps_its_stream_time_across_a
     exec_ok(&mut c, &insert(2_000, "u1")).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while query_row(&mut c, "CTAS_PER_10S").await.1 < 6 {
-        assert!(Instant::now() < deadline, "the query did not process the records");
+        assert!(
+            Instant::now() < deadline,
+            "the query did not process the records"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (status, _, errors) = query_row(&mut c, "CTAS_PER_10S").await;
-    assert_eq!((status.as_str(), errors), ("RUNNING", 1), "the late record is counted");
+    assert_eq!(
+        (status.as_str(), errors),
+        ("RUNNING", 1),
+        "the late record is counted"
+    );
     // Retention (size + grace = 15 s by default) has expired [0, 10000) too: its start is
     // before stream time minus retention, so it left the table.
     assert_eq!(
@@ -308,7 +327,15 @@ async fn a_windowed_count_serves_pull_queries_and_keeps_its_stream_time_across_a
     exec_ok(&mut c, &insert(3_000, "u1")).await;
     exec_ok(&mut c, &insert(17_000, "u1")).await;
     let rows = eventually(&mut c, windows, |r| r.len() == 1 && r[0][3] == "2").await;
-    assert_eq!(rows, [["u1", "10000", "20000", "2"]], "the late record was not counted");
+    assert_eq!(
+        rows,
+        [["u1", "10000", "20000", "2"]],
+        "the late record was not counted"
+    );
     let (_, processed, errors) = query_row(&mut c, "CTAS_PER_10S").await;
-    assert_eq!((processed, errors), (2, 1), "processed and errors since the restart");
+    assert_eq!(
+        (processed, errors),
+        (2, 1),
+        "processed and errors since the restart"
+    );
 }

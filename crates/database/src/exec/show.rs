@@ -386,12 +386,29 @@ fn describe_plan(plan: &QueryPlan) -> String {
             group_by,
             aggregates,
             having,
+            window,
             ..
         } => format!(
-            " > [ AGGREGATE ] {} aggregate(s), {} grouping key(s){}\n{}",
+            " > [ AGGREGATE ] {} aggregate(s), {} grouping key(s){}{}\n{}",
             aggregates.len(),
             group_by.len(),
             if having.is_some() { ", HAVING" } else { "" },
+            window.map_or(String::new(), |w| {
+                let size = match w.kind {
+                    sluice_common::WindowKind::Session => format!("gap {} ms", w.size_ms),
+                    sluice_common::WindowKind::Hopping => {
+                        format!("size {} ms, advance {} ms", w.size_ms, w.advance_ms)
+                    }
+                    sluice_common::WindowKind::Tumbling => format!("size {} ms", w.size_ms),
+                };
+                format!(
+                    ", WINDOW {} ({size}, grace {} ms, retention {} ms), EMIT {}",
+                    w.kind,
+                    w.grace_ms,
+                    w.retention_ms,
+                    if w.emit_final { "FINAL" } else { "CHANGES" }
+                )
+            }),
             if filter.is_some() {
                 "   > [ FILTER ]\n"
             } else {
