@@ -2205,49 +2205,51 @@ mod tests {
         }
 
         fn case() -> impl Strategy<Value = Case> {
-            (1i64..20, 0i64..10, 0i64..20, any::<bool>())
-                .prop_flat_map(|(size, grace, extra, hopping)| {
-                    let advance = if hopping {
+            (1i64..20, 0i64..10, 0i64..20, 0u8..3)
+                .prop_flat_map(|(size, grace, extra, kind)| {
+                    let advance = if kind == 1 {
                         (1..=size).boxed()
                     } else {
                         Just(size).boxed()
                     };
                     (
-                        Just((size, grace, extra)),
+                        Just((size, grace, extra, kind)),
                         advance,
                         prop::collection::vec((0u8..3, 0i64..300, -5i64..50), 1..60),
                         prop::collection::vec(1usize..20, 1..8),
                         0usize..8,
                     )
                 })
-                .prop_map(|((size, grace, extra), advance, events, sizes, restart)| {
-                    let mut chunks = Vec::new();
-                    let mut at = 0;
-                    for n in sizes {
-                        at = (at + n).min(events.len());
-                        chunks.push(at);
-                    }
-                    chunks.push(events.len());
-                    chunks.dedup();
-                    let restart_after = restart % chunks.len();
-                    Case {
-                        window: WindowPlan {
-                            kind: if advance == size {
-                                sluice_common::WindowKind::Tumbling
-                            } else {
-                                sluice_common::WindowKind::Hopping
+                .prop_map(
+                    |((size, grace, extra, kind), advance, events, sizes, restart)| {
+                        let mut chunks = Vec::new();
+                        let mut at = 0;
+                        for n in sizes {
+                            at = (at + n).min(events.len());
+                            chunks.push(at);
+                        }
+                        chunks.push(events.len());
+                        chunks.dedup();
+                        let restart_after = restart % chunks.len();
+                        Case {
+                            window: WindowPlan {
+                                kind: match kind {
+                                    2 => sluice_common::WindowKind::Session,
+                                    _ if advance == size => sluice_common::WindowKind::Tumbling,
+                                    _ => sluice_common::WindowKind::Hopping,
+                                },
+                                size_ms: size,
+                                advance_ms: advance,
+                                grace_ms: grace,
+                                retention_ms: size + grace + extra,
+                                emit_final: false,
                             },
-                            size_ms: size,
-                            advance_ms: advance,
-                            grace_ms: grace,
-                            retention_ms: size + grace + extra,
-                            emit_final: false,
-                        },
-                        events,
-                        chunks,
-                        restart_after,
-                    }
-                })
+                            events,
+                            chunks,
+                            restart_after,
+                        }
+                    },
+                )
         }
 
         fn plan(w: WindowPlan) -> QueryPlan {
@@ -2260,7 +2262,7 @@ mod tests {
             });
             p.sink.window = Some(sluice_common::WindowSpec {
                 kind: w.kind,
-                size_ms: Some(w.size_ms),
+                size_ms: (w.kind != sluice_common::WindowKind::Session).then_some(w.size_ms),
             });
             if let Operator::Aggregate {
                 aggregates,
@@ -2287,6 +2289,9 @@ mod tests {
         type Windows = BTreeMap<(String, i64), (i64, i64, i64)>;
 
         fn recompute(c: &Case) -> (Windows, u64) {
+            if c.window.kind == sluice_common::WindowKind::Session {
+                return recompute_sessions(c);
+            }
             let w = &c.window;
             let mut stream_time = i64::MIN;
             let mut late = 0;
@@ -2309,6 +2314,45 @@ mod tests {
             }
             windows.retain(|(_, start), _| *start >= stream_time - w.retention_ms);
             (windows, late)
+        }
+
+        /// Kafka Streams' session rules over the whole input: a record merges the key's
+        /// sessions within the gap of it (among those retention still keeps) into one.
+        fn recompute_sessions(c: &Case) -> (Windows, u64) {
+            let (gap, grace, retention) =
+                (c.window.size_ms, c.window.grace_ms, c.window.retention_ms);
+            let mut stream_time = i64::MIN;
+            let mut late = 0;
+            // (key, start) -> (count, sum, end)
+            let mut sessions = Windows::new();
+            for (k, ts, v) in &c.events {
+                let key = format!("k{k}");
+                stream_time = stream_time.max(*ts);
+                let close = stream_time - grace - gap;
+                let lowest_end = (ts - gap).max(stream_time - retention);
+                let merged: Vec<(i64, (i64, i64, i64))> = sessions
+                    .iter()
+                    .filter(|((sk, start), (_, _, end))| {
+                        *sk == key && *end >= lowest_end && *start <= ts + gap
+                    })
+                    .map(|((_, start), s)| (*start, *s))
+                    .collect();
+                let start = merged.iter().map(|m| m.0).fold(*ts, i64::min);
+                let end = merged.iter().map(|m| m.1.2).fold(*ts, i64::max);
+                if end < close {
+                    late += 1;
+                    continue;
+                }
+                let (mut n, mut sum) = (1, *v);
+                for (s, (mn, msum, _)) in merged {
+                    sessions.remove(&(key.clone(), s));
+                    n += mn;
+                    sum += msum;
+                }
+                sessions.insert((key, start), (n, sum, end));
+            }
+            sessions.retain(|_, (_, _, end)| *end >= stream_time - retention);
+            (sessions, late)
         }
 
         async fn feed(log: &EmbeddedLog, topic: &Arc<Topic>, events: &[(u8, i64, i64)]) {
