@@ -2144,6 +2144,48 @@ mod tests {
         engine.shutdown().await;
     }
 
+    /// Stream time is per partition of the groups, as ksqlDB's repartition by the group
+    /// key makes it: a group far ahead in event time does not make another partition's
+    /// groups late.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stream_time_is_kept_per_partition_of_the_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let input = log.create_topic("input", 2).unwrap();
+        let engine = Engine::new(log.clone()).unwrap();
+        engine
+            .start_query(windowed_count(1_000_000, false))
+            .unwrap();
+        let out = log.topic("counts").unwrap();
+        assert_eq!(out.partitions, 2);
+        // Two keys whose output records go to different partitions.
+        let part = |k: &str| out.partition_for(Some(k.as_bytes()));
+        let a = "a".to_string();
+        let b = (0..100)
+            .map(|i| format!("b{i}"))
+            .find(|k| part(k) != part(&a))
+            .unwrap();
+        let mut txn = Txn::new();
+        for (key, ts) in [(&a, 100_000), (&b, 1_000), (&a, 1_000)] {
+            txn.append(
+                &input,
+                0,
+                Record {
+                    key: Some(key.as_bytes().to_vec()),
+                    value: Some(br#"{"V":"x"}"#.to_vec()),
+                    timestamp: ts,
+                    headers: Vec::new(),
+                },
+            );
+        }
+        log.submit(txn).wait().await.unwrap();
+        let status = wait_processed(&engine, "CTAS_COUNTS_2", 3).await;
+        // Only a's own late record: b's partition has seen nothing past 1,000.
+        assert_eq!(status.errors, 1, "{status:?}");
+        assert_eq!(out.end_offset(0) + out.end_offset(1), 2);
+        engine.shutdown().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn emit_final_emits_each_closed_window_once_across_a_restart() {
         let dir = tempfile::tempdir().unwrap();

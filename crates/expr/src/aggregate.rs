@@ -530,6 +530,7 @@ impl AggCall {
     fn by_offset_order(&self, a: (&Value, i64), b: (&Value, i64)) -> std::cmp::Ordering {
         if self.ignore_nulls {
             match (a.0.is_null(), b.0.is_null()) {
+                (true, true) => return std::cmp::Ordering::Equal,
                 (true, false) => return std::cmp::Ordering::Less,
                 (false, true) => return std::cmp::Ordering::Greater,
                 _ => {}
@@ -934,6 +935,77 @@ fn count_distinct_add(state: &mut Value, v: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Folds `a` and `b` into two states, merges the second into the first, and returns
+    /// the result, beside the result of folding `a` then `b` into one state.
+    fn merged(call: &AggCall, a: &[Value], b: &[Value]) -> (Value, Value) {
+        let fold = |vals: &[Value], seq0: i64| {
+            let mut state = Vec::new();
+            call.init(&mut state);
+            for (i, v) in vals.iter().enumerate() {
+                call.update_at(&mut state, std::slice::from_ref(v), seq0 + i as i64);
+            }
+            state
+        };
+        let mut one = fold(a, 0);
+        call.merge(&mut one, &fold(b, 100));
+        let mut all = a.to_vec();
+        all.extend_from_slice(b);
+        (call.result(&one), call.result(&fold(&all, 0)))
+    }
+
+    #[test]
+    fn merging_two_states_is_folding_both_inputs() {
+        let ints = |v: &[i32]| v.iter().map(|i| Value::Int(*i)).collect::<Vec<_>>();
+        let (a, b) = (ints(&[3, 9, 1]), ints(&[7, 2]));
+        for kind in [
+            AggKind::CountStar,
+            AggKind::Count,
+            AggKind::Sum,
+            AggKind::Avg,
+            AggKind::Min,
+            AggKind::Max,
+            AggKind::CollectList,
+            AggKind::CollectSet,
+            AggKind::Histogram,
+            AggKind::CountDistinct,
+        ] {
+            let call = AggCall::new(kind, Some(Expr::Column(0)), Some(DataType::Int));
+            assert!(call.supports_merge(), "{kind:?}");
+            let (m, f) = merged(&call, &a, &b);
+            assert_eq!(m, f, "{kind:?}");
+        }
+        let mut topk = AggCall::new(AggKind::TopK, Some(Expr::Column(0)), Some(DataType::Int));
+        topk.n = Some(3);
+        assert_eq!(merged(&topk, &a, &b).0, Value::Array(ints(&[9, 7, 3])));
+        let mut list = AggCall::new(AggKind::CollectList, Some(Expr::Column(0)), None);
+        list.n = Some(4);
+        assert_eq!(
+            merged(&list, &a, &b).0,
+            Value::Array(ints(&[3, 9, 1, 7])),
+            "the limit holds"
+        );
+    }
+
+    #[test]
+    fn a_sequenced_latest_by_offset_merges_by_sequence_skipping_nulls() {
+        let mut call = AggCall::new(AggKind::LatestByOffset, Some(Expr::Column(0)), None);
+        call.sequenced = true;
+        assert!(call.supports_merge());
+        let v = |s: &str| Value::String(s.into());
+        // The later state's latest value wins; one that only saw NULLs does not.
+        assert_eq!(merged(&call, &[v("a"), v("b")], &[v("c")]).0, v("c"));
+        assert_eq!(merged(&call, &[v("a")], &[Value::Null]).0, v("a"));
+        let mut keep_nulls = call.clone();
+        keep_nulls.ignore_nulls = false;
+        assert_eq!(
+            merged(&keep_nulls, &[v("a")], &[Value::Null]).0,
+            Value::Null
+        );
+        // Without a sequence there is nothing to merge by.
+        let plain = AggCall::new(AggKind::LatestByOffset, Some(Expr::Column(0)), None);
+        assert!(!plain.supports_merge());
+    }
 
     fn run(kind: AggKind, t: DataType, inputs: &[Value]) -> Value {
         let call = AggCall::new(kind, Some(Expr::Column(0)), Some(t));
