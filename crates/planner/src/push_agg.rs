@@ -157,16 +157,7 @@ pub(crate) fn plan_push_aggregate(
                 },
             )
             .in_clause("HAVING");
-            let b = binder.bind(h).map_err(|mut e| {
-                if let Some(rest) = e
-                    .message
-                    .strip_prefix("Non-aggregate SELECT expression(s) not part of GROUP BY: ")
-                {
-                    e.message =
-                        format!("Non-aggregate HAVING expression not part of GROUP BY: {rest}");
-                }
-                e
-            })?;
+            let b = binder.bind(h).map_err(crate::query::having_error)?;
             if !b.ty.as_ref().is_none_or(|t| *t == DataType::Boolean) {
                 return err_at(h, format!("HAVING expression {h} must be BOOLEAN"));
             }

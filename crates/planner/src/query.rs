@@ -1232,6 +1232,21 @@ pub(crate) fn bind_predicate(scope: &Scope, w: &SqlExpr) -> Result<Expr> {
     bind_predicate_shown(scope, w, w)
 }
 
+/// An error binding a HAVING clause, worded as ksqlDB words it.
+pub(crate) fn having_error(mut e: PlanError) -> PlanError {
+    if let Some(rest) = e
+        .message
+        .strip_prefix("Non-aggregate SELECT expression(s) not part of GROUP BY: ")
+    {
+        e.message = format!("Non-aggregate HAVING expression not part of GROUP BY: {rest}");
+    } else if e.message.starts_with("Cannot compare")
+        || e.message.starts_with("Error processing expression")
+    {
+        e.message = format!("Error in HAVING expression: {}", e.message);
+    }
+    e
+}
+
 /// Binds `w` as a WHERE clause. Type errors read as ksqlDB's: "Error in WHERE expression:
 /// ..." followed by the clause as ksqlDB prints it (`shown`, which is the clause as
 /// written when `w` is a rewritten form of it).
@@ -1511,16 +1526,7 @@ fn plan_aggregate(
                 },
             )
             .in_clause("HAVING");
-            let b = binder.bind(h).map_err(|mut e| {
-                if let Some(rest) = e
-                    .message
-                    .strip_prefix("Non-aggregate SELECT expression(s) not part of GROUP BY: ")
-                {
-                    e.message =
-                        format!("Non-aggregate HAVING expression not part of GROUP BY: {rest}");
-                }
-                e
-            })?;
+            let b = binder.bind(h).map_err(crate::query::having_error)?;
             if !b.ty.as_ref().is_none_or(|t| *t == DataType::Boolean) {
                 return err_at(h, format!("HAVING expression {h} must be BOOLEAN"));
             }
