@@ -1274,30 +1274,51 @@ impl Worker {
             b.last_emits.resize(p + 1, i64::MIN);
         }
         let stream_time = b.stream_times.get(p).copied().unwrap_or(i64::MIN);
-        let close = stream_time.saturating_sub(w.grace_ms);
+        let session = w.kind == sluice_common::WindowKind::Session;
+        // A session closes once stream time passes its end + gap + grace.
+        let close = if session {
+            stream_time
+                .saturating_sub(w.grace_ms)
+                .saturating_sub(w.size_ms)
+        } else {
+            stream_time.saturating_sub(w.grace_ms)
+        };
         let last = b.last_emits[p];
         if last != i64::MIN && last >= close {
             return Ok(());
         }
-        let upper = close.saturating_sub(w.size_ms);
-        if upper < 0 {
-            return Ok(());
-        }
-        let lower_exclusive = if last == i64::MIN {
-            -1
+        // The pending results to emit: (time from, time to), inclusive, where the time is a
+        // time window's start and a session's end.
+        let (from_time, upper) = if session {
+            // Sessions that ended before close time and at or after the last close.
+            let upper = close.saturating_sub(1);
+            if upper < 0 {
+                return Ok(());
+            }
+            b.last_emits[p] = close;
+            (if last == i64::MIN { 0 } else { last.max(0) }, upper)
         } else {
-            last.saturating_sub(w.size_ms).max(0)
+            let upper = close.saturating_sub(w.size_ms);
+            if upper < 0 {
+                return Ok(());
+            }
+            let lower_exclusive = if last == i64::MIN {
+                -1
+            } else {
+                last.saturating_sub(w.size_ms).max(0)
+            };
+            if last != i64::MIN && w.windows_for(upper).eq(w.windows_for(lower_exclusive)) {
+                return Ok(());
+            }
+            b.last_emits[p] = close;
+            // Windows retention expired are no longer in the store, emitted or not.
+            let from = (lower_exclusive + 1).max(stream_time.saturating_sub(w.retention_ms));
+            (from, upper)
         };
-        if last != i64::MIN && w.windows_for(upper).eq(w.windows_for(lower_exclusive)) {
+        if from_time > upper {
             return Ok(());
         }
-        b.last_emits[p] = close;
-        // Windows retention expired are no longer in the store, emitted or not.
-        let from_start = (lower_exclusive + 1).max(stream_time.saturating_sub(w.retention_ms));
-        if from_start > upper {
-            return Ok(());
-        }
-        let from = pending_final_key(plan.num, partition, from_start, &[]);
+        let from = pending_final_key(plan.num, partition, from_time, &[]);
         let to = pending_final_key(plan.num, partition, upper.saturating_add(1), &[]);
         let mut closed: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> =
             std::collections::BTreeMap::new();
@@ -1473,6 +1494,9 @@ impl Worker {
         let start = found.iter().map(|f| f.2).fold(rowtime, i64::min);
         let end = found.iter().map(|f| f.3).fold(rowtime, i64::max);
         if end < close {
+            if w.emit_final {
+                self.emit_final_results(plan, w, partition, b)?;
+            }
             return Err(EngineError::Invalid(format!(
                 "late record dropped: its session [{start}, {end}] closed at stream time {stream_time} (gap {gap} ms, grace period {} ms)",
                 w.grace_ms
@@ -1512,6 +1536,14 @@ impl Worker {
                 window_expiry_key(plan.num, partition, *old_end, group),
                 None,
             );
+            if w.emit_final {
+                // Nothing of it was emitted: only its pending result goes.
+                let mut k = group.to_vec();
+                k.push(Value::BigInt(*old_start));
+                b.pending
+                    .insert(pending_final_key(plan.num, partition, *old_end, &k), None);
+                continue;
+            }
             let old_row = result_row(old, *old_start, *old_end);
             if shown(&old_row) {
                 let out: Vec<Value> = projection.iter().map(|e| e.eval(&old_row)).collect();
@@ -1538,6 +1570,18 @@ impl Worker {
             .iter()
             .any(|(k, old, s, e)| *k == session_key(start, end) && shown(&result_row(old, *s, *e)));
         let visible = shown(&new_row);
+        if w.emit_final {
+            let mut k = group.to_vec();
+            k.push(Value::BigInt(start));
+            let pending = visible.then(|| {
+                let mut v = vec![Value::BigInt(start), Value::BigInt(end), Value::BigInt(end)];
+                v.extend(projection.iter().map(|e| e.eval(&new_row)));
+                encode_row_vec(&v)
+            });
+            b.pending
+                .insert(pending_final_key(plan.num, partition, end, &k), pending);
+            return self.emit_final_results(plan, w, partition, b);
+        }
         if !visible && !was_shown {
             return Ok(());
         }
@@ -1598,18 +1642,25 @@ impl Worker {
                     }
                     b.overlay.insert(agg_key(plan.num, &state_key), None);
                     b.rows.insert(table_key(plan.sink.id, &bounds), None);
-                    if let (true, Some(start)) = (w.emit_final, start.as_i64()) {
+                    if let (true, Some(start), Some(end)) =
+                        (w.emit_final, start.as_i64(), end.as_i64())
+                    {
                         // A window can expire before it is emitted, when stream time jumps
                         // past its retention in one step (Kafka Streams fetches closed
                         // windows from a store that has already dropped it, so ksqlDB
                         // loses it too): never silently.
-                        let pending = pending_final_key(plan.num, p as u32, start, group);
+                        let pending = if w.kind == sluice_common::WindowKind::Session {
+                            let mut k = group.to_vec();
+                            k.push(Value::BigInt(start));
+                            pending_final_key(plan.num, p as u32, end, &k)
+                        } else {
+                            pending_final_key(plan.num, p as u32, start, group)
+                        };
                         let unsent = match b.pending.get(&pending) {
                             Some(v) => v.is_some(),
                             None => self.log.get(Cf::State, &pending)?.is_some(),
                         };
                         if unsent {
-                            let end = start.saturating_add(w.size_ms);
                             let message = format!(
                                 "window [{start}, {end}) of a group expired (stream time {st}, retention {} ms) before it closed; its final result was not emitted",
                                 w.retention_ms

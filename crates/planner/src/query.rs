@@ -1331,12 +1331,7 @@ pub(crate) fn window_plan(select: &Select, source: &SourceDef) -> Result<Option<
             size_ms,
             advance_ms,
         } => (WindowKind::Hopping, size_ms, advance_ms),
-        WindowClauseKind::Session { gap_ms } => {
-            if select.emit_final {
-                return err("EMIT FINAL is not supported yet for SESSION windows.".into());
-            }
-            (WindowKind::Session, gap_ms, gap_ms)
-        }
+        WindowClauseKind::Session { gap_ms } => (WindowKind::Session, gap_ms, gap_ms),
     };
     if size_ms <= 0 {
         return err("Window size must be larger than zero.".into());
