@@ -1256,12 +1256,13 @@ impl Worker {
     /// since the last emission, by Kafka Streams' rule for windowed aggregations that emit
     /// on window close (ksqlDB's EMIT FINAL): once close time (stream time minus grace)
     /// moves past the last emission's, every window still in the store whose start lies
-    /// in (last close - size, close - size] is emitted, ordered by key, then start. Two of
-    /// that rule's consequences are kept because ksqlDB's results have them: nothing is
-    /// emitted (or remembered) until close time reaches the window size, and the lower
-    /// bound is clamped at 0 before the + 1, so after a first emission windows starting at
-    /// 0 are not emitted. Kafka Streams throttles the check by wall-clock time (its emit
-    /// interval); here it runs for every record, so results do not depend on timing.
+    /// in (last close - size, close - size] is emitted, ordered by key, then start. Nothing
+    /// is emitted (or remembered) until close time reaches the window size, and windows
+    /// retention has already dropped are not in the store any more, so a window stream
+    /// time jumps past by more than its retention is never emitted: ksqlDB's results have
+    /// both (the corpus's suppress cases), so they are kept. Kafka Streams throttles the
+    /// check by wall-clock time (its emit interval); here it runs for every record, so
+    /// results do not depend on timing.
     fn emit_final_results(
         &self,
         plan: &QueryPlan,
@@ -2465,11 +2466,109 @@ mod tests {
             log.submit(txn).wait().await.unwrap();
         }
 
+        /// An emitted final result: key, window start, window end, count, sum.
+        type Emitted = (String, i64, i64, i64, i64);
+
+        /// EMIT FINAL's output recomputed from scratch: the windows (or sessions) as
+        /// above, and after every record Kafka Streams' emit-on-close rule (docs/sql.md),
+        /// with the windows retention expired unsent counted as errors.
+        fn replay_final(c: &Case) -> (Vec<Emitted>, u64) {
+            let w = &c.window;
+            let session = w.kind == sluice_common::WindowKind::Session;
+            let mut stream_time = i64::MIN;
+            let mut errors = 0;
+            let mut last: Option<i64> = None;
+            // (key, start) -> (count, sum, end, emitted)
+            let mut windows: BTreeMap<(String, i64), (i64, i64, i64, bool)> = BTreeMap::new();
+            let mut out = Vec::new();
+            for (k, ts, v) in &c.events {
+                let key = format!("k{k}");
+                stream_time = stream_time.max(*ts);
+                if session {
+                    let (gap, grace) = (w.size_ms, w.grace_ms);
+                    let close = stream_time - grace - gap;
+                    let lowest_end = (ts - gap).max(stream_time - w.retention_ms);
+                    let merged: Vec<(i64, (i64, i64, i64, bool))> = windows
+                        .iter()
+                        .filter(|((sk, start), s)| {
+                            *sk == key && s.2 >= lowest_end && *start <= ts + gap
+                        })
+                        .map(|((_, start), s)| (*start, *s))
+                        .collect();
+                    let start = merged.iter().map(|m| m.0).fold(*ts, i64::min);
+                    let end = merged.iter().map(|m| m.1.2).fold(*ts, i64::max);
+                    if end < close {
+                        errors += 1;
+                    } else {
+                        let (mut n, mut sum) = (1, *v);
+                        for (s, m) in merged {
+                            windows.remove(&(key.clone(), s));
+                            n += m.0;
+                            sum += m.1;
+                        }
+                        windows.insert((key, start), (n, sum, end, false));
+                    }
+                    let close = stream_time - w.grace_ms - w.size_ms;
+                    if last.is_none_or(|l| l < close) && close - 1 >= 0 {
+                        let lower = last.map_or(0, |l| l.max(0));
+                        last = Some(close);
+                        for ((k, start), s) in windows.iter_mut() {
+                            if !s.3 && s.2 >= lower && s.2 <= close - 1 {
+                                s.3 = true;
+                                out.push((k.clone(), *start, s.2, s.0, s.1));
+                            }
+                        }
+                    }
+                } else {
+                    let close = stream_time - w.grace_ms;
+                    let mut late = false;
+                    for (start, end) in w.windows_for(*ts) {
+                        if end > close {
+                            let e = windows
+                                .entry((key.clone(), start))
+                                .or_insert((0, 0, end, false));
+                            e.0 += 1;
+                            e.1 += v;
+                        } else {
+                            late = true;
+                        }
+                    }
+                    errors += u64::from(late);
+                    let upper = close - w.size_ms;
+                    if last.is_none_or(|l| l < close) && upper >= 0 {
+                        let lower_excl = last.map_or(-1, |l| (l - w.size_ms).max(0));
+                        let same =
+                            last.is_some() && w.windows_for(upper).eq(w.windows_for(lower_excl));
+                        if !same {
+                            last = Some(close);
+                            let from = (lower_excl + 1).max(stream_time - w.retention_ms);
+                            for ((k, start), s) in windows.iter_mut() {
+                                if !s.3 && *start >= from && *start <= upper {
+                                    s.3 = true;
+                                    out.push((k.clone(), *start, s.2, s.0, s.1));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let kept_from = stream_time - w.retention_ms;
+            errors += windows
+                .iter()
+                .filter(|((_, start), s)| !s.3 && if session { s.2 } else { *start } < kept_from)
+                .count() as u64;
+            (out, errors)
+        }
+
         async fn run(c: &Case) -> (Windows, u64) {
+            let (windows, errors, _) = run_plan(c, plan(c.window)).await;
+            (windows, errors)
+        }
+
+        async fn run_plan(c: &Case, plan: QueryPlan) -> (Windows, u64, Vec<Emitted>) {
             let dir = tempfile::tempdir().unwrap();
             let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
             let input = log.create_topic("input", 1).unwrap();
-            let plan = plan(c.window);
             let mut engine = Engine::new(log.clone()).unwrap();
             engine.start_query(plan.clone()).unwrap();
             let (mut from, mut processed, mut errors) = (0, 0, 0);
@@ -2498,7 +2597,19 @@ mod tests {
                 true
             })
             .unwrap();
-            (windows, errors)
+            let sink = log.topic("counts").unwrap();
+            let emitted = log
+                .read(&sink, 0, 0, 100_000)
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let row = decode_record(&plan.sink, r).unwrap().row;
+                    // [K, N, S, ROWTIME, ROWPARTITION, ROWOFFSET, WINDOWSTART, WINDOWEND]
+                    let int = |i: usize| row[i].as_i64().unwrap();
+                    (row[0].to_string(), int(6), int(7), int(1), int(2))
+                })
+                .collect();
+            (windows, errors, emitted)
         }
 
         proptest! {
@@ -2515,6 +2626,26 @@ mod tests {
                     .unwrap();
                 let got = rt.block_on(run(&c));
                 prop_assert_eq!(got, recompute(&c));
+            }
+
+            /// EMIT FINAL: what is emitted, in order, and the windows lost unsent, equal a
+            /// replay of the emission rule over the same input, whatever the batches and
+            /// the restart (pending results and the last close time are state).
+            #[test]
+            fn emit_final_equals_a_replay(c in case()) {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let mut c = c;
+                c.window.emit_final = true;
+                let mut p = plan(c.window);
+                if let Operator::Aggregate { window: Some(w), .. } = &mut p.op {
+                    w.emit_final = true;
+                }
+                let (_, errors, emitted) = rt.block_on(run_plan(&c, p));
+                prop_assert_eq!((emitted, errors), replay_final(&c));
             }
         }
     }
