@@ -2509,7 +2509,7 @@ mod tests {
                         windows.insert((key, start), (n, sum, end, false));
                     }
                     let close = stream_time - w.grace_ms - w.size_ms;
-                    if last.is_none_or(|l| l < close) && close - 1 >= 0 {
+                    if last.is_none_or(|l| l < close) && close > 0 {
                         let lower = last.map_or(0, |l| l.max(0));
                         last = Some(close);
                         for ((k, start), s) in windows.iter_mut() {
