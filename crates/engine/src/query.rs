@@ -2513,7 +2513,7 @@ mod tests {
                         let lower = last.map_or(0, |l| l.max(0));
                         last = Some(close);
                         for ((k, start), s) in windows.iter_mut() {
-                            if !s.3 && s.2 >= lower && s.2 <= close - 1 {
+                            if !s.3 && s.2 >= lower && s.2 < close {
                                 s.3 = true;
                                 out.push((k.clone(), *start, s.2, s.0, s.1));
                             }
