@@ -1614,9 +1614,15 @@ impl Worker {
             }
             let from = offset_key(b'W', plan.num, p as u32);
             let to = window_expiry_key(plan.num, p as u32, oldest_kept, &[]);
-            let mut expired: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            // The batch's own index writes supersede what is committed under the same key
+            // (a session extended to start earlier keeps its end, so its index key): each
+            // entry is taken once, as the batch leaves it.
+            let mut expired: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+                std::collections::BTreeMap::new();
             self.log.visit_range(Cf::State, &from, &to, |k, v| {
-                expired.push((k.to_vec(), v.to_vec()));
+                if !b.rows.contains_key(k) {
+                    expired.insert(k.to_vec(), v.to_vec());
+                }
                 true
             })?;
             for (k, v) in &b.rows {
@@ -1624,13 +1630,10 @@ impl Worker {
                     && k.as_slice() < to.as_slice()
                     && let Some(v) = v
                 {
-                    expired.push((k.clone(), v.clone()));
+                    expired.insert(k.clone(), v.clone());
                 }
             }
             for (index_key, bounds) in expired {
-                if matches!(b.rows.get(&index_key), Some(None)) {
-                    continue;
-                }
                 let bounds =
                     decode_row(&bounds).map_err(|e| EngineError::Invalid(e.to_string()))?;
                 if let [group @ .., start, end] = bounds.as_slice() {
