@@ -76,15 +76,8 @@ async fn a_query_keeps_the_properties_it_was_created_with_across_restarts() {
     // Wait until the two new records are processed, then the list must still be [1,2].
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let r = exec_ok(&mut c, "SHOW QUERIES;").await;
-        let row = r.results[0]
-            .rows
-            .iter()
-            .find(|row| show(&row.values[0]).starts_with("CTAS_LISTS"))
-            .expect("the query is listed")
-            .clone();
-        let processed: u64 = show(&row.values[4]).parse().unwrap();
-        assert_eq!(show(&row.values[1]), "RUNNING");
+        let (status, processed, _) = query_row(&mut c, "CTAS_LISTS").await;
+        assert_eq!(status, "RUNNING");
         if processed >= 2 {
             break;
         }

@@ -63,32 +63,35 @@ pub(crate) fn stream_time_key(query: u64, partition: u32) -> Vec<u8> {
     offset_key(b'S', query, partition)
 }
 
-/// The expiry index of windows of one partition, from window start `from` on.
+/// `tag · query · partition · memcomparable (time, group)`: a partition's window entries
+/// in time order, so the ones up to a time are one range; `group` empty gives the bound
+/// of entries before `time`.
+fn timed_key(tag: u8, query: u64, partition: u32, time: i64, group: &[Value]) -> Vec<u8> {
+    let mut k = offset_key(tag, query, partition);
+    encode_key(&[Value::BigInt(time)], &mut k);
+    encode_key(group, &mut k);
+    k
+}
+
+/// The expiry index of windows of one partition, by window start (a session: its end).
 pub(crate) fn window_expiry_key(
     query: u64,
     partition: u32,
     start: i64,
     group: &[Value],
 ) -> Vec<u8> {
-    let mut k = offset_key(b'W', query, partition);
-    encode_key(&[Value::BigInt(start)], &mut k);
-    encode_key(group, &mut k);
-    k
+    timed_key(b'W', query, partition, start, group)
 }
 
-/// A window's pending final result (EMIT FINAL), ordered by window start within a
-/// partition, as Kafka Streams fetches the windows that close; `group` empty gives the
-/// bound of windows starting before `start`.
+/// A window's pending final result (EMIT FINAL), ordered by window start (a session: its
+/// end) within a partition, as Kafka Streams fetches the windows that close.
 pub(crate) fn pending_final_key(
     query: u64,
     partition: u32,
     start: i64,
     group: &[Value],
 ) -> Vec<u8> {
-    let mut k = offset_key(b'F', query, partition);
-    encode_key(&[Value::BigInt(start)], &mut k);
-    encode_key(group, &mut k);
-    k
+    timed_key(b'F', query, partition, start, group)
 }
 
 /// Where a pending final key's group key starts: after the tag, query, partition and the

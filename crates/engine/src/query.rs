@@ -1126,21 +1126,8 @@ impl Worker {
                 .map_or(rowtime, |t| t.max(rowtime)),
             _ => rowtime,
         };
-        let result_row = |state: &[Value]| -> Vec<Value> {
-            let mut r = group.to_vec();
-            r.push(Value::BigInt(rowtime));
-            if let Some(w) = window {
-                r.push(Value::BigInt(w.start));
-                r.push(Value::BigInt(w.end));
-            }
-            let mut slot = 0;
-            for a in aggregates {
-                let n = a.slots();
-                r.push(a.result(&state[slot..slot + n]));
-                slot += n;
-            }
-            r
-        };
+        let bounds = window.map(|w| (w.start, w.end));
+        let result_row = |state: &[Value]| aggregate_row(group, rowtime, bounds, aggregates, state);
         let was_visible = match (&existing, having) {
             (None, _) => false,
             (Some(_), None) => true,
@@ -1503,16 +1490,9 @@ impl Worker {
                 w.grace_ms
             )));
         }
-        let result_row = |state: &[Value], start: i64, end: i64| -> Vec<Value> {
-            let mut r = group.to_vec();
-            r.extend([Value::BigInt(end), Value::BigInt(start), Value::BigInt(end)]);
-            let mut slot = 0;
-            for a in aggregates {
-                let n = a.slots();
-                r.push(a.result(&state[slot..slot + n]));
-                slot += n;
-            }
-            r
+        // A session's results carry its end as ROWTIME.
+        let result_row = |state: &[Value], start: i64, end: i64| {
+            aggregate_row(group, end, Some((start, end)), aggregates, state)
         };
         let shown = |r: &[Value]| having.as_ref().is_none_or(|h| h.test(r));
         let mut state = Vec::with_capacity(slots + 2);
@@ -1790,6 +1770,31 @@ impl Worker {
         b.txn.append(topic, partition, record);
         Ok(rowtime)
     }
+}
+
+/// The row an aggregation's HAVING and projection read: `[group values..., ROWTIME,
+/// (WINDOWSTART, WINDOWEND,) aggregate results...]`, the results computed from `state`'s
+/// slots in order.
+pub(crate) fn aggregate_row(
+    group: &[Value],
+    rowtime: i64,
+    window: Option<(i64, i64)>,
+    aggregates: &[sluice_expr::AggCall],
+    state: &[Value],
+) -> Vec<Value> {
+    let mut r = Vec::with_capacity(group.len() + 3 + aggregates.len());
+    r.extend_from_slice(group);
+    r.push(Value::BigInt(rowtime));
+    if let Some((start, end)) = window {
+        r.extend([Value::BigInt(start), Value::BigInt(end)]);
+    }
+    let mut slot = 0;
+    for a in aggregates {
+        let n = a.slots();
+        r.push(a.result(state.get(slot..slot + n).unwrap_or_default()));
+        slot += n;
+    }
+    r
 }
 
 /// Whether the sink's key is the source's key, column for column, as a projection that
@@ -2117,21 +2122,31 @@ mod tests {
         }
     }
 
-    async fn append_at(log: &EmbeddedLog, topic: &Arc<Topic>, times: impl Iterator<Item = i64>) {
+    /// Appends (key, value, timestamp) records to partition 0, in one transaction.
+    async fn append_records(
+        log: &EmbeddedLog,
+        topic: &Arc<Topic>,
+        records: impl IntoIterator<Item = (Vec<u8>, Vec<u8>, i64)>,
+    ) {
         let mut txn = Txn::new();
-        for ts in times {
+        for (key, value, timestamp) in records {
             txn.append(
                 topic,
                 0,
                 Record {
-                    key: Some(b"k".to_vec()),
-                    value: Some(br#"{"V":"x"}"#.to_vec()),
-                    timestamp: ts,
+                    key: Some(key),
+                    value: Some(value),
+                    timestamp,
                     headers: Vec::new(),
                 },
             );
         }
         log.submit(txn).wait().await.unwrap();
+    }
+
+    async fn append_at(log: &EmbeddedLog, topic: &Arc<Topic>, times: impl Iterator<Item = i64>) {
+        let records = times.map(|ts| (b"k".to_vec(), br#"{"V":"x"}"#.to_vec(), ts));
+        append_records(log, topic, records).await;
     }
 
     fn count_prefix(log: &EmbeddedLog, prefix: &[u8]) -> usize {
@@ -2220,20 +2235,9 @@ mod tests {
             .map(|i| format!("b{i}"))
             .find(|k| part(k) != part(&a))
             .unwrap();
-        let mut txn = Txn::new();
-        for (key, ts) in [(&a, 100_000), (&b, 1_000), (&a, 1_000)] {
-            txn.append(
-                &input,
-                0,
-                Record {
-                    key: Some(key.as_bytes().to_vec()),
-                    value: Some(br#"{"V":"x"}"#.to_vec()),
-                    timestamp: ts,
-                    headers: Vec::new(),
-                },
-            );
-        }
-        log.submit(txn).wait().await.unwrap();
+        let records = [(&a, 100_000), (&b, 1_000), (&a, 1_000)]
+            .map(|(key, ts)| (key.as_bytes().to_vec(), br#"{"V":"x"}"#.to_vec(), ts));
+        append_records(&log, &input, records).await;
         let status = wait_processed(&engine, "CTAS_COUNTS_2", 3).await;
         // Only a's own late record: b's partition has seen nothing past 1,000.
         assert_eq!(status.errors, 1, "{status:?}");
@@ -2453,20 +2457,11 @@ mod tests {
         }
 
         async fn feed(log: &EmbeddedLog, topic: &Arc<Topic>, events: &[(u8, i64, i64)]) {
-            let mut txn = Txn::new();
-            for (k, ts, v) in events {
-                txn.append(
-                    topic,
-                    0,
-                    Record {
-                        key: Some(format!("k{k}").into_bytes()),
-                        value: Some(format!(r#"{{"V":{v}}}"#).into_bytes()),
-                        timestamp: *ts,
-                        headers: Vec::new(),
-                    },
-                );
-            }
-            log.submit(txn).wait().await.unwrap();
+            let records = events.iter().map(|(k, ts, v)| {
+                let value = format!(r#"{{"V":{v}}}"#).into_bytes();
+                (format!("k{k}").into_bytes(), value, *ts)
+            });
+            append_records(log, topic, records).await;
         }
 
         /// An emitted final result: key, window start, window end, count, sum.

@@ -61,18 +61,7 @@ impl Aggregation {
         rowtime: i64,
         window: Option<(i64, i64)>,
     ) -> Vec<Value> {
-        let mut r = group.to_vec();
-        r.push(Value::BigInt(rowtime));
-        if let Some((start, end)) = window {
-            r.extend([Value::BigInt(start), Value::BigInt(end)]);
-        }
-        let mut slot = 0;
-        for a in &self.plan.aggregates {
-            let n = a.slots();
-            r.push(a.result(state.get(slot..slot + n).unwrap_or_default()));
-            slot += n;
-        }
-        r
+        crate::query::aggregate_row(group, rowtime, window, &self.plan.aggregates, state)
     }
 
     fn too_large(&self) -> String {
