@@ -1766,7 +1766,16 @@ impl Worker {
             .sink
             .as_ref()
             .ok_or_else(|| EngineError::Invalid("query has no sink topic".into()))?;
-        let partition = topic.partition_for(record.key.as_deref());
+        // A windowed key is partitioned by its key without the window, as Kafka Streams'
+        // WindowedStreamPartitioner does: every window of a group goes to the group's
+        // partition (the one its stream time is kept for).
+        let key = match (&sink.window, record.key.as_deref()) {
+            (Some(spec), Some(bytes)) if topic.partitions > 1 => {
+                Some(sluice_format::split_window(bytes, spec)?.0)
+            }
+            (_, key) => key,
+        };
+        let partition = topic.partition_for(key);
         b.txn.append(topic, partition, record);
         Ok(rowtime)
     }
@@ -2235,13 +2244,17 @@ mod tests {
             .map(|i| format!("b{i}"))
             .find(|k| part(k) != part(&a))
             .unwrap();
-        let records = [(&a, 100_000), (&b, 1_000), (&a, 1_000)]
+        let records = [(&a, 100_000), (&b, 1_000), (&a, 1_000), (&a, 200_000)]
             .map(|(key, ts)| (key.as_bytes().to_vec(), br#"{"V":"x"}"#.to_vec(), ts));
         append_records(&log, &input, records).await;
-        let status = wait_processed(&engine, "CTAS_COUNTS_2", 3).await;
+        let status = wait_processed(&engine, "CTAS_COUNTS_2", 4).await;
         // Only a's own late record: b's partition has seen nothing past 1,000.
         assert_eq!(status.errors, 1, "{status:?}");
-        assert_eq!(out.end_offset(0) + out.end_offset(1), 2);
+        assert_eq!(out.end_offset(0) + out.end_offset(1), 3);
+        // Both of a's windows went to a's partition: windowed keys are partitioned by the
+        // key without its window, as Kafka Streams does.
+        assert_eq!(out.end_offset(part(&a)), 2);
+        assert_eq!(out.end_offset(part(&b)), 1);
         engine.shutdown().await;
     }
 
