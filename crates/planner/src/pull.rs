@@ -79,6 +79,13 @@ pub fn plan_pull(
     max_rows: u64,
 ) -> Result<PlannedPull> {
     let source = lookup(catalog, &select.from)?;
+    if let Some(j) = select.joins.first() {
+        return Err(pull_error(
+            "Pull queries don't support JOIN clauses.",
+            j.line,
+            j.column,
+        ));
+    }
     if let Some(w) = &select.window {
         return Err(pull_error(
             "Pull queries don't support WINDOW clauses.",
@@ -1114,6 +1121,10 @@ pub fn prepare_pull(
     cfg: &QueryConfig,
     max_rows: u64,
 ) -> Result<Option<PreparedPull>> {
+    if !select.joins.is_empty() {
+        // plan_pull refuses it, with its message.
+        return Ok(None);
+    }
     let Some(table) = catalog.source(&select.from.value) else {
         return Ok(None);
     };

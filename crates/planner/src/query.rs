@@ -474,6 +474,7 @@ pub fn plan_create_as(
     cfg: &crate::SessionConfig,
 ) -> Result<PlannedQuery> {
     let source = lookup(catalog, &select.from)?;
+    crate::refuse_joins(select, catalog)?;
     let p = source_props(props, name)?;
     for (set, prop) in [
         (p.window_type.is_some(), "WINDOW_TYPE"),
@@ -633,6 +634,7 @@ pub fn plan_insert_select(
     cfg: &crate::SessionConfig,
 ) -> Result<QueryPlan> {
     let source = lookup(catalog, &select.from)?;
+    crate::refuse_joins(select, catalog)?;
     let at = Name {
         value: target.name.clone(),
         line: select.from.line,
@@ -1782,6 +1784,7 @@ pub enum PushKind {
 /// Plans a push query (SELECT ... EMIT CHANGES).
 pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushKind, Vec<OutputColumn>)> {
     let source = lookup(catalog, &select.from)?;
+    crate::refuse_joins(select, catalog)?;
     if select.emit_final && select.window.is_none() {
         return Err(PlanError::at_name(
             "EMIT FINAL is only supported for windowed aggregations.",

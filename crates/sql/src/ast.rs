@@ -94,6 +94,9 @@ pub struct Select {
     pub items: Vec<SelectItem>,
     pub from: Name,
     pub alias: Option<Name>,
+    /// `[INNER | LEFT [OUTER] | RIGHT [OUTER] | FULL [OUTER]] JOIN ...` clauses after the
+    /// FROM source, in the order written (an n-way join is left-deep).
+    pub joins: Vec<Join>,
     pub selection: Option<Expr>,
     pub group_by: Vec<Expr>,
     pub having: Option<Expr>,
@@ -105,6 +108,49 @@ pub struct Select {
     pub limit: Option<u64>,
     /// `WINDOW TUMBLING (...)`, `HOPPING (...)` or `SESSION (...)`.
     pub window: Option<WindowClause>,
+}
+
+/// One `JOIN source [AS alias] [WITHIN ...] ON condition` clause, as ksqlDB's grammar has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Join {
+    pub kind: JoinKind,
+    pub source: Name,
+    pub alias: Option<Name>,
+    /// `WITHIN n unit` or `WITHIN (before, after)`: a stream-stream join's window.
+    pub within: Option<JoinWithin>,
+    pub on: Expr,
+    /// Where the join type (or `JOIN`) was written, for errors about the join.
+    pub line: u64,
+    pub column: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+}
+
+impl JoinKind {
+    /// ksqlDB's name for the join type, as its messages use it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JoinKind::Inner => "INNER",
+            JoinKind::Left => "LEFT OUTER",
+            JoinKind::Right => "RIGHT OUTER",
+            JoinKind::Full => "FULL OUTER",
+        }
+    }
+}
+
+/// A join window in milliseconds: a record of the left source joins right records from
+/// `before_ms` before its time to `after_ms` after it. `WITHIN n` is `(n, n)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinWithin {
+    pub before_ms: i64,
+    pub after_ms: i64,
+    pub grace_ms: Option<i64>,
 }
 
 /// A WINDOW clause; every duration is in milliseconds.

@@ -800,10 +800,12 @@ impl<'a> P<'a> {
                 _ => None,
             }
         };
+        let joins = self.joins()?;
         let mut select = Select {
             items,
             from,
             alias,
+            joins,
             selection: None,
             group_by: Vec::new(),
             having: None,
@@ -871,12 +873,93 @@ impl<'a> P<'a> {
                     select.window = Some(self.window_clause()?);
                 }
                 Some("JOIN" | "INNER" | "LEFT" | "RIGHT" | "FULL") => {
-                    return self.err(&t, "JOINs are not supported yet");
+                    // ksqlDB's grammar has every join right after FROM.
+                    return self.err(
+                        &t,
+                        format!(
+                            "A JOIN must follow the FROM source, before {}",
+                            "WINDOW, WHERE, GROUP BY, PARTITION BY, HAVING, EMIT and LIMIT"
+                        ),
+                    );
                 }
                 _ => break,
             }
         }
         Ok(select)
+    }
+
+    /// The join clauses after the FROM source: `joinType JOIN aliasedRelation joinWindow?
+    /// joinCriteria`, repeated, with ksqlDB's join types (`INNER`, `LEFT [OUTER]`,
+    /// `RIGHT [OUTER]`, `FULL [OUTER]`, or none for INNER).
+    fn joins(&mut self) -> R<Vec<Join>> {
+        let mut joins = Vec::new();
+        loop {
+            let at = self.p.peek_token();
+            let kind = match self.peek_word().as_deref() {
+                Some("JOIN") => JoinKind::Inner,
+                Some("INNER") => {
+                    self.p.next_token();
+                    JoinKind::Inner
+                }
+                Some(w @ ("LEFT" | "RIGHT" | "FULL")) => {
+                    let kind = match w {
+                        "LEFT" => JoinKind::Left,
+                        "RIGHT" => JoinKind::Right,
+                        _ => JoinKind::Full,
+                    };
+                    self.p.next_token();
+                    self.eat("OUTER");
+                    kind
+                }
+                _ => return Ok(joins),
+            };
+            self.expect("JOIN")?;
+            let source = self.source_name()?;
+            let alias = if self.eat("AS") {
+                Some(self.name()?)
+            } else {
+                match self.peek_word() {
+                    Some(w) if !CLAUSE_WORDS.contains(&w.as_str()) => Some(self.name()?),
+                    _ => None,
+                }
+            };
+            let within = if self.eat("WITHIN") {
+                let (before_ms, after_ms) = if self.p.consume_token(&Token::LParen) {
+                    let before = self.duration()?;
+                    self.expect_token(Token::Comma)?;
+                    let after = self.duration()?;
+                    self.expect_token(Token::RParen)?;
+                    (before, after)
+                } else {
+                    let n = self.duration()?;
+                    (n, n)
+                };
+                let grace_ms = if self.eat("GRACE") {
+                    self.expect("PERIOD")?;
+                    Some(self.duration()?)
+                } else {
+                    None
+                };
+                Some(JoinWithin {
+                    before_ms,
+                    after_ms,
+                    grace_ms,
+                })
+            } else {
+                None
+            };
+            self.expect("ON")?;
+            let on = self.expr()?;
+            joins.push(Join {
+                kind,
+                source,
+                alias,
+                within,
+                on,
+                line: at.span.start.line,
+                column: at.span.start.column,
+            });
+        }
     }
 
     /// `TUMBLING (SIZE n unit [, RETENTION n unit] [, GRACE PERIOD n unit])`,
@@ -1642,6 +1725,79 @@ mod tests {
         assert_eq!((e.line, e.column), (1, 20));
         let e = parse("SELECT * FROM").unwrap_err();
         assert!(e.message.contains("name"), "{e}");
+    }
+
+    fn select_of(sql: &str) -> Select {
+        match one(sql).kind {
+            StatementKind::Select(s) => *s,
+            StatementKind::CreateAs { query, .. } => *query,
+            other => panic!("not a query: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn joins_follow_ksqldb_grammar() {
+        let s = select_of(
+            "CREATE STREAM out AS SELECT * FROM l AS a \
+             LEFT OUTER JOIN r b WITHIN (1 SECOND, 2 MINUTES) GRACE PERIOD 3 SECONDS ON a.id = b.id \
+             JOIN t ON a.k = t.k FULL JOIN u WITHIN 10 MILLISECONDS ON a.k = u.k \
+             RIGHT JOIN v ON v.x = a.x INNER JOIN w ON w.x = a.x \
+             WHERE a.x > 1 EMIT CHANGES;",
+        );
+        assert_eq!(s.from.value, "L");
+        assert_eq!(s.alias.as_ref().map(|a| a.value.as_str()), Some("A"));
+        let kinds: Vec<(JoinKind, &str, Option<&str>)> = s
+            .joins
+            .iter()
+            .map(|j| {
+                (
+                    j.kind,
+                    j.source.value.as_str(),
+                    j.alias.as_ref().map(|a| a.value.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (JoinKind::Left, "R", Some("B")),
+                (JoinKind::Inner, "T", None),
+                (JoinKind::Full, "U", None),
+                (JoinKind::Right, "V", None),
+                (JoinKind::Inner, "W", None),
+            ]
+        );
+        assert_eq!(
+            s.joins[0].within,
+            Some(JoinWithin {
+                before_ms: 1_000,
+                after_ms: 120_000,
+                grace_ms: Some(3_000),
+            })
+        );
+        assert_eq!(
+            s.joins[2].within,
+            Some(JoinWithin {
+                before_ms: 10,
+                after_ms: 10,
+                grace_ms: None,
+            })
+        );
+        assert_eq!(s.joins[1].within, None);
+        assert_eq!(s.joins[0].on.to_string(), "a.id = b.id");
+        assert_eq!((s.joins[0].line, s.joins[0].column), (1, 43));
+        assert!(s.selection.is_some() && s.emit_changes);
+
+        // A join after another clause, a missing ON, a bad window unit.
+        let e = parse("SELECT * FROM l WHERE x = 1 JOIN r ON l.k = r.k EMIT CHANGES;").unwrap_err();
+        assert!(e.message.contains("must follow the FROM source"), "{e}");
+        assert_eq!((e.line, e.column), (1, 29));
+        let e = parse("SELECT * FROM l JOIN r EMIT CHANGES;").unwrap_err();
+        assert!(e.message.contains("Expected ON"), "{e}");
+        let e = parse("SELECT * FROM l JOIN r WITHIN 1 WEEK ON l.k = r.k;").unwrap_err();
+        assert!(e.message.contains("time unit"), "{e}");
+        let e = parse("SELECT * FROM l LEFT r ON l.k = r.k;").unwrap_err();
+        assert!(e.message.contains("Expected JOIN"), "{e}");
     }
 
     #[test]
