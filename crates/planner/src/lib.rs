@@ -11,6 +11,7 @@ pub mod bind;
 mod coerce;
 pub mod ddl;
 pub mod insert;
+mod join;
 pub mod pull;
 mod push_agg;
 pub mod query;
@@ -254,24 +255,28 @@ pub(crate) fn lookup(catalog: &dyn Catalog, name: &sluice_sql::Name) -> Result<S
     })
 }
 
-/// Joins are parsed, not planned yet (issue #12). Every planner entry point calls this
-/// once it has looked up the FROM source, so no plan can silently drop a join; the joined
-/// sources are looked up first, so a misspelt one is reported as such.
+/// Joins are parsed and analyzed, not planned yet (issue #12). Every planner entry point
+/// calls this once it has looked up the FROM source, so no plan can silently drop a join;
+/// the join is checked by ksqlDB's rules first (`join::analyze`), so a statement ksqlDB
+/// refuses gets ksqlDB's error.
 pub(crate) fn refuse_joins(select: &sluice_sql::Select, catalog: &dyn Catalog) -> Result<()> {
-    for join in &select.joins {
-        lookup(catalog, &join.source)?;
+    if select.joins.is_empty() {
+        return Ok(());
     }
-    match select.joins.first() {
-        Some(join) => Err(PlanError::new(
-            format!(
-                "{} JOIN is not supported yet: Sluice parses joins but cannot run them",
-                join.kind.as_str()
-            ),
-            join.line,
-            join.column,
-        )),
-        None => Ok(()),
-    }
+    let analysis = join::analyze(select, catalog)?;
+    let (Some(join), Some(on)) = (select.joins.first(), analysis.conditions.first()) else {
+        return Ok(());
+    };
+    Err(PlanError::new(
+        format!(
+            "{} JOIN of {} and {} is not supported yet: Sluice parses joins but cannot run them",
+            join.kind.as_str(),
+            analysis.sources[on.left].alias,
+            analysis.sources[on.right].alias,
+        ),
+        join.line,
+        join.column,
+    ))
 }
 
 #[cfg(test)]
@@ -279,12 +284,17 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn def(name: &str, kind: sluice_common::SourceKind) -> SourceDef {
+    /// A JSON source with one INT value column, K.
+    pub(crate) fn def(name: &str, kind: sluice_common::SourceKind) -> SourceDef {
         SourceDef {
             id: 1,
             name: name.into(),
             kind,
-            schema: sluice_common::Schema::new(Vec::new()),
+            schema: sluice_common::Schema::new(vec![sluice_common::Column {
+                name: "K".into(),
+                data_type: sluice_common::DataType::Int,
+                role: sluice_common::ColumnRole::Value,
+            }]),
             topic: "t".into(),
             key_format: sluice_common::FormatSpec::new(sluice_common::FormatKind::Json),
             value_format: sluice_common::FormatSpec::new(sluice_common::FormatKind::Json),
@@ -314,7 +324,7 @@ mod tests {
         let e = query::plan_push(&push, &c).unwrap_err();
         assert!(
             e.message
-                .starts_with("LEFT OUTER JOIN is not supported yet"),
+                .starts_with("LEFT OUTER JOIN of S and T is not supported yet"),
             "{e}"
         );
         assert_eq!((e.line, e.column), (1, 17));

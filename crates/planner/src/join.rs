@@ -1,0 +1,472 @@
+//! Join analysis: which sources a statement joins and what each ON condition compares,
+//! checked by ksqlDB's rules (its `Analyzer`: one occurrence of each source, one equality
+//! per join whose sides each read exactly one source, compatible windowing, no KAFKA
+//! value format). Typing and planning the join come after this and build on its result.
+
+use crate::bind::{ident_name, ksql_text};
+use crate::{Catalog, PlanError, Result, lookup};
+use sluice_common::{FormatKind, SourceDef};
+use sluice_sql::{Expr as SqlExpr, Name, Select};
+use sqlparser::ast::{BinaryOperator, Spanned};
+use std::ops::ControlFlow;
+
+/// One source of a join and the name its columns are qualified with.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinedSource {
+    pub def: SourceDef,
+    /// The alias, or the source's name when it has none.
+    pub alias: String,
+}
+
+/// One `JOIN ... ON a = b`: the sources each side of the equality reads (indexes into
+/// [`JoinAnalysis::sources`]).
+#[derive(Debug, Clone)]
+pub(crate) struct JoinCondition {
+    pub left: usize,
+    pub right: usize,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct JoinAnalysis {
+    /// The FROM source first, then each joined source in the order written.
+    pub sources: Vec<JoinedSource>,
+    pub conditions: Vec<JoinCondition>,
+}
+
+/// Checks the sources and ON conditions of the select's joins, in ksqlDB's order.
+pub(crate) fn analyze(select: &Select, catalog: &dyn Catalog) -> Result<JoinAnalysis> {
+    let from = lookup(catalog, &select.from)?;
+    let mut sources = vec![JoinedSource {
+        alias: alias_of(&select.from, select.alias.as_ref()),
+        def: from,
+    }];
+    let mut conditions = Vec::with_capacity(select.joins.len());
+    for join in &select.joins {
+        let def = lookup(catalog, &join.source)?;
+        if let Some(existing) = sources.iter().find(|s| s.def.name == def.name) {
+            let message = if sources.len() > 1 {
+                format!(
+                    "N-way joins do not support multiple occurrences of the same source. Source: '{}'.",
+                    def.name
+                )
+            } else {
+                format!(
+                    "Can not join '{}' to '{}': self joins are not yet supported.",
+                    def.name, existing.def.name
+                )
+            };
+            return Err(PlanError::at_name(message, &join.source));
+        }
+        sources.push(JoinedSource {
+            alias: alias_of(&join.source, join.alias.as_ref()),
+            def,
+        });
+        let joined = sources.len() - 1;
+
+        // ksqlDB resolves qualifiers while building the syntax tree, before any other
+        // check of the condition.
+        for (at, qualifier, _) in column_refs(&join.on) {
+            if let Some(q) = qualifier
+                && !sources.iter().any(|s| s.alias == q)
+            {
+                return at_pos(
+                    at,
+                    format!(
+                        "Failed to prepare statement: '{q}' is not a valid stream/table name or alias."
+                    ),
+                );
+            }
+        }
+        let (left, right) = equality_sides(&join.on)?;
+        let ls = only_source(left, &join.on, &sources)?;
+        let rs = only_source(right, &join.on, &sources)?;
+        if ls == rs {
+            return err_on(
+                &join.on,
+                format!(
+                    "Each side of the join must reference exactly one source and not the same source. Left side references `{}` and right references `{}`",
+                    sources[ls].alias, sources[rs].alias
+                ),
+            );
+        }
+        compatible_windowing(&sources[ls], &sources[rs], &join.on)?;
+        if ls != joined && rs != joined {
+            return err_on(
+                &join.on,
+                format!(
+                    "A join criteria is expected to reference the source (`{}`) in the FROM clause, instead the right source references `{}` and the left source references `{}`",
+                    sources[joined].alias, sources[rs].alias, sources[ls].alias
+                ),
+            );
+        }
+        conditions.push(JoinCondition {
+            left: ls,
+            right: rs,
+        });
+    }
+    let kafka: Vec<&str> = sources
+        .iter()
+        .filter(|s| s.def.value_format.kind == FormatKind::Kafka)
+        .map(|s| s.alias.as_str())
+        .collect();
+    if !kafka.is_empty() {
+        return Err(PlanError::at_name(
+            format!(
+                "Source(s) {} are using the 'KAFKA' value format. This format does not yet support JOIN.",
+                kafka.join(", ")
+            ),
+            &select.from,
+        ));
+    }
+    Ok(JoinAnalysis {
+        sources,
+        conditions,
+    })
+}
+
+fn alias_of(source: &Name, alias: Option<&Name>) -> String {
+    alias.unwrap_or(source).value.clone()
+}
+
+fn err_on<T>(e: &SqlExpr, message: String) -> Result<T> {
+    crate::bind::err_at(e, message)
+}
+
+fn position(e: &SqlExpr) -> (u64, u64) {
+    let s = e.span().start;
+    (s.line, s.column)
+}
+
+fn at_pos<T>((line, column): (u64, u64), message: String) -> Result<T> {
+    Err(PlanError::new(message, line, column))
+}
+
+/// The two sides of the ON condition, which must be one equality.
+fn equality_sides(on: &SqlExpr) -> Result<(&SqlExpr, &SqlExpr)> {
+    let on_inner = unparen(on);
+    let SqlExpr::BinaryOp { left, op, right } = on_inner else {
+        return err_on(
+            on,
+            format!("Unsupported join expression: {}", ksql_text(on)),
+        );
+    };
+    let is_eq = |e: &SqlExpr| {
+        matches!(
+            unparen(e),
+            SqlExpr::BinaryOp {
+                op: BinaryOperator::Eq,
+                ..
+            }
+        )
+    };
+    match op {
+        BinaryOperator::Eq => Ok((left, right)),
+        BinaryOperator::And | BinaryOperator::Or if is_eq(left) && is_eq(right) => err_on(
+            on,
+            format!(
+                "Invalid join condition: joins on multiple conditions are not yet supported. Got {}.",
+                ksql_text(on)
+            ),
+        ),
+        BinaryOperator::NotEq
+        | BinaryOperator::Lt
+        | BinaryOperator::LtEq
+        | BinaryOperator::Gt
+        | BinaryOperator::GtEq => err_on(on, "Only equality join criteria is supported.".into()),
+        _ => err_on(
+            on,
+            format!("Unsupported join expression: {}", ksql_text(on)),
+        ),
+    }
+}
+
+fn unparen(mut e: &SqlExpr) -> &SqlExpr {
+    while let SqlExpr::Nested(inner) = e {
+        e = inner;
+    }
+    e
+}
+
+/// The one source `side` reads: every column it names must resolve (qualified by a
+/// source's alias or name, or unambiguously unqualified), and all to the same source.
+fn only_source(side: &SqlExpr, on: &SqlExpr, sources: &[JoinedSource]) -> Result<usize> {
+    let mut used: Vec<usize> = Vec::new();
+    for (at, qualifier, column) in column_refs(side) {
+        let i = resolve(at, qualifier.as_deref(), &column, sources)?;
+        if !used.contains(&i) {
+            used.push(i);
+        }
+    }
+    match used.as_slice() {
+        [one] => Ok(*one),
+        _ => err_on(
+            side,
+            format!(
+                "Invalid comparison expression '{}' in join '{}'. Each side of the join comparision must contain references from exactly one source.",
+                ksql_text(side),
+                ksql_text(on)
+            ),
+        ),
+    }
+}
+
+fn resolve(
+    at: (u64, u64),
+    qualifier: Option<&str>,
+    column: &str,
+    sources: &[JoinedSource],
+) -> Result<usize> {
+    let has = |s: &JoinedSource| {
+        s.def.schema.columns.iter().any(|c| c.name == column)
+            || is_pseudo_column(column, s.def.window.is_some())
+    };
+    match qualifier {
+        Some(q) => {
+            let Some(i) = sources.iter().position(|s| s.alias == q) else {
+                return at_pos(
+                    at,
+                    format!(
+                        "Failed to prepare statement: '{q}' is not a valid stream/table name or alias."
+                    ),
+                );
+            };
+            if !has(&sources[i]) {
+                return at_pos(
+                    at,
+                    format!("JOIN ON column '{q}.{column}' cannot be resolved."),
+                );
+            }
+            Ok(i)
+        }
+        None => {
+            let found: Vec<usize> = (0..sources.len()).filter(|&i| has(&sources[i])).collect();
+            match found.as_slice() {
+                [one] => Ok(*one),
+                [] => at_pos(at, format!("JOIN ON column '{column}' cannot be resolved.")),
+                many => at_pos(
+                    at,
+                    format!(
+                        "Column '{column}' is ambiguous. Could be {}.",
+                        many.iter()
+                            .map(|&i| format!("{}.{column}", sources[i].alias))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    ),
+                ),
+            }
+        }
+    }
+}
+
+/// ROWTIME, ROWPARTITION and ROWOFFSET, which every source row has, and a windowed
+/// source's window bounds.
+fn is_pseudo_column(name: &str, windowed: bool) -> bool {
+    use sluice_common::{ROWOFFSET, ROWPARTITION, ROWTIME, WINDOWEND, WINDOWSTART};
+    [ROWTIME, ROWPARTITION, ROWOFFSET].contains(&name)
+        || (windowed && [WINDOWSTART, WINDOWEND].contains(&name))
+}
+
+/// The column references in `e` (expression, qualifier, column name), leaving out struct
+/// field names (`s->f`) and lambda parameters, which are not columns.
+fn column_refs(e: &SqlExpr) -> Vec<((u64, u64), Option<String>, String)> {
+    let mut not_columns: Vec<*const SqlExpr> = Vec::new();
+    let mut params: Vec<String> = Vec::new();
+    let _ = sqlparser::ast::visit_expressions(e, |x| {
+        match x {
+            SqlExpr::BinaryOp {
+                op: BinaryOperator::Arrow,
+                right,
+                ..
+            } => not_columns.push(right.as_ref() as *const SqlExpr),
+            SqlExpr::Lambda(l) => match &l.params {
+                sqlparser::ast::OneOrManyWithParens::One(p) => params.push(ident_name(&p.name)),
+                sqlparser::ast::OneOrManyWithParens::Many(ps) => {
+                    params.extend(ps.iter().map(|p| ident_name(&p.name)))
+                }
+            },
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let mut out = Vec::new();
+    let _ = sqlparser::ast::visit_expressions(e, |x| {
+        if !not_columns.contains(&(x as *const SqlExpr)) {
+            match x {
+                SqlExpr::Identifier(i) => {
+                    let name = ident_name(i);
+                    if !params.contains(&name) {
+                        out.push((position(x), None, name));
+                    }
+                }
+                SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 => {
+                    out.push((
+                        position(x),
+                        Some(ident_name(&parts[0])),
+                        ident_name(&parts[1]),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    out
+}
+
+/// ksqlDB's `throwOnIncompatibleSourceWindowing`.
+fn compatible_windowing(l: &JoinedSource, r: &JoinedSource, on: &SqlExpr) -> Result<()> {
+    use sluice_common::WindowKind::Session;
+    let (lw, rw) = (l.def.window.map(|w| w.kind), r.def.window.map(|w| w.kind));
+    match (lw, rw) {
+        (None, None) => Ok(()),
+        (Some(a), Some(b)) if (a == Session) == (b == Session) => Ok(()),
+        (Some(a), Some(b)) => err_on(
+            on,
+            format!(
+                "Incompatible windowed sources.\nLeft source: {a}\nRight source: {b}\n\
+                 Session windowed sources can only be joined to other session windowed sources, \
+                 and may still not result in expected behaviour as session bounds must be an exact \
+                 match for the join to work\n\
+                 Hopping and tumbling windowed sources can only be joined to other hopping and \
+                 tumbling windowed sources"
+            ),
+        ),
+        (a, b) => {
+            let says = |w: Option<sluice_common::WindowKind>| {
+                w.map_or_else(|| "not".to_string(), |k| k.to_string())
+            };
+            err_on(
+                on,
+                format!(
+                    "Can not join windowed source to non-windowed source.\n`{}` is {} windowed\n`{}` is {} windowed",
+                    l.alias,
+                    says(a),
+                    r.alias,
+                    says(b)
+                ),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_common::{SourceKind, WindowKind, WindowSpec};
+    use std::collections::BTreeMap;
+
+    fn catalog() -> BTreeMap<String, SourceDef> {
+        let mut c = BTreeMap::new();
+        for (name, kind) in [
+            ("S", SourceKind::Stream),
+            ("S2", SourceKind::Stream),
+            ("T", SourceKind::Table),
+        ] {
+            c.insert(name.to_string(), crate::tests::def(name, kind));
+        }
+        let mut w = crate::tests::def("W", SourceKind::Table);
+        w.window = Some(WindowSpec {
+            kind: WindowKind::Session,
+            size_ms: None,
+        });
+        c.insert("W".into(), w);
+        let mut k = crate::tests::def("KF", SourceKind::Stream);
+        k.value_format = sluice_common::FormatSpec::new(FormatKind::Kafka);
+        c.insert("KF".into(), k);
+        c
+    }
+
+    fn analyzed(sql: &str) -> Result<JoinAnalysis> {
+        let select = match sluice_sql::parse(sql).unwrap().remove(0).kind {
+            sluice_sql::StatementKind::Select(s) => *s,
+            other => panic!("{other:?}"),
+        };
+        analyze(&select, &catalog())
+    }
+
+    fn error(sql: &str) -> String {
+        analyzed(sql).unwrap_err().message
+    }
+
+    #[test]
+    fn sides_resolve_to_their_sources_whichever_way_round() {
+        let a = analyzed("SELECT * FROM s a JOIN t b ON b.k = a.k EMIT CHANGES;").unwrap();
+        let aliases: Vec<&str> = a.sources.iter().map(|s| s.alias.as_str()).collect();
+        assert_eq!(aliases, ["A", "B"]);
+        assert_eq!((a.conditions[0].left, a.conditions[0].right), (1, 0));
+        // Unaliased sources are qualified by their names; expressions may wrap columns.
+        let a = analyzed(
+            "SELECT * FROM s JOIN t ON ABS(s.k) = t.k + 1 JOIN s2 ON s2.k = t.k EMIT CHANGES;",
+        )
+        .unwrap();
+        assert_eq!(a.sources.len(), 3);
+        assert_eq!((a.conditions[1].left, a.conditions[1].right), (2, 1));
+    }
+
+    #[test]
+    fn ksqldb_refuses_these_joins_with_these_messages() {
+        let cases = [
+            (
+                "SELECT * FROM s JOIN s ON s.k = s.k EMIT CHANGES;",
+                "Can not join 'S' to 'S': self joins are not yet supported.",
+            ),
+            (
+                "SELECT * FROM s JOIN t ON s.k = t.k JOIN s x ON x.k = s.k EMIT CHANGES;",
+                "N-way joins do not support multiple occurrences of the same source. Source: 'S'.",
+            ),
+            (
+                "SELECT * FROM s JOIN t ON s.k = t.k AND s.k = t.k EMIT CHANGES;",
+                "Invalid join condition: joins on multiple conditions are not yet supported. Got ((S.K = T.K) AND (S.K = T.K)).",
+            ),
+            (
+                "SELECT * FROM s JOIN t ON s.k > t.k EMIT CHANGES;",
+                "Only equality join criteria is supported.",
+            ),
+            (
+                "SELECT * FROM s JOIN t ON s.k = 0 EMIT CHANGES;",
+                "Invalid comparison expression '0' in join '(S.K = 0)'. Each side of the join comparision must contain references from exactly one source.",
+            ),
+            (
+                "SELECT * FROM s JOIN t ON s.k + t.k = t.k EMIT CHANGES;",
+                "Invalid comparison expression '(S.K + T.K)' in join '((S.K + T.K) = T.K)'. Each side of the join comparision must contain references from exactly one source.",
+            ),
+            (
+                "SELECT * FROM s JOIN t ON s.nope = t.k EMIT CHANGES;",
+                "JOIN ON column 'S.NOPE' cannot be resolved.",
+            ),
+            (
+                "SELECT * FROM s JOIN t ON nope.k = t.k EMIT CHANGES;",
+                "Failed to prepare statement: 'NOPE' is not a valid stream/table name or alias.",
+            ),
+            (
+                "SELECT * FROM s JOIN t ON k = nope.k EMIT CHANGES;",
+                "Failed to prepare statement: 'NOPE' is not a valid stream/table name or alias.",
+            ),
+            (
+                "SELECT * FROM s JOIN t ON k = t.k EMIT CHANGES;",
+                "Column 'K' is ambiguous. Could be S.K or T.K.",
+            ),
+            (
+                "SELECT * FROM s JOIN t ON s.k = s.k EMIT CHANGES;",
+                "Each side of the join must reference exactly one source and not the same source. Left side references `S` and right references `S`",
+            ),
+            (
+                "SELECT * FROM s JOIN t ON s.k = t.k JOIN s2 ON s.k = t.k EMIT CHANGES;",
+                "A join criteria is expected to reference the source (`S2`) in the FROM clause, instead the right source references `T` and the left source references `S`",
+            ),
+            (
+                "SELECT * FROM w JOIN t ON w.k = t.k EMIT CHANGES;",
+                "Can not join windowed source to non-windowed source.\n`W` is SESSION windowed\n`T` is not windowed",
+            ),
+            (
+                "SELECT * FROM s JOIN kf ON s.k = kf.k EMIT CHANGES;",
+                "Source(s) KF are using the 'KAFKA' value format. This format does not yet support JOIN.",
+            ),
+        ];
+        for (sql, message) in cases {
+            assert_eq!(error(sql), message, "{sql}");
+        }
+        let e = analyzed("SELECT * FROM s\nJOIN t ON s.k = t.nope EMIT CHANGES;").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 17), "{e}");
+    }
+}
