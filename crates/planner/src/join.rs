@@ -3,7 +3,7 @@
 //! per join whose sides each read exactly one source, compatible windowing, no KAFKA
 //! value format). Typing and planning the join come after this and build on its result.
 
-use crate::bind::{ident_name, ksql_text};
+use crate::bind::{Binder, Scope, ident_name, ksql_text, ksql_text_qualified, ty_name};
 use crate::{Catalog, PlanError, Result, lookup};
 use sluice_common::{FormatKind, SourceDef};
 use sluice_sql::{Expr as SqlExpr, Name, Select};
@@ -117,6 +117,27 @@ pub(crate) fn analyze(select: &Select, catalog: &dyn Catalog) -> Result<JoinAnal
             ),
             &select.from,
         ));
+    }
+    for (join, c) in select.joins.iter().zip(&conditions) {
+        let (left, right) = equality_sides(&join.on)?;
+        let typed = |side: &SqlExpr, i: usize| -> Result<(String, String)> {
+            let s = &sources[i];
+            let scope = Scope::of_source(&s.def, Some(&s.alias));
+            let bound = Binder::plain(&scope).bind(side)?;
+            Ok((
+                ksql_text_qualified(side, Some(&s.alias)),
+                ty_name(&bound.ty),
+            ))
+        };
+        let ((lt, lty), (rt, rty)) = (typed(left, c.left)?, typed(right, c.right)?);
+        if lty != rty {
+            return err_on(
+                &join.on,
+                format!(
+                    "Invalid join condition: types don't match. Got {lt}{{{lty}}} = {rt}{{{rty}}}."
+                ),
+            );
+        }
     }
     Ok(JoinAnalysis {
         sources,
@@ -457,6 +478,14 @@ mod tests {
             (
                 "SELECT * FROM w JOIN t ON w.k = t.k EMIT CHANGES;",
                 "Can not join windowed source to non-windowed source.\n`W` is SESSION windowed\n`T` is not windowed",
+            ),
+            (
+                "SELECT * FROM s JOIN t ON CAST(s.k AS STRING) = t.k EMIT CHANGES;",
+                "Invalid join condition: types don't match. Got CAST(S.K AS STRING){STRING} = T.K{INTEGER}.",
+            ),
+            (
+                "SELECT * FROM s JOIN t ON t.k = s.k * 2.5 EMIT CHANGES;",
+                "Invalid join condition: types don't match. Got T.K{INTEGER} = (S.K * 2.5){DECIMAL(13, 1)}.",
             ),
             (
                 "SELECT * FROM s JOIN kf ON s.k = kf.k EMIT CHANGES;",
