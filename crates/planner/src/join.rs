@@ -118,6 +118,9 @@ pub(crate) fn analyze(select: &Select, catalog: &dyn Catalog) -> Result<JoinAnal
             &select.from,
         ));
     }
+    for (i, join) in select.joins.iter().enumerate() {
+        verify_join(join, i + 1, &conditions[i], &sources)?;
+    }
     for (join, c) in select.joins.iter().zip(&conditions) {
         let (left, right) = equality_sides(&join.on)?;
         let typed = |side: &SqlExpr, i: usize| -> Result<(String, String)> {
@@ -143,6 +146,131 @@ pub(crate) fn analyze(select: &Select, catalog: &dyn Catalog) -> Result<JoinAnal
         sources,
         conditions,
     })
+}
+
+/// ksqlDB's `verifyJoin` for the join that adds `sources[joined]` to the result of the
+/// joins before it (a table only when every source before it is a table): stream-table
+/// joins are on the table's key and not FULL OUTER; table-table joins are on the right
+/// table's key, and on the left one's too unless they are foreign-key joins, which are
+/// neither FULL nor RIGHT OUTER, nor part of an n-way join, nor into a windowed table.
+fn verify_join(
+    join: &sluice_sql::Join,
+    joined: usize,
+    c: &JoinCondition,
+    sources: &[JoinedSource],
+) -> Result<()> {
+    use sluice_common::SourceKind::Table;
+    use sluice_sql::JoinKind;
+    let (first, second) = equality_sides(&join.on)?;
+    let (first_src, second_src) = (c.left, c.right);
+    let (left_expr, right_expr, left_src) = if second_src == joined {
+        (first, second, first_src)
+    } else {
+        (second, first, second_src)
+    };
+    let written = format!(
+        "{} = {}",
+        ksql_text_qualified(first, Some(&sources[first_src].alias)),
+        ksql_text_qualified(second, Some(&sources[second_src].alias))
+    );
+    let left_is_table = sources[..joined].iter().all(|s| s.def.kind == Table);
+    let right = &sources[joined];
+    let type_word = match join.kind {
+        JoinKind::Inner => "INNER",
+        JoinKind::Left => "LEFT",
+        JoinKind::Right => "RIGHT",
+        JoinKind::Full => "OUTER",
+    };
+    let names = format!(
+        "{} {type_word} {}",
+        sources[left_src].def.name, right.def.name
+    );
+    let non_key = |e: &SqlExpr, src: usize| {
+        let column = match unparen(e) {
+            SqlExpr::Identifier(i) => ident_name(i),
+            SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 => ident_name(&parts[1]),
+            _ => return true,
+        };
+        let keys: Vec<&str> = sources[src]
+            .def
+            .schema
+            .columns
+            .iter()
+            .filter(|c| c.role != sluice_common::ColumnRole::Value)
+            .map(|c| c.name.as_str())
+            .collect();
+        keys != [column.as_str()]
+    };
+    if !left_is_table {
+        if right.def.kind == Table {
+            if join.kind == JoinKind::Full {
+                return err_on(
+                    &join.on,
+                    format!(
+                        "Invalid join type: full-outer join not supported for stream-table join. Got {names}."
+                    ),
+                );
+            }
+            if non_key(right_expr, joined) {
+                return err_on(
+                    &join.on,
+                    format!(
+                        "Invalid join condition: stream-table joins require to join on the table's primary key. Got {written}."
+                    ),
+                );
+            }
+        }
+        return Ok(());
+    }
+    if right.def.kind != Table {
+        return err_on(
+            &join.on,
+            format!(
+                "Invalid join order: table-stream joins are not supported; only stream-table joins. Got {names}."
+            ),
+        );
+    }
+    if non_key(right_expr, joined) {
+        return err_on(
+            &join.on,
+            format!(
+                "Invalid join condition: table-table joins require to join on the primary key of the right input table. Got {written}."
+            ),
+        );
+    }
+    if !non_key(left_expr, left_src) {
+        return Ok(());
+    }
+    // A foreign-key join.
+    if join.kind == JoinKind::Full {
+        return err_on(
+            &join.on,
+            format!(
+                "Invalid join type: full-outer join not supported for foreign-key table-table join. Got {names}."
+            ),
+        );
+    }
+    if joined > 1 {
+        return err_on(
+            &join.on,
+            format!(
+                "Invalid join condition: foreign-key table-table joins are not supported as part of n-way joins. Got {written}."
+            ),
+        );
+    }
+    if right.def.window.is_some() {
+        return err_on(
+            &join.on,
+            "Foreign-key table-table joins are not supported on windowed tables.".into(),
+        );
+    }
+    if join.kind == JoinKind::Right {
+        return err_on(
+            &join.on,
+            "RIGHT OUTER JOIN on a foreign key is not supported".into(),
+        );
+    }
+    Ok(())
 }
 
 fn alias_of(source: &Name, alias: Option<&Name>) -> String {
@@ -382,6 +510,8 @@ mod tests {
             ("S", SourceKind::Stream),
             ("S2", SourceKind::Stream),
             ("T", SourceKind::Table),
+            ("T2", SourceKind::Table),
+            ("T3", SourceKind::Table),
         ] {
             c.insert(name.to_string(), crate::tests::def(name, kind));
         }
@@ -417,7 +547,7 @@ mod tests {
         assert_eq!((a.conditions[0].left, a.conditions[0].right), (1, 0));
         // Unaliased sources are qualified by their names; expressions may wrap columns.
         let a = analyzed(
-            "SELECT * FROM s JOIN t ON ABS(s.k) = t.k + 1 JOIN s2 ON s2.k = t.k EMIT CHANGES;",
+            "SELECT * FROM s JOIN t ON ABS(s.k) = t.k JOIN s2 ON s2.k = t.k EMIT CHANGES;",
         )
         .unwrap();
         assert_eq!(a.sources.len(), 3);
@@ -486,6 +616,34 @@ mod tests {
             (
                 "SELECT * FROM s JOIN t ON t.k = s.k * 2.5 EMIT CHANGES;",
                 "Invalid join condition: types don't match. Got T.K{INTEGER} = (S.K * 2.5){DECIMAL(13, 1)}.",
+            ),
+            (
+                "SELECT * FROM s FULL JOIN t ON s.k = t.k EMIT CHANGES;",
+                "Invalid join type: full-outer join not supported for stream-table join. Got S OUTER T.",
+            ),
+            (
+                "SELECT * FROM s JOIN t ON s.k = t.v EMIT CHANGES;",
+                "Invalid join condition: stream-table joins require to join on the table's primary key. Got S.K = T.V.",
+            ),
+            (
+                "SELECT * FROM t LEFT JOIN s ON t.k = s.k EMIT CHANGES;",
+                "Invalid join order: table-stream joins are not supported; only stream-table joins. Got T LEFT S.",
+            ),
+            (
+                "SELECT * FROM t JOIN t2 ON t.k = t2.v EMIT CHANGES;",
+                "Invalid join condition: table-table joins require to join on the primary key of the right input table. Got T.K = T2.V.",
+            ),
+            (
+                "SELECT * FROM t RIGHT JOIN t2 ON t.v = t2.k EMIT CHANGES;",
+                "RIGHT OUTER JOIN on a foreign key is not supported",
+            ),
+            (
+                "SELECT * FROM t FULL OUTER JOIN t2 ON t.v = t2.k EMIT CHANGES;",
+                "Invalid join type: full-outer join not supported for foreign-key table-table join. Got T OUTER T2.",
+            ),
+            (
+                "SELECT * FROM t JOIN t2 ON t.k = t2.k JOIN t3 ON t2.v = t3.k EMIT CHANGES;",
+                "Invalid join condition: foreign-key table-table joins are not supported as part of n-way joins. Got T2.V = T3.K.",
             ),
             (
                 "SELECT * FROM s JOIN kf ON s.k = kf.k EMIT CHANGES;",

@@ -284,17 +284,27 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    /// A JSON source with one INT value column, K.
+    /// A JSON source with an INT key column K and an INT value column V.
     pub(crate) fn def(name: &str, kind: sluice_common::SourceKind) -> SourceDef {
         SourceDef {
             id: 1,
             name: name.into(),
             kind,
-            schema: sluice_common::Schema::new(vec![sluice_common::Column {
-                name: "K".into(),
-                data_type: sluice_common::DataType::Int,
-                role: sluice_common::ColumnRole::Value,
-            }]),
+            schema: sluice_common::Schema::new(vec![
+                sluice_common::Column {
+                    name: "K".into(),
+                    data_type: sluice_common::DataType::Int,
+                    role: match kind {
+                        sluice_common::SourceKind::Stream => sluice_common::ColumnRole::Key,
+                        sluice_common::SourceKind::Table => sluice_common::ColumnRole::PrimaryKey,
+                    },
+                },
+                sluice_common::Column {
+                    name: "V".into(),
+                    data_type: sluice_common::DataType::Int,
+                    role: sluice_common::ColumnRole::Value,
+                },
+            ]),
             topic: "t".into(),
             key_format: sluice_common::FormatSpec::new(sluice_common::FormatKind::Json),
             value_format: sluice_common::FormatSpec::new(sluice_common::FormatKind::Json),
