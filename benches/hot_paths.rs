@@ -42,6 +42,7 @@ fn bind(sql: &str) -> sluice_expr::Expr {
     let scope = Scope {
         columns: columns(),
         qualifiers: vec!["EVENTS".into()],
+        joined: Vec::new(),
     };
     let parsed = sluice_sql::parse_expr(sql).expect("benchmark expression parses");
     Binder::plain(&scope)

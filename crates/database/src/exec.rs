@@ -542,7 +542,7 @@ impl Executor {
                 }
                 let source_topic = self
                     .log
-                    .topic(&planned.plan.source.topic)
+                    .topic(&planned.plan.inputs()[0].topic)
                     .ok_or_else(|| ExecError::internal("source topic missing"))?;
                 let partitions = planned.partitions.unwrap_or(source_topic.partitions);
                 if let Some(t) = self.log.topic(&planned.sink.topic)
@@ -562,7 +562,12 @@ impl Executor {
                     num: planned.plan.num,
                     sql: stmt.text.clone(),
                     sink: planned.sink.name.clone(),
-                    sources: vec![planned.plan.source.name.clone()],
+                    sources: planned
+                        .plan
+                        .inputs()
+                        .iter()
+                        .map(|s| s.name.clone())
+                        .collect(),
                     properties: stored_properties(properties_in),
                     types: Some(self.types_used(&stmt.text)),
                     state_layout: Some(sluice_engine::state_layout_for(&planned.plan)),
@@ -626,7 +631,7 @@ impl Executor {
                     num,
                     sql: stmt.text.clone(),
                     sink: target_def.name.clone(),
-                    sources: vec![plan.source.name.clone()],
+                    sources: plan.inputs().iter().map(|s| s.name.clone()).collect(),
                     properties: stored_properties(properties_in),
                     types: Some(self.types_used(&stmt.text)),
                     state_layout: Some(sluice_engine::state_layout_for(&plan)),

@@ -3,10 +3,10 @@
 
 use crate::cache::{Budget, Cached, StateCache};
 use crate::keys::{
-    PENDING_GROUP_AT, agg_key, offset_key, pending_final_key, source_row_key, stream_time_key,
-    table_key, table_prefix, window_expiry_key,
+    PENDING_GROUP_AT, agg_key, join_prefix, offset_key, pending_final_key, source_row_key,
+    stream_time_key, table_key, table_prefix, window_expiry_key,
 };
-use crate::rows::{decode_record, encode_row_record, string_timestamp};
+use crate::rows::{SourceRow, decode_record, encode_row_record, string_timestamp};
 use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
 use sluice_common::codec::{decode_row, encode_row_vec};
 use sluice_common::{SourceDef, SourceKind, StateLayoutKind, Value};
@@ -20,6 +20,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
+
+mod join;
 
 /// Records read per partition per batch: large enough to amortize the commit, small enough
 /// to keep a batch's memory and latency low.
@@ -46,7 +48,9 @@ struct Running {
     stop: watch::Sender<bool>,
     handle: JoinHandle<()>,
     stats: Arc<Stats>,
-    source: Arc<Topic>,
+    /// Each input's topic, with the committed positions of all their partitions in
+    /// input order.
+    sources: Vec<Arc<Topic>>,
     positions: Arc<Mutex<Vec<u64>>>,
 }
 
@@ -115,13 +119,31 @@ enum Kind {
     Materialize(Box<SourceDef>),
 }
 
+/// A topic a worker reads: a query's source, or one side of a join.
+struct Input {
+    def: SourceDef,
+    topic: Arc<Topic>,
+    /// The tag of its committed offsets' keys.
+    tag: u8,
+}
+
+/// Where each input's partitions sit in the worker's positions: `(input, partition)`
+/// in input order.
+fn slots(inputs: &[Input]) -> Vec<(usize, u32)> {
+    inputs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, input)| (0..input.topic.partitions).map(move |p| (i, p)))
+        .collect()
+}
+
 struct Worker {
     log: Arc<EmbeddedLog>,
     kind: Kind,
-    source_def: SourceDef,
-    source: Arc<Topic>,
+    inputs: Vec<Input>,
     sink: Option<Arc<Topic>>,
     proc_log: Arc<Topic>,
+    /// The next offset to read of every partition of every input, as [`slots`] orders them.
     positions: Vec<u64>,
     stats: Arc<Stats>,
     /// Committed aggregate state, to spare RocksDB reads.
@@ -132,7 +154,7 @@ struct Worker {
     layout: StateLayout,
     /// The layout recorded with the query when it was created, if it was.
     stored_layout: Option<StateLayoutKind>,
-    /// Records whose processing panicked, by (partition, offset), with the panic's
+    /// Records whose processing panicked, by (slot, offset), with the panic's
     /// message: the batch is redone without them, and they go to the processing log. An
     /// entry is dropped once the committed positions have passed it.
     poison: HashMap<(u32, u64), String>,
@@ -220,15 +242,25 @@ impl Engine {
         }
         let id = plan.id.clone();
         let num = plan.num;
-        let source_def = plan.source.clone();
-        let sink = self
-            .log
-            .create_topic(&plan.sink.topic, self.partitions_of(&plan.source)?)?;
+        // A join's right input keeps its offsets under their own tag.
+        let inputs: Vec<(SourceDef, u8)> = plan
+            .inputs()
+            .into_iter()
+            .zip([b'O', b'R'])
+            .map(|(d, tag)| (d.clone(), tag))
+            .collect();
+        // The sink topic usually exists (created with its PARTITIONS); else it gets the
+        // source's partition count.
+        let sink = match self.log.topic(&plan.sink.topic) {
+            Some(t) => t,
+            None => self
+                .log
+                .create_topic(&plan.sink.topic, self.partitions_of(plan.inputs()[0])?)?,
+        };
         let running = self.spawn(
             Kind::Query(Box::new(plan)),
-            source_def,
+            inputs,
             Some(sink),
-            b'O',
             num,
             &id,
             layout,
@@ -250,9 +282,8 @@ impl Engine {
         let label = format!("materialize {}", table.name);
         let running = self.spawn(
             Kind::Materialize(Box::new(table.clone())),
-            table,
+            vec![(table, b'M')],
             None,
-            b'M',
             id,
             &label,
             None,
@@ -276,25 +307,28 @@ impl Engine {
             })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn spawn(
         &self,
         kind: Kind,
-        source_def: SourceDef,
+        inputs: Vec<(SourceDef, u8)>,
         sink: Option<Arc<Topic>>,
-        tag: u8,
         id: u64,
         label: &str,
         layout: Option<StateLayoutKind>,
     ) -> Result<Running> {
-        let source = self.log.topic(&source_def.topic).ok_or_else(|| {
-            EngineError::Invalid(format!(
-                "topic {} of {} does not exist",
-                source_def.topic, source_def.name
-            ))
-        })?;
-        let mut positions = Vec::with_capacity(source.partitions as usize);
-        for p in 0..source.partitions {
+        let mut worker_inputs = Vec::with_capacity(inputs.len());
+        for (def, tag) in inputs {
+            let topic = self.log.topic(&def.topic).ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "topic {} of {} does not exist",
+                    def.topic, def.name
+                ))
+            })?;
+            worker_inputs.push(Input { def, topic, tag });
+        }
+        let mut positions = Vec::new();
+        for (i, p) in slots(&worker_inputs) {
+            let tag = worker_inputs[i].tag;
             positions.push(match self.log.get(Cf::State, &offset_key(tag, id, p))? {
                 Some(b) if b.len() == 8 => {
                     u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
@@ -307,13 +341,13 @@ impl Engine {
                 None => 0,
             });
         }
+        let sources: Vec<Arc<Topic>> = worker_inputs.iter().map(|i| i.topic.clone()).collect();
         let stats = Arc::new(Stats::default());
         let shared_positions = Arc::new(Mutex::new(positions.clone()));
         let worker = Worker {
             log: self.log.clone(),
             kind,
-            source_def,
-            source: source.clone(),
+            inputs: worker_inputs,
             sink,
             proc_log: self.proc_log.clone(),
             positions,
@@ -329,12 +363,12 @@ impl Engine {
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("query", id = %label);
         let handle =
-            tokio::spawn(run(worker, tag, id, stop_rx, shared_positions.clone()).instrument(span));
+            tokio::spawn(run(worker, id, stop_rx, shared_positions.clone()).instrument(span));
         Ok(Running {
             stop,
             handle,
             stats,
-            source,
+            sources,
             positions: shared_positions,
         })
     }
@@ -466,10 +500,13 @@ pub fn materializer_id(table: &str) -> String {
 
 fn lag(r: &Running) -> u64 {
     let positions = r.positions.lock().unwrap_or_else(|p| p.into_inner());
-    positions
+    let slots = r
+        .sources
         .iter()
-        .enumerate()
-        .map(|(p, pos)| r.source.end_offset(p as u32).saturating_sub(*pos))
+        .flat_map(|t| (0..t.partitions).map(move |p| (t, p)));
+    slots
+        .zip(positions.iter())
+        .map(|((t, p), pos)| t.end_offset(p).saturating_sub(*pos))
         .sum()
 }
 
@@ -504,12 +541,11 @@ fn status(id: &str, r: &Running) -> QueryStatus {
 
 async fn run(
     mut worker: Worker,
-    tag: u8,
     id: u64,
     mut stop: watch::Receiver<bool>,
     shared: Arc<Mutex<Vec<u64>>>,
 ) {
-    let mut changed = worker.source.subscribe();
+    let mut changed: Vec<_> = worker.inputs.iter().map(|i| i.topic.subscribe()).collect();
     let log = worker.log.clone();
     let stats = worker.stats.clone();
     loop {
@@ -517,13 +553,15 @@ async fn run(
             break;
         }
         // Marked seen before reading, so an append racing with this batch still wakes us.
-        changed.borrow_and_update();
+        for c in &mut changed {
+            c.borrow_and_update();
+        }
         let stepped = tokio::task::spawn_blocking(move || {
             // A panic processing one record is caught per record (see `step`); one outside
             // that (loading state, preparing the commit) must not lose the worker either:
             // it becomes a failed batch, retried from the same positions, with the query
             // in ERROR until it succeeds.
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.step(tag, id)))
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.step(id)))
                 .unwrap_or_else(|payload| {
                     worker.warmed = false;
                     Err(EngineError::Invalid(format!(
@@ -571,8 +609,19 @@ async fn run(
                 }
             }
             Ok(None) => {
+                // Whichever input gets a record first (a query has one or two).
+                let (first, rest) = changed.split_at_mut(1);
+                let second = async {
+                    match rest.first_mut() {
+                        Some(c) => {
+                            let _ = c.changed().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
                 tokio::select! {
-                    _ = changed.changed() => {}
+                    _ = first[0].changed() => {}
+                    _ = second => {}
                     _ = stop.changed() => {}
                 }
             }
@@ -618,76 +667,84 @@ struct Batch {
 impl Worker {
     /// Reads and processes one batch. Returns the transaction to commit, the positions it
     /// moves to and the number of records, or None when there is nothing new.
-    fn step(&mut self, tag: u8, id: u64) -> Result<Option<Step>> {
+    fn step(&mut self, id: u64) -> Result<Option<Step>> {
         if !self.warmed {
-            self.warm(tag, id)?;
+            self.warm(id)?;
         }
         // A record whose processing panics may leave the batch half-updated (state taken out
         // of the overlay, say), so the whole batch is redone without it. Each redo marks one
         // more record, so this ends.
         loop {
-            if let Some(step) = self.try_step(tag, id)? {
+            if let Some(step) = self.try_step(id)? {
                 return Ok(step);
             }
         }
     }
 
     /// One attempt at a batch: `None` when a record panicked (it is now in `poison`).
-    fn try_step(&mut self, tag: u8, id: u64) -> Result<Option<Option<Step>>> {
+    fn try_step(&mut self, id: u64) -> Result<Option<Option<Step>>> {
         let mut b = Batch {
             seq: self.positions.iter().sum::<u64>() as i64,
             stream_times: self.stream_times.clone(),
             last_emits: self.last_emits.clone(),
             ..Batch::default()
         };
+        let slots = slots(&self.inputs);
         let mut positions = self.positions.clone();
         let mut n = 0u64;
-        for p in 0..self.source.partitions {
-            let records = self
-                .log
-                .read(&self.source, p, positions[p as usize], BATCH)?;
-            let Some(last) = records.last() else { continue };
-            positions[p as usize] = last.offset + 1;
-            n += records.len() as u64;
-            for rec in &records {
-                if let Some(message) = self.poison.get(&(p, rec.offset)) {
-                    let message = message.clone();
-                    self.processing_error(&mut b.txn, rec, &message)?;
-                    continue;
-                }
-                b.seq += 1;
-                let before = b.txn.append_count();
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.process(rec, &mut b)
-                }));
-                let result = match result {
-                    Ok(r) => r,
-                    Err(payload) => {
-                        let message = format!(
-                            "internal error processing the record: {}",
-                            panic_message(payload.as_ref())
-                        );
-                        tracing::error!(
-                            partition = p,
-                            offset = rec.offset,
-                            "{message}; the record is skipped"
-                        );
-                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                        self.poison.insert((p, rec.offset), message);
-                        return Ok(None);
-                    }
-                };
-                b.txn.stamp_headers(before, &rec.record.headers);
-                if let Err(e) = result {
-                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    self.processing_error(&mut b.txn, rec, &e.to_string())?;
-                }
-            }
-            b.txn.put(
-                Cf::State,
-                offset_key(tag, id, p),
-                positions[p as usize].to_be_bytes().to_vec(),
+        let mut read = Vec::with_capacity(slots.len());
+        for (s, &(i, p)) in slots.iter().enumerate() {
+            read.push(
+                self.log
+                    .read(&self.inputs[i].topic, p, positions[s], BATCH)?,
             );
+        }
+        for (s, at) in self.processing_order(&slots, &read) {
+            let rec = &read[s][at];
+            let (input, p) = slots[s];
+            positions[s] = rec.offset + 1;
+            n += 1;
+            if let Some(message) = self.poison.get(&(s as u32, rec.offset)) {
+                let message = message.clone();
+                self.processing_error(&mut b.txn, input, rec, &message)?;
+                continue;
+            }
+            b.seq += 1;
+            let before = b.txn.append_count();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.process(input, rec, &mut b)
+            }));
+            let result = match result {
+                Ok(r) => r,
+                Err(payload) => {
+                    let message = format!(
+                        "internal error processing the record: {}",
+                        panic_message(payload.as_ref())
+                    );
+                    tracing::error!(
+                        partition = p,
+                        offset = rec.offset,
+                        "{message}; the record is skipped"
+                    );
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    self.poison.insert((s as u32, rec.offset), message);
+                    return Ok(None);
+                }
+            };
+            b.txn.stamp_headers(before, &rec.record.headers);
+            if let Err(e) = result {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                self.processing_error(&mut b.txn, input, rec, &e.to_string())?;
+            }
+        }
+        for (s, &(i, p)) in slots.iter().enumerate() {
+            if positions[s] != self.positions[s] {
+                b.txn.put(
+                    Cf::State,
+                    offset_key(self.inputs[i].tag, id, p),
+                    positions[s].to_be_bytes().to_vec(),
+                );
+            }
         }
         if n == 0 {
             return Ok(Some(None));
@@ -744,15 +801,59 @@ impl Worker {
         ))))
     }
 
+    /// The order to process a batch's records in, as `(slot, index)` pairs: one input's
+    /// partitions one after the other; several inputs' (a join's) merged by timestamp, as
+    /// Kafka Streams picks the partition whose next record is oldest, a table's record
+    /// first on a tie (so a stream record joins the table as of its own time). A slot
+    /// whose read was cut at the batch size may hold older records than another's
+    /// unread, so nothing later than its last record read is processed in this batch.
+    fn processing_order(
+        &self,
+        slots: &[(usize, u32)],
+        read: &[Vec<StoredRecord>],
+    ) -> Vec<(usize, usize)> {
+        if self.inputs.len() == 1 {
+            return read
+                .iter()
+                .enumerate()
+                .flat_map(|(s, recs)| (0..recs.len()).map(move |i| (s, i)))
+                .collect();
+        }
+        let limit = read
+            .iter()
+            .filter(|recs| recs.len() >= BATCH)
+            .filter_map(|recs| recs.last().map(|r| r.record.timestamp))
+            .min()
+            .unwrap_or(i64::MAX);
+        let tie = |s: usize| match self.inputs[slots[s].0].def.kind {
+            SourceKind::Table => 0u8,
+            SourceKind::Stream => 1,
+        };
+        let mut heads = vec![0usize; read.len()];
+        let mut order = Vec::with_capacity(read.iter().map(Vec::len).sum());
+        loop {
+            let next = (0..read.len())
+                .filter_map(|s| {
+                    let r = read[s].get(heads[s])?;
+                    (r.record.timestamp <= limit).then_some((r.record.timestamp, tie(s), s))
+                })
+                .min();
+            let Some((_, _, s)) = next else { break };
+            order.push((s, heads[s]));
+            heads[s] += 1;
+        }
+        order
+    }
+
     /// Loads the query's committed aggregate state into the cache, as far as the budget
     /// allows. When all of it fits (or there is none), the cache is complete and groups it
     /// does not hold need no RocksDB read.
-    fn warm(&mut self, tag: u8, id: u64) -> Result<()> {
+    fn warm(&mut self, id: u64) -> Result<()> {
         self.warmed = true;
         let Kind::Query(plan) = &self.kind else {
             return Ok(());
         };
-        if !matches!(plan.op, Operator::Aggregate { .. }) || tag != b'O' {
+        if !matches!(plan.op, Operator::Aggregate { .. }) {
             return Ok(());
         }
         if let Operator::Aggregate {
@@ -811,7 +912,12 @@ impl Worker {
         };
         let mut cache = StateCache::new(self.cache.budget().clone(), true);
         let mut fits = true;
-        for prefix in [state_prefix, source_row_key(id, &[])] {
+        let mut prefixes = vec![state_prefix, source_row_key(id, &[])];
+        if plan.join.is_some() {
+            // A complete cache answers for every key, so it must hold the join's too.
+            prefixes.push(join_prefix(id));
+        }
+        for prefix in prefixes {
             if !fits {
                 break;
             }
@@ -825,8 +931,14 @@ impl Worker {
         Ok(())
     }
 
-    fn processing_error(&self, txn: &mut Txn, rec: &StoredRecord, message: &str) -> Result<()> {
-        self.processing_log(txn, Some(rec), message)
+    fn processing_error(
+        &self,
+        txn: &mut Txn,
+        input: usize,
+        rec: &StoredRecord,
+        message: &str,
+    ) -> Result<()> {
+        self.processing_log(txn, Some((input, rec)), message)
     }
 
     /// Writes an entry to the processing log: about a record, or (`None`) about the
@@ -834,18 +946,19 @@ impl Worker {
     fn processing_log(
         &self,
         txn: &mut Txn,
-        rec: Option<&StoredRecord>,
+        rec: Option<(usize, &StoredRecord)>,
         message: &str,
     ) -> Result<()> {
         let query = match &self.kind {
             Kind::Query(p) => p.id.clone(),
             Kind::Materialize(t) => materializer_id(&t.name),
         };
-        let (partition, offset) = (rec.map(|r| r.partition), rec.map(|r| r.offset));
+        let (partition, offset) = (rec.map(|(_, r)| r.partition), rec.map(|(_, r)| r.offset));
         tracing::warn!(query = %query, ?partition, ?offset, "skipping record: {message}");
+        let topic = &self.inputs[rec.map_or(0, |(i, _)| i)].topic;
         let value = serde_json::json!({
             "QUERY_ID": query,
-            "TOPIC": self.source.name,
+            "TOPIC": topic.name,
             "PARTITION": partition,
             "OFFSET": offset,
             "MESSAGE": message,
@@ -864,23 +977,34 @@ impl Worker {
         Ok(())
     }
 
-    fn process(&self, rec: &StoredRecord, b: &mut Batch) -> Result<()> {
+    /// Processes one record of input `input`.
+    fn process(&self, input: usize, rec: &StoredRecord, b: &mut Batch) -> Result<()> {
+        if let Kind::Query(plan) = &self.kind
+            && let Some(join) = &plan.join
+        {
+            // A joined row's key is the join key, never missing.
+            b.null_key = false;
+            return self.process_join(plan, join, input, rec, b);
+        }
+        let def = &self.inputs[input].def;
         // A table's rows are identified by their key: a record without one is no row
         // (ksqlDB, like Kafka Streams, skips it).
-        if self.source_def.kind == SourceKind::Table
-            && self.source_def.schema.key_count() > 0
-            && rec.record.key.is_none()
-        {
+        if def.kind == SourceKind::Table && def.schema.key_count() > 0 && rec.record.key.is_none() {
             return Ok(());
         }
         b.null_key = rec.record.key.is_none();
-        let src = decode_record(&self.source_def, rec)?;
+        let src = decode_record(def, rec)?;
         // Event time: the TIMESTAMP column when the source names one.
         let rowtime = src
             .row
-            .get(self.source_def.schema.len())
+            .get(def.schema.len())
             .and_then(Value::as_i64)
             .unwrap_or(rec.record.timestamp);
+        self.process_row(src, rowtime, b)
+    }
+
+    /// Processes one source row (of the query's source, or a joined row) at `rowtime`.
+    fn process_row(&self, src: SourceRow, rowtime: i64, b: &mut Batch) -> Result<()> {
         match &self.kind {
             Kind::Materialize(table) => {
                 let nkeys = table.schema.key_count();
@@ -2044,6 +2168,7 @@ mod tests {
                 ],
                 table_functions: Vec::new(),
             },
+            join: None,
         };
         engine.start_query(plan).unwrap();
         append(&log, &input, &["a", "boom", "b"]).await;
@@ -2128,6 +2253,7 @@ mod tests {
                     emit_final,
                 }),
             },
+            join: None,
         }
     }
 
@@ -2708,6 +2834,7 @@ mod tests {
                 window: None,
                 projection: vec![sluice_expr::Expr::Column(0), sluice_expr::Expr::Column(2)],
             },
+            join: None,
         };
         // STDDEV's slots changed meaning in version 2: old state would be misread.
         for version in [0, 1] {

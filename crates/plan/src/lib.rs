@@ -4,6 +4,9 @@ use sluice_common::{SourceDef, Value, WindowKind};
 use sluice_expr::{AggCall, Expr};
 
 /// A persistent query: reads `source` from its earliest offset, writes `sink`.
+///
+/// A join query reads its [`JoinPlan`]'s inputs instead; `source` then describes the
+/// joined row the operator sees (see [`JoinPlan`]), and has no topic of its own.
 #[derive(Debug, Clone)]
 pub struct QueryPlan {
     pub id: String,
@@ -11,6 +14,64 @@ pub struct QueryPlan {
     pub source: SourceDef,
     pub sink: SourceDef,
     pub op: Operator,
+    pub join: Option<JoinPlan>,
+}
+
+impl QueryPlan {
+    /// The sources whose topics the query reads.
+    pub fn inputs(&self) -> Vec<&SourceDef> {
+        match &self.join {
+            Some(j) => vec![&j.left, &j.right],
+            None => vec![&self.source],
+        }
+    }
+}
+
+/// Which rows of a join have a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinType {
+    /// Rows that match on both sides.
+    Inner,
+    /// Every left row, with NULLs for a right side that does not match.
+    Left,
+    /// Every right row, with NULLs for a left side that does not match.
+    Right,
+    /// Every row of either side.
+    Full,
+}
+
+/// A two-input join feeding the query's operator.
+///
+/// The operator sees the joined row `[join key, left row..., right row..., ROWTIME,
+/// ROWPARTITION, ROWOFFSET]`, where each side's row is laid out as a source row
+/// (declared columns, then its ROWTIME, ROWPARTITION, ROWOFFSET) and is all NULLs when
+/// that side has no match. The join key is the key of the result.
+#[derive(Debug, Clone)]
+pub struct JoinPlan {
+    pub kind: JoinType,
+    pub left: SourceDef,
+    pub right: SourceDef,
+    /// Each side's join expression, over that side's source row.
+    pub left_key: Expr,
+    pub right_key: Expr,
+}
+
+impl JoinPlan {
+    /// Where the right row starts in the joined row.
+    pub fn right_at(&self) -> usize {
+        1 + source_row_len(&self.left)
+    }
+
+    /// The joined row's length.
+    pub fn row_len(&self) -> usize {
+        self.right_at() + source_row_len(&self.right) + 3
+    }
+}
+
+/// A source row's length: declared columns, ROWTIME, ROWPARTITION, ROWOFFSET, and a
+/// windowed source's window bounds.
+pub fn source_row_len(def: &SourceDef) -> usize {
+    def.schema.len() + 3 + if def.window.is_some() { 2 } else { 0 }
 }
 
 #[derive(Debug, Clone)]

@@ -16,6 +16,22 @@ pub struct Scope {
     pub columns: Vec<(String, DataType)>,
     /// Names that may qualify a column (`source.col`): the source name and its alias.
     pub qualifiers: Vec<String>,
+    /// A joined row's sources, whose columns it holds as `ALIAS_COLUMN` (ksqlDB's names
+    /// for them): `alias.column`, and `column` when one source alone has it, resolve to
+    /// those. Empty outside joins.
+    pub joined: Vec<JoinedColumns>,
+}
+
+/// One source of a joined row: the names that qualify it, the prefix of its columns in
+/// the row, and its own column names.
+#[derive(Debug, Clone)]
+pub struct JoinedColumns {
+    pub qualifiers: Vec<String>,
+    pub prefix: String,
+    /// Its columns' own names, pseudo columns included.
+    pub names: Vec<String>,
+    /// What `*` selects of it: its declared columns, keys first, by their joined names.
+    pub star: Vec<String>,
 }
 
 impl Scope {
@@ -39,6 +55,7 @@ impl Scope {
         Scope {
             columns,
             qualifiers,
+            joined: Vec::new(),
         }
     }
 
@@ -46,6 +63,53 @@ impl Scope {
         Scope {
             columns: Vec::new(),
             qualifiers: Vec::new(),
+            joined: Vec::new(),
+        }
+    }
+
+    /// In a joined row, the sources an unqualified `name` could be read from when more
+    /// than one has it (`A.NAME or B.NAME`), and the row has no column of that very name.
+    pub fn ambiguous(&self, name: &str) -> Option<String> {
+        if self.joined.is_empty() || self.index_of(name).is_some() {
+            return None;
+        }
+        let holders: Vec<String> = self
+            .joined
+            .iter()
+            .filter(|j| j.names.iter().any(|n| n == name))
+            .map(|j| format!("{}.{name}", j.prefix))
+            .collect();
+        (holders.len() > 1).then(|| holders.join(" or "))
+    }
+
+    /// The name a column reference has in this scope: in a joined row, `q.c` is the
+    /// qualified source's `Q_C`, and `c` that of the one source holding a column `c`
+    /// (unless the row has a column of that very name, such as ROWTIME or a synthetic
+    /// key); elsewhere the column name itself. `None`: `q` qualifies no source here.
+    pub fn resolve(&self, qualifier: Option<&str>, name: &str) -> Option<String> {
+        if self.joined.is_empty() {
+            return match qualifier {
+                Some(q) if !self.qualifiers.iter().any(|x| x == q) => None,
+                _ => Some(name.to_string()),
+            };
+        }
+        match qualifier {
+            Some(q) => self
+                .joined
+                .iter()
+                .find(|j| j.qualifiers.iter().any(|x| x == q))
+                .map(|j| format!("{}_{name}", j.prefix)),
+            None if self.index_of(name).is_some() => Some(name.to_string()),
+            None => {
+                let mut holders = self
+                    .joined
+                    .iter()
+                    .filter(|j| j.names.iter().any(|n| n == name));
+                match (holders.next(), holders.next()) {
+                    (Some(j), None) => Some(format!("{}_{name}", j.prefix)),
+                    _ => Some(name.to_string()),
+                }
+            }
         }
     }
 
@@ -485,7 +549,35 @@ impl<'a> Binder<'a> {
             }
         }
         match e {
-            SqlExpr::Identifier(i) => self.column(e, &ident_name(i)),
+            SqlExpr::Identifier(i) => {
+                let scope = self.scope_of_columns();
+                if let Some(sources) = scope.ambiguous(&ident_name(i)) {
+                    return err_at(
+                        e,
+                        format!(
+                            "Column '{}' is ambiguous. Could be {sources}.",
+                            ident_name(i)
+                        ),
+                    );
+                }
+                let name = scope.resolve(None, &ident_name(i));
+                self.column(e, &name.unwrap_or_else(|| ident_name(i)))
+            }
+            SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 && !self.joined().is_empty() => {
+                let q = ident_name(&parts[0]);
+                match self
+                    .scope_of_columns()
+                    .resolve(Some(&q), &ident_name(&parts[1]))
+                {
+                    Some(name) => self.column(e, &name),
+                    None => err_at(
+                        e,
+                        format!(
+                            "Failed to prepare statement: '{q}' is not a valid stream/table name or alias."
+                        ),
+                    ),
+                }
+            }
             SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 => {
                 let q = ident_name(&parts[0]);
                 if !self.qualifiers().contains(&q) {
@@ -863,8 +955,16 @@ impl<'a> Binder<'a> {
                 })
             }
             SqlExpr::CompoundFieldAccess { root, access_chain } => {
-                let mut cur = self.bind(root)?;
-                for access in access_chain {
+                // `q.col[1]`: sqlparser reads the qualifier as the root and `col` as a
+                // field of it; it is the qualified column, subscripted.
+                let (mut cur, chain) = match (root.as_ref(), access_chain.first()) {
+                    (SqlExpr::Identifier(q), Some(AccessExpr::Dot(SqlExpr::Identifier(c)))) => (
+                        self.bind(&SqlExpr::CompoundIdentifier(vec![q.clone(), c.clone()]))?,
+                        &access_chain[1..],
+                    ),
+                    _ => (self.bind(root)?, &access_chain[..]),
+                };
+                for access in chain {
                     match access {
                         AccessExpr::Subscript(Subscript::Index { index }) => {
                             let idx = self.bind(index)?;
@@ -930,10 +1030,19 @@ impl<'a> Binder<'a> {
     }
 
     fn qualifiers(&self) -> &[String] {
+        &self.scope_of_columns().qualifiers
+    }
+
+    /// The scope column references resolve in: the source row's when aggregating.
+    fn scope_of_columns(&self) -> &Scope {
         match &self.mode {
-            AggMode::Collect { source, .. } => &source.qualifiers,
-            AggMode::None => &self.scope.qualifiers,
+            AggMode::Collect { source, .. } => source,
+            AggMode::None => self.scope,
         }
+    }
+
+    fn joined(&self) -> &[JoinedColumns] {
+        &self.scope_of_columns().joined
     }
 
     fn column(&mut self, e: &SqlExpr, name: &str) -> Result<Bound> {
@@ -2027,6 +2136,7 @@ mod type_rule_tests {
                 ("DT".into(), DataType::Date),
             ],
             qualifiers: vec!["T".into()],
+            joined: Vec::new(),
         }
     }
 

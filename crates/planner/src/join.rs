@@ -3,9 +3,12 @@
 //! per join whose sides each read exactly one source, compatible windowing, no KAFKA
 //! value format). Typing and planning the join come after this and build on its result.
 
-use crate::bind::{Binder, Scope, ident_name, ksql_text, ksql_text_qualified, ty_name};
+use crate::bind::{
+    Binder, JoinedColumns, Scope, ident_name, ksql_text, ksql_text_qualified, ty_name,
+};
 use crate::{Catalog, PlanError, Result, lookup};
-use sluice_common::{FormatKind, SourceDef};
+use sluice_common::{Column, ColumnRole, FormatKind, Schema, SourceDef};
+use sluice_plan::{JoinPlan, JoinType};
 use sluice_sql::{Expr as SqlExpr, Name, Select};
 use sqlparser::ast::{BinaryOperator, Spanned};
 use std::ops::ControlFlow;
@@ -273,6 +276,221 @@ fn verify_join(
     Ok(())
 }
 
+/// A join planned as the input of a query's operator: the joined row described as a
+/// source (its scope resolves the joined sources' columns as ksqlDB names them), and the
+/// join the engine runs to produce it.
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedJoin {
+    pub source: SourceDef,
+    pub scope: Scope,
+    pub plan: JoinPlan,
+    /// Columns of the joined row that hold the join key: the first the projection reads
+    /// becomes the result's key. A synthetic key is column 0 alone.
+    pub key_columns: Vec<usize>,
+    /// The join expressions a projection must include one of, as ksqlDB writes them in
+    /// its message.
+    pub key_texts: Vec<String>,
+    /// The synthetic key column's name, when the key is no source column.
+    pub synthetic: Option<String>,
+}
+
+/// Plans the select's join: a two-way stream-table or primary-key table-table join.
+/// Other joins are refused, with ksqlDB's message where ksqlDB refuses them too.
+pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<PlannedJoin> {
+    use sluice_common::SourceKind::{Stream, Table};
+    use sluice_sql::JoinKind;
+    let analysis = analyze(select, catalog)?;
+    let join = &select.joins[0];
+    let refuse = |what: &str| -> Result<PlannedJoin> {
+        Err(PlanError::new(
+            format!("{what} are not supported yet"),
+            join.line,
+            join.column,
+        ))
+    };
+    if select.joins.len() > 1 {
+        return refuse("Joins of more than two sources (n-way joins)");
+    }
+    let (left, right) = (&analysis.sources[0], &analysis.sources[1]);
+    if left.def.window.is_some() || right.def.window.is_some() {
+        return refuse("Joins of windowed sources");
+    }
+    match (left.def.kind, right.def.kind) {
+        (Stream, Stream) => {
+            if join.within.is_none() {
+                return err_on(
+                    &join.on,
+                    "Stream-Stream joins must have a WITHIN clause specified. None was provided. To learn about how to specify a WITHIN clause with a stream-stream join, please visit: https://docs.confluent.io/current/ksql/docs/syntax-reference.html#create-stream-as-select".into(),
+                );
+            }
+            return refuse("Stream-stream joins (WITHIN)");
+        }
+        (Stream, Table) if join.within.is_some() => {
+            return err_on(
+                &join.on,
+                "A window definition was provided for a Stream-Table join. These joins are not windowed. Please drop the window definition (ie. the WITHIN clause) and try to execute your join again.".into(),
+            );
+        }
+        (Table, Table) if join.within.is_some() => {
+            return err_on(
+                &join.on,
+                "A window definition was provided for a Table-Table join. These joins are not windowed. Please drop the window definition (i.e. the WITHIN clause) and try to execute your Table-Table join again.".into(),
+            );
+        }
+        _ => {}
+    }
+    let (first, second) = equality_sides(&join.on)?;
+    let (left_expr, right_expr) = if analysis.conditions[0].left == 0 {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let is_key_ref = |e: &SqlExpr, def: &SourceDef| match unparen(e) {
+        SqlExpr::Identifier(i) => {
+            def.schema.key_count() == 1 && def.schema.index_of(&ident_name(i)) == Some(0)
+        }
+        SqlExpr::CompoundIdentifier(p) if p.len() == 2 => {
+            def.schema.key_count() == 1 && def.schema.index_of(&ident_name(&p[1])) == Some(0)
+        }
+        _ => false,
+    };
+    if left.def.kind == Table && !is_key_ref(left_expr, &left.def) {
+        return refuse("Foreign-key table-table joins");
+    }
+    let bind_side = |e: &SqlExpr, s: &JoinedSource| -> Result<crate::bind::Bound> {
+        let scope = Scope::of_source(&s.def, Some(&s.alias));
+        Binder::plain(&scope).in_clause("JOIN ON").bind(e)
+    };
+    let (lk, rk) = (bind_side(left_expr, left)?, bind_side(right_expr, right)?);
+    let key_type = lk.ty.clone().or(rk.ty.clone()).ok_or_else(|| {
+        PlanError::new(
+            "A join expression cannot be a bare NULL",
+            join.line,
+            join.column,
+        )
+    })?;
+    let column_of = |e: &SqlExpr| match unparen(e) {
+        SqlExpr::Identifier(i) => Some(ident_name(i)),
+        SqlExpr::CompoundIdentifier(p) if p.len() == 2 => Some(ident_name(&p[1])),
+        _ => None,
+    };
+    let synthetic_key = join.kind == JoinKind::Full
+        || (column_of(left_expr).is_none() && column_of(right_expr).is_none());
+    let synthetic = synthetic_key.then(|| synthetic_key_name(&[&left.def, &right.def]));
+
+    // The joined row: the key, then each side's row under ksqlDB's `ALIAS_COLUMN` names.
+    let mut columns = vec![Column {
+        name: synthetic.clone().unwrap_or_default(),
+        data_type: key_type,
+        role: if left.def.kind == Table && right.def.kind == Table {
+            ColumnRole::PrimaryKey
+        } else {
+            ColumnRole::Key
+        },
+    }];
+    let mut joined = Vec::new();
+    for s in [left, right] {
+        let side = Scope::of_source(&s.def, Some(&s.alias));
+        let mut qualifiers = vec![s.alias.clone()];
+        if s.alias != s.def.name {
+            qualifiers.push(s.def.name.clone());
+        }
+        // `*` names key columns first, as ksqlDB orders a source's columns.
+        let keys = s.def.schema.columns.iter().filter(|c| c.role.is_key());
+        let values = s.def.schema.columns.iter().filter(|c| !c.role.is_key());
+        joined.push(JoinedColumns {
+            qualifiers,
+            prefix: s.alias.clone(),
+            names: side.columns.iter().map(|(n, _)| n.clone()).collect(),
+            star: keys
+                .chain(values)
+                .map(|c| format!("{}_{}", s.alias, c.name))
+                .collect(),
+        });
+        columns.extend(side.columns.into_iter().map(|(n, t)| Column {
+            name: format!("{}_{n}", s.alias),
+            data_type: t,
+            role: ColumnRole::Value,
+        }));
+    }
+    let kind = if left.def.kind == Table && right.def.kind == Table {
+        Table
+    } else {
+        Stream
+    };
+    let source = SourceDef {
+        // Not a catalog source: it borrows its left input's id, which no other source has.
+        id: left.def.id,
+        name: format!("{}_{}_JOIN", left.alias, right.alias),
+        kind,
+        schema: Schema::new(columns),
+        topic: String::new(),
+        key_format: left.def.key_format.clone(),
+        value_format: left.def.value_format.clone(),
+        timestamp_column: None,
+        timestamp_format: None,
+        headers: Vec::new(),
+        written_by: None,
+        sql: String::new(),
+        read_only: true,
+        window: None,
+    };
+    let mut scope = Scope::of_source(&source, None);
+    scope.qualifiers = joined.iter().flat_map(|j| j.qualifiers.clone()).collect();
+    scope.joined = joined;
+    let mut key_columns = Vec::new();
+    let mut key_texts = Vec::new();
+    match &synthetic {
+        Some(k) => {
+            key_columns.push(0);
+            key_texts.push(k.clone());
+        }
+        None => {
+            for (e, s) in [(left_expr, left), (right_expr, right)] {
+                if let Some(c) = column_of(e)
+                    && let Some(i) = scope.index_of(&format!("{}_{c}", s.alias))
+                {
+                    key_columns.push(i);
+                    key_texts.push(format!("{}.{c}", s.alias));
+                }
+            }
+        }
+    }
+    let plan = JoinPlan {
+        kind: match join.kind {
+            JoinKind::Inner => JoinType::Inner,
+            JoinKind::Left => JoinType::Left,
+            JoinKind::Right => JoinType::Right,
+            JoinKind::Full => JoinType::Full,
+        },
+        left: left.def.clone(),
+        right: right.def.clone(),
+        left_key: lk.expr,
+        right_key: rk.expr,
+    };
+    Ok(PlannedJoin {
+        source,
+        scope,
+        plan,
+        key_columns,
+        key_texts,
+        synthetic,
+    })
+}
+
+/// ksqlDB's name for a synthetic join key: `ROWKEY`, or `ROWKEY_<n>` with the first `n`
+/// no joined source has a column of that name.
+fn synthetic_key_name(sources: &[&SourceDef]) -> String {
+    let taken = |name: &str| sources.iter().any(|s| s.schema.index_of(name).is_some());
+    if !taken("ROWKEY") {
+        return "ROWKEY".into();
+    }
+    (1u64..)
+        .map(|n| format!("ROWKEY_{n}"))
+        .find(|n| !taken(n))
+        .unwrap_or_else(|| "ROWKEY".into())
+}
+
 fn alias_of(source: &Name, alias: Option<&Name>) -> String {
     alias.unwrap_or(source).value.clone()
 }
@@ -392,16 +610,21 @@ fn resolve(
             match found.as_slice() {
                 [one] => Ok(*one),
                 [] => at_pos(at, format!("JOIN ON column '{column}' cannot be resolved.")),
-                many => at_pos(
-                    at,
+                // ksqlDB finds this while preparing the statement, and says so before
+                // the position.
+                many => Err(PlanError::new(
                     format!(
-                        "Column '{column}' is ambiguous. Could be {}.",
+                        "Exception while preparing statement: Line: {}, Col: {}: Column '{column}' is ambiguous. Could be {}.",
+                        at.0,
+                        at.1,
                         many.iter()
                             .map(|&i| format!("{}.{column}", sources[i].alias))
                             .collect::<Vec<_>>()
                             .join(" or ")
                     ),
-                ),
+                    0,
+                    0,
+                )),
             }
         }
     }
@@ -420,6 +643,7 @@ fn is_pseudo_column(name: &str, windowed: bool) -> bool {
 fn column_refs(e: &SqlExpr) -> Vec<((u64, u64), Option<String>, String)> {
     let mut not_columns: Vec<*const SqlExpr> = Vec::new();
     let mut params: Vec<String> = Vec::new();
+    let mut qualified: Vec<((u64, u64), String, String)> = Vec::new();
     let _ = sqlparser::ast::visit_expressions(e, |x| {
         match x {
             SqlExpr::BinaryOp {
@@ -427,6 +651,19 @@ fn column_refs(e: &SqlExpr) -> Vec<((u64, u64), Option<String>, String)> {
                 right,
                 ..
             } => not_columns.push(right.as_ref() as *const SqlExpr),
+            // `q.col[1]`: sqlparser reads the qualifier as the root and `col` as a field.
+            SqlExpr::CompoundFieldAccess { root, access_chain } => {
+                if let (SqlExpr::Identifier(q), Some(sqlparser::ast::AccessExpr::Dot(c))) =
+                    (root.as_ref(), access_chain.first())
+                    && let SqlExpr::Identifier(c) = c
+                {
+                    not_columns.push(root.as_ref() as *const SqlExpr);
+                    if let Some(sqlparser::ast::AccessExpr::Dot(d)) = access_chain.first() {
+                        not_columns.push(d as *const SqlExpr);
+                    }
+                    qualified.push((position(x), ident_name(q), ident_name(c)));
+                }
+            }
             SqlExpr::Lambda(l) => match &l.params {
                 sqlparser::ast::OneOrManyWithParens::One(p) => params.push(ident_name(&p.name)),
                 sqlparser::ast::OneOrManyWithParens::Many(ps) => {
@@ -437,7 +674,10 @@ fn column_refs(e: &SqlExpr) -> Vec<((u64, u64), Option<String>, String)> {
         }
         ControlFlow::<()>::Continue(())
     });
-    let mut out = Vec::new();
+    let mut out: Vec<((u64, u64), Option<String>, String)> = qualified
+        .into_iter()
+        .map(|(at, q, c)| (at, Some(q), c))
+        .collect();
     let _ = sqlparser::ast::visit_expressions(e, |x| {
         if !not_columns.contains(&(x as *const SqlExpr)) {
             match x {
@@ -595,7 +835,7 @@ mod tests {
             ),
             (
                 "SELECT * FROM s JOIN t ON k = t.k EMIT CHANGES;",
-                "Column 'K' is ambiguous. Could be S.K or T.K.",
+                "Exception while preparing statement: Line: 1, Col: 27: Column 'K' is ambiguous. Could be S.K or T.K.",
             ),
             (
                 "SELECT * FROM s JOIN t ON s.k = s.k EMIT CHANGES;",

@@ -1048,6 +1048,7 @@ fn key_bounds(table: &SourceDef, scope: &Scope, w: &SqlExpr) -> Result<Option<Pu
         let empty = Scope {
             columns: Vec::new(),
             qualifiers: scope.qualifiers.clone(),
+            joined: Vec::new(),
         };
         let b = Binder::plain(&empty).bind(e).ok()?;
         if !b.ty.as_ref().is_some_and(|t| t.coerces_to(&k.data_type)) {

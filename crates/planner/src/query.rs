@@ -42,6 +42,9 @@ pub(crate) struct Item {
 pub(crate) struct Namer {
     /// Per base name (a name without its `_<digits>` suffix): the generator of its aliases.
     generators: std::collections::HashMap<String, AliasGenerator>,
+    /// A joined row's sources: a column that more than one of them has is named
+    /// `ALIAS_COLUMN` after the source it is read from.
+    joined: Vec<crate::bind::JoinedColumns>,
 }
 
 const GENERATED_ALIAS_PREFIX: &str = "KSQL_COL";
@@ -99,7 +102,34 @@ impl Namer {
                 .used
                 .insert(n);
         }
-        Namer { generators }
+        Namer {
+            generators,
+            joined: Vec::new(),
+        }
+    }
+
+    /// A namer for a projection over `scope`, a joined row's or a source's.
+    pub(crate) fn for_scope(source: &SourceDef, scope: &Scope) -> Namer {
+        let mut n = Namer::for_source(source);
+        n.joined = scope.joined.clone();
+        n
+    }
+
+    /// In a join, a column reference's name: the column's own unless another joined
+    /// source has a column of that name too (ksqlDB's AstSanitizer).
+    fn joined_column_name(&self, qualifier: Option<&str>, column: String) -> String {
+        let holders: Vec<&crate::bind::JoinedColumns> = self
+            .joined
+            .iter()
+            .filter(|j| j.names.contains(&column))
+            .collect();
+        if holders.len() < 2 {
+            return column;
+        }
+        match qualifier.and_then(|q| holders.iter().find(|j| j.qualifiers.iter().any(|x| x == q))) {
+            Some(j) => format!("{}_{column}", j.prefix),
+            None => column,
+        }
     }
 
     fn generator(&mut self, name: &str) -> &mut AliasGenerator {
@@ -118,6 +148,12 @@ impl Namer {
             return a.value.clone();
         }
         match expr {
+            SqlExpr::Identifier(id) if !self.joined.is_empty() => {
+                self.joined_column_name(None, ident_name(id))
+            }
+            SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 && !self.joined.is_empty() => {
+                self.joined_column_name(Some(&ident_name(&parts[0])), ident_name(&parts[1]))
+            }
             SqlExpr::Identifier(id) => ident_name(id),
             SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 => ident_name(&parts[1]),
             SqlExpr::BinaryOp {
@@ -291,7 +327,7 @@ fn bind_item(scope: &Scope, expr: &SqlExpr) -> Result<(Bound, Option<TableFuncti
 /// Binds a non-aggregate projection over a source row.
 pub(crate) fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Result<Vec<Item>> {
     let mut items = Vec::new();
-    let mut namer = Namer::for_source(source);
+    let mut namer = Namer::for_scope(source, scope);
     for item in &select.items {
         match item {
             SelectItem::QualifiedWildcard(q) if !scope.qualifiers.contains(&q.value) => {
@@ -363,6 +399,39 @@ pub(crate) fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Res
                             ty: Some(t.clone()),
                         },
                         source_column: None,
+                        expr: None,
+                        table_fn: None,
+                    });
+                }
+            }
+            SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) if !scope.joined.is_empty() => {
+                let qualifier = match item {
+                    SelectItem::QualifiedWildcard(q) => Some(q.value.as_str()),
+                    _ => None,
+                };
+                let mut names: Vec<&String> = Vec::new();
+                if qualifier.is_none()
+                    && let Some((k, _)) = scope.columns.first()
+                    && !k.is_empty()
+                {
+                    names.push(k);
+                }
+                for j in &scope.joined {
+                    if qualifier.is_none_or(|q| j.qualifiers.iter().any(|x| x == q)) {
+                        names.extend(j.star.iter());
+                    }
+                }
+                for n in names {
+                    let Some(idx) = scope.index_of(n) else {
+                        continue;
+                    };
+                    items.push(Item {
+                        name: n.clone(),
+                        bound: Bound {
+                            expr: Expr::Column(idx),
+                            ty: Some(scope.columns[idx].1.clone()),
+                        },
+                        source_column: Some(n.clone()),
                         expr: None,
                         table_fn: None,
                     });
@@ -474,7 +543,12 @@ pub fn plan_create_as(
     cfg: &crate::SessionConfig,
 ) -> Result<PlannedQuery> {
     let source = lookup(catalog, &select.from)?;
-    crate::refuse_joins(select, catalog)?;
+    let joined = if select.joins.is_empty() {
+        None
+    } else {
+        Some(crate::join::plan_join(select, catalog)?)
+    };
+    let source = joined.as_ref().map_or(source, |j| j.source.clone());
     let p = source_props(props, name)?;
     for (set, prop) in [
         (p.window_type.is_some(), "WINDOW_TYPE"),
@@ -513,7 +587,7 @@ pub fn plan_create_as(
             name,
         ));
     }
-    let (mut op, schema) = plan_operator(kind, name, select, &source, cfg)?;
+    let (mut op, schema) = plan_operator(kind, name, select, &source, joined.as_ref(), cfg)?;
     apply_collect_limits(&mut op, cfg);
     if p.key_format
         .as_ref()
@@ -615,6 +689,7 @@ pub fn plan_create_as(
         source,
         sink: sink.clone(),
         op,
+        join: joined.map(|j| j.plan),
     };
     Ok(PlannedQuery {
         sink,
@@ -634,7 +709,12 @@ pub fn plan_insert_select(
     cfg: &crate::SessionConfig,
 ) -> Result<QueryPlan> {
     let source = lookup(catalog, &select.from)?;
-    crate::refuse_joins(select, catalog)?;
+    let joined = if select.joins.is_empty() {
+        None
+    } else {
+        Some(crate::join::plan_join(select, catalog)?)
+    };
+    let source = joined.as_ref().map_or(source, |j| j.source.clone());
     let at = Name {
         value: target.name.clone(),
         line: select.from.line,
@@ -664,7 +744,14 @@ pub fn plan_insert_select(
             &at,
         ));
     }
-    let (mut op, schema) = plan_operator(SourceKind::Stream, &at, select, &source, cfg)?;
+    let (mut op, schema) = plan_operator(
+        SourceKind::Stream,
+        &at,
+        select,
+        &source,
+        joined.as_ref(),
+        cfg,
+    )?;
     apply_collect_limits(&mut op, cfg);
     let names = |s: &Schema| {
         s.columns
@@ -697,6 +784,7 @@ pub fn plan_insert_select(
         source,
         sink: target.clone(),
         op,
+        join: joined.map(|j| j.plan),
     })
 }
 
@@ -705,10 +793,14 @@ fn plan_operator(
     name: &Name,
     select: &Select,
     source: &SourceDef,
+    join: Option<&crate::join::PlannedJoin>,
     cfg: &crate::SessionConfig,
 ) -> Result<(Operator, Schema)> {
     check_reserved_names(select)?;
-    let scope = Scope::of_source(source, select.alias.as_ref().map(|a| a.value.as_str()));
+    let scope = match join {
+        Some(j) => j.scope.clone(),
+        None => Scope::of_source(source, select.alias.as_ref().map(|a| a.value.as_str())),
+    };
     no_window_bounds_in_where(select, select.window.is_some())?;
     let filter = select
         .selection
@@ -816,6 +908,9 @@ fn plan_operator(
             "Table source is not supported with table functions",
             name,
         ));
+    }
+    if let Some(j) = join {
+        return join_projection(name, &items, j, key_role, filter);
     }
     // Each source key column must be projected exactly once; it stays the sink's key.
     let mut keys: Vec<&Item> = Vec::new();
@@ -926,8 +1021,113 @@ fn plan_operator(
     ))
 }
 
+/// A join's projection: the first item reading the join key (either side's key column,
+/// or the synthetic key) is the result's key, computed as the join key itself (a RIGHT or
+/// FULL join's row may lack the side that item reads); every other item is a value.
+fn join_projection(
+    name: &Name,
+    items: &[Item],
+    j: &crate::join::PlannedJoin,
+    key_role: ColumnRole,
+    filter: Option<Expr>,
+) -> Result<(Operator, Schema)> {
+    let reads_key =
+        |i: &Item| matches!(i.bound.expr, Expr::Column(c) if j.key_columns.contains(&c));
+    let Some(key) = items.iter().find(|i| reads_key(i)) else {
+        let exprs = match j.key_texts.len() {
+            1 => format!("join expression {}", j.key_texts[0]),
+            _ => format!("join expressions {}", j.key_texts.join(" or ")),
+        };
+        let mut message = format!(
+            "Key missing from projection (ie, SELECT). {}\nThe query used to build `{}` must include the {exprs} in its projection (eg, SELECT {}...).",
+            if j.synthetic.is_some() {
+                "See https://cnfl.io/2LV7ouS."
+            } else {
+                ""
+            },
+            name.value,
+            j.key_texts[0],
+        );
+        if let Some(k) = &j.synthetic {
+            message.push_str(&format!(
+                "\n{k} was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased. "
+            ));
+        }
+        return Err(PlanError::at_name(message.replace(").  \n", "). \n"), name));
+    };
+    let key_column = match key.bound.expr {
+        Expr::Column(c) => c,
+        _ => 0,
+    };
+    let same = |i: &Item| matches!(i.bound.expr, Expr::Column(c) if c == key_column);
+    let aliases: Vec<&str> = items
+        .iter()
+        .filter(|i| same(i))
+        .map(|i| i.name.as_str())
+        .collect();
+    if aliases.len() > 1 {
+        let c = key_column;
+        return Err(PlanError::at_name(
+            format!(
+                "The projection contains a key column (`{}`) more than once, aliased as: {}.",
+                j.source
+                    .schema
+                    .columns
+                    .get(c)
+                    .map_or(key.name.as_str(), |col| {
+                        if col.name.is_empty() {
+                            key.name.as_str()
+                        } else {
+                            col.name.as_str()
+                        }
+                    }),
+                aliases.join(" and ")
+            ),
+            name,
+        ));
+    }
+    let mut columns = vec![Column {
+        name: key.name.clone(),
+        data_type: j.source.schema.columns[0].data_type.clone(),
+        role: key_role,
+    }];
+    let mut projection = vec![Expr::Column(0)];
+    let mut table_functions = Vec::new();
+    for i in items.iter().filter(|i| !std::ptr::eq(*i, key)) {
+        if let Some(tf) = i.table_fn {
+            table_functions.push((projection.len(), tf));
+        }
+        columns.push(Column {
+            name: i.name.clone(),
+            data_type: concrete(i.expr.as_ref(), &i.name, i.bound.ty.clone())?,
+            role: ColumnRole::Value,
+        });
+        projection.push(i.bound.expr.clone());
+    }
+    let schema = Schema { columns };
+    if schema.values().is_empty() {
+        return Err(PlanError::at_name(
+            format!(
+                "The projection contains no value columns. (building `{}`)",
+                name.value
+            ),
+            name,
+        ));
+    }
+    Ok((
+        Operator::Select {
+            filter,
+            projection,
+            table_functions,
+        },
+        schema,
+    ))
+}
+
 /// Pseudo columns cannot become columns of a persistent query's sink.
 fn check_reserved_names(select: &Select) -> Result<()> {
+    // In a join, `s.ROWTIME` is named `S_ROWTIME`: every source has the column.
+    let joined = !select.joins.is_empty();
     const RESERVED: &[&str] = &[
         "ROWTIME",
         "ROWPARTITION",
@@ -950,6 +1150,7 @@ fn check_reserved_names(select: &Select) -> Result<()> {
                 ));
             }
             Some(_) => {}
+            None if joined && matches!(expr, SqlExpr::CompoundIdentifier(_)) => {}
             None => {
                 if let Some(c) = column_ref(expr).filter(|c| RESERVED.contains(&c.as_str())) {
                     return err_at(
@@ -1099,7 +1300,7 @@ fn plan_partition_by(
                 None,
             ));
         }
-        let mut namer = Namer::for_source(source);
+        let mut namer = Namer::for_scope(source, scope);
         for item in &select.items {
             if let SelectItem::Expr { expr, alias } = item {
                 let b = Binder::plain(scope).in_clause("SELECT").bind(expr)?;
@@ -1430,7 +1631,7 @@ fn plan_aggregate(
     let mut values: Vec<(String, Bound, SqlExpr)> = Vec::new();
     let mut not_grouped: Vec<String> = Vec::new();
     let mut missing_keys: Vec<String> = Vec::new();
-    let mut namer = Namer::for_source(source);
+    let mut namer = Namer::for_scope(source, scope);
     // `*` stands for every source column, each then a grouping key or an error.
     let mut items: Vec<SelectItem> = Vec::with_capacity(select.items.len());
     for item in &select.items {

@@ -416,14 +416,22 @@ fn describe_plan(plan: &QueryPlan) -> String {
             }
         ),
     };
+    let sources = match &plan.join {
+        Some(j) => format!(
+            "      > [ JOIN ] {:?} on the join key\n            > [ SOURCE ] {} (topic {})\n            > [ SOURCE ] {} (topic {})",
+            j.kind, j.left.name, j.left.topic, j.right.name, j.right.topic
+        ),
+        None => format!(
+            "      > [ SOURCE ] {} (topic {})",
+            plan.source.name, plan.source.topic
+        ),
+    };
     format!(
-        "Execution plan\n--------------\n > [ SINK ] {} {} | topic: {} | schema: [{}]\n{op}      > [ SOURCE ] {} (topic {})",
+        "Execution plan\n--------------\n > [ SINK ] {} {} | topic: {} | schema: [{}]\n{op}{sources}",
         sink.kind,
         sink.name,
         sink.topic,
         columns.join(", "),
-        plan.source.name,
-        plan.source.topic
     )
 }
 
