@@ -15,6 +15,14 @@
 //!  'R' · query num u64 · partition u32           → next offset of a join's right input
 //!  'J' · query num u64 · side u8 · memcomparable join key
 //!                                                → a join's table-side row (codec)
+//!  'J' · query num u64 · 2+side · memcomparable (join key, time, seq)
+//!                                                → a stream-stream join's buffered row
+//!  'J' · query num u64 · 4+side · memcomparable (time, seq)
+//!                                                → (join key): its expiry index
+//!  'J' · query num u64 · 6 · memcomparable (time, side, seq)
+//!                                                → (side, join key, row): a row an
+//!                                                  outer join emits NULL-joined when its
+//!                                                  window closes unmatched
 //! ```
 //!
 //! A windowed aggregation keeps each group's state per window under `'A'` with the
@@ -66,6 +74,19 @@ pub(crate) fn join_key(query: u64, side: u8, key: &Value) -> Vec<u8> {
     k.push(side);
     encode_key(std::slice::from_ref(key), &mut k);
     k
+}
+
+/// `'J' · query · tag · memcomparable values`: a stream-stream join's entries.
+pub(crate) fn join_entry_key(query: u64, tag: u8, values: &[Value]) -> Vec<u8> {
+    let mut k = prefixed(b'J', query, 32);
+    k.push(tag);
+    encode_key(values, &mut k);
+    k
+}
+
+/// A join's stream time (the highest record time of either input).
+pub(crate) fn join_time_key(query: u64) -> Vec<u8> {
+    offset_key(b'S', query, u32::MAX)
 }
 
 pub(crate) fn offset_key(tag: u8, id: u64, partition: u32) -> Vec<u8> {

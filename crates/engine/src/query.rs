@@ -3,8 +3,8 @@
 
 use crate::cache::{Budget, Cached, StateCache};
 use crate::keys::{
-    PENDING_GROUP_AT, agg_key, join_prefix, offset_key, pending_final_key, source_row_key,
-    stream_time_key, table_key, table_prefix, window_expiry_key,
+    PENDING_GROUP_AT, agg_key, join_prefix, join_time_key, offset_key, pending_final_key,
+    source_row_key, stream_time_key, table_key, table_prefix, window_expiry_key,
 };
 use crate::rows::{SourceRow, decode_record, encode_row_record, string_timestamp};
 use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
@@ -164,6 +164,8 @@ struct Worker {
     /// EMIT FINAL: per partition, the close time up to which windows have been emitted
     /// (`i64::MIN` before any emission).
     last_emits: Vec<i64>,
+    /// A stream-stream join's committed stream time (`i64::MIN` before any record).
+    join_time: i64,
 }
 
 /// The window a windowed aggregation folds a record into, and the partition of its group.
@@ -194,7 +196,7 @@ type Step = (
     Vec<u64>,
     u64,
     Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    (Vec<i64>, Vec<i64>),
+    (Vec<i64>, Vec<i64>, i64),
 );
 
 impl Engine {
@@ -359,6 +361,7 @@ impl Engine {
             poison: HashMap::new(),
             stream_times: Vec::new(),
             last_emits: Vec::new(),
+            join_time: i64::MIN,
         };
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("query", id = %label);
@@ -587,7 +590,7 @@ async fn run(
             Ok(Some((txn, positions, n, states, stream_times))) => {
                 match log.submit(txn).wait().await {
                     Ok(_) => {
-                        (worker.stream_times, worker.last_emits) = stream_times;
+                        (worker.stream_times, worker.last_emits, worker.join_time) = stream_times;
                         for (key, state) in &states {
                             worker.cache.insert(key, state.as_deref());
                         }
@@ -662,6 +665,11 @@ struct Batch {
     /// EMIT FINAL rows this batch made pending or emitted (`None`), in key order so the
     /// windows that close are read in order.
     pending: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// A stream-stream join's entries this batch wrote or deleted (in its overlay), so
+    /// range reads see them beside the committed ones.
+    join_keys: std::collections::BTreeSet<Vec<u8>>,
+    /// A stream-stream join's stream time as of this batch.
+    join_time: i64,
 }
 
 impl Worker {
@@ -687,6 +695,7 @@ impl Worker {
             seq: self.positions.iter().sum::<u64>() as i64,
             stream_times: self.stream_times.clone(),
             last_emits: self.last_emits.clone(),
+            join_time: self.join_time,
             ..Batch::default()
         };
         let slots = slots(&self.inputs);
@@ -750,6 +759,19 @@ impl Worker {
             return Ok(Some(None));
         }
         if let Kind::Query(plan) = &self.kind
+            && let Some(join) = &plan.join
+            && let Some(window) = &join.within
+        {
+            self.expire_join_rows(plan, window, &mut b)?;
+            if b.join_time != self.join_time {
+                b.txn.put(
+                    Cf::State,
+                    join_time_key(plan.num),
+                    b.join_time.to_be_bytes().to_vec(),
+                );
+            }
+        }
+        if let Kind::Query(plan) = &self.kind
             && let Operator::Aggregate {
                 window: Some(w), ..
             } = &plan.op
@@ -773,6 +795,7 @@ impl Worker {
             stream_times,
             last_emits,
             pending,
+            join_time,
             ..
         } = b;
         let states: Vec<(Vec<u8>, Option<Vec<u8>>)> = overlay
@@ -797,7 +820,7 @@ impl Worker {
             positions,
             n,
             states,
-            (stream_times, last_emits),
+            (stream_times, last_emits, join_time),
         ))))
     }
 
@@ -853,6 +876,19 @@ impl Worker {
         let Kind::Query(plan) = &self.kind else {
             return Ok(());
         };
+        if plan.join.is_some() {
+            self.join_time = match self.log.get(Cf::State, &join_time_key(id))? {
+                None => i64::MIN,
+                Some(b) => <[u8; 8]>::try_from(b.as_slice())
+                    .map(i64::from_be_bytes)
+                    .map_err(|_| {
+                        EngineError::Invalid(format!(
+                            "corrupt join stream time of query {}",
+                            plan.id
+                        ))
+                    })?,
+            };
+        }
         if !matches!(plan.op, Operator::Aggregate { .. }) {
             return Ok(());
         }

@@ -54,6 +54,21 @@ pub struct JoinPlan {
     /// Each side's join expression, over that side's source row.
     pub left_key: Expr,
     pub right_key: Expr,
+    /// A stream-stream join's window (`WITHIN`); `None` for joins with a table.
+    pub within: Option<JoinWindow>,
+}
+
+/// A stream-stream join's window, in milliseconds: a left record at `t` joins right
+/// records of `[t - before, t + after]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinWindow {
+    pub before_ms: i64,
+    pub after_ms: i64,
+    /// `GRACE PERIOD`: how late a record may arrive and still join. With one, outer
+    /// joins emit a record's NULL-joined row once its window closes without a match;
+    /// without one (ksqlDB's older semantics) at once when it arrives unmatched, with a
+    /// default grace of [`DEFAULT_GRACE_MS`].
+    pub grace_ms: Option<i64>,
 }
 
 impl JoinPlan {

@@ -316,14 +316,11 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
         return refuse("Joins of windowed sources");
     }
     match (left.def.kind, right.def.kind) {
-        (Stream, Stream) => {
-            if join.within.is_none() {
-                return err_on(
-                    &join.on,
-                    "Stream-Stream joins must have a WITHIN clause specified. None was provided. To learn about how to specify a WITHIN clause with a stream-stream join, please visit: https://docs.confluent.io/current/ksql/docs/syntax-reference.html#create-stream-as-select".into(),
-                );
-            }
-            return refuse("Stream-stream joins (WITHIN)");
+        (Stream, Stream) if join.within.is_none() => {
+            return err_on(
+                &join.on,
+                "Stream-Stream joins must have a WITHIN clause specified. None was provided. To learn about how to specify a WITHIN clause with a stream-stream join, please visit: https://docs.confluent.io/current/ksql/docs/syntax-reference.html#create-stream-as-select".into(),
+            );
         }
         (Stream, Table) if join.within.is_some() => {
             return err_on(
@@ -467,6 +464,11 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
         right: right.def.clone(),
         left_key: lk.expr,
         right_key: rk.expr,
+        within: join.within.as_ref().map(|w| sluice_plan::JoinWindow {
+            before_ms: w.before_ms,
+            after_ms: w.after_ms,
+            grace_ms: w.grace_ms,
+        }),
     };
     Ok(PlannedJoin {
         source,

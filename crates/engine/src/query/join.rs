@@ -9,11 +9,11 @@
 
 use super::{Batch, Worker};
 use crate::Result;
-use crate::keys::join_key;
+use crate::keys::{join_entry_key, join_key};
 use crate::rows::{SourceRow, decode_record};
 use sluice_common::{SourceDef, SourceKind, Value};
-use sluice_plan::{JoinPlan, JoinType, Operator, QueryPlan, source_row_len};
-use sluice_storage::StoredRecord;
+use sluice_plan::{JoinPlan, JoinType, JoinWindow, Operator, QueryPlan, source_row_len};
+use sluice_storage::{Cf, StoredRecord};
 
 /// Which input of the join a record comes from.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,9 @@ impl Worker {
         let src = decode_record(def, rec)?;
         let rowtime = row_time(def, &src.row, rec.record.timestamp);
         let key = key_expr.eval(&src.row);
+        if let Some(window) = &join.within {
+            return self.process_windowed(plan, join, window, side, src, key, rowtime, rec, b);
+        }
         if key.is_null() {
             // No row of the other side can match a NULL key, and a result keyed by NULL
             // could not be written: ksqlDB (Kafka Streams) drops such records too.
@@ -153,6 +156,223 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+impl Worker {
+    /// A stream-stream join's record: it joins the other side's buffered rows of its
+    /// key within the window, then waits in its own buffer for later ones, as Kafka
+    /// Streams' KStreamKStreamJoin does (see ../shared/ksql-docs' join semantics).
+    #[allow(clippy::too_many_arguments)]
+    fn process_windowed(
+        &self,
+        plan: &QueryPlan,
+        join: &JoinPlan,
+        window: &JoinWindow,
+        side: Side,
+        src: SourceRow,
+        key: Value,
+        t: i64,
+        rec: &StoredRecord,
+        b: &mut Batch,
+    ) -> Result<()> {
+        let position = (rec.partition, rec.offset);
+        // This side's view of the window: how far before and after its record's time
+        // the other side's records join it.
+        let (before, after) = match side {
+            Side::Left => (window.before_ms, window.after_ms),
+            Side::Right => (window.after_ms, window.before_ms),
+        };
+        let outer = matches!(
+            (side, join.kind),
+            (_, JoinType::Full) | (Side::Left, JoinType::Left) | (Side::Right, JoinType::Right)
+        );
+        let grace = window.grace_ms.unwrap_or(sluice_plan::DEFAULT_GRACE_MS);
+        b.join_time = b.join_time.max(t);
+        let stream_time = b.join_time;
+        if src.tombstone {
+            return Ok(());
+        }
+        if key.is_null() {
+            if outer {
+                let row = joined_row(join, side, &key, Some(&src.row), None, t, position);
+                return self.process_row(row, t, b);
+            }
+            return Err(crate::EngineError::Invalid(
+                "join key is NULL; record dropped".into(),
+            ));
+        }
+        if window.grace_ms.is_some() && t == stream_time {
+            self.emit_closed_outer_rows(plan, join, after, grace, stream_time, b)?;
+        }
+        let (from, to) = (
+            t.saturating_sub(before).max(0),
+            t.saturating_add(after).max(0),
+        );
+        let other = side.other();
+        let lo = join_entry_key(
+            plan.num,
+            2 + other.tag(),
+            &[key.clone(), Value::BigInt(from)],
+        );
+        let hi = join_entry_key(
+            plan.num,
+            2 + other.tag(),
+            &[key.clone(), Value::BigInt(to.saturating_add(1))],
+        );
+        let matches = self.join_range(b, &lo, &hi)?;
+        for (_, stored) in &matches {
+            let (other_time, seq) = time_seq(stored, 0);
+            let row = stored.get(2..).unwrap_or_default();
+            // A matched row no longer waits to be emitted NULL-joined.
+            let pending = join_entry_key(
+                plan.num,
+                6,
+                &[
+                    Value::BigInt(other_time),
+                    Value::Int(other.tag() as i32),
+                    Value::BigInt(seq),
+                ],
+            );
+            b.join_keys.insert(pending.clone());
+            b.overlay.insert(pending, None);
+            let ts = t.max(other_time);
+            let joined = joined_row(join, side, &key, Some(&src.row), Some(row), ts, position);
+            self.process_row(joined, ts, b)?;
+        }
+        // Kept while a record of the other side may still join it (Kafka Streams' window
+        // store keeps records for the window and the grace period).
+        if t > stream_time.saturating_sub(window.before_ms + window.after_ms + grace) {
+            let seq = Value::BigInt(b.seq);
+            let buffered = join_entry_key(
+                plan.num,
+                2 + side.tag(),
+                &[key.clone(), Value::BigInt(t), seq.clone()],
+            );
+            let expiry = join_entry_key(plan.num, 4 + side.tag(), &[Value::BigInt(t), seq.clone()]);
+            let mut row = vec![Value::BigInt(t), seq.clone()];
+            row.extend(src.row.iter().cloned());
+            let index = vec![key.clone(), Value::BigInt(t), seq];
+            for (k, v) in [(buffered, row), (expiry, index)] {
+                b.join_keys.insert(k.clone());
+                b.overlay.insert(k, Some(v));
+            }
+        }
+        if outer && matches.is_empty() {
+            if window.grace_ms.is_none() || to < stream_time {
+                // Without a grace period (or once its window has closed), a record that
+                // matched nothing is emitted NULL-joined at once.
+                let row = joined_row(join, side, &key, Some(&src.row), None, t, position);
+                return self.process_row(row, t, b);
+            }
+            let pending = join_entry_key(
+                plan.num,
+                6,
+                &[
+                    Value::BigInt(t),
+                    Value::Int(side.tag() as i32),
+                    Value::BigInt(b.seq),
+                ],
+            );
+            let mut value = vec![
+                Value::Int(side.tag() as i32),
+                key,
+                Value::BigInt(t),
+                Value::BigInt(b.seq),
+            ];
+            value.extend(src.row);
+            b.join_keys.insert(pending.clone());
+            b.overlay.insert(pending, Some(value));
+        }
+        Ok(())
+    }
+
+    /// Emits, NULL-joined, the rows waiting for a match whose window has closed by
+    /// `stream_time` (their time plus `after` and the grace period), oldest first.
+    fn emit_closed_outer_rows(
+        &self,
+        plan: &QueryPlan,
+        join: &JoinPlan,
+        after: i64,
+        grace: i64,
+        stream_time: i64,
+        b: &mut Batch,
+    ) -> Result<()> {
+        let lo = join_entry_key(plan.num, 6, &[]);
+        let cutoff = stream_time.saturating_sub(after).saturating_sub(grace);
+        let hi = join_entry_key(plan.num, 6, &[Value::BigInt(cutoff)]);
+        for (entry, value) in self.join_range(b, &lo, &hi)? {
+            let (t, _) = time_seq(&value, 2);
+            let (Some(Value::Int(tag)), Some(key)) = (value.first(), value.get(1)) else {
+                continue;
+            };
+            let side = if *tag == 0 { Side::Left } else { Side::Right };
+            let stored = value.get(4..).unwrap_or_default();
+            let row = joined_row(join, side, key, Some(stored), None, t, (0, 0));
+            b.join_keys.insert(entry.clone());
+            b.overlay.insert(entry, None);
+            self.process_row(row, t, b)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes buffered rows no later record can join: a left row once stream time has
+    /// passed its time plus the window's after and the grace period (a right row: the
+    /// before), keeping the join's state bounded by the window.
+    pub(super) fn expire_join_rows(
+        &self,
+        plan: &QueryPlan,
+        window: &JoinWindow,
+        b: &mut Batch,
+    ) -> Result<()> {
+        let grace = window.grace_ms.unwrap_or(sluice_plan::DEFAULT_GRACE_MS);
+        for (side, keep) in [
+            (Side::Left, window.after_ms),
+            (Side::Right, window.before_ms),
+        ] {
+            let cutoff = b.join_time.saturating_sub(keep).saturating_sub(grace);
+            let lo = join_entry_key(plan.num, 4 + side.tag(), &[]);
+            let hi = join_entry_key(plan.num, 4 + side.tag(), &[Value::BigInt(cutoff)]);
+            for (entry, value) in self.join_range(b, &lo, &hi)? {
+                let (t, seq) = time_seq(&value, 1);
+                if let Some(key) = value.first() {
+                    let buffered = join_entry_key(
+                        plan.num,
+                        2 + side.tag(),
+                        &[key.clone(), Value::BigInt(t), Value::BigInt(seq)],
+                    );
+                    b.join_keys.insert(buffered.clone());
+                    b.overlay.insert(buffered, None);
+                }
+                b.join_keys.insert(entry.clone());
+                b.overlay.insert(entry, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// The join entries in `[from, to)`, committed or written by this batch, as this
+    /// batch sees them, in key order.
+    fn join_range(&self, b: &Batch, from: &[u8], to: &[u8]) -> Result<Vec<(Vec<u8>, Vec<Value>)>> {
+        let mut keys: std::collections::BTreeSet<Vec<u8>> = std::collections::BTreeSet::new();
+        self.log.visit_range(Cf::State, from, to, |k, _| {
+            keys.insert(k.to_vec());
+            true
+        })?;
+        keys.extend(b.join_keys.range(from.to_vec()..to.to_vec()).cloned());
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(v) = self.load(&b.overlay, &k)? {
+                out.push((k, v));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The (time, seq) a join entry's value holds at `at`.
+fn time_seq(value: &[Value], at: usize) -> (i64, i64) {
+    let get = |i: usize| value.get(i).and_then(Value::as_i64).unwrap_or(0);
+    (get(at), get(at + 1))
 }
 
 /// A source row's event time: its ROWTIME slot (the TIMESTAMP column's value when the
