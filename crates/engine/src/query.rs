@@ -708,7 +708,7 @@ impl Worker {
                     .read(&self.inputs[i].topic, p, positions[s], BATCH)?,
             );
         }
-        for (s, at) in self.processing_order(&slots, &read) {
+        for (s, at) in self.processing_order(&read) {
             let rec = &read[s][at];
             let (input, p) = slots[s];
             positions[s] = rec.offset + 1;
@@ -825,16 +825,12 @@ impl Worker {
     }
 
     /// The order to process a batch's records in, as `(slot, index)` pairs: one input's
-    /// partitions one after the other; several inputs' (a join's) merged by timestamp, as
-    /// Kafka Streams picks the partition whose next record is oldest, a table's record
-    /// first on a tie (so a stream record joins the table as of its own time). A slot
-    /// whose read was cut at the batch size may hold older records than another's
-    /// unread, so nothing later than its last record read is processed in this batch.
-    fn processing_order(
-        &self,
-        slots: &[(usize, u32)],
-        read: &[Vec<StoredRecord>],
-    ) -> Vec<(usize, usize)> {
+    /// partitions one after the other; several inputs' (a join's) in the order they were
+    /// appended to the log, so a stream record joins the table as it was when the record
+    /// arrived, and a restart replays the same order. A slot whose read was cut at the
+    /// batch size may hold unread records older than another's, so nothing appended after
+    /// its last record read is processed in this batch.
+    fn processing_order(&self, read: &[Vec<StoredRecord>]) -> Vec<(usize, usize)> {
         if self.inputs.len() == 1 {
             return read
                 .iter()
@@ -845,27 +841,19 @@ impl Worker {
         let limit = read
             .iter()
             .filter(|recs| recs.len() >= BATCH)
-            .filter_map(|recs| recs.last().map(|r| r.record.timestamp))
+            .filter_map(|recs| recs.last().map(|r| r.seq))
             .min()
-            .unwrap_or(i64::MAX);
-        let tie = |s: usize| match self.inputs[slots[s].0].def.kind {
-            SourceKind::Table => 0u8,
-            SourceKind::Stream => 1,
-        };
-        let mut heads = vec![0usize; read.len()];
-        let mut order = Vec::with_capacity(read.iter().map(Vec::len).sum());
-        loop {
-            let next = (0..read.len())
-                .filter_map(|s| {
-                    let r = read[s].get(heads[s])?;
-                    (r.record.timestamp <= limit).then_some((r.record.timestamp, tie(s), s))
-                })
-                .min();
-            let Some((_, _, s)) = next else { break };
-            order.push((s, heads[s]));
-            heads[s] += 1;
-        }
-        order
+            .unwrap_or(u64::MAX);
+        let mut order: Vec<(u64, usize, usize)> = read
+            .iter()
+            .enumerate()
+            .flat_map(|(s, recs)| recs.iter().enumerate().map(move |(i, r)| (r.seq, s, i)))
+            .filter(|(seq, _, _)| *seq <= limit)
+            .collect();
+        // Within a partition, offsets already follow log positions (and records written
+        // before positions were kept, all 0, keep their offset order).
+        order.sort_unstable();
+        order.into_iter().map(|(_, s, i)| (s, i)).collect()
     }
 
     /// Loads the query's committed aggregate state into the cache, as far as the budget

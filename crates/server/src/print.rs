@@ -343,6 +343,7 @@ mod tests {
         StoredRecord {
             partition,
             offset: 0,
+            seq: 0,
             record: Record {
                 key: key.map(<[u8]>::to_vec),
                 value: value.map(<[u8]>::to_vec),

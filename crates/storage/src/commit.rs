@@ -116,11 +116,11 @@ impl Drop for Committer {
 }
 
 impl Committer {
-    pub(crate) fn start(db: Arc<DB>) -> Committer {
+    pub(crate) fn start(db: Arc<DB>, next_seq: u64) -> Committer {
         let (tx, rx) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name("sluice-commit".into())
-            .spawn(move || run(db, rx))
+            .spawn(move || run(db, rx, next_seq))
             .expect("spawning the committer thread at startup");
         Committer {
             tx: Some(tx),
@@ -138,7 +138,18 @@ impl Committer {
     }
 }
 
-fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+/// Where the next log position is kept (in the catalog family), updated by every commit.
+const NEXT_SEQ_KEY: &[u8] = b"log/next_seq";
+
+/// The log position the next appended record gets: one more than the last committed.
+pub(crate) fn stored_next_seq(db: &DB) -> std::result::Result<u64, rocksdb::Error> {
+    Ok(db
+        .get_cf(cf(db, Cf::Catalog), NEXT_SEQ_KEY)?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map_or(1, u64::from_be_bytes))
+}
+
+fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>, mut next_seq: u64) {
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
     // Offsets assigned but possibly not yet durable; the topic's high watermark trails it.
@@ -152,6 +163,7 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>) {
             }
         }
         let mut batch = WriteBatch::default();
+        let committed_seq = next_seq;
         let mut positions: Vec<Vec<(u32, u64)>> = Vec::with_capacity(group.len());
         let mut touched: HashMap<(u32, u32), Arc<Topic>> = HashMap::new();
         // Per partition, the batch entry being filled and the offset of its first record.
@@ -164,7 +176,8 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>) {
                     .entry(tp)
                     .or_insert_with(|| topic.end_offset(*partition));
                 let (_, builder) = open.entry(tp).or_insert_with(|| (*n, BatchBuilder::new()));
-                builder.push(record);
+                builder.push(record, next_seq);
+                next_seq += 1;
                 pos.push((*partition, *n));
                 *n += 1;
                 if (builder.len() >= MAX_BATCH_RECORDS || builder.bytes() >= MAX_BATCH_BYTES)
@@ -189,6 +202,9 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 builder.finish(),
             );
         }
+        if next_seq != committed_seq {
+            batch.put_cf(cf(&db, Cf::Catalog), NEXT_SEQ_KEY, next_seq.to_be_bytes());
+        }
         match db.write_opt(batch, &sync) {
             Ok(()) => {
                 let mut topics: HashMap<u32, Arc<Topic>> = HashMap::new();
@@ -205,6 +221,7 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>) {
             }
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; the batch is not acknowledged");
+                next_seq = committed_seq;
                 for (key, topic) in touched {
                     next.insert(key, topic.end_offset(key.1));
                 }

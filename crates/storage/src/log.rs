@@ -255,7 +255,8 @@ impl EmbeddedLog {
                 Arc::new(Topic::new(meta.id, name, meta.partitions, ends)),
             );
         }
-        let committer = Committer::start(db.clone());
+        let next_seq = crate::commit::stored_next_seq(&db)?;
+        let committer = Committer::start(db.clone(), next_seq);
         Ok(EmbeddedLog {
             db,
             committer,
@@ -507,12 +508,13 @@ impl Log for EmbeddedLog {
                 offset = from;
             }
             while out.len() < max && offset < end {
-                let Some(record) = entry.next_record()? else {
+                let Some((record, seq)) = entry.next_record()? else {
                     break;
                 };
                 out.push(StoredRecord {
                     partition,
                     offset,
+                    seq,
                     record,
                 });
                 offset += 1;

@@ -16,10 +16,17 @@ pub struct Record {
 pub struct StoredRecord {
     pub partition: u32,
     pub offset: u64,
+    /// The record's position in the whole log, across topics and partitions: a record
+    /// committed later has a higher one, and the records of one transaction are numbered
+    /// in the order they were appended. 0 for records written before the log kept it.
+    pub seq: u64,
     pub record: Record,
 }
 
+/// A record as first written: no log position.
 const VERSION: u8 = 1;
+/// A record with its log position (2 is taken by batch entries, which start alike).
+const VERSION_SEQ: u8 = 3;
 
 fn put_opt(b: Option<&[u8]>, out: &mut Vec<u8>) {
     match b {
@@ -32,8 +39,9 @@ fn put_opt(b: Option<&[u8]>, out: &mut Vec<u8>) {
 }
 
 impl Record {
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        out.push(VERSION);
+    pub(crate) fn encode(&self, seq: u64, out: &mut Vec<u8>) {
+        out.push(VERSION_SEQ);
+        out.extend_from_slice(&seq.to_le_bytes());
         out.extend_from_slice(&self.timestamp.to_le_bytes());
         put_opt(self.key.as_deref(), out);
         put_opt(self.value.as_deref(), out);
@@ -45,7 +53,7 @@ impl Record {
     }
 
     #[cfg(test)]
-    fn decode(bytes: &[u8]) -> Result<Record> {
+    fn decode(bytes: &[u8]) -> Result<(Record, u64)> {
         let mut r = Reader { b: bytes, pos: 0 };
         let rec = Record::read(&mut r)?;
         if r.pos != bytes.len() {
@@ -56,9 +64,12 @@ impl Record {
 
     /// Moves past one encoded record, checking its framing but copying nothing.
     fn skip(r: &mut Reader<'_>) -> Result<()> {
-        let version = r.take(1)?[0];
-        if version != VERSION {
-            return Err(r.corrupt(format!("unknown record version {version}")));
+        match r.take(1)?[0] {
+            VERSION => {}
+            VERSION_SEQ => {
+                r.take(8)?;
+            }
+            version => return Err(r.corrupt(format!("unknown record version {version}"))),
         }
         r.take(8)?;
         r.skip_opt()?;
@@ -71,11 +82,13 @@ impl Record {
         Ok(())
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Record> {
-        let version = r.take(1)?[0];
-        if version != VERSION {
-            return Err(r.corrupt(format!("unknown record version {version}")));
-        }
+    /// One record and its log position.
+    fn read(r: &mut Reader<'_>) -> Result<(Record, u64)> {
+        let seq = match r.take(1)?[0] {
+            VERSION => 0,
+            VERSION_SEQ => u64::from_le_bytes(r.array()?),
+            version => return Err(r.corrupt(format!("unknown record version {version}"))),
+        };
         let timestamp = i64::from_le_bytes(r.array()?);
         let key = r.opt()?;
         let value = r.opt()?;
@@ -87,12 +100,15 @@ impl Record {
                 String::from_utf8(k).map_err(|_| r.corrupt("header key is not UTF-8".into()))?;
             headers.push((k, r.opt()?));
         }
-        Ok(Record {
-            key,
-            value,
-            timestamp,
-            headers,
-        })
+        Ok((
+            Record {
+                key,
+                value,
+                timestamp,
+                headers,
+            },
+            seq,
+        ))
     }
 }
 
@@ -115,8 +131,8 @@ impl BatchBuilder {
         BatchBuilder { buf, count: 0 }
     }
 
-    pub(crate) fn push(&mut self, record: &Record) {
-        record.encode(&mut self.buf);
+    pub(crate) fn push(&mut self, record: &Record, seq: u64) {
+        record.encode(seq, &mut self.buf);
         self.count += 1;
     }
 
@@ -170,7 +186,8 @@ impl<'a> Entry<'a> {
         Ok(())
     }
 
-    pub(crate) fn next_record(&mut self) -> Result<Option<Record>> {
+    /// The next record and its log position.
+    pub(crate) fn next_record(&mut self) -> Result<Option<(Record, u64)>> {
         if self.remaining == 0 {
             return Ok(None);
         }
@@ -251,14 +268,18 @@ mod tests {
             headers: vec![("h".into(), Some(vec![1, 2])), ("n".into(), None)],
         };
         let mut buf = Vec::new();
-        r.encode(&mut buf);
-        assert_eq!(Record::decode(&buf).unwrap(), r);
+        r.encode(7, &mut buf);
+        assert_eq!(Record::decode(&buf).unwrap(), (r.clone(), 7));
+        // A record written before log positions were kept still reads, at position 0.
+        let mut old = vec![VERSION];
+        old.extend_from_slice(&buf[9..]);
+        assert_eq!(Record::decode(&old).unwrap(), (r, 0));
         for cut in 0..buf.len() {
             assert!(Record::decode(&buf[..cut]).is_err());
         }
     }
 
-    fn all(bytes: &[u8]) -> Result<Vec<Record>> {
+    fn all(bytes: &[u8]) -> Result<Vec<(Record, u64)>> {
         let mut e = Entry::parse(bytes)?;
         let mut out = Vec::new();
         while let Some(r) = e.next_record()? {
@@ -278,24 +299,25 @@ mod tests {
             })
             .collect();
         let mut b = BatchBuilder::new();
-        for r in &recs {
-            b.push(r);
+        for (i, r) in recs.iter().enumerate() {
+            b.push(r, 10 + i as u64);
         }
         assert_eq!(b.len(), 3);
         let bytes = b.finish();
         assert_eq!(Entry::parse(&bytes).unwrap().len(), 3);
-        assert_eq!(all(&bytes).unwrap(), recs);
+        let with_seq: Vec<(Record, u64)> = recs.iter().cloned().zip(10..).collect();
+        assert_eq!(all(&bytes).unwrap(), with_seq);
         for cut in 0..bytes.len() {
             assert!(all(&bytes[..cut]).is_err(), "cut at {cut}");
         }
         // Skipping passes over records without decoding them; the rest still read.
         let mut e = Entry::parse(&bytes).unwrap();
         e.skip(2).unwrap();
-        assert_eq!(e.next_record().unwrap(), Some(recs[2].clone()));
+        assert_eq!(e.next_record().unwrap(), Some((recs[2].clone(), 12)));
         assert_eq!(e.next_record().unwrap(), None);
         let mut single = Vec::new();
-        recs[1].encode(&mut single);
+        recs[1].encode(5, &mut single);
         assert_eq!(Entry::parse(&single).unwrap().len(), 1);
-        assert_eq!(all(&single).unwrap(), vec![recs[1].clone()]);
+        assert_eq!(all(&single).unwrap(), vec![(recs[1].clone(), 5)]);
     }
 }

@@ -456,6 +456,8 @@ fn read_all(exec: &Executor, topic: &str) -> Result<Vec<StoredRecord>, CaseError
                 .map_err(|e| CaseError::Fail(e.to_string()))?,
         );
     }
+    // In the order they were written, across partitions, as ksqlDB's harness reads them.
+    out.sort_by_key(|r| r.seq);
     Ok(out)
 }
 
