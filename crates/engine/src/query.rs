@@ -164,8 +164,9 @@ struct Worker {
     /// EMIT FINAL: per partition, the close time up to which windows have been emitted
     /// (`i64::MIN` before any emission).
     last_emits: Vec<i64>,
-    /// A stream-stream join's committed stream time (`i64::MIN` before any record).
-    join_time: i64,
+    /// A stream-stream join's committed stream time of each side: the highest record
+    /// time seen there (`i64::MIN` before any). The join's stream time is the higher.
+    join_times: [i64; 2],
 }
 
 /// The window a windowed aggregation folds a record into, and the partition of its group.
@@ -196,7 +197,7 @@ type Step = (
     Vec<u64>,
     u64,
     Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    (Vec<i64>, Vec<i64>, i64),
+    (Vec<i64>, Vec<i64>, [i64; 2]),
 );
 
 impl Engine {
@@ -361,7 +362,7 @@ impl Engine {
             poison: HashMap::new(),
             stream_times: Vec::new(),
             last_emits: Vec::new(),
-            join_time: i64::MIN,
+            join_times: [i64::MIN; 2],
         };
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("query", id = %label);
@@ -590,7 +591,7 @@ async fn run(
             Ok(Some((txn, positions, n, states, stream_times))) => {
                 match log.submit(txn).wait().await {
                     Ok(_) => {
-                        (worker.stream_times, worker.last_emits, worker.join_time) = stream_times;
+                        (worker.stream_times, worker.last_emits, worker.join_times) = stream_times;
                         for (key, state) in &states {
                             worker.cache.insert(key, state.as_deref());
                         }
@@ -668,8 +669,8 @@ struct Batch {
     /// A stream-stream join's entries this batch wrote or deleted (in its overlay), so
     /// range reads see them beside the committed ones.
     join_keys: std::collections::BTreeSet<Vec<u8>>,
-    /// A stream-stream join's stream time as of this batch.
-    join_time: i64,
+    /// A stream-stream join's stream time of each side as of this batch.
+    join_times: [i64; 2],
 }
 
 impl Worker {
@@ -695,7 +696,7 @@ impl Worker {
             seq: self.positions.iter().sum::<u64>() as i64,
             stream_times: self.stream_times.clone(),
             last_emits: self.last_emits.clone(),
-            join_time: self.join_time,
+            join_times: self.join_times,
             ..Batch::default()
         };
         let slots = slots(&self.inputs);
@@ -763,12 +764,10 @@ impl Worker {
             && let Some(window) = &join.within
         {
             self.expire_join_rows(plan, window, &mut b)?;
-            if b.join_time != self.join_time {
-                b.txn.put(
-                    Cf::State,
-                    join_time_key(plan.num),
-                    b.join_time.to_be_bytes().to_vec(),
-                );
+            if b.join_times != self.join_times {
+                let mut v = b.join_times[0].to_be_bytes().to_vec();
+                v.extend_from_slice(&b.join_times[1].to_be_bytes());
+                b.txn.put(Cf::State, join_time_key(plan.num), v);
             }
         }
         if let Kind::Query(plan) = &self.kind
@@ -795,7 +794,7 @@ impl Worker {
             stream_times,
             last_emits,
             pending,
-            join_time,
+            join_times,
             ..
         } = b;
         let states: Vec<(Vec<u8>, Option<Vec<u8>>)> = overlay
@@ -820,7 +819,7 @@ impl Worker {
             positions,
             n,
             states,
-            (stream_times, last_emits, join_time),
+            (stream_times, last_emits, join_times),
         ))))
     }
 
@@ -865,16 +864,24 @@ impl Worker {
             return Ok(());
         };
         if plan.join.is_some() {
-            self.join_time = match self.log.get(Cf::State, &join_time_key(id))? {
-                None => i64::MIN,
-                Some(b) => <[u8; 8]>::try_from(b.as_slice())
-                    .map(i64::from_be_bytes)
-                    .map_err(|_| {
-                        EngineError::Invalid(format!(
-                            "corrupt join stream time of query {}",
-                            plan.id
-                        ))
-                    })?,
+            self.join_times = match self.log.get(Cf::State, &join_time_key(id))? {
+                None => [i64::MIN; 2],
+                Some(b) => {
+                    let at = |i: usize| {
+                        b.get(i..i + 8)
+                            .and_then(|s| <[u8; 8]>::try_from(s).ok())
+                            .map(i64::from_be_bytes)
+                    };
+                    match (b.len(), at(0), at(8)) {
+                        (16, Some(l), Some(r)) => [l, r],
+                        _ => {
+                            return Err(EngineError::Invalid(format!(
+                                "corrupt join stream time of query {}",
+                                plan.id
+                            )));
+                        }
+                    }
+                }
             };
         }
         if !matches!(plan.op, Operator::Aggregate { .. }) {

@@ -345,7 +345,10 @@ pub(crate) fn project(select: &Select, source: &SourceDef, scope: &Scope) -> Res
                         q,
                     ));
                 }
-                let mut cur = match scope.index_of(&path[0].value) {
+                let column = scope
+                    .resolve(qualifier.as_ref().map(|q| q.value.as_str()), &path[0].value)
+                    .unwrap_or_else(|| path[0].value.clone());
+                let mut cur = match scope.index_of(&column) {
                     Some(i) => Bound {
                         expr: Expr::Column(i),
                         ty: Some(scope.columns[i].1.clone()),
@@ -1031,9 +1034,14 @@ fn join_projection(
     key_role: ColumnRole,
     filter: Option<Expr>,
 ) -> Result<(Operator, Schema)> {
-    let reads_key =
-        |i: &Item| matches!(i.bound.expr, Expr::Column(c) if j.key_columns.contains(&c));
-    let Some(key) = items.iter().find(|i| reads_key(i)) else {
+    // The left side's join column when projected, else the right's (ksqlDB's
+    // buildJoinKey), as the first item reading it.
+    let key = j.key_columns.iter().find_map(|k| {
+        items
+            .iter()
+            .find(|i| matches!(i.bound.expr, Expr::Column(c) if c == *k))
+    });
+    let Some(key) = key else {
         let exprs = match j.key_texts.len() {
             1 => format!("join expression {}", j.key_texts[0]),
             _ => format!("join expressions {}", j.key_texts.join(" or ")),
@@ -1060,11 +1068,12 @@ fn join_projection(
         _ => 0,
     };
     let same = |i: &Item| matches!(i.bound.expr, Expr::Column(c) if c == key_column);
-    let aliases: Vec<&str> = items
+    let mut aliases: Vec<&str> = items
         .iter()
         .filter(|i| same(i))
         .map(|i| i.name.as_str())
         .collect();
+    aliases.sort_unstable();
     if aliases.len() > 1 {
         let c = key_column;
         return Err(PlanError::at_name(

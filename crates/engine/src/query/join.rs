@@ -187,8 +187,16 @@ impl Worker {
             (_, JoinType::Full) | (Side::Left, JoinType::Left) | (Side::Right, JoinType::Right)
         );
         let grace = window.grace_ms.unwrap_or(sluice_plan::DEFAULT_GRACE_MS);
-        b.join_time = b.join_time.max(t);
-        let stream_time = b.join_time;
+        // Each side's buffer holds its records for the window and the grace period,
+        // measured by the latest time that side has seen (as each side's window store
+        // in Kafka Streams); the join's stream time, for closing outer results, is the
+        // later of the two.
+        let retention = window.before_ms + window.after_ms + grace;
+        let own = &mut b.join_times[side.tag() as usize];
+        *own = (*own).max(t);
+        let own_time = *own;
+        let other_time = b.join_times[side.other().tag() as usize];
+        let stream_time = own_time.max(other_time);
         if src.tombstone {
             return Ok(());
         }
@@ -208,6 +216,9 @@ impl Worker {
             t.saturating_sub(before).max(0),
             t.saturating_add(after).max(0),
         );
+        // Rows the other side has already expired are not joined, whether deleted yet
+        // or not.
+        let from = from.max(other_time.saturating_sub(retention).saturating_add(1));
         let other = side.other();
         let lo = join_entry_key(
             plan.num,
@@ -241,7 +252,7 @@ impl Worker {
         }
         // Kept while a record of the other side may still join it (Kafka Streams' window
         // store keeps records for the window and the grace period).
-        if t > stream_time.saturating_sub(window.before_ms + window.after_ms + grace) {
+        if t > own_time.saturating_sub(retention) {
             let seq = Value::BigInt(b.seq);
             let buffered = join_entry_key(
                 plan.num,
@@ -315,9 +326,8 @@ impl Worker {
         Ok(())
     }
 
-    /// Deletes buffered rows no later record can join: a left row once stream time has
-    /// passed its time plus the window's after and the grace period (a right row: the
-    /// before), keeping the join's state bounded by the window.
+    /// Deletes buffered rows no later record can join: once their side's time has passed
+    /// them by the window and the grace period. Join state stays bounded by the window.
     pub(super) fn expire_join_rows(
         &self,
         plan: &QueryPlan,
@@ -325,11 +335,12 @@ impl Worker {
         b: &mut Batch,
     ) -> Result<()> {
         let grace = window.grace_ms.unwrap_or(sluice_plan::DEFAULT_GRACE_MS);
-        for (side, keep) in [
-            (Side::Left, window.after_ms),
-            (Side::Right, window.before_ms),
-        ] {
-            let cutoff = b.join_time.saturating_sub(keep).saturating_sub(grace);
+        let retention = window.before_ms + window.after_ms + grace;
+        for side in [Side::Left, Side::Right] {
+            // Up to and including `side time - retention`: those rows no longer join.
+            let cutoff = b.join_times[side.tag() as usize]
+                .saturating_sub(retention)
+                .saturating_add(1);
             let lo = join_entry_key(plan.num, 4 + side.tag(), &[]);
             let hi = join_entry_key(plan.num, 4 + side.tag(), &[Value::BigInt(cutoff)]);
             for (entry, value) in self.join_range(b, &lo, &hi)? {
@@ -353,6 +364,9 @@ impl Worker {
     /// The join entries in `[from, to)`, committed or written by this batch, as this
     /// batch sees them, in key order.
     fn join_range(&self, b: &Batch, from: &[u8], to: &[u8]) -> Result<Vec<(Vec<u8>, Vec<Value>)>> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
         let mut keys: std::collections::BTreeSet<Vec<u8>> = std::collections::BTreeSet::new();
         self.log.visit_range(Cf::State, from, to, |k, _| {
             keys.insert(k.to_vec());
