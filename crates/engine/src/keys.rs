@@ -19,6 +19,10 @@
 //!                                                → a stream-stream join's buffered row
 //!  'J' · query num u64 · 4+side · memcomparable (time, seq)
 //!                                                → (join key): its expiry index
+//!  'J' · query num u64 · 8 · memcomparable (foreign key, left key)
+//!                                                → (left key): a foreign-key join's index
+//!  'J' · query num u64 · 10 · memcomparable left key
+//!                                                → a foreign-key join's left row
 //!  'J' · query num u64 · 6 · memcomparable (time, side, seq)
 //!                                                → (side, join key, row): a row an
 //!                                                  outer join emits NULL-joined when its

@@ -42,10 +42,11 @@ pub enum JoinType {
 
 /// A two-input join feeding the query's operator.
 ///
-/// The operator sees the joined row `[join key, left row..., right row..., ROWTIME,
+/// The operator sees the joined row `[key..., left row..., right row..., ROWTIME,
 /// ROWPARTITION, ROWOFFSET]`, where each side's row is laid out as a source row
 /// (declared columns, then its ROWTIME, ROWPARTITION, ROWOFFSET) and is all NULLs when
-/// that side has no match. The join key is the key of the result.
+/// that side has no match. The key is the result's: the join key, or for a foreign-key
+/// join the left table's primary key columns.
 #[derive(Debug, Clone)]
 pub struct JoinPlan {
     pub kind: JoinType,
@@ -56,6 +57,9 @@ pub struct JoinPlan {
     pub right_key: Expr,
     /// A stream-stream join's window (`WITHIN`); `None` for joins with a table.
     pub within: Option<JoinWindow>,
+    /// A table-table join on a left expression that is not the left table's key: many
+    /// left rows may join one right row, and the result is keyed by the left key.
+    pub foreign_key: bool,
 }
 
 /// A stream-stream join's window, in milliseconds: a left record at `t` joins right
@@ -72,9 +76,18 @@ pub struct JoinWindow {
 }
 
 impl JoinPlan {
+    /// How many key columns the joined row starts with.
+    pub fn key_len(&self) -> usize {
+        if self.foreign_key {
+            self.left.schema.key_count()
+        } else {
+            1
+        }
+    }
+
     /// Where the right row starts in the joined row.
     pub fn right_at(&self) -> usize {
-        1 + source_row_len(&self.left)
+        self.key_len() + source_row_len(&self.left)
     }
 
     /// The joined row's length.

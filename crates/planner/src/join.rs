@@ -292,6 +292,9 @@ pub(crate) struct PlannedJoin {
     pub key_texts: Vec<String>,
     /// The synthetic key column's name, when the key is no source column.
     pub synthetic: Option<String>,
+    /// A foreign-key join: every one of `key_columns` (the left table's key columns in
+    /// the joined row) must be projected, and they are the result's key.
+    pub foreign_key: bool,
 }
 
 /// Plans the select's join: a two-way stream-table or primary-key table-table join.
@@ -351,9 +354,7 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
         }
         _ => false,
     };
-    if left.def.kind == Table && !is_key_ref(left_expr, &left.def) {
-        return refuse("Foreign-key table-table joins");
-    }
+    let foreign_key = left.def.kind == Table && !is_key_ref(left_expr, &left.def);
     let bind_side = |e: &SqlExpr, s: &JoinedSource| -> Result<crate::bind::Bound> {
         let scope = Scope::of_source(&s.def, Some(&s.alias));
         Binder::plain(&scope).in_clause("JOIN ON").bind(e)
@@ -371,20 +372,35 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
         SqlExpr::CompoundIdentifier(p) if p.len() == 2 => Some(ident_name(&p[1])),
         _ => None,
     };
-    let synthetic_key = join.kind == JoinKind::Full
-        || (column_of(left_expr).is_none() && column_of(right_expr).is_none());
+    let synthetic_key = !foreign_key
+        && (join.kind == JoinKind::Full
+            || (column_of(left_expr).is_none() && column_of(right_expr).is_none()));
     let synthetic = synthetic_key.then(|| synthetic_key_name(&[&left.def, &right.def]));
 
     // The joined row: the key, then each side's row under ksqlDB's `ALIAS_COLUMN` names.
-    let mut columns = vec![Column {
-        name: synthetic.clone().unwrap_or_default(),
-        data_type: key_type,
-        role: if left.def.kind == Table && right.def.kind == Table {
-            ColumnRole::PrimaryKey
-        } else {
-            ColumnRole::Key
-        },
-    }];
+    let key_role = if left.def.kind == Table && right.def.kind == Table {
+        ColumnRole::PrimaryKey
+    } else {
+        ColumnRole::Key
+    };
+    let mut columns = if foreign_key {
+        left.def
+            .schema
+            .keys()
+            .iter()
+            .map(|k| Column {
+                name: String::new(),
+                data_type: k.data_type.clone(),
+                role: key_role,
+            })
+            .collect()
+    } else {
+        vec![Column {
+            name: synthetic.clone().unwrap_or_default(),
+            data_type: key_type,
+            role: key_role,
+        }]
+    };
     let mut joined = Vec::new();
     for s in [left, right] {
         let side = Scope::of_source(&s.def, Some(&s.alias));
@@ -438,6 +454,14 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
     let mut key_columns = Vec::new();
     let mut key_texts = Vec::new();
     match &synthetic {
+        _ if foreign_key => {
+            for k in left.def.schema.keys() {
+                if let Some(i) = scope.index_of(&format!("{}_{}", left.alias, k.name)) {
+                    key_columns.push(i);
+                    key_texts.push(format!("{}_{}", left.alias, k.name));
+                }
+            }
+        }
         Some(k) => {
             key_columns.push(0);
             key_texts.push(k.clone());
@@ -469,6 +493,7 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
             after_ms: w.after_ms,
             grace_ms: w.grace_ms,
         }),
+        foreign_key,
     };
     Ok(PlannedJoin {
         source,
@@ -477,6 +502,7 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
         key_columns,
         key_texts,
         synthetic,
+        foreign_key,
     })
 }
 

@@ -1034,6 +1034,9 @@ fn join_projection(
     key_role: ColumnRole,
     filter: Option<Expr>,
 ) -> Result<(Operator, Schema)> {
+    if j.foreign_key {
+        return foreign_key_projection(name, items, j, key_role, filter);
+    }
     // The left side's join column when projected, else the right's (ksqlDB's
     // buildJoinKey), as the first item reading it.
     let key = j.key_columns.iter().find_map(|k| {
@@ -1103,6 +1106,104 @@ fn join_projection(
     let mut projection = vec![Expr::Column(0)];
     let mut table_functions = Vec::new();
     for i in items.iter().filter(|i| !std::ptr::eq(*i, key)) {
+        if let Some(tf) = i.table_fn {
+            table_functions.push((projection.len(), tf));
+        }
+        columns.push(Column {
+            name: i.name.clone(),
+            data_type: concrete(i.expr.as_ref(), &i.name, i.bound.ty.clone())?,
+            role: ColumnRole::Value,
+        });
+        projection.push(i.bound.expr.clone());
+    }
+    let schema = Schema { columns };
+    if schema.values().is_empty() {
+        return Err(PlanError::at_name(
+            format!(
+                "The projection contains no value columns. (building `{}`)",
+                name.value
+            ),
+            name,
+        ));
+    }
+    Ok((
+        Operator::Select {
+            filter,
+            projection,
+            table_functions,
+        },
+        schema,
+    ))
+}
+
+/// A foreign-key join's projection: the left table's key columns, every one projected
+/// once, are the result's key, in the left table's order.
+fn foreign_key_projection(
+    name: &Name,
+    items: &[Item],
+    j: &crate::join::PlannedJoin,
+    key_role: ColumnRole,
+    filter: Option<Expr>,
+) -> Result<(Operator, Schema)> {
+    let left = &j.plan.left.name;
+    let reading = |k: usize| -> Vec<&Item> {
+        items
+            .iter()
+            .filter(|i| matches!(i.bound.expr, Expr::Column(c) if c == k))
+            .collect()
+    };
+    let missing: Vec<String> = j
+        .key_columns
+        .iter()
+        .zip(j.plan.left.schema.keys().iter())
+        .filter(|(k, _)| reading(**k).is_empty())
+        .map(|(_, c)| format!("`{}`", c.name))
+        .collect();
+    if !missing.is_empty() {
+        let noun = if missing.len() == 1 {
+            "column"
+        } else {
+            "columns"
+        };
+        return Err(PlanError::at_name(
+            format!(
+                "Primary key {noun} missing in projection. For foreign-key table-table joins, the projection must include all primary key columns from the left input table (`{left}`). Missing {noun}: {}.",
+                missing.join(", ")
+            ),
+            name,
+        ));
+    }
+    let mut keys: Vec<&Item> = Vec::new();
+    for (k, text) in j.key_columns.iter().zip(&j.key_texts) {
+        let refs = reading(*k);
+        if refs.len() > 1 {
+            let mut aliases: Vec<&str> = refs.iter().map(|i| i.name.as_str()).collect();
+            aliases.sort_unstable();
+            return Err(PlanError::at_name(
+                format!(
+                    "The projection contains a key column (`{text}`) more than once, aliased as: {}.",
+                    aliases.join(" and ")
+                ),
+                name,
+            ));
+        }
+        keys.extend(refs);
+    }
+    let mut columns = Vec::new();
+    let mut projection = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        columns.push(Column {
+            name: k.name.clone(),
+            data_type: j.source.schema.columns[i].data_type.clone(),
+            role: key_role,
+        });
+        projection.push(Expr::Column(i));
+    }
+    let mut table_functions = Vec::new();
+    for i in items
+        .iter()
+        .filter(|i| !keys.iter().any(|k| std::ptr::eq(*k, *i)))
+    {
         if let Some(tf) = i.table_fn {
             table_functions.push((projection.len(), tf));
         }

@@ -15,6 +15,11 @@ use sluice_common::{SourceDef, SourceKind, Value};
 use sluice_plan::{JoinPlan, JoinType, JoinWindow, Operator, QueryPlan, source_row_len};
 use sluice_storage::{Cf, StoredRecord};
 
+/// A foreign-key join's left rows, by left key.
+const FK_LEFT: u8 = 10;
+/// A foreign-key join's index of left keys by foreign key.
+const FK_INDEX: u8 = 8;
+
 /// Which input of the join a record comes from.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -72,6 +77,9 @@ impl Worker {
         if let Some(window) = &join.within {
             return self.process_windowed(plan, join, window, side, src, key, rowtime, rec, b);
         }
+        if join.foreign_key {
+            return self.process_foreign_key(plan, join, side, src, key, rowtime, rec, b);
+        }
         if key.is_null() {
             // No row of the other side can match a NULL key, and a result keyed by NULL
             // could not be written: ksqlDB (Kafka Streams) drops such records too.
@@ -102,7 +110,7 @@ impl Worker {
             let row = joined_row(
                 join,
                 side,
-                &key,
+                std::slice::from_ref(&key),
                 Some(&src.row),
                 found.as_deref(),
                 rowtime,
@@ -131,8 +139,17 @@ impl Worker {
                 Side::Left => (this.is_some(), found.is_some()),
                 Side::Right => (found.is_some(), this.is_some()),
             };
-            has_result(join.kind, l, r)
-                .then(|| joined_row(join, side, &key, this, found.as_deref(), rowtime, position))
+            has_result(join.kind, l, r).then(|| {
+                joined_row(
+                    join,
+                    side,
+                    std::slice::from_ref(&key),
+                    this,
+                    found.as_deref(),
+                    rowtime,
+                    position,
+                )
+            })
         };
         // A result the query's WHERE clause drops is no row of the result table: a key
         // whose result neither passed before nor passes now changes nothing downstream
@@ -148,7 +165,15 @@ impl Worker {
         let (now, was) = (result(new.as_deref()), result(before.as_deref()));
         if passes(&now) || passes(&was) {
             let row = now.unwrap_or_else(|| {
-                let mut row = joined_row(join, side, &key, None, None, rowtime, position);
+                let mut row = joined_row(
+                    join,
+                    side,
+                    std::slice::from_ref(&key),
+                    None,
+                    None,
+                    rowtime,
+                    position,
+                );
                 row.tombstone = true;
                 row
             });
@@ -159,6 +184,120 @@ impl Worker {
 }
 
 impl Worker {
+    /// A foreign-key table-table join's record (Kafka Streams' KTable foreign-key join):
+    /// a left row joins the right row its foreign key names, and is indexed under that
+    /// key so a right update reaches every left row referring to it. The result is keyed
+    /// by the left row's key. `key` is the record's join expression: the foreign key of
+    /// a left row, the key of a right one.
+    #[allow(clippy::too_many_arguments)]
+    fn process_foreign_key(
+        &self,
+        plan: &QueryPlan,
+        join: &JoinPlan,
+        side: Side,
+        src: SourceRow,
+        key: Value,
+        t: i64,
+        rec: &StoredRecord,
+        b: &mut Batch,
+    ) -> Result<()> {
+        let position = (rec.partition, rec.offset);
+        let tombstone = |left_key: &[Value]| {
+            let mut row = joined_row(join, Side::Left, left_key, None, None, t, position);
+            row.tombstone = true;
+            row
+        };
+        let index_key = |fk: &Value, left_key: &[Value]| {
+            let mut values = vec![fk.clone()];
+            values.extend(left_key.iter().cloned());
+            join_entry_key(plan.num, FK_INDEX, &values)
+        };
+        match side {
+            Side::Left => {
+                let nkeys = join.left.schema.key_count();
+                let left_key: Vec<Value> = src.row.iter().take(nkeys).cloned().collect();
+                let state_key = join_entry_key(plan.num, FK_LEFT, &left_key);
+                let old = self.load(&b.overlay, &state_key)?;
+                let new = (!src.tombstone).then(|| src.row.clone());
+                // The index follows the row's foreign key.
+                if let Some(o) = &old {
+                    let old_fk = join.left_key.eval(o);
+                    if !old_fk.is_null() {
+                        let k = index_key(&old_fk, &left_key);
+                        b.join_keys.insert(k.clone());
+                        b.overlay.insert(k, None);
+                    }
+                }
+                if new.is_some() && !key.is_null() {
+                    let k = index_key(&key, &left_key);
+                    b.join_keys.insert(k.clone());
+                    b.overlay.insert(k, Some(left_key.clone()));
+                }
+                b.overlay.insert(state_key, new.clone());
+                let Some(new) = new else {
+                    // A deleted left row deletes its result.
+                    return match old {
+                        Some(_) => self.process_row(tombstone(&left_key), t, b),
+                        None => Ok(()),
+                    };
+                };
+                let found = if key.is_null() {
+                    None
+                } else {
+                    self.load(&b.overlay, &join_key(plan.num, Side::Right.tag(), &key))?
+                };
+                let row = match (found, join.kind) {
+                    (Some(r), _) => {
+                        joined_row(join, side, &left_key, Some(&new), Some(&r), t, position)
+                    }
+                    (None, JoinType::Left) => {
+                        joined_row(join, side, &left_key, Some(&new), None, t, position)
+                    }
+                    // An inner join's updated row that no longer matches deletes its
+                    // result; a new one that does not match has none.
+                    (None, _) if old.is_some() => tombstone(&left_key),
+                    (None, _) => return Ok(()),
+                };
+                self.process_row(row, t, b)
+            }
+            Side::Right => {
+                if key.is_null() {
+                    return Ok(());
+                }
+                let new = (!src.tombstone).then(|| src.row.clone());
+                b.overlay
+                    .insert(join_key(plan.num, Side::Right.tag(), &key), new.clone());
+                let lo = join_entry_key(plan.num, FK_INDEX, std::slice::from_ref(&key));
+                let hi =
+                    sluice_storage::prefix_end(&lo).unwrap_or_else(|| vec![0xff; lo.len() + 1]);
+                for (_, left_key) in self.join_range(b, &lo, &hi)? {
+                    let Some(left) =
+                        self.load(&b.overlay, &join_entry_key(plan.num, FK_LEFT, &left_key))?
+                    else {
+                        continue;
+                    };
+                    let row = match (&new, join.kind) {
+                        (Some(r), _) => joined_row(
+                            join,
+                            Side::Left,
+                            &left_key,
+                            Some(&left),
+                            Some(r),
+                            t,
+                            position,
+                        ),
+                        (None, JoinType::Left) => {
+                            joined_row(join, Side::Left, &left_key, Some(&left), None, t, position)
+                        }
+                        (None, _) => tombstone(&left_key),
+                    };
+                    self.process_row(row, t, b)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// A stream-stream join's record: it joins the other side's buffered rows of its
     /// key within the window, then waits in its own buffer for later ones, as Kafka
     /// Streams' KStreamKStreamJoin does (see ../shared/ksql-docs' join semantics).
@@ -202,7 +341,15 @@ impl Worker {
         }
         if key.is_null() {
             if outer {
-                let row = joined_row(join, side, &key, Some(&src.row), None, t, position);
+                let row = joined_row(
+                    join,
+                    side,
+                    std::slice::from_ref(&key),
+                    Some(&src.row),
+                    None,
+                    t,
+                    position,
+                );
                 return self.process_row(row, t, b);
             }
             return Err(crate::EngineError::Invalid(
@@ -247,7 +394,15 @@ impl Worker {
             b.join_keys.insert(pending.clone());
             b.overlay.insert(pending, None);
             let ts = t.max(other_time);
-            let joined = joined_row(join, side, &key, Some(&src.row), Some(row), ts, position);
+            let joined = joined_row(
+                join,
+                side,
+                std::slice::from_ref(&key),
+                Some(&src.row),
+                Some(row),
+                ts,
+                position,
+            );
             self.process_row(joined, ts, b)?;
         }
         // Kept while a record of the other side may still join it (Kafka Streams' window
@@ -272,7 +427,15 @@ impl Worker {
             if window.grace_ms.is_none() || to < stream_time {
                 // Without a grace period (or once its window has closed), a record that
                 // matched nothing is emitted NULL-joined at once.
-                let row = joined_row(join, side, &key, Some(&src.row), None, t, position);
+                let row = joined_row(
+                    join,
+                    side,
+                    std::slice::from_ref(&key),
+                    Some(&src.row),
+                    None,
+                    t,
+                    position,
+                );
                 return self.process_row(row, t, b);
             }
             let pending = join_entry_key(
@@ -318,7 +481,15 @@ impl Worker {
             };
             let side = if *tag == 0 { Side::Left } else { Side::Right };
             let stored = value.get(4..).unwrap_or_default();
-            let row = joined_row(join, side, key, Some(stored), None, t, (0, 0));
+            let row = joined_row(
+                join,
+                side,
+                std::slice::from_ref(key),
+                Some(stored),
+                None,
+                t,
+                (0, 0),
+            );
             b.join_keys.insert(entry.clone());
             b.overlay.insert(entry, None);
             self.process_row(row, t, b)?;
@@ -402,7 +573,7 @@ fn row_time(def: &SourceDef, row: &[Value], fallback: i64) -> i64 {
 fn joined_row(
     join: &JoinPlan,
     side: Side,
-    key: &Value,
+    key: &[Value],
     this: Option<&[Value]>,
     other: Option<&[Value]>,
     rowtime: i64,
@@ -413,7 +584,7 @@ fn joined_row(
         Side::Right => (other, this),
     };
     let mut row = Vec::with_capacity(join.row_len());
-    row.push(key.clone());
+    row.extend(key.iter().cloned());
     for (part, def) in [(left, &join.left), (right, &join.right)] {
         let len = source_row_len(def);
         match part {
