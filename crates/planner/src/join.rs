@@ -311,8 +311,12 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
             join.column,
         ))
     };
-    if select.joins.len() > 1 {
-        return refuse("Joins of more than two sources (n-way joins)");
+    if let Some(second) = select.joins.get(1) {
+        return Err(PlanError::new(
+            "Joins of more than two sources (n-way joins) are not supported yet",
+            second.line,
+            second.column,
+        ));
     }
     let (left, right) = (&analysis.sources[0], &analysis.sources[1]);
     if left.def.window.is_some() || right.def.window.is_some() {
@@ -923,5 +927,144 @@ mod tests {
         }
         let e = analyzed("SELECT * FROM s\nJOIN t ON s.k = t.nope EMIT CHANGES;").unwrap_err();
         assert_eq!((e.line, e.column), (2, 17), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod planning {
+    use super::tests_support::*;
+
+    #[test]
+    fn the_left_join_column_becomes_the_key_and_shared_names_get_their_alias() {
+        // S and T both have K and V: projected, each is named after its source (a column
+        // only one source has keeps its name, as the QTT corpus checks).
+        assert_eq!(
+            schema("CREATE STREAM O AS SELECT s.k, s.v, t.v FROM s JOIN t ON s.k = t.k;"),
+            "`S_K` INTEGER KEY, `S_V` INTEGER, `T_V` INTEGER"
+        );
+        // With both join columns projected, the left one is the key wherever it is.
+        assert_eq!(
+            schema("CREATE STREAM O AS SELECT t.k, s.k, s.v FROM s LEFT JOIN t ON s.k = t.k;"),
+            "`S_K` INTEGER KEY, `T_K` INTEGER, `S_V` INTEGER"
+        );
+        // `*` names every column after its source, keys first.
+        assert_eq!(
+            schema("CREATE TABLE O AS SELECT * FROM t JOIN t2 ON t.k = t2.k;"),
+            "`T_K` INTEGER PRIMARY KEY, `T_V` INTEGER, `T2_K` INTEGER, `T2_V` INTEGER"
+        );
+    }
+
+    #[test]
+    fn full_outer_joins_have_a_synthetic_key_the_projection_must_include() {
+        assert_eq!(
+            schema("CREATE TABLE O AS SELECT ROWKEY AS id, t.v FROM t FULL JOIN t2 ON t.k = t2.k;"),
+            "`ID` INTEGER PRIMARY KEY, `T_V` INTEGER"
+        );
+        let e = error("CREATE TABLE O AS SELECT t.v FROM t FULL JOIN t2 ON t.k = t2.k;");
+        assert!(
+            e.contains("must include the join expression ROWKEY in its projection"),
+            "{e}"
+        );
+        let e = error("CREATE STREAM O AS SELECT s.v FROM s JOIN t ON s.k = t.k;");
+        assert!(
+            e.contains("must include the join expressions S.K or T.K in its projection"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn foreign_key_joins_are_keyed_by_the_left_tables_key() {
+        assert_eq!(
+            schema("CREATE TABLE O AS SELECT t.k, t2.v FROM t JOIN t2 ON t.v = t2.k;"),
+            "`T_K` INTEGER PRIMARY KEY, `T2_V` INTEGER"
+        );
+        let e = error("CREATE TABLE O AS SELECT t2.v FROM t JOIN t2 ON t.v = t2.k;");
+        assert!(
+            e.starts_with("Primary key column missing in projection.") && e.contains("`K`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn joins_still_refused_say_so_where_the_join_is() {
+        let e = plan(
+            "CREATE STREAM O AS SELECT s.k, t.v FROM s JOIN t ON s.k = t.k JOIN t2 ON t.k = t2.k;",
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("n-way joins) are not supported yet"),
+            "{}",
+            e.message
+        );
+        // At the join that is not supported.
+        assert_eq!((e.line, e.column), (1, 63));
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use crate::query::{NewIds, plan_create_as};
+    use crate::{PlanError, Result};
+    use sluice_common::SourceKind;
+    use std::collections::BTreeMap;
+
+    pub(super) fn plan(sql: &str) -> Result<crate::query::PlannedQuery> {
+        let mut catalog = BTreeMap::new();
+        for (name, kind) in [
+            ("S", SourceKind::Stream),
+            ("T", SourceKind::Table),
+            ("T2", SourceKind::Table),
+        ] {
+            catalog.insert(name.to_string(), crate::tests::def(name, kind));
+        }
+        let stmt = sluice_sql::parse(sql).unwrap().remove(0);
+        let sluice_sql::StatementKind::CreateAs {
+            kind,
+            name,
+            properties,
+            query,
+            ..
+        } = &stmt.kind
+        else {
+            panic!("not a CREATE ... AS SELECT: {sql}");
+        };
+        let ids = NewIds {
+            sink_id: 100,
+            query_num: 101,
+            query_id: "Q".into(),
+        };
+        plan_create_as(
+            ids,
+            *kind,
+            name,
+            properties,
+            query,
+            &catalog,
+            sql,
+            &crate::SessionConfig::default(),
+        )
+    }
+
+    pub(super) fn schema(sql: &str) -> String {
+        let planned = plan(sql).unwrap_or_else(|e: PlanError| panic!("{sql}: {}", e.message));
+        planned
+            .sink
+            .schema
+            .columns
+            .iter()
+            .map(|c| {
+                let role = match c.role {
+                    sluice_common::ColumnRole::Key => " KEY",
+                    sluice_common::ColumnRole::PrimaryKey => " PRIMARY KEY",
+                    _ => "",
+                };
+                format!("`{}` {}{role}", c.name, c.data_type)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub(super) fn error(sql: &str) -> String {
+        plan(sql).map(|_| ()).unwrap_err().message
     }
 }

@@ -255,10 +255,10 @@ pub(crate) fn lookup(catalog: &dyn Catalog, name: &sluice_sql::Name) -> Result<S
     })
 }
 
-/// Joins are parsed and analyzed, not planned yet (issue #12). Every planner entry point
-/// calls this once it has looked up the FROM source, so no plan can silently drop a join;
-/// the join is checked by ksqlDB's rules first (`join::analyze`), so a statement ksqlDB
-/// refuses gets ksqlDB's error.
+/// Transient push queries do not run joins yet (persistent queries do: `join::plan_join`).
+/// Every planner entry point that cannot plan a join calls this once it has looked up the
+/// FROM source, so no plan can silently drop one; the join is checked by ksqlDB's rules
+/// first (`join::analyze`), so a statement ksqlDB refuses gets ksqlDB's error.
 pub(crate) fn refuse_joins(select: &sluice_sql::Select, catalog: &dyn Catalog) -> Result<()> {
     if select.joins.is_empty() {
         return Ok(());
@@ -269,7 +269,7 @@ pub(crate) fn refuse_joins(select: &sluice_sql::Select, catalog: &dyn Catalog) -
     };
     Err(PlanError::new(
         format!(
-            "{} JOIN of {} and {} is not supported yet: Sluice parses joins but cannot run them",
+            "{} JOIN of {} and {} is not supported yet in transient queries: create a stream or table AS SELECT the join, and query that",
             join.kind.as_str(),
             analysis.sources[on.left].alias,
             analysis.sources[on.right].alias,
