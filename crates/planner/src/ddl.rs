@@ -477,7 +477,7 @@ pub fn plan_create_source(
     Ok((def, p.partitions))
 }
 
-fn contains_map(t: &sluice_common::DataType) -> bool {
+pub(crate) fn contains_map(t: &sluice_common::DataType) -> bool {
     use sluice_common::DataType;
     match t {
         DataType::Map(..) => true,

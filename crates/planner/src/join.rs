@@ -481,6 +481,21 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
             }
         }
     }
+    // ksqlDB checks the join key where it builds the join, under the join key's name.
+    if !foreign_key && crate::ddl::contains_map(&source.schema.columns[0].data_type) {
+        let key_name = match (&synthetic, key_columns.first()) {
+            (Some(k), _) => k.clone(),
+            (None, Some(&i)) => source.schema.columns[i].name.clone(),
+            (None, None) => String::new(),
+        };
+        return Err(PlanError::at_name(
+            format!(
+                "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{key_name}`. Column type: {}. See https://github.com/confluentinc/ksql/issues/6621 for more.",
+                source.schema.columns[0].data_type
+            ),
+            &select.from,
+        ));
+    }
     let plan = JoinPlan {
         kind: match join.kind {
             JoinKind::Inner => JoinType::Inner,

@@ -1340,6 +1340,29 @@ fn same_expr(a: &SqlExpr, b: &SqlExpr) -> bool {
     }
 }
 
+/// [`same_expr`] in `scope`: in a joined row, column references are the same when they
+/// resolve to the same source's column (`l.k` and `r.k` are not).
+fn same_expr_in(scope: &Scope, a: &SqlExpr, b: &SqlExpr) -> bool {
+    if scope.joined.is_empty() {
+        return same_expr(a, b);
+    }
+    let resolved = |e: &SqlExpr| match e {
+        SqlExpr::Identifier(i) => scope.resolve(None, &ident_name(i)),
+        SqlExpr::CompoundIdentifier(p) if p.len() == 2 => {
+            scope.resolve(Some(&ident_name(&p[0])), &ident_name(&p[1]))
+        }
+        SqlExpr::Nested(inner) => match inner.as_ref() {
+            SqlExpr::Identifier(i) => scope.resolve(None, &ident_name(i)),
+            _ => None,
+        },
+        _ => None,
+    };
+    match (resolved(a), resolved(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.to_string().eq_ignore_ascii_case(&b.to_string()),
+    }
+}
+
 /// CREATE STREAM ... AS SELECT ... PARTITION BY: re-keys a stream by expressions; the
 /// records then land in the partitions their new keys hash to.
 fn plan_partition_by(
@@ -1397,7 +1420,9 @@ fn plan_partition_by(
         };
         let ordered = source.schema.values().iter().chain(source.schema.keys());
         for c in ordered {
-            if used.contains(&c.name) {
+            // A joined row's own key column has no name: it is the join key, which a
+            // source column of the row holds too.
+            if used.contains(&c.name) || c.name.is_empty() {
                 continue;
             }
             let idx = scope.index_of(&c.name).unwrap_or(0);
@@ -1432,10 +1457,11 @@ fn plan_partition_by(
             let hit = if keyless {
                 None
             } else {
-                select
-                    .partition_by
-                    .iter()
-                    .position(|p| item.expr.as_ref().is_some_and(|e| same_expr(e, p)))
+                select.partition_by.iter().position(|p| {
+                    item.expr
+                        .as_ref()
+                        .is_some_and(|e| same_expr_in(scope, e, p))
+                })
             };
             match hit {
                 Some(k) => {
