@@ -12,7 +12,8 @@
 //!                                                → (group key, start, end): expiry index
 //!  'F' · query num u64 · partition u32 · memcomparable (window start, group key)
 //!                                                → a window's pending final row (EMIT FINAL)
-//!  'R' · query num u64 · partition u32           → next offset of a join's right input
+//!  'R' · query num u64 · (input - 1) << 16 | partition u32
+//!                                                → next offset of a join's later input
 //!  'J' · query num u64 · side u8 · memcomparable join key
 //!                                                → a join's table-side row (codec)
 //!  'J' · query num u64 · 2+side · memcomparable (join key, time, seq)
@@ -70,14 +71,6 @@ pub(crate) fn source_row_key(query: u64, key: &[Value]) -> Vec<u8> {
 /// All of a join's side rows.
 pub(crate) fn join_prefix(query: u64) -> Vec<u8> {
     prefixed(b'J', query, 0)
-}
-
-/// A join's table-side row for one join key; `side` 0 is the left input, 1 the right.
-pub(crate) fn join_key(query: u64, side: u8, key: &Value) -> Vec<u8> {
-    let mut k = prefixed(b'J', query, 17);
-    k.push(side);
-    encode_key(std::slice::from_ref(key), &mut k);
-    k
 }
 
 /// `'J' · query · tag · memcomparable values`: a stream-stream join's entries.

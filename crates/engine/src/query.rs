@@ -123,8 +123,10 @@ enum Kind {
 struct Input {
     def: SourceDef,
     topic: Arc<Topic>,
-    /// The tag of its committed offsets' keys.
+    /// The tag of its committed offsets' keys, and what their partition numbers start
+    /// at (a join's third input and later share the second's tag).
     tag: u8,
+    slot_base: u32,
 }
 
 /// Where each input's partitions sit in the worker's positions: `(input, partition)`
@@ -164,9 +166,10 @@ struct Worker {
     /// EMIT FINAL: per partition, the close time up to which windows have been emitted
     /// (`i64::MIN` before any emission).
     last_emits: Vec<i64>,
-    /// A stream-stream join's committed stream time of each side: the highest record
-    /// time seen there (`i64::MIN` before any). The join's stream time is the higher.
-    join_times: [i64; 2],
+    /// Each stream-stream join's committed stream time of each side, two per join by
+    /// nesting depth: the highest record time seen there (`i64::MIN` before any). A
+    /// join's stream time is the higher of its two.
+    join_times: Vec<i64>,
 }
 
 /// The window a windowed aggregation folds a record into, and the partition of its group.
@@ -197,7 +200,7 @@ type Step = (
     Vec<u64>,
     u64,
     Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    (Vec<i64>, Vec<i64>, [i64; 2]),
+    (Vec<i64>, Vec<i64>, Vec<i64>),
 );
 
 impl Engine {
@@ -245,12 +248,16 @@ impl Engine {
         }
         let id = plan.id.clone();
         let num = plan.num;
-        // A join's right input keeps its offsets under their own tag.
-        let inputs: Vec<(SourceDef, u8)> = plan
+        // A join's later inputs keep their offsets under their own tag, each in its own
+        // range of partition numbers.
+        let inputs: Vec<(SourceDef, u8, u32)> = plan
             .inputs()
             .into_iter()
-            .zip([b'O', b'R'])
-            .map(|(d, tag)| (d.clone(), tag))
+            .enumerate()
+            .map(|(k, d)| match k {
+                0 => (d.clone(), b'O', 0),
+                k => (d.clone(), b'R', (k as u32 - 1) << 16),
+            })
             .collect();
         // The sink topic usually exists (created with its PARTITIONS); else it gets the
         // source's partition count.
@@ -285,7 +292,7 @@ impl Engine {
         let label = format!("materialize {}", table.name);
         let running = self.spawn(
             Kind::Materialize(Box::new(table.clone())),
-            vec![(table, b'M')],
+            vec![(table, b'M', 0)],
             None,
             id,
             &label,
@@ -313,36 +320,43 @@ impl Engine {
     fn spawn(
         &self,
         kind: Kind,
-        inputs: Vec<(SourceDef, u8)>,
+        inputs: Vec<(SourceDef, u8, u32)>,
         sink: Option<Arc<Topic>>,
         id: u64,
         label: &str,
         layout: Option<StateLayoutKind>,
     ) -> Result<Running> {
         let mut worker_inputs = Vec::with_capacity(inputs.len());
-        for (def, tag) in inputs {
+        for (def, tag, slot_base) in inputs {
             let topic = self.log.topic(&def.topic).ok_or_else(|| {
                 EngineError::Invalid(format!(
                     "topic {} of {} does not exist",
                     def.topic, def.name
                 ))
             })?;
-            worker_inputs.push(Input { def, topic, tag });
+            worker_inputs.push(Input {
+                def,
+                topic,
+                tag,
+                slot_base,
+            });
         }
         let mut positions = Vec::new();
         for (i, p) in slots(&worker_inputs) {
-            let tag = worker_inputs[i].tag;
-            positions.push(match self.log.get(Cf::State, &offset_key(tag, id, p))? {
-                Some(b) if b.len() == 8 => {
-                    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-                }
-                Some(_) => {
-                    return Err(EngineError::Invalid(format!(
-                        "corrupt committed offset for {label}"
-                    )));
-                }
-                None => 0,
-            });
+            let (tag, base) = (worker_inputs[i].tag, worker_inputs[i].slot_base);
+            positions.push(
+                match self.log.get(Cf::State, &offset_key(tag, id, base + p))? {
+                    Some(b) if b.len() == 8 => {
+                        u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                    }
+                    Some(_) => {
+                        return Err(EngineError::Invalid(format!(
+                            "corrupt committed offset for {label}"
+                        )));
+                    }
+                    None => 0,
+                },
+            );
         }
         let sources: Vec<Arc<Topic>> = worker_inputs.iter().map(|i| i.topic.clone()).collect();
         let stats = Arc::new(Stats::default());
@@ -362,7 +376,7 @@ impl Engine {
             poison: HashMap::new(),
             stream_times: Vec::new(),
             last_emits: Vec::new(),
-            join_times: [i64::MIN; 2],
+            join_times: Vec::new(),
         };
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("query", id = %label);
@@ -669,8 +683,37 @@ struct Batch {
     /// A stream-stream join's entries this batch wrote or deleted (in its overlay), so
     /// range reads see them beside the committed ones.
     join_keys: std::collections::BTreeSet<Vec<u8>>,
-    /// A stream-stream join's stream time of each side as of this batch.
-    join_times: [i64; 2],
+    /// Each stream-stream join's stream time of each side as of this batch (see
+    /// `Worker::join_times`).
+    join_times: Vec<i64>,
+    /// The record whose buffered join rows `join_sub` numbers, and how many it has.
+    join_seq_of: i64,
+    join_sub: i64,
+}
+
+impl Batch {
+    /// The stream times of the two sides of the join nested `depth` deep.
+    fn join_times_of(&mut self, depth: usize) -> &mut [i64] {
+        let need = 2 * (depth + 1);
+        if self.join_times.len() < need {
+            self.join_times.resize(need, i64::MIN);
+        }
+        &mut self.join_times[2 * depth..need]
+    }
+
+    /// A number for a row a stream-stream join buffers, unique across batches and
+    /// restarts: the record's processing sequence, then its rows in order (a record can
+    /// buffer several through nested joins).
+    fn next_join_seq(&mut self) -> i64 {
+        if self.join_seq_of != self.seq {
+            self.join_seq_of = self.seq;
+            self.join_sub = 0;
+        }
+        self.join_sub += 1;
+        self.seq
+            .saturating_mul(1 << 16)
+            .saturating_add(self.join_sub)
+    }
 }
 
 impl Worker {
@@ -696,7 +739,7 @@ impl Worker {
             seq: self.positions.iter().sum::<u64>() as i64,
             stream_times: self.stream_times.clone(),
             last_emits: self.last_emits.clone(),
-            join_times: self.join_times,
+            join_times: self.join_times.clone(),
             ..Batch::default()
         };
         let slots = slots(&self.inputs);
@@ -751,7 +794,7 @@ impl Worker {
             if positions[s] != self.positions[s] {
                 b.txn.put(
                     Cf::State,
-                    offset_key(self.inputs[i].tag, id, p),
+                    offset_key(self.inputs[i].tag, id, self.inputs[i].slot_base + p),
                     positions[s].to_be_bytes().to_vec(),
                 );
             }
@@ -761,12 +804,10 @@ impl Worker {
         }
         if let Kind::Query(plan) = &self.kind
             && let Some(join) = &plan.join
-            && let Some(window) = &join.within
         {
-            self.expire_join_rows(plan, window, &mut b)?;
+            self.expire_join_rows(plan, join, &mut b)?;
             if b.join_times != self.join_times {
-                let mut v = b.join_times[0].to_be_bytes().to_vec();
-                v.extend_from_slice(&b.join_times[1].to_be_bytes());
+                let v: Vec<u8> = b.join_times.iter().flat_map(|t| t.to_be_bytes()).collect();
                 b.txn.put(Cf::State, join_time_key(plan.num), v);
             }
         }
@@ -865,22 +906,17 @@ impl Worker {
         };
         if plan.join.is_some() {
             self.join_times = match self.log.get(Cf::State, &join_time_key(id))? {
-                None => [i64::MIN; 2],
-                Some(b) => {
-                    let at = |i: usize| {
-                        b.get(i..i + 8)
-                            .and_then(|s| <[u8; 8]>::try_from(s).ok())
-                            .map(i64::from_be_bytes)
-                    };
-                    match (b.len(), at(0), at(8)) {
-                        (16, Some(l), Some(r)) => [l, r],
-                        _ => {
-                            return Err(EngineError::Invalid(format!(
-                                "corrupt join stream time of query {}",
-                                plan.id
-                            )));
-                        }
-                    }
+                None => Vec::new(),
+                Some(b) if b.len() % 8 == 0 => b
+                    .chunks_exact(8)
+                    .filter_map(|c| <[u8; 8]>::try_from(c).ok())
+                    .map(i64::from_be_bytes)
+                    .collect(),
+                Some(_) => {
+                    return Err(EngineError::Invalid(format!(
+                        "corrupt join stream time of query {}",
+                        plan.id
+                    )));
                 }
             };
         }

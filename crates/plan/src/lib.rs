@@ -18,10 +18,10 @@ pub struct QueryPlan {
 }
 
 impl QueryPlan {
-    /// The sources whose topics the query reads.
+    /// The sources whose topics the query reads, a join's in the order written.
     pub fn inputs(&self) -> Vec<&SourceDef> {
         match &self.join {
-            Some(j) => vec![&j.left, &j.right],
+            Some(j) => j.sources(),
             None => vec![&self.source],
         }
     }
@@ -40,19 +40,22 @@ pub enum JoinType {
     Full,
 }
 
-/// A two-input join feeding the query's operator.
+/// A join feeding the query's operator: of two sources, or (n-way) of an inner join's
+/// result and one more source.
 ///
-/// The operator sees the joined row `[key..., left row..., right row..., ROWTIME,
-/// ROWPARTITION, ROWOFFSET]`, where each side's row is laid out as a source row
-/// (declared columns, then its ROWTIME, ROWPARTITION, ROWOFFSET) and is all NULLs when
-/// that side has no match. The key is the result's: the join key, or for a foreign-key
-/// join the left table's primary key columns.
+/// The operator sees the joined row `[key..., rows..., ROWTIME, ROWPARTITION,
+/// ROWOFFSET]`, where `rows` are the source rows of every joined source in the order
+/// written, each laid out as a source row (declared columns, then its ROWTIME,
+/// ROWPARTITION, ROWOFFSET) and all NULLs when that source has no match. The key is the
+/// result's: the join key, or for a foreign-key join the left table's primary key
+/// columns. An inner join's result row, seen by the join over it, is laid out alike.
 #[derive(Debug, Clone)]
 pub struct JoinPlan {
     pub kind: JoinType,
-    pub left: SourceDef,
+    pub left: JoinInput,
     pub right: SourceDef,
-    /// Each side's join expression, over that side's source row.
+    /// The left side's join expression, over its rows (a source row, or an inner
+    /// join's `rows`), and the right side's, over its source row.
     pub left_key: Expr,
     pub right_key: Expr,
     /// A stream-stream join's window (`WITHIN`); `None` for joins with a table.
@@ -75,24 +78,83 @@ pub struct JoinWindow {
     pub grace_ms: Option<i64>,
 }
 
+/// The left side of a join.
+#[derive(Debug, Clone)]
+pub enum JoinInput {
+    Source(Box<SourceDef>),
+    /// The result of joining the sources before it (n-way joins).
+    Join(Box<JoinPlan>),
+}
+
 impl JoinPlan {
+    /// The sources it reads, in the order written.
+    pub fn sources(&self) -> Vec<&SourceDef> {
+        let mut out = match &self.left {
+            JoinInput::Source(d) => vec![d.as_ref()],
+            JoinInput::Join(j) => j.sources(),
+        };
+        out.push(&self.right);
+        out
+    }
+
+    /// The left source, when the left side is one.
+    pub fn left_source(&self) -> Option<&SourceDef> {
+        match &self.left {
+            JoinInput::Source(d) => Some(d.as_ref()),
+            JoinInput::Join(_) => None,
+        }
+    }
+
+    /// Whether the left side is a table (a join's result is one when all its sources are).
+    pub fn left_is_table(&self) -> bool {
+        match &self.left {
+            JoinInput::Source(d) => d.kind == sluice_common::SourceKind::Table,
+            JoinInput::Join(j) => j.is_table(),
+        }
+    }
+
+    /// Whether the result is a table: a join of tables.
+    pub fn is_table(&self) -> bool {
+        self.left_is_table() && self.right.kind == sluice_common::SourceKind::Table
+    }
+
+    /// How many joins are nested on the left: 0 for a join of two sources.
+    pub fn depth(&self) -> usize {
+        match &self.left {
+            JoinInput::Source(_) => 0,
+            JoinInput::Join(j) => 1 + j.depth(),
+        }
+    }
+
     /// How many key columns the joined row starts with.
     pub fn key_len(&self) -> usize {
-        if self.foreign_key {
-            self.left.schema.key_count()
-        } else {
-            1
+        match (&self.left, self.foreign_key) {
+            (JoinInput::Source(d), true) => d.schema.key_count(),
+            _ => 1,
         }
+    }
+
+    /// The length of the left side's rows.
+    pub fn left_len(&self) -> usize {
+        match &self.left {
+            JoinInput::Source(d) => source_row_len(d),
+            JoinInput::Join(j) => j.rows_len(),
+        }
+    }
+
+    /// The length of `rows` in the joined row.
+    pub fn rows_len(&self) -> usize {
+        self.left_len() + source_row_len(&self.right)
     }
 
     /// Where the right row starts in the joined row.
     pub fn right_at(&self) -> usize {
-        self.key_len() + source_row_len(&self.left)
+        self.key_len() + self.left_len()
     }
 
     /// The joined row's length.
     pub fn row_len(&self) -> usize {
-        self.right_at() + source_row_len(&self.right) + 3
+        self.key_len() + self.rows_len() + 3
     }
 }
 

@@ -8,7 +8,7 @@ use crate::bind::{
 };
 use crate::{Catalog, PlanError, Result, lookup};
 use sluice_common::{Column, ColumnRole, FormatKind, Schema, SourceDef};
-use sluice_plan::{JoinPlan, JoinType};
+use sluice_plan::{JoinInput, JoinPlan, JoinType};
 use sluice_sql::{Expr as SqlExpr, Name, Select};
 use sqlparser::ast::{BinaryOperator, Spanned};
 use std::ops::ControlFlow;
@@ -297,116 +297,47 @@ pub(crate) struct PlannedJoin {
     pub foreign_key: bool,
 }
 
-/// Plans the select's join: a two-way stream-table or primary-key table-table join.
-/// Other joins are refused, with ksqlDB's message where ksqlDB refuses them too.
+/// The most joins one statement may have (each nested join keeps its state under its
+/// own tags).
+const MAX_JOINS: usize = 15;
+
+/// Plans the select's joins: stream-table, table-table (on the key or, first, a foreign
+/// key) and stream-stream joins of any number of sources, each join's left side the
+/// result of the joins before it. Joins of windowed sources are refused; others ksqlDB
+/// refuses get its message.
 pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<PlannedJoin> {
     use sluice_common::SourceKind::{Stream, Table};
     use sluice_sql::JoinKind;
     let analysis = analyze(select, catalog)?;
-    let join = &select.joins[0];
-    let refuse = |what: &str| -> Result<PlannedJoin> {
-        Err(PlanError::new(
-            format!("{what} are not supported yet"),
-            join.line,
-            join.column,
-        ))
-    };
-    if let Some(second) = select.joins.get(1) {
+    if let Some(extra) = select.joins.get(MAX_JOINS) {
         return Err(PlanError::new(
-            "Joins of more than two sources (n-way joins) are not supported yet",
-            second.line,
-            second.column,
+            format!("A statement may join at most {} sources", MAX_JOINS + 1),
+            extra.line,
+            extra.column,
         ));
     }
-    let (left, right) = (&analysis.sources[0], &analysis.sources[1]);
-    if left.def.window.is_some() || right.def.window.is_some() {
-        return refuse("Joins of windowed sources");
-    }
-    match (left.def.kind, right.def.kind) {
-        (Stream, Stream) if join.within.is_none() => {
-            return err_on(
-                &join.on,
-                "Stream-Stream joins must have a WITHIN clause specified. None was provided. To learn about how to specify a WITHIN clause with a stream-stream join, please visit: https://docs.confluent.io/current/ksql/docs/syntax-reference.html#create-stream-as-select".into(),
-            );
-        }
-        (Stream, Table) if join.within.is_some() => {
-            return err_on(
-                &join.on,
-                "A window definition was provided for a Stream-Table join. These joins are not windowed. Please drop the window definition (ie. the WITHIN clause) and try to execute your join again.".into(),
-            );
-        }
-        (Table, Table) if join.within.is_some() => {
-            return err_on(
-                &join.on,
-                "A window definition was provided for a Table-Table join. These joins are not windowed. Please drop the window definition (i.e. the WITHIN clause) and try to execute your Table-Table join again.".into(),
-            );
-        }
-        _ => {}
-    }
-    let (first, second) = equality_sides(&join.on)?;
-    let (left_expr, right_expr) = if analysis.conditions[0].left == 0 {
-        (first, second)
-    } else {
-        (second, first)
-    };
-    let is_key_ref = |e: &SqlExpr, def: &SourceDef| match unparen(e) {
-        SqlExpr::Identifier(i) => {
-            def.schema.key_count() == 1 && def.schema.index_of(&ident_name(i)) == Some(0)
-        }
-        SqlExpr::CompoundIdentifier(p) if p.len() == 2 => {
-            def.schema.key_count() == 1 && def.schema.index_of(&ident_name(&p[1])) == Some(0)
-        }
-        _ => false,
-    };
-    let foreign_key = left.def.kind == Table && !is_key_ref(left_expr, &left.def);
-    let bind_side = |e: &SqlExpr, s: &JoinedSource| -> Result<crate::bind::Bound> {
-        let scope = Scope::of_source(&s.def, Some(&s.alias));
-        Binder::plain(&scope).in_clause("JOIN ON").bind(e)
-    };
-    let (lk, rk) = (bind_side(left_expr, left)?, bind_side(right_expr, right)?);
-    let key_type = lk.ty.clone().or(rk.ty.clone()).ok_or_else(|| {
-        PlanError::new(
-            "A join expression cannot be a bare NULL",
+    if analysis.sources.iter().any(|s| s.def.window.is_some()) {
+        let join = &select.joins[0];
+        return Err(PlanError::new(
+            "Joins of windowed sources are not supported yet",
             join.line,
             join.column,
-        )
-    })?;
+        ));
+    }
     let column_of = |e: &SqlExpr| match unparen(e) {
         SqlExpr::Identifier(i) => Some(ident_name(i)),
         SqlExpr::CompoundIdentifier(p) if p.len() == 2 => Some(ident_name(&p[1])),
         _ => None,
     };
-    let synthetic_key = !foreign_key
-        && (join.kind == JoinKind::Full
-            || (column_of(left_expr).is_none() && column_of(right_expr).is_none()));
-    let synthetic = synthetic_key.then(|| synthetic_key_name(&[&left.def, &right.def]));
-
-    // The joined row: the key, then each side's row under ksqlDB's `ALIAS_COLUMN` names.
-    let key_role = if left.def.kind == Table && right.def.kind == Table {
-        ColumnRole::PrimaryKey
-    } else {
-        ColumnRole::Key
+    let is_key_ref = |e: &SqlExpr, def: &SourceDef| {
+        def.schema.key_count() == 1
+            && column_of(e).is_some_and(|c| def.schema.index_of(&c) == Some(0))
     };
-    let mut columns = if foreign_key {
-        left.def
-            .schema
-            .keys()
-            .iter()
-            .map(|k| Column {
-                name: String::new(),
-                data_type: k.data_type.clone(),
-                role: key_role,
-            })
-            .collect()
-    } else {
-        vec![Column {
-            name: synthetic.clone().unwrap_or_default(),
-            data_type: key_type,
-            role: key_role,
-        }]
-    };
-    let mut joined = Vec::new();
-    for s in [left, right] {
+    // The rows part of the joined row, built source by source: each source's columns
+    // (pseudo columns included) under ksqlDB's `ALIAS_COLUMN` names.
+    let mut rows: Vec<Column> = Vec::new();
+    let mut joined: Vec<JoinedColumns> = Vec::new();
+    let add_source = |s: &JoinedSource, rows: &mut Vec<Column>, joined: &mut Vec<JoinedColumns>| {
         let side = Scope::of_source(&s.def, Some(&s.alias));
         let mut qualifiers = vec![s.alias.clone()];
         if s.alias != s.def.name {
@@ -424,26 +355,157 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
                 .map(|c| format!("{}_{}", s.alias, c.name))
                 .collect(),
         });
-        columns.extend(side.columns.into_iter().map(|(n, t)| Column {
+        rows.extend(side.columns.into_iter().map(|(n, t)| Column {
             name: format!("{}_{n}", s.alias),
             data_type: t,
             role: ColumnRole::Value,
         }));
-    }
-    let kind = if left.def.kind == Table && right.def.kind == Table {
-        Table
-    } else {
-        Stream
     };
+    let rows_scope = |rows: &[Column], joined: &[JoinedColumns]| Scope {
+        columns: rows
+            .iter()
+            .map(|c| (c.name.clone(), c.data_type.clone()))
+            .collect(),
+        qualifiers: joined.iter().flat_map(|j| j.qualifiers.clone()).collect(),
+        joined: joined.to_vec(),
+    };
+    let first = &analysis.sources[0];
+    add_source(first, &mut rows, &mut joined);
+    let mut plan: Option<JoinPlan> = None;
+    let mut left_is_table = first.def.kind == Table;
+    // The last join's sides, for the result's key.
+    let mut last: Option<(&SqlExpr, usize, &SqlExpr, sluice_common::DataType)> = None;
+    for (i, join) in select.joins.iter().enumerate() {
+        let right = &analysis.sources[i + 1];
+        match (left_is_table, right.def.kind) {
+            (false, Stream) if join.within.is_none() => {
+                return err_on(
+                    &join.on,
+                    "Stream-Stream joins must have a WITHIN clause specified. None was provided. To learn about how to specify a WITHIN clause with a stream-stream join, please visit: https://docs.confluent.io/current/ksql/docs/syntax-reference.html#create-stream-as-select".into(),
+                );
+            }
+            (false, Table) if join.within.is_some() => {
+                return err_on(
+                    &join.on,
+                    "A window definition was provided for a Stream-Table join. These joins are not windowed. Please drop the window definition (ie. the WITHIN clause) and try to execute your join again.".into(),
+                );
+            }
+            (true, Table) if join.within.is_some() => {
+                return err_on(
+                    &join.on,
+                    "A window definition was provided for a Table-Table join. These joins are not windowed. Please drop the window definition (i.e. the WITHIN clause) and try to execute your Table-Table join again.".into(),
+                );
+            }
+            _ => {}
+        }
+        let c = &analysis.conditions[i];
+        let (first_side, second_side) = equality_sides(&join.on)?;
+        // The side reading the source this join adds is its right side.
+        let ((left_expr, left_src), right_expr) = if c.right == i + 1 {
+            ((first_side, c.left), second_side)
+        } else {
+            ((second_side, c.right), first_side)
+        };
+        let foreign_key = i == 0
+            && left_is_table
+            && right.def.kind == Table
+            && !is_key_ref(left_expr, &first.def);
+        let lk = Binder::plain(&rows_scope(&rows, &joined))
+            .in_clause("JOIN ON")
+            .bind(left_expr)?;
+        let right_scope = Scope::of_source(&right.def, Some(&right.alias));
+        let rk = Binder::plain(&right_scope)
+            .in_clause("JOIN ON")
+            .bind(right_expr)?;
+        let key_type = lk.ty.clone().or(rk.ty.clone()).ok_or_else(|| {
+            PlanError::new(
+                "A join expression cannot be a bare NULL",
+                join.line,
+                join.column,
+            )
+        })?;
+        add_source(right, &mut rows, &mut joined);
+        let stage = JoinPlan {
+            kind: match join.kind {
+                JoinKind::Inner => JoinType::Inner,
+                JoinKind::Left => JoinType::Left,
+                JoinKind::Right => JoinType::Right,
+                JoinKind::Full => JoinType::Full,
+            },
+            left: match plan.take() {
+                None => JoinInput::Source(Box::new(first.def.clone())),
+                Some(inner) => JoinInput::Join(Box::new(inner)),
+            },
+            right: right.def.clone(),
+            left_key: lk.expr,
+            right_key: rk.expr,
+            within: join.within.as_ref().map(|w| sluice_plan::JoinWindow {
+                before_ms: w.before_ms,
+                after_ms: w.after_ms,
+                grace_ms: w.grace_ms,
+            }),
+            foreign_key,
+        };
+        left_is_table = left_is_table && right.def.kind == Table;
+        plan = Some(stage);
+        last = Some((left_expr, left_src, right_expr, key_type));
+    }
+    let (Some(plan), Some((left_expr, left_src, right_expr, key_type))) = (plan, last) else {
+        return Err(PlanError::at_name(
+            "A join needs a JOIN clause",
+            &select.from,
+        ));
+    };
+    let join = select.joins.last().unwrap_or(&select.joins[0]);
+    let right = &analysis.sources[analysis.sources.len() - 1];
+    let foreign_key = plan.foreign_key;
+    let synthetic_key = !foreign_key
+        && (join.kind == JoinKind::Full
+            || (column_of(left_expr).is_none() && column_of(right_expr).is_none()));
+    let defs: Vec<&SourceDef> = analysis.sources.iter().map(|s| &s.def).collect();
+    let synthetic = synthetic_key.then(|| synthetic_key_name(&defs));
+
+    // The joined row: the result's key, then the rows part.
+    let key_role = if plan.is_table() {
+        ColumnRole::PrimaryKey
+    } else {
+        ColumnRole::Key
+    };
+    let mut columns: Vec<Column> = if foreign_key {
+        first
+            .def
+            .schema
+            .keys()
+            .iter()
+            .map(|k| Column {
+                name: String::new(),
+                data_type: k.data_type.clone(),
+                role: key_role,
+            })
+            .collect()
+    } else {
+        vec![Column {
+            name: synthetic.clone().unwrap_or_default(),
+            data_type: key_type,
+            role: key_role,
+        }]
+    };
+    columns.extend(rows);
     let source = SourceDef {
-        // Not a catalog source: it borrows its left input's id, which no other source has.
-        id: left.def.id,
-        name: format!("{}_{}_JOIN", left.alias, right.alias),
-        kind,
+        // Not a catalog source: it borrows its first input's id, which no other source has.
+        id: first.def.id,
+        name: analysis
+            .sources
+            .iter()
+            .map(|s| s.alias.as_str())
+            .chain(["JOIN"])
+            .collect::<Vec<_>>()
+            .join("_"),
+        kind: if plan.is_table() { Table } else { Stream },
         schema: Schema::new(columns),
         topic: String::new(),
-        key_format: left.def.key_format.clone(),
-        value_format: left.def.value_format.clone(),
+        key_format: first.def.key_format.clone(),
+        value_format: first.def.value_format.clone(),
         timestamp_column: None,
         timestamp_format: None,
         headers: Vec::new(),
@@ -459,10 +521,10 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
     let mut key_texts = Vec::new();
     match &synthetic {
         _ if foreign_key => {
-            for k in left.def.schema.keys() {
-                if let Some(i) = scope.index_of(&format!("{}_{}", left.alias, k.name)) {
+            for k in first.def.schema.keys() {
+                if let Some(i) = scope.index_of(&format!("{}_{}", first.alias, k.name)) {
                     key_columns.push(i);
-                    key_texts.push(format!("{}_{}", left.alias, k.name));
+                    key_texts.push(format!("{}_{}", first.alias, k.name));
                 }
             }
         }
@@ -471,7 +533,10 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
             key_texts.push(k.clone());
         }
         None => {
-            for (e, s) in [(left_expr, left), (right_expr, right)] {
+            for (e, s) in [
+                (left_expr, &analysis.sources[left_src]),
+                (right_expr, right),
+            ] {
                 if let Some(c) = column_of(e)
                     && let Some(i) = scope.index_of(&format!("{}_{c}", s.alias))
                 {
@@ -496,24 +561,6 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
             &select.from,
         ));
     }
-    let plan = JoinPlan {
-        kind: match join.kind {
-            JoinKind::Inner => JoinType::Inner,
-            JoinKind::Left => JoinType::Left,
-            JoinKind::Right => JoinType::Right,
-            JoinKind::Full => JoinType::Full,
-        },
-        left: left.def.clone(),
-        right: right.def.clone(),
-        left_key: lk.expr,
-        right_key: rk.expr,
-        within: join.within.as_ref().map(|w| sluice_plan::JoinWindow {
-            before_ms: w.before_ms,
-            after_ms: w.after_ms,
-            grace_ms: w.grace_ms,
-        }),
-        foreign_key,
-    };
     Ok(PlannedJoin {
         source,
         scope,
@@ -1001,18 +1048,26 @@ mod planning {
     }
 
     #[test]
-    fn joins_still_refused_say_so_where_the_join_is() {
-        let e = plan(
-            "CREATE STREAM O AS SELECT s.k, t.v FROM s JOIN t ON s.k = t.k JOIN t2 ON t.k = t2.k;",
+    fn n_way_joins_nest_and_key_by_their_last_join() {
+        let planned = plan(
+            "CREATE STREAM O AS SELECT s.k, t.v AS tv, t2.v AS t2v FROM s JOIN t ON s.k = t.k JOIN t2 ON s.k = t2.k;",
         )
-        .unwrap_err();
-        assert!(
-            e.message.contains("n-way joins) are not supported yet"),
-            "{}",
-            e.message
+        .unwrap();
+        let join = planned.plan.join.as_ref().unwrap();
+        assert_eq!(join.depth(), 1);
+        let names: Vec<&str> = join.sources().iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["S", "T", "T2"]);
+        assert_eq!(
+            schema(
+                "CREATE STREAM O AS SELECT s.k, t.v AS tv, t2.v AS t2v FROM s JOIN t ON s.k = t.k JOIN t2 ON s.k = t2.k;"
+            ),
+            "`S_K` INTEGER KEY, `TV` INTEGER, `T2V` INTEGER"
         );
-        // At the join that is not supported.
-        assert_eq!((e.line, e.column), (1, 63));
+        // The key is the last join's: here T2.K or S.K.
+        let e = error(
+            "CREATE STREAM O AS SELECT t.v FROM s JOIN t ON s.k = t.k JOIN t2 ON s.k = t2.k;",
+        );
+        assert!(e.contains("join expressions S.K or T2.K"), "{e}");
     }
 }
 

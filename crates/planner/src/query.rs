@@ -1145,7 +1145,13 @@ fn foreign_key_projection(
     key_role: ColumnRole,
     filter: Option<Expr>,
 ) -> Result<(Operator, Schema)> {
-    let left = &j.plan.left.name;
+    let Some(left_def) = j.plan.left_source() else {
+        return Err(PlanError::at_name(
+            "A foreign-key join's left side must be a table",
+            name,
+        ));
+    };
+    let left = &left_def.name;
     let reading = |k: usize| -> Vec<&Item> {
         items
             .iter()
@@ -1155,7 +1161,7 @@ fn foreign_key_projection(
     let missing: Vec<String> = j
         .key_columns
         .iter()
-        .zip(j.plan.left.schema.keys().iter())
+        .zip(left_def.schema.keys().iter())
         .filter(|(k, _)| reading(**k).is_empty())
         .map(|(_, c)| format!("`{}`", c.name))
         .collect();

@@ -417,10 +417,7 @@ fn describe_plan(plan: &QueryPlan) -> String {
         ),
     };
     let sources = match &plan.join {
-        Some(j) => format!(
-            "      > [ JOIN ] {:?} on the join key\n            > [ SOURCE ] {} (topic {})\n            > [ SOURCE ] {} (topic {})",
-            j.kind, j.left.name, j.left.topic, j.right.name, j.right.topic
-        ),
+        Some(j) => explain_join(j, 6),
         None => format!(
             "      > [ SOURCE ] {} (topic {})",
             plan.source.name, plan.source.topic
@@ -432,6 +429,30 @@ fn describe_plan(plan: &QueryPlan) -> String {
         sink.name,
         sink.topic,
         columns.join(", "),
+    )
+}
+
+/// A join's lines of EXPLAIN, indented by `indent`: the join, then its inputs.
+fn explain_join(j: &sluice_plan::JoinPlan, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    let inner = " ".repeat(indent + 6);
+    let left = match &j.left {
+        sluice_plan::JoinInput::Source(d) => {
+            format!("{inner}> [ SOURCE ] {} (topic {})", d.name, d.topic)
+        }
+        sluice_plan::JoinInput::Join(nested) => explain_join(nested, indent + 6),
+    };
+    let how = match (&j.within, j.foreign_key) {
+        (Some(w), _) => format!(
+            "within ({} ms before, {} ms after)",
+            w.before_ms, w.after_ms
+        ),
+        (None, true) => "on a foreign key".to_string(),
+        (None, false) => "on the join key".to_string(),
+    };
+    format!(
+        "{pad}> [ JOIN ] {:?} {how}\n{left}\n{inner}> [ SOURCE ] {} (topic {})",
+        j.kind, j.right.name, j.right.topic
     )
 }
 

@@ -1,26 +1,23 @@
-//! The join in front of a query's operator: stream-table and primary-key table-table
-//! joins of two inputs, producing the joined rows the operator reads.
+//! The joins in front of a query's operator: stream-table, table-table (on the key or a
+//! foreign key) and stream-stream joins, nested on the left for joins of more than two
+//! sources, producing the joined rows the operator reads.
 //!
-//! A table side's rows are kept by join key under `'J'` (see [`crate::keys`]), written
-//! through the batch's overlay like any other state, so they commit with the batch's
-//! outputs and offsets. A stream side keeps nothing: its record joins the table rows as
-//! they are when it is processed, which the worker's timestamp-ordered merge of the two
-//! inputs makes "as of its own time".
+//! Every join's state lives under `'J'` (see [`crate::keys`]), each nested join in its
+//! own range of tags, written through the batch's overlay like any other state, so it
+//! commits with the batch's outputs and offsets. A stream side of a stream-table join
+//! keeps nothing: its record joins the table rows as they are when it is processed, which
+//! the worker's log-order merge of the inputs makes "as of the record's arrival".
 
 use super::{Batch, Worker};
 use crate::Result;
-use crate::keys::{join_entry_key, join_key};
+use crate::keys::join_entry_key;
 use crate::rows::{SourceRow, decode_record};
 use sluice_common::{SourceDef, SourceKind, Value};
-use sluice_plan::{JoinPlan, JoinType, JoinWindow, Operator, QueryPlan, source_row_len};
+use sluice_expr::Expr;
+use sluice_plan::{JoinInput, JoinPlan, JoinType, JoinWindow, Operator, QueryPlan, source_row_len};
 use sluice_storage::{Cf, StoredRecord};
 
-/// A foreign-key join's left rows, by left key.
-const FK_LEFT: u8 = 10;
-/// A foreign-key join's index of left keys by foreign key.
-const FK_INDEX: u8 = 8;
-
-/// Which input of the join a record comes from.
+/// Which input of the join a change comes from.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
     Left,
@@ -43,6 +40,39 @@ impl Side {
     }
 }
 
+// The kinds of a join's entries; a join nested `d` levels deep adds `16 * d`.
+/// A table side's row, by join key (0 left, 1 right).
+const TABLE_ROW: u8 = 0;
+/// A stream-stream join's buffered record (2 left, 3 right).
+const BUFFERED: u8 = 2;
+/// A stream-stream join's expiry index (4 left, 5 right).
+const EXPIRY: u8 = 4;
+/// An outer stream-stream join's record waiting for its window to close.
+const PENDING: u8 = 6;
+/// A foreign-key join's index of left keys by foreign key.
+const FK_INDEX: u8 = 8;
+/// A foreign-key join's left rows, by left key.
+const FK_LEFT: u8 = 10;
+
+/// One change of a join's side: a source's record, or a row of the join nested on the
+/// left.
+struct Change {
+    /// The side's row: a source row, or the nested join's `rows`.
+    row: Vec<Value>,
+    tombstone: bool,
+    rowtime: i64,
+    /// The record it came from, for the joined row's ROWPARTITION and ROWOFFSET.
+    position: (u32, u64),
+    /// The side is a table: its changes replace the row of their key.
+    table: bool,
+    /// The key of a nested join's result: a table result's rows are replaced (or
+    /// deleted, all NULL) by it.
+    nested_key: Option<Value>,
+}
+
+/// What a join emits: joined rows (laid out as [`JoinPlan`] says) and their times.
+type Out = Vec<(SourceRow, i64)>;
+
 /// Whether the join has a result for a key whose left and right rows are present or not.
 fn has_result(kind: JoinType, left: bool, right: bool) -> bool {
     match kind {
@@ -53,7 +83,30 @@ fn has_result(kind: JoinType, left: bool, right: bool) -> bool {
     }
 }
 
+/// The state tag of an entry kind of `join`.
+fn tag(join: &JoinPlan, kind: u8) -> u8 {
+    kind + 16 * join.depth() as u8
+}
+
+/// A table side's stored row: its time, then the row.
+fn stored(rowtime: i64, row: &[Value]) -> Vec<Value> {
+    let mut v = Vec::with_capacity(row.len() + 1);
+    v.push(Value::BigInt(rowtime));
+    v.extend(row.iter().cloned());
+    v
+}
+
+/// A stored table row's time and row.
+fn unstored(v: &[Value]) -> (i64, &[Value]) {
+    (
+        v.first().and_then(Value::as_i64).unwrap_or(0),
+        v.get(1..).unwrap_or_default(),
+    )
+}
+
 impl Worker {
+    /// Processes a record of input `input` (of [`JoinPlan::sources`]) through the
+    /// query's joins, then its joined rows through the operator.
     pub(super) fn process_join(
         &self,
         plan: &QueryPlan,
@@ -62,23 +115,97 @@ impl Worker {
         rec: &StoredRecord,
         b: &mut Batch,
     ) -> Result<()> {
-        let side = if input == 0 { Side::Left } else { Side::Right };
-        let (def, key_expr) = match side {
-            Side::Left => (&join.left, &join.left_key),
-            Side::Right => (&join.right, &join.right_key),
+        // The query's WHERE clause decides which results of a table-table join are rows
+        // of the result table at all (see `table_change`).
+        let filter = match &plan.op {
+            Operator::Select { filter, .. } => filter.as_ref(),
+            Operator::Aggregate { .. } => None,
         };
-        let is_table = def.kind == SourceKind::Table;
-        if is_table && def.schema.key_count() > 0 && rec.record.key.is_none() {
-            return Ok(());
+        let mut out = Vec::new();
+        self.join_input(plan, join, input, rec, b, filter, &mut out)?;
+        for (row, t) in out {
+            self.process_row(row, t, b)?;
         }
-        let src = decode_record(def, rec)?;
-        let rowtime = row_time(def, &src.row, rec.record.timestamp);
-        let key = key_expr.eval(&src.row);
+        Ok(())
+    }
+
+    /// Routes a record through `join`: to the join nested on its left, whose results are
+    /// changes of this join's left side, or to one of its sides.
+    #[allow(clippy::too_many_arguments)]
+    fn join_input(
+        &self,
+        plan: &QueryPlan,
+        join: &JoinPlan,
+        input: usize,
+        rec: &StoredRecord,
+        b: &mut Batch,
+        filter: Option<&Expr>,
+        out: &mut Out,
+    ) -> Result<()> {
+        let left_inputs = join.sources().len() - 1;
+        if input >= left_inputs {
+            return match source_change(&join.right, rec)? {
+                Some(c) => self.join_change(plan, join, Side::Right, c, b, filter, out),
+                None => Ok(()),
+            };
+        }
+        match &join.left {
+            JoinInput::Source(def) => match source_change(def, rec)? {
+                Some(c) => self.join_change(plan, join, Side::Left, c, b, filter, out),
+                None => Ok(()),
+            },
+            JoinInput::Join(inner) => {
+                let mut inner_out = Vec::new();
+                self.join_input(plan, inner, input, rec, b, None, &mut inner_out)?;
+                let (from, to) = (inner.key_len(), inner.key_len() + inner.rows_len());
+                for (row, t) in inner_out {
+                    let n = row.row.len();
+                    let position = (
+                        row.row
+                            .get(n.saturating_sub(2))
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0) as u32,
+                        row.row.last().and_then(Value::as_i64).unwrap_or(0) as u64,
+                    );
+                    let change = Change {
+                        row: row.row.get(from..to).unwrap_or_default().to_vec(),
+                        tombstone: row.tombstone,
+                        rowtime: t,
+                        position,
+                        table: inner.is_table(),
+                        nested_key: row.row.first().cloned(),
+                    };
+                    self.join_change(plan, join, Side::Left, change, b, filter, out)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// One change of one side of `join`.
+    #[allow(clippy::too_many_arguments)]
+    fn join_change(
+        &self,
+        plan: &QueryPlan,
+        join: &JoinPlan,
+        side: Side,
+        change: Change,
+        b: &mut Batch,
+        filter: Option<&Expr>,
+        out: &mut Out,
+    ) -> Result<()> {
+        let key = match (side, &change.nested_key) {
+            // A nested table join's result is joined on its key (table-table joins are on
+            // the left's key), which its deletes carry too.
+            (Side::Left, Some(k)) if change.table => k.clone(),
+            (Side::Left, _) => join.left_key.eval(&change.row),
+            (Side::Right, _) => join.right_key.eval(&change.row),
+        };
         if let Some(window) = &join.within {
-            return self.process_windowed(plan, join, window, side, src, key, rowtime, rec, b);
+            return self.windowed_change(plan, join, window, side, change, key, b, out);
         }
         if join.foreign_key {
-            return self.process_foreign_key(plan, join, side, src, key, rowtime, rec, b);
+            return self.foreign_key_change(plan, join, side, change, key, b, out);
         }
         if key.is_null() {
             // No row of the other side can match a NULL key, and a result keyed by NULL
@@ -88,52 +215,62 @@ impl Worker {
             ));
         }
         let other = side.other();
-        let other_def = match other {
-            Side::Left => &join.left,
-            Side::Right => &join.right,
+        let other_is_table = match other {
+            Side::Left => join.left_is_table(),
+            Side::Right => join.right.kind == SourceKind::Table,
         };
-        let position = (rec.partition, rec.offset);
-        if !is_table {
+        let other_key = join_entry_key(
+            plan.num,
+            tag(join, TABLE_ROW + other.tag()),
+            std::slice::from_ref(&key),
+        );
+        let (t, position) = (change.rowtime, change.position);
+        if !change.table {
             // A stream record joins the table's current row; a record without a value
             // joins nothing.
-            if src.tombstone {
+            if change.tombstone {
                 return Ok(());
             }
-            let found = self.load(&b.overlay, &join_key(plan.num, other.tag(), &key))?;
+            let found = self.load(&b.overlay, &other_key)?;
+            let found_row = found.as_deref().map(|v| unstored(v).1);
             let (l, r) = match side {
                 Side::Left => (true, found.is_some()),
                 Side::Right => (found.is_some(), true),
             };
-            if !has_result(join.kind, l, r) {
-                return Ok(());
+            if has_result(join.kind, l, r) {
+                let row = joined_row(
+                    join,
+                    side,
+                    &[key],
+                    Some(&change.row),
+                    found_row,
+                    t,
+                    position,
+                );
+                out.push((row, t));
             }
-            let row = joined_row(
-                join,
-                side,
-                std::slice::from_ref(&key),
-                Some(&src.row),
-                found.as_deref(),
-                rowtime,
-                position,
-            );
-            return self.process_row(row, rowtime, b);
+            return Ok(());
         }
 
         // A table update: keep the new row, then, when the other side is a table too,
         // emit the key's new result (or delete the one it had).
-        let state_key = join_key(plan.num, side.tag(), &key);
+        let state_key = join_entry_key(
+            plan.num,
+            tag(join, TABLE_ROW + side.tag()),
+            std::slice::from_ref(&key),
+        );
         let before = self.load(&b.overlay, &state_key)?;
-        let new = (!src.tombstone).then(|| src.row.clone());
-        b.overlay.insert(state_key, new.clone());
-        if other_def.kind != SourceKind::Table {
+        let new = (!change.tombstone).then(|| change.row.clone());
+        b.overlay
+            .insert(state_key, new.as_deref().map(|r| stored(t, r)));
+        if !other_is_table {
             // A table update does not trigger a stream-table join.
             return Ok(());
         }
-        let found = self.load(&b.overlay, &join_key(plan.num, other.tag(), &key))?;
+        let found = self.load(&b.overlay, &other_key)?;
+        let found = found.as_deref().map(unstored);
         // The result's time is the later of the two rows' times, as in Kafka Streams.
-        let rowtime = found
-            .as_deref()
-            .map_or(rowtime, |o| rowtime.max(row_time(other_def, o, rowtime)));
+        let t = found.map_or(t, |(other_t, _)| t.max(other_t));
         let result = |this: Option<&[Value]>| {
             let (l, r) = match side {
                 Side::Left => (this.is_some(), found.is_some()),
@@ -145,8 +282,8 @@ impl Worker {
                     side,
                     std::slice::from_ref(&key),
                     this,
-                    found.as_deref(),
-                    rowtime,
+                    found.map(|f| f.1),
+                    t,
                     position,
                 )
             })
@@ -154,74 +291,58 @@ impl Worker {
         // A result the query's WHERE clause drops is no row of the result table: a key
         // whose result neither passed before nor passes now changes nothing downstream
         // (Kafka Streams' table filter, which sees the old result, forwards nothing).
-        let filter = match &plan.op {
-            Operator::Select { filter, .. } => filter.as_ref(),
-            Operator::Aggregate { .. } => None,
-        };
         let passes = |r: &Option<SourceRow>| {
             r.as_ref()
                 .is_some_and(|r| filter.is_none_or(|f| f.test(&r.row)))
         };
-        let (now, was) = (result(new.as_deref()), result(before.as_deref()));
+        let before_row = before.as_deref().map(|v| unstored(v).1);
+        let (now, was) = (result(new.as_deref()), result(before_row));
         if passes(&now) || passes(&was) {
-            let row = now.unwrap_or_else(|| {
-                let mut row = joined_row(
-                    join,
-                    side,
-                    std::slice::from_ref(&key),
-                    None,
-                    None,
-                    rowtime,
-                    position,
-                );
-                row.tombstone = true;
-                row
-            });
-            return self.process_row(row, rowtime, b);
+            let row = now.unwrap_or_else(|| tombstone_row(join, &[key], t, position));
+            out.push((row, t));
         }
         Ok(())
     }
-}
 
-impl Worker {
-    /// A foreign-key table-table join's record (Kafka Streams' KTable foreign-key join):
+    /// A foreign-key table-table join's change (Kafka Streams' KTable foreign-key join):
     /// a left row joins the right row its foreign key names, and is indexed under that
     /// key so a right update reaches every left row referring to it. The result is keyed
-    /// by the left row's key. `key` is the record's join expression: the foreign key of
+    /// by the left row's key. `key` is the change's join expression: the foreign key of
     /// a left row, the key of a right one.
     #[allow(clippy::too_many_arguments)]
-    fn process_foreign_key(
+    fn foreign_key_change(
         &self,
         plan: &QueryPlan,
         join: &JoinPlan,
         side: Side,
-        src: SourceRow,
+        change: Change,
         key: Value,
-        t: i64,
-        rec: &StoredRecord,
         b: &mut Batch,
+        out: &mut Out,
     ) -> Result<()> {
-        let position = (rec.partition, rec.offset);
-        let tombstone = |left_key: &[Value]| {
-            let mut row = joined_row(join, Side::Left, left_key, None, None, t, position);
-            row.tombstone = true;
-            row
-        };
+        let (t, position) = (change.rowtime, change.position);
         let index_key = |fk: &Value, left_key: &[Value]| {
             let mut values = vec![fk.clone()];
             values.extend(left_key.iter().cloned());
-            join_entry_key(plan.num, FK_INDEX, &values)
+            join_entry_key(plan.num, tag(join, FK_INDEX), &values)
+        };
+        let right_key = |k: &Value| {
+            join_entry_key(
+                plan.num,
+                tag(join, TABLE_ROW + Side::Right.tag()),
+                std::slice::from_ref(k),
+            )
         };
         match side {
             Side::Left => {
-                let nkeys = join.left.schema.key_count();
-                let left_key: Vec<Value> = src.row.iter().take(nkeys).cloned().collect();
-                let state_key = join_entry_key(plan.num, FK_LEFT, &left_key);
+                let nkeys = join.left_source().map_or(1, |d| d.schema.key_count());
+                let left_key: Vec<Value> = change.row.iter().take(nkeys).cloned().collect();
+                let state_key = join_entry_key(plan.num, tag(join, FK_LEFT), &left_key);
                 let old = self.load(&b.overlay, &state_key)?;
-                let new = (!src.tombstone).then(|| src.row.clone());
+                let new = (!change.tombstone).then(|| change.row.clone());
                 // The index follows the row's foreign key.
                 if let Some(o) = &old {
-                    let old_fk = join.left_key.eval(o);
+                    let old_fk = join.left_key.eval(unstored(o).1);
                     if !old_fk.is_null() {
                         let k = index_key(&old_fk, &left_key);
                         b.join_keys.insert(k.clone());
@@ -233,88 +354,90 @@ impl Worker {
                     b.join_keys.insert(k.clone());
                     b.overlay.insert(k, Some(left_key.clone()));
                 }
-                b.overlay.insert(state_key, new.clone());
+                b.overlay
+                    .insert(state_key, new.as_deref().map(|r| stored(t, r)));
                 let Some(new) = new else {
                     // A deleted left row deletes its result.
-                    return match old {
-                        Some(_) => self.process_row(tombstone(&left_key), t, b),
-                        None => Ok(()),
-                    };
+                    if old.is_some() {
+                        out.push((tombstone_row(join, &left_key, t, position), t));
+                    }
+                    return Ok(());
                 };
                 let found = if key.is_null() {
                     None
                 } else {
-                    self.load(&b.overlay, &join_key(plan.num, Side::Right.tag(), &key))?
+                    self.load(&b.overlay, &right_key(&key))?
                 };
+                let found = found.as_deref().map(|v| unstored(v).1);
                 let row = match (found, join.kind) {
                     (Some(r), _) => {
-                        joined_row(join, side, &left_key, Some(&new), Some(&r), t, position)
+                        joined_row(join, side, &left_key, Some(&new), Some(r), t, position)
                     }
                     (None, JoinType::Left) => {
                         joined_row(join, side, &left_key, Some(&new), None, t, position)
                     }
                     // An inner join's updated row that no longer matches deletes its
                     // result; a new one that does not match has none.
-                    (None, _) if old.is_some() => tombstone(&left_key),
+                    (None, _) if old.is_some() => tombstone_row(join, &left_key, t, position),
                     (None, _) => return Ok(()),
                 };
-                self.process_row(row, t, b)
+                out.push((row, t));
+                Ok(())
             }
             Side::Right => {
                 if key.is_null() {
                     return Ok(());
                 }
-                let new = (!src.tombstone).then(|| src.row.clone());
+                let new = (!change.tombstone).then(|| change.row.clone());
                 b.overlay
-                    .insert(join_key(plan.num, Side::Right.tag(), &key), new.clone());
-                let lo = join_entry_key(plan.num, FK_INDEX, std::slice::from_ref(&key));
+                    .insert(right_key(&key), new.as_deref().map(|r| stored(t, r)));
+                let lo = join_entry_key(plan.num, tag(join, FK_INDEX), std::slice::from_ref(&key));
                 let hi =
                     sluice_storage::prefix_end(&lo).unwrap_or_else(|| vec![0xff; lo.len() + 1]);
                 for (_, left_key) in self.join_range(b, &lo, &hi)? {
-                    let Some(left) =
-                        self.load(&b.overlay, &join_entry_key(plan.num, FK_LEFT, &left_key))?
-                    else {
+                    let left_row = join_entry_key(plan.num, tag(join, FK_LEFT), &left_key);
+                    let Some(left) = self.load(&b.overlay, &left_row)? else {
                         continue;
                     };
+                    let left = unstored(&left).1;
                     let row = match (&new, join.kind) {
                         (Some(r), _) => joined_row(
                             join,
                             Side::Left,
                             &left_key,
-                            Some(&left),
+                            Some(left),
                             Some(r),
                             t,
                             position,
                         ),
                         (None, JoinType::Left) => {
-                            joined_row(join, Side::Left, &left_key, Some(&left), None, t, position)
+                            joined_row(join, Side::Left, &left_key, Some(left), None, t, position)
                         }
-                        (None, _) => tombstone(&left_key),
+                        (None, _) => tombstone_row(join, &left_key, t, position),
                     };
-                    self.process_row(row, t, b)?;
+                    out.push((row, t));
                 }
                 Ok(())
             }
         }
     }
 
-    /// A stream-stream join's record: it joins the other side's buffered rows of its
+    /// A stream-stream join's change: it joins the other side's buffered rows of its
     /// key within the window, then waits in its own buffer for later ones, as Kafka
     /// Streams' KStreamKStreamJoin does (see ../shared/ksql-docs' join semantics).
     #[allow(clippy::too_many_arguments)]
-    fn process_windowed(
+    fn windowed_change(
         &self,
         plan: &QueryPlan,
         join: &JoinPlan,
         window: &JoinWindow,
         side: Side,
-        src: SourceRow,
+        change: Change,
         key: Value,
-        t: i64,
-        rec: &StoredRecord,
         b: &mut Batch,
+        out: &mut Out,
     ) -> Result<()> {
-        let position = (rec.partition, rec.offset);
+        let (t, position) = (change.rowtime, change.position);
         // This side's view of the window: how far before and after its record's time
         // the other side's records join it.
         let (before, after) = match side {
@@ -331,33 +454,26 @@ impl Worker {
         // in Kafka Streams); the join's stream time, for closing outer results, is the
         // later of the two.
         let retention = window.before_ms + window.after_ms + grace;
-        let own = &mut b.join_times[side.tag() as usize];
-        *own = (*own).max(t);
-        let own_time = *own;
-        let other_time = b.join_times[side.other().tag() as usize];
+        let times = b.join_times_of(join.depth());
+        times[side.tag() as usize] = times[side.tag() as usize].max(t);
+        let own_time = times[side.tag() as usize];
+        let other_time = times[side.other().tag() as usize];
         let stream_time = own_time.max(other_time);
-        if src.tombstone {
+        if change.tombstone {
             return Ok(());
         }
         if key.is_null() {
             if outer {
-                let row = joined_row(
-                    join,
-                    side,
-                    std::slice::from_ref(&key),
-                    Some(&src.row),
-                    None,
-                    t,
-                    position,
-                );
-                return self.process_row(row, t, b);
+                let row = joined_row(join, side, &[key], Some(&change.row), None, t, position);
+                out.push((row, t));
+                return Ok(());
             }
             return Err(crate::EngineError::Invalid(
                 "join key is NULL; record dropped".into(),
             ));
         }
         if window.grace_ms.is_some() && t == stream_time {
-            self.emit_closed_outer_rows(plan, join, after, grace, stream_time, b)?;
+            self.emit_closed_outer_rows(plan, join, after, grace, stream_time, b, out)?;
         }
         let (from, to) = (
             t.saturating_sub(before).max(0),
@@ -367,56 +483,58 @@ impl Worker {
         // or not.
         let from = from.max(other_time.saturating_sub(retention).saturating_add(1));
         let other = side.other();
-        let lo = join_entry_key(
-            plan.num,
-            2 + other.tag(),
-            &[key.clone(), Value::BigInt(from)],
-        );
+        let buffer = |s: Side| tag(join, BUFFERED + s.tag());
+        let lo = join_entry_key(plan.num, buffer(other), &[key.clone(), Value::BigInt(from)]);
         let hi = join_entry_key(
             plan.num,
-            2 + other.tag(),
+            buffer(other),
             &[key.clone(), Value::BigInt(to.saturating_add(1))],
         );
         let matches = self.join_range(b, &lo, &hi)?;
-        for (_, stored) in &matches {
-            let (other_time, seq) = time_seq(stored, 0);
-            let row = stored.get(2..).unwrap_or_default();
+        for (_, kept) in &matches {
+            let (other_t, seq) = time_seq(kept, 0);
+            let row = kept.get(2..).unwrap_or_default();
             // A matched row no longer waits to be emitted NULL-joined.
             let pending = join_entry_key(
                 plan.num,
-                6,
+                tag(join, PENDING),
                 &[
-                    Value::BigInt(other_time),
+                    Value::BigInt(other_t),
                     Value::Int(other.tag() as i32),
                     Value::BigInt(seq),
                 ],
             );
             b.join_keys.insert(pending.clone());
             b.overlay.insert(pending, None);
-            let ts = t.max(other_time);
+            let ts = t.max(other_t);
             let joined = joined_row(
                 join,
                 side,
                 std::slice::from_ref(&key),
-                Some(&src.row),
+                Some(&change.row),
                 Some(row),
                 ts,
                 position,
             );
-            self.process_row(joined, ts, b)?;
+            out.push((joined, ts));
         }
+        let seq = b.next_join_seq();
         // Kept while a record of the other side may still join it (Kafka Streams' window
         // store keeps records for the window and the grace period).
         if t > own_time.saturating_sub(retention) {
-            let seq = Value::BigInt(b.seq);
+            let seq = Value::BigInt(seq);
             let buffered = join_entry_key(
                 plan.num,
-                2 + side.tag(),
+                buffer(side),
                 &[key.clone(), Value::BigInt(t), seq.clone()],
             );
-            let expiry = join_entry_key(plan.num, 4 + side.tag(), &[Value::BigInt(t), seq.clone()]);
+            let expiry = join_entry_key(
+                plan.num,
+                tag(join, EXPIRY + side.tag()),
+                &[Value::BigInt(t), seq.clone()],
+            );
             let mut row = vec![Value::BigInt(t), seq.clone()];
-            row.extend(src.row.iter().cloned());
+            row.extend(change.row.iter().cloned());
             let index = vec![key.clone(), Value::BigInt(t), seq];
             for (k, v) in [(buffered, row), (expiry, index)] {
                 b.join_keys.insert(k.clone());
@@ -427,33 +545,26 @@ impl Worker {
             if window.grace_ms.is_none() || to < stream_time {
                 // Without a grace period (or once its window has closed), a record that
                 // matched nothing is emitted NULL-joined at once.
-                let row = joined_row(
-                    join,
-                    side,
-                    std::slice::from_ref(&key),
-                    Some(&src.row),
-                    None,
-                    t,
-                    position,
-                );
-                return self.process_row(row, t, b);
+                let row = joined_row(join, side, &[key], Some(&change.row), None, t, position);
+                out.push((row, t));
+                return Ok(());
             }
             let pending = join_entry_key(
                 plan.num,
-                6,
+                tag(join, PENDING),
                 &[
                     Value::BigInt(t),
                     Value::Int(side.tag() as i32),
-                    Value::BigInt(b.seq),
+                    Value::BigInt(seq),
                 ],
             );
             let mut value = vec![
                 Value::Int(side.tag() as i32),
                 key,
                 Value::BigInt(t),
-                Value::BigInt(b.seq),
+                Value::BigInt(seq),
             ];
-            value.extend(src.row);
+            value.extend(change.row);
             b.join_keys.insert(pending.clone());
             b.overlay.insert(pending, Some(value));
         }
@@ -462,6 +573,7 @@ impl Worker {
 
     /// Emits, NULL-joined, the rows waiting for a match whose window has closed by
     /// `stream_time` (their time plus `after` and the grace period), oldest first.
+    #[allow(clippy::too_many_arguments)]
     fn emit_closed_outer_rows(
         &self,
         plan: &QueryPlan,
@@ -470,56 +582,65 @@ impl Worker {
         grace: i64,
         stream_time: i64,
         b: &mut Batch,
+        out: &mut Out,
     ) -> Result<()> {
-        let lo = join_entry_key(plan.num, 6, &[]);
+        let lo = join_entry_key(plan.num, tag(join, PENDING), &[]);
         let cutoff = stream_time.saturating_sub(after).saturating_sub(grace);
-        let hi = join_entry_key(plan.num, 6, &[Value::BigInt(cutoff)]);
+        let hi = join_entry_key(plan.num, tag(join, PENDING), &[Value::BigInt(cutoff)]);
         for (entry, value) in self.join_range(b, &lo, &hi)? {
             let (t, _) = time_seq(&value, 2);
-            let (Some(Value::Int(tag)), Some(key)) = (value.first(), value.get(1)) else {
+            let (Some(Value::Int(side)), Some(key)) = (value.first(), value.get(1)) else {
                 continue;
             };
-            let side = if *tag == 0 { Side::Left } else { Side::Right };
-            let stored = value.get(4..).unwrap_or_default();
+            let side = if *side == 0 { Side::Left } else { Side::Right };
+            let kept = value.get(4..).unwrap_or_default();
             let row = joined_row(
                 join,
                 side,
                 std::slice::from_ref(key),
-                Some(stored),
+                Some(kept),
                 None,
                 t,
                 (0, 0),
             );
             b.join_keys.insert(entry.clone());
             b.overlay.insert(entry, None);
-            self.process_row(row, t, b)?;
+            out.push((row, t));
         }
         Ok(())
     }
 
-    /// Deletes buffered rows no later record can join: once their side's time has passed
-    /// them by the window and the grace period. Join state stays bounded by the window.
+    /// Deletes the buffered rows of `join` (and the joins nested in it) that no later
+    /// record can join: once their side's time has passed them by the window and the
+    /// grace period. Join state stays bounded by the window.
     pub(super) fn expire_join_rows(
         &self,
         plan: &QueryPlan,
-        window: &JoinWindow,
+        join: &JoinPlan,
         b: &mut Batch,
     ) -> Result<()> {
+        if let JoinInput::Join(inner) = &join.left {
+            self.expire_join_rows(plan, inner, b)?;
+        }
+        let Some(window) = &join.within else {
+            return Ok(());
+        };
         let grace = window.grace_ms.unwrap_or(sluice_plan::DEFAULT_GRACE_MS);
         let retention = window.before_ms + window.after_ms + grace;
         for side in [Side::Left, Side::Right] {
             // Up to and including `side time - retention`: those rows no longer join.
-            let cutoff = b.join_times[side.tag() as usize]
+            let cutoff = b.join_times_of(join.depth())[side.tag() as usize]
                 .saturating_sub(retention)
                 .saturating_add(1);
-            let lo = join_entry_key(plan.num, 4 + side.tag(), &[]);
-            let hi = join_entry_key(plan.num, 4 + side.tag(), &[Value::BigInt(cutoff)]);
+            let expiry = tag(join, EXPIRY + side.tag());
+            let lo = join_entry_key(plan.num, expiry, &[]);
+            let hi = join_entry_key(plan.num, expiry, &[Value::BigInt(cutoff)]);
             for (entry, value) in self.join_range(b, &lo, &hi)? {
                 let (t, seq) = time_seq(&value, 1);
                 if let Some(key) = value.first() {
                     let buffered = join_entry_key(
                         plan.num,
-                        2 + side.tag(),
+                        tag(join, BUFFERED + side.tag()),
                         &[key.clone(), Value::BigInt(t), Value::BigInt(seq)],
                     );
                     b.join_keys.insert(buffered.clone());
@@ -554,22 +675,45 @@ impl Worker {
     }
 }
 
+/// A source record as a change of a join side; `None` for a table record without a key
+/// (no row, as Kafka Streams skips it).
+fn source_change(def: &SourceDef, rec: &StoredRecord) -> Result<Option<Change>> {
+    let table = def.kind == SourceKind::Table;
+    if table && def.schema.key_count() > 0 && rec.record.key.is_none() {
+        return Ok(None);
+    }
+    let src = decode_record(def, rec)?;
+    // Event time: the TIMESTAMP column when the source names one.
+    let rowtime = src
+        .row
+        .get(def.schema.len())
+        .and_then(Value::as_i64)
+        .unwrap_or(rec.record.timestamp);
+    Ok(Some(Change {
+        row: src.row,
+        tombstone: src.tombstone,
+        rowtime,
+        position: (rec.partition, rec.offset),
+        table,
+        nested_key: None,
+    }))
+}
+
 /// The (time, seq) a join entry's value holds at `at`.
 fn time_seq(value: &[Value], at: usize) -> (i64, i64) {
     let get = |i: usize| value.get(i).and_then(Value::as_i64).unwrap_or(0);
     (get(at), get(at + 1))
 }
 
-/// A source row's event time: its ROWTIME slot (the TIMESTAMP column's value when the
-/// source names one), else the record's timestamp.
-fn row_time(def: &SourceDef, row: &[Value], fallback: i64) -> i64 {
-    row.get(def.schema.len())
-        .and_then(Value::as_i64)
-        .unwrap_or(fallback)
+/// A deleted result: the key, everything else NULL.
+fn tombstone_row(join: &JoinPlan, key: &[Value], rowtime: i64, position: (u32, u64)) -> SourceRow {
+    let mut row = joined_row(join, Side::Left, key, None, None, rowtime, position);
+    row.tombstone = true;
+    row
 }
 
-/// The row the query's operator reads: `[key, left row, right row, ROWTIME, ROWPARTITION,
-/// ROWOFFSET]`, a missing side's row all NULLs (see [`JoinPlan`]).
+/// The row the join emits: `[key, left rows, right row, ROWTIME, ROWPARTITION,
+/// ROWOFFSET]`, a missing side's rows all NULLs (see [`JoinPlan`]).
 fn joined_row(
     join: &JoinPlan,
     side: Side,
@@ -585,8 +729,10 @@ fn joined_row(
     };
     let mut row = Vec::with_capacity(join.row_len());
     row.extend(key.iter().cloned());
-    for (part, def) in [(left, &join.left), (right, &join.right)] {
-        let len = source_row_len(def);
+    for (part, len) in [
+        (left, join.left_len()),
+        (right, source_row_len(&join.right)),
+    ] {
         match part {
             Some(values) => {
                 row.extend(values.iter().take(len).cloned());
