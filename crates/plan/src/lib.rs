@@ -152,9 +152,15 @@ impl JoinPlan {
         self.key_len() + self.left_len()
     }
 
+    /// Whether it joins windowed sources: rows match on key and window, and the joined
+    /// row ends with the window's bounds (WINDOWSTART, WINDOWEND).
+    pub fn windowed(&self) -> bool {
+        self.right.window.is_some()
+    }
+
     /// The joined row's length.
     pub fn row_len(&self) -> usize {
-        self.key_len() + self.rows_len() + 3
+        self.key_len() + self.rows_len() + 3 + if self.windowed() { 2 } else { 0 }
     }
 }
 

@@ -316,10 +316,11 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
             extra.column,
         ));
     }
-    if analysis.sources.iter().any(|s| s.def.window.is_some()) {
-        let join = &select.joins[0];
+    let windowed = analysis.sources.iter().any(|s| s.def.window.is_some());
+    if windowed && select.joins.len() > 1 {
+        let join = &select.joins[1];
         return Err(PlanError::new(
-            "Joins of windowed sources are not supported yet",
+            "Joins of more than two windowed sources are not supported yet",
             join.line,
             join.column,
         ));
@@ -410,6 +411,18 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
             && left_is_table
             && right.def.kind == Table
             && !is_key_ref(left_expr, &first.def);
+        // Windowed rows match on their windowed keys, so both sides must be joined on
+        // their key, and the windows must be alike (ksqlDB cannot re-key them either).
+        if windowed
+            && (!is_key_ref(left_expr, &analysis.sources[left_src].def)
+                || !is_key_ref(right_expr, &right.def)
+                || analysis.sources[left_src].def.window != right.def.window)
+        {
+            return err_on(
+                &join.on,
+                "Implicit repartitioning of windowed sources is not supported. See https://github.com/confluentinc/ksql/issues/4385.".into(),
+            );
+        }
         let lk = Binder::plain(&rows_scope(&rows, &joined))
             .in_clause("JOIN ON")
             .bind(left_expr)?;
@@ -512,7 +525,8 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
         written_by: None,
         sql: String::new(),
         read_only: true,
-        window: None,
+        // A join of windowed sources is windowed alike: its rows end with the bounds.
+        window: first.def.window,
     };
     let mut scope = Scope::of_source(&source, None);
     scope.qualifiers = joined.iter().flat_map(|j| j.qualifiers.clone()).collect();

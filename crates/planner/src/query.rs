@@ -1255,6 +1255,12 @@ fn check_reserved_names(select: &Select) -> Result<()> {
         let SelectItem::Expr { expr, alias } = item else {
             continue;
         };
+        // `x.ROWTIME AS ROWTIME` names the column by its own name: ksqlDB reports it as
+        // the column, not as an alias.
+        let same_name = alias
+            .as_ref()
+            .is_some_and(|a| column_ref(expr).as_deref() == Some(a.value.as_str()));
+        let alias = alias.as_ref().filter(|_| !same_name);
         match alias {
             Some(a) if RESERVED.contains(&a.value.as_str()) => {
                 return Err(PlanError::at_name(
@@ -1266,7 +1272,7 @@ fn check_reserved_names(select: &Select) -> Result<()> {
                 ));
             }
             Some(_) => {}
-            None if joined && matches!(expr, SqlExpr::CompoundIdentifier(_)) => {}
+            None if joined && !same_name && matches!(expr, SqlExpr::CompoundIdentifier(_)) => {}
             None => {
                 if let Some(c) = column_ref(expr).filter(|c| RESERVED.contains(&c.as_str())) {
                     return err_at(

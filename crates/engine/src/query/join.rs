@@ -201,6 +201,11 @@ impl Worker {
             (Side::Left, _) => join.left_key.eval(&change.row),
             (Side::Right, _) => join.right_key.eval(&change.row),
         };
+        // Rows of windowed sources match on key and window (their windowed keys).
+        let key = match window_of(join, side, &change.row) {
+            Some((start, end)) if !key.is_null() => Value::Array(vec![key, start, end]),
+            _ => key,
+        };
         if let Some(window) = &join.within {
             return self.windowed_change(plan, join, window, side, change, key, b, out);
         }
@@ -699,6 +704,17 @@ fn source_change(def: &SourceDef, rec: &StoredRecord) -> Result<Option<Change>> 
     }))
 }
 
+/// A windowed side's row's window bounds (after its ROWTIME, ROWPARTITION, ROWOFFSET).
+fn window_of(join: &JoinPlan, side: Side, row: &[Value]) -> Option<(Value, Value)> {
+    let def = match side {
+        Side::Left => join.left_source()?,
+        Side::Right => &join.right,
+    };
+    def.window?;
+    let at = def.schema.len() + 3;
+    Some((row.get(at)?.clone(), row.get(at + 1)?.clone()))
+}
+
 /// The (time, seq) a join entry's value holds at `at`.
 fn time_seq(value: &[Value], at: usize) -> (i64, i64) {
     let get = |i: usize| value.get(i).and_then(Value::as_i64).unwrap_or(0);
@@ -728,7 +744,16 @@ fn joined_row(
         Side::Right => (other, this),
     };
     let mut row = Vec::with_capacity(join.row_len());
-    row.extend(key.iter().cloned());
+    // A windowed join matches on (key, start, end); the row holds the key, and ends with
+    // the window.
+    let mut bounds = None;
+    match key {
+        [Value::Array(parts)] if join.windowed() && parts.len() == 3 => {
+            row.push(parts[0].clone());
+            bounds = Some((parts[1].clone(), parts[2].clone()));
+        }
+        _ => row.extend(key.iter().cloned()),
+    }
     for (part, len) in [
         (left, join.left_len()),
         (right, source_row_len(&join.right)),
@@ -744,6 +769,14 @@ fn joined_row(
     row.push(Value::BigInt(rowtime));
     row.push(Value::Int(partition as i32));
     row.push(Value::BigInt(offset as i64));
+    if join.windowed() {
+        let (start, end) = bounds
+            .or_else(|| window_of(join, Side::Left, left?))
+            .or_else(|| window_of(join, Side::Right, right?))
+            .unwrap_or((Value::Null, Value::Null));
+        row.push(start);
+        row.push(end);
+    }
     SourceRow {
         row,
         tombstone: false,
