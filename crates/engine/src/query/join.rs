@@ -782,3 +782,257 @@ fn joined_row(
         tombstone: false,
     }
 }
+
+/// Differential property tests: a join maintained incrementally (batches, commits,
+/// a restart in between) equals the join recomputed from scratch over the same input.
+#[cfg(test)]
+mod property {
+    use crate::keys::table_prefix;
+    use crate::query::Engine;
+    use proptest::prelude::*;
+    use sluice_common::codec::decode_row;
+    use sluice_common::{
+        Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef, SourceKind, Value,
+    };
+    use sluice_expr::Expr;
+    use sluice_plan::{JoinInput, JoinPlan, JoinType, JoinWindow, Operator, QueryPlan};
+    use sluice_storage::{Cf, EmbeddedLog, Log, Record, Topic, Txn};
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn def(id: u64, name: &str, kind: SourceKind) -> SourceDef {
+        let role = match kind {
+            SourceKind::Table => ColumnRole::PrimaryKey,
+            SourceKind::Stream => ColumnRole::Key,
+        };
+        SourceDef {
+            id,
+            name: name.into(),
+            kind,
+            schema: Schema::new(vec![
+                Column {
+                    name: "K".into(),
+                    data_type: DataType::String,
+                    role,
+                },
+                Column {
+                    name: "V".into(),
+                    data_type: DataType::BigInt,
+                    role: ColumnRole::Value,
+                },
+            ]),
+            topic: name.to_lowercase(),
+            key_format: FormatSpec::new(FormatKind::Kafka),
+            value_format: FormatSpec::new(FormatKind::Json),
+            timestamp_column: None,
+            timestamp_format: None,
+            headers: Vec::new(),
+            written_by: None,
+            sql: String::new(),
+            read_only: false,
+            window: None,
+        }
+    }
+
+    /// `[K, L.V, R.V]` of a join of L and R on K: in the joined row, the key, then
+    /// L's row (K, V, ROWTIME, ROWPARTITION, ROWOFFSET) at 1, R's at 6.
+    fn plan(kind: JoinType, sides: SourceKind, within: Option<JoinWindow>) -> QueryPlan {
+        let (left, right) = (def(1, "L", sides), def(2, "R", sides));
+        let mut sink = def(3, "OUT", sides);
+        sink.schema.columns.push(Column {
+            name: "W".into(),
+            data_type: DataType::BigInt,
+            role: ColumnRole::Value,
+        });
+        let mut source = def(4, "JOINED", sides);
+        source.topic = String::new();
+        QueryPlan {
+            id: "Q".into(),
+            num: 9,
+            source,
+            sink,
+            op: Operator::Select {
+                filter: None,
+                projection: vec![Expr::Column(0), Expr::Column(2), Expr::Column(7)],
+                table_functions: Vec::new(),
+            },
+            join: Some(JoinPlan {
+                kind,
+                left: JoinInput::Source(Box::new(left)),
+                right,
+                left_key: Expr::Column(0),
+                right_key: Expr::Column(0),
+                within,
+                foreign_key: false,
+            }),
+        }
+    }
+
+    /// An input event: (side 0 left / 1 right, key, value or a delete, timestamp).
+    type Event = (u8, u8, Option<i64>, i64);
+
+    fn events() -> impl Strategy<Value = (Vec<Event>, Vec<usize>, usize)> {
+        (
+            prop::collection::vec(
+                (0u8..2, 0u8..3, prop::option::weighted(0.8, 0i64..100), 0i64..100),
+                1..40,
+            ),
+            prop::collection::vec(1usize..10, 1..6),
+            0usize..6,
+        )
+    }
+
+    async fn feed(log: &EmbeddedLog, topics: &[Arc<Topic>; 2], events: &[Event]) {
+        let mut txn = Txn::new();
+        for (side, k, v, ts) in events {
+            txn.append(
+                &topics[*side as usize],
+                0,
+                Record {
+                    key: Some(format!("k{k}").into_bytes()),
+                    value: v.map(|v| format!(r#"{{"V":{v}}}"#).into_bytes()),
+                    timestamp: *ts,
+                    headers: Vec::new(),
+                },
+            );
+        }
+        log.submit(txn).wait().await.unwrap();
+    }
+
+    /// Runs the plan over the events in chunks, restarting the engine after one; returns
+    /// the sink table's rows (tables) or the sink's records (streams), as (K, L.V, R.V).
+    async fn run(plan: QueryPlan, events: &[Event], sizes: &[usize], restart: usize) -> Vec<(String, Option<i64>, Option<i64>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let topics = [log.create_topic("l", 1).unwrap(), log.create_topic("r", 1).unwrap()];
+        let mut engine = Engine::new(log.clone()).unwrap();
+        engine.start_query(plan.clone()).unwrap();
+        let (mut from, mut processed) = (0usize, 0u64);
+        let mut chunks: Vec<usize> = sizes
+            .iter()
+            .scan(0, |at, n| {
+                *at = (*at + n).min(events.len());
+                Some(*at)
+            })
+            .collect();
+        chunks.push(events.len());
+        chunks.dedup();
+        for (i, to) in chunks.iter().enumerate() {
+            feed(&log, &topics, &events[from..*to]).await;
+            processed += (*to - from) as u64;
+            from = *to;
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while engine.status("Q").unwrap().processed < processed
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            if i == restart % chunks.len() {
+                processed = 0;
+                engine.shutdown().await;
+                engine = Engine::new(log.clone()).unwrap();
+                engine.start_query(plan.clone()).unwrap();
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while engine.status("Q").unwrap().lag > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        engine.shutdown().await;
+        let int = |v: &Value| v.as_i64();
+        let mut out = Vec::new();
+        if plan.sink.kind == SourceKind::Table {
+            log.visit_prefix(Cf::State, &table_prefix(plan.sink.id), |_, v| {
+                let row = decode_row(v).unwrap();
+                out.push((row[0].to_string(), int(&row[1]), int(&row[2])));
+                true
+            })
+            .unwrap();
+        } else {
+            let sink = log.topic("out").unwrap();
+            for r in log.read(&sink, 0, 0, 100_000).unwrap() {
+                let row = crate::rows::decode_record(&plan.sink, &r).unwrap().row;
+                out.push((row[0].to_string(), int(&row[1]), int(&row[2])));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn kind_of(k: u8) -> JoinType {
+        [JoinType::Inner, JoinType::Left, JoinType::Right, JoinType::Full][k as usize % 4]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// A table-table join's result table equals the join of the two tables' final
+        /// states, for every join type, whatever the batches and the restart.
+        #[test]
+        fn table_table_join_equals_a_recompute(
+            (events, sizes, restart) in events(),
+            kind in 0u8..4,
+        ) {
+            let kind = kind_of(kind);
+            let got = runtime().block_on(run(plan(kind, SourceKind::Table, None), &events, &sizes, restart));
+            let mut tables: [BTreeMap<String, i64>; 2] = Default::default();
+            for (side, k, v, _) in &events {
+                let t = &mut tables[*side as usize];
+                match v {
+                    Some(v) => t.insert(format!("k{k}"), *v),
+                    None => t.remove(&format!("k{k}")),
+                };
+            }
+            let keys: BTreeSet<&String> = tables[0].keys().chain(tables[1].keys()).collect();
+            let mut want: Vec<(String, Option<i64>, Option<i64>)> = keys
+                .into_iter()
+                .filter_map(|k| {
+                    let (l, r) = (tables[0].get(k).copied(), tables[1].get(k).copied());
+                    let keep = match kind {
+                        JoinType::Inner => l.is_some() && r.is_some(),
+                        JoinType::Left => l.is_some(),
+                        JoinType::Right => r.is_some(),
+                        JoinType::Full => true,
+                    };
+                    keep.then(|| (k.clone(), l, r))
+                })
+                .collect();
+            want.sort();
+            prop_assert_eq!(got, want);
+        }
+
+        /// A stream-stream inner join emits each pair of records of one key within the
+        /// window exactly once (a grace period longer than the input, so nothing is late),
+        /// whatever the order, the batches and the restart.
+        #[test]
+        fn stream_stream_inner_join_emits_each_pair_once(
+            (events, sizes, restart) in events(),
+            before in 0i64..30,
+            after in 0i64..30,
+        ) {
+            let window = JoinWindow { before_ms: before, after_ms: after, grace_ms: Some(1_000) };
+            let p = plan(JoinType::Inner, SourceKind::Stream, Some(window));
+            let got = runtime().block_on(run(p, &events, &sizes, restart));
+            let side = |s: u8| events.iter().filter(move |e| e.0 == s && e.2.is_some());
+            let mut want = Vec::new();
+            for (_, lk, lv, lt) in side(0) {
+                for (_, rk, rv, rt) in side(1) {
+                    if lk == rk && *rt >= lt - before && *rt <= lt + after {
+                        want.push((format!("k{lk}"), *lv, *rv));
+                    }
+                }
+            }
+            want.sort();
+            prop_assert_eq!(got, want);
+        }
+    }
+}
