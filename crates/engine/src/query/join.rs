@@ -875,7 +875,12 @@ mod property {
     fn events() -> impl Strategy<Value = (Vec<Event>, Vec<usize>, usize)> {
         (
             prop::collection::vec(
-                (0u8..2, 0u8..3, prop::option::weighted(0.8, 0i64..100), 0i64..100),
+                (
+                    0u8..2,
+                    0u8..3,
+                    prop::option::weighted(0.8, 0i64..100),
+                    0i64..100,
+                ),
                 1..40,
             ),
             prop::collection::vec(1usize..10, 1..6),
@@ -902,10 +907,18 @@ mod property {
 
     /// Runs the plan over the events in chunks, restarting the engine after one; returns
     /// the sink table's rows (tables) or the sink's records (streams), as (K, L.V, R.V).
-    async fn run(plan: QueryPlan, events: &[Event], sizes: &[usize], restart: usize) -> Vec<(String, Option<i64>, Option<i64>)> {
+    async fn run(
+        plan: QueryPlan,
+        events: &[Event],
+        sizes: &[usize],
+        restart: usize,
+    ) -> Vec<(String, Option<i64>, Option<i64>)> {
         let dir = tempfile::tempdir().unwrap();
         let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
-        let topics = [log.create_topic("l", 1).unwrap(), log.create_topic("r", 1).unwrap()];
+        let topics = [
+            log.create_topic("l", 1).unwrap(),
+            log.create_topic("r", 1).unwrap(),
+        ];
         let mut engine = Engine::new(log.clone()).unwrap();
         engine.start_query(plan.clone()).unwrap();
         let (mut from, mut processed) = (0usize, 0u64);
@@ -969,7 +982,12 @@ mod property {
     }
 
     fn kind_of(k: u8) -> JoinType {
-        [JoinType::Inner, JoinType::Left, JoinType::Right, JoinType::Full][k as usize % 4]
+        [
+            JoinType::Inner,
+            JoinType::Left,
+            JoinType::Right,
+            JoinType::Full,
+        ][k as usize % 4]
     }
 
     proptest! {
