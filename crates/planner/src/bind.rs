@@ -656,7 +656,8 @@ impl<'a> Binder<'a> {
             }
             SqlExpr::IsDistinctFrom(ls, rs) | SqlExpr::IsNotDistinctFrom(ls, rs) => {
                 let (l, r) = (self.bind(ls)?, self.bind(rs)?);
-                let (le, re) = comparison_operands(e, ls, l, BinaryOp::Eq, rs, r)?;
+                let joined = self.joined().to_vec();
+                let (le, re) = comparison_operands(e, ls, l, BinaryOp::Eq, rs, r, &joined)?;
                 let (l, r) = (Bound { expr: le, ty: None }, Bound { expr: re, ty: None });
                 // (l IS NULL AND r IS NULL) OR COALESCE(l = r, FALSE), negated for DISTINCT.
                 let both_null = Expr::Binary {
@@ -710,8 +711,10 @@ impl<'a> Binder<'a> {
                     lo = magic_timestamp(low, lo)?;
                     hi = magic_timestamp(high, hi)?;
                 }
-                let (v1, lo) = comparison_operands(e, expr, v.clone(), BinaryOp::GtEq, low, lo)?;
-                let (v2, hi) = comparison_operands(e, expr, v, BinaryOp::LtEq, high, hi)?;
+                let joined = self.joined().to_vec();
+                let (v1, lo) =
+                    comparison_operands(e, expr, v.clone(), BinaryOp::GtEq, low, lo, &joined)?;
+                let (v2, hi) = comparison_operands(e, expr, v, BinaryOp::LtEq, high, hi, &joined)?;
                 let within = Expr::Binary {
                     op: BinaryOp::And,
                     left: Box::new(Expr::Binary {
@@ -1154,7 +1157,8 @@ impl<'a> Binder<'a> {
                 Some(DataType::String)
             }
             _ if op.is_comparison() => {
-                let (le, re) = comparison_operands(e, left, l, op, right, r)?;
+                let joined = self.joined().to_vec();
+                let (le, re) = comparison_operands(e, left, l, op, right, r, &joined)?;
                 return Ok(Bound {
                     expr: Expr::Binary {
                         op,
@@ -1909,6 +1913,39 @@ fn valid_comparison(l: &DataType, equality: bool, r: &DataType) -> bool {
 
 /// Checks the operands of a comparison and converts them to a type both compare in: text
 /// beside a temporal type is read as that type, a DATE beside a TIMESTAMP as midnight.
+/// An expression as ksqlDB shows it in messages: in a joined row, column references read
+/// as the row's columns (`I1.BAR` as `I1_BAR`).
+pub(crate) fn shown(joined: &[JoinedColumns], e: &SqlExpr) -> String {
+    if joined.is_empty() {
+        return ksql_text(e);
+    }
+    let name = |q: Option<&str>, c: &str| -> Option<String> {
+        let mut holders = joined.iter().filter(|j| match q {
+            Some(q) => j.qualifiers.iter().any(|x| x == q),
+            None => j.names.iter().any(|n| n == c),
+        });
+        match (holders.next(), holders.next()) {
+            (Some(j), None) => Some(format!("{}_{c}", j.prefix)),
+            _ => None,
+        }
+    };
+    let mut e = e.clone();
+    let _ = sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+        let renamed = match x {
+            SqlExpr::Identifier(i) => name(None, &ident_name(i)),
+            SqlExpr::CompoundIdentifier(p) if p.len() == 2 => {
+                name(Some(&ident_name(&p[0])), &ident_name(&p[1]))
+            }
+            _ => None,
+        };
+        if let Some(n) = renamed {
+            *x = SqlExpr::Identifier(Ident::new(n));
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    ksql_text(&e)
+}
+
 fn comparison_operands(
     at: &SqlExpr,
     left: &SqlExpr,
@@ -1916,6 +1953,7 @@ fn comparison_operands(
     op: BinaryOp,
     right: &SqlExpr,
     r: Bound,
+    joined: &[JoinedColumns],
 ) -> Result<(Expr, Expr)> {
     let (Some(lt), Some(rt)) = (&l.ty, &r.ty) else {
         let name = |t: &Option<DataType>| t.as_ref().map_or("NULL", DataType::base_name);
@@ -1935,8 +1973,8 @@ fn comparison_operands(
             at,
             format!(
                 "Cannot compare {} ({lt}) to {} ({rt}) with {}.",
-                ksql_text(left),
-                ksql_text(right),
+                shown(joined, left),
+                shown(joined, right),
                 comparison_name(op)
             ),
         );
