@@ -989,11 +989,23 @@ fn plan_operator(
         });
         projection.push(k.bound.expr.clone());
     }
+    let values = items
+        .iter()
+        .filter(|i| !keys.iter().any(|k| std::ptr::eq(*k, *i)));
+    select_operator(name, columns, projection, values, filter)
+}
+
+/// The Select operator and the sink's schema: the key `columns` computed by `projection`,
+/// then every item of `values` as a value column (table functions expanding theirs).
+fn select_operator<'i>(
+    name: &Name,
+    mut columns: Vec<Column>,
+    mut projection: Vec<Expr>,
+    values: impl Iterator<Item = &'i Item>,
+    filter: Option<Expr>,
+) -> Result<(Operator, Schema)> {
     let mut table_functions = Vec::new();
-    for i in &items {
-        if keys.iter().any(|k| std::ptr::eq(*k, i)) {
-            continue;
-        }
+    for i in values {
         if let Some(tf) = i.table_fn {
             table_functions.push((projection.len(), tf));
         }
@@ -1098,42 +1110,13 @@ fn join_projection(
             name,
         ));
     }
-    let mut columns = vec![Column {
+    let columns = vec![Column {
         name: key.name.clone(),
         data_type: j.source.schema.columns[0].data_type.clone(),
         role: key_role,
     }];
-    let mut projection = vec![Expr::Column(0)];
-    let mut table_functions = Vec::new();
-    for i in items.iter().filter(|i| !std::ptr::eq(*i, key)) {
-        if let Some(tf) = i.table_fn {
-            table_functions.push((projection.len(), tf));
-        }
-        columns.push(Column {
-            name: i.name.clone(),
-            data_type: concrete(i.expr.as_ref(), &i.name, i.bound.ty.clone())?,
-            role: ColumnRole::Value,
-        });
-        projection.push(i.bound.expr.clone());
-    }
-    let schema = Schema { columns };
-    if schema.values().is_empty() {
-        return Err(PlanError::at_name(
-            format!(
-                "The projection contains no value columns. (building `{}`)",
-                name.value
-            ),
-            name,
-        ));
-    }
-    Ok((
-        Operator::Select {
-            filter,
-            projection,
-            table_functions,
-        },
-        schema,
-    ))
+    let values = items.iter().filter(|i| !std::ptr::eq(*i, key));
+    select_operator(name, columns, vec![Expr::Column(0)], values, filter)
 }
 
 /// A foreign-key join's projection: the left table's key columns, every one projected
@@ -1205,39 +1188,10 @@ fn foreign_key_projection(
         });
         projection.push(Expr::Column(i));
     }
-    let mut table_functions = Vec::new();
-    for i in items
+    let values = items
         .iter()
-        .filter(|i| !keys.iter().any(|k| std::ptr::eq(*k, *i)))
-    {
-        if let Some(tf) = i.table_fn {
-            table_functions.push((projection.len(), tf));
-        }
-        columns.push(Column {
-            name: i.name.clone(),
-            data_type: concrete(i.expr.as_ref(), &i.name, i.bound.ty.clone())?,
-            role: ColumnRole::Value,
-        });
-        projection.push(i.bound.expr.clone());
-    }
-    let schema = Schema { columns };
-    if schema.values().is_empty() {
-        return Err(PlanError::at_name(
-            format!(
-                "The projection contains no value columns. (building `{}`)",
-                name.value
-            ),
-            name,
-        ));
-    }
-    Ok((
-        Operator::Select {
-            filter,
-            projection,
-            table_functions,
-        },
-        schema,
-    ))
+        .filter(|i| !keys.iter().any(|k| std::ptr::eq(*k, *i)));
+    select_operator(name, columns, projection, values, filter)
 }
 
 /// Pseudo columns cannot become columns of a persistent query's sink.
