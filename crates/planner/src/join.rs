@@ -344,17 +344,26 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
         if s.alias != s.def.name {
             qualifiers.push(s.def.name.clone());
         }
-        // `*` names key columns first, as ksqlDB orders a source's columns.
+        // `*` names key columns first, then a windowed source's window bounds, then its
+        // values, as ksqlDB orders a source's columns.
         let keys = s.def.schema.columns.iter().filter(|c| c.role.is_key());
         let values = s.def.schema.columns.iter().filter(|c| !c.role.is_key());
+        let bounds: &[&str] = if s.def.window.is_some() {
+            &[sluice_common::WINDOWSTART, sluice_common::WINDOWEND]
+        } else {
+            &[]
+        };
+        let star = keys
+            .map(|c| c.name.as_str())
+            .chain(bounds.iter().copied())
+            .chain(values.map(|c| c.name.as_str()))
+            .map(|n| format!("{}_{n}", s.alias))
+            .collect();
         joined.push(JoinedColumns {
             qualifiers,
             prefix: s.alias.clone(),
             names: side.columns.iter().map(|(n, _)| n.clone()).collect(),
-            star: keys
-                .chain(values)
-                .map(|c| format!("{}_{}", s.alias, c.name))
-                .collect(),
+            star,
         });
         rows.extend(side.columns.into_iter().map(|(n, t)| Column {
             name: format!("{}_{n}", s.alias),
