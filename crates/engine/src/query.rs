@@ -627,19 +627,8 @@ async fn run(
                 }
             }
             Ok(None) => {
-                // Whichever input gets a record first (a query has one or two).
-                let (first, rest) = changed.split_at_mut(1);
-                let second = async {
-                    match rest.first_mut() {
-                        Some(c) => {
-                            let _ = c.changed().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
                 tokio::select! {
-                    _ = first[0].changed() => {}
-                    _ = second => {}
+                    _ = any_changed(&mut changed) => {}
                     _ = stop.changed() => {}
                 }
             }
@@ -650,6 +639,45 @@ async fn run(
             }
         }
     }
+}
+
+/// A source's record as a row and its event time (the TIMESTAMP column when the source
+/// names one); `None` for a table record without a key: a table's rows are identified by
+/// their key, so it is no row (ksqlDB, like Kafka Streams, skips it).
+fn decode_input(def: &SourceDef, rec: &StoredRecord) -> Result<Option<(SourceRow, i64)>> {
+    if def.kind == SourceKind::Table && def.schema.key_count() > 0 && rec.record.key.is_none() {
+        return Ok(None);
+    }
+    let src = decode_record(def, rec)?;
+    let rowtime = src
+        .row
+        .get(def.schema.len())
+        .and_then(Value::as_i64)
+        .unwrap_or(rec.record.timestamp);
+    Ok(Some((src, rowtime)))
+}
+
+/// Resolves once any of the inputs' topics has new records (a join has several inputs).
+async fn any_changed(changed: &mut [watch::Receiver<u64>]) {
+    type Changed<'a> = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = std::result::Result<(), watch::error::RecvError>>
+                + Send
+                + 'a,
+        >,
+    >;
+    let mut waits: Vec<Changed<'_>> = changed
+        .iter_mut()
+        .map(|c| Box::pin(c.changed()) as Changed<'_>)
+        .collect();
+    std::future::poll_fn(|cx| {
+        if waits.iter_mut().any(|w| w.as_mut().poll(cx).is_ready()) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Per-batch overlay of aggregate state: reads see this batch's earlier updates.
@@ -1053,20 +1081,10 @@ impl Worker {
             b.null_key = false;
             return self.process_join(plan, join, input, rec, b);
         }
-        let def = &self.inputs[input].def;
-        // A table's rows are identified by their key: a record without one is no row
-        // (ksqlDB, like Kafka Streams, skips it).
-        if def.kind == SourceKind::Table && def.schema.key_count() > 0 && rec.record.key.is_none() {
+        let Some((src, rowtime)) = decode_input(&self.inputs[input].def, rec)? else {
             return Ok(());
-        }
+        };
         b.null_key = rec.record.key.is_none();
-        let src = decode_record(def, rec)?;
-        // Event time: the TIMESTAMP column when the source names one.
-        let rowtime = src
-            .row
-            .get(def.schema.len())
-            .and_then(Value::as_i64)
-            .unwrap_or(rec.record.timestamp);
         self.process_row(src, rowtime, b)
     }
 

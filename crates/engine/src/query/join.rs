@@ -8,10 +8,10 @@
 //! keeps nothing: its record joins the table rows as they are when it is processed, which
 //! the worker's log-order merge of the inputs makes "as of the record's arrival".
 
-use super::{Batch, Worker};
+use super::{Batch, Worker, decode_input};
 use crate::Result;
 use crate::keys::join_entry_key;
-use crate::rows::{SourceRow, decode_record};
+use crate::rows::SourceRow;
 use sluice_common::{SourceDef, SourceKind, Value};
 use sluice_expr::Expr;
 use sluice_plan::{JoinInput, JoinPlan, JoinType, JoinWindow, Operator, QueryPlan, source_row_len};
@@ -142,7 +142,8 @@ impl Worker {
         filter: Option<&Expr>,
         out: &mut Out,
     ) -> Result<()> {
-        let left_inputs = join.sources().len() - 1;
+        // The sources before this join's right one: one per nested join, and the first.
+        let left_inputs = join.depth() + 1;
         if input >= left_inputs {
             return match source_change(&join.right, rec)? {
                 Some(c) => self.join_change(plan, join, Side::Right, c, b, filter, out),
@@ -157,16 +158,11 @@ impl Worker {
             JoinInput::Join(inner) => {
                 let mut inner_out = Vec::new();
                 self.join_input(plan, inner, input, rec, b, None, &mut inner_out)?;
+                // The inner joined row: key, rows, then ROWTIME, ROWPARTITION, ROWOFFSET.
                 let (from, to) = (inner.key_len(), inner.key_len() + inner.rows_len());
                 for (row, t) in inner_out {
-                    let n = row.row.len();
-                    let position = (
-                        row.row
-                            .get(n.saturating_sub(2))
-                            .and_then(Value::as_i64)
-                            .unwrap_or(0) as u32,
-                        row.row.last().and_then(Value::as_i64).unwrap_or(0) as u64,
-                    );
+                    let meta = |i: usize| row.row.get(to + i).and_then(Value::as_i64).unwrap_or(0);
+                    let position = (meta(1) as u32, meta(2) as u64);
                     let change = Change {
                         row: row.row.get(from..to).unwrap_or_default().to_vec(),
                         tombstone: row.tombstone,
@@ -680,26 +676,14 @@ impl Worker {
     }
 }
 
-/// A source record as a change of a join side; `None` for a table record without a key
-/// (no row, as Kafka Streams skips it).
+/// A source record as a change of a join side; `None` for a table record without a key.
 fn source_change(def: &SourceDef, rec: &StoredRecord) -> Result<Option<Change>> {
-    let table = def.kind == SourceKind::Table;
-    if table && def.schema.key_count() > 0 && rec.record.key.is_none() {
-        return Ok(None);
-    }
-    let src = decode_record(def, rec)?;
-    // Event time: the TIMESTAMP column when the source names one.
-    let rowtime = src
-        .row
-        .get(def.schema.len())
-        .and_then(Value::as_i64)
-        .unwrap_or(rec.record.timestamp);
-    Ok(Some(Change {
+    Ok(decode_input(def, rec)?.map(|(src, rowtime)| Change {
         row: src.row,
         tombstone: src.tombstone,
         rowtime,
         position: (rec.partition, rec.offset),
-        table,
+        table: def.kind == SourceKind::Table,
         nested_key: None,
     }))
 }
@@ -971,6 +955,66 @@ mod property {
         }
         out.sort();
         out
+    }
+
+    /// A record on the third input of an n-way join alone wakes the idle worker.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_record_on_any_input_of_an_n_way_join_is_processed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let topics = ["l", "m", "r"].map(|t| log.create_topic(t, 1).unwrap());
+        let mut p = plan(JoinType::Inner, SourceKind::Table, None);
+        let j = p.join.take().expect("a join plan");
+        // (L JOIN M ON K) JOIN R ON L.K: rows [key, L row, M row, R row, ...], five each.
+        let mut r = def(5, "R", SourceKind::Table);
+        r.topic = "r".into();
+        let mut m = j.right.clone();
+        m.topic = "m".into();
+        p.join = Some(JoinPlan {
+            kind: JoinType::Inner,
+            left: JoinInput::Join(Box::new(JoinPlan { right: m, ..j })),
+            right: r,
+            left_key: Expr::Column(0),
+            right_key: Expr::Column(0),
+            within: None,
+            foreign_key: false,
+        });
+        p.op = Operator::Select {
+            filter: None,
+            projection: vec![Expr::Column(0), Expr::Column(2), Expr::Column(12)],
+            table_functions: Vec::new(),
+        };
+        let engine = Engine::new(log.clone()).unwrap();
+        engine.start_query(p.clone()).unwrap();
+        let lm = [topics[0].clone(), topics[1].clone()];
+        feed(&log, &lm, &[(0, 1, Some(10), 0), (1, 1, Some(20), 0)]).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while engine.status("Q").unwrap().processed < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // Only the third input gets a record now.
+        feed(
+            &log,
+            &[topics[2].clone(), topics[2].clone()],
+            &[(0, 1, Some(30), 0)],
+        )
+        .await;
+        while engine.status("Q").unwrap().processed < 3 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(engine.status("Q").unwrap().processed, 3);
+        engine.shutdown().await;
+        let mut rows = Vec::new();
+        log.visit_prefix(Cf::State, &table_prefix(p.sink.id), |_, v| {
+            rows.push(decode_row(v).unwrap());
+            true
+        })
+        .unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(
+            (rows[0][1].as_i64(), rows[0][2].as_i64()),
+            (Some(10), Some(30))
+        );
     }
 
     fn runtime() -> tokio::runtime::Runtime {
