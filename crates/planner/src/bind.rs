@@ -34,6 +34,24 @@ pub struct JoinedColumns {
     pub star: Vec<String>,
 }
 
+impl JoinedColumns {
+    fn qualified_by(&self, q: &str) -> bool {
+        self.qualifiers.iter().any(|x| x == q)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+}
+
+/// The joined sources that have a column `name`.
+pub(crate) fn holders<'a>(
+    joined: &'a [JoinedColumns],
+    name: &'a str,
+) -> impl Iterator<Item = &'a JoinedColumns> + 'a {
+    joined.iter().filter(move |j| j.has(name))
+}
+
 impl Scope {
     /// A source row: declared columns, then ROWTIME, ROWPARTITION, ROWOFFSET.
     pub fn of_source(def: &SourceDef, alias: Option<&str>) -> Scope {
@@ -73,13 +91,10 @@ impl Scope {
         if self.joined.is_empty() || self.index_of(name).is_some() {
             return None;
         }
-        let holders: Vec<String> = self
-            .joined
-            .iter()
-            .filter(|j| j.names.iter().any(|n| n == name))
+        let sources: Vec<String> = holders(&self.joined, name)
             .map(|j| format!("{}.{name}", j.prefix))
             .collect();
-        (holders.len() > 1).then(|| holders.join(" or "))
+        (sources.len() > 1).then(|| sources.join(" or "))
     }
 
     /// The name a column reference has in this scope: in a joined row, `q.c` is the
@@ -97,15 +112,12 @@ impl Scope {
             Some(q) => self
                 .joined
                 .iter()
-                .find(|j| j.qualifiers.iter().any(|x| x == q))
+                .find(|j| j.qualified_by(q))
                 .map(|j| format!("{}_{name}", j.prefix)),
             None if self.index_of(name).is_some() => Some(name.to_string()),
             None => {
-                let mut holders = self
-                    .joined
-                    .iter()
-                    .filter(|j| j.names.iter().any(|n| n == name));
-                match (holders.next(), holders.next()) {
+                let mut found = holders(&self.joined, name);
+                match (found.next(), found.next()) {
                     (Some(j), None) => Some(format!("{}_{name}", j.prefix)),
                     _ => Some(name.to_string()),
                 }
@@ -656,8 +668,8 @@ impl<'a> Binder<'a> {
             }
             SqlExpr::IsDistinctFrom(ls, rs) | SqlExpr::IsNotDistinctFrom(ls, rs) => {
                 let (l, r) = (self.bind(ls)?, self.bind(rs)?);
-                let joined = self.joined().to_vec();
-                let (le, re) = comparison_operands(e, ls, l, BinaryOp::Eq, rs, r, &joined)?;
+                let scope = self.scope_of_columns();
+                let (le, re) = comparison_operands(e, ls, l, BinaryOp::Eq, rs, r, scope)?;
                 let (l, r) = (Bound { expr: le, ty: None }, Bound { expr: re, ty: None });
                 // (l IS NULL AND r IS NULL) OR COALESCE(l = r, FALSE), negated for DISTINCT.
                 let both_null = Expr::Binary {
@@ -711,10 +723,10 @@ impl<'a> Binder<'a> {
                     lo = magic_timestamp(low, lo)?;
                     hi = magic_timestamp(high, hi)?;
                 }
-                let joined = self.joined().to_vec();
+                let scope = self.scope_of_columns();
                 let (v1, lo) =
-                    comparison_operands(e, expr, v.clone(), BinaryOp::GtEq, low, lo, &joined)?;
-                let (v2, hi) = comparison_operands(e, expr, v, BinaryOp::LtEq, high, hi, &joined)?;
+                    comparison_operands(e, expr, v.clone(), BinaryOp::GtEq, low, lo, scope)?;
+                let (v2, hi) = comparison_operands(e, expr, v, BinaryOp::LtEq, high, hi, scope)?;
                 let within = Expr::Binary {
                     op: BinaryOp::And,
                     left: Box::new(Expr::Binary {
@@ -1157,8 +1169,8 @@ impl<'a> Binder<'a> {
                 Some(DataType::String)
             }
             _ if op.is_comparison() => {
-                let joined = self.joined().to_vec();
-                let (le, re) = comparison_operands(e, left, l, op, right, r, &joined)?;
+                let (le, re) =
+                    comparison_operands(e, left, l, op, right, r, self.scope_of_columns())?;
                 return Ok(Bound {
                     expr: Expr::Binary {
                         op,
@@ -1911,30 +1923,18 @@ fn valid_comparison(l: &DataType, equality: bool, r: &DataType) -> bool {
     }
 }
 
-/// Checks the operands of a comparison and converts them to a type both compare in: text
-/// beside a temporal type is read as that type, a DATE beside a TIMESTAMP as midnight.
 /// An expression as ksqlDB shows it in messages: in a joined row, column references read
 /// as the row's columns (`I1.BAR` as `I1_BAR`).
-pub(crate) fn shown(joined: &[JoinedColumns], e: &SqlExpr) -> String {
-    if joined.is_empty() {
+fn shown(scope: &Scope, e: &SqlExpr) -> String {
+    if scope.joined.is_empty() {
         return ksql_text(e);
     }
-    let name = |q: Option<&str>, c: &str| -> Option<String> {
-        let mut holders = joined.iter().filter(|j| match q {
-            Some(q) => j.qualifiers.iter().any(|x| x == q),
-            None => j.names.iter().any(|n| n == c),
-        });
-        match (holders.next(), holders.next()) {
-            (Some(j), None) => Some(format!("{}_{c}", j.prefix)),
-            _ => None,
-        }
-    };
     let mut e = e.clone();
     let _ = sqlparser::ast::visit_expressions_mut(&mut e, |x| {
         let renamed = match x {
-            SqlExpr::Identifier(i) => name(None, &ident_name(i)),
+            SqlExpr::Identifier(i) => scope.resolve(None, &ident_name(i)),
             SqlExpr::CompoundIdentifier(p) if p.len() == 2 => {
-                name(Some(&ident_name(&p[0])), &ident_name(&p[1]))
+                scope.resolve(Some(&ident_name(&p[0])), &ident_name(&p[1]))
             }
             _ => None,
         };
@@ -1946,6 +1946,8 @@ pub(crate) fn shown(joined: &[JoinedColumns], e: &SqlExpr) -> String {
     ksql_text(&e)
 }
 
+/// Checks the operands of a comparison and converts them to a type both compare in: text
+/// beside a temporal type is read as that type, a DATE beside a TIMESTAMP as midnight.
 fn comparison_operands(
     at: &SqlExpr,
     left: &SqlExpr,
@@ -1953,7 +1955,7 @@ fn comparison_operands(
     op: BinaryOp,
     right: &SqlExpr,
     r: Bound,
-    joined: &[JoinedColumns],
+    scope: &Scope,
 ) -> Result<(Expr, Expr)> {
     let (Some(lt), Some(rt)) = (&l.ty, &r.ty) else {
         let name = |t: &Option<DataType>| t.as_ref().map_or("NULL", DataType::base_name);
@@ -1973,8 +1975,8 @@ fn comparison_operands(
             at,
             format!(
                 "Cannot compare {} ({lt}) to {} ({rt}) with {}.",
-                shown(joined, left),
-                shown(joined, right),
+                shown(scope, left),
+                shown(scope, right),
                 comparison_name(op)
             ),
         );

@@ -188,22 +188,7 @@ fn verify_join(
         "{} {type_word} {}",
         sources[left_src].def.name, right.def.name
     );
-    let non_key = |e: &SqlExpr, src: usize| {
-        let column = match unparen(e) {
-            SqlExpr::Identifier(i) => ident_name(i),
-            SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 => ident_name(&parts[1]),
-            _ => return true,
-        };
-        let keys: Vec<&str> = sources[src]
-            .def
-            .schema
-            .columns
-            .iter()
-            .filter(|c| c.role != sluice_common::ColumnRole::Value)
-            .map(|c| c.name.as_str())
-            .collect();
-        keys != [column.as_str()]
-    };
+    let non_key = |e: &SqlExpr, src: usize| !is_key_column(e, &sources[src].def);
     if !left_is_table {
         if right.def.kind == Table {
             if join.kind == JoinKind::Full {
@@ -325,15 +310,6 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
             join.column,
         ));
     }
-    let column_of = |e: &SqlExpr| match unparen(e) {
-        SqlExpr::Identifier(i) => Some(ident_name(i)),
-        SqlExpr::CompoundIdentifier(p) if p.len() == 2 => Some(ident_name(&p[1])),
-        _ => None,
-    };
-    let is_key_ref = |e: &SqlExpr, def: &SourceDef| {
-        def.schema.key_count() == 1
-            && column_of(e).is_some_and(|c| def.schema.index_of(&c) == Some(0))
-    };
     // The rows part of the joined row, built source by source: each source's columns
     // (pseudo columns included) under ksqlDB's `ALIAS_COLUMN` names.
     let mut rows: Vec<Column> = Vec::new();
@@ -419,12 +395,12 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
         let foreign_key = i == 0
             && left_is_table
             && right.def.kind == Table
-            && !is_key_ref(left_expr, &first.def);
+            && !is_key_column(left_expr, &first.def);
         // Windowed rows match on their windowed keys, so both sides must be joined on
         // their key, and the windows must be alike (ksqlDB cannot re-key them either).
         if windowed
-            && (!is_key_ref(left_expr, &analysis.sources[left_src].def)
-                || !is_key_ref(right_expr, &right.def)
+            && (!is_key_column(left_expr, &analysis.sources[left_src].def)
+                || !is_key_column(right_expr, &right.def)
                 || analysis.sources[left_src].def.window != right.def.window)
         {
             return err_on(
@@ -483,7 +459,8 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
     let foreign_key = plan.foreign_key;
     let synthetic_key = !foreign_key
         && (join.kind == JoinKind::Full
-            || (column_of(left_expr).is_none() && column_of(right_expr).is_none()));
+            || (crate::query::column_ref(left_expr).is_none()
+                && crate::query::column_ref(right_expr).is_none()));
     let defs: Vec<&SourceDef> = analysis.sources.iter().map(|s| &s.def).collect();
     let synthetic = synthetic_key.then(|| synthetic_key_name(&defs));
 
@@ -560,7 +537,7 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
                 (left_expr, &analysis.sources[left_src]),
                 (right_expr, right),
             ] {
-                if let Some(c) = column_of(e)
+                if let Some(c) = crate::query::column_ref(e)
                     && let Some(i) = scope.index_of(&format!("{}_{c}", s.alias))
                 {
                     key_columns.push(i);
@@ -606,6 +583,12 @@ fn synthetic_key_name(sources: &[&SourceDef]) -> String {
         .map(|n| format!("ROWKEY_{n}"))
         .find(|n| !taken(n))
         .unwrap_or_else(|| "ROWKEY".into())
+}
+
+/// Whether `e` is a reference to `def`'s key, its one key column.
+fn is_key_column(e: &SqlExpr, def: &SourceDef) -> bool {
+    let keys: Vec<&str> = def.schema.keys().iter().map(|c| c.name.as_str()).collect();
+    crate::query::column_ref(e).is_some_and(|c| keys == [c.as_str()])
 }
 
 fn alias_of(source: &Name, alias: Option<&Name>) -> String {

@@ -118,11 +118,8 @@ impl Namer {
     /// In a join, a column reference's name: the column's own unless another joined
     /// source has a column of that name too (ksqlDB's AstSanitizer).
     fn joined_column_name(&self, qualifier: Option<&str>, column: String) -> String {
-        let holders: Vec<&crate::bind::JoinedColumns> = self
-            .joined
-            .iter()
-            .filter(|j| j.names.contains(&column))
-            .collect();
+        let holders: Vec<&crate::bind::JoinedColumns> =
+            crate::bind::holders(&self.joined, &column).collect();
         if holders.len() < 2 {
             return column;
         }
@@ -533,6 +530,20 @@ pub struct NewIds {
     pub query_id: String,
 }
 
+/// What a persistent query reads: its FROM source, or for a join the joined row (as a
+/// source) and the planned join.
+fn input_of(
+    select: &Select,
+    catalog: &dyn Catalog,
+) -> Result<(SourceDef, Option<crate::join::PlannedJoin>)> {
+    let source = lookup(catalog, &select.from)?;
+    if select.joins.is_empty() {
+        return Ok((source, None));
+    }
+    let joined = crate::join::plan_join(select, catalog)?;
+    Ok((joined.source.clone(), Some(joined)))
+}
+
 /// Plans CREATE STREAM/TABLE ... AS SELECT.
 #[allow(clippy::too_many_arguments)]
 pub fn plan_create_as(
@@ -545,13 +556,7 @@ pub fn plan_create_as(
     sql: &str,
     cfg: &crate::SessionConfig,
 ) -> Result<PlannedQuery> {
-    let source = lookup(catalog, &select.from)?;
-    let joined = if select.joins.is_empty() {
-        None
-    } else {
-        Some(crate::join::plan_join(select, catalog)?)
-    };
-    let source = joined.as_ref().map_or(source, |j| j.source.clone());
+    let (source, joined) = input_of(select, catalog)?;
     let p = source_props(props, name)?;
     for (set, prop) in [
         (p.window_type.is_some(), "WINDOW_TYPE"),
@@ -711,13 +716,7 @@ pub fn plan_insert_select(
     catalog: &dyn Catalog,
     cfg: &crate::SessionConfig,
 ) -> Result<QueryPlan> {
-    let source = lookup(catalog, &select.from)?;
-    let joined = if select.joins.is_empty() {
-        None
-    } else {
-        Some(crate::join::plan_join(select, catalog)?)
-    };
-    let source = joined.as_ref().map_or(source, |j| j.source.clone());
+    let (source, joined) = input_of(select, catalog)?;
     let at = Name {
         value: target.name.clone(),
         line: select.from.line,
@@ -1051,12 +1050,13 @@ fn join_projection(
     }
     // The left side's join column when projected, else the right's (ksqlDB's
     // buildJoinKey), as the first item reading it.
-    let key = j.key_columns.iter().find_map(|k| {
+    let key = j.key_columns.iter().find_map(|&k| {
         items
             .iter()
-            .find(|i| matches!(i.bound.expr, Expr::Column(c) if c == *k))
+            .find(|i| matches!(i.bound.expr, Expr::Column(c) if c == k))
+            .map(|i| (i, k))
     });
-    let Some(key) = key else {
+    let Some((key, key_column)) = key else {
         let exprs = match j.key_texts.len() {
             1 => format!("join expression {}", j.key_texts[0]),
             _ => format!("join expressions {}", j.key_texts.join(" or ")),
@@ -1076,11 +1076,7 @@ fn join_projection(
                 "\n{k} was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased. "
             ));
         }
-        return Err(PlanError::at_name(message.replace(").  \n", "). \n"), name));
-    };
-    let key_column = match key.bound.expr {
-        Expr::Column(c) => c,
-        _ => 0,
+        return Err(PlanError::at_name(message, name));
     };
     let same = |i: &Item| matches!(i.bound.expr, Expr::Column(c) if c == key_column);
     let mut aliases: Vec<&str> = items
@@ -1090,21 +1086,12 @@ fn join_projection(
         .collect();
     aliases.sort_unstable();
     if aliases.len() > 1 {
-        let c = key_column;
+        // Named as the joined row names it; a synthetic key column is named by the item.
+        let column = &j.source.schema.columns[key_column].name;
+        let column = if column.is_empty() { &key.name } else { column };
         return Err(PlanError::at_name(
             format!(
-                "The projection contains a key column (`{}`) more than once, aliased as: {}.",
-                j.source
-                    .schema
-                    .columns
-                    .get(c)
-                    .map_or(key.name.as_str(), |col| {
-                        if col.name.is_empty() {
-                            key.name.as_str()
-                        } else {
-                            col.name.as_str()
-                        }
-                    }),
+                "The projection contains a key column (`{column}`) more than once, aliased as: {}.",
                 aliases.join(" and ")
             ),
             name,
@@ -1299,29 +1286,21 @@ pub(crate) fn same_column_or_text(a: &SqlExpr, b: &SqlExpr, qualifiers: &[String
     }
 }
 
-fn same_expr(a: &SqlExpr, b: &SqlExpr) -> bool {
-    match (column_ref(a), column_ref(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => a.to_string().eq_ignore_ascii_case(&b.to_string()),
-    }
-}
-
-/// [`same_expr`] in `scope`: in a joined row, column references are the same when they
-/// resolve to the same source's column (`l.k` and `r.k` are not).
-fn same_expr_in(scope: &Scope, a: &SqlExpr, b: &SqlExpr) -> bool {
-    if scope.joined.is_empty() {
-        return same_expr(a, b);
-    }
-    let resolved = |e: &SqlExpr| match e {
-        SqlExpr::Identifier(i) => scope.resolve(None, &ident_name(i)),
-        SqlExpr::CompoundIdentifier(p) if p.len() == 2 => {
-            scope.resolve(Some(&ident_name(&p[0])), &ident_name(&p[1]))
+/// Whether two expressions are the same in `scope`: column references that name the same
+/// column (in a joined row, of the same source: `l.k` and `r.k` are not), else the same
+/// text.
+fn same_expr(scope: &Scope, a: &SqlExpr, b: &SqlExpr) -> bool {
+    let resolved = |e: &SqlExpr| {
+        let name = column_ref(e)?;
+        let mut inner = e;
+        while let SqlExpr::Nested(x) = inner {
+            inner = x;
         }
-        SqlExpr::Nested(inner) => match inner.as_ref() {
-            SqlExpr::Identifier(i) => scope.resolve(None, &ident_name(i)),
+        let qualifier = match inner {
+            SqlExpr::CompoundIdentifier(p) if p.len() == 2 => Some(ident_name(&p[0])),
             _ => None,
-        },
-        _ => None,
+        };
+        scope.resolve(qualifier.as_deref(), &name)
     };
     match (resolved(a), resolved(b)) {
         (Some(x), Some(y)) => x == y,
@@ -1423,11 +1402,10 @@ fn plan_partition_by(
             let hit = if keyless {
                 None
             } else {
-                select.partition_by.iter().position(|p| {
-                    item.expr
-                        .as_ref()
-                        .is_some_and(|e| same_expr_in(scope, e, p))
-                })
+                select
+                    .partition_by
+                    .iter()
+                    .position(|p| item.expr.as_ref().is_some_and(|e| same_expr(scope, e, p)))
             };
             match hit {
                 Some(k) => {
