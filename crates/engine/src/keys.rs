@@ -15,7 +15,9 @@
 //!  'R' · query num u64 · (input - 1) << 16 | partition u32
 //!                                                → next offset of a join's later input
 //!  'J' · query num u64 · side u8 · memcomparable join key
-//!                                                → a join's table-side row (codec)
+//!                                                → a join's table-side row (codec): its
+//!                                                  time, then the row
+//!  (every 'J' kind: + 16 × the join's nesting depth in an n-way join)
 //!  'J' · query num u64 · 2+side · memcomparable (join key, time, seq)
 //!                                                → a stream-stream join's buffered row
 //!  'J' · query num u64 · 4+side · memcomparable (time, seq)
@@ -23,7 +25,8 @@
 //!  'J' · query num u64 · 8 · memcomparable (foreign key, left key)
 //!                                                → (left key): a foreign-key join's index
 //!  'J' · query num u64 · 10 · memcomparable left key
-//!                                                → a foreign-key join's left row
+//!                                                → a foreign-key join's left row: its
+//!                                                  time, then the row
 //!  'J' · query num u64 · 6 · memcomparable (time, side, seq)
 //!                                                → (side, join key, row): a row an
 //!                                                  outer join emits NULL-joined when its
@@ -73,7 +76,7 @@ pub(crate) fn join_prefix(query: u64) -> Vec<u8> {
     prefixed(b'J', query, 0)
 }
 
-/// `'J' · query · tag · memcomparable values`: a stream-stream join's entries.
+/// `'J' · query · tag · memcomparable values`: a join's entries (see the kinds above).
 pub(crate) fn join_entry_key(query: u64, tag: u8, values: &[Value]) -> Vec<u8> {
     let mut k = prefixed(b'J', query, 32);
     k.push(tag);

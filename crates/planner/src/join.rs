@@ -270,16 +270,14 @@ pub(crate) struct PlannedJoin {
     pub scope: Scope,
     pub plan: JoinPlan,
     /// Columns of the joined row that hold the join key: the first the projection reads
-    /// becomes the result's key. A synthetic key is column 0 alone.
+    /// becomes the result's key. A synthetic key is column 0 alone; a foreign-key join's
+    /// are the left table's key columns, which the projection must all include.
     pub key_columns: Vec<usize>,
     /// The join expressions a projection must include one of, as ksqlDB writes them in
     /// its message.
     pub key_texts: Vec<String>,
     /// The synthetic key column's name, when the key is no source column.
     pub synthetic: Option<String>,
-    /// A foreign-key join: every one of `key_columns` (the left table's key columns in
-    /// the joined row) must be projected, and they are the result's key.
-    pub foreign_key: bool,
 }
 
 /// The most joins one statement may have (each nested join keeps its state under its
@@ -568,7 +566,6 @@ pub(crate) fn plan_join(select: &Select, catalog: &dyn Catalog) -> Result<Planne
         key_columns,
         key_texts,
         synthetic,
-        foreign_key,
     })
 }
 

@@ -1045,7 +1045,8 @@ fn join_projection(
     key_role: ColumnRole,
     filter: Option<Expr>,
 ) -> Result<(Operator, Schema)> {
-    if j.foreign_key {
+    // A foreign-key join's key is the left table's key, every column of it projected.
+    if j.plan.foreign_key {
         return foreign_key_projection(name, items, j, key_role, filter);
     }
     // The left side's join column when projected, else the right's (ksqlDB's
