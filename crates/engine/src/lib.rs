@@ -19,6 +19,7 @@ mod push;
 mod query;
 mod rows;
 mod scan;
+mod state;
 mod transient;
 
 pub use push::{PushEvent, PushStart};

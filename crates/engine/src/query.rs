@@ -1,14 +1,14 @@
 //! Persistent queries and table materializers: long-running workers that read a source
 //! topic in batches and commit each batch's effects atomically.
 
-use crate::cache::{Budget, Cached, StateCache};
+use crate::cache::{Budget, StateCache};
 use crate::keys::{
     PENDING_GROUP_AT, agg_key, join_prefix, join_time_key, offset_key, pending_final_key,
     source_row_key, stream_time_key, table_key, table_prefix, window_expiry_key,
 };
 use crate::rows::{SourceRow, decode_record, encode_row_record, string_timestamp};
+use crate::state::{BatchState, StateStore};
 use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
-use sluice_common::codec::{decode_row, encode_row_vec};
 use sluice_common::{SourceDef, SourceKind, StateLayoutKind, Value};
 use sluice_expr::AggKind;
 use sluice_plan::{Operator, QueryPlan, TableFunction, WindowPlan};
@@ -152,6 +152,8 @@ struct Worker {
     cache: StateCache,
     /// Whether the cache has been loaded with the query's committed state.
     warmed: bool,
+    /// The key prefixes of the state the cache holds (see [`BatchState`]).
+    cached: Vec<Vec<u8>>,
     /// Where an aggregation keeps its groups' state (decided when the cache is loaded).
     layout: StateLayout,
     /// The layout recorded with the query when it was created, if it was.
@@ -371,6 +373,7 @@ impl Engine {
             stats: stats.clone(),
             cache: StateCache::new(self.state_cache_budget.clone(), false),
             warmed: false,
+            cached: Vec::new(),
             layout: StateLayout::Separate,
             stored_layout: layout,
             poison: HashMap::new(),
@@ -680,19 +683,11 @@ async fn any_changed(changed: &mut [watch::Receiver<u64>]) {
     .await
 }
 
-/// Per-batch overlay of aggregate state: reads see this batch's earlier updates.
-type Overlay = HashMap<Vec<u8>, Option<Vec<Value>>, foldhash::fast::RandomState>;
-
-/// Table rows a batch writes (encoded; `None` deletes): only a key's last version in the
-/// batch reaches RocksDB.
-type Rows = HashMap<Vec<u8>, Option<Vec<u8>>, foldhash::fast::RandomState>;
-
 /// What one batch has produced so far.
-#[derive(Default)]
-struct Batch {
+struct Batch<'a> {
     txn: Txn,
-    overlay: Overlay,
-    rows: Rows,
+    /// Every operator's state, as this batch sees and changes it.
+    state: BatchState<'a>,
     /// The record being processed had no key (its key columns all read as NULL).
     null_key: bool,
     /// Stream time per partition of a windowed aggregation's groups, as of this batch.
@@ -702,15 +697,6 @@ struct Batch {
     /// The processing sequence of the record being processed: the source positions
     /// consumed before it, so it grows in processing order and survives a restart.
     seq: i64,
-    /// Session states this batch wrote or deleted, so a lookup of a group's sessions
-    /// (a range) sees them beside the committed ones.
-    session_keys: std::collections::BTreeSet<Vec<u8>>,
-    /// EMIT FINAL rows this batch made pending or emitted (`None`), in key order so the
-    /// windows that close are read in order.
-    pending: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    /// A stream-stream join's entries this batch wrote or deleted (in its overlay), so
-    /// range reads see them beside the committed ones.
-    join_keys: std::collections::BTreeSet<Vec<u8>>,
     /// Each stream-stream join's stream time of each side as of this batch (see
     /// `Worker::join_times`).
     join_times: Vec<i64>,
@@ -719,7 +705,7 @@ struct Batch {
     join_sub: i64,
 }
 
-impl Batch {
+impl Batch<'_> {
     /// The stream times of the two sides of the join nested `depth` deep.
     fn join_times_of(&mut self, depth: usize) -> &mut [i64] {
         let need = 2 * (depth + 1);
@@ -768,7 +754,11 @@ impl Worker {
             stream_times: self.stream_times.clone(),
             last_emits: self.last_emits.clone(),
             join_times: self.join_times.clone(),
-            ..Batch::default()
+            txn: Txn::default(),
+            state: BatchState::new(&self.log, &self.cache, &self.cached),
+            null_key: false,
+            join_seq_of: 0,
+            join_sub: 0,
         };
         let slots = slots(&self.inputs);
         let mut positions = self.positions.clone();
@@ -858,31 +848,13 @@ impl Worker {
         }
         let Batch {
             mut txn,
-            overlay,
-            rows,
+            state,
             stream_times,
             last_emits,
-            pending,
             join_times,
             ..
         } = b;
-        let states: Vec<(Vec<u8>, Option<Vec<u8>>)> = overlay
-            .into_iter()
-            .map(|(key, state)| (key, state.as_deref().map(encode_row_vec)))
-            .collect();
-        // Written in key order: RocksDB's memtable skiplist keeps the position of its last
-        // insert, so sorted inserts skip most of the search a random insert pays. The
-        // states are copied (the cache takes them after the commit); table rows move.
-        let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = states.clone();
-        writes.extend(rows);
-        writes.extend(pending);
-        writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (key, value) in writes {
-            match value {
-                Some(v) => txn.put(Cf::State, key, v),
-                None => txn.delete(Cf::State, key),
-            }
-        }
+        let states = state.commit(&mut txn);
         Ok(Some(Some((
             txn,
             positions,
@@ -949,6 +921,9 @@ impl Worker {
             };
         }
         if !matches!(plan.op, Operator::Aggregate { .. }) {
+            if plan.join.is_some() {
+                self.cached = vec![join_prefix(id)];
+            }
             return Ok(());
         }
         if let Operator::Aggregate {
@@ -1012,15 +987,16 @@ impl Worker {
             // A complete cache answers for every key, so it must hold the join's too.
             prefixes.push(join_prefix(id));
         }
-        for prefix in prefixes {
+        for prefix in &prefixes {
             if !fits {
                 break;
             }
-            fits = self.log.visit_prefix(Cf::State, &prefix, |k, v| {
+            fits = self.log.visit_prefix(Cf::State, prefix, |k, v| {
                 cache.insert(k, Some(v));
                 cache.is_complete()
             })?;
         }
+        self.cached = prefixes;
         tracing::debug!(complete = cache.is_complete(), layout = ?self.layout, "aggregate state loaded");
         self.cache = cache;
         Ok(())
@@ -1102,8 +1078,7 @@ impl Worker {
                 } else {
                     table_key(table.id, &src.row[..nkeys])
                 };
-                b.rows
-                    .insert(key, (!src.tombstone).then(|| encode_row_vec(&src.row)));
+                b.state.set(key, (!src.tombstone).then_some(src.row));
                 Ok(())
             }
             Kind::Query(plan) => match &plan.op {
@@ -1183,15 +1158,9 @@ impl Worker {
                         // change (one output); across groups, two, as in ksqlDB.
                         let nkeys = plan.source.schema.key_count();
                         let prev_key = source_row_key(plan.num, &src.row[..nkeys]);
-                        let prev = self.load(&b.overlay, &prev_key)?.filter(|p| passes(p));
-                        b.overlay.insert(
-                            prev_key,
-                            if src.tombstone {
-                                None
-                            } else {
-                                Some(src.row.clone())
-                            },
-                        );
+                        let prev = b.state.get(&prev_key)?.filter(|p| passes(p));
+                        b.state
+                            .set(prev_key, (!src.tombstone).then(|| src.row.clone()));
                         let old_group = prev
                             .as_ref()
                             .map(|p| group_of(p))
@@ -1225,26 +1194,6 @@ impl Worker {
                     }
                 }
             },
-        }
-    }
-
-    /// A state entry as this batch sees it: the batch's own writes first, then committed
-    /// state from the cache, then RocksDB.
-    fn load(&self, overlay: &Overlay, key: &[u8]) -> Result<Option<Vec<Value>>> {
-        if let Some(v) = overlay.get(key) {
-            return Ok(v.clone());
-        }
-        let decode =
-            |bytes: &[u8]| decode_row(bytes).map_err(|e| EngineError::Invalid(e.to_string()));
-        match self.cache.get(key) {
-            Cached::Known(Some(bytes)) => Ok(Some(decode(bytes)?)),
-            Cached::Known(None) => Ok(None),
-            Cached::Unknown => self
-                .log
-                .get(Cf::State, key)?
-                .as_deref()
-                .map(decode)
-                .transpose(),
         }
     }
 
@@ -1286,10 +1235,7 @@ impl Worker {
         // updates quadratic. Nothing below returns early before it is put back.
         // The pull-visible columns of an in-sink-row state's row, as stored.
         let mut visible: Option<Vec<Value>> = None;
-        let mut existing = match b.overlay.remove(&key) {
-            Some(state) => state,
-            None => self.load(&b.overlay, &key)?,
-        };
+        let mut existing = b.state.take(&key)?;
         if let (StateLayout::InSinkRow { row_len }, Some(row)) = (self.layout, &mut existing) {
             if row.len() < row_len {
                 let message = format!(
@@ -1297,7 +1243,7 @@ impl Worker {
                     plan.sink.name,
                     row.len()
                 );
-                b.overlay.insert(key, existing);
+                b.state.set(key, existing);
                 return Err(EngineError::Invalid(message));
             }
             visible = Some(row.drain(..row_len).collect::<Vec<Value>>());
@@ -1325,7 +1271,7 @@ impl Worker {
                 }
                 None => state,
             });
-            b.overlay.insert(key, restored);
+            b.state.set(key, restored);
             return Err(EngineError::Invalid(message));
         }
         let rowtime = match (window, &existing) {
@@ -1346,9 +1292,9 @@ impl Worker {
             // A new window: listed by start, so retention can expire it.
             let mut bounds = group.to_vec();
             bounds.extend([Value::BigInt(w.start), Value::BigInt(w.end)]);
-            b.rows.insert(
+            b.state.put(
                 window_expiry_key(plan.num, w.partition, w.start, group),
-                Some(encode_row_vec(&bounds)),
+                bounds,
             );
         }
         let mut state = match existing {
@@ -1403,10 +1349,10 @@ impl Worker {
                 },
             };
             row.extend(state);
-            b.overlay.insert(key, Some(row));
+            b.state.put(key, row);
             return emitted.map(|_| ());
         }
-        b.overlay.insert(key, Some(state));
+        b.state.put(key, state);
         let visible = having.as_ref().is_none_or(|h| h.test(&agg_row));
         if !visible && !was_visible {
             return Ok(());
@@ -1433,9 +1379,9 @@ impl Worker {
                     Value::BigInt(rowtime),
                 ];
                 v.extend(out);
-                encode_row_vec(&v)
+                v
             });
-            b.pending.insert(key, pending);
+            b.state.set(key, pending);
             return Ok(());
         }
         self.emit_windowed(
@@ -1517,17 +1463,8 @@ impl Worker {
         }
         let from = pending_final_key(plan.num, partition, from_time, &[]);
         let to = pending_final_key(plan.num, partition, upper.saturating_add(1), &[]);
-        let mut closed: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> =
-            std::collections::BTreeMap::new();
-        self.log.visit_range(Cf::State, &from, &to, |k, v| {
-            closed.insert(k.to_vec(), Some(v.to_vec()));
-            true
-        })?;
-        for (k, v) in b.pending.range(from.clone()..to) {
-            closed.insert(k.clone(), v.clone());
-        }
+        let mut closed = b.state.range(&from, &to)?;
         // Key order, then window start, as a window store's range fetch returns them.
-        let mut closed: Vec<(Vec<u8>, Option<Vec<u8>>)> = closed.into_iter().collect();
         closed.sort_by(|(a, _), (b, _)| {
             let split = |k: &[u8]| {
                 (
@@ -1537,10 +1474,8 @@ impl Worker {
             };
             split(a).cmp(&split(b))
         });
-        for (key, value) in closed {
-            b.pending.insert(key, None);
-            let Some(value) = value else { continue };
-            let row = decode_row(&value).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        for (key, row) in closed {
+            b.state.delete(key);
             let (Some(start), Some(end), Some(rowtime)) = (
                 row.first().and_then(Value::as_i64),
                 row.get(1).and_then(Value::as_i64),
@@ -1660,17 +1595,8 @@ impl Worker {
         let group_prefix = agg_key(plan.num, group);
         let to = sluice_storage::prefix_end(&group_prefix)
             .unwrap_or_else(|| vec![0xff; group_prefix.len() + 1]);
-        let mut keys: std::collections::BTreeSet<Vec<u8>> = std::collections::BTreeSet::new();
-        self.log.visit_range(Cf::State, &from, &to, |k, _| {
-            keys.insert(k.to_vec());
-            true
-        })?;
-        keys.extend(b.session_keys.range(from..to).cloned());
         let mut found: Vec<(Vec<u8>, Vec<Value>, i64, i64)> = Vec::new();
-        for key in keys {
-            let Some(state) = self.load(&b.overlay, &key)? else {
-                continue;
-            };
+        for (key, state) in b.state.range(&from, &to)? {
             let bounds = (
                 state.get(slots).and_then(Value::as_i64),
                 state.get(slots + 1).and_then(Value::as_i64),
@@ -1720,18 +1646,15 @@ impl Worker {
                 continue;
             }
             // The merged-away session leaves the table.
-            b.overlay.insert(key.clone(), None);
-            b.session_keys.insert(key.clone());
-            b.rows.insert(
-                window_expiry_key(plan.num, partition, *old_end, group),
-                None,
-            );
+            b.state.delete(key.clone());
+            b.state
+                .delete(window_expiry_key(plan.num, partition, *old_end, group));
             if w.emit_final {
                 // Nothing of it was emitted: only its pending result goes.
                 let mut k = group.to_vec();
                 k.push(Value::BigInt(*old_start));
-                b.pending
-                    .insert(pending_final_key(plan.num, partition, *old_end, &k), None);
+                b.state
+                    .delete(pending_final_key(plan.num, partition, *old_end, &k));
                 continue;
             }
             let old_row = result_row(old, *old_start, *old_end);
@@ -1748,14 +1671,11 @@ impl Worker {
         }
         let new_row = result_row(&state, start, end);
         state.extend([Value::BigInt(start), Value::BigInt(end)]);
-        b.overlay.insert(new_key.clone(), Some(state));
-        b.session_keys.insert(new_key);
+        b.state.put(new_key, state);
         let mut bounds = group.to_vec();
         bounds.extend([Value::BigInt(start), Value::BigInt(end)]);
-        b.rows.insert(
-            window_expiry_key(plan.num, partition, end, group),
-            Some(encode_row_vec(&bounds)),
-        );
+        b.state
+            .put(window_expiry_key(plan.num, partition, end, group), bounds);
         let was_shown = found
             .iter()
             .any(|(k, old, s, e)| *k == session_key(start, end) && shown(&result_row(old, *s, *e)));
@@ -1766,10 +1686,10 @@ impl Worker {
             let pending = visible.then(|| {
                 let mut v = vec![Value::BigInt(start), Value::BigInt(end), Value::BigInt(end)];
                 v.extend(projection.iter().map(|e| e.eval(&new_row)));
-                encode_row_vec(&v)
+                v
             });
-            b.pending
-                .insert(pending_final_key(plan.num, partition, end, &k), pending);
+            b.state
+                .set(pending_final_key(plan.num, partition, end, &k), pending);
             return self.emit_final_results(plan, w, partition, b);
         }
         if !visible && !was_shown {
@@ -1806,25 +1726,7 @@ impl Worker {
             // The batch's own index writes supersede what is committed under the same key
             // (a session extended to start earlier keeps its end, so its index key): each
             // entry is taken once, as the batch leaves it.
-            let mut expired: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
-                std::collections::BTreeMap::new();
-            self.log.visit_range(Cf::State, &from, &to, |k, v| {
-                if !b.rows.contains_key(k) {
-                    expired.insert(k.to_vec(), v.to_vec());
-                }
-                true
-            })?;
-            for (k, v) in &b.rows {
-                if k.as_slice() >= from.as_slice()
-                    && k.as_slice() < to.as_slice()
-                    && let Some(v) = v
-                {
-                    expired.insert(k.clone(), v.clone());
-                }
-            }
-            for (index_key, bounds) in expired {
-                let bounds =
-                    decode_row(&bounds).map_err(|e| EngineError::Invalid(e.to_string()))?;
+            for (index_key, bounds) in b.state.range(&from, &to)? {
                 if let [group @ .., start, end] = bounds.as_slice() {
                     let mut state_key = group.to_vec();
                     if w.kind == sluice_common::WindowKind::Session {
@@ -1833,8 +1735,8 @@ impl Worker {
                     } else {
                         state_key.push(start.clone());
                     }
-                    b.overlay.insert(agg_key(plan.num, &state_key), None);
-                    b.rows.insert(table_key(plan.sink.id, &bounds), None);
+                    b.state.delete(agg_key(plan.num, &state_key));
+                    b.state.delete(table_key(plan.sink.id, &bounds));
                     if let (true, Some(start), Some(end)) =
                         (w.emit_final, start.as_i64(), end.as_i64())
                     {
@@ -1849,10 +1751,7 @@ impl Worker {
                         } else {
                             pending_final_key(plan.num, p as u32, start, group)
                         };
-                        let unsent = match b.pending.get(&pending) {
-                            Some(v) => v.is_some(),
-                            None => self.log.get(Cf::State, &pending)?.is_some(),
-                        };
+                        let unsent = b.state.get(&pending)?.is_some();
                         if unsent {
                             let message = format!(
                                 "window [{start}, {end}) of a group expired (stream time {st}, retention {} ms) before it closed; its final result was not emitted",
@@ -1861,10 +1760,10 @@ impl Worker {
                             self.stats.errors.fetch_add(1, Ordering::Relaxed);
                             self.processing_log(&mut b.txn, None, &message)?;
                         }
-                        b.pending.insert(pending, None);
+                        b.state.delete(pending);
                     }
                 }
-                b.rows.insert(index_key, None);
+                b.state.delete(index_key);
             }
         }
         Ok(())
@@ -1921,9 +1820,9 @@ impl Worker {
                 out.push(Value::Null);
                 out.push(Value::Null);
                 out.extend(bounds.into_iter().flatten());
-                encode_row_vec(&out)
+                out
             });
-            b.rows.insert(key, row);
+            b.state.set(key, row);
         }
         Ok(())
     }
@@ -2812,7 +2711,7 @@ mod tests {
             engine.shutdown().await;
             let mut windows = BTreeMap::new();
             log.visit_prefix(Cf::State, &table_prefix(3), |_, v| {
-                let row = decode_row(v).unwrap();
+                let row = sluice_common::codec::decode_row(v).unwrap();
                 // [K, N, S, ROWTIME, -, -, WINDOWSTART, WINDOWEND]
                 let int = |i: usize| row[i].as_i64().unwrap();
                 windows.insert((row[0].to_string(), int(6)), (int(1), int(2), int(3)));

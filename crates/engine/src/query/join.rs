@@ -12,10 +12,11 @@ use super::{Batch, Worker, decode_input};
 use crate::Result;
 use crate::keys::join_entry_key;
 use crate::rows::SourceRow;
+use crate::state::StateStore;
 use sluice_common::{SourceDef, SourceKind, Value};
 use sluice_expr::Expr;
 use sluice_plan::{JoinInput, JoinPlan, JoinType, JoinWindow, Operator, QueryPlan, source_row_len};
-use sluice_storage::{Cf, StoredRecord};
+use sluice_storage::StoredRecord;
 
 /// Which input of the join a change comes from.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -232,7 +233,7 @@ impl Worker {
             if change.tombstone {
                 return Ok(());
             }
-            let found = self.load(&b.overlay, &other_key)?;
+            let found = b.state.get(&other_key)?;
             let found_row = found.as_deref().map(|v| unstored(v).1);
             let (l, r) = match side {
                 Side::Left => (true, found.is_some()),
@@ -260,15 +261,14 @@ impl Worker {
             tag(join, TABLE_ROW + side.tag()),
             std::slice::from_ref(&key),
         );
-        let before = self.load(&b.overlay, &state_key)?;
+        let before = b.state.get(&state_key)?;
         let new = (!change.tombstone).then(|| change.row.clone());
-        b.overlay
-            .insert(state_key, new.as_deref().map(|r| stored(t, r)));
+        b.state.set(state_key, new.as_deref().map(|r| stored(t, r)));
         if !other_is_table {
             // A table update does not trigger a stream-table join.
             return Ok(());
         }
-        let found = self.load(&b.overlay, &other_key)?;
+        let found = b.state.get(&other_key)?;
         let found = found.as_deref().map(unstored);
         // The result's time is the later of the two rows' times, as in Kafka Streams.
         let t = found.map_or(t, |(other_t, _)| t.max(other_t));
@@ -339,24 +339,21 @@ impl Worker {
                 let nkeys = join.left_source().map_or(1, |d| d.schema.key_count());
                 let left_key: Vec<Value> = change.row.iter().take(nkeys).cloned().collect();
                 let state_key = join_entry_key(plan.num, tag(join, FK_LEFT), &left_key);
-                let old = self.load(&b.overlay, &state_key)?;
+                let old = b.state.get(&state_key)?;
                 let new = (!change.tombstone).then(|| change.row.clone());
                 // The index follows the row's foreign key.
                 if let Some(o) = &old {
                     let old_fk = join.left_key.eval(unstored(o).1);
                     if !old_fk.is_null() {
                         let k = index_key(&old_fk, &left_key);
-                        b.join_keys.insert(k.clone());
-                        b.overlay.insert(k, None);
+                        b.state.delete(k);
                     }
                 }
                 if new.is_some() && !key.is_null() {
                     let k = index_key(&key, &left_key);
-                    b.join_keys.insert(k.clone());
-                    b.overlay.insert(k, Some(left_key.clone()));
+                    b.state.put(k, left_key.clone());
                 }
-                b.overlay
-                    .insert(state_key, new.as_deref().map(|r| stored(t, r)));
+                b.state.set(state_key, new.as_deref().map(|r| stored(t, r)));
                 let Some(new) = new else {
                     // A deleted left row deletes its result.
                     if old.is_some() {
@@ -367,7 +364,7 @@ impl Worker {
                 let found = if key.is_null() {
                     None
                 } else {
-                    self.load(&b.overlay, &right_key(&key))?
+                    b.state.get(&right_key(&key))?
                 };
                 let found = found.as_deref().map(|v| unstored(v).1);
                 let row = match (found, join.kind) {
@@ -390,14 +387,14 @@ impl Worker {
                     return Ok(());
                 }
                 let new = (!change.tombstone).then(|| change.row.clone());
-                b.overlay
-                    .insert(right_key(&key), new.as_deref().map(|r| stored(t, r)));
+                b.state
+                    .set(right_key(&key), new.as_deref().map(|r| stored(t, r)));
                 let lo = join_entry_key(plan.num, tag(join, FK_INDEX), std::slice::from_ref(&key));
                 let hi =
                     sluice_storage::prefix_end(&lo).unwrap_or_else(|| vec![0xff; lo.len() + 1]);
-                for (_, left_key) in self.join_range(b, &lo, &hi)? {
+                for (_, left_key) in b.state.range(&lo, &hi)? {
                     let left_row = join_entry_key(plan.num, tag(join, FK_LEFT), &left_key);
-                    let Some(left) = self.load(&b.overlay, &left_row)? else {
+                    let Some(left) = b.state.get(&left_row)? else {
                         continue;
                     };
                     let left = unstored(&left).1;
@@ -491,7 +488,7 @@ impl Worker {
             buffer(other),
             &[key.clone(), Value::BigInt(to.saturating_add(1))],
         );
-        let matches = self.join_range(b, &lo, &hi)?;
+        let matches = b.state.range(&lo, &hi)?;
         for (_, kept) in &matches {
             let (other_t, seq) = time_seq(kept, 0);
             let row = kept.get(2..).unwrap_or_default();
@@ -505,8 +502,7 @@ impl Worker {
                     Value::BigInt(seq),
                 ],
             );
-            b.join_keys.insert(pending.clone());
-            b.overlay.insert(pending, None);
+            b.state.delete(pending);
             let ts = t.max(other_t);
             let joined = joined_row(
                 join,
@@ -538,8 +534,7 @@ impl Worker {
             row.extend(change.row.iter().cloned());
             let index = vec![key.clone(), Value::BigInt(t), seq];
             for (k, v) in [(buffered, row), (expiry, index)] {
-                b.join_keys.insert(k.clone());
-                b.overlay.insert(k, Some(v));
+                b.state.put(k, v);
             }
         }
         if outer && matches.is_empty() {
@@ -566,8 +561,7 @@ impl Worker {
                 Value::BigInt(seq),
             ];
             value.extend(change.row);
-            b.join_keys.insert(pending.clone());
-            b.overlay.insert(pending, Some(value));
+            b.state.put(pending, value);
         }
         Ok(())
     }
@@ -588,7 +582,7 @@ impl Worker {
         let lo = join_entry_key(plan.num, tag(join, PENDING), &[]);
         let cutoff = stream_time.saturating_sub(after).saturating_sub(grace);
         let hi = join_entry_key(plan.num, tag(join, PENDING), &[Value::BigInt(cutoff)]);
-        for (entry, value) in self.join_range(b, &lo, &hi)? {
+        for (entry, value) in b.state.range(&lo, &hi)? {
             let (t, _) = time_seq(&value, 2);
             let (Some(Value::Int(side)), Some(key)) = (value.first(), value.get(1)) else {
                 continue;
@@ -604,8 +598,7 @@ impl Worker {
                 t,
                 (0, 0),
             );
-            b.join_keys.insert(entry.clone());
-            b.overlay.insert(entry, None);
+            b.state.delete(entry);
             out.push((row, t));
         }
         Ok(())
@@ -636,7 +629,7 @@ impl Worker {
             let expiry = tag(join, EXPIRY + side.tag());
             let lo = join_entry_key(plan.num, expiry, &[]);
             let hi = join_entry_key(plan.num, expiry, &[Value::BigInt(cutoff)]);
-            for (entry, value) in self.join_range(b, &lo, &hi)? {
+            for (entry, value) in b.state.range(&lo, &hi)? {
                 let (t, seq) = time_seq(&value, 1);
                 if let Some(key) = value.first() {
                     let buffered = join_entry_key(
@@ -644,35 +637,12 @@ impl Worker {
                         tag(join, BUFFERED + side.tag()),
                         &[key.clone(), Value::BigInt(t), Value::BigInt(seq)],
                     );
-                    b.join_keys.insert(buffered.clone());
-                    b.overlay.insert(buffered, None);
+                    b.state.delete(buffered);
                 }
-                b.join_keys.insert(entry.clone());
-                b.overlay.insert(entry, None);
+                b.state.delete(entry);
             }
         }
         Ok(())
-    }
-
-    /// The join entries in `[from, to)`, committed or written by this batch, as this
-    /// batch sees them, in key order.
-    fn join_range(&self, b: &Batch, from: &[u8], to: &[u8]) -> Result<Vec<(Vec<u8>, Vec<Value>)>> {
-        if from >= to {
-            return Ok(Vec::new());
-        }
-        let mut keys: std::collections::BTreeSet<Vec<u8>> = std::collections::BTreeSet::new();
-        self.log.visit_range(Cf::State, from, to, |k, _| {
-            keys.insert(k.to_vec());
-            true
-        })?;
-        keys.extend(b.join_keys.range(from.to_vec()..to.to_vec()).cloned());
-        let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            if let Some(v) = self.load(&b.overlay, &k)? {
-                out.push((k, v));
-            }
-        }
-        Ok(out)
     }
 }
 

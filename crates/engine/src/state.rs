@@ -1,0 +1,245 @@
+//! The one interface every operator's state goes through.
+//!
+//! A persistent query's operators (aggregations, windows, joins, the sink's table) keep
+//! their state as codec rows under keys of the state column family (see [`crate::keys`]).
+//! They never reach RocksDB themselves: they read and write through [`StateStore`], whose
+//! implementation decides where state lives and how it becomes durable. Issue #13 (state
+//! in memory, made durable by changelog and checkpoints) replaces [`BatchState`] behind
+//! this trait, for every operator at once.
+//!
+//! [`BatchState`], today's implementation, is one batch's view of the state: the batch's
+//! own writes in key order, over the committed state (the query's [`StateCache`], then
+//! RocksDB). Its writes reach the batch's transaction at [`BatchState::commit`], with the
+//! batch's outputs and consumed offsets, so exactly-once holds by construction.
+
+use crate::cache::{Cached, StateCache};
+use crate::{EngineError, Result};
+use sluice_common::Value;
+use sluice_common::codec::{decode_row, encode_row_vec};
+use sluice_storage::{Cf, EmbeddedLog, Txn};
+use std::collections::BTreeMap;
+
+/// State as an operator sees it: point reads and writes, and ordered range reads, of
+/// codec rows by key. Reads see the caller's earlier writes.
+pub(crate) trait StateStore {
+    /// The value under `key`, if any.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<Value>>>;
+
+    /// The value under `key`, moved out for an update in place: the caller puts (or
+    /// deletes) it again. Spares copying a large state (COLLECT_LIST, HISTOGRAM) on every
+    /// update of a hot group.
+    fn take(&mut self, key: &[u8]) -> Result<Option<Vec<Value>>>;
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<Value>);
+
+    fn delete(&mut self, key: Vec<u8>);
+
+    /// Writes `value`, or deletes the key when it is `None`.
+    fn set(&mut self, key: Vec<u8>, value: Option<Vec<Value>>) {
+        match value {
+            Some(v) => self.put(key, v),
+            None => self.delete(key),
+        }
+    }
+
+    /// Every entry with a key in `[from, to)`, in key order.
+    fn range(&self, from: &[u8], to: &[u8]) -> Result<Vec<(Vec<u8>, Vec<Value>)>>;
+}
+
+/// One batch's view of a query's state: its writes (`None` deletes) in key order, over
+/// the committed state.
+pub(crate) struct BatchState<'a> {
+    log: &'a EmbeddedLog,
+    cache: &'a StateCache,
+    /// The key prefixes the cache holds state of. Only these are looked up in it (a
+    /// complete cache answers "none" for any key it lacks) and only these enter it.
+    cached: &'a [Vec<u8>],
+    writes: BTreeMap<Vec<u8>, Option<Vec<Value>>>,
+}
+
+/// The committed state a batch changed under the cached prefixes, encoded, for the
+/// cache to take once the batch is durable.
+pub(crate) type CacheUpdates = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+fn decode(bytes: &[u8]) -> Result<Vec<Value>> {
+    decode_row(bytes).map_err(|e| EngineError::Invalid(e.to_string()))
+}
+
+impl<'a> BatchState<'a> {
+    pub(crate) fn new(
+        log: &'a EmbeddedLog,
+        cache: &'a StateCache,
+        cached: &'a [Vec<u8>],
+    ) -> BatchState<'a> {
+        BatchState {
+            log,
+            cache,
+            cached,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    fn is_cached(&self, key: &[u8]) -> bool {
+        self.cached.iter().any(|p| key.starts_with(p))
+    }
+
+    /// The committed value of `key`: from the cache when it answers, else RocksDB.
+    fn committed(&self, key: &[u8]) -> Result<Option<Vec<Value>>> {
+        if self.is_cached(key) {
+            match self.cache.get(key) {
+                Cached::Known(Some(bytes)) => return Ok(Some(decode(bytes)?)),
+                Cached::Known(None) => return Ok(None),
+                Cached::Unknown => {}
+            }
+        }
+        self.log
+            .get(Cf::State, key)?
+            .as_deref()
+            .map(decode)
+            .transpose()
+    }
+
+    /// Writes the batch's state changes into its transaction, in key order (RocksDB's
+    /// memtable skiplist keeps the position of its last insert, so sorted inserts skip
+    /// most of the search a random insert pays). Returns what the cache takes once the
+    /// transaction has committed.
+    pub(crate) fn commit(self, txn: &mut Txn) -> CacheUpdates {
+        let mut updates = Vec::new();
+        for (key, value) in self.writes {
+            let encoded = value.as_deref().map(encode_row_vec);
+            if self.cached.iter().any(|p| key.starts_with(p)) {
+                updates.push((key.clone(), encoded.clone()));
+            }
+            match encoded {
+                Some(v) => txn.put(Cf::State, key, v),
+                None => txn.delete(Cf::State, key),
+            }
+        }
+        updates
+    }
+}
+
+impl StateStore for BatchState<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<Value>>> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.committed(key),
+        }
+    }
+
+    fn take(&mut self, key: &[u8]) -> Result<Option<Vec<Value>>> {
+        match self.writes.get_mut(key) {
+            Some(v) => Ok(v.take()),
+            None => self.committed(key),
+        }
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<Value>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    fn range(&self, from: &[u8], to: &[u8]) -> Result<Vec<(Vec<u8>, Vec<Value>)>> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<Value>>> = BTreeMap::new();
+        let mut failed = None;
+        self.log.visit_range(Cf::State, from, to, |k, v| {
+            if self.writes.contains_key(k) {
+                return true;
+            }
+            match decode(v) {
+                Ok(row) => {
+                    merged.insert(k.to_vec(), Some(row));
+                    true
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        for (k, v) in self.writes.range(from.to_vec()..to.to_vec()) {
+            merged.insert(k.clone(), v.clone());
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Budget;
+
+    fn row(n: i64) -> Vec<Value> {
+        vec![Value::BigInt(n)]
+    }
+
+    #[test]
+    fn reads_see_the_batch_over_committed_state_and_ranges_merge_in_key_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = EmbeddedLog::open(dir.path()).expect("open");
+        let mut txn = Txn::default();
+        for (k, v) in [(b"a1", 1), (b"a3", 3), (b"a5", 5), (b"b1", 9)] {
+            txn.put(Cf::State, k.to_vec(), encode_row_vec(&row(v)));
+        }
+        log.commit(txn).wait_blocking().expect("commit");
+        let cache = StateCache::new(Budget::new(1 << 20), false);
+        let cached = vec![b"a".to_vec()];
+        let mut state = BatchState::new(&log, &cache, &cached);
+        assert_eq!(state.get(b"a3").expect("get"), Some(row(3)));
+        state.put(b"a2".to_vec(), row(2));
+        state.delete(b"a3".to_vec());
+        state.put(b"a5".to_vec(), row(50));
+        assert_eq!(state.get(b"a3").expect("get"), None);
+        let keys: Vec<(Vec<u8>, Vec<Value>)> = state.range(b"a", b"b").expect("range");
+        assert_eq!(
+            keys,
+            vec![
+                (b"a1".to_vec(), row(1)),
+                (b"a2".to_vec(), row(2)),
+                (b"a5".to_vec(), row(50)),
+            ]
+        );
+        // Taken out, a value is gone until it is put back.
+        assert_eq!(state.take(b"a5").expect("take"), Some(row(50)));
+        assert_eq!(state.get(b"a5").expect("get"), None);
+        state.put(b"a5".to_vec(), row(51));
+        state.put(b"b2".to_vec(), row(7));
+        let mut txn = Txn::default();
+        let updates = state.commit(&mut txn);
+        // Only the cached prefix's changes go to the cache, in key order.
+        let keys: Vec<&[u8]> = updates.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(keys, vec![&b"a2"[..], b"a3", b"a5"]);
+        log.commit(txn).wait_blocking().expect("commit");
+        assert_eq!(log.get(Cf::State, b"a3").expect("get"), None);
+        assert_eq!(
+            log.get(Cf::State, b"b2").expect("get"),
+            Some(encode_row_vec(&row(7)))
+        );
+    }
+
+    #[test]
+    fn a_complete_cache_is_trusted_only_for_the_prefixes_it_holds() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = EmbeddedLog::open(dir.path()).expect("open");
+        let mut txn = Txn::default();
+        txn.put(Cf::State, b"z1".to_vec(), encode_row_vec(&row(1)));
+        log.commit(txn).wait_blocking().expect("commit");
+        // Complete, and empty: it says "no state" for its prefix, nothing for others.
+        let cache = StateCache::new(Budget::new(1 << 20), true);
+        let cached = vec![b"a".to_vec()];
+        let state = BatchState::new(&log, &cache, &cached);
+        assert_eq!(state.get(b"z1").expect("get"), Some(row(1)));
+    }
+}
