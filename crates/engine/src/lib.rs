@@ -14,6 +14,7 @@
 
 mod cache;
 mod keys;
+mod operator;
 mod pull;
 mod push;
 mod query;

@@ -26,7 +26,7 @@ impl Engine {
         let mut take = |bytes: &[u8]| -> Result<bool> {
             self.pull_rows_read.fetch_add(1, Ordering::Relaxed);
             let row = decode_row(bytes).map_err(|e| EngineError::Invalid(e.to_string()))?;
-            if row.get(plan.table.schema.len() + 1) == Some(&crate::query::HIDDEN_ROW) {
+            if row.get(plan.table.schema.len() + 1) == Some(&crate::operator::HIDDEN_ROW) {
                 return Ok(true);
             }
             if !plan.filter.as_ref().is_none_or(|f| f.test(&row)) {

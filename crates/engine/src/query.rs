@@ -3,15 +3,15 @@
 
 use crate::cache::{Budget, StateCache};
 use crate::keys::{
-    PENDING_GROUP_AT, agg_key, join_prefix, join_time_key, offset_key, pending_final_key,
-    source_row_key, stream_time_key, table_key, table_prefix, window_expiry_key,
+    agg_key, join_prefix, join_time_key, offset_key, source_row_key, stream_time_key, table_prefix,
 };
-use crate::rows::{SourceRow, decode_record, encode_row_record, string_timestamp};
-use crate::state::{BatchState, StateStore};
+use crate::operator::{Change, Cx, Env, Pipeline, StateLayout, in_sink_row_layout};
+use crate::rows::{SourceRow, decode_record};
+use crate::state::BatchState;
 use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
 use sluice_common::{SourceDef, SourceKind, StateLayoutKind, Value};
 use sluice_expr::AggKind;
-use sluice_plan::{Operator, QueryPlan, TableFunction, WindowPlan};
+use sluice_plan::{Operator, QueryPlan};
 use sluice_storage::{Cf, EmbeddedLog, Log, Record, StoredRecord, Topic, Txn};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,8 +20,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
-
-mod join;
 
 /// Records read per partition per batch: large enough to amortize the commit, small enough
 /// to keep a batch's memory and latency low.
@@ -114,7 +112,7 @@ pub fn state_layout_for(plan: &QueryPlan) -> StateLayoutKind {
 }
 
 enum Kind {
-    Query(Box<QueryPlan>),
+    Query(Arc<QueryPlan>),
     /// Keeps a source table's store current for pull queries.
     Materialize(Box<SourceDef>),
 }
@@ -154,6 +152,10 @@ struct Worker {
     warmed: bool,
     /// The key prefixes of the state the cache holds (see [`BatchState`]).
     cached: Vec<Vec<u8>>,
+    /// The query's operators, built with the state layout once the state is loaded.
+    pipeline: Option<Pipeline>,
+    /// What the operators need of the worker: its processing log and counters.
+    env: Env,
     /// Where an aggregation keeps its groups' state (decided when the cache is loaded).
     layout: StateLayout,
     /// The layout recorded with the query when it was created, if it was.
@@ -172,26 +174,6 @@ struct Worker {
     /// nesting depth: the highest record time seen there (`i64::MIN` before any). A
     /// join's stream time is the higher of its two.
     join_times: Vec<i64>,
-}
-
-/// The window a windowed aggregation folds a record into, and the partition of its group.
-#[derive(Clone, Copy)]
-struct WindowAt {
-    start: i64,
-    end: i64,
-    partition: u32,
-}
-
-/// Where an aggregate query keeps each group's state.
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum StateLayout {
-    /// Under its own key (`'A'`), beside the sink table's row.
-    Separate,
-    /// Appended to the sink table's row (`'T'`), after its `row_len` values: one RocksDB
-    /// write per group update instead of two. Used when the sink's key is the group key,
-    /// no HAVING can hide a group, and the state has a fixed size (pull queries decode the
-    /// whole row).
-    InSinkRow { row_len: usize },
 }
 
 /// One processed batch, ready to commit: the transaction, the source positions it moves
@@ -270,7 +252,7 @@ impl Engine {
                 .create_topic(&plan.sink.topic, self.partitions_of(plan.inputs()[0])?)?,
         };
         let running = self.spawn(
-            Kind::Query(Box::new(plan)),
+            Kind::Query(Arc::new(plan)),
             inputs,
             Some(sink),
             num,
@@ -363,6 +345,15 @@ impl Engine {
         let sources: Vec<Arc<Topic>> = worker_inputs.iter().map(|i| i.topic.clone()).collect();
         let stats = Arc::new(Stats::default());
         let shared_positions = Arc::new(Mutex::new(positions.clone()));
+        let env = Env {
+            label: label.to_string(),
+            source_topic: worker_inputs
+                .first()
+                .map(|i| i.topic.name.clone())
+                .unwrap_or_default(),
+            proc_log: self.proc_log.clone(),
+            stats: stats.clone(),
+        };
         let worker = Worker {
             log: self.log.clone(),
             kind,
@@ -374,6 +365,8 @@ impl Engine {
             cache: StateCache::new(self.state_cache_budget.clone(), false),
             warmed: false,
             cached: Vec::new(),
+            pipeline: None,
+            env,
             layout: StateLayout::Separate,
             stored_layout: layout,
             poison: HashMap::new(),
@@ -684,30 +677,30 @@ async fn any_changed(changed: &mut [watch::Receiver<u64>]) {
 }
 
 /// What one batch has produced so far.
-struct Batch<'a> {
-    txn: Txn,
+pub(crate) struct Batch<'a> {
+    pub(crate) txn: Txn,
     /// Every operator's state, as this batch sees and changes it.
-    state: BatchState<'a>,
+    pub(crate) state: BatchState<'a>,
     /// The record being processed had no key (its key columns all read as NULL).
-    null_key: bool,
+    pub(crate) null_key: bool,
     /// Stream time per partition of a windowed aggregation's groups, as of this batch.
-    stream_times: Vec<i64>,
+    pub(crate) stream_times: Vec<i64>,
     /// EMIT FINAL's last emission close time per partition, as of this batch.
-    last_emits: Vec<i64>,
+    pub(crate) last_emits: Vec<i64>,
     /// The processing sequence of the record being processed: the source positions
     /// consumed before it, so it grows in processing order and survives a restart.
-    seq: i64,
+    pub(crate) seq: i64,
     /// Each stream-stream join's stream time of each side as of this batch (see
     /// `Worker::join_times`).
-    join_times: Vec<i64>,
+    pub(crate) join_times: Vec<i64>,
     /// The record whose buffered join rows `join_sub` numbers, and how many it has.
-    join_seq_of: i64,
-    join_sub: i64,
+    pub(crate) join_seq_of: i64,
+    pub(crate) join_sub: i64,
 }
 
 impl Batch<'_> {
     /// The stream times of the two sides of the join nested `depth` deep.
-    fn join_times_of(&mut self, depth: usize) -> &mut [i64] {
+    pub(crate) fn join_times_of(&mut self, depth: usize) -> &mut [i64] {
         let need = 2 * (depth + 1);
         if self.join_times.len() < need {
             self.join_times.resize(need, i64::MIN);
@@ -718,7 +711,7 @@ impl Batch<'_> {
     /// A number for a row a stream-stream join buffers, unique across batches and
     /// restarts: the record's processing sequence, then its rows in order (a record can
     /// buffer several through nested joins).
-    fn next_join_seq(&mut self) -> i64 {
+    pub(crate) fn next_join_seq(&mut self) -> i64 {
         if self.join_seq_of != self.seq {
             self.join_seq_of = self.seq;
             self.join_sub = 0;
@@ -737,8 +730,8 @@ impl Worker {
         if !self.warmed {
             self.warm(id)?;
         }
-        // A record whose processing panics may leave the batch half-updated (state taken out
-        // of the overlay, say), so the whole batch is redone without it. Each redo marks one
+        // A record whose processing panics may leave the batch half-updated (a state taken
+        // out of the store and not put back, say), so the whole batch is redone without it. Each redo marks one
         // more record, so this ends.
         loop {
             if let Some(step) = self.try_step(id)? {
@@ -820,21 +813,25 @@ impl Worker {
         if n == 0 {
             return Ok(Some(None));
         }
+        // Stream time has moved: windows close, retention expires state.
+        if let Some(pipeline) = &self.pipeline {
+            pipeline.on_time(&mut Cx {
+                b: &mut b,
+                env: &self.env,
+            })?;
+        }
         if let Kind::Query(plan) = &self.kind
-            && let Some(join) = &plan.join
+            && plan.join.is_some()
+            && b.join_times != self.join_times
         {
-            self.expire_join_rows(plan, join, &mut b)?;
-            if b.join_times != self.join_times {
-                let v: Vec<u8> = b.join_times.iter().flat_map(|t| t.to_be_bytes()).collect();
-                b.txn.put(Cf::State, join_time_key(plan.num), v);
-            }
+            let v: Vec<u8> = b.join_times.iter().flat_map(|t| t.to_be_bytes()).collect();
+            b.txn.put(Cf::State, join_time_key(plan.num), v);
         }
         if let Kind::Query(plan) = &self.kind
             && let Operator::Aggregate {
-                window: Some(w), ..
+                window: Some(_), ..
             } = &plan.op
         {
-            self.expire_windows(plan, w, &mut b)?;
             for (p, st) in b.stream_times.iter().enumerate() {
                 let emitted = b.last_emits.get(p).copied().unwrap_or(i64::MIN);
                 let changed = self.stream_times.get(p) != Some(st)
@@ -901,8 +898,12 @@ impl Worker {
     /// does not hold need no RocksDB read.
     fn warm(&mut self, id: u64) -> Result<()> {
         self.warmed = true;
-        let Kind::Query(plan) = &self.kind else {
-            return Ok(());
+        let plan = match &self.kind {
+            Kind::Query(plan) => plan.clone(),
+            Kind::Materialize(table) => {
+                self.pipeline = Some(Pipeline::for_table((**table).clone()));
+                return Ok(());
+            }
         };
         if plan.join.is_some() {
             self.join_times = match self.log.get(Cf::State, &join_time_key(id))? {
@@ -924,6 +925,11 @@ impl Worker {
             if plan.join.is_some() {
                 self.cached = vec![join_prefix(id)];
             }
+            self.pipeline = Some(Pipeline::for_query(
+                &plan,
+                self.sink.clone(),
+                StateLayout::Separate,
+            ));
             return Ok(());
         }
         if let Operator::Aggregate {
@@ -963,7 +969,7 @@ impl Worker {
                 legacy = true;
                 false
             })?;
-        self.layout = match (self.stored_layout, in_sink_row_layout(plan)) {
+        self.layout = match (self.stored_layout, in_sink_row_layout(&plan)) {
             (Some(StateLayoutKind::Separate), _) => StateLayout::Separate,
             (Some(StateLayoutKind::InSinkRow), Some(layout)) => layout,
             (Some(StateLayoutKind::InSinkRow), None) => {
@@ -997,6 +1003,10 @@ impl Worker {
             })?;
         }
         self.cached = prefixes;
+        self.pipeline = Some(Pipeline::for_query(&plan, self.sink.clone(), self.layout));
+        if let Some(p) = &self.pipeline {
+            tracing::debug!(operators = ?p.names(), "pipeline built");
+        }
         tracing::debug!(complete = cache.is_complete(), layout = ?self.layout, "aggregate state loaded");
         self.cache = cache;
         Ok(())
@@ -1048,991 +1058,27 @@ impl Worker {
         Ok(())
     }
 
-    /// Processes one record of input `input`.
+    /// Processes one record of input `input` through the query's pipeline.
     fn process(&self, input: usize, rec: &StoredRecord, b: &mut Batch) -> Result<()> {
-        if let Kind::Query(plan) = &self.kind
-            && let Some(join) = &plan.join
-        {
-            // A joined row's key is the join key, never missing.
-            b.null_key = false;
-            return self.process_join(plan, join, input, rec, b);
-        }
+        let Some(pipeline) = &self.pipeline else {
+            return Err(EngineError::Invalid("query worker has no pipeline".into()));
+        };
         let Some((src, rowtime)) = decode_input(&self.inputs[input].def, rec)? else {
             return Ok(());
         };
-        b.null_key = rec.record.key.is_none();
-        self.process_row(src, rowtime, b)
-    }
-
-    /// Processes one source row (of the query's source, or a joined row) at `rowtime`.
-    fn process_row(&self, src: SourceRow, rowtime: i64, b: &mut Batch) -> Result<()> {
-        match &self.kind {
-            Kind::Materialize(table) => {
-                let nkeys = table.schema.key_count();
-                let key = if table.window.is_some() {
-                    // A windowed table has a row per key and window.
-                    let at = table.schema.len() + 3;
-                    let mut k: Vec<Value> = src.row[..nkeys].to_vec();
-                    k.extend(src.row.get(at..at + 2).unwrap_or_default().iter().cloned());
-                    table_key(table.id, &k)
-                } else {
-                    table_key(table.id, &src.row[..nkeys])
-                };
-                b.state.set(key, (!src.tombstone).then_some(src.row));
-                Ok(())
-            }
-            Kind::Query(plan) => match &plan.op {
-                Operator::Select {
-                    filter,
-                    projection,
-                    table_functions,
-                } => {
-                    let is_table = plan.source.kind == SourceKind::Table;
-                    let passes = !src.tombstone && filter.as_ref().is_none_or(|f| f.test(&src.row));
-                    if !passes {
-                        // A table row leaving the filter is a delete downstream; a stream
-                        // record without a value passes through as one (ksqlDB keeps them
-                        // unless a WHERE clause drops them).
-                        if is_table || (src.tombstone && filter.is_none()) {
-                            let mut out: Vec<Value> =
-                                projection.iter().map(|e| e.eval(&src.row)).collect();
-                            if src.tombstone && !is_table {
-                                // A stream record without a value has only its key: a new key
-                                // expression (PARTITION BY) that reads a value column or
-                                // ROWTIME is NULL for it, one over key columns and literals is
-                                // computed, as in ksqlDB (which fails reading the null row).
-                                let source_keys = plan.source.schema.key_count();
-                                for (i, e) in projection
-                                    .iter()
-                                    .enumerate()
-                                    .take(plan.sink.schema.key_count())
-                                {
-                                    if !e.reads_only(&|c| c < source_keys) {
-                                        out[i] = Value::Null;
-                                    }
-                                }
-                            }
-                            self.emit(plan, b, out, rowtime, true)?;
-                        }
-                        return Ok(());
-                    }
-                    let out: Vec<Value> = projection.iter().map(|e| e.eval(&src.row)).collect();
-                    if table_functions.is_empty() {
-                        return self.emit(plan, b, out, rowtime, false);
-                    }
-                    for row in expand(out, table_functions)? {
-                        self.emit(plan, b, row, rowtime, false)?;
-                    }
-                    Ok(())
-                }
-                Operator::Aggregate {
-                    filter,
-                    group_by,
-                    window,
-                    ..
-                } => {
-                    let passes = |row: &[Value]| filter.as_ref().is_none_or(|f| f.test(row));
-                    let group_of = |row: &[Value]| -> Vec<Value> {
-                        group_by.iter().map(|e| e.eval(row)).collect()
-                    };
-                    let new_group = if src.tombstone || !passes(&src.row) {
-                        None
-                    } else {
-                        let g = group_of(&src.row);
-                        if g.iter().any(Value::is_null) {
-                            return Err(EngineError::Invalid(
-                                "GROUP BY key is NULL; record dropped".into(),
-                            ));
-                        }
-                        Some(g)
-                    };
-                    if let Some(w) = window {
-                        return match new_group {
-                            Some(g) => self.fold_windowed(plan, w, &g, &src.row, rowtime, b),
-                            None => Ok(()),
-                        };
-                    }
-                    if plan.source.kind == SourceKind::Table {
-                        // A table update replaces the row: retract the previous version from
-                        // its group and add the new one. Within one group that is a single
-                        // change (one output); across groups, two, as in ksqlDB.
-                        let nkeys = plan.source.schema.key_count();
-                        let prev_key = source_row_key(plan.num, &src.row[..nkeys]);
-                        let prev = b.state.get(&prev_key)?.filter(|p| passes(p));
-                        b.state
-                            .set(prev_key, (!src.tombstone).then(|| src.row.clone()));
-                        let old_group = prev
-                            .as_ref()
-                            .map(|p| group_of(p))
-                            .filter(|g| !g.iter().any(Value::is_null));
-                        match (old_group, new_group) {
-                            (Some(og), Some(ng)) if og == ng => {
-                                return self.fold(
-                                    plan,
-                                    &ng,
-                                    prev.as_deref(),
-                                    Some(&src.row),
-                                    rowtime,
-                                    b,
-                                    None,
-                                );
-                            }
-                            (old, new) => {
-                                if let Some(og) = old {
-                                    self.fold(plan, &og, prev.as_deref(), None, rowtime, b, None)?;
-                                }
-                                if let Some(ng) = new {
-                                    self.fold(plan, &ng, None, Some(&src.row), rowtime, b, None)?;
-                                }
-                                return Ok(());
-                            }
-                        }
-                    }
-                    match new_group {
-                        Some(g) => self.fold(plan, &g, None, Some(&src.row), rowtime, b, None),
-                        None => Ok(()),
-                    }
-                }
-            },
-        }
-    }
-
-    /// Adds (or retracts) one row into its group's aggregate state and emits the group's
-    /// new result. HAVING hides a group: a group that stops passing is deleted downstream,
-    /// one that never passed emits nothing.
-    #[allow(clippy::too_many_arguments)]
-    fn fold(
-        &self,
-        plan: &QueryPlan,
-        group: &[Value],
-        retract: Option<&[Value]>,
-        add: Option<&[Value]>,
-        rowtime: i64,
-        b: &mut Batch,
-        window: Option<WindowAt>,
-    ) -> Result<()> {
-        let Operator::Aggregate {
-            aggregates,
-            having,
-            projection,
-            ..
-        } = &plan.op
-        else {
-            return Ok(());
-        };
-        let key = match (window, self.layout) {
-            // A group's state per window: the window's start follows the group key.
-            (Some(w), _) => {
-                let mut k = group.to_vec();
-                k.push(Value::BigInt(w.start));
-                agg_key(plan.num, &k)
-            }
-            (None, StateLayout::Separate) => agg_key(plan.num, group),
-            (None, StateLayout::InSinkRow { .. }) => table_key(plan.sink.id, group),
-        };
-        // Taken out of the overlay, not cloned: a group's state can be large (COLLECT_LIST,
-        // COUNT_DISTINCT, HISTOGRAM), and copying it for every event made a hot group's
-        // updates quadratic. Nothing below returns early before it is put back.
-        // The pull-visible columns of an in-sink-row state's row, as stored.
-        let mut visible: Option<Vec<Value>> = None;
-        let mut existing = b.state.take(&key)?;
-        if let (StateLayout::InSinkRow { row_len }, Some(row)) = (self.layout, &mut existing) {
-            if row.len() < row_len {
-                let message = format!(
-                    "stored row of {} has {} values, fewer than its {row_len} columns",
-                    plan.sink.name,
-                    row.len()
-                );
-                b.state.set(key, existing);
-                return Err(EngineError::Invalid(message));
-            }
-            visible = Some(row.drain(..row_len).collect::<Vec<Value>>());
-        }
-        // State is decoded by position: a stored state of another shape (written by another
-        // plan of this query, or damaged) must not be read as this one's.
-        let slots: usize = aggregates.iter().map(|a| a.slots()).sum();
-        // A window's state ends with its timestamp: the highest ROWTIME folded into it,
-        // which its results carry, as Kafka Streams' timestamped window store keeps it.
-        let extra = usize::from(window.is_some());
-        if let Some(state) = &existing
-            && state.len() != slots + extra
-        {
-            let message = format!(
-                "stored aggregate state of {} has {} values where this query's aggregates keep {}; record skipped",
-                plan.sink.name,
-                state.len(),
-                slots + extra
-            );
-            // Put the entry back as it was stored (the row's visible part included).
-            let restored = existing.map(|state| match visible {
-                Some(mut row) => {
-                    row.extend(state);
-                    row
-                }
-                None => state,
-            });
-            b.state.set(key, restored);
-            return Err(EngineError::Invalid(message));
-        }
-        let rowtime = match (window, &existing) {
-            (Some(_), Some(state)) => state
-                .last()
-                .and_then(Value::as_i64)
-                .map_or(rowtime, |t| t.max(rowtime)),
-            _ => rowtime,
-        };
-        let bounds = window.map(|w| (w.start, w.end));
-        let result_row = |state: &[Value]| aggregate_row(group, rowtime, bounds, aggregates, state);
-        let was_visible = match (&existing, having) {
-            (None, _) => false,
-            (Some(_), None) => true,
-            (Some(old), Some(h)) => h.test(&result_row(old)),
-        };
-        if let (Some(w), None) = (window, &existing) {
-            // A new window: listed by start, so retention can expire it.
-            let mut bounds = group.to_vec();
-            bounds.extend([Value::BigInt(w.start), Value::BigInt(w.end)]);
-            b.state.put(
-                window_expiry_key(plan.num, w.partition, w.start, group),
-                bounds,
-            );
-        }
-        let mut state = match existing {
-            Some(s) => s,
-            None => {
-                let mut s = Vec::new();
-                for a in aggregates {
-                    a.init(&mut s);
-                }
-                if window.is_some() {
-                    s.push(Value::BigInt(rowtime));
-                }
-                s
-            }
-        };
-        if window.is_some()
-            && let Some(ts) = state.last_mut()
-        {
-            *ts = Value::BigInt(rowtime);
-        }
-        let mut slot = 0;
-        for a in aggregates {
-            let n = a.slots();
-            if let Some(old) = retract {
-                a.retract(&mut state[slot..slot + n], old);
-            }
-            if let Some(new) = add {
-                a.update(&mut state[slot..slot + n], new);
-            }
-            slot += n;
-        }
-        let agg_row = result_row(&state);
-        if let StateLayout::InSinkRow { .. } = self.layout {
-            // No HAVING in this layout: every group is visible.
-            let mut row: Vec<Value> = projection.iter().map(|e| e.eval(&agg_row)).collect();
-            let emitted = self.emit_record(plan, b, &row, rowtime, false);
-            let mut row = match &emitted {
-                Ok(ts) => {
-                    row.extend([Value::BigInt(*ts), Value::Null, Value::Null]);
-                    row
-                }
-                // The output record was not written, so pull queries must not see the new
-                // result either (as with separate state, where the sink row is only written
-                // with its record): the row keeps what it showed, or is hidden if the group
-                // had never been shown. The state still counts the record.
-                Err(_) => match visible {
-                    Some(shown) => shown,
-                    None => {
-                        row.extend([Value::BigInt(rowtime), HIDDEN_ROW, Value::Null]);
-                        row
-                    }
-                },
-            };
-            row.extend(state);
-            b.state.put(key, row);
-            return emitted.map(|_| ());
-        }
-        b.state.put(key, state);
-        let visible = having.as_ref().is_none_or(|h| h.test(&agg_row));
-        if !visible && !was_visible {
-            return Ok(());
-        }
-        let out: Vec<Value> = projection.iter().map(|e| e.eval(&agg_row)).collect();
-        if let (
-            Some(w),
-            Operator::Aggregate {
-                window:
-                    Some(WindowPlan {
-                        emit_final: true, ..
-                    }),
-                ..
-            },
-        ) = (window, &plan.op)
-        {
-            // EMIT FINAL: the window's latest result waits, in the state store, for the
-            // window to close. A result HAVING hides was never shown: nothing is pending.
-            let key = pending_final_key(plan.num, w.partition, w.start, group);
-            let pending = visible.then(|| {
-                let mut v = vec![
-                    Value::BigInt(w.start),
-                    Value::BigInt(w.end),
-                    Value::BigInt(rowtime),
-                ];
-                v.extend(out);
-                v
-            });
-            b.state.set(key, pending);
-            return Ok(());
-        }
-        self.emit_windowed(
-            plan,
-            b,
-            out,
+        // A joined row's key is the join key, never missing.
+        b.null_key = self.inputs.len() == 1 && rec.record.key.is_none();
+        let change = Change {
+            row: src.row,
+            tombstone: src.tombstone,
             rowtime,
-            !visible,
-            window.map(|w| (w.start, w.end)),
-        )
-    }
-
-    /// EMIT FINAL: emits the pending results of the windows of `partition` that closed
-    /// since the last emission, by Kafka Streams' rule for windowed aggregations that emit
-    /// on window close (ksqlDB's EMIT FINAL): once close time (stream time minus grace)
-    /// moves past the last emission's, every window still in the store whose start lies
-    /// in (last close - size, close - size] is emitted, ordered by key, then start. Nothing
-    /// is emitted (or remembered) until close time reaches the window size, and windows
-    /// retention has already dropped are not in the store any more, so a window stream
-    /// time jumps past by more than its retention is never emitted: ksqlDB's results have
-    /// both (the corpus's suppress cases), so they are kept. Kafka Streams throttles the
-    /// check by wall-clock time (its emit interval); here it runs for every record, so
-    /// results do not depend on timing.
-    fn emit_final_results(
-        &self,
-        plan: &QueryPlan,
-        w: &WindowPlan,
-        partition: u32,
-        b: &mut Batch,
-    ) -> Result<()> {
-        let p = partition as usize;
-        if b.last_emits.len() <= p {
-            b.last_emits.resize(p + 1, i64::MIN);
-        }
-        let stream_time = b.stream_times.get(p).copied().unwrap_or(i64::MIN);
-        let session = w.kind == sluice_common::WindowKind::Session;
-        // A session closes once stream time passes its end + gap + grace.
-        let close = if session {
-            stream_time
-                .saturating_sub(w.grace_ms)
-                .saturating_sub(w.size_ms)
-        } else {
-            stream_time.saturating_sub(w.grace_ms)
+            input,
+            position: (rec.partition, rec.offset),
+            window: None,
         };
-        let last = b.last_emits[p];
-        if last != i64::MIN && last >= close {
-            return Ok(());
-        }
-        // The pending results to emit: (time from, time to), inclusive, where the time is a
-        // time window's start and a session's end.
-        let (from_time, upper) = if session {
-            // Sessions that ended before close time and at or after the last close.
-            let upper = close.saturating_sub(1);
-            if upper < 0 {
-                return Ok(());
-            }
-            b.last_emits[p] = close;
-            (if last == i64::MIN { 0 } else { last.max(0) }, upper)
-        } else {
-            let upper = close.saturating_sub(w.size_ms);
-            if upper < 0 {
-                return Ok(());
-            }
-            let lower_exclusive = if last == i64::MIN {
-                -1
-            } else {
-                last.saturating_sub(w.size_ms).max(0)
-            };
-            if last != i64::MIN && w.windows_for(upper).eq(w.windows_for(lower_exclusive)) {
-                return Ok(());
-            }
-            b.last_emits[p] = close;
-            // Windows retention expired are no longer in the store, emitted or not.
-            let from = (lower_exclusive + 1).max(stream_time.saturating_sub(w.retention_ms));
-            (from, upper)
-        };
-        if from_time > upper {
-            return Ok(());
-        }
-        let from = pending_final_key(plan.num, partition, from_time, &[]);
-        let to = pending_final_key(plan.num, partition, upper.saturating_add(1), &[]);
-        let mut closed = b.state.range(&from, &to)?;
-        // Key order, then window start, as a window store's range fetch returns them.
-        closed.sort_by(|(a, _), (b, _)| {
-            let split = |k: &[u8]| {
-                (
-                    k.get(PENDING_GROUP_AT..).unwrap_or_default().to_vec(),
-                    k.to_vec(),
-                )
-            };
-            split(a).cmp(&split(b))
-        });
-        for (key, row) in closed {
-            b.state.delete(key);
-            let (Some(start), Some(end), Some(rowtime)) = (
-                row.first().and_then(Value::as_i64),
-                row.get(1).and_then(Value::as_i64),
-                row.get(2).and_then(Value::as_i64),
-            ) else {
-                return Err(EngineError::Invalid(format!(
-                    "corrupt pending final row of query {}",
-                    plan.id
-                )));
-            };
-            let out = row.get(3..).unwrap_or_default().to_vec();
-            self.emit_windowed(plan, b, out, rowtime, false, Some((start, end)))?;
-        }
-        Ok(())
+        let mut cx = Cx { b, env: &self.env };
+        pipeline.process(&mut cx, change)
     }
-
-    /// Folds a stream record into every window of `w` holding its time that is still
-    /// open. Stream time (the highest ROWTIME seen) is kept per partition of the groups,
-    /// as Kafka Streams keeps it per task of the repartitioned stream; a window is closed
-    /// once stream time has passed its end plus the grace period, and a record for a
-    /// closed window is dropped, counted and logged, never silently.
-    fn fold_windowed(
-        &self,
-        plan: &QueryPlan,
-        w: &WindowPlan,
-        group: &[Value],
-        row: &[Value],
-        rowtime: i64,
-        b: &mut Batch,
-    ) -> Result<()> {
-        if w.kind == sluice_common::WindowKind::Session {
-            return self.fold_session(plan, w, group, row, rowtime, b);
-        }
-        let partition = self.group_partition(plan, group)?;
-        let p = partition as usize;
-        if b.stream_times.len() <= p {
-            b.stream_times.resize(p + 1, i64::MIN);
-        }
-        let stream_time = b.stream_times[p].max(rowtime);
-        b.stream_times[p] = stream_time;
-        let close = stream_time.saturating_sub(w.grace_ms);
-        let mut late = None;
-        for (start, end) in w.windows_for(rowtime) {
-            if end > close {
-                let at = WindowAt {
-                    start,
-                    end,
-                    partition,
-                };
-                self.fold(plan, group, None, Some(row), rowtime, b, Some(at))?;
-            } else if late.is_none() {
-                late = Some((start, end));
-            }
-        }
-        if w.emit_final {
-            self.emit_final_results(plan, w, partition, b)?;
-        }
-        match late {
-            Some((start, end)) => Err(EngineError::Invalid(format!(
-                "late record dropped: its window [{start}, {end}) closed at stream time {stream_time} (grace period {} ms)",
-                w.grace_ms
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    /// Folds a stream record into its group's session, as Kafka Streams' session window
-    /// aggregation does: the sessions of the group ending no earlier than `gap` before
-    /// the record and starting no later than `gap` after it merge with it into one
-    /// session spanning them all (each merged-away session is deleted downstream with a
-    /// tombstone); a record whose merged session ended more than gap + grace before
-    /// stream time is late. A session's state ends with its (start, end); its results
-    /// carry its end as ROWTIME. Sessions are keyed (group, end, start), so a group's
-    /// candidates are one range, and expire `retention` after their end.
-    fn fold_session(
-        &self,
-        plan: &QueryPlan,
-        w: &WindowPlan,
-        group: &[Value],
-        row: &[Value],
-        rowtime: i64,
-        b: &mut Batch,
-    ) -> Result<()> {
-        let Operator::Aggregate {
-            aggregates,
-            having,
-            projection,
-            ..
-        } = &plan.op
-        else {
-            return Ok(());
-        };
-        let partition = self.group_partition(plan, group)?;
-        let p = partition as usize;
-        if b.stream_times.len() <= p {
-            b.stream_times.resize(p + 1, i64::MIN);
-        }
-        let stream_time = b.stream_times[p].max(rowtime);
-        b.stream_times[p] = stream_time;
-        let gap = w.size_ms;
-        let close = stream_time.saturating_sub(w.grace_ms).saturating_sub(gap);
-        let slots: usize = aggregates.iter().map(|a| a.slots()).sum();
-        let session_key = |start: i64, end: i64| {
-            let mut k = group.to_vec();
-            k.extend([Value::BigInt(end), Value::BigInt(start)]);
-            agg_key(plan.num, &k)
-        };
-        // Candidates: sessions ending at or after rowtime - gap (and still retained).
-        let lowest_end = rowtime
-            .saturating_sub(gap)
-            .max(stream_time.saturating_sub(w.retention_ms));
-        let from = {
-            let mut k = group.to_vec();
-            k.push(Value::BigInt(lowest_end));
-            agg_key(plan.num, &k)
-        };
-        let group_prefix = agg_key(plan.num, group);
-        let to = sluice_storage::prefix_end(&group_prefix)
-            .unwrap_or_else(|| vec![0xff; group_prefix.len() + 1]);
-        let mut found: Vec<(Vec<u8>, Vec<Value>, i64, i64)> = Vec::new();
-        for (key, state) in b.state.range(&from, &to)? {
-            let bounds = (
-                state.get(slots).and_then(Value::as_i64),
-                state.get(slots + 1).and_then(Value::as_i64),
-            );
-            let (Some(start), Some(end), true) = (bounds.0, bounds.1, state.len() == slots + 2)
-            else {
-                return Err(EngineError::Invalid(format!(
-                    "stored session state of {} has {} values where this query keeps {}; record skipped",
-                    plan.sink.name,
-                    state.len(),
-                    slots + 2
-                )));
-            };
-            if start <= rowtime.saturating_add(gap) {
-                found.push((key, state, start, end));
-            }
-        }
-        let start = found.iter().map(|f| f.2).fold(rowtime, i64::min);
-        let end = found.iter().map(|f| f.3).fold(rowtime, i64::max);
-        if end < close {
-            if w.emit_final {
-                self.emit_final_results(plan, w, partition, b)?;
-            }
-            return Err(EngineError::Invalid(format!(
-                "late record dropped: its session [{start}, {end}] closed at stream time {stream_time} (gap {gap} ms, grace period {} ms)",
-                w.grace_ms
-            )));
-        }
-        // A session's results carry its end as ROWTIME.
-        let result_row = |state: &[Value], start: i64, end: i64| {
-            aggregate_row(group, end, Some((start, end)), aggregates, state)
-        };
-        let shown = |r: &[Value]| having.as_ref().is_none_or(|h| h.test(r));
-        let mut state = Vec::with_capacity(slots + 2);
-        for a in aggregates {
-            a.init(&mut state);
-        }
-        let new_key = session_key(start, end);
-        for (key, old, old_start, old_end) in &found {
-            let mut slot = 0;
-            for a in aggregates {
-                let n = a.slots();
-                a.merge(&mut state[slot..slot + n], &old[slot..slot + n]);
-                slot += n;
-            }
-            if *key == new_key {
-                continue;
-            }
-            // The merged-away session leaves the table.
-            b.state.delete(key.clone());
-            b.state
-                .delete(window_expiry_key(plan.num, partition, *old_end, group));
-            if w.emit_final {
-                // Nothing of it was emitted: only its pending result goes.
-                let mut k = group.to_vec();
-                k.push(Value::BigInt(*old_start));
-                b.state
-                    .delete(pending_final_key(plan.num, partition, *old_end, &k));
-                continue;
-            }
-            let old_row = result_row(old, *old_start, *old_end);
-            if shown(&old_row) {
-                let out: Vec<Value> = projection.iter().map(|e| e.eval(&old_row)).collect();
-                self.emit_windowed(plan, b, out, *old_end, true, Some((*old_start, *old_end)))?;
-            }
-        }
-        let mut slot = 0;
-        for a in aggregates {
-            let n = a.slots();
-            a.update_at(&mut state[slot..slot + n], row, b.seq);
-            slot += n;
-        }
-        let new_row = result_row(&state, start, end);
-        state.extend([Value::BigInt(start), Value::BigInt(end)]);
-        b.state.put(new_key, state);
-        let mut bounds = group.to_vec();
-        bounds.extend([Value::BigInt(start), Value::BigInt(end)]);
-        b.state
-            .put(window_expiry_key(plan.num, partition, end, group), bounds);
-        let was_shown = found
-            .iter()
-            .any(|(k, old, s, e)| *k == session_key(start, end) && shown(&result_row(old, *s, *e)));
-        let visible = shown(&new_row);
-        if w.emit_final {
-            let mut k = group.to_vec();
-            k.push(Value::BigInt(start));
-            let pending = visible.then(|| {
-                let mut v = vec![Value::BigInt(start), Value::BigInt(end), Value::BigInt(end)];
-                v.extend(projection.iter().map(|e| e.eval(&new_row)));
-                v
-            });
-            b.state
-                .set(pending_final_key(plan.num, partition, end, &k), pending);
-            return self.emit_final_results(plan, w, partition, b);
-        }
-        if !visible && !was_shown {
-            return Ok(());
-        }
-        let out: Vec<Value> = projection.iter().map(|e| e.eval(&new_row)).collect();
-        self.emit_windowed(plan, b, out, end, !visible, Some((start, end)))
-    }
-
-    /// The sink partition a group's records go to: the partition of its stream time.
-    fn group_partition(&self, plan: &QueryPlan, group: &[Value]) -> Result<u32> {
-        let Some(topic) = self.sink.as_ref().filter(|t| t.partitions > 1) else {
-            return Ok(0);
-        };
-        let sink = &plan.sink;
-        let key = sluice_format::encode_key(&sink.key_format, sink.schema.keys(), group)?;
-        Ok(topic.partition_for(key.as_deref()))
-    }
-
-    /// Deletes the windows retention has expired: those starting at or before stream
-    /// time minus the retention, in each partition. Their state, their rows in the sink
-    /// table (pull queries stop seeing them) and their index entries go; the sink topic
-    /// gets nothing, as in ksqlDB. Runs once per batch: a window it expires closed
-    /// (retention >= size + grace) before any record of this batch could reach it.
-    fn expire_windows(&self, plan: &QueryPlan, w: &WindowPlan, b: &mut Batch) -> Result<()> {
-        for (p, st) in b.stream_times.clone().into_iter().enumerate() {
-            // A window is kept while its start is at least stream time minus retention.
-            let oldest_kept = st.saturating_sub(w.retention_ms);
-            if st == i64::MIN || oldest_kept <= 0 {
-                continue;
-            }
-            let from = offset_key(b'W', plan.num, p as u32);
-            let to = window_expiry_key(plan.num, p as u32, oldest_kept, &[]);
-            // The batch's own index writes supersede what is committed under the same key
-            // (a session extended to start earlier keeps its end, so its index key): each
-            // entry is taken once, as the batch leaves it.
-            for (index_key, bounds) in b.state.range(&from, &to)? {
-                if let [group @ .., start, end] = bounds.as_slice() {
-                    let mut state_key = group.to_vec();
-                    if w.kind == sluice_common::WindowKind::Session {
-                        // Sessions are keyed (group, end, start) and indexed by end.
-                        state_key.extend([end.clone(), start.clone()]);
-                    } else {
-                        state_key.push(start.clone());
-                    }
-                    b.state.delete(agg_key(plan.num, &state_key));
-                    b.state.delete(table_key(plan.sink.id, &bounds));
-                    if let (true, Some(start), Some(end)) =
-                        (w.emit_final, start.as_i64(), end.as_i64())
-                    {
-                        // A window can expire before it is emitted, when stream time jumps
-                        // past its retention in one step (Kafka Streams fetches closed
-                        // windows from a store that has already dropped it, so ksqlDB
-                        // loses it too): never silently.
-                        let pending = if w.kind == sluice_common::WindowKind::Session {
-                            let mut k = group.to_vec();
-                            k.push(Value::BigInt(start));
-                            pending_final_key(plan.num, p as u32, end, &k)
-                        } else {
-                            pending_final_key(plan.num, p as u32, start, group)
-                        };
-                        let unsent = b.state.get(&pending)?.is_some();
-                        if unsent {
-                            let message = format!(
-                                "window [{start}, {end}) of a group expired (stream time {st}, retention {} ms) before it closed; its final result was not emitted",
-                                w.retention_ms
-                            );
-                            self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                            self.processing_log(&mut b.txn, None, &message)?;
-                        }
-                        b.state.delete(pending);
-                    }
-                }
-                b.state.delete(index_key);
-            }
-        }
-        Ok(())
-    }
-
-    /// Appends one output row to the sink topic, and upserts or deletes it in the sink's
-    /// table store when the sink is a table.
-    fn emit(
-        &self,
-        plan: &QueryPlan,
-        b: &mut Batch,
-        out: Vec<Value>,
-        rowtime: i64,
-        tombstone: bool,
-    ) -> Result<()> {
-        self.emit_windowed(plan, b, out, rowtime, tombstone, None)
-    }
-
-    /// [`Worker::emit`] for a row of a window `(start, end)` when there is one: the
-    /// window goes into the record's key and the table row's key.
-    fn emit_windowed(
-        &self,
-        plan: &QueryPlan,
-        b: &mut Batch,
-        mut out: Vec<Value>,
-        rowtime: i64,
-        tombstone: bool,
-        window: Option<(i64, i64)>,
-    ) -> Result<()> {
-        let sink = &plan.sink;
-        let bounds = window.map(|(s, e)| [Value::BigInt(s), Value::BigInt(e)]);
-        if let Some(bounds) = &bounds {
-            out.truncate(sink.schema.len());
-            out.extend(bounds.iter().cloned());
-        }
-        let rowtime = self.emit_record(plan, b, &out, rowtime, tombstone)?;
-        if sink.kind == SourceKind::Table {
-            let nkeys = sink.schema.key_count();
-            let key = match &bounds {
-                Some(bounds) => {
-                    let mut k = out[..nkeys].to_vec();
-                    k.extend(bounds.iter().cloned());
-                    table_key(sink.id, &k)
-                }
-                None => table_key(sink.id, &out[..nkeys]),
-            };
-            let row = (!tombstone).then(|| {
-                // Position of the output record is not known until commit; pull queries
-                // expose ROWTIME only. A windowed row's bounds come after them.
-                if bounds.is_some() {
-                    out.truncate(sink.schema.len());
-                }
-                out.push(Value::BigInt(rowtime));
-                out.push(Value::Null);
-                out.push(Value::Null);
-                out.extend(bounds.into_iter().flatten());
-                out
-            });
-            b.state.set(key, row);
-        }
-        Ok(())
-    }
-
-    /// Appends one output row to the sink topic; returns the record's timestamp.
-    fn emit_record(
-        &self,
-        plan: &QueryPlan,
-        b: &mut Batch,
-        out: &[Value],
-        rowtime: i64,
-        tombstone: bool,
-    ) -> Result<i64> {
-        let sink = &plan.sink;
-        // A sink WITH (TIMESTAMP='col') stamps its records with that column.
-        let rowtime = match sink
-            .timestamp_column
-            .as_ref()
-            .and_then(|c| sink.schema.index_of(c))
-        {
-            Some(i) => match out.get(i) {
-                Some(Value::Timestamp(t)) => *t,
-                // A string column is read with the sink's TIMESTAMP_FORMAT; a record whose
-                // text does not parse is not written, as in ksqlDB.
-                Some(Value::String(text)) => {
-                    string_timestamp(text, sink.timestamp_format.as_deref()).ok_or_else(|| {
-                        EngineError::Invalid(format!(
-                            "cannot parse output timestamp '{text}'; record not written"
-                        ))
-                    })?
-                }
-                Some(v) => v.as_i64().unwrap_or(rowtime),
-                None => rowtime,
-            },
-            None => rowtime,
-        };
-        if rowtime < 0 {
-            return Err(EngineError::Invalid(format!(
-                "output timestamp {rowtime} is negative; record not written"
-            )));
-        }
-        let mut record = encode_row_record(sink, out, rowtime, tombstone)?;
-        // A stream query that does not re-key passes a record's key through, so a record
-        // without one stays without one (as in ksqlDB), rather than getting a key of NULLs.
-        if b.null_key && passes_key_through(plan) {
-            record.key = None;
-        }
-        let topic = self
-            .sink
-            .as_ref()
-            .ok_or_else(|| EngineError::Invalid("query has no sink topic".into()))?;
-        // A windowed key is partitioned by its key without the window, as Kafka Streams'
-        // WindowedStreamPartitioner does: every window of a group goes to the group's
-        // partition (the one its stream time is kept for).
-        let key = match (&sink.window, record.key.as_deref()) {
-            (Some(spec), Some(bytes)) if topic.partitions > 1 => {
-                Some(sluice_format::split_window(bytes, spec)?.0)
-            }
-            (_, key) => key,
-        };
-        let partition = topic.partition_for(key);
-        b.txn.append(topic, partition, record);
-        Ok(rowtime)
-    }
-}
-
-/// The row an aggregation's HAVING and projection read: `[group values..., ROWTIME,
-/// (WINDOWSTART, WINDOWEND,) aggregate results...]`, the results computed from `state`'s
-/// slots in order.
-pub(crate) fn aggregate_row(
-    group: &[Value],
-    rowtime: i64,
-    window: Option<(i64, i64)>,
-    aggregates: &[sluice_expr::AggCall],
-    state: &[Value],
-) -> Vec<Value> {
-    let mut r = Vec::with_capacity(group.len() + 3 + aggregates.len());
-    r.extend_from_slice(group);
-    r.push(Value::BigInt(rowtime));
-    if let Some((start, end)) = window {
-        r.extend([Value::BigInt(start), Value::BigInt(end)]);
-    }
-    let mut slot = 0;
-    for a in aggregates {
-        let n = a.slots();
-        r.push(a.result(state.get(slot..slot + n).unwrap_or_default()));
-        slot += n;
-    }
-    r
-}
-
-/// Whether the sink's key is the source's key, column for column, as a projection that
-/// neither re-partitions nor groups leaves it.
-fn passes_key_through(plan: &QueryPlan) -> bool {
-    let Operator::Select { projection, .. } = &plan.op else {
-        return false;
-    };
-    let keys = plan.source.schema.key_count();
-    keys > 0
-        && plan.sink.schema.key_count() == keys
-        && (0..keys)
-            .all(|i| matches!(projection.get(i), Some(sluice_expr::Expr::Column(c)) if *c == i))
-}
-
-/// In a table row's ROWPARTITION slot (which stores leave NULL), marks a row that holds
-/// an aggregate's state but no result yet: pull queries skip it.
-pub(crate) const HIDDEN_ROW: Value = Value::Boolean(true);
-
-/// The in-sink-row layout when `plan` allows it: an aggregation into a table, without
-/// HAVING, whose key columns are its group values in order (so the group key is the table
-/// key), and whose aggregates keep fixed-size state.
-fn in_sink_row_layout(plan: &QueryPlan) -> Option<StateLayout> {
-    let Operator::Aggregate {
-        group_by,
-        aggregates,
-        having: None,
-        projection,
-        window: None,
-        ..
-    } = &plan.op
-    else {
-        return None;
-    };
-    let sink = &plan.sink;
-    let keys = sink.schema.key_count();
-    if sink.kind != SourceKind::Table
-        || keys != group_by.len()
-        || projection.len() != sink.schema.len()
-        || (0..keys).any(|i| !matches!(projection[i], sluice_expr::Expr::Column(c) if c == i))
-    {
-        return None;
-    }
-    let mut state = Vec::new();
-    for a in aggregates {
-        a.init(&mut state);
-    }
-    if state
-        .iter()
-        .any(|v| matches!(v, Value::Array(_) | Value::Map(_) | Value::Struct(_)))
-    {
-        return None;
-    }
-    Some(StateLayout::InSinkRow {
-        row_len: sink.schema.len() + 3,
-    })
-}
-
-/// Applies table functions: each listed column holds an array; output row i takes the
-/// i-th value of each (NULL past the end of shorter ones).
-fn expand(row: Vec<Value>, functions: &[(usize, TableFunction)]) -> Result<Vec<Vec<Value>>> {
-    let mut columns: Vec<(usize, Vec<Value>)> = Vec::with_capacity(functions.len());
-    for (i, f) in functions {
-        let values = match row.get(*i) {
-            Some(Value::Array(items)) => match f {
-                TableFunction::Explode => items.clone(),
-                TableFunction::CubeExplode => cube(items)?,
-            },
-            _ => Vec::new(),
-        };
-        columns.push((*i, values));
-    }
-    let n = columns.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
-    Ok((0..n)
-        .map(|k| {
-            let mut r = row.clone();
-            for (i, values) in &columns {
-                r[*i] = values.get(k).cloned().unwrap_or(Value::Null);
-            }
-            r
-        })
-        .collect())
-}
-
-/// Most elements CUBE_EXPLODE takes, as in ksqlDB: the output has 2^N rows, so 20 already
-/// make about a million.
-pub const CUBE_MAX_COLUMNS: usize = 20;
-
-/// Every combination of keeping or nulling each element, in ksqlDB's order (the last
-/// element varies fastest). A NULL element has one possibility, not two, so combinations
-/// that would keep a NULL are skipped rather than searched for as duplicates.
-fn cube(items: &[Value]) -> Result<Vec<Value>> {
-    let n = items.len();
-    if n > CUBE_MAX_COLUMNS {
-        return Err(EngineError::Invalid(format!(
-            "CUBE_EXPLODE input size ({n}) exceeds the maximum of {CUBE_MAX_COLUMNS} columns. The output cardinality is 2^N rows and would exhaust server memory."
-        )));
-    }
-    let bit = |i: usize| 1usize << (n - 1 - i);
-    let present: usize = (0..n)
-        .filter(|&i| !items[i].is_null())
-        .map(bit)
-        .fold(0, |m, b| m | b);
-    let mut out: Vec<Value> = Vec::with_capacity(1 << present.count_ones());
-    for mask in 0..(1usize << n) {
-        if mask & present != mask {
-            continue;
-        }
-        out.push(Value::Array(
-            (0..n)
-                .map(|i| {
-                    if mask & bit(i) != 0 {
-                        items[i].clone()
-                    } else {
-                        Value::Null
-                    }
-                })
-                .collect(),
-        ));
-    }
-    Ok(out)
 }
 
 /// The text of a caught panic.
@@ -2059,6 +1105,7 @@ mod tests {
     use sluice_common::{Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema};
     use sluice_expr::AggCall;
     use sluice_expr::functions::ScalarFunction;
+    use sluice_plan::WindowPlan;
 
     /// A function that panics on one value: a stand-in for any bug a record's content can
     /// reach (the byte-sliced error text of issue #11 was one).
@@ -2771,32 +1818,6 @@ mod tests {
                 prop_assert_eq!((emitted, errors), replay_final(&c));
             }
         }
-    }
-
-    #[test]
-    fn cube_skips_null_duplicates_and_refuses_more_than_twenty_elements() {
-        let v = |i: i32| Value::Int(i);
-        let got = cube(&[v(1), Value::Null]).unwrap();
-        assert_eq!(
-            got,
-            vec![
-                Value::Array(vec![Value::Null, Value::Null]),
-                Value::Array(vec![v(1), Value::Null]),
-            ]
-        );
-        let got = cube(&[v(1), v(2)]).unwrap();
-        assert_eq!(
-            got,
-            vec![
-                Value::Array(vec![Value::Null, Value::Null]),
-                Value::Array(vec![Value::Null, v(2)]),
-                Value::Array(vec![v(1), Value::Null]),
-                Value::Array(vec![v(1), v(2)]),
-            ]
-        );
-        assert_eq!(cube(&vec![Value::Null; 20]).unwrap().len(), 1);
-        let err = cube(&vec![v(1); 21]).unwrap_err().to_string();
-        assert!(err.contains("exceeds the maximum of 20"), "{err}");
     }
 
     #[test]

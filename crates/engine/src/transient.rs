@@ -61,7 +61,7 @@ impl Aggregation {
         rowtime: i64,
         window: Option<(i64, i64)>,
     ) -> Vec<Value> {
-        crate::query::aggregate_row(group, rowtime, window, &self.plan.aggregates, state)
+        crate::operator::aggregate_row(group, rowtime, window, &self.plan.aggregates, state)
     }
 
     fn too_large(&self) -> String {

@@ -3,20 +3,22 @@
 //! sources, producing the joined rows the operator reads.
 //!
 //! Every join's state lives under `'J'` (see [`crate::keys`]), each nested join in its
-//! own range of tags, written through the batch's overlay like any other state, so it
+//! own range of tags, written through the state store like any other state, so it
 //! commits with the batch's outputs and offsets. A stream side of a stream-table join
 //! keeps nothing: its record joins the table rows as they are when it is processed, which
 //! the worker's log-order merge of the inputs makes "as of the record's arrival".
 
-use super::{Batch, Worker, decode_input};
+use super::{Change, Cx, Operator};
 use crate::Result;
 use crate::keys::join_entry_key;
+use crate::query::Batch;
 use crate::rows::SourceRow;
 use crate::state::StateStore;
 use sluice_common::{SourceDef, SourceKind, Value};
 use sluice_expr::Expr;
-use sluice_plan::{JoinInput, JoinPlan, JoinType, JoinWindow, Operator, QueryPlan, source_row_len};
-use sluice_storage::StoredRecord;
+use sluice_plan::{
+    JoinInput, JoinPlan, JoinType, JoinWindow, Operator as OperatorPlan, QueryPlan, source_row_len,
+};
 
 /// Which input of the join a change comes from.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -57,7 +59,7 @@ const FK_LEFT: u8 = 10;
 
 /// One change of a join's side: a source's record, or a row of the join nested on the
 /// left.
-struct Change {
+struct SideChange {
     /// The side's row: a source row, or the nested join's `rows`.
     row: Vec<Value>,
     tombstone: bool,
@@ -105,66 +107,86 @@ fn unstored(v: &[Value]) -> (i64, &[Value]) {
     )
 }
 
-impl Worker {
-    /// Processes a record of input `input` (of [`JoinPlan::sources`]) through the
-    /// query's joins, then its joined rows through the operator.
-    pub(super) fn process_join(
-        &self,
-        plan: &QueryPlan,
-        join: &JoinPlan,
-        input: usize,
-        rec: &StoredRecord,
-        b: &mut Batch,
-    ) -> Result<()> {
-        // The query's WHERE clause decides which results of a table-table join are rows
-        // of the result table at all (see `table_change`).
+/// The joins of a query, as one operator: a chain of joins nested on the left, which
+/// takes the changes of every input (each of [`JoinPlan::sources`]) and emits joined rows.
+pub(crate) struct Join {
+    /// The number its state is keyed under (the query's).
+    num: u64,
+    join: JoinPlan,
+    /// The query's WHERE clause, which decides which results of a table-table join are
+    /// rows of the result table at all (see `table_change`).
+    filter: Option<Expr>,
+}
+
+impl Join {
+    /// The joins of a persistent query.
+    pub(crate) fn of_query(plan: &QueryPlan) -> Option<Join> {
         let filter = match &plan.op {
-            Operator::Select { filter, .. } => filter.as_ref(),
-            Operator::Aggregate { .. } => None,
+            OperatorPlan::Select { filter, .. } => filter.clone(),
+            OperatorPlan::Aggregate { .. } => None,
         };
-        let mut out = Vec::new();
-        self.join_input(plan, join, input, rec, b, filter, &mut out)?;
-        for (row, t) in out {
-            self.process_row(row, t, b)?;
-        }
+        Some(Join::new(plan.num, plan.join.clone()?, filter))
+    }
+
+    pub(crate) fn new(num: u64, join: JoinPlan, filter: Option<Expr>) -> Join {
+        Join { num, join, filter }
+    }
+}
+
+impl Operator for Join {
+    fn on_change(&self, cx: &mut Cx<'_, '_>, change: Change, out: &mut Vec<Change>) -> Result<()> {
+        let mut joined = Vec::new();
+        self.join_input(&self.join, &change, cx.b, self.filter.as_ref(), &mut joined)?;
+        out.extend(
+            joined
+                .into_iter()
+                .map(|(row, t)| Change::output(row.row, t, row.tombstone)),
+        );
         Ok(())
     }
 
+    /// Deletes the buffered rows of stream-stream joins that no later record can join.
+    fn on_time(&self, cx: &mut Cx<'_, '_>, _out: &mut Vec<Change>) -> Result<()> {
+        self.expire_join_rows(&self.join, cx.b)
+    }
+
+    fn name(&self) -> &'static str {
+        "Join"
+    }
+}
+
+impl Join {
     /// Routes a record through `join`: to the join nested on its left, whose results are
     /// changes of this join's left side, or to one of its sides.
     #[allow(clippy::too_many_arguments)]
     fn join_input(
         &self,
-        plan: &QueryPlan,
         join: &JoinPlan,
-        input: usize,
-        rec: &StoredRecord,
+        change: &Change,
         b: &mut Batch,
         filter: Option<&Expr>,
         out: &mut Out,
     ) -> Result<()> {
         // The sources before this join's right one: one per nested join, and the first.
         let left_inputs = join.depth() + 1;
-        if input >= left_inputs {
-            return match source_change(&join.right, rec)? {
-                Some(c) => self.join_change(plan, join, Side::Right, c, b, filter, out),
-                None => Ok(()),
-            };
+        if change.input >= left_inputs {
+            let c = source_change(&join.right, change);
+            return self.join_change(join, Side::Right, c, b, filter, out);
         }
         match &join.left {
-            JoinInput::Source(def) => match source_change(def, rec)? {
-                Some(c) => self.join_change(plan, join, Side::Left, c, b, filter, out),
-                None => Ok(()),
-            },
+            JoinInput::Source(def) => {
+                let c = source_change(def, change);
+                self.join_change(join, Side::Left, c, b, filter, out)
+            }
             JoinInput::Join(inner) => {
                 let mut inner_out = Vec::new();
-                self.join_input(plan, inner, input, rec, b, None, &mut inner_out)?;
+                self.join_input(inner, change, b, None, &mut inner_out)?;
                 // The inner joined row: key, rows, then ROWTIME, ROWPARTITION, ROWOFFSET.
                 let (from, to) = (inner.key_len(), inner.key_len() + inner.rows_len());
                 for (row, t) in inner_out {
                     let meta = |i: usize| row.row.get(to + i).and_then(Value::as_i64).unwrap_or(0);
                     let position = (meta(1) as u32, meta(2) as u64);
-                    let change = Change {
+                    let change = SideChange {
                         row: row.row.get(from..to).unwrap_or_default().to_vec(),
                         tombstone: row.tombstone,
                         rowtime: t,
@@ -172,7 +194,7 @@ impl Worker {
                         table: inner.is_table(),
                         nested_key: row.row.first().cloned(),
                     };
-                    self.join_change(plan, join, Side::Left, change, b, filter, out)?;
+                    self.join_change(join, Side::Left, change, b, filter, out)?;
                 }
                 Ok(())
             }
@@ -183,10 +205,9 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     fn join_change(
         &self,
-        plan: &QueryPlan,
         join: &JoinPlan,
         side: Side,
-        change: Change,
+        change: SideChange,
         b: &mut Batch,
         filter: Option<&Expr>,
         out: &mut Out,
@@ -204,10 +225,10 @@ impl Worker {
             _ => key,
         };
         if let Some(window) = &join.within {
-            return self.windowed_change(plan, join, window, side, change, key, b, out);
+            return self.windowed_change(join, window, side, change, key, b, out);
         }
         if join.foreign_key {
-            return self.foreign_key_change(plan, join, side, change, key, b, out);
+            return self.foreign_key_change(join, side, change, key, b, out);
         }
         if key.is_null() {
             // No row of the other side can match a NULL key, and a result keyed by NULL
@@ -222,7 +243,7 @@ impl Worker {
             Side::Right => join.right.kind == SourceKind::Table,
         };
         let other_key = join_entry_key(
-            plan.num,
+            self.num,
             tag(join, TABLE_ROW + other.tag()),
             std::slice::from_ref(&key),
         );
@@ -257,7 +278,7 @@ impl Worker {
         // A table update: keep the new row, then, when the other side is a table too,
         // emit the key's new result (or delete the one it had).
         let state_key = join_entry_key(
-            plan.num,
+            self.num,
             tag(join, TABLE_ROW + side.tag()),
             std::slice::from_ref(&key),
         );
@@ -313,10 +334,9 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     fn foreign_key_change(
         &self,
-        plan: &QueryPlan,
         join: &JoinPlan,
         side: Side,
-        change: Change,
+        change: SideChange,
         key: Value,
         b: &mut Batch,
         out: &mut Out,
@@ -325,11 +345,11 @@ impl Worker {
         let index_key = |fk: &Value, left_key: &[Value]| {
             let mut values = vec![fk.clone()];
             values.extend(left_key.iter().cloned());
-            join_entry_key(plan.num, tag(join, FK_INDEX), &values)
+            join_entry_key(self.num, tag(join, FK_INDEX), &values)
         };
         let right_key = |k: &Value| {
             join_entry_key(
-                plan.num,
+                self.num,
                 tag(join, TABLE_ROW + Side::Right.tag()),
                 std::slice::from_ref(k),
             )
@@ -338,7 +358,7 @@ impl Worker {
             Side::Left => {
                 let nkeys = join.left_source().map_or(1, |d| d.schema.key_count());
                 let left_key: Vec<Value> = change.row.iter().take(nkeys).cloned().collect();
-                let state_key = join_entry_key(plan.num, tag(join, FK_LEFT), &left_key);
+                let state_key = join_entry_key(self.num, tag(join, FK_LEFT), &left_key);
                 let old = b.state.get(&state_key)?;
                 let new = (!change.tombstone).then(|| change.row.clone());
                 // The index follows the row's foreign key.
@@ -389,11 +409,11 @@ impl Worker {
                 let new = (!change.tombstone).then(|| change.row.clone());
                 b.state
                     .set(right_key(&key), new.as_deref().map(|r| stored(t, r)));
-                let lo = join_entry_key(plan.num, tag(join, FK_INDEX), std::slice::from_ref(&key));
+                let lo = join_entry_key(self.num, tag(join, FK_INDEX), std::slice::from_ref(&key));
                 let hi =
                     sluice_storage::prefix_end(&lo).unwrap_or_else(|| vec![0xff; lo.len() + 1]);
                 for (_, left_key) in b.state.range(&lo, &hi)? {
-                    let left_row = join_entry_key(plan.num, tag(join, FK_LEFT), &left_key);
+                    let left_row = join_entry_key(self.num, tag(join, FK_LEFT), &left_key);
                     let Some(left) = b.state.get(&left_row)? else {
                         continue;
                     };
@@ -426,11 +446,10 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     fn windowed_change(
         &self,
-        plan: &QueryPlan,
         join: &JoinPlan,
         window: &JoinWindow,
         side: Side,
-        change: Change,
+        change: SideChange,
         key: Value,
         b: &mut Batch,
         out: &mut Out,
@@ -471,7 +490,7 @@ impl Worker {
             ));
         }
         if window.grace_ms.is_some() && t == stream_time {
-            self.emit_closed_outer_rows(plan, join, after, grace, stream_time, b, out)?;
+            self.emit_closed_outer_rows(join, after, grace, stream_time, b, out)?;
         }
         let (from, to) = (
             t.saturating_sub(before).max(0),
@@ -482,9 +501,9 @@ impl Worker {
         let from = from.max(other_time.saturating_sub(retention).saturating_add(1));
         let other = side.other();
         let buffer = |s: Side| tag(join, BUFFERED + s.tag());
-        let lo = join_entry_key(plan.num, buffer(other), &[key.clone(), Value::BigInt(from)]);
+        let lo = join_entry_key(self.num, buffer(other), &[key.clone(), Value::BigInt(from)]);
         let hi = join_entry_key(
-            plan.num,
+            self.num,
             buffer(other),
             &[key.clone(), Value::BigInt(to.saturating_add(1))],
         );
@@ -494,7 +513,7 @@ impl Worker {
             let row = kept.get(2..).unwrap_or_default();
             // A matched row no longer waits to be emitted NULL-joined.
             let pending = join_entry_key(
-                plan.num,
+                self.num,
                 tag(join, PENDING),
                 &[
                     Value::BigInt(other_t),
@@ -521,12 +540,12 @@ impl Worker {
         if t > own_time.saturating_sub(retention) {
             let seq = Value::BigInt(seq);
             let buffered = join_entry_key(
-                plan.num,
+                self.num,
                 buffer(side),
                 &[key.clone(), Value::BigInt(t), seq.clone()],
             );
             let expiry = join_entry_key(
-                plan.num,
+                self.num,
                 tag(join, EXPIRY + side.tag()),
                 &[Value::BigInt(t), seq.clone()],
             );
@@ -546,7 +565,7 @@ impl Worker {
                 return Ok(());
             }
             let pending = join_entry_key(
-                plan.num,
+                self.num,
                 tag(join, PENDING),
                 &[
                     Value::BigInt(t),
@@ -571,7 +590,6 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     fn emit_closed_outer_rows(
         &self,
-        plan: &QueryPlan,
         join: &JoinPlan,
         after: i64,
         grace: i64,
@@ -579,9 +597,9 @@ impl Worker {
         b: &mut Batch,
         out: &mut Out,
     ) -> Result<()> {
-        let lo = join_entry_key(plan.num, tag(join, PENDING), &[]);
+        let lo = join_entry_key(self.num, tag(join, PENDING), &[]);
         let cutoff = stream_time.saturating_sub(after).saturating_sub(grace);
-        let hi = join_entry_key(plan.num, tag(join, PENDING), &[Value::BigInt(cutoff)]);
+        let hi = join_entry_key(self.num, tag(join, PENDING), &[Value::BigInt(cutoff)]);
         for (entry, value) in b.state.range(&lo, &hi)? {
             let (t, _) = time_seq(&value, 2);
             let (Some(Value::Int(side)), Some(key)) = (value.first(), value.get(1)) else {
@@ -607,14 +625,9 @@ impl Worker {
     /// Deletes the buffered rows of `join` (and the joins nested in it) that no later
     /// record can join: once their side's time has passed them by the window and the
     /// grace period. Join state stays bounded by the window.
-    pub(super) fn expire_join_rows(
-        &self,
-        plan: &QueryPlan,
-        join: &JoinPlan,
-        b: &mut Batch,
-    ) -> Result<()> {
+    fn expire_join_rows(&self, join: &JoinPlan, b: &mut Batch) -> Result<()> {
         if let JoinInput::Join(inner) = &join.left {
-            self.expire_join_rows(plan, inner, b)?;
+            self.expire_join_rows(inner, b)?;
         }
         let Some(window) = &join.within else {
             return Ok(());
@@ -627,13 +640,13 @@ impl Worker {
                 .saturating_sub(retention)
                 .saturating_add(1);
             let expiry = tag(join, EXPIRY + side.tag());
-            let lo = join_entry_key(plan.num, expiry, &[]);
-            let hi = join_entry_key(plan.num, expiry, &[Value::BigInt(cutoff)]);
+            let lo = join_entry_key(self.num, expiry, &[]);
+            let hi = join_entry_key(self.num, expiry, &[Value::BigInt(cutoff)]);
             for (entry, value) in b.state.range(&lo, &hi)? {
                 let (t, seq) = time_seq(&value, 1);
                 if let Some(key) = value.first() {
                     let buffered = join_entry_key(
-                        plan.num,
+                        self.num,
                         tag(join, BUFFERED + side.tag()),
                         &[key.clone(), Value::BigInt(t), Value::BigInt(seq)],
                     );
@@ -646,16 +659,16 @@ impl Worker {
     }
 }
 
-/// A source record as a change of a join side; `None` for a table record without a key.
-fn source_change(def: &SourceDef, rec: &StoredRecord) -> Result<Option<Change>> {
-    Ok(decode_input(def, rec)?.map(|(src, rowtime)| Change {
-        row: src.row,
-        tombstone: src.tombstone,
-        rowtime,
-        position: (rec.partition, rec.offset),
+/// A source's change as a change of a join side.
+fn source_change(def: &SourceDef, change: &Change) -> SideChange {
+    SideChange {
+        row: change.row.clone(),
+        tombstone: change.tombstone,
+        rowtime: change.rowtime,
+        position: change.position,
         table: def.kind == SourceKind::Table,
         nested_key: None,
-    }))
+    }
 }
 
 /// A windowed side's row's window bounds (after its ROWTIME, ROWPARTITION, ROWOFFSET).
