@@ -76,7 +76,7 @@ async fn a_query_keeps_the_properties_it_was_created_with_across_restarts() {
     // Wait until the two new records are processed, then the list must still be [1,2].
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, processed, _) = query_row(&mut c, "CTAS_LISTS").await;
+        let (status, processed, _, _) = query_row(&mut c, "CTAS_LISTS").await;
         assert_eq!(status, "RUNNING");
         if processed >= 2 {
             break;
@@ -226,18 +226,27 @@ async fn a_stored_query_that_no_longer_plans_is_in_error_not_a_failed_start() {
 
 /// SHOW QUERIES' row of the query whose id starts with `prefix`: (status, processed,
 /// errors).
-async fn query_row(c: &mut SluiceClient<Channel>, prefix: &str) -> (String, u64, u64) {
+/// A query's SHOW QUERIES row: (status, processed, errors, late records dropped).
+async fn query_row(c: &mut SluiceClient<Channel>, prefix: &str) -> (String, u64, u64, u64) {
     let r = exec_ok(c, "SHOW QUERIES;").await;
+    let cols: Vec<&str> = r.results[0]
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let col = |name: &str| cols.iter().position(|c| *c == name).unwrap();
     let row = r.results[0]
         .rows
         .iter()
         .find(|row| show(&row.values[0]).starts_with(prefix))
         .unwrap_or_else(|| panic!("no query {prefix}*"))
         .clone();
+    let number = |name: &str| show(&row.values[col(name)]).parse().unwrap();
     (
-        show(&row.values[1]),
-        show(&row.values[4]).parse().unwrap(),
-        show(&row.values[6]).parse().unwrap(),
+        show(&row.values[col("Status")]),
+        number("Processed"),
+        number("Errors"),
+        number("Late"),
     )
 }
 
@@ -300,12 +309,15 @@ async fn a_windowed_count_serves_pull_queries_and_keeps_its_stream_time_across_a
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (status, _, errors) = query_row(&mut c, "CTAS_PER_10S").await;
+    let (status, _, errors, late) = query_row(&mut c, "CTAS_PER_10S").await;
     assert_eq!(
-        (status.as_str(), errors),
-        ("RUNNING", 1),
-        "the late record is counted"
+        (status.as_str(), errors, late),
+        ("RUNNING", 0, 1),
+        "the late record is counted as late, not as an error"
     );
+    let described = exec_ok(&mut c, "DESCRIBE EXTENDED per_10s;").await;
+    let text = &described.results[0].message;
+    assert!(text.contains("late records dropped 1"), "{text}");
     // Retention (size + grace = 15 s by default) has expired [0, 10000) too: its start is
     // before stream time minus retention, so it left the table.
     assert_eq!(
@@ -325,10 +337,10 @@ async fn a_windowed_count_serves_pull_queries_and_keeps_its_stream_time_across_a
         [["u1", "10000", "20000", "2"]],
         "the late record was not counted"
     );
-    let (_, processed, errors) = query_row(&mut c, "CTAS_PER_10S").await;
+    let (_, processed, errors, late) = query_row(&mut c, "CTAS_PER_10S").await;
     assert_eq!(
-        (processed, errors),
-        (2, 1),
-        "processed and errors since the restart"
+        (processed, errors, late),
+        (2, 0, 1),
+        "processed, errors and late records since the restart"
     );
 }

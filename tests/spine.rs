@@ -552,6 +552,93 @@ async fn push_queries_filtered_by_key_send_exactly_their_keys_rows() {
     assert_eq!(rows, vec![vec!["3"], vec!["5"]]);
 }
 
+/// Push queries over joins run through the server: a stream-table join from the earliest
+/// records (the stream record meets the table as it was when the record arrived), and a
+/// stream-stream join started at the latest records that sees only what comes after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_queries_over_joins_send_joined_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let mut c = server.client().await;
+    for sql in [
+        "CREATE TABLE customers (id STRING PRIMARY KEY, name STRING) WITH (kafka_topic='customers', value_format='JSON', partitions=2);",
+        "CREATE STREAM orders (id STRING KEY, cid STRING, total BIGINT) WITH (kafka_topic='orders', value_format='JSON', partitions=2);",
+        "CREATE STREAM payments (id STRING KEY, amount BIGINT) WITH (kafka_topic='payments', value_format='JSON');",
+        "INSERT INTO customers (id, name) VALUES ('c1', 'ada');",
+        "INSERT INTO orders (id, cid, total) VALUES ('o1', 'c1', 10);",
+        "INSERT INTO customers (id, name) VALUES ('c1', 'ada lovelace');",
+        "INSERT INTO orders (id, cid, total) VALUES ('o2', 'c1', 20);",
+        "INSERT INTO orders (id, cid, total) VALUES ('o3', 'nobody', 30);",
+    ] {
+        exec_ok(&mut c, sql).await;
+    }
+    let earliest = [("auto.offset.reset", "earliest")];
+    let wait = Duration::from_secs(10);
+    let enriched = query(
+        &mut c,
+        "SELECT o.id, c.name, o.total FROM orders o LEFT JOIN customers c ON o.cid = c.id WHERE o.total > 5 EMIT CHANGES LIMIT 3;",
+        &earliest,
+        3,
+        wait,
+    )
+    .await
+    .unwrap();
+    assert_eq!(enriched.columns, vec!["O_ID", "NAME", "TOTAL"]);
+    assert_eq!(
+        enriched.text_rows(),
+        vec![
+            vec!["o1", "ada", "10"],
+            vec!["o2", "ada lovelace", "20"],
+            vec!["o3", "null", "30"],
+        ]
+    );
+
+    // Started at the latest records: the order already there has no payment to meet.
+    let open = open_query(
+        &mut c,
+        "SELECT o.id, p.amount FROM orders o JOIN payments p WITHIN 1 HOUR ON o.id = p.id EMIT CHANGES LIMIT 1;",
+        &[],
+        wait,
+    )
+    .await
+    .unwrap();
+    exec_ok(
+        &mut c,
+        "INSERT INTO payments (id, amount) VALUES ('o1', 10);",
+    )
+    .await;
+    exec_ok(
+        &mut c,
+        "INSERT INTO orders (id, cid, total) VALUES ('o4', 'c1', 40);",
+    )
+    .await;
+    exec_ok(
+        &mut c,
+        "INSERT INTO payments (id, amount) VALUES ('o4', 40);",
+    )
+    .await;
+    let paid = open.collect(1, wait).await.unwrap();
+    assert_eq!(paid.text_rows(), vec![vec!["o4", "40"]]);
+
+    // A join feeding an aggregation is refused where it is written, with what to do.
+    let err = query(
+        &mut c,
+        "SELECT c.name, COUNT(*) FROM orders o JOIN customers c ON o.cid = c.id GROUP BY c.name EMIT CHANGES;",
+        &earliest,
+        1,
+        wait,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message()
+            .contains("not supported yet in an aggregating push query"),
+        "{}",
+        err.message()
+    );
+}
+
 /// The Pull RPC: many pull queries pipelined over one call, with `?` parameters; a failed
 /// request is answered with its error and the call goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,7 +118,7 @@ impl From<sluice_engine::EngineError> for ExecError {
         match e {
             sluice_engine::EngineError::Storage(s) => s.into(),
             sluice_engine::EngineError::Format(f) => ExecError::invalid(f.to_string()),
-            sluice_engine::EngineError::Invalid(m) => {
+            sluice_engine::EngineError::Invalid(m) | sluice_engine::EngineError::Late(m) => {
                 ExecError::new(ErrorCode::FailedPrecondition, m)
             }
         }

@@ -22,6 +22,7 @@ mod rows;
 mod scan;
 mod state;
 mod transient;
+mod transient_join;
 
 pub use push::{PushEvent, PushStart};
 pub use query::{
@@ -29,6 +30,7 @@ pub use query::{
 };
 pub use rows::{SourceRow, decode_record, encode_row_record};
 pub use scan::ScanEvent;
+pub use transient_join::TRANSIENT_JOIN_STATE_ENTRIES;
 
 use sluice_storage::StorageError;
 
@@ -40,6 +42,10 @@ pub enum EngineError {
     Format(#[from] sluice_format::FormatError),
     #[error("{0}")]
     Invalid(String),
+    /// A record later than its window's grace period: dropped, counted apart from errors
+    /// (SHOW QUERIES' `Late`), and written to the processing log.
+    #[error("{0}")]
+    Late(String),
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;

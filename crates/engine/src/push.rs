@@ -56,6 +56,9 @@ pub enum PushStart {
 impl Engine {
     /// Starts a push query. Dropping the receiver stops it.
     pub fn push(&self, plan: PushPlan, start: PushStart) -> Result<mpsc::Receiver<PushEvent>> {
+        if plan.join.is_some() {
+            return self.push_join(plan, start);
+        }
         let log = self.log().clone();
         let topic = log.topic(&plan.source.topic).ok_or_else(|| {
             EngineError::Invalid(format!("topic {} does not exist", plan.source.topic))

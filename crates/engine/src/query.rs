@@ -7,7 +7,7 @@ use crate::keys::{
 };
 use crate::operator::{Change, Cx, Env, Pipeline, StateLayout, in_sink_row_layout};
 use crate::rows::{SourceRow, decode_record};
-use crate::state::BatchState;
+use crate::state::{BatchState, StateStore};
 use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
 use sluice_common::{SourceDef, SourceKind, StateLayoutKind, Value};
 use sluice_expr::AggKind;
@@ -29,6 +29,8 @@ const BATCH: usize = 2048;
 pub(crate) struct Stats {
     pub processed: AtomicU64,
     pub errors: AtomicU64,
+    /// Records dropped for arriving after their window's grace period.
+    pub late: AtomicU64,
     pub failed: Mutex<Option<String>>,
 }
 
@@ -38,6 +40,8 @@ pub struct QueryStatus {
     pub state: String,
     pub processed: u64,
     pub errors: u64,
+    /// Records dropped for arriving after their window closed (the grace period).
+    pub late: u64,
     /// Records in the source not yet processed.
     pub lag: u64,
 }
@@ -55,7 +59,7 @@ struct Running {
 /// Runs and tracks every persistent query and table materializer of one server.
 pub struct Engine {
     log: Arc<EmbeddedLog>,
-    proc_log: Arc<Topic>,
+    pub(crate) proc_log: Arc<Topic>,
     queries: Mutex<HashMap<String, Running>>,
     materializers: Mutex<HashMap<u64, Running>>,
     /// Memory for aggregate state kept by all queries together.
@@ -530,6 +534,7 @@ fn failed_status(id: &str, reason: &str) -> QueryStatus {
         state: format!("ERROR: {reason}"),
         processed: 0,
         errors: 0,
+        late: 0,
         lag: 0,
     }
 }
@@ -549,6 +554,7 @@ fn status(id: &str, r: &Running) -> QueryStatus {
         },
         processed: r.stats.processed.load(Ordering::Relaxed),
         errors: r.stats.errors.load(Ordering::Relaxed),
+        late: r.stats.late.load(Ordering::Relaxed),
         lag: lag(r),
     }
 }
@@ -640,7 +646,10 @@ async fn run(
 /// A source's record as a row and its event time (the TIMESTAMP column when the source
 /// names one); `None` for a table record without a key: a table's rows are identified by
 /// their key, so it is no row (ksqlDB, like Kafka Streams, skips it).
-fn decode_input(def: &SourceDef, rec: &StoredRecord) -> Result<Option<(SourceRow, i64)>> {
+pub(crate) fn decode_input(
+    def: &SourceDef,
+    rec: &StoredRecord,
+) -> Result<Option<(SourceRow, i64)>> {
     if def.kind == SourceKind::Table && def.schema.key_count() > 0 && rec.record.key.is_none() {
         return Ok(None);
     }
@@ -653,8 +662,45 @@ fn decode_input(def: &SourceDef, rec: &StoredRecord) -> Result<Option<(SourceRow
     Ok(Some((src, rowtime)))
 }
 
+/// The order to process a batch's records in, as `(slot, index)` pairs: one input's
+/// partitions one after the other; several inputs' (a join's) in the order they were
+/// appended to the log, so a stream record joins the table as it was when the record
+/// arrived, and a restart replays the same order. A slot whose read was cut at the
+/// batch size may hold unread records older than another's, so nothing appended after
+/// its last record read is processed in this batch (`batch`: the most records read per
+/// slot).
+pub(crate) fn processing_order(
+    read: &[Vec<StoredRecord>],
+    several_inputs: bool,
+    batch: usize,
+) -> Vec<(usize, usize)> {
+    if !several_inputs {
+        return read
+            .iter()
+            .enumerate()
+            .flat_map(|(s, recs)| (0..recs.len()).map(move |i| (s, i)))
+            .collect();
+    }
+    let limit = read
+        .iter()
+        .filter(|recs| recs.len() >= batch)
+        .filter_map(|recs| recs.last().map(|r| r.seq))
+        .min()
+        .unwrap_or(u64::MAX);
+    let mut order: Vec<(u64, usize, usize)> = read
+        .iter()
+        .enumerate()
+        .flat_map(|(s, recs)| recs.iter().enumerate().map(move |(i, r)| (r.seq, s, i)))
+        .filter(|(seq, _, _)| *seq <= limit)
+        .collect();
+    // Within a partition, offsets already follow log positions (and records written
+    // before positions were kept, all 0, keep their offset order).
+    order.sort_unstable();
+    order.into_iter().map(|(_, s, i)| (s, i)).collect()
+}
+
 /// Resolves once any of the inputs' topics has new records (a join has several inputs).
-async fn any_changed(changed: &mut [watch::Receiver<u64>]) {
+pub(crate) async fn any_changed(changed: &mut [watch::Receiver<u64>]) {
     type Changed<'a> = std::pin::Pin<
         Box<
             dyn std::future::Future<Output = std::result::Result<(), watch::error::RecvError>>
@@ -680,7 +726,7 @@ async fn any_changed(changed: &mut [watch::Receiver<u64>]) {
 pub(crate) struct Batch<'a> {
     pub(crate) txn: Txn,
     /// Every operator's state, as this batch sees and changes it.
-    pub(crate) state: BatchState<'a>,
+    pub(crate) state: &'a mut dyn StateStore,
     /// The record being processed had no key (its key columns all read as NULL).
     pub(crate) null_key: bool,
     /// Stream time per partition of a windowed aggregation's groups, as of this batch.
@@ -742,13 +788,14 @@ impl Worker {
 
     /// One attempt at a batch: `None` when a record panicked (it is now in `poison`).
     fn try_step(&mut self, id: u64) -> Result<Option<Option<Step>>> {
+        let mut state = BatchState::new(&self.log, &self.cache, &self.cached);
         let mut b = Batch {
             seq: self.positions.iter().sum::<u64>() as i64,
             stream_times: self.stream_times.clone(),
             last_emits: self.last_emits.clone(),
             join_times: self.join_times.clone(),
             txn: Txn::default(),
-            state: BatchState::new(&self.log, &self.cache, &self.cached),
+            state: &mut state,
             null_key: false,
             join_seq_of: 0,
             join_sub: 0,
@@ -797,7 +844,11 @@ impl Worker {
             };
             b.txn.stamp_headers(before, &rec.record.headers);
             if let Err(e) = result {
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                let counter = match e {
+                    EngineError::Late(_) => &self.stats.late,
+                    _ => &self.stats.errors,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 self.processing_error(&mut b.txn, input, rec, &e.to_string())?;
             }
         }
@@ -815,10 +866,11 @@ impl Worker {
         }
         // Stream time has moved: windows close, retention expires state.
         if let Some(pipeline) = &self.pipeline {
-            pipeline.on_time(&mut Cx {
+            let cx = &mut Cx {
                 b: &mut b,
                 env: &self.env,
-            })?;
+            };
+            pipeline.on_time(cx, &mut Vec::new())?;
         }
         if let Kind::Query(plan) = &self.kind
             && plan.join.is_some()
@@ -845,7 +897,6 @@ impl Worker {
         }
         let Batch {
             mut txn,
-            state,
             stream_times,
             last_emits,
             join_times,
@@ -861,36 +912,8 @@ impl Worker {
         ))))
     }
 
-    /// The order to process a batch's records in, as `(slot, index)` pairs: one input's
-    /// partitions one after the other; several inputs' (a join's) in the order they were
-    /// appended to the log, so a stream record joins the table as it was when the record
-    /// arrived, and a restart replays the same order. A slot whose read was cut at the
-    /// batch size may hold unread records older than another's, so nothing appended after
-    /// its last record read is processed in this batch.
     fn processing_order(&self, read: &[Vec<StoredRecord>]) -> Vec<(usize, usize)> {
-        if self.inputs.len() == 1 {
-            return read
-                .iter()
-                .enumerate()
-                .flat_map(|(s, recs)| (0..recs.len()).map(move |i| (s, i)))
-                .collect();
-        }
-        let limit = read
-            .iter()
-            .filter(|recs| recs.len() >= BATCH)
-            .filter_map(|recs| recs.last().map(|r| r.seq))
-            .min()
-            .unwrap_or(u64::MAX);
-        let mut order: Vec<(u64, usize, usize)> = read
-            .iter()
-            .enumerate()
-            .flat_map(|(s, recs)| recs.iter().enumerate().map(move |(i, r)| (r.seq, s, i)))
-            .filter(|(seq, _, _)| *seq <= limit)
-            .collect();
-        // Within a partition, offsets already follow log positions (and records written
-        // before positions were kept, all 0, keep their offset order).
-        order.sort_unstable();
-        order.into_iter().map(|(_, s, i)| (s, i)).collect()
+        processing_order(read, self.inputs.len() > 1, BATCH)
     }
 
     /// Loads the query's committed aggregate state into the cache, as far as the budget
@@ -1077,7 +1100,8 @@ impl Worker {
             window: None,
         };
         let mut cx = Cx { b, env: &self.env };
-        pipeline.process(&mut cx, change)
+        // The pipeline ends in the sink, which emits nothing further.
+        pipeline.process(&mut cx, change, &mut Vec::new())
     }
 }
 
@@ -1357,7 +1381,7 @@ mod tests {
         // A record for a closed window is dropped, counted and logged.
         append_at(&log, &input, [1000].into_iter()).await;
         let status = wait_processed(&engine, "CTAS_COUNTS_2", EVENTS as u64 + 1).await;
-        assert_eq!(status.errors, 1, "{status:?}");
+        assert_eq!((status.errors, status.late), (0, 1), "{status:?}");
         assert_eq!(
             out.end_offset(0),
             EVENTS as u64,
@@ -1375,7 +1399,7 @@ mod tests {
         engine.start_query(plan).unwrap();
         append_at(&log, &input, [2000].into_iter()).await;
         let status = wait_processed(&engine, "CTAS_COUNTS_2", 1).await;
-        assert_eq!(status.errors, 1, "{status:?}");
+        assert_eq!((status.errors, status.late), (0, 1), "{status:?}");
         assert_eq!(out.end_offset(0), EVENTS as u64);
         engine.shutdown().await;
     }
@@ -1406,7 +1430,7 @@ mod tests {
         append_records(&log, &input, records).await;
         let status = wait_processed(&engine, "CTAS_COUNTS_2", 4).await;
         // Only a's own late record: b's partition has seen nothing past 1,000.
-        assert_eq!(status.errors, 1, "{status:?}");
+        assert_eq!((status.errors, status.late), (0, 1), "{status:?}");
         assert_eq!(out.end_offset(0) + out.end_offset(1), 3);
         // Both of a's windows went to a's partition: windowed keys are partitioned by the
         // key without its window, as Kafka Streams does.
@@ -1747,14 +1771,15 @@ mod tests {
                 let status = wait_processed(&engine, "CTAS_COUNTS_2", processed).await;
                 assert_eq!(status.processed, processed, "{status:?}");
                 if i == c.restart_after {
-                    errors += status.errors;
+                    errors += status.errors + status.late;
                     processed = 0;
                     engine.shutdown().await;
                     engine = Engine::new(log.clone()).unwrap();
                     engine.start_query(plan.clone()).unwrap();
                 }
             }
-            errors += engine.status("CTAS_COUNTS_2").unwrap().errors;
+            let status = engine.status("CTAS_COUNTS_2").unwrap();
+            errors += status.errors + status.late;
             engine.shutdown().await;
             let mut windows = BTreeMap::new();
             log.visit_prefix(Cf::State, &table_prefix(3), |_, v| {

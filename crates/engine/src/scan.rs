@@ -142,6 +142,7 @@ mod tests {
             projection: vec![Expr::Column(0)],
             limit,
             skip_null_keys: false,
+            join: None,
         };
         let mut rx = engine.scan_stream(plan, max_rows).unwrap();
         let mut out = Vec::new();

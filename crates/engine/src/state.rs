@@ -44,6 +44,12 @@ pub(crate) trait StateStore {
 
     /// Every entry with a key in `[from, to)`, in key order.
     fn range(&self, from: &[u8], to: &[u8]) -> Result<Vec<(Vec<u8>, Vec<Value>)>>;
+
+    /// Whether a store with a bound on what it holds has outgrown it (the query using it
+    /// must stop). Durable stores have none.
+    fn exhausted(&self) -> bool {
+        false
+    }
 }
 
 /// One batch's view of a query's state: its writes (`None` deletes) in key order, over
@@ -176,6 +182,56 @@ impl StateStore for BatchState<'_> {
     }
 }
 
+/// State held in memory only, for a transient query (a push query over a join): it lives
+/// as long as the subscription and is bounded, so a query whose state outgrows
+/// `limit` entries fails instead of growing.
+pub(crate) struct MemoryState {
+    entries: BTreeMap<Vec<u8>, Vec<Value>>,
+    limit: usize,
+}
+
+impl MemoryState {
+    pub(crate) fn new(limit: usize) -> MemoryState {
+        MemoryState {
+            entries: BTreeMap::new(),
+            limit,
+        }
+    }
+}
+
+impl StateStore for MemoryState {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<Value>>> {
+        Ok(self.entries.get(key).cloned())
+    }
+
+    fn take(&mut self, key: &[u8]) -> Result<Option<Vec<Value>>> {
+        Ok(self.entries.remove(key))
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<Value>) {
+        self.entries.insert(key, value);
+    }
+
+    fn delete(&mut self, key: Vec<u8>) {
+        self.entries.remove(&key);
+    }
+
+    fn exhausted(&self) -> bool {
+        self.entries.len() > self.limit
+    }
+
+    fn range(&self, from: &[u8], to: &[u8]) -> Result<Vec<(Vec<u8>, Vec<Value>)>> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .entries
+            .range(from.to_vec()..to.to_vec())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +297,20 @@ mod tests {
         let cached = vec![b"a".to_vec()];
         let state = BatchState::new(&log, &cache, &cached);
         assert_eq!(state.get(b"z1").expect("get"), Some(row(1)));
+    }
+
+    #[test]
+    fn memory_state_ranges_in_key_order_and_reports_its_bound() {
+        let mut state = MemoryState::new(2);
+        state.put(b"b".to_vec(), row(2));
+        state.put(b"a".to_vec(), row(1));
+        assert!(!state.exhausted());
+        state.put(b"c".to_vec(), row(3));
+        assert!(state.exhausted());
+        state.delete(b"b".to_vec());
+        let got = state.range(b"a", b"z").expect("range");
+        assert_eq!(got, vec![(b"a".to_vec(), row(1)), (b"c".to_vec(), row(3))]);
+        assert_eq!(state.take(b"a").expect("take"), Some(row(1)));
+        assert_eq!(state.get(b"a").expect("get"), None);
     }
 }

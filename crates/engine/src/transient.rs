@@ -247,6 +247,7 @@ impl Engine {
             projection: (0..width).map(Expr::Column).collect(),
             limit: None,
             skip_null_keys: false,
+            join: None,
         };
         let mut input = self.push(source, start)?;
         let (tx, rx) = mpsc::channel(CHANNEL);

@@ -249,6 +249,9 @@ pub struct PushPlan {
     /// Skip records without a key (scalable push queries do) when the source has key
     /// columns. Tables always skip them.
     pub skip_null_keys: bool,
+    /// A push query over a join: `source` is then the joined row (as for a persistent
+    /// query's [`QueryPlan::join`]), and the join's sources are what is read.
+    pub join: Option<Box<JoinPlan>>,
 }
 
 /// An aggregating push query (`GROUP BY ... EMIT CHANGES`, or aggregates over the whole

@@ -259,7 +259,11 @@ pub(crate) fn lookup(catalog: &dyn Catalog, name: &sluice_sql::Name) -> Result<S
 /// Every planner entry point that cannot plan a join calls this once it has looked up the
 /// FROM source, so no plan can silently drop one; the join is checked by ksqlDB's rules
 /// first (`join::analyze`), so a statement ksqlDB refuses gets ksqlDB's error.
-pub(crate) fn refuse_joins(select: &sluice_sql::Select, catalog: &dyn Catalog) -> Result<()> {
+pub(crate) fn refuse_joins(
+    select: &sluice_sql::Select,
+    catalog: &dyn Catalog,
+    what: &str,
+) -> Result<()> {
     if select.joins.is_empty() {
         return Ok(());
     }
@@ -269,7 +273,7 @@ pub(crate) fn refuse_joins(select: &sluice_sql::Select, catalog: &dyn Catalog) -
     };
     Err(PlanError::new(
         format!(
-            "{} JOIN of {} and {} is not supported yet in transient queries: create a stream or table AS SELECT the join, and query that",
+            "{} JOIN of {} and {} is not supported yet {what}: create a stream or table AS SELECT the join, and query that",
             join.kind.as_str(),
             analysis.sources[on.left].alias,
             analysis.sources[on.right].alias,
@@ -318,10 +322,11 @@ mod tests {
         }
     }
 
-    /// Until joins run, every way of planning a query refuses one (rather than planning
-    /// the FROM source alone), after checking the joined source exists.
+    /// A push query plans a join (its rows named as ksqlDB names them); one aggregating
+    /// over a join, and pull queries, refuse it rather than plan the FROM source alone,
+    /// after checking the joined source exists.
     #[test]
-    fn a_join_is_refused_wherever_a_query_is_planned() {
+    fn joins_are_planned_or_refused_wherever_a_query_is_planned() {
         use sluice_common::SourceKind::{Stream, Table};
         let mut c: BTreeMap<String, SourceDef> = BTreeMap::new();
         c.insert("S".into(), def("S", Stream));
@@ -331,13 +336,24 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let push = select("SELECT * FROM s LEFT JOIN t ON s.k = t.k EMIT CHANGES;");
-        let e = query::plan_push(&push, &c).unwrap_err();
+        let (planned, columns) = query::plan_push(&push, &c).unwrap();
+        let query::PushKind::Plain(plan) = planned else {
+            panic!("a plain push plan");
+        };
+        assert!(plan.join.is_some());
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["S_K", "S_V", "T_K", "T_V"]);
+        let grouped = select(
+            "SELECT t.v, COUNT(*) FROM s LEFT JOIN t ON s.k = t.k GROUP BY t.v EMIT CHANGES;",
+        );
+        let e = query::plan_push(&grouped, &c).unwrap_err();
         assert!(
-            e.message
-                .starts_with("LEFT OUTER JOIN of S and T is not supported yet"),
+            e.message.starts_with(
+                "LEFT OUTER JOIN of S and T is not supported yet in an aggregating push query"
+            ),
             "{e}"
         );
-        assert_eq!((e.line, e.column), (1, 17));
+        assert_eq!((e.line, e.column), (1, 29));
         let missing = select("SELECT * FROM s JOIN nope ON s.k = nope.k EMIT CHANGES;");
         let e = query::plan_push(&missing, &c).unwrap_err();
         assert_eq!(e.kind, PlanErrorKind::NotFound, "{e}");

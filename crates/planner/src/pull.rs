@@ -119,6 +119,7 @@ pub fn plan_pull(
                 projection,
                 limit: select.limit,
                 skip_null_keys: false,
+                join: None,
             }),
             columns,
         });

@@ -68,6 +68,7 @@ impl Executor {
                             Value::BigInt(st.map_or(0, |x| x.processed as i64)),
                             Value::BigInt(st.map_or(0, |x| x.lag as i64)),
                             Value::BigInt(st.map_or(0, |x| x.errors as i64)),
+                            Value::BigInt(st.map_or(0, |x| x.late as i64)),
                             s(&q.sql),
                         ]
                     })
@@ -89,6 +90,7 @@ impl Executor {
                         Value::BigInt(st.processed as i64),
                         Value::BigInt(st.lag as i64),
                         Value::BigInt(st.errors as i64),
+                        Value::BigInt(st.late as i64),
                         s(&def.sql),
                     ]);
                 }
@@ -97,6 +99,8 @@ impl Executor {
                     ("Processed".to_string(), "BIGINT".to_string()),
                     ("Lag".into(), "BIGINT".into()),
                     ("Errors".into(), "BIGINT".into()),
+                    // Records dropped for arriving after their window's grace period.
+                    ("Late".into(), "BIGINT".into()),
                 ]);
                 columns.push(("Query String".into(), "STRING".into()));
                 Outcome {
@@ -224,6 +228,15 @@ impl Executor {
                 def.kind,
                 writers.join(", ")
             ));
+            // What each writer has done, late records (past the grace period) included.
+            for id in &writers {
+                if let Some(st) = self.engine.status(id) {
+                    message.push_str(&format!(
+                        "\n  {}: {}, processed {}, errors {}, late records dropped {}, lag {}",
+                        st.id, st.state, st.processed, st.errors, st.late, st.lag
+                    ));
+                }
+            }
             if let Some(t) = self.log.topic(&def.topic) {
                 let end: u64 = (0..t.partitions).map(|p| t.end_offset(p)).sum();
                 message.push_str(&format!(
@@ -270,8 +283,8 @@ impl Executor {
                     format!("ID: {}\nSQL: {}\n\n{}", q.id, q.sql, describe_plan(&plan));
                 if let Some(s) = status {
                     message.push_str(&format!(
-                        "\nStatus: {}\nProcessed: {}\nLag: {}\nErrors: {}",
-                        s.state, s.processed, s.lag, s.errors
+                        "\nStatus: {}\nProcessed: {}\nLag: {}\nErrors: {}\nLate records dropped: {}",
+                        s.state, s.processed, s.lag, s.errors, s.late
                     ));
                 }
                 Ok(Outcome::message(message))
@@ -306,13 +319,21 @@ impl Executor {
                     StatementKind::Select(select) if select.emit_changes => {
                         let (kind, _) = sluice_planner::query::plan_push(select, &*cat)?;
                         match kind {
-                            PushKind::Plain(plan) => format!(
-                                "Push query over {} (topic {})\n  filter: {}\n  projection: {} expressions",
-                                plan.source.name,
-                                plan.source.topic,
-                                plan.filter.is_some(),
-                                plan.projection.len()
-                            ),
+                            PushKind::Plain(plan) => match &plan.join {
+                                Some(j) => format!(
+                                    "Push query over a join, state in memory for the subscription\n  filter: {}\n  projection: {} expressions\n{}",
+                                    plan.filter.is_some(),
+                                    plan.projection.len(),
+                                    explain_join(j, 2)
+                                ),
+                                None => format!(
+                                    "Push query over {} (topic {})\n  filter: {}\n  projection: {} expressions",
+                                    plan.source.name,
+                                    plan.source.topic,
+                                    plan.filter.is_some(),
+                                    plan.projection.len()
+                                ),
+                            },
                             PushKind::Aggregate(plan) => format!(
                                 "Aggregating push query over {} (topic {}), state in memory for the subscription\n  filter: {}\n  group by: {} expressions\n  aggregates: {}",
                                 plan.source.name,

@@ -6,7 +6,6 @@
 use super::{Change, Cx, Operator, Sink};
 use crate::keys::{agg_key, pending_final_key, source_row_key, table_key, window_expiry_key};
 use crate::query::Batch;
-use crate::state::StateStore;
 use crate::{EngineError, Result};
 use sluice_common::{SourceKind, Value};
 use sluice_plan::{Operator as OperatorPlan, QueryPlan, WindowPlan};

@@ -13,7 +13,6 @@ use crate::Result;
 use crate::keys::join_entry_key;
 use crate::query::Batch;
 use crate::rows::SourceRow;
-use crate::state::StateStore;
 use sluice_common::{SourceDef, SourceKind, Value};
 use sluice_expr::Expr;
 use sluice_plan::{
@@ -137,11 +136,11 @@ impl Operator for Join {
     fn on_change(&self, cx: &mut Cx<'_, '_>, change: Change, out: &mut Vec<Change>) -> Result<()> {
         let mut joined = Vec::new();
         self.join_input(&self.join, &change, cx.b, self.filter.as_ref(), &mut joined)?;
-        out.extend(
-            joined
-                .into_iter()
-                .map(|(row, t)| Change::output(row.row, t, row.tombstone)),
-        );
+        out.extend(joined.into_iter().map(|(row, t)| {
+            let mut c = Change::output(row.row, t, row.tombstone);
+            c.position = change.position;
+            c
+        }));
         Ok(())
     }
 
@@ -940,6 +939,78 @@ mod property {
         out
     }
 
+    /// What a persistent query over the events wrote to its sink topic, in order, and
+    /// what a push query over the same join (state in memory) sends, as (K, L.V, R.V,
+    /// delete): the transient join must send exactly the persistent one's records.
+    async fn persistent_and_push(
+        plan: QueryPlan,
+        events: &[Event],
+    ) -> (
+        Vec<(String, Option<i64>, Option<i64>, bool)>,
+        Vec<(String, Option<i64>, Option<i64>, bool)>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let topics = [
+            log.create_topic("l", 1).unwrap(),
+            log.create_topic("r", 1).unwrap(),
+        ];
+        feed(&log, &topics, events).await;
+        let engine = Engine::new(log.clone()).unwrap();
+        engine.start_query(plan.clone()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while (engine.status("Q").unwrap().processed as usize) < events.len()
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let int = |v: &Value| v.as_i64();
+        let sink = log.topic("out").unwrap();
+        let persistent: Vec<_> = log
+            .read(&sink, 0, 0, 100_000)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let src = crate::rows::decode_record(&plan.sink, r).unwrap();
+                let row = src.row;
+                (
+                    row[0].to_string(),
+                    int(&row[1]),
+                    int(&row[2]),
+                    src.tombstone,
+                )
+            })
+            .collect();
+        let Operator::Select { projection, .. } = &plan.op else {
+            panic!("a select plan");
+        };
+        let push = sluice_plan::PushPlan {
+            source: plan.source.clone(),
+            filter: None,
+            projection: projection.clone(),
+            limit: Some(persistent.len() as u64),
+            skip_null_keys: false,
+            join: plan.join.clone().map(Box::new),
+        };
+        let mut rx = engine.push(push, crate::push::PushStart::Earliest).unwrap();
+        let mut pushed = Vec::new();
+        while let Some(event) = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap()
+        {
+            match event {
+                crate::push::PushEvent::Row { row, tombstone, .. } => {
+                    pushed.push((row[0].to_string(), int(&row[1]), int(&row[2]), tombstone))
+                }
+                crate::push::PushEvent::LimitReached => break,
+                crate::push::PushEvent::Skipped { .. } => {}
+                crate::push::PushEvent::Failed { message, .. } => panic!("{message}"),
+            }
+        }
+        engine.shutdown().await;
+        (persistent, pushed)
+    }
+
     /// A record on the third input of an n-way join alone wakes the idle worker.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_record_on_any_input_of_an_n_way_join_is_processed() {
@@ -1053,6 +1124,28 @@ mod property {
                 .collect();
             want.sort();
             prop_assert_eq!(got, want);
+        }
+
+        /// A push query over a join, its state in memory, sends exactly the records a
+        /// persistent query over the same join writes with durable state: the two state
+        /// stores behind one interface give one result.
+        #[test]
+        fn a_push_query_over_a_join_sends_what_the_persistent_query_writes(
+            (events, _, _) in events(),
+            kind in 0u8..4,
+            streams in any::<bool>(),
+            before in 0i64..30,
+            after in 0i64..30,
+        ) {
+            let kind = kind_of(kind);
+            let p = if streams {
+                let window = JoinWindow { before_ms: before, after_ms: after, grace_ms: Some(1_000) };
+                plan(kind, SourceKind::Stream, Some(window))
+            } else {
+                plan(kind, SourceKind::Table, None)
+            };
+            let (persistent, pushed) = runtime().block_on(persistent_and_push(p, &events));
+            prop_assert_eq!(pushed, persistent);
         }
 
         /// A stream-stream inner join emits each pair of records of one key within the

@@ -24,6 +24,7 @@ mod sink;
 mod window;
 
 pub(crate) use aggregate::{Aggregate, HIDDEN_ROW, StateLayout, aggregate_row, in_sink_row_layout};
+pub(crate) use join::Join;
 pub(crate) use sink::{Materialize, Sink};
 
 use crate::Result;
@@ -159,6 +160,14 @@ impl Pipeline {
         Pipeline { ops }
     }
 
+    /// A push query's pipeline over a join: the join alone, whose rows the push query
+    /// filters and projects as it does a source's.
+    pub(crate) fn for_join(join: join::Join) -> Pipeline {
+        Pipeline {
+            ops: vec![Box::new(join)],
+        }
+    }
+
     /// The pipeline of a source table's materializer.
     pub(crate) fn for_table(table: sluice_common::SourceDef) -> Pipeline {
         Pipeline {
@@ -166,17 +175,23 @@ impl Pipeline {
         }
     }
 
-    /// Pushes one source change through every operator.
-    pub(crate) fn process(&self, cx: &mut Cx<'_, '_>, change: Change) -> Result<()> {
-        self.run(cx, 0, vec![change])
+    /// Pushes one source change through every operator; what the last one emits (a
+    /// pipeline without a sink: a push query's) goes to `out`.
+    pub(crate) fn process(
+        &self,
+        cx: &mut Cx<'_, '_>,
+        change: Change,
+        out: &mut Vec<Change>,
+    ) -> Result<()> {
+        self.run(cx, 0, vec![change], out)
     }
 
     /// Runs every operator's [`Operator::on_time`], passing what each emits downstream.
-    pub(crate) fn on_time(&self, cx: &mut Cx<'_, '_>) -> Result<()> {
+    pub(crate) fn on_time(&self, cx: &mut Cx<'_, '_>, out: &mut Vec<Change>) -> Result<()> {
         for (i, op) in self.ops.iter().enumerate() {
-            let mut out = Vec::new();
-            let result = op.on_time(cx, &mut out);
-            self.run(cx, i + 1, out)?;
+            let mut emitted = Vec::new();
+            let result = op.on_time(cx, &mut emitted);
+            self.run(cx, i + 1, emitted, out)?;
             result?;
         }
         Ok(())
@@ -186,7 +201,13 @@ impl Pipeline {
     /// (a record late for one of its hopping windows, say) still passes on what it
     /// emitted before the error, as a record's outputs up to a failure are written; the
     /// first error is returned once they have gone through.
-    fn run(&self, cx: &mut Cx<'_, '_>, from: usize, mut changes: Vec<Change>) -> Result<()> {
+    fn run(
+        &self,
+        cx: &mut Cx<'_, '_>,
+        from: usize,
+        mut changes: Vec<Change>,
+        last: &mut Vec<Change>,
+    ) -> Result<()> {
         let mut failed = None;
         for op in self.ops.iter().skip(from) {
             if changes.is_empty() {
@@ -201,6 +222,7 @@ impl Pipeline {
             }
             changes = out;
         }
+        last.extend(changes);
         match failed {
             Some(e) => Err(e),
             None => Ok(()),

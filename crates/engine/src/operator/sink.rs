@@ -6,7 +6,6 @@ use super::{Change, Cx, Operator};
 use crate::keys::table_key;
 use crate::query::Batch;
 use crate::rows::{encode_row_record, string_timestamp};
-use crate::state::StateStore;
 use crate::{EngineError, Result};
 use sluice_common::{SourceDef, SourceKind, Value};
 use sluice_plan::{Operator as OperatorPlan, QueryPlan};

@@ -7,7 +7,6 @@ use crate::keys::{
     PENDING_GROUP_AT, agg_key, offset_key, pending_final_key, table_key, window_expiry_key,
 };
 use crate::query::Batch;
-use crate::state::StateStore;
 use crate::{EngineError, Result};
 use sluice_common::Value;
 use sluice_plan::{Operator as OperatorPlan, WindowPlan};
@@ -154,7 +153,7 @@ impl Aggregate {
             self.emit_final_results(w, partition, b, emitted)?;
         }
         match late {
-            Some((start, end)) => Err(EngineError::Invalid(format!(
+            Some((start, end)) => Err(EngineError::Late(format!(
                 "late record dropped: its window [{start}, {end}) closed at stream time {stream_time} (grace period {} ms)",
                 w.grace_ms
             ))),
@@ -241,7 +240,7 @@ impl Aggregate {
             if w.emit_final {
                 self.emit_final_results(w, partition, b, emitted)?;
             }
-            return Err(EngineError::Invalid(format!(
+            return Err(EngineError::Late(format!(
                 "late record dropped: its session [{start}, {end}] closed at stream time {stream_time} (gap {gap} ms, grace period {} ms)",
                 w.grace_ms
             )));
