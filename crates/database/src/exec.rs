@@ -47,8 +47,9 @@ pub enum QueryKind {
     AggregatePush(AggregatePushPlan),
 }
 
-/// Most groups (and, over a table, source rows) an aggregating push query keeps in memory;
-/// past that it fails rather than grow without bound.
+/// Most state entries (groups, windows with their index entries, a table's source rows)
+/// an aggregating push query keeps in memory; past that it fails rather than grow
+/// without bound.
 pub const TRANSIENT_AGGREGATION_GROUPS: usize = 100_000;
 
 fn next_query_number() -> u64 {

@@ -22,7 +22,6 @@ mod rows;
 mod scan;
 mod state;
 mod transient;
-mod transient_join;
 
 pub use push::{PushEvent, PushStart};
 pub use query::{
@@ -30,7 +29,7 @@ pub use query::{
 };
 pub use rows::{SourceRow, decode_record, encode_row_record};
 pub use scan::ScanEvent;
-pub use transient_join::TRANSIENT_JOIN_STATE_ENTRIES;
+pub use transient::TRANSIENT_JOIN_STATE_ENTRIES;
 
 use sluice_storage::StorageError;
 

@@ -1,317 +1,269 @@
-//! Aggregating push queries (`SELECT k, COUNT(*) FROM s GROUP BY k EMIT CHANGES`): a
-//! transient aggregation. Its state lives in memory for the life of the subscription only
-//! and is bounded: past `max_groups` groups (and, over a table, source rows kept for
-//! retraction) the query fails with a clear error instead of growing. Every update of a
-//! group is sent as a row, as ksqlDB sends them without output caching.
+//! Transient push queries that keep state: aggregations (`SELECT k, COUNT(*) FROM s
+//! GROUP BY k EMIT CHANGES`, windowed or not) and joins (`SELECT ... FROM a JOIN b ...
+//! EMIT CHANGES`), and aggregations over joins. They run the operators a persistent query
+//! runs (`crate::operator`: Join, Aggregate), over state held in memory for the life of the
+//! subscription ([`MemoryState`]), bounded in entries: past the bound the query fails
+//! with RESOURCE_EXHAUSTED instead of growing. Their inputs are read as a persistent
+//! query's are, in log order, so a stream record meets a table as it was when the record
+//! arrived. A join's rows are then filtered and projected as a push query's source rows
+//! are; an aggregation sends every update of a group, as ksqlDB sends them without
+//! output caching (a group leaving HAVING as a tombstone with its key columns only).
 
-use crate::Result;
+use crate::operator::{Change, Cx, Env, Join, Pipeline};
 use crate::push::{PushEvent, PushStart};
-use crate::query::Engine;
-use sluice_common::keycodec::encode_key_vec;
-use sluice_common::{SourceKind, Value};
+use crate::query::{Batch, Engine, Stats, any_changed, decode_input, processing_order};
+use crate::state::MemoryState;
+use crate::{EngineError, Result};
+use sluice_common::{SourceDef, SourceKind, Value};
 use sluice_expr::Expr;
-use sluice_plan::{AggregatePushPlan, PushPlan};
-use std::collections::HashMap;
+use sluice_plan::{AggregatePushPlan, Operator, PushPlan, QueryPlan};
+use sluice_storage::{EmbeddedLog, Log, Topic, Txn};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Rows buffered between the aggregation and a subscriber's connection.
+/// Most state entries (table rows, buffered stream records, index entries) a push query
+/// over a join keeps in memory; past that it fails rather than grow without bound.
+pub const TRANSIENT_JOIN_STATE_ENTRIES: usize = 1_000_000;
+
+/// Rows buffered between the query and a subscriber's connection.
 const CHANNEL: usize = 512;
+/// Records read per partition per step.
+const READ: usize = 512;
 
-/// One group's aggregate state (per window, in a windowed aggregation).
-struct Group {
-    values: Vec<Value>,
-    state: Vec<Value>,
-    /// The window `(start, end)`, in a windowed aggregation.
-    window: Option<(i64, i64)>,
-    /// The highest ROWTIME folded into a window: its results' ROWTIME.
-    rowtime: i64,
+/// What a transient query does with what its pipeline emits.
+enum Output {
+    /// A join's rows: filtered and projected by the push query's plan over the joined row.
+    Project(Box<PushPlan>),
+    /// An aggregation's rows, as its projection made them; `key_columns` marks the
+    /// columns a tombstone keeps (the grouping keys), the rest are NULL in it.
+    Aggregated { key_columns: Vec<bool> },
 }
 
-/// Records between sweeps of the windows retention has expired.
-const SWEEP_EVERY: u64 = 1024;
-
-/// The aggregation: per group its state, and over a table each key's current row (to
-/// retract it when the key's row changes).
-struct Aggregation {
-    plan: AggregatePushPlan,
-    groups: HashMap<Vec<u8>, Group>,
-    rows: HashMap<Vec<u8>, Vec<Value>>,
-    max_groups: usize,
-    /// A windowed aggregation's stream time: the highest ROWTIME seen.
-    stream_time: i64,
-    /// Records folded, to sweep expired windows every [`SWEEP_EVERY`].
-    folded: u64,
+/// A running transient query: what it has read and what it holds.
+struct Run {
+    output: Output,
+    limit: Option<u64>,
+    /// What its failures name: "the push query on S" / "over a join".
+    what: String,
+    defs: Vec<SourceDef>,
+    topics: Vec<Arc<Topic>>,
+    /// `(input, partition)` of every partition of every input, in input order.
+    slots: Vec<(usize, u32)>,
+    /// The next offset to read of each slot.
+    positions: Vec<u64>,
+    pipeline: Pipeline,
+    env: Env,
+    state: MemoryState,
+    bound: usize,
+    /// A windowed aggregation's stream time and EMIT FINAL's last close (see the
+    /// worker's), and each stream-stream join's stream time of each side.
+    stream_times: Vec<i64>,
+    last_emits: Vec<i64>,
+    join_times: Vec<i64>,
+    /// Records processed, numbering the rows stream-stream joins buffer.
+    seq: i64,
 }
 
-impl Aggregation {
-    fn passes(&self, row: &[Value]) -> bool {
-        self.plan.filter.as_ref().is_none_or(|f| f.test(row))
-    }
-
-    fn group_of(&self, row: &[Value]) -> Option<Vec<Value>> {
-        let g: Vec<Value> = self.plan.group_by.iter().map(|e| e.eval(row)).collect();
-        // ksqlDB drops a record whose grouping key is NULL.
-        (!g.iter().any(Value::is_null)).then_some(g)
-    }
-
-    fn result_row(
-        &self,
-        group: &[Value],
-        state: &[Value],
-        rowtime: i64,
-        window: Option<(i64, i64)>,
-    ) -> Vec<Value> {
-        crate::operator::aggregate_row(group, rowtime, window, &self.plan.aggregates, state)
-    }
-
-    fn too_large(&self) -> String {
-        format!(
-            "The push query on {} holds more than {} groups (or source rows) in its transient aggregation; aggregate with CREATE TABLE ... AS SELECT and push-query that table instead",
-            self.plan.source.name, self.max_groups
-        )
-    }
-
-    /// Retracts and/or adds a row in one group; returns the row to send, if any, and
-    /// whether it is a tombstone (the group stopped passing HAVING).
-    fn fold(
-        &mut self,
-        group: &[Value],
-        retract: Option<&[Value]>,
-        add: Option<&[Value]>,
-        rowtime: i64,
-        window: Option<(i64, i64)>,
-    ) -> std::result::Result<Option<(Vec<Value>, bool)>, String> {
-        let key = match window {
-            Some((start, _)) => {
-                let mut k = group.to_vec();
-                k.push(Value::BigInt(start));
-                encode_key_vec(&k)
-            }
-            None => encode_key_vec(group),
-        };
-        if !self.groups.contains_key(&key) && self.groups.len() >= self.max_groups {
-            return Err(self.too_large());
-        }
-        let existing = self.groups.remove(&key);
-        let was_visible = match (&existing, &self.plan.having) {
-            (None, _) => false,
-            (Some(_), None) => true,
-            (Some(g), Some(h)) => h.test(&self.result_row(group, &g.state, g.rowtime, window)),
-        };
-        let mut entry = existing.unwrap_or_else(|| {
-            let mut state = Vec::new();
-            for a in &self.plan.aggregates {
-                a.init(&mut state);
-            }
-            Group {
-                values: group.to_vec(),
-                state,
-                window,
-                rowtime,
-            }
-        });
-        // A window's results carry the highest ROWTIME folded into it.
-        if window.is_some() {
-            entry.rowtime = entry.rowtime.max(rowtime);
-        } else {
-            entry.rowtime = rowtime;
-        }
-        let mut slot = 0;
-        for a in &self.plan.aggregates {
-            let n = a.slots();
-            if let Some(s) = entry.state.get_mut(slot..slot + n) {
-                if let Some(old) = retract {
-                    a.retract(s, old);
-                }
-                if let Some(new) = add {
-                    a.update(s, new);
-                }
-            }
-            slot += n;
-        }
-        let agg_row = self.result_row(&entry.values, &entry.state, entry.rowtime, window);
-        self.groups.insert(key, entry);
-        let visible = self.plan.having.as_ref().is_none_or(|h| h.test(&agg_row));
-        if !visible && !was_visible {
-            return Ok(None);
-        }
-        // A tombstone carries the group's key columns only, as a table's tombstones do in
-        // push queries.
-        let keys = self.plan.group_by.len();
-        let out = self
-            .plan
-            .projection
-            .iter()
-            .map(|e| match e {
-                Expr::Column(i) if *i < keys => e.eval(&agg_row),
-                _ if visible => e.eval(&agg_row),
-                _ => Value::Null,
-            })
-            .collect();
-        Ok(Some((out, !visible)))
-    }
-
-    /// Applies one source row (a table's tombstone deletes its key's row); returns the
-    /// rows to send, in order.
-    fn apply(
-        &mut self,
-        row: &[Value],
-        tombstone: bool,
-    ) -> std::result::Result<Vec<(Vec<Value>, bool)>, String> {
-        let columns = self.plan.source.schema.len();
-        let rowtime = match row.get(columns) {
-            Some(Value::BigInt(t)) => *t,
-            _ => 0,
-        };
-        let new_group = if tombstone || !self.passes(row) {
-            None
-        } else {
-            self.group_of(row)
-        };
-        let mut out = Vec::new();
-        if let Some(w) = self.plan.window {
-            // Time windows, as a persistent windowed aggregation folds them; late records
-            // are dropped (a transient query has no processing log to name them in).
-            let Some(g) = new_group else {
-                return Ok(out);
-            };
-            self.stream_time = self.stream_time.max(rowtime);
-            let close = self.stream_time.saturating_sub(w.grace_ms);
-            for (start, end) in w.windows_for(rowtime) {
-                if end > close {
-                    out.extend(self.fold(&g, None, Some(row), rowtime, Some((start, end)))?);
-                }
-            }
-            self.folded += 1;
-            if self.folded.is_multiple_of(SWEEP_EVERY) {
-                // State stays bounded by retention, as the persistent store's does.
-                let oldest_kept = self.stream_time.saturating_sub(w.retention_ms);
-                self.groups
-                    .retain(|_, g| g.window.is_none_or(|(start, _)| start >= oldest_kept));
-            }
-            return Ok(out);
-        }
-        if self.plan.source.kind != SourceKind::Table {
-            if let Some(g) = new_group {
-                out.extend(self.fold(&g, None, Some(row), rowtime, None)?);
-            }
-            return Ok(out);
-        }
-        // A table update replaces its key's row: retract the previous version, add the
-        // new one; within one group that is a single change, across groups two.
-        let nkeys = self.plan.source.schema.key_count();
-        let key = encode_key_vec(row.get(..nkeys).unwrap_or_default());
-        let prev = if tombstone {
-            self.rows.remove(&key)
-        } else {
-            if !self.rows.contains_key(&key) && self.rows.len() >= self.max_groups {
-                return Err(self.too_large());
-            }
-            self.rows.insert(key, row.to_vec())
-        };
-        let prev = prev.filter(|p| self.passes(p));
-        let old_group = prev.as_ref().and_then(|p| self.group_of(p));
-        match (old_group, new_group) {
-            (Some(og), Some(ng)) if og == ng => {
-                out.extend(self.fold(&ng, prev.as_deref(), Some(row), rowtime, None)?);
-            }
-            (old, new) => {
-                if let Some(og) = old {
-                    out.extend(self.fold(&og, prev.as_deref(), None, rowtime, None)?);
-                }
-                if let Some(ng) = new {
-                    out.extend(self.fold(&ng, None, Some(row), rowtime, None)?);
-                }
-            }
-        }
-        Ok(out)
-    }
+/// What one step produced: the events to send, whether anything was read, and whether
+/// the query must stop after sending them.
+struct Stepped {
+    events: Vec<PushEvent>,
+    read: bool,
+    stop: bool,
 }
 
 impl Engine {
-    /// Starts an aggregating push query. It reads the source as [`Engine::push`] does and
-    /// folds each row into its in-memory state; dropping the receiver stops it.
+    /// Starts a push query over a join (`plan.join`). Dropping the receiver stops it.
+    pub(crate) fn push_join(
+        &self,
+        plan: PushPlan,
+        start: PushStart,
+    ) -> Result<mpsc::Receiver<PushEvent>> {
+        let join = plan
+            .join
+            .as_deref()
+            .cloned()
+            .ok_or_else(|| EngineError::Invalid("push query has no join".into()))?;
+        let defs: Vec<SourceDef> = join.sources().into_iter().cloned().collect();
+        // State keys carry a query number; this state is the subscription's own.
+        let pipeline = Pipeline::for_join(Join::new(0, join, plan.filter.clone()));
+        let limit = plan.limit;
+        self.transient(
+            defs,
+            pipeline,
+            Output::Project(Box::new(plan)),
+            limit,
+            start,
+            TRANSIENT_JOIN_STATE_ENTRIES,
+            "The push query over a join".into(),
+        )
+    }
+
+    /// Starts an aggregating push query (over a source, or a join): the Aggregate operator
+    /// of a persistent query, on state in memory of at most `max_entries` entries (groups,
+    /// windows, a table's source rows). Dropping the receiver stops it.
     pub fn push_aggregate(
         &self,
         plan: AggregatePushPlan,
         start: PushStart,
-        max_groups: usize,
+        max_entries: usize,
     ) -> Result<mpsc::Receiver<PushEvent>> {
-        // The whole source row: key and value columns, then ROWTIME, ROWPARTITION,
-        // ROWOFFSET. Filtering waits for the aggregation, which must see a table row
-        // leave the filter to retract it.
-        let width = plan.source.schema.len() + 3;
-        let source = PushPlan {
-            source: plan.source.clone(),
-            filter: None,
-            projection: (0..width).map(Expr::Column).collect(),
-            limit: None,
-            skip_null_keys: false,
-            join: None,
+        let keys = plan.group_by.len();
+        let key_columns = plan
+            .projection
+            .iter()
+            .map(|e| matches!(e, Expr::Column(i) if *i < keys))
+            .collect();
+        let what = match &plan.join {
+            Some(_) => "The push query over a join".to_string(),
+            None => format!("The push query on {}", plan.source.name),
         };
-        let mut input = self.push(source, start)?;
-        let (tx, rx) = mpsc::channel(CHANNEL);
         let limit = plan.limit;
-        let mut agg = Aggregation {
-            plan,
-            groups: HashMap::new(),
-            rows: HashMap::new(),
-            max_groups,
-            stream_time: i64::MIN,
-            folded: 0,
+        let mut sink = plan.source.clone();
+        sink.kind = SourceKind::Table;
+        sink.topic = String::new();
+        let query = Arc::new(QueryPlan {
+            id: "transient".into(),
+            num: 0,
+            source: plan.source,
+            sink,
+            op: Operator::Aggregate {
+                filter: plan.filter,
+                group_by: plan.group_by,
+                aggregates: plan.aggregates,
+                having: plan.having,
+                projection: plan.projection,
+                window: plan.window,
+            },
+            join: plan.join.map(|j| *j),
+        });
+        let defs: Vec<SourceDef> = query.inputs().into_iter().cloned().collect();
+        self.transient(
+            defs,
+            Pipeline::for_transient(&query),
+            Output::Aggregated { key_columns },
+            limit,
+            start,
+            max_entries,
+            what,
+        )
+    }
+
+    /// Starts a transient query reading `defs` (in log order) through `pipeline`.
+    #[allow(clippy::too_many_arguments)]
+    fn transient(
+        &self,
+        defs: Vec<SourceDef>,
+        pipeline: Pipeline,
+        output: Output,
+        limit: Option<u64>,
+        start: PushStart,
+        bound: usize,
+        what: String,
+    ) -> Result<mpsc::Receiver<PushEvent>> {
+        let log = self.log().clone();
+        let mut topics = Vec::with_capacity(defs.len());
+        for def in &defs {
+            topics.push(log.topic(&def.topic).ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "topic {} of {} does not exist",
+                    def.topic, def.name
+                ))
+            })?);
+        }
+        let slots: Vec<(usize, u32)> = topics
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| (0..t.partitions).map(move |p| (i, p)))
+            .collect();
+        // Every input starts at the same point, as a Kafka Streams topology's sources
+        // share one offset reset policy in ksqlDB.
+        let mut positions: Vec<u64> = slots
+            .iter()
+            .map(|&(i, p)| match start {
+                PushStart::Earliest => 0,
+                _ => topics[i].end_offset(p),
+            })
+            .collect();
+        if let PushStart::Positions(list) = &start {
+            if topics.len() > 1 {
+                return Err(EngineError::Invalid(
+                    "start positions name the partitions of one topic, and a push query over a join reads several: start it from the earliest or the latest records".into(),
+                ));
+            }
+            for (p, o) in list {
+                topics[0].check_partition(*p)?;
+                positions[*p as usize] = *o;
+            }
+        }
+        let env = Env {
+            label: "transient".into(),
+            source_topic: defs.first().map(|d| d.topic.clone()).unwrap_or_default(),
+            proc_log: self.proc_log.clone(),
+            stats: Arc::new(Stats::default()),
         };
+        let mut run = Run {
+            output,
+            limit,
+            what,
+            defs,
+            topics,
+            slots,
+            positions,
+            pipeline,
+            env,
+            state: MemoryState::new(bound),
+            bound,
+            stream_times: Vec::new(),
+            last_emits: Vec::new(),
+            join_times: Vec::new(),
+            seq: 0,
+        };
+        let (tx, rx) = mpsc::channel(CHANNEL);
         tokio::spawn(async move {
+            let limit = run.limit;
             if limit == Some(0) {
                 let _ = tx.send(PushEvent::LimitReached).await;
                 return;
             }
+            let mut changed: Vec<_> = run.topics.iter().map(|t| t.subscribe()).collect();
             let mut sent = 0u64;
             loop {
-                let ev = tokio::select! {
-                    ev = input.recv() => ev,
-                    _ = tx.closed() => return,
+                for c in &mut changed {
+                    c.borrow_and_update();
+                }
+                let log2 = log.clone();
+                let joined = tokio::task::spawn_blocking(move || -> (Run, Stepped) {
+                    let stepped = step(&mut run, &log2);
+                    (run, stepped)
+                })
+                .await;
+                let stepped: Stepped;
+                (run, stepped) = match joined {
+                    Ok(pair) => pair,
+                    // Only a cancelled blocking task gets here (the runtime shutting down).
+                    Err(_) => return,
                 };
-                let Some(ev) = ev else { return };
-                let (row, partition, offset, tombstone) = match ev {
-                    PushEvent::Row {
-                        row,
-                        partition,
-                        offset,
-                        tombstone,
-                    } => (row, partition, offset, tombstone),
-                    other => {
-                        if tx.send(other).await.is_err() {
+                for event in stepped.events {
+                    let is_row = matches!(event, PushEvent::Row { .. });
+                    if tx.send(event).await.is_err() {
+                        return;
+                    }
+                    if is_row {
+                        sent += 1;
+                        if limit.is_some_and(|l| sent >= l) {
+                            let _ = tx.send(PushEvent::LimitReached).await;
                             return;
                         }
-                        continue;
                     }
-                };
-                let outputs = match agg.apply(&row, tombstone) {
-                    Ok(o) => o,
-                    Err(message) => {
-                        let _ = tx
-                            .send(PushEvent::Failed {
-                                message,
-                                resource_exhausted: true,
-                            })
-                            .await;
-                        return;
-                    }
-                };
-                for (row, tombstone) in outputs {
-                    let ev = PushEvent::Row {
-                        row,
-                        partition,
-                        offset,
-                        tombstone,
-                    };
-                    if tx.send(ev).await.is_err() {
-                        return;
-                    }
-                    sent += 1;
-                    if limit.is_some_and(|l| sent >= l) {
-                        let _ = tx.send(PushEvent::LimitReached).await;
-                        return;
+                }
+                if stepped.stop {
+                    return;
+                }
+                if !stepped.read {
+                    tokio::select! {
+                        _ = any_changed(&mut changed) => {}
+                        _ = tx.closed() => return,
                     }
                 }
             }
@@ -320,15 +272,185 @@ impl Engine {
     }
 }
 
+/// Ends the query: what it produced so far, then the failure.
+fn failed(mut events: Vec<PushEvent>, message: String, resource_exhausted: bool) -> Stepped {
+    events.push(PushEvent::Failed {
+        message,
+        resource_exhausted,
+    });
+    Stepped {
+        events,
+        read: true,
+        stop: true,
+    }
+}
+
+/// Reads what the inputs have next and runs it through the pipeline, in log order.
+fn step(run: &mut Run, log: &EmbeddedLog) -> Stepped {
+    let mut read = Vec::with_capacity(run.slots.len());
+    for (s, &(i, p)) in run.slots.iter().enumerate() {
+        match log.read(&run.topics[i], p, run.positions[s], READ) {
+            Ok(records) => read.push(records),
+            Err(e) => {
+                let message = format!("reading {}: {e}", run.topics[i].name);
+                return failed(Vec::new(), message, false);
+            }
+        }
+    }
+    let order = processing_order(&read, run.topics.len() > 1, READ);
+    let mut events = Vec::new();
+    let mut batch = Batch {
+        txn: Txn::default(),
+        state: &mut run.state,
+        null_key: false,
+        stream_times: std::mem::take(&mut run.stream_times),
+        last_emits: std::mem::take(&mut run.last_emits),
+        seq: run.seq,
+        join_times: std::mem::take(&mut run.join_times),
+        join_seq_of: 0,
+        join_sub: 0,
+    };
+    let mut emitted = Vec::new();
+    for &(s, at) in &order {
+        let rec = &read[s][at];
+        let input = run.slots[s].0;
+        run.positions[s] = rec.offset + 1;
+        batch.seq += 1;
+        let (src, rowtime) = match decode_input(&run.defs[input], rec) {
+            Ok(Some(decoded)) => decoded,
+            Ok(None) => continue,
+            Err(e) => {
+                events.push(PushEvent::Skipped {
+                    partition: rec.partition,
+                    offset: rec.offset,
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let change = Change {
+            row: src.row,
+            tombstone: src.tombstone,
+            rowtime,
+            input,
+            position: (rec.partition, rec.offset),
+            window: None,
+        };
+        // A panic may leave the in-memory state half-updated, and there is no committed
+        // state to go back to: the query stops with the reason rather than go on from it.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut cx = Cx {
+                b: &mut batch,
+                env: &run.env,
+            };
+            run.pipeline.process(&mut cx, change, &mut emitted)
+        }));
+        match result {
+            Ok(Ok(())) => {}
+            // A late record, a NULL key: skipped, as a persistent query skips it.
+            Ok(Err(e)) => events.push(PushEvent::Skipped {
+                partition: rec.partition,
+                offset: rec.offset,
+                message: e.to_string(),
+            }),
+            Err(_) => {
+                return failed(
+                    events,
+                    format!(
+                        "internal error processing the record at partition {}, offset {} of {}; the push query stopped",
+                        rec.partition, rec.offset, run.topics[input].name
+                    ),
+                    false,
+                );
+            }
+        }
+        // Past the bound, the record's rows are not sent: the query stops before it.
+        if batch.state.exhausted() {
+            return failed(events, exhausted(&run.what, run.bound), true);
+        }
+        rows(
+            &run.output,
+            (rec.partition, rec.offset),
+            emitted.drain(..),
+            &mut events,
+        );
+    }
+    if !order.is_empty() {
+        // Stream time has moved: expired windows and join buffers go.
+        let mut cx = Cx {
+            b: &mut batch,
+            env: &run.env,
+        };
+        if let Err(e) = run.pipeline.on_time(&mut cx, &mut emitted) {
+            return failed(events, e.to_string(), false);
+        }
+        rows(&run.output, (0, 0), emitted.drain(..), &mut events);
+    }
+    run.seq = batch.seq;
+    run.stream_times = batch.stream_times;
+    run.last_emits = batch.last_emits;
+    run.join_times = batch.join_times;
+    Stepped {
+        events,
+        read: !order.is_empty(),
+        stop: false,
+    }
+}
+
+fn exhausted(what: &str, bound: usize) -> String {
+    format!(
+        "{what} holds more than {bound} state entries (groups, windows, table rows) in memory; create a table or stream AS SELECT it and push-query that instead"
+    )
+}
+
+/// The rows a transient query sends for what its pipeline emitted while processing the
+/// record at `position`.
+fn rows(
+    output: &Output,
+    position: (u32, u64),
+    emitted: impl Iterator<Item = Change>,
+    events: &mut Vec<PushEvent>,
+) {
+    for c in emitted {
+        let row = match output {
+            // A table-table join's deletes pass, as a push query over a table passes its
+            // tombstones.
+            Output::Project(plan) => {
+                if !c.tombstone && !plan.filter.as_ref().is_none_or(|f| f.test(&c.row)) {
+                    continue;
+                }
+                plan.projection.iter().map(|e| e.eval(&c.row)).collect()
+            }
+            // A tombstone carries the group's key columns only, as a table's tombstones
+            // do in push queries.
+            Output::Aggregated { key_columns } if c.tombstone => c
+                .row
+                .into_iter()
+                .zip(key_columns.iter().chain(std::iter::repeat(&false)))
+                .map(|(v, key)| if *key { v } else { Value::Null })
+                .collect(),
+            Output::Aggregated { .. } => c.row,
+        };
+        events.push(PushEvent::Row {
+            row,
+            partition: position.0,
+            offset: position.1,
+            tombstone: c.tombstone,
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_common::{Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef};
+    use sluice_common::{Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, WindowKind};
     use sluice_expr::{AggCall, AggKind, BinaryOp};
+    use sluice_plan::WindowPlan;
+    use sluice_storage::Record;
+    use std::time::Duration;
 
-    /// Source rows `[K, G, ROWTIME, ROWPARTITION, ROWOFFSET]`; `SELECT G, COUNT(*) ... GROUP
-    /// BY G [HAVING COUNT(*) > 1]`.
-    fn aggregation(kind: SourceKind, having: bool, max_groups: usize) -> Aggregation {
+    /// A JSON source `S (K STRING key, G STRING)` on topic `s`.
+    fn source(kind: SourceKind) -> SourceDef {
         let col = |n: &str, t: DataType, role: ColumnRole| Column {
             name: n.into(),
             data_type: t,
@@ -338,12 +460,12 @@ mod tests {
             SourceKind::Table => ColumnRole::PrimaryKey,
             SourceKind::Stream => ColumnRole::Key,
         };
-        let source = SourceDef {
+        SourceDef {
             id: 1,
             name: "S".into(),
             kind,
             schema: Schema::new(vec![
-                col("K", DataType::Int, key_role),
+                col("K", DataType::String, key_role),
                 col("G", DataType::String, ColumnRole::Value),
             ]),
             topic: "s".into(),
@@ -356,128 +478,179 @@ mod tests {
             sql: String::new(),
             read_only: false,
             window: None,
-        };
-        Aggregation {
-            plan: AggregatePushPlan {
-                source,
-                filter: None,
-                group_by: vec![Expr::Column(1)],
-                aggregates: vec![AggCall::new(AggKind::CountStar, None, None)],
-                having: having.then(|| Expr::Binary {
-                    op: BinaryOp::Gt,
-                    left: Box::new(Expr::Column(2)),
-                    right: Box::new(Expr::Literal(Value::BigInt(1))),
-                }),
-                projection: vec![Expr::Column(0), Expr::Column(2)],
-                limit: None,
-                window: None,
-            },
-            groups: HashMap::new(),
-            rows: HashMap::new(),
-            max_groups,
-            stream_time: i64::MIN,
-            folded: 0,
         }
     }
 
-    #[test]
-    fn windowed_groups_drop_late_records_and_expire_with_retention() {
-        let mut agg = aggregation(SourceKind::Stream, false, 10_000);
-        agg.plan.window = Some(sluice_plan::WindowPlan {
-            kind: sluice_common::WindowKind::Tumbling,
+    /// `SELECT G, COUNT(*) FROM S GROUP BY G [HAVING COUNT(*) > 1]`: the row the
+    /// projection reads is `[G, ROWTIME, COUNT]`.
+    fn count_by_g(kind: SourceKind, having: bool) -> AggregatePushPlan {
+        AggregatePushPlan {
+            source: source(kind),
+            filter: None,
+            group_by: vec![Expr::Column(1)],
+            aggregates: vec![AggCall::new(AggKind::CountStar, None, None)],
+            having: having.then(|| Expr::Binary {
+                op: BinaryOp::Gt,
+                left: Box::new(Expr::Column(2)),
+                right: Box::new(Expr::Literal(Value::BigInt(1))),
+            }),
+            projection: vec![Expr::Column(0), Expr::Column(2)],
+            limit: None,
+            window: None,
+            join: None,
+        }
+    }
+
+    /// Writes `(key, G or a delete, timestamp)` records to topic `s`, runs the push
+    /// aggregation from the earliest records and returns its first `n` events.
+    async fn run(
+        plan: AggregatePushPlan,
+        records: &[(&str, Option<&str>, i64)],
+        max_entries: usize,
+        n: usize,
+    ) -> Vec<PushEvent> {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let topic = log.create_topic("s", 1).unwrap();
+        let mut txn = Txn::new();
+        for (k, g, ts) in records {
+            txn.append(
+                &topic,
+                0,
+                Record {
+                    key: Some(k.as_bytes().to_vec()),
+                    value: g.map(|g| format!(r#"{{"G":"{g}"}}"#).into_bytes()),
+                    timestamp: *ts,
+                    headers: Vec::new(),
+                },
+            );
+        }
+        log.submit(txn).wait().await.unwrap();
+        let engine = Engine::new(log.clone()).unwrap();
+        let mut rx = engine
+            .push_aggregate(plan, PushStart::Earliest, max_entries)
+            .unwrap();
+        let mut events = Vec::new();
+        while events.len() < n {
+            match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
+                Ok(Some(e)) => events.push(e),
+                _ => break,
+            }
+        }
+        events
+    }
+
+    /// The rows of `events`, as (G, COUNT or NULL, tombstone).
+    fn rows(events: &[PushEvent]) -> Vec<(String, Option<i64>, bool)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                PushEvent::Row { row, tombstone, .. } => {
+                    Some((row[0].to_string(), row[1].as_i64(), *tombstone))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_update_is_sent_and_a_table_row_moving_groups_retracts_first() {
+        let records = [
+            ("1", Some("x"), 1),
+            ("2", Some("x"), 2),
+            ("1", Some("y"), 3),
+        ];
+        let stream = run(count_by_g(SourceKind::Stream, false), &records, 100, 3).await;
+        assert_eq!(
+            rows(&stream),
+            [
+                ("x".into(), Some(1), false),
+                ("x".into(), Some(2), false),
+                ("y".into(), Some(1), false)
+            ]
+        );
+        // Over a table, key 1 moving from x to y takes itself out of x first.
+        let table = run(count_by_g(SourceKind::Table, false), &records, 100, 4).await;
+        assert_eq!(
+            rows(&table),
+            [
+                ("x".into(), Some(1), false),
+                ("x".into(), Some(2), false),
+                ("x".into(), Some(1), false),
+                ("y".into(), Some(1), false)
+            ]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_leaving_having_is_a_tombstone_with_its_key_only() {
+        let records = [("1", Some("x"), 1), ("2", Some("x"), 2), ("2", None, 3)];
+        let events = run(count_by_g(SourceKind::Table, true), &records, 100, 2).await;
+        assert_eq!(
+            rows(&events),
+            [("x".into(), Some(2), false), ("x".into(), None, true)]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn state_beyond_its_bound_fails_the_query() {
+        let records = [
+            ("1", Some("x"), 1),
+            ("2", Some("y"), 2),
+            ("3", Some("z"), 3),
+        ];
+        let events = run(count_by_g(SourceKind::Stream, false), &records, 2, 4).await;
+        // The third group is past the bound: its row is not sent.
+        assert_eq!(rows(&events).len(), 2, "{events:?}");
+        match events.last() {
+            Some(PushEvent::Failed {
+                message,
+                resource_exhausted: true,
+            }) => assert!(message.contains("more than 2 state entries"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Session windows run as the persistent aggregation's do: a record bridging two
+    /// sessions merges them, and the merged-away session is deleted (a tombstone).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sessions_merge_and_the_merged_away_session_is_deleted() {
+        let mut plan = count_by_g(SourceKind::Stream, false);
+        plan.window = Some(WindowPlan {
+            kind: WindowKind::Session,
             size_ms: 10,
             advance_ms: 10,
-            grace_ms: 0,
-            retention_ms: 10,
+            grace_ms: 1_000,
+            retention_ms: 10_000,
             emit_final: false,
         });
         // [G, ROWTIME, WINDOWSTART, WINDOWEND, COUNT]
-        agg.plan.projection = vec![Expr::Column(0), Expr::Column(2), Expr::Column(4)];
-        let at = |ts: i64| {
-            let mut r = row(1, "a");
-            r[2] = Value::BigInt(ts);
-            r
-        };
-        let counts = |out: Vec<(Vec<Value>, bool)>| -> Vec<(i64, i64)> {
-            out.into_iter()
-                .map(|(r, _)| (r[1].as_i64().unwrap(), r[2].as_i64().unwrap()))
-                .collect()
-        };
-        assert_eq!(counts(agg.apply(&at(0), false).unwrap()), [(0, 1)]);
-        assert_eq!(counts(agg.apply(&at(5), false).unwrap()), [(0, 2)]);
-        assert_eq!(counts(agg.apply(&at(10), false).unwrap()), [(10, 1)]);
-        assert!(
-            agg.apply(&at(3), false).unwrap().is_empty(),
-            "late: [0, 10) closed"
-        );
-        // Thousands of windows later, only the retained ones are held.
-        for i in 2..3000 {
-            agg.apply(&at(i * 10), false).unwrap();
-        }
-        assert!(
-            agg.groups.len() <= SWEEP_EVERY as usize + 2,
-            "{}",
-            agg.groups.len()
-        );
-    }
-
-    fn row(k: i32, g: &str) -> Vec<Value> {
-        vec![
-            Value::Int(k),
-            Value::String(g.into()),
-            Value::BigInt(0),
-            Value::Int(0),
-            Value::BigInt(0),
-        ]
-    }
-
-    fn out(g: &str, n: i64, tombstone: bool) -> (Vec<Value>, bool) {
-        (vec![Value::String(g.into()), Value::BigInt(n)], tombstone)
-    }
-
-    #[test]
-    fn every_update_of_a_group_is_sent() {
-        let mut a = aggregation(SourceKind::Stream, false, 10);
-        assert_eq!(a.apply(&row(1, "x"), false).unwrap(), [out("x", 1, false)]);
-        assert_eq!(a.apply(&row(2, "x"), false).unwrap(), [out("x", 2, false)]);
-        assert_eq!(a.apply(&row(1, "y"), false).unwrap(), [out("y", 1, false)]);
-        // A NULL grouping key drops the record.
-        let mut null = row(3, "z");
-        null[1] = Value::Null;
-        assert!(a.apply(&null, false).unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_table_row_moving_between_groups_retracts_then_adds() {
-        let mut a = aggregation(SourceKind::Table, false, 10);
-        a.apply(&row(1, "x"), false).unwrap();
-        a.apply(&row(2, "x"), false).unwrap();
+        plan.projection = vec![Expr::Column(0), Expr::Column(4), Expr::Column(2)];
+        let records = [
+            ("1", Some("x"), 100),
+            ("2", Some("x"), 120),
+            ("3", Some("x"), 110),
+        ];
+        let events = run(plan, &records, 100, 5).await;
+        let got: Vec<(Option<i64>, Option<i64>, bool)> = events
+            .iter()
+            .filter_map(|e| match e {
+                PushEvent::Row { row, tombstone, .. } => {
+                    Some((row[1].as_i64(), row[2].as_i64(), *tombstone))
+                }
+                _ => None,
+            })
+            .collect();
         assert_eq!(
-            a.apply(&row(1, "y"), false).unwrap(),
-            [out("x", 1, false), out("y", 1, false)]
+            got,
+            [
+                (Some(1), Some(100), false),
+                (Some(1), Some(120), false),
+                // 110 bridges [100] and [120]: both go, one session of three remains.
+                (None, None, true),
+                (None, None, true),
+                (Some(3), Some(100), false),
+            ]
         );
-        // A tombstone retracts the key's row.
-        assert_eq!(a.apply(&row(2, ""), true).unwrap(), [out("x", 0, false)]);
-    }
-
-    #[test]
-    fn having_hides_groups_and_a_group_leaving_it_is_a_tombstone() {
-        let mut a = aggregation(SourceKind::Table, true, 10);
-        assert!(a.apply(&row(1, "x"), false).unwrap().is_empty());
-        assert_eq!(a.apply(&row(2, "x"), false).unwrap(), [out("x", 2, false)]);
-        assert_eq!(
-            a.apply(&row(2, ""), true).unwrap(),
-            [(vec![Value::String("x".into()), Value::Null], true)]
-        );
-    }
-
-    #[test]
-    fn state_beyond_its_bound_fails_the_query() {
-        let mut a = aggregation(SourceKind::Stream, false, 2);
-        a.apply(&row(1, "x"), false).unwrap();
-        a.apply(&row(1, "y"), false).unwrap();
-        a.apply(&row(1, "x"), false).unwrap();
-        let e = a.apply(&row(1, "z"), false).unwrap_err();
-        assert!(e.contains("more than 2 groups"), "{e}");
     }
 }

@@ -267,9 +267,11 @@ pub struct AggregatePushPlan {
     pub having: Option<Expr>,
     pub projection: Vec<Expr>,
     pub limit: Option<u64>,
-    /// `WINDOW TUMBLING/HOPPING (...)`: groups are aggregated per window; the row has the
-    /// window's start and end after ROWTIME, as in [`Operator::Aggregate`].
+    /// `WINDOW TUMBLING/HOPPING/SESSION (...)`: groups are aggregated per window; the row
+    /// has the window's start and end after ROWTIME, as in [`Operator::Aggregate`].
     pub window: Option<WindowPlan>,
+    /// An aggregation over a join: `source` is then the joined row, as in [`PushPlan`].
+    pub join: Option<Box<JoinPlan>>,
 }
 
 /// How a pull query reaches a table's rows.

@@ -255,34 +255,6 @@ pub(crate) fn lookup(catalog: &dyn Catalog, name: &sluice_sql::Name) -> Result<S
     })
 }
 
-/// Transient push queries do not run joins yet (persistent queries do: `join::plan_join`).
-/// Every planner entry point that cannot plan a join calls this once it has looked up the
-/// FROM source, so no plan can silently drop one; the join is checked by ksqlDB's rules
-/// first (`join::analyze`), so a statement ksqlDB refuses gets ksqlDB's error.
-pub(crate) fn refuse_joins(
-    select: &sluice_sql::Select,
-    catalog: &dyn Catalog,
-    what: &str,
-) -> Result<()> {
-    if select.joins.is_empty() {
-        return Ok(());
-    }
-    let analysis = join::analyze(select, catalog)?;
-    let (Some(join), Some(on)) = (select.joins.first(), analysis.conditions.first()) else {
-        return Ok(());
-    };
-    Err(PlanError::new(
-        format!(
-            "{} JOIN of {} and {} is not supported yet {what}: create a stream or table AS SELECT the join, and query that",
-            join.kind.as_str(),
-            analysis.sources[on.left].alias,
-            analysis.sources[on.right].alias,
-        ),
-        join.line,
-        join.column,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,9 +294,9 @@ mod tests {
         }
     }
 
-    /// A push query plans a join (its rows named as ksqlDB names them); one aggregating
-    /// over a join, and pull queries, refuse it rather than plan the FROM source alone,
-    /// after checking the joined source exists.
+    /// A push query plans a join (its rows named as ksqlDB names them), aggregated or
+    /// not; pull queries refuse one rather than plan the FROM source alone, after
+    /// checking the joined source exists.
     #[test]
     fn joins_are_planned_or_refused_wherever_a_query_is_planned() {
         use sluice_common::SourceKind::{Stream, Table};
@@ -346,14 +318,11 @@ mod tests {
         let grouped = select(
             "SELECT t.v, COUNT(*) FROM s LEFT JOIN t ON s.k = t.k GROUP BY t.v EMIT CHANGES;",
         );
-        let e = query::plan_push(&grouped, &c).unwrap_err();
-        assert!(
-            e.message.starts_with(
-                "LEFT OUTER JOIN of S and T is not supported yet in an aggregating push query"
-            ),
-            "{e}"
-        );
-        assert_eq!((e.line, e.column), (1, 29));
+        let (planned, _) = query::plan_push(&grouped, &c).unwrap();
+        let query::PushKind::Aggregate(plan) = planned else {
+            panic!("an aggregating push plan");
+        };
+        assert!(plan.join.is_some());
         let missing = select("SELECT * FROM s JOIN nope ON s.k = nope.k EMIT CHANGES;");
         let e = query::plan_push(&missing, &c).unwrap_err();
         assert_eq!(e.kind, PlanErrorKind::NotFound, "{e}");

@@ -14,22 +14,16 @@ use sluice_expr::Expr;
 use sluice_plan::AggregatePushPlan;
 use sluice_sql::{Expr as SqlExpr, Select, SelectItem};
 
+/// Plans an aggregating push query over `source` (for a join, the joined row, which
+/// `scope` resolves names in, and `join` the planned join in front).
 pub(crate) fn plan_push_aggregate(
     select: &Select,
     source: SourceDef,
+    scope: Scope,
+    join: Option<Box<sluice_plan::JoinPlan>>,
 ) -> Result<(AggregatePushPlan, Vec<OutputColumn>)> {
     let at = &select.from;
-    let scope = Scope::of_source(&source, select.alias.as_ref().map(|a| a.value.as_str()));
     let window = crate::query::window_plan(select, &source)?;
-    if window.is_some_and(|w| w.kind == sluice_common::WindowKind::Session)
-        && let Some(c) = &select.window
-    {
-        return Err(PlanError::new(
-            "SESSION windows are not supported yet in push queries: create the windowed table with CREATE TABLE ... AS SELECT and query it",
-            c.line,
-            c.column,
-        ));
-    }
     crate::query::no_window_bounds_in_where(select, window.is_some())?;
     let filter = select
         .selection
@@ -92,7 +86,11 @@ pub(crate) fn plan_push_aggregate(
         }
     }
     let mut aggregates = Vec::new();
-    let mut namer = Namer::for_source(&source);
+    let mut namer = if join.is_some() {
+        Namer::for_scope(&source, &scope)
+    } else {
+        Namer::for_source(&source)
+    };
     let mut columns = Vec::with_capacity(items.len());
     let mut projection = Vec::with_capacity(items.len());
     let mut not_grouped: Vec<String> = Vec::new();
@@ -219,6 +217,7 @@ pub(crate) fn plan_push_aggregate(
             projection,
             limit: select.limit,
             window,
+            join,
         },
         columns,
     ))
@@ -262,7 +261,9 @@ mod tests {
         let StatementKind::Select(select) = stmts.remove(0).kind else {
             panic!("not a select: {sql}");
         };
-        plan_push_aggregate(&select, stream(kind))
+        let source = stream(kind);
+        let scope = Scope::of_source(&source, None);
+        plan_push_aggregate(&select, source, scope, None)
     }
 
     fn names(sql: &str) -> Vec<String> {

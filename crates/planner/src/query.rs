@@ -2064,6 +2064,22 @@ pub enum PushKind {
     Aggregate(AggregatePushPlan),
 }
 
+/// What a push query reads: its FROM source, or for a join the joined row, read as one
+/// source (its columns named as in ksqlDB, `I1_K`), with the planned join.
+fn push_input(
+    select: &Select,
+    catalog: &dyn Catalog,
+    source: SourceDef,
+) -> Result<(SourceDef, Scope, Option<Box<sluice_plan::JoinPlan>>)> {
+    if select.joins.is_empty() {
+        let scope = Scope::of_source(&source, select.alias.as_ref().map(|a| a.value.as_str()));
+        return Ok((source, scope, None));
+    }
+    check_reserved_names(select)?;
+    let joined = crate::join::plan_join(select, catalog)?;
+    Ok((joined.source, joined.scope, Some(Box::new(joined.plan))))
+}
+
 /// Plans a push query (SELECT ... EMIT CHANGES).
 pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushKind, Vec<OutputColumn>)> {
     let source = lookup(catalog, &select.from)?;
@@ -2087,12 +2103,9 @@ pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushKind, Ve
         || select.items.iter().any(|i| {
             matches!(i, SelectItem::Expr { expr, .. } if crate::bind::find_aggregate(expr).is_some())
         });
-    if aggregated && !select.joins.is_empty() {
-        // A join feeding a transient aggregation is not built yet; joins alone are.
-        crate::refuse_joins(select, catalog, "in an aggregating push query")?;
-    }
     if aggregated && select.partition_by.is_empty() {
-        let (plan, columns) = crate::push_agg::plan_push_aggregate(select, source)?;
+        let (source, scope, join) = push_input(select, catalog, source)?;
+        let (plan, columns) = crate::push_agg::plan_push_aggregate(select, source, scope, join)?;
         return Ok((PushKind::Aggregate(plan), columns));
     }
     if !select.partition_by.is_empty() {
@@ -2101,16 +2114,7 @@ pub fn plan_push(select: &Select, catalog: &dyn Catalog) -> Result<(PushKind, Ve
             "PARTITION BY is not supported in push queries",
         );
     }
-    // A join's rows are read as one source: the joined row, its columns named as in
-    // ksqlDB (`I1_K`), projected in the order written.
-    let (source, scope, join) = if select.joins.is_empty() {
-        let scope = Scope::of_source(&source, select.alias.as_ref().map(|a| a.value.as_str()));
-        (source, scope, None)
-    } else {
-        check_reserved_names(select)?;
-        let joined = crate::join::plan_join(select, catalog)?;
-        (joined.source, joined.scope, Some(Box::new(joined.plan)))
-    };
+    let (source, scope, join) = push_input(select, catalog, source)?;
     let filter = select
         .selection
         .as_ref()

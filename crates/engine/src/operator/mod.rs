@@ -23,7 +23,7 @@ mod select;
 mod sink;
 mod window;
 
-pub(crate) use aggregate::{Aggregate, HIDDEN_ROW, StateLayout, aggregate_row, in_sink_row_layout};
+pub(crate) use aggregate::{Aggregate, HIDDEN_ROW, StateLayout, in_sink_row_layout};
 pub(crate) use join::Join;
 pub(crate) use sink::{Materialize, Sink};
 
@@ -166,6 +166,23 @@ impl Pipeline {
         Pipeline {
             ops: vec![Box::new(join)],
         }
+    }
+
+    /// A transient aggregation's pipeline: its joins, if any, and the Aggregate, whose rows
+    /// go to the subscriber rather than a sink (its sink has no topic; the aggregation
+    /// keeps its state apart).
+    pub(crate) fn for_transient(plan: &Arc<QueryPlan>) -> Pipeline {
+        let sink = Arc::new(Sink::new(plan.clone(), None));
+        let mut ops: Vec<Box<dyn Operator>> = Vec::new();
+        if let Some(join) = join::Join::of_query(plan) {
+            ops.push(Box::new(join));
+        }
+        ops.push(Box::new(Aggregate::new(
+            plan.clone(),
+            StateLayout::Separate,
+            sink,
+        )));
+        Pipeline { ops }
     }
 
     /// The pipeline of a source table's materializer.
