@@ -662,24 +662,20 @@ pub(crate) fn decode_input(
     Ok(Some((src, rowtime)))
 }
 
-/// The order to process a batch's records in, as `(slot, index)` pairs: one input's
-/// partitions one after the other; several inputs' (a join's) in the order they were
-/// appended to the log, so a stream record joins the table as it was when the record
-/// arrived, and a restart replays the same order. A slot whose read was cut at the
-/// batch size may hold unread records older than another's, so nothing appended after
-/// its last record read is processed in this batch (`batch`: the most records read per
-/// slot).
-pub(crate) fn processing_order(
-    read: &[Vec<StoredRecord>],
-    several_inputs: bool,
-    batch: usize,
-) -> Vec<(usize, usize)> {
-    if !several_inputs {
-        return read
-            .iter()
-            .enumerate()
-            .flat_map(|(s, recs)| (0..recs.len()).map(move |i| (s, i)))
-            .collect();
+/// The order to process a batch's records in, as `(slot, index)` pairs: the order they
+/// were appended to the log, across every partition of every input. A stream record then
+/// joins a table as it was when the record arrived; a windowed aggregation over several
+/// partitions sees its records in arrival order rather than one partition's batch after
+/// another's (which made the later partition's records late once the first had moved
+/// stream time past their windows: Kafka Streams, likewise, takes a task's partitions'
+/// records in timestamp order); and a restart replays the same order. A slot whose read
+/// was cut at the batch size may hold unread records older than another's, so nothing
+/// appended after its last record read is processed in this batch (`batch`: the most
+/// records read per slot).
+pub(crate) fn processing_order(read: &[Vec<StoredRecord>], batch: usize) -> Vec<(usize, usize)> {
+    let mut filled = read.iter().enumerate().filter(|(_, recs)| !recs.is_empty());
+    if let (Some((s, recs)), None) = (filled.next(), filled.next()) {
+        return (0..recs.len()).map(|i| (s, i)).collect();
     }
     let limit = read
         .iter()
@@ -913,7 +909,7 @@ impl Worker {
     }
 
     fn processing_order(&self, read: &[Vec<StoredRecord>]) -> Vec<(usize, usize)> {
-        processing_order(read, self.inputs.len() > 1, BATCH)
+        processing_order(read, BATCH)
     }
 
     /// Loads the query's committed aggregate state into the cache, as far as the budget

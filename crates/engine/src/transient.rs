@@ -297,7 +297,7 @@ fn step(run: &mut Run, log: &EmbeddedLog) -> Stepped {
             }
         }
     }
-    let order = processing_order(&read, run.topics.len() > 1, READ);
+    let order = processing_order(&read, READ);
     let mut events = Vec::new();
     let mut batch = Batch {
         txn: Txn::default(),
