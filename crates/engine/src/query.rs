@@ -1345,6 +1345,40 @@ mod tests {
         n
     }
 
+    /// A million events over 10,000 s of event time (100 per 1 s window), a 5 s retention:
+    /// the state never holds more than the windows retention keeps, however long the
+    /// stream runs, checked after every 100,000 events.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn window_state_stays_bounded_over_a_million_events() {
+        const EVENTS: i64 = 1_000_000;
+        const CHUNK: i64 = 100_000;
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let input = log.create_topic("input", 1).unwrap();
+        let engine = Engine::new(log.clone()).unwrap();
+        engine.start_query(windowed_count(5_000, false)).unwrap();
+        for chunk in 0..EVENTS / CHUNK {
+            let from = chunk * CHUNK;
+            append_at(&log, &input, (from..from + CHUNK).map(|i| i * 10)).await;
+            let status = wait_processed(&engine, "CTAS_COUNTS_2", (from + CHUNK) as u64).await;
+            assert_eq!(status.processed, (from + CHUNK) as u64, "{status:?}");
+            assert_eq!((status.errors, status.late), (0, 0), "{status:?}");
+            for (what, prefix) in [
+                ("aggregate states", agg_key(2, &[])),
+                ("table rows", table_prefix(3)),
+                ("expiry entries", offset_key(b'W', 2, 0)),
+            ] {
+                let n = count_prefix(&log, &prefix);
+                assert!(
+                    (5..=6).contains(&n),
+                    "{n} {what} after {} events with a 5 s retention",
+                    from + CHUNK
+                );
+            }
+        }
+        engine.shutdown().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn window_state_stays_bounded_by_retention_and_late_records_are_counted() {
         const EVENTS: i64 = 20_000;
@@ -1432,6 +1466,37 @@ mod tests {
         // key without its window, as Kafka Streams does.
         assert_eq!(out.end_offset(part(&a)), 2);
         assert_eq!(out.end_offset(part(&b)), 1);
+        engine.shutdown().await;
+    }
+
+    /// Records of one group spread over two partitions, appended in event-time order, are
+    /// taken in that (log) order: none is late. Taking one partition's batch after the
+    /// other's would move stream time past the second partition's windows first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn partitions_are_merged_in_log_order_so_in_order_records_are_not_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let input = log.create_topic("input", 2).unwrap();
+        for i in 0..20i64 {
+            let mut txn = Txn::new();
+            txn.append(
+                &input,
+                (i % 2) as u32,
+                Record {
+                    key: Some(b"a".to_vec()),
+                    value: Some(br#"{"V":"x"}"#.to_vec()),
+                    timestamp: 500 * i,
+                    headers: Vec::new(),
+                },
+            );
+            log.submit(txn).wait().await.unwrap();
+        }
+        let engine = Engine::new(log.clone()).unwrap();
+        engine
+            .start_query(windowed_count(1_000_000, false))
+            .unwrap();
+        let status = wait_processed(&engine, "CTAS_COUNTS_2", 20).await;
+        assert_eq!((status.processed, status.late), (20, 0), "{status:?}");
         engine.shutdown().await;
     }
 
