@@ -2,6 +2,7 @@
 //! and serves the `sluice.v1` gRPC API with health checking and reflection.
 
 mod convert;
+mod drain;
 mod print;
 mod service;
 mod status;
@@ -41,6 +42,9 @@ pub enum ServerError {
     #[error("reflection service: {0}")]
     Reflection(String),
 }
+
+/// How long shutdown waits for open calls once streaming ones have been told to end.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs the server until `shutdown` resolves, then stops queries cleanly.
 pub async fn run(
@@ -95,10 +99,16 @@ pub async fn run(
 
     // Scripts and tests wait for this line to know the server is ready.
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "Sluice server listening");
-    let service = SluiceServer::new(service::SluiceService::new(exec.clone()))
+    // Shutdown: stop accepting calls, end the streaming ones (push queries, PRINT,
+    // Consume tails never end by themselves) and wait for the rest, but at most
+    // DRAIN_TIMEOUT: a client that keeps a call open must not keep the server (and the
+    // data directory's lock) alive.
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    let mut draining = drain_rx.clone();
+    let service = SluiceServer::new(service::SluiceService::new(exec.clone(), drain_rx))
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024);
-    tonic::transport::Server::builder()
+    let serve = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -107,9 +117,24 @@ pub async fn run(
             // TCP_NODELAY: a push row or a pull answer is a small write that must leave at
             // once; with Nagle it waited for the client's delayed ACK (~40 ms at p99).
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await?;
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: ending streaming calls");
+                let _ = drain_tx.send(true);
+            },
+        );
+    tokio::select! {
+        served = serve => served?,
+        _ = async {
+            let _ = draining.wait_for(|d| *d).await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => {
+            tracing::warn!(
+                timeout_s = DRAIN_TIMEOUT.as_secs(),
+                "calls still open after the drain timeout; closing them"
+            );
+        }
+    }
     tracing::info!("shutting down: stopping queries");
     exec.engine.shutdown().await;
     Ok(())

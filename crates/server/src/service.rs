@@ -26,11 +26,22 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 pub struct SluiceService {
     exec: Arc<Executor>,
+    /// Turns true when the server shuts down: streaming calls then end (see `drain`).
+    drain: tokio::sync::watch::Receiver<bool>,
 }
 
 impl SluiceService {
-    pub fn new(exec: Arc<Executor>) -> SluiceService {
-        SluiceService { exec }
+    pub fn new(exec: Arc<Executor>, drain: tokio::sync::watch::Receiver<bool>) -> SluiceService {
+        SluiceService { exec, drain }
+    }
+
+    /// A streaming response that ends with UNAVAILABLE when the server drains.
+    fn draining<T: Send + 'static>(
+        &self,
+        response: Result<Response<BoxStream<T>>, Status>,
+    ) -> Result<Response<BoxStream<T>>, Status> {
+        let drain = self.drain.clone();
+        response.map(|r| r.map(|s| Box::pin(crate::drain::Draining::new(s, drain)) as BoxStream<T>))
     }
 }
 
@@ -600,7 +611,8 @@ impl Sluice for SluiceService {
         let span = tracing::info_span!("query", sql = %truncate(&req.sql));
         // Instrumented, not entered: a guard held across an await leaves the span entered on
         // whichever thread polls next, and under load tracing then panics on a closed span.
-        self.run_query(req).instrument(span).await
+        let response = self.run_query(req).instrument(span).await;
+        self.draining(response)
     }
 
     type PullStream = BoxStream<pb::PullResponse>;
@@ -648,7 +660,7 @@ impl Sluice for SluiceService {
             }
             .instrument(tracing::info_span!("pull_stream")),
         );
-        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+        self.draining(Ok(Response::new(Box::pin(ReceiverStream::new(out)))))
     }
 
     type BulkInsertStream = BoxStream<pb::BulkInsertResponse>;
@@ -705,7 +717,7 @@ impl Sluice for SluiceService {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+        self.draining(Ok(Response::new(Box::pin(ReceiverStream::new(out)))))
     }
 
     async fn produce(
@@ -837,7 +849,7 @@ impl Sluice for SluiceService {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+        self.draining(Ok(Response::new(Box::pin(ReceiverStream::new(out)))))
     }
 }
 
