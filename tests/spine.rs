@@ -637,6 +637,51 @@ async fn push_queries_over_joins_send_joined_rows() {
     );
 }
 
+/// DELETE FROM a source table writes a tombstone per key it names: views over the table
+/// retract the row. Anything but whole keys, a stream, or a table a query computes is
+/// refused with a positioned error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_from_a_table_retracts_its_rows_from_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let mut c = server.client().await;
+    for sql in [
+        "CREATE TABLE users (id STRING PRIMARY KEY, name STRING, city STRING) WITH (kafka_topic='users', value_format='JSON', partitions=2);",
+        "CREATE TABLE per_city AS SELECT city, COUNT(*) AS n FROM users GROUP BY city;",
+        "CREATE STREAM clicks (id STRING KEY) WITH (kafka_topic='clicks', value_format='JSON');",
+        "INSERT INTO users (id, name, city) VALUES ('u1', 'ada', 'london');",
+        "INSERT INTO users (id, name, city) VALUES ('u2', 'bob', 'london');",
+        "INSERT INTO users (id, name, city) VALUES ('u3', 'cy', 'paris');",
+    ] {
+        exec_ok(&mut c, sql).await;
+    }
+    let london = "SELECT n FROM per_city WHERE city = 'london';";
+    eventually(&mut c, london, |r| r == [vec!["2".to_string()]]).await;
+    let done = exec_ok(&mut c, "DELETE FROM users WHERE id = 'u1';").await;
+    assert_eq!(done.results[0].message, "Deleted 1 key from USERS");
+    eventually(&mut c, london, |r| r == [vec!["1".to_string()]]).await;
+    let done = exec_ok(&mut c, "DELETE FROM users WHERE id IN ('u2', 'nobody');").await;
+    assert_eq!(done.results[0].message, "Deleted 2 keys from USERS");
+    eventually(&mut c, london, |r| r == [vec!["0".to_string()]]).await;
+    // Paris is untouched.
+    let paris = pull(&mut c, "SELECT n FROM per_city WHERE city = 'paris';").await;
+    assert_eq!(paris.text_rows(), [["1"]]);
+
+    for (sql, needle) in [
+        (
+            "DELETE FROM users WHERE name = 'cy';",
+            "must name the keys to delete",
+        ),
+        ("DELETE FROM users;", "needs a WHERE clause"),
+        ("DELETE FROM clicks WHERE id = 'x';", "it is a stream"),
+        ("DELETE FROM per_city WHERE city = 'paris';", "computes"),
+    ] {
+        let e = exec(&mut c, sql).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{sql}: {e:?}");
+        assert!(e.message().contains(needle), "{sql}: {}", e.message());
+    }
+}
+
 /// The Pull RPC: many pull queries pipelined over one call, with `?` parameters; a failed
 /// request is answered with its error and the call goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

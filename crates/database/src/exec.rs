@@ -687,6 +687,53 @@ impl Executor {
                 self.log.submit(txn).wait().await?;
                 Ok(Outcome::default())
             }
+            StatementKind::Delete { target, selection } => {
+                let def = self
+                    .source(&target.value)
+                    .ok_or_else(|| self.not_found(target))?;
+                if def.kind != sluice_common::SourceKind::Table {
+                    return Err(ExecError::invalid(format!(
+                        "Cannot delete from {}: it is a stream, whose events are never deleted (DELETE deletes rows of a table)",
+                        def.name
+                    )));
+                }
+                if def.read_only || def.id == SYSTEM_SOURCE_ID {
+                    return Err(ExecError::invalid(format!(
+                        "Cannot delete from read-only table {}",
+                        def.name
+                    )));
+                }
+                if let Some(query) = &def.written_by {
+                    return Err(ExecError::invalid(format!(
+                        "Cannot delete from {}: its rows are what query {query} computes; delete from the tables it reads instead",
+                        def.name
+                    )));
+                }
+                let keys = sluice_planner::delete::plan_delete_keys(&def, selection)?;
+                let topic = self.log.topic(&def.topic).ok_or_else(|| {
+                    ExecError::internal(format!("topic {} is missing", def.topic))
+                })?;
+                // A tombstone per key: the table's materializer and every view over the
+                // table retract the row, as they do for a tombstone produced to the topic.
+                let ts = now_ms();
+                let mut txn = Txn::new();
+                for key in &keys {
+                    let mut row = key.clone();
+                    row.resize(def.schema.len(), sluice_common::Value::Null);
+                    let record = encode_row_record(&def, &row, ts, true)?;
+                    let partition = topic.partition_for(record.key.as_deref());
+                    txn.append(&topic, partition, record);
+                }
+                if !keys.is_empty() {
+                    self.log.submit(txn).wait().await?;
+                }
+                Ok(Outcome::message(format!(
+                    "Deleted {} key{} from {}",
+                    keys.len(),
+                    if keys.len() == 1 { "" } else { "s" },
+                    def.name
+                )))
+            }
             StatementKind::Alter { kind, name, .. } => {
                 let def = self
                     .source(&name.value)

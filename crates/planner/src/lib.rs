@@ -10,6 +10,7 @@
 pub mod bind;
 mod coerce;
 pub mod ddl;
+pub mod delete;
 pub mod insert;
 mod join;
 pub mod pull;

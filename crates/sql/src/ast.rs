@@ -212,6 +212,11 @@ pub enum StatementKind {
         target: Name,
         query: Box<Select>,
     },
+    /// `DELETE FROM table WHERE ...`: tombstones for the keys the WHERE clause names.
+    Delete {
+        target: Name,
+        selection: Expr,
+    },
     Select(Box<Select>),
     Show(ShowWhat),
     Describe {

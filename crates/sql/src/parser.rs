@@ -423,6 +423,7 @@ impl<'a> P<'a> {
         let kind = match self.peek_word().as_deref() {
             Some("CREATE") => self.create()?,
             Some("INSERT") => self.insert()?,
+            Some("DELETE") => self.delete()?,
             Some("SELECT") => StatementKind::Select(Box::new(self.select()?)),
             Some("SHOW") | Some("LIST") => self.show()?,
             Some("DESCRIBE") => self.describe()?,
@@ -742,6 +743,23 @@ impl<'a> P<'a> {
             target,
             columns,
             values,
+        })
+    }
+
+    fn delete(&mut self) -> R<StatementKind> {
+        self.expect("DELETE")?;
+        self.expect("FROM")?;
+        let target = self.source_name()?;
+        let at = self.p.peek_token();
+        if !self.eat("WHERE") {
+            return self.err(
+                &at,
+                "DELETE needs a WHERE clause naming the keys to delete, e.g. DELETE FROM t WHERE id = 'u1'",
+            );
+        }
+        Ok(StatementKind::Delete {
+            target,
+            selection: self.expr()?,
         })
     }
 

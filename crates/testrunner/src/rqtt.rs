@@ -82,6 +82,7 @@ fn admin_type(kind: &StatementKind) -> Option<&'static str> {
         | StatementKind::CreateType { .. }
         | StatementKind::DropType { .. } => Some("currentStatus"),
         StatementKind::InsertValues { .. }
+        | StatementKind::Delete { .. }
         | StatementKind::Set { .. }
         | StatementKind::Unset { .. }
         | StatementKind::Select(_)
