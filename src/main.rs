@@ -33,6 +33,10 @@ enum Command {
         /// Most rows a pull query may return.
         #[arg(long, default_value_t = 100_000)]
         pull_max_rows: u64,
+        /// Listen on a non-loopback address although nothing authenticates clients (there
+        /// is no TLS or authentication yet: without this, such an address is refused).
+        #[arg(long, env = "SLUICE_INSECURE")]
+        insecure: bool,
     },
     /// Interactive SQL shell, or run statements with -e / -f.
     Shell {
@@ -165,6 +169,7 @@ fn main() -> anyhow::Result<()> {
             data_dir,
             listen,
             pull_max_rows,
+            insecure,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -192,6 +197,7 @@ fn main() -> anyhow::Result<()> {
                 data_dir,
                 listen,
                 pull_max_rows,
+                insecure,
             };
             runtime
                 .block_on(sluice_server::run(config, shutdown_signal()))

@@ -413,3 +413,41 @@ async fn sigterm_ends_streaming_calls_and_exits_promptly() {
     .unwrap();
     assert_eq!(rows.text_rows(), [["a", "1"]]);
 }
+
+/// With no TLS or authentication yet, a non-loopback address is refused at start-up with
+/// what to do, before anything is opened; `--insecure` serves it anyway.
+#[test]
+fn a_non_loopback_address_needs_insecure() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let addr = format!("0.0.0.0:{}", free_port());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["server", "--listen", &addr, "--data-dir"])
+        .arg(&data)
+        .env_remove("SLUICE_INSECURE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("refusing to listen on {addr}")) && stderr.contains("--insecure"),
+        "{stderr}"
+    );
+    assert!(!data.exists(), "a refused start creates nothing");
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["server", "--insecure", "--listen", &addr, "--data-dir"])
+        .arg(&data)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let ready = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("Sluice server listening"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready, "the server did not start with --insecure");
+}

@@ -21,6 +21,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Most rows a pull query may return.
     pub pull_max_rows: u64,
+    /// Serve on a non-loopback address although nothing authenticates clients.
+    pub insecure: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,10 @@ pub enum ServerError {
     Serve(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
     Reflection(String),
+    #[error(
+        "refusing to listen on {0}: Sluice has no TLS or authentication yet, so anyone who can reach that address could run any statement. Listen on a loopback address (the default, 127.0.0.1:8815) behind an authenticating proxy, or pass --insecure to serve it anyway"
+    )]
+    Insecure(SocketAddr),
 }
 
 /// How long shutdown waits for open calls once streaming ones have been told to end.
@@ -51,6 +57,10 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    // Checked before anything is opened: a refused start leaves nothing behind.
+    if !config.listen.ip().is_loopback() && !config.insecure {
+        return Err(ServerError::Insecure(config.listen));
+    }
     std::fs::create_dir_all(&config.data_dir).map_err(|e| ServerError::Open {
         dir: config.data_dir.clone(),
         source: sluice_storage::StorageError::Corrupt {
