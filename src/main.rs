@@ -20,6 +20,13 @@ struct Cli {
     command: Command,
 }
 
+/// How the server writes its log lines.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
@@ -37,6 +44,10 @@ enum Command {
         /// is no TLS or authentication yet: without this, such an address is refused).
         #[arg(long, env = "SLUICE_INSECURE")]
         insecure: bool,
+        /// Log lines as text, or as one JSON object each (with the request's span: its
+        /// request id and statement).
+        #[arg(long, value_enum, default_value = "text", env = "SLUICE_LOG_FORMAT")]
+        log_format: LogFormat,
     },
     /// Interactive SQL shell, or run statements with -e / -f.
     Shell {
@@ -170,14 +181,18 @@ fn main() -> anyhow::Result<()> {
             listen,
             pull_max_rows,
             insecure,
+            log_format,
         } => {
-            tracing_subscriber::fmt()
+            let logs = tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
                         .unwrap_or_else(|_| "info".into()),
                 )
-                .with_writer(std::io::stderr)
-                .init();
+                .with_writer(std::io::stderr);
+            match log_format {
+                LogFormat::Text => logs.init(),
+                LogFormat::Json => logs.json().with_current_span(true).init(),
+            }
             // The engine catches panics per record and per batch and carries on; they are
             // reported through tracing (with the query's span) instead of raw stderr text.
             std::panic::set_hook(Box::new(|info| {

@@ -451,3 +451,52 @@ fn a_non_loopback_address_needs_insecure() {
     let _ = child.wait();
     assert!(ready, "the server did not start with --insecure");
 }
+
+/// `--log-format json` (here through SLUICE_LOG_FORMAT): every log line is one JSON
+/// object, and a call's lines carry its span with a request id and the statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        free_port(),
+        &[("SLUICE_LOG_FORMAT", "json")],
+    )
+    .await;
+    let mut c = server.client().await;
+    exec_ok(
+        &mut c,
+        "CREATE STREAM ev (k STRING KEY, v BIGINT) WITH (kafka_topic='ev', value_format='JSON');",
+    )
+    .await;
+    query(
+        &mut c,
+        "SELECT * FROM ev EMIT CHANGES LIMIT 0;",
+        &[],
+        1,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let log = server.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let started = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "push query started")
+        .unwrap_or_else(|| panic!("no push query line in {log}"));
+    assert_eq!(started["span"]["name"], "query", "{started}");
+    assert!(
+        started["span"]["request_id"].as_u64().is_some(),
+        "{started}"
+    );
+    assert!(
+        started["span"]["sql"]
+            .as_str()
+            .is_some_and(|s| s.contains("FROM ev")),
+        "{started}"
+    );
+}

@@ -22,6 +22,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+/// A number for each call, in the spans of its log lines, so one call's lines can be
+/// told from another's.
+fn next_request_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 pub struct SluiceService {
@@ -570,7 +577,7 @@ impl Sluice for SluiceService {
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
         let req = request.into_inner();
-        let span = tracing::info_span!("execute", sql = %truncate(&req.sql));
+        let span = tracing::info_span!("execute", request_id = next_request_id(), sql = %truncate(&req.sql));
         async move {
             let statements = self.exec.parse(&req.sql).or_status()?;
             let mut results = Vec::with_capacity(statements.len());
@@ -608,7 +615,8 @@ impl Sluice for SluiceService {
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<Self::QueryStream>, Status> {
         let req = request.into_inner();
-        let span = tracing::info_span!("query", sql = %truncate(&req.sql));
+        let span =
+            tracing::info_span!("query", request_id = next_request_id(), sql = %truncate(&req.sql));
         // Instrumented, not entered: a guard held across an await leaves the span entered on
         // whichever thread polls next, and under load tracing then panics on a closed span.
         let response = self.run_query(req).instrument(span).await;
@@ -658,7 +666,10 @@ impl Sluice for SluiceService {
                 }
                 tracing::debug!(served, "pull stream closed");
             }
-            .instrument(tracing::info_span!("pull_stream")),
+            .instrument(tracing::info_span!(
+                "pull_stream",
+                request_id = next_request_id()
+            )),
         );
         self.draining(Ok(Response::new(Box::pin(ReceiverStream::new(out)))))
     }
@@ -695,7 +706,10 @@ impl Sluice for SluiceService {
                     }
                 }
             }
-            .instrument(tracing::info_span!("bulk_insert")),
+            .instrument(tracing::info_span!(
+                "bulk_insert",
+                request_id = next_request_id()
+            )),
         );
         tokio::spawn(async move {
             while let Some((batch_id, ticket)) = ack_rx.recv().await {
@@ -725,7 +739,7 @@ impl Sluice for SluiceService {
         request: Request<pb::ProduceRequest>,
     ) -> Result<Response<pb::ProduceResponse>, Status> {
         let req = request.into_inner();
-        let span = tracing::info_span!("produce", topic = %req.topic, records = req.records.len());
+        let span = tracing::info_span!("produce", request_id = next_request_id(), topic = %req.topic, records = req.records.len());
         async move {
             let topic = self
                 .exec
