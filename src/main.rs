@@ -48,6 +48,12 @@ enum Command {
         /// request id and statement).
         #[arg(long, value_enum, default_value = "text", env = "SLUICE_LOG_FORMAT")]
         log_format: LogFormat,
+        /// Most bytes of SQL one request may carry.
+        #[arg(long, default_value_t = 1 << 20, env = "SLUICE_MAX_STATEMENT_BYTES")]
+        max_statement_bytes: usize,
+        /// Most push queries open at once, all clients together.
+        #[arg(long, default_value_t = 1000, env = "SLUICE_MAX_PUSH_QUERIES")]
+        max_push_queries: usize,
     },
     /// Interactive SQL shell, or run statements with -e / -f.
     Shell {
@@ -182,6 +188,8 @@ fn main() -> anyhow::Result<()> {
             pull_max_rows,
             insecure,
             log_format,
+            max_statement_bytes,
+            max_push_queries,
         } => {
             let logs = tracing_subscriber::fmt()
                 .with_env_filter(
@@ -213,6 +221,10 @@ fn main() -> anyhow::Result<()> {
                 listen,
                 pull_max_rows,
                 insecure,
+                limits: sluice_server::Limits {
+                    max_statement_bytes,
+                    max_push_queries,
+                },
             };
             runtime
                 .block_on(sluice_server::run(config, shutdown_signal()))

@@ -1920,3 +1920,71 @@ async fn a_result_whose_output_record_failed_is_not_visible_to_pull_queries() {
     let a = pull(&mut c, "SELECT k FROM ts_agg WHERE k = 'a';").await;
     assert!(a.rows.is_empty(), "{:?}", a.text_rows());
 }
+
+/// The server's limits answer with their name and value, and the server carries on: a
+/// statement over max-statement-bytes (Execute, Query and Pull alike), and a push query
+/// past max-push-queries, which is given back when a subscriber leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_named_errors_and_the_server_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        free_port(),
+        &[
+            ("SLUICE_MAX_STATEMENT_BYTES", "200"),
+            ("SLUICE_MAX_PUSH_QUERIES", "2"),
+        ],
+    )
+    .await;
+    let mut c = server.client().await;
+    exec_ok(
+        &mut c,
+        "CREATE STREAM ev (k STRING KEY, v BIGINT) WITH (kafka_topic='ev', value_format='JSON');",
+    )
+    .await;
+    let long = format!("SELECT * FROM ev WHERE k = '{}';", "x".repeat(200));
+    let e = exec(&mut c, &long).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(
+        e.message().contains("max-statement-bytes = 200"),
+        "{}",
+        e.message()
+    );
+    let e = query(&mut c, &long, &[], 1, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("max-statement-bytes = 200"),
+        "{}",
+        e.message()
+    );
+
+    let wait = Duration::from_secs(10);
+    let push = "SELECT * FROM ev EMIT CHANGES;";
+    let first = open_query(&mut c, push, &[], wait).await.unwrap();
+    let _second = open_query(&mut c, push, &[], wait).await.unwrap();
+    let e = open_query(&mut c, push, &[], wait).await.err().unwrap();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(
+        e.message().contains("max-push-queries = 2"),
+        "{}",
+        e.message()
+    );
+    // A subscriber leaving gives its place back (once the server has seen it go).
+    drop(first);
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match open_query(&mut c, push, &[], wait).await {
+            Ok(_) => break,
+            Err(e) if e.code() == tonic::Code::ResourceExhausted => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the slot never came back"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    exec_ok(&mut c, "SHOW STREAMS;").await;
+}

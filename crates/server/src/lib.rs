@@ -3,12 +3,14 @@
 
 mod convert;
 mod drain;
+mod limits;
 mod print;
 mod service;
 mod status;
 
 use sluice_database::{ExecError, Executor};
 
+pub use limits::Limits;
 use sluice_proto::v1::sluice_server::SluiceServer;
 use sluice_storage::EmbeddedLog;
 use std::net::SocketAddr;
@@ -23,6 +25,7 @@ pub struct ServerConfig {
     pub pull_max_rows: u64,
     /// Serve on a non-loopback address although nothing authenticates clients.
     pub insecure: bool,
+    pub limits: Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,9 +118,13 @@ pub async fn run(
     // data directory's lock) alive.
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let mut draining = drain_rx.clone();
-    let service = SluiceServer::new(service::SluiceService::new(exec.clone(), drain_rx))
-        .max_decoding_message_size(64 * 1024 * 1024)
-        .max_encoding_message_size(64 * 1024 * 1024);
+    let service = SluiceServer::new(service::SluiceService::new(
+        exec.clone(),
+        drain_rx,
+        config.limits.clone(),
+    ))
+    .max_decoding_message_size(64 * 1024 * 1024)
+    .max_encoding_message_size(64 * 1024 * 1024);
     let serve = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection_v1)

@@ -35,11 +35,23 @@ pub struct SluiceService {
     exec: Arc<Executor>,
     /// Turns true when the server shuts down: streaming calls then end (see `drain`).
     drain: tokio::sync::watch::Receiver<bool>,
+    limits: crate::limits::Limits,
+    /// Push queries open now, against `limits.max_push_queries`.
+    pushes: crate::limits::PushCount,
 }
 
 impl SluiceService {
-    pub fn new(exec: Arc<Executor>, drain: tokio::sync::watch::Receiver<bool>) -> SluiceService {
-        SluiceService { exec, drain }
+    pub fn new(
+        exec: Arc<Executor>,
+        drain: tokio::sync::watch::Receiver<bool>,
+        limits: crate::limits::Limits,
+    ) -> SluiceService {
+        SluiceService {
+            exec,
+            drain,
+            limits,
+            pushes: crate::limits::PushCount::default(),
+        }
     }
 
     /// A streaming response that ends with UNAVAILABLE when the server drains.
@@ -94,6 +106,8 @@ fn final_msg(message: &str, rows: u64) -> pb::QueryResponse {
 /// channel directly: a task relaying rows to a second channel cost a wake-up and a
 /// channel hop per row, a measurable share of the server's CPU at 100K rows/s.
 struct PushRows {
+    /// Its place among the open push queries, given back when the call ends.
+    _slot: crate::limits::PushSlot,
     rx: mpsc::Receiver<PushEvent>,
     rows: u64,
     query: String,
@@ -390,6 +404,7 @@ impl SluiceService {
         &self,
         req: pb::QueryRequest,
     ) -> Result<Response<BoxStream<pb::QueryResponse>>, Status> {
+        self.limits.check_statement(&req.sql)?;
         let mut statements = self.exec.parse(&req.sql).or_status()?;
         if statements.len() != 1 {
             return Err(crate::status::status(
@@ -451,6 +466,7 @@ impl SluiceService {
                 } else {
                     PushStart::Earliest
                 };
+                let slot = self.pushes.acquire(self.limits.max_push_queries)?;
                 let rx = match plan {
                     Ok(plan) => self.exec.engine.push(plan, start),
                     Err(plan) => self.exec.engine.push_aggregate(
@@ -466,6 +482,7 @@ impl SluiceService {
                     rows: 0,
                     query: id.clone(),
                     done: false,
+                    _slot: slot,
                 };
                 // The header goes out only after `push` returned, which fixes the positions
                 // read from: clients take the header as the sign that the subscription is
@@ -579,6 +596,7 @@ impl Sluice for SluiceService {
         let req = request.into_inner();
         let span = tracing::info_span!("execute", request_id = next_request_id(), sql = %truncate(&req.sql));
         async move {
+            self.limits.check_statement(&req.sql)?;
             let statements = self.exec.parse(&req.sql).or_status()?;
             let mut results = Vec::with_capacity(statements.len());
             for stmt in &statements {
@@ -631,6 +649,7 @@ impl Sluice for SluiceService {
     ) -> Result<Response<Self::PullStream>, Status> {
         let mut input = request.into_inner();
         let exec = self.exec.clone();
+        let limits = self.limits.clone();
         let (out_tx, out) = mpsc::channel::<Result<pb::PullResponse, Status>>(256);
         tokio::spawn(
             async move {
@@ -648,7 +667,14 @@ impl Sluice for SluiceService {
                         id: req.id,
                         ..Default::default()
                     };
-                    match run_one_pull(&exec, &mut cache, &req).await {
+                    let outcome = match limits.check_statement(&req.sql) {
+                        Ok(()) => run_one_pull(&exec, &mut cache, &req).await,
+                        Err(status) => Err(ExecError::new(
+                            sluice_database::ErrorCode::InvalidArgument,
+                            status.message(),
+                        )),
+                    };
+                    match outcome {
                         Ok((columns, rows)) => {
                             resp.columns = columns;
                             resp.rows = rows.iter().map(|r| row_to_proto(r)).collect();
