@@ -450,7 +450,7 @@ mod tests {
     use std::time::Duration;
 
     /// A JSON source `S (K STRING key, G STRING)` on topic `s`.
-    fn source(kind: SourceKind) -> SourceDef {
+    pub(super) fn source(kind: SourceKind) -> SourceDef {
         let col = |n: &str, t: DataType, role: ColumnRole| Column {
             name: n.into(),
             data_type: t,
@@ -483,7 +483,7 @@ mod tests {
 
     /// `SELECT G, COUNT(*) FROM S GROUP BY G [HAVING COUNT(*) > 1]`: the row the
     /// projection reads is `[G, ROWTIME, COUNT]`.
-    fn count_by_g(kind: SourceKind, having: bool) -> AggregatePushPlan {
+    pub(super) fn count_by_g(kind: SourceKind, having: bool) -> AggregatePushPlan {
         AggregatePushPlan {
             source: source(kind),
             filter: None,
@@ -652,5 +652,149 @@ mod tests {
                 (Some(3), Some(100), false),
             ]
         );
+    }
+}
+
+/// Differential property test: a push aggregation (state in memory) sends exactly the
+/// records the persistent aggregation over the same input writes (durable state): one
+/// Aggregate operator behind two state stores.
+#[cfg(test)]
+mod property {
+    use super::tests::{count_by_g, source};
+    use super::*;
+    use proptest::prelude::*;
+    use sluice_common::{Column, ColumnRole, DataType, Schema};
+    use sluice_storage::Record;
+    use std::time::Duration;
+
+    /// (key 0..3, group 0..3 or a delete, timestamp)
+    type Event = (u8, Option<u8>, i64);
+
+    fn persistent_plan(kind: SourceKind, having: bool) -> QueryPlan {
+        let push = count_by_g(kind, having);
+        let mut sink = source(SourceKind::Table);
+        sink.id = 7;
+        sink.name = "OUT".into();
+        sink.topic = "out".into();
+        sink.schema = Schema::new(vec![
+            Column {
+                name: "G".into(),
+                data_type: DataType::String,
+                role: ColumnRole::PrimaryKey,
+            },
+            Column {
+                name: "N".into(),
+                data_type: DataType::BigInt,
+                role: ColumnRole::Value,
+            },
+        ]);
+        QueryPlan {
+            id: "Q".into(),
+            num: 9,
+            source: push.source.clone(),
+            sink,
+            op: Operator::Aggregate {
+                filter: push.filter,
+                group_by: push.group_by,
+                aggregates: push.aggregates,
+                having: push.having,
+                projection: push.projection,
+                window: None,
+            },
+            join: None,
+        }
+    }
+
+    async fn both(
+        kind: SourceKind,
+        having: bool,
+        events: &[Event],
+    ) -> (Vec<(String, Option<i64>)>, Vec<(String, Option<i64>)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let topic = log.create_topic("s", 1).unwrap();
+        let mut txn = Txn::new();
+        for (k, g, ts) in events {
+            txn.append(
+                &topic,
+                0,
+                Record {
+                    key: Some(format!("k{k}").into_bytes()),
+                    value: g.map(|g| format!(r#"{{"G":"g{g}"}}"#).into_bytes()),
+                    timestamp: *ts,
+                    headers: Vec::new(),
+                },
+            );
+        }
+        log.submit(txn).wait().await.unwrap();
+        let engine = Engine::new(log.clone()).unwrap();
+        let plan = persistent_plan(kind, having);
+        engine.start_query(plan.clone()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while (engine.status("Q").unwrap().processed as usize) < events.len()
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let out = log.topic("out").unwrap();
+        let persistent: Vec<(String, Option<i64>)> = log
+            .read(&out, 0, 0, 100_000)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let src = crate::rows::decode_record(&plan.sink, r).unwrap();
+                let n = if src.tombstone {
+                    None
+                } else {
+                    src.row[1].as_i64()
+                };
+                (src.row[0].to_string(), n)
+            })
+            .collect();
+        let mut push = count_by_g(kind, having);
+        push.limit = Some(persistent.len() as u64);
+        let mut rx = engine
+            .push_aggregate(push, PushStart::Earliest, 10_000)
+            .unwrap();
+        let mut pushed = Vec::new();
+        while let Some(event) = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap()
+        {
+            match event {
+                PushEvent::Row { row, tombstone, .. } => {
+                    let n = if tombstone { None } else { row[1].as_i64() };
+                    pushed.push((row[0].to_string(), n));
+                }
+                PushEvent::LimitReached => break,
+                PushEvent::Skipped { .. } => {}
+                PushEvent::Failed { message, .. } => panic!("{message}"),
+            }
+        }
+        engine.shutdown().await;
+        (persistent, pushed)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn a_push_aggregation_sends_what_the_persistent_one_writes(
+            events in prop::collection::vec(
+                (0u8..3, prop::option::weighted(0.8, 0u8..3), 0i64..1000),
+                1..40,
+            ),
+            table in any::<bool>(),
+            having in any::<bool>(),
+        ) {
+            let kind = if table { SourceKind::Table } else { SourceKind::Stream };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let (persistent, pushed) = rt.block_on(both(kind, having, &events));
+            prop_assert_eq!(pushed, persistent);
+        }
     }
 }
