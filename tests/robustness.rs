@@ -1988,3 +1988,120 @@ async fn limits_are_named_errors_and_the_server_carries_on() {
     }
     exec_ok(&mut c, "SHOW STREAMS;").await;
 }
+
+/// A push subscriber that stops reading is closed after the stall timeout with where to
+/// resume (RESOURCE_EXHAUSTED), instead of holding its reader forever: it receives what
+/// was queued, then the error, and a query started from the positions in the error gets
+/// the rest, with nothing lost and nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_push_subscriber_is_closed_with_its_resume_position() {
+    const ROWS: usize = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        free_port(),
+        &[("SLUICE_PUSH_STALL_SECS", "1")],
+    )
+    .await;
+    let mut c = server.client().await;
+    exec_ok(
+        &mut c,
+        "CREATE STREAM ev (k STRING KEY, v BIGINT, pad STRING) WITH (kafka_topic='ev', value_format='JSON', partitions=2);",
+    )
+    .await;
+    let wait = Duration::from_secs(30);
+    let mut stalled = c
+        .query(pb::QueryRequest {
+            sql: "SELECT v, pad FROM ev EMIT CHANGES;".into(),
+            properties: HashMap::new(),
+            start_from: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The header: the subscription is live.
+    let header = tokio::time::timeout(wait, stalled.message())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(header.is_some());
+    let records: Vec<pb::ProduceRecord> = (0..ROWS)
+        .map(|i| {
+            // Rows of about 1 KB, so that they overflow what the connection buffers.
+            let value = format!(r#"{{"V":{i},"PAD":"{}"}}"#, "p".repeat(1000));
+            record(
+                Some(format!("k{}", i % 7).as_bytes()),
+                Some(value.as_bytes()),
+            )
+        })
+        .collect();
+    for chunk in records.chunks(1_000) {
+        c.produce(pb::ProduceRequest {
+            topic: "ev".into(),
+            records: chunk.to_vec(),
+        })
+        .await
+        .unwrap();
+    }
+    // Not reading for longer than the stall timeout is what is being tested.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut before = 0usize;
+    let status = loop {
+        match tokio::time::timeout(wait, stalled.message()).await.unwrap() {
+            Ok(Some(msg)) => {
+                if let Some(pb::query_response::Kind::Row(_)) = msg.kind {
+                    before += 1;
+                }
+            }
+            Ok(None) => panic!("the stalled query ended without an error after {before} rows"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let message = status.message();
+    assert!(message.contains("read nothing for 1 s"), "{message}");
+    let positions: Vec<pb::StartPosition> = message
+        .rsplit("(partition:offset) ")
+        .next()
+        .unwrap()
+        .split(", ")
+        .map(|p| {
+            let (partition, offset) = p.split_once(':').unwrap();
+            pb::StartPosition {
+                partition: partition.trim().parse().unwrap(),
+                offset: offset.trim().parse().unwrap(),
+            }
+        })
+        .collect();
+    assert_eq!(positions.len(), 2, "{message}");
+    let resume_at: i64 = positions.iter().map(|p| p.offset).sum();
+    assert!(
+        before > 0 && before < ROWS,
+        "the subscriber got part of the rows before it stalled: {before}"
+    );
+    assert_eq!(
+        resume_at as usize, before,
+        "it resumes right after what it got: {message}"
+    );
+    // The rest, from those positions: nothing lost, nothing twice.
+    let mut rest = c
+        .query(pb::QueryRequest {
+            sql: format!("SELECT v FROM ev EMIT CHANGES LIMIT {};", ROWS - before),
+            properties: HashMap::new(),
+            start_from: positions,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut after = 0usize;
+    while let Some(msg) = tokio::time::timeout(wait, rest.message())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        if let Some(pb::query_response::Kind::Row(_)) = msg.kind {
+            after += 1;
+        }
+    }
+    assert_eq!(before + after, ROWS);
+}

@@ -78,9 +78,13 @@ impl Engine {
         let (tx, rx) = mpsc::channel(CHANNEL);
         let key_only = key_only_filter(&plan);
         let plan = Arc::new(plan);
+        let stall = stall_timeout();
         tokio::spawn(async move {
             let mut changed = topic.subscribe();
             let mut sent = 0u64;
+            // Per partition, the offset after the last record the subscriber has been
+            // given (or that it would not be given): where it resumes if it is closed.
+            let mut resume = positions.clone();
             if plan.limit == Some(0) {
                 let _ = tx.send(PushEvent::LimitReached).await;
                 return;
@@ -154,12 +158,40 @@ impl Engine {
                                 })
                             });
                         let Some(event) = evaluated else {
+                            resume[p as usize] = rec.offset + 1;
                             continue;
                         };
                         let is_row = matches!(event, PushEvent::Row { .. });
-                        if tx.send(event).await.is_err() {
-                            return;
+                        // A subscriber that reads nothing for `stall` is closed with where
+                        // to resume, so it holds no reader (nor a place in the log's
+                        // memory) forever. Events wait for two free places, so the one
+                        // that closes it always fits.
+                        match tokio::time::timeout(stall, tx.reserve_many(2)).await {
+                            Ok(Ok(mut permits)) => {
+                                if let Some(permit) = permits.next() {
+                                    permit.send(event);
+                                }
+                            }
+                            Ok(Err(_)) => return,
+                            Err(_) => {
+                                let at: Vec<String> = resume
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(p, o)| format!("{p}:{o}"))
+                                    .collect();
+                                tracing::info!(topic = %topic.name, "closing a push query whose subscriber stopped reading");
+                                let _ = tx.try_send(PushEvent::Failed {
+                                    message: format!(
+                                        "the subscriber read nothing for {} s, so the query was closed; resume from the start positions (partition:offset) {}",
+                                        stall.as_secs_f64(),
+                                        at.join(", ")
+                                    ),
+                                    resource_exhausted: true,
+                                });
+                                return;
+                            }
                         }
+                        resume[p as usize] = rec.offset + 1;
                         if is_row {
                             sent += 1;
                             if plan.limit.is_some_and(|l| sent >= l) {
@@ -179,6 +211,17 @@ impl Engine {
         });
         Ok(rx)
     }
+}
+
+/// How long a push subscriber may read nothing before its query is closed: 60 s, or
+/// `SLUICE_PUSH_STALL_SECS`.
+fn stall_timeout() -> std::time::Duration {
+    let secs = std::env::var("SLUICE_PUSH_STALL_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .unwrap_or(60.0);
+    std::time::Duration::from_secs_f64(secs)
 }
 
 /// Whether a record has no key where its source needs one: a table row without a key is
