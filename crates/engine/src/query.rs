@@ -12,7 +12,7 @@ use crate::{EngineError, PROCESSING_LOG_TOPIC, Result};
 use sluice_common::{SourceDef, SourceKind, StateLayoutKind, Value};
 use sluice_expr::AggKind;
 use sluice_plan::{Operator, QueryPlan};
-use sluice_storage::{Cf, EmbeddedLog, Log, Record, StoredRecord, Topic, Txn};
+use sluice_storage::{Cf, EmbeddedLog, Log, StoredRecord, Topic, Txn};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -146,7 +146,6 @@ struct Worker {
     kind: Kind,
     inputs: Vec<Input>,
     sink: Option<Arc<Topic>>,
-    proc_log: Arc<Topic>,
     /// The next offset to read of every partition of every input, as [`slots`] orders them.
     positions: Vec<u64>,
     stats: Arc<Stats>,
@@ -350,7 +349,10 @@ impl Engine {
         let stats = Arc::new(Stats::default());
         let shared_positions = Arc::new(Mutex::new(positions.clone()));
         let env = Env {
-            label: label.to_string(),
+            query_id: match &kind {
+                Kind::Query(p) => p.id.clone(),
+                Kind::Materialize(t) => materializer_id(&t.name),
+            },
             source_topic: worker_inputs
                 .first()
                 .map(|i| i.topic.name.clone())
@@ -363,7 +365,6 @@ impl Engine {
             kind,
             inputs: worker_inputs,
             sink,
-            proc_log: self.proc_log.clone(),
             positions,
             stats: stats.clone(),
             cache: StateCache::new(self.state_cache_budget.clone(), false),
@@ -1031,6 +1032,7 @@ impl Worker {
         Ok(())
     }
 
+    /// Writes a record's error to the processing log (with the batch).
     fn processing_error(
         &self,
         txn: &mut Txn,
@@ -1038,43 +1040,9 @@ impl Worker {
         rec: &StoredRecord,
         message: &str,
     ) -> Result<()> {
-        self.processing_log(txn, Some((input, rec)), message)
-    }
-
-    /// Writes an entry to the processing log: about a record, or (`None`) about the
-    /// query's state, such as a window retention expired before it was emitted.
-    fn processing_log(
-        &self,
-        txn: &mut Txn,
-        rec: Option<(usize, &StoredRecord)>,
-        message: &str,
-    ) -> Result<()> {
-        let query = match &self.kind {
-            Kind::Query(p) => p.id.clone(),
-            Kind::Materialize(t) => materializer_id(&t.name),
-        };
-        let (partition, offset) = (rec.map(|(_, r)| r.partition), rec.map(|(_, r)| r.offset));
-        tracing::warn!(query = %query, ?partition, ?offset, "skipping record: {message}");
-        let topic = &self.inputs[rec.map_or(0, |(i, _)| i)].topic;
-        let value = serde_json::json!({
-            "QUERY_ID": query,
-            "TOPIC": topic.name,
-            "PARTITION": partition,
-            "OFFSET": offset,
-            "MESSAGE": message,
-        });
-        let bytes = serde_json::to_vec(&value).map_err(|e| EngineError::Invalid(e.to_string()))?;
-        txn.append(
-            &self.proc_log,
-            0,
-            Record {
-                key: None,
-                value: Some(bytes),
-                timestamp: now_ms(),
-                headers: Vec::new(),
-            },
-        );
-        Ok(())
+        let topic = &self.inputs[input].topic.name;
+        let at = Some((rec.partition, rec.offset));
+        self.env.processing_log(txn, topic, at, message)
     }
 
     /// Processes one record of input `input` through the query's pipeline.
@@ -1126,6 +1094,7 @@ mod tests {
     use sluice_expr::AggCall;
     use sluice_expr::functions::ScalarFunction;
     use sluice_plan::WindowPlan;
+    use sluice_storage::Record;
 
     /// A function that panics on one value: a stand-in for any bug a record's content can
     /// reach (the byte-sliced error text of issue #11 was one).

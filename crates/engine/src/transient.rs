@@ -197,7 +197,7 @@ impl Engine {
             }
         }
         let env = Env {
-            label: "transient".into(),
+            query_id: "transient".into(),
             source_topic: defs.first().map(|d| d.topic.clone()).unwrap_or_default(),
             proc_log: self.proc_log.clone(),
             stats: Arc::new(Stats::default()),

@@ -31,7 +31,7 @@ use crate::Result;
 use crate::query::{Batch, Stats};
 use sluice_common::Value;
 use sluice_plan::{Operator as OperatorPlan, QueryPlan};
-use sluice_storage::{Record, Topic};
+use sluice_storage::{Record, Topic, Txn};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -78,30 +78,41 @@ pub(crate) struct Cx<'c, 'a> {
 /// counters.
 pub(crate) struct Env {
     /// The query (or materializer) id the processing log names.
-    pub label: String,
+    pub query_id: String,
     /// The topic its first input reads, named in processing-log entries about state.
     pub source_topic: String,
     pub proc_log: Arc<Topic>,
     pub stats: Arc<Stats>,
 }
 
-impl Cx<'_, '_> {
-    /// Counts an error about the query's state (not about one record) and writes it to
-    /// the processing log: never silently.
-    pub(crate) fn state_error(&mut self, message: &str) -> Result<()> {
-        self.env.stats.errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(query = %self.env.label, "{message}");
+impl Env {
+    /// Writes an entry to the processing log, in `txn` (so it commits with the batch):
+    /// about the record at `at` of `topic`, or (`None`) about the query's state.
+    pub(crate) fn processing_log(
+        &self,
+        txn: &mut Txn,
+        topic: &str,
+        at: Option<(u32, u64)>,
+        message: &str,
+    ) -> Result<()> {
+        let (partition, offset) = (at.map(|a| a.0), at.map(|a| a.1));
+        match at {
+            Some(_) => {
+                tracing::warn!(query = %self.query_id, ?partition, ?offset, "skipping record: {message}")
+            }
+            None => tracing::warn!(query = %self.query_id, "{message}"),
+        }
         let value = serde_json::json!({
-            "QUERY_ID": self.env.label,
-            "TOPIC": self.env.source_topic,
-            "PARTITION": null,
-            "OFFSET": null,
+            "QUERY_ID": self.query_id,
+            "TOPIC": topic,
+            "PARTITION": partition,
+            "OFFSET": offset,
             "MESSAGE": message,
         });
         let bytes =
             serde_json::to_vec(&value).map_err(|e| crate::EngineError::Invalid(e.to_string()))?;
-        self.b.txn.append(
-            &self.env.proc_log,
+        txn.append(
+            &self.proc_log,
             0,
             Record {
                 key: None,
@@ -111,6 +122,17 @@ impl Cx<'_, '_> {
             },
         );
         Ok(())
+    }
+}
+
+impl Cx<'_, '_> {
+    /// Counts an error about the query's state (not about one record) and writes it to
+    /// the processing log: never silently.
+    pub(crate) fn state_error(&mut self, message: &str) -> Result<()> {
+        self.env.stats.errors.fetch_add(1, Ordering::Relaxed);
+        let topic = self.env.source_topic.clone();
+        self.env
+            .processing_log(&mut self.b.txn, &topic, None, message)
     }
 }
 
