@@ -166,7 +166,15 @@ impl Engine {
                         // to resume, so it holds no reader (nor a place in the log's
                         // memory) forever. Events wait for two free places, so the one
                         // that closes it always fits.
-                        match tokio::time::timeout(stall, tx.reserve_many(2)).await {
+                        // Room at once is the common case: no timer for it.
+                        let reserved = match tx.try_reserve_many(2) {
+                            Ok(permits) => Ok(Ok(permits)),
+                            Err(mpsc::error::TrySendError::Closed(())) => return,
+                            Err(mpsc::error::TrySendError::Full(())) => {
+                                tokio::time::timeout(stall, tx.reserve_many(2)).await
+                            }
+                        };
+                        match reserved {
                             Ok(Ok(mut permits)) => {
                                 if let Some(permit) = permits.next() {
                                     permit.send(event);

@@ -67,6 +67,11 @@ pub(crate) struct BatchState<'a> {
 /// cache to take once the batch is durable.
 pub(crate) type CacheUpdates = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
+/// Whether `key` is under one of the prefixes the cache holds.
+fn is_cached(cached: &[Vec<u8>], key: &[u8]) -> bool {
+    cached.iter().any(|p| key.starts_with(p))
+}
+
 fn decode(bytes: &[u8]) -> Result<Vec<Value>> {
     decode_row(bytes).map_err(|e| EngineError::Invalid(e.to_string()))
 }
@@ -85,13 +90,9 @@ impl<'a> BatchState<'a> {
         }
     }
 
-    fn is_cached(&self, key: &[u8]) -> bool {
-        self.cached.iter().any(|p| key.starts_with(p))
-    }
-
     /// The committed value of `key`: from the cache when it answers, else RocksDB.
     fn committed(&self, key: &[u8]) -> Result<Option<Vec<Value>>> {
-        if self.is_cached(key) {
+        if is_cached(self.cached, key) {
             match self.cache.get(key) {
                 Cached::Known(Some(bytes)) => return Ok(Some(decode(bytes)?)),
                 Cached::Known(None) => return Ok(None),
@@ -113,7 +114,7 @@ impl<'a> BatchState<'a> {
         let mut updates = Vec::new();
         for (key, value) in self.writes {
             let encoded = value.as_deref().map(encode_row_vec);
-            if self.cached.iter().any(|p| key.starts_with(p)) {
+            if is_cached(self.cached, &key) {
                 updates.push((key.clone(), encoded.clone()));
             }
             match encoded {

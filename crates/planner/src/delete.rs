@@ -24,6 +24,7 @@ pub fn plan_delete_keys(table: &SourceDef, selection: &SqlExpr) -> Result<Vec<Ve
     let nkeys = table.schema.key_count();
     let assignments = keys_of(table, &scope, selection)?;
     let mut keys: Vec<Vec<Value>> = Vec::with_capacity(assignments.len());
+    let mut seen = std::collections::HashSet::with_capacity(assignments.len());
     for a in assignments {
         if let Some(missing) = (0..nkeys).find(|i| !a.contains_key(i)) {
             return err_at(
@@ -35,7 +36,7 @@ pub fn plan_delete_keys(table: &SourceDef, selection: &SqlExpr) -> Result<Vec<Ve
             );
         }
         let key: Vec<Value> = a.into_values().collect();
-        if !keys.contains(&key) {
+        if seen.insert(sluice_common::keycodec::encode_key_vec(&key)) {
             keys.push(key);
         }
     }

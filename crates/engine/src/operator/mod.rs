@@ -222,7 +222,14 @@ impl Pipeline {
         change: Change,
         out: &mut Vec<Change>,
     ) -> Result<()> {
-        self.run(cx, 0, vec![change], out)
+        // The first operator takes the change itself: no vector per record on the way in.
+        let Some(first) = self.ops.first() else {
+            out.push(change);
+            return Ok(());
+        };
+        let mut emitted = Vec::new();
+        let result = first.on_change(cx, change, &mut emitted);
+        self.run(cx, 1, emitted, out).and(result)
     }
 
     /// Runs every operator's [`Operator::on_time`], passing what each emits downstream.
@@ -239,7 +246,8 @@ impl Pipeline {
     /// Feeds `changes` to the operators from `from` on. An operator that fails part-way
     /// (a record late for one of its hopping windows, say) still passes on what it
     /// emitted before the error, as a record's outputs up to a failure are written; the
-    /// first error is returned once they have gone through.
+    /// error is returned once they have gone through (the later operator's, when several
+    /// failed).
     fn run(
         &self,
         cx: &mut Cx<'_, '_>,
