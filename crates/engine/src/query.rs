@@ -148,7 +148,6 @@ struct Worker {
     sink: Option<Arc<Topic>>,
     /// The next offset to read of every partition of every input, as [`slots`] orders them.
     positions: Vec<u64>,
-    stats: Arc<Stats>,
     /// Committed aggregate state, to spare RocksDB reads.
     cache: StateCache,
     /// Whether the cache has been loaded with the query's committed state.
@@ -366,7 +365,6 @@ impl Engine {
             inputs: worker_inputs,
             sink,
             positions,
-            stats: stats.clone(),
             cache: StateCache::new(self.state_cache_budget.clone(), false),
             warmed: false,
             cached: Vec::new(),
@@ -568,7 +566,7 @@ async fn run(
 ) {
     let mut changed: Vec<_> = worker.inputs.iter().map(|i| i.topic.subscribe()).collect();
     let log = worker.log.clone();
-    let stats = worker.stats.clone();
+    let stats = worker.env.stats.clone();
     loop {
         if *stop.borrow() {
             break;
@@ -834,7 +832,7 @@ impl Worker {
                         offset = rec.offset,
                         "{message}; the record is skipped"
                     );
-                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    self.env.stats.errors.fetch_add(1, Ordering::Relaxed);
                     self.poison.insert((s as u32, rec.offset), message);
                     return Ok(None);
                 }
@@ -842,8 +840,8 @@ impl Worker {
             b.txn.stamp_headers(before, &rec.record.headers);
             if let Err(e) = result {
                 let counter = match e {
-                    EngineError::Late(_) => &self.stats.late,
-                    _ => &self.stats.errors,
+                    EngineError::Late(_) => &self.env.stats.late,
+                    _ => &self.env.stats.errors,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 self.processing_error(&mut b.txn, input, rec, &e.to_string())?;
