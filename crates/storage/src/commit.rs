@@ -5,7 +5,8 @@
 //! `sync = true` and then answers every transaction in it. Under load many transactions
 //! share one fsync (group commit); when idle a lone transaction is written at once.
 
-use crate::log::{Topic, log_key};
+use crate::index::{self, AppendCheck, Conflict, Dup, EventPosition, EventStore};
+use crate::log::{Topic, TopicMeta, log_key};
 use crate::record::{BatchBuilder, Record};
 use crate::{Cf, Result, StorageError};
 use rocksdb::{DB, WriteBatch, WriteOptions};
@@ -26,6 +27,12 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 pub struct Txn {
     pub(crate) appends: Vec<(Arc<Topic>, u32, Record)>,
     pub(crate) writes: Vec<(Cf, Vec<u8>, Option<Vec<u8>>)>,
+    /// Event-store checks of some appends (by index into `appends`).
+    pub(crate) checks: Vec<(usize, AppendCheck)>,
+    /// Whether the acknowledgement should carry each keyed append's version.
+    pub(crate) want_versions: bool,
+    /// Topics to index from now on (their existing records first).
+    pub(crate) index: Vec<Arc<Topic>>,
 }
 
 impl Txn {
@@ -37,6 +44,32 @@ impl Txn {
         self.appends.push((topic.clone(), partition, record));
     }
 
+    /// Appends `record` only if `check` holds (see [`AppendCheck`]); a failed version check
+    /// fails the whole transaction with [`StorageError::Conflict`].
+    pub fn append_checked(
+        &mut self,
+        topic: &Arc<Topic>,
+        partition: u32,
+        record: Record,
+        check: AppendCheck,
+    ) {
+        if check != AppendCheck::default() {
+            self.checks.push((self.appends.len(), check));
+        }
+        self.appends.push((topic.clone(), partition, record));
+    }
+
+    /// Asks for the version of every keyed append's key in the acknowledgement.
+    pub fn want_versions(&mut self) {
+        self.want_versions = true;
+    }
+
+    /// Makes `topic` indexed by key (every keyed record's position kept in the `index`
+    /// family, its existing records included), atomically with the rest of the transaction.
+    pub fn index_topic(&mut self, topic: &Arc<Topic>) {
+        self.index.push(topic.clone());
+    }
+
     pub fn put(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
         self.writes.push((cf, key, Some(value)));
     }
@@ -46,7 +79,7 @@ impl Txn {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.appends.is_empty() && self.writes.is_empty()
+        self.appends.is_empty() && self.writes.is_empty() && self.index.is_empty()
     }
 
     pub fn append_count(&self) -> usize {
@@ -65,37 +98,71 @@ impl Txn {
     }
 }
 
+/// How one append was acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub partition: u32,
+    pub offset: u64,
+    /// Its position in the whole log (see [`crate::StoredRecord::seq`]): the token a reader
+    /// waits for to see this write.
+    pub seq: u64,
+    /// The number of events under the record's key once it is stored, when asked for
+    /// ([`Txn::want_versions`] or an expected version) and the topic is indexed.
+    pub version: Option<u64>,
+    /// The append carried an event id the topic already held: nothing was appended, and
+    /// the position is the earlier append's.
+    pub duplicate: bool,
+}
+
+enum Failure {
+    Write(String),
+    Conflict(Box<Conflict>),
+}
+
+type Reply = std::result::Result<Vec<Appended>, Failure>;
+
 pub(crate) struct Pending {
     txn: Txn,
-    reply: oneshot::Sender<std::result::Result<Vec<(u32, u64)>, String>>,
+    reply: oneshot::Sender<Reply>,
 }
 
 /// Resolves once the transaction is durable, with the (partition, offset) of each append in
 /// order.
-pub struct CommitTicket(oneshot::Receiver<std::result::Result<Vec<(u32, u64)>, String>>);
+pub struct CommitTicket(oneshot::Receiver<Reply>);
+
+fn answer(reply: std::result::Result<Reply, oneshot::error::RecvError>) -> Result<Vec<Appended>> {
+    match reply {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(Failure::Write(e))) => Err(StorageError::Corrupt {
+            what: "commit",
+            detail: e,
+        }),
+        Ok(Err(Failure::Conflict(c))) => Err(StorageError::Conflict(c)),
+        Err(_) => Err(StorageError::Closed),
+    }
+}
+
+fn positions(appended: Vec<Appended>) -> Vec<(u32, u64)> {
+    appended.iter().map(|a| (a.partition, a.offset)).collect()
+}
 
 impl CommitTicket {
     pub async fn wait(self) -> Result<Vec<(u32, u64)>> {
-        match self.0.await {
-            Ok(Ok(p)) => Ok(p),
-            Ok(Err(e)) => Err(StorageError::Corrupt {
-                what: "commit",
-                detail: e,
-            }),
-            Err(_) => Err(StorageError::Closed),
-        }
+        self.appended().await.map(positions)
+    }
+
+    /// Waits, and returns how each append was acknowledged.
+    pub async fn appended(self) -> Result<Vec<Appended>> {
+        answer(self.0.await)
     }
 
     /// For callers outside the async runtime (tests, recovery).
     pub fn wait_blocking(self) -> Result<Vec<(u32, u64)>> {
-        match self.0.blocking_recv() {
-            Ok(Ok(p)) => Ok(p),
-            Ok(Err(e)) => Err(StorageError::Corrupt {
-                what: "commit",
-                detail: e,
-            }),
-            Err(_) => Err(StorageError::Closed),
-        }
+        self.appended_blocking().map(positions)
+    }
+
+    pub fn appended_blocking(self) -> Result<Vec<Appended>> {
+        answer(self.0.blocking_recv())
     }
 }
 
@@ -154,6 +221,7 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>, mut next_seq: u64)
     sync.set_sync(true);
     // Offsets assigned but possibly not yet durable; the topic's high watermark trails it.
     let mut next: HashMap<(u32, u32), u64> = HashMap::new();
+    let mut store = EventStore::default();
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -164,27 +232,130 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>, mut next_seq: u64)
         }
         let mut batch = WriteBatch::default();
         let committed_seq = next_seq;
-        let mut positions: Vec<Vec<(u32, u64)>> = Vec::with_capacity(group.len());
+        let mut outcomes: Vec<Reply> = Vec::with_capacity(group.len());
         let mut touched: HashMap<(u32, u32), Arc<Topic>> = HashMap::new();
         // Per partition, the batch entry being filled and the offset of its first record.
         let mut open: HashMap<(u32, u32), (u64, BatchBuilder)> = HashMap::new();
+        store.begin_group(group.iter().any(|p| {
+            p.txn.want_versions
+                || p.txn
+                    .checks
+                    .iter()
+                    .any(|(_, c)| c.expected_version.is_some())
+        }));
+        // Topics indexed from this group on: their records so far are indexed first, from
+        // RocksDB, which holds every record before this group.
+        let mut newly_indexed: Vec<Arc<Topic>> = Vec::new();
+        let mut group_error = None;
         for p in &group {
-            let mut pos = Vec::with_capacity(p.txn.appends.len());
-            for (topic, partition, record) in &p.txn.appends {
+            for topic in &p.txn.index {
+                if topic.is_indexed() || newly_indexed.iter().any(|t| t.id == topic.id) {
+                    continue;
+                }
+                match backfill_index(&db, &mut batch, topic) {
+                    Ok(()) => {
+                        topic.set_indexed(true);
+                        newly_indexed.push(topic.clone());
+                    }
+                    Err(e) => group_error = Some(e.to_string()),
+                }
+            }
+        }
+        for p in &group {
+            let checked = if p.txn.checks.is_empty() && !p.txn.want_versions {
+                Ok(Ok(None))
+            } else {
+                store
+                    .check(&db, &p.txn.appends, &p.txn.checks, p.txn.want_versions)
+                    .map(|r| r.map(Some))
+            };
+            let dups = match checked {
+                Ok(Ok(dups)) => dups,
+                Ok(Err(conflict)) => {
+                    outcomes.push(Err(Failure::Conflict(Box::new(conflict))));
+                    continue;
+                }
+                Err(e) => {
+                    outcomes.push(Err(Failure::Write(e.to_string())));
+                    continue;
+                }
+            };
+            let mut ids = p.txn.checks.iter().peekable();
+            let mut acks: Vec<Appended> = Vec::with_capacity(p.txn.appends.len());
+            for (i, (topic, partition, record)) in p.txn.appends.iter().enumerate() {
+                let mut event_id = None;
+                while let Some((j, check)) = ids.peek() {
+                    if *j > i {
+                        break;
+                    }
+                    if *j == i {
+                        event_id = check.event_id.as_deref();
+                    }
+                    ids.next();
+                }
+                match dups.as_ref().map_or(Dup::New, |d| d[i]) {
+                    Dup::Earlier(at, version) => {
+                        acks.push(Appended {
+                            partition: at.partition,
+                            offset: at.offset,
+                            seq: at.seq,
+                            version,
+                            duplicate: true,
+                        });
+                        continue;
+                    }
+                    Dup::SameAs(j) => {
+                        let first = acks[j];
+                        acks.push(Appended {
+                            duplicate: true,
+                            ..first
+                        });
+                        continue;
+                    }
+                    Dup::New => {}
+                }
                 let tp = (topic.id, *partition);
                 let n = next
                     .entry(tp)
                     .or_insert_with(|| topic.end_offset(*partition));
                 let (_, builder) = open.entry(tp).or_insert_with(|| (*n, BatchBuilder::new()));
                 builder.push(record, next_seq);
+                let at = EventPosition {
+                    partition: *partition,
+                    offset: *n,
+                    seq: next_seq,
+                };
                 next_seq += 1;
-                pos.push((*partition, *n));
                 *n += 1;
                 if (builder.len() >= MAX_BATCH_RECORDS || builder.bytes() >= MAX_BATCH_BYTES)
                     && let Some((base, full)) = open.remove(&tp)
                 {
                     batch.put_cf(cf(&db, Cf::Log), log_key(tp.0, tp.1, base), full.finish());
                 }
+                if topic.is_indexed()
+                    && let Some(key) = record.key.as_deref()
+                {
+                    batch.put_cf(
+                        cf(&db, Cf::Index),
+                        index::key_entry(topic.id, key, at.seq),
+                        index::key_value(at.partition, at.offset),
+                    );
+                }
+                if let Some(id) = event_id {
+                    batch.put_cf(
+                        cf(&db, Cf::Index),
+                        index::id_entry(topic.id, id),
+                        at.encode(),
+                    );
+                }
+                let version = store.appended(topic, record.key.as_deref(), event_id, at);
+                acks.push(Appended {
+                    partition: at.partition,
+                    offset: at.offset,
+                    seq: at.seq,
+                    version,
+                    duplicate: false,
+                });
                 touched.entry(tp).or_insert_with(|| topic.clone());
             }
             for (family, key, value) in &p.txn.writes {
@@ -193,7 +364,7 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>, mut next_seq: u64)
                     None => batch.delete_cf(cf(&db, *family), key),
                 }
             }
-            positions.push(pos);
+            outcomes.push(Ok(acks));
         }
         for ((topic, partition), (base, builder)) in open {
             batch.put_cf(
@@ -205,8 +376,13 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>, mut next_seq: u64)
         if next_seq != committed_seq {
             batch.put_cf(cf(&db, Cf::Catalog), NEXT_SEQ_KEY, next_seq.to_be_bytes());
         }
-        match db.write_opt(batch, &sync) {
+        let written = match group_error {
+            Some(e) => Err(e),
+            None => db.write_opt(batch, &sync).map_err(|e| e.to_string()),
+        };
+        match written {
             Ok(()) => {
+                store.group_written();
                 let mut topics: HashMap<u32, Arc<Topic>> = HashMap::new();
                 for ((id, partition), topic) in touched {
                     topic.set_end_offset(partition, next[&(id, partition)]);
@@ -215,23 +391,68 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>, mut next_seq: u64)
                 for topic in topics.values() {
                     topic.notify();
                 }
-                for (p, pos) in group.into_iter().zip(positions) {
-                    let _ = p.reply.send(Ok(pos));
+                for (p, outcome) in group.into_iter().zip(outcomes) {
+                    let _ = p.reply.send(outcome);
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed; the batch is not acknowledged");
+            Err(msg) => {
+                tracing::error!(error = %msg, "commit failed; the batch is not acknowledged");
+                store.group_failed();
+                for topic in newly_indexed {
+                    topic.set_indexed(false);
+                }
                 next_seq = committed_seq;
                 for (key, topic) in touched {
                     next.insert(key, topic.end_offset(key.1));
                 }
-                let msg = e.to_string();
                 for p in group {
-                    let _ = p.reply.send(Err(msg.clone()));
+                    let _ = p.reply.send(Err(Failure::Write(msg.clone())));
                 }
             }
         }
     }
+}
+
+/// Indexes the records `topic` holds (all committed: the committer wrote them) and marks
+/// it indexed in its stored metadata, all in `batch`.
+fn backfill_index(
+    db: &DB,
+    batch: &mut WriteBatch,
+    topic: &Topic,
+) -> std::result::Result<(), StorageError> {
+    const CHUNK: usize = 4096;
+    for partition in 0..topic.partitions {
+        let end = topic.end_offset(partition);
+        let mut from = 0;
+        while from < end {
+            let records = crate::log::read_records(db, topic, partition, from, end, CHUNK)?;
+            let Some(last) = records.last() else { break };
+            from = last.offset + 1;
+            for r in &records {
+                if let Some(key) = r.record.key.as_deref() {
+                    // Records from before the log numbered them have no position; their
+                    // offset orders them, ahead of every numbered record of their key.
+                    let order = if r.seq == 0 { r.offset } else { r.seq };
+                    batch.put_cf(
+                        cf(db, Cf::Index),
+                        index::key_entry(topic.id, key, order),
+                        index::key_value(partition, r.offset),
+                    );
+                }
+            }
+        }
+    }
+    let meta = TopicMeta {
+        id: topic.id,
+        partitions: topic.partitions,
+        indexed: true,
+    };
+    let json = serde_json::to_vec(&meta).map_err(|e| StorageError::Corrupt {
+        what: "topic metadata",
+        detail: e.to_string(),
+    })?;
+    batch.put_cf(cf(db, Cf::Catalog), format!("topic/{}", topic.name), json);
+    Ok(())
 }
 
 fn cf(db: &DB, family: Cf) -> &rocksdb::ColumnFamily {

@@ -5,6 +5,7 @@
 //!   log            topic_id u32 BE · partition u32 BE · offset u64 BE   record (see record.rs)
 //!   state          owner-defined, order-preserving                      owner-defined
 //!   catalog        "topic/NAME" · "source/NAME" · "query/ID" · "meta/…"  JSON
+//!   index          'k' · topic · key · seq  /  'e' · topic · event id    position (see index.rs)
 //! ```
 //!
 //! Every write but a topic's creation (a synchronous catalog put) goes through one
@@ -19,10 +20,12 @@
 //! record whose batch could still fail.
 
 mod commit;
+mod index;
 mod log;
 mod record;
 
-pub use commit::{CommitTicket, Txn};
+pub use commit::{Appended, CommitTicket, Txn};
+pub use index::{AppendCheck, Conflict, EventPosition};
 pub use log::{EmbeddedLog, Log, Topic};
 pub use record::{Record, StoredRecord};
 
@@ -48,6 +51,11 @@ pub enum StorageError {
     },
     #[error("the storage committer has stopped")]
     Closed,
+    #[error(
+        "Wrong expected version for key {} of topic '{}': expected {}, actual {}",
+        String::from_utf8_lossy(&.0.key), .0.topic, .0.expected, .0.actual
+    )]
+    Conflict(Box<Conflict>),
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -58,6 +66,7 @@ pub enum Cf {
     Log,
     State,
     Catalog,
+    Index,
 }
 
 impl Cf {
@@ -66,10 +75,11 @@ impl Cf {
             Cf::Log => "log",
             Cf::State => "state",
             Cf::Catalog => "catalog",
+            Cf::Index => "index",
         }
     }
 
-    pub(crate) const ALL: [Cf; 3] = [Cf::Log, Cf::State, Cf::Catalog];
+    pub(crate) const ALL: [Cf; 4] = [Cf::Log, Cf::State, Cf::Catalog, Cf::Index];
 }
 
 /// Returns the smallest key greater than every key starting with `prefix` (for range upper

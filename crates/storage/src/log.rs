@@ -7,7 +7,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, Read
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 
@@ -41,10 +41,12 @@ pub struct Topic {
     /// Bumped after every commit that appends to this topic; readers wait on it.
     changed: watch::Sender<u64>,
     round_robin: AtomicU64,
+    /// Whether every keyed record's position is kept by key (see index.rs).
+    indexed: AtomicBool,
 }
 
 impl Topic {
-    fn new(id: u32, name: String, partitions: u32, ends: Vec<u64>) -> Topic {
+    fn new(id: u32, name: String, partitions: u32, ends: Vec<u64>, indexed: bool) -> Topic {
         Topic {
             id,
             name,
@@ -52,7 +54,18 @@ impl Topic {
             ends: ends.into_iter().map(AtomicU64::new).collect(),
             changed: watch::channel(0).0,
             round_robin: AtomicU64::new(0),
+            indexed: AtomicBool::new(indexed),
         }
+    }
+
+    /// Whether the topic's records are indexed by key: a key's history and version
+    /// (its number of events) are then a prefix scan away.
+    pub fn is_indexed(&self) -> bool {
+        self.indexed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_indexed(&self, indexed: bool) {
+        self.indexed.store(indexed, Ordering::Release);
     }
 
     /// One past the last durable offset of `partition` (0 for an unknown partition).
@@ -146,9 +159,12 @@ pub(crate) fn log_key(topic: u32, partition: u32, offset: u64) -> [u8; 16] {
 }
 
 #[derive(Serialize, Deserialize)]
-struct TopicMeta {
-    id: u32,
-    partitions: u32,
+pub(crate) struct TopicMeta {
+    pub(crate) id: u32,
+    pub(crate) partitions: u32,
+    /// Absent in topics written before the index existed.
+    #[serde(default)]
+    pub(crate) indexed: bool,
 }
 
 /// The embedded log: RocksDB with the log, state and catalog column families.
@@ -215,7 +231,7 @@ impl EmbeddedLog {
             // the LRU cache: cached, they were evicted by data blocks under random group
             // updates and re-read constantly (groupby over 1M keys ran 5x slower).
             table.set_cache_index_and_filter_blocks(false);
-            if *c == Cf::State {
+            if matches!(*c, Cf::State | Cf::Index) {
                 // Point reads of keys that are not there yet (a new group, a new table
                 // row) stop at the filter instead of reading a block from every level.
                 table.set_bloom_filter(10.0, false);
@@ -252,7 +268,13 @@ impl EmbeddedLog {
                 .collect::<Result<Vec<u64>>>()?;
             topics.insert(
                 name.clone(),
-                Arc::new(Topic::new(meta.id, name, meta.partitions, ends)),
+                Arc::new(Topic::new(
+                    meta.id,
+                    name,
+                    meta.partitions,
+                    ends,
+                    meta.indexed,
+                )),
             );
         }
         let next_seq = crate::commit::stored_next_seq(&db)?;
@@ -337,6 +359,48 @@ impl EmbeddedLog {
         Ok(())
     }
 
+    /// The positions of `key`'s events in an indexed topic, in log order, after log
+    /// position `after_seq` (0: from the first), at most `max`; only committed ones.
+    pub fn key_history(
+        &self,
+        topic: &Topic,
+        key: &[u8],
+        after_seq: u64,
+        max: usize,
+    ) -> Result<Vec<crate::EventPosition>> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        crate::index::visit_key(&self.db, topic.id, key, after_seq, |p| {
+            if p.offset < topic.end_offset(p.partition) {
+                out.push(p);
+            }
+            out.len() < max
+        })?;
+        Ok(out)
+    }
+
+    /// The record at one position (committed), if the partition holds it.
+    pub fn read_at(
+        &self,
+        topic: &Topic,
+        partition: u32,
+        offset: u64,
+    ) -> Result<Option<StoredRecord>> {
+        topic.check_partition(partition)?;
+        Ok(read_records(
+            &self.db,
+            topic,
+            partition,
+            offset,
+            topic.end_offset(partition),
+            1,
+        )?
+        .into_iter()
+        .next())
+    }
+
     /// Writes outside the log synchronously; for catalog changes that must be durable before
     /// the statement returns and that need no offsets.
     pub fn commit(&self, txn: Txn) -> CommitTicket {
@@ -406,6 +470,59 @@ fn recover_end(db: &DB, topic: u32, partition: u32) -> Result<u64> {
     }
 }
 
+/// Records of one partition in `[from, end)`, at most `max`.
+pub(crate) fn read_records(
+    db: &DB,
+    topic: &Topic,
+    partition: u32,
+    from: u64,
+    end: u64,
+    max: usize,
+) -> Result<Vec<StoredRecord>> {
+    if from >= end || max == 0 {
+        return Ok(Vec::new());
+    }
+    let handle = db
+        .cf_handle(Cf::Log.name())
+        .expect("column family created at open");
+    let mut ro = ReadOptions::default();
+    ro.set_iterate_lower_bound(log_key(topic.id, partition, 0).to_vec());
+    ro.set_iterate_upper_bound(log_key(topic.id, partition, end).to_vec());
+    let mut it = db.raw_iterator_cf_opt(handle, ro);
+    // The entry holding `from` starts at or before it.
+    it.seek_for_prev(log_key(topic.id, partition, from));
+    if !it.valid() {
+        it.seek(log_key(topic.id, partition, from));
+    }
+    let mut out = Vec::with_capacity(max.min((end - from) as usize));
+    while out.len() < max {
+        let (Some(k), Some(v)) = (it.key(), it.value()) else {
+            break;
+        };
+        let mut entry = Entry::parse(v)?;
+        let mut offset = key_offset(k);
+        if offset < from {
+            entry.skip(from - offset)?;
+            offset = from;
+        }
+        while out.len() < max && offset < end {
+            let Some((record, seq)) = entry.next_record()? else {
+                break;
+            };
+            out.push(StoredRecord {
+                partition,
+                offset,
+                seq,
+                record,
+            });
+            offset += 1;
+        }
+        it.next();
+    }
+    it.status()?;
+    Ok(out)
+}
+
 fn key_offset(k: &[u8]) -> u64 {
     let mut o = [0u8; 8];
     o.copy_from_slice(&k[8..16]);
@@ -433,11 +550,14 @@ impl Log for EmbeddedLog {
             .map(|t| t.id + 1)
             .max()
             .unwrap_or(1);
-        let meta = serde_json::to_vec(&TopicMeta { id, partitions }).map_err(|e| {
-            StorageError::Corrupt {
-                what: "topic metadata",
-                detail: e.to_string(),
-            }
+        let meta = serde_json::to_vec(&TopicMeta {
+            id,
+            partitions,
+            indexed: false,
+        })
+        .map_err(|e| StorageError::Corrupt {
+            what: "topic metadata",
+            detail: e.to_string(),
         })?;
         // Written directly, not through the committer: no offsets are involved, and the
         // caller may be on the async runtime, where waiting on a ticket would block it.
@@ -450,6 +570,7 @@ impl Log for EmbeddedLog {
             name.to_string(),
             partitions,
             vec![0; partitions as usize],
+            false,
         ));
         self.topics
             .write()
@@ -483,46 +604,14 @@ impl Log for EmbeddedLog {
         max: usize,
     ) -> Result<Vec<StoredRecord>> {
         topic.check_partition(partition)?;
-        let end = topic.end_offset(partition);
-        if from >= end || max == 0 {
-            return Ok(Vec::new());
-        }
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_lower_bound(log_key(topic.id, partition, 0).to_vec());
-        ro.set_iterate_upper_bound(log_key(topic.id, partition, end).to_vec());
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Log), ro);
-        // The entry holding `from` starts at or before it.
-        it.seek_for_prev(log_key(topic.id, partition, from));
-        if !it.valid() {
-            it.seek(log_key(topic.id, partition, from));
-        }
-        let mut out = Vec::with_capacity(max.min((end - from) as usize));
-        while out.len() < max {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            let mut entry = Entry::parse(v)?;
-            let mut offset = key_offset(k);
-            if offset < from {
-                entry.skip(from - offset)?;
-                offset = from;
-            }
-            while out.len() < max && offset < end {
-                let Some((record, seq)) = entry.next_record()? else {
-                    break;
-                };
-                out.push(StoredRecord {
-                    partition,
-                    offset,
-                    seq,
-                    record,
-                });
-                offset += 1;
-            }
-            it.next();
-        }
-        it.status()?;
-        Ok(out)
+        read_records(
+            &self.db,
+            topic,
+            partition,
+            from,
+            topic.end_offset(partition),
+            max,
+        )
     }
 
     fn submit(&self, txn: Txn) -> CommitTicket {
