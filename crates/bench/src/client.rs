@@ -183,6 +183,7 @@ where
                         columns: vec![],
                         rows: (lo..hi).map(|i| make_row(i)).collect(),
                         batch_id: b,
+                        ..Default::default()
                     };
                     if tx.send(req).await.is_err() {
                         break;

@@ -15,6 +15,8 @@ pub enum ErrorCode {
     FailedPrecondition,
     /// A partition or position beyond what exists.
     OutOfRange,
+    /// An optimistic-concurrency check failed: nothing was written; re-read and retry.
+    Aborted,
     /// A limit was reached (rows, groups, ...).
     ResourceExhausted,
     /// Valid ksqlDB that Sluice does not support (yet).
@@ -108,6 +110,7 @@ impl From<sluice_storage::StorageError> for ExecError {
             S::UnknownPartition { .. } => ExecError::new(ErrorCode::OutOfRange, e.to_string()),
             S::TopicMismatch { .. } => ExecError::new(ErrorCode::FailedPrecondition, e.to_string()),
             S::Closed => ExecError::new(ErrorCode::Unavailable, e.to_string()),
+            S::Conflict(_) => ExecError::new(ErrorCode::Aborted, e.to_string()),
             _ => ExecError::internal(e.to_string()),
         }
     }

@@ -74,6 +74,8 @@ pub struct Outcome {
     pub columns: Vec<(String, String)>,
     pub rows: Vec<Vec<Value>>,
     pub query_id: String,
+    /// INSERT: how the event was acknowledged.
+    pub appended: Option<sluice_storage::Appended>,
 }
 
 impl Outcome {
@@ -202,6 +204,21 @@ impl Executor {
             }
             _ => 1,
         };
+        // Declared streams of a database from before the event-store index: index their
+        // topics now, once (their existing events included).
+        let mut txn = Txn::new();
+        for def in state.sources.values() {
+            if def.kind == SourceKind::Stream
+                && def.written_by.is_none()
+                && let Some(topic) = log.topic(&def.topic)
+                && !topic.is_indexed()
+            {
+                txn.index_topic(&topic);
+            }
+        }
+        if !txn.is_empty() {
+            log.submit(txn).wait().await?;
+        }
         state
             .sources
             .insert(PROCESSING_LOG_STREAM.into(), processing_log_source());
@@ -461,7 +478,7 @@ impl Executor {
                     }
                     def.id = existing.id;
                 }
-                match self.log.topic(&def.topic) {
+                let topic = match self.log.topic(&def.topic) {
                     Some(t) => {
                         if let Some(p) = partitions
                             && p != t.partitions
@@ -474,10 +491,14 @@ impl Executor {
                                 ),
                             ));
                         }
+                        t
                     }
-                    None => {
-                        self.log.create_topic(&def.topic, partitions.unwrap_or(1))?;
-                    }
+                    None => self.log.create_topic(&def.topic, partitions.unwrap_or(1))?,
+                };
+                if def.kind == SourceKind::Stream {
+                    // A declared stream is an event store: its events are indexed by key
+                    // (history and versions), in the same commit as its definition.
+                    txn.index_topic(&topic);
                 }
                 txn.put(
                     Cf::Catalog,
@@ -657,6 +678,7 @@ impl Executor {
                 target,
                 columns,
                 values,
+                properties,
             } => {
                 let def = self
                     .source(&target.value)
@@ -676,16 +698,68 @@ impl Executor {
                     columns.as_deref(),
                     values,
                 )?;
+                let options =
+                    sluice_planner::insert::plan_insert_options(&def, target, properties)?;
                 let ts = row.rowtime.unwrap_or_else(now_ms);
                 let record = encode_row_record(&def, &row.row, ts, false)?;
                 let topic = self.log.topic(&def.topic).ok_or_else(|| {
                     ExecError::internal(format!("topic {} is missing", def.topic))
                 })?;
+                let key_text = || {
+                    row.row[..def.schema.key_count()]
+                        .iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                if let Some(expected) = options.expected_version {
+                    if !topic.is_indexed() {
+                        return Err(ExecError::new(
+                            ErrorCode::FailedPrecondition,
+                            format!(
+                                "EXPECTED_VERSION needs {}'s events indexed by key, which Sluice does for streams declared with CREATE STREAM; {} is written by a query",
+                                def.name, def.name
+                            ),
+                        ));
+                    }
+                    if record.key.is_none() {
+                        return Err(ExecError::invalid(format!(
+                            "EXPECTED_VERSION = {expected} needs a key, but the inserted key is NULL"
+                        )));
+                    }
+                }
                 let partition = topic.partition_for(record.key.as_deref());
                 let mut txn = Txn::new();
-                txn.append(&topic, partition, record);
-                self.log.submit(txn).wait().await?;
-                Ok(Outcome::default())
+                txn.want_versions();
+                txn.append_checked(
+                    &topic,
+                    partition,
+                    record,
+                    sluice_storage::AppendCheck {
+                        event_id: options.event_id.map(String::into_bytes),
+                        expected_version: options.expected_version,
+                    },
+                );
+                let appended = match self.log.submit(txn).appended().await {
+                    Ok(a) => a,
+                    Err(sluice_storage::StorageError::Conflict(c)) => {
+                        return Err(ExecError::new(
+                            ErrorCode::Aborted,
+                            format!(
+                                "Wrong expected version for key {} of {}: expected {}, actual {}",
+                                key_text(),
+                                def.name,
+                                c.expected,
+                                c.actual
+                            ),
+                        ));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                Ok(Outcome {
+                    appended: appended.into_iter().next(),
+                    ..Outcome::default()
+                })
             }
             StatementKind::Delete { target, selection } => {
                 let def = self

@@ -126,3 +126,94 @@ fn java_text(v: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// Longest event id accepted, in bytes: ids are kept forever in the index.
+pub const MAX_EVENT_ID_BYTES: usize = 256;
+
+/// The event-store checks of `INSERT ... VALUES (...) WITH (...)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InsertOptions {
+    /// `EXPECTED_VERSION = n`: append only if the key holds exactly n events.
+    pub expected_version: Option<u64>,
+    /// `EVENT_ID = '...'`: append only if no event of the target has this id.
+    pub event_id: Option<String>,
+}
+
+pub fn plan_insert_options(
+    target: &SourceDef,
+    at: &Name,
+    properties: &sluice_sql::Properties,
+) -> Result<InsertOptions> {
+    use sluice_sql::PropValue;
+    let mut options = InsertOptions::default();
+    for (name, value) in &properties.values {
+        match (name.as_str(), value) {
+            ("EXPECTED_VERSION", PropValue::Num(n)) => match n.parse::<u64>() {
+                Ok(v) => options.expected_version = Some(v),
+                Err(_) => {
+                    return Err(PlanError::at_name(
+                        format!(
+                            "EXPECTED_VERSION must be a whole number of events (0 or more), not {n}"
+                        ),
+                        at,
+                    ));
+                }
+            },
+            ("EXPECTED_VERSION", other) => {
+                return Err(PlanError::at_name(
+                    format!(
+                        "EXPECTED_VERSION must be a whole number of events (0 or more), not {other}"
+                    ),
+                    at,
+                ));
+            }
+            ("EVENT_ID", PropValue::Str(id)) => {
+                if id.is_empty() || id.len() > MAX_EVENT_ID_BYTES {
+                    return Err(PlanError::at_name(
+                        format!(
+                            "EVENT_ID must be 1 to {MAX_EVENT_ID_BYTES} bytes long; it is {}",
+                            id.len()
+                        ),
+                        at,
+                    ));
+                }
+                options.event_id = Some(id.clone());
+            }
+            ("EVENT_ID", other) => {
+                return Err(PlanError::at_name(
+                    format!("EVENT_ID must be a quoted string, not {other}"),
+                    at,
+                ));
+            }
+            (other, _) => {
+                return Err(PlanError::at_name(
+                    format!(
+                        "Unknown INSERT property {other}: INSERT ... VALUES accepts EXPECTED_VERSION and EVENT_ID"
+                    ),
+                    at,
+                ));
+            }
+        }
+    }
+    if options.expected_version.is_some() {
+        if target.kind != sluice_common::SourceKind::Stream {
+            return Err(PlanError::at_name(
+                format!(
+                    "EXPECTED_VERSION applies to streams: {} is a table, whose keys have a current row, not a version",
+                    target.name
+                ),
+                at,
+            ));
+        }
+        if target.schema.key_count() == 0 {
+            return Err(PlanError::at_name(
+                format!(
+                    "EXPECTED_VERSION needs a key: {} has no KEY column, and versions are counted per key",
+                    target.name
+                ),
+                at,
+            ));
+        }
+    }
+    Ok(options)
+}

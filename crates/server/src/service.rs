@@ -618,6 +618,9 @@ impl Sluice for SluiceService {
                         .collect(),
                     rows: outcome.rows.iter().map(|r| row_to_proto(r)).collect(),
                     query_id: outcome.query_id,
+                    position: outcome.appended.as_ref().map_or(0, |a| a.seq),
+                    version: outcome.appended.as_ref().and_then(|a| a.version),
+                    duplicate: outcome.appended.as_ref().is_some_and(|a| a.duplicate),
                 });
             }
             Ok(Response::new(pb::ExecuteResponse { results }))
@@ -710,8 +713,10 @@ impl Sluice for SluiceService {
         let exec = self.exec.clone();
         // Commits are pipelined: a batch is queued for the next group commit while earlier
         // ones are still being made durable; acknowledgements go out in order.
-        let (ack_tx, mut ack_rx) =
-            mpsc::channel::<(u64, Result<sluice_storage::CommitTicket, Status>)>(32);
+        let (ack_tx, mut ack_rx) = mpsc::channel::<(
+            u64,
+            Result<(sluice_storage::CommitTicket, bool, bool), Status>,
+        )>(32);
         let (out_tx, out) = mpsc::channel::<Result<pb::BulkInsertResponse, Status>>(32);
         tokio::spawn(
             async move {
@@ -724,8 +729,8 @@ impl Sluice for SluiceService {
                             break;
                         }
                     };
-                    let ticket =
-                        prepare_batch(&exec, &mut targets, &req).map(|txn| exec.log().submit(txn));
+                    let ticket = prepare_batch(&exec, &mut targets, &req)
+                        .map(|p| (exec.log().submit(p.txn), p.versions, p.duplicates));
                     let failed = ticket.is_err();
                     if ack_tx.send((req.batch_id, ticket)).await.is_err() || failed {
                         break;
@@ -741,14 +746,34 @@ impl Sluice for SluiceService {
             while let Some((batch_id, ticket)) = ack_rx.recv().await {
                 let reply = match ticket {
                     Err(status) => Err(status),
-                    Ok(t) => match t.wait().await {
-                        Ok(positions) => Ok(pb::BulkInsertResponse {
+                    Ok((t, versions, duplicates)) => match t.appended().await {
+                        Ok(acks) => Ok(pb::BulkInsertResponse {
                             batch_id,
-                            rows: positions.len() as u64,
-                            partitions: positions.iter().map(|(p, _)| *p as i32).collect(),
-                            offsets: positions.iter().map(|(_, o)| *o as i64).collect(),
+                            rows: acks.len() as u64,
+                            partitions: acks.iter().map(|a| a.partition as i32).collect(),
+                            offsets: acks.iter().map(|a| a.offset as i64).collect(),
+                            versions: if versions {
+                                acks.iter().map(|a| a.version.unwrap_or(0)).collect()
+                            } else {
+                                vec![]
+                            },
+                            duplicates: if duplicates {
+                                acks.iter().map(|a| a.duplicate).collect()
+                            } else {
+                                vec![]
+                            },
+                            position: acks.iter().map(|a| a.seq).max().unwrap_or(0),
                         }),
-                        Err(e) => Err(from_exec(ExecError::from(e))),
+                        Err(e) => {
+                            let mut status = from_exec(ExecError::from(e));
+                            if status.code() == tonic::Code::Aborted {
+                                status = crate::status::status(
+                                    tonic::Code::Aborted,
+                                    format!("batch {batch_id}: {}", status.message()),
+                                );
+                            }
+                            Err(status)
+                        }
                     },
                 };
                 let stop = reply.is_err();
@@ -909,7 +934,7 @@ fn prepare_batch(
     exec: &Executor,
     targets: &mut HashMap<String, Target>,
     req: &pb::BulkInsertRequest,
-) -> Result<Txn, Status> {
+) -> Result<Prepared, Status> {
     let name = if req.target.starts_with('`') {
         req.target.trim_matches('`').to_string()
     } else {
@@ -967,8 +992,36 @@ fn prepare_batch(
     let target = targets.get(&name).ok_or_else(|| {
         crate::status::status(tonic::Code::Internal, "bulk insert target vanished")
     })?;
+    let rows = req.rows.len();
+    for (field, len) in [
+        ("event_ids", req.event_ids.len()),
+        ("expected_versions", req.expected_versions.len()),
+    ] {
+        if len != 0 && len != rows {
+            return Err(crate::status::status(
+                tonic::Code::InvalidArgument,
+                format!(
+                    "batch {}: {field} has {len} entries for {rows} rows; give one per row or none",
+                    req.batch_id
+                ),
+            ));
+        }
+    }
+    let checked = !req.event_ids.is_empty() || !req.expected_versions.is_empty();
+    if !req.expected_versions.is_empty() && !target.topic.is_indexed() {
+        return Err(crate::status::status(
+            tonic::Code::FailedPrecondition,
+            format!(
+                "batch {}: expected_versions needs {}'s events indexed by key, which Sluice does for streams declared with CREATE STREAM",
+                req.batch_id, target.def.name
+            ),
+        ));
+    }
     let now = now_ms();
     let mut txn = Txn::new();
+    if !req.expected_versions.is_empty() {
+        txn.want_versions();
+    }
     let width = target.def.schema.len();
     for (ri, r) in req.rows.iter().enumerate() {
         if r.values.len() != target.positions.len() {
@@ -1001,9 +1054,71 @@ fn prepare_batch(
             )
         })?;
         let partition = target.topic.partition_for(record.key.as_deref());
-        txn.append(&target.topic, partition, record);
+        if !checked {
+            txn.append(&target.topic, partition, record);
+            continue;
+        }
+        let event_id = match req.event_ids.get(ri).map(String::as_str) {
+            None | Some("") => None,
+            Some(id) if id.len() > sluice_planner::insert::MAX_EVENT_ID_BYTES => {
+                return Err(crate::status::status(
+                    tonic::Code::InvalidArgument,
+                    format!(
+                        "batch {}: row {ri}: event id is {} bytes, more than the limit of {}",
+                        req.batch_id,
+                        id.len(),
+                        sluice_planner::insert::MAX_EVENT_ID_BYTES
+                    ),
+                ));
+            }
+            Some(id) => Some(id.as_bytes().to_vec()),
+        };
+        let expected_version = match req.expected_versions.get(ri).copied() {
+            None | Some(-1) => None,
+            Some(v) if v < 0 => {
+                return Err(crate::status::status(
+                    tonic::Code::InvalidArgument,
+                    format!(
+                        "batch {}: row {ri}: expected version {v} is negative (-1 means no check)",
+                        req.batch_id
+                    ),
+                ));
+            }
+            Some(v) => {
+                if record.key.is_none() {
+                    return Err(crate::status::status(
+                        tonic::Code::InvalidArgument,
+                        format!(
+                            "batch {}: row {ri}: an expected version needs a key, but the row's key is NULL",
+                            req.batch_id
+                        ),
+                    ));
+                }
+                Some(v as u64)
+            }
+        };
+        txn.append_checked(
+            &target.topic,
+            partition,
+            record,
+            sluice_storage::AppendCheck {
+                event_id,
+                expected_version,
+            },
+        );
     }
-    Ok(txn)
+    Ok(Prepared {
+        txn,
+        versions: !req.expected_versions.is_empty(),
+        duplicates: !req.event_ids.is_empty(),
+    })
+}
+
+/// A BulkInsert request ready to commit, and which optional fields its acknowledgement has.
+struct Prepared {
+    txn: Txn,
+    versions: bool,
+    duplicates: bool,
 }
 
 fn truncate(sql: &str) -> String {

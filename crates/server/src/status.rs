@@ -15,6 +15,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::FailedPrecondition => Code::FailedPrecondition,
         ErrorCode::OutOfRange => Code::OutOfRange,
         ErrorCode::ResourceExhausted => Code::ResourceExhausted,
+        ErrorCode::Aborted => Code::Aborted,
         ErrorCode::Unimplemented => Code::Unimplemented,
         ErrorCode::Unavailable => Code::Unavailable,
         ErrorCode::Internal => Code::Internal,

@@ -668,6 +668,7 @@ mod tests {
                 values: vec![s("S")],
             }],
             query_id: "CSAS_1".into(),
+            ..Default::default()
         };
         assert_eq!(
             json_statement(&shown).to_string(),

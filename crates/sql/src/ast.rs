@@ -207,6 +207,8 @@ pub enum StatementKind {
         target: Name,
         columns: Option<Vec<Name>>,
         values: Vec<Expr>,
+        /// `WITH (EXPECTED_VERSION = n, EVENT_ID = '...')`: Sluice's event-store checks.
+        properties: Properties,
     },
     InsertSelect {
         target: Name,

@@ -683,6 +683,19 @@ impl<'a> P<'a> {
             let value = match &t.token {
                 Token::SingleQuotedString(s) => PropValue::Str(s.clone()),
                 Token::Number(n, _) => PropValue::Num(n.clone()),
+                // ksqlDB's `number` literal takes a sign.
+                Token::Minus => match self.p.peek_token().token {
+                    Token::Number(n, _) => {
+                        self.p.next_token();
+                        PropValue::Num(format!("-{n}"))
+                    }
+                    other => {
+                        return self.err(
+                            &t,
+                            format!("Expected a number after '-', found {}", describe(&other)),
+                        );
+                    }
+                },
                 Token::Word(w) if w.value.eq_ignore_ascii_case("true") => PropValue::Bool(true),
                 Token::Word(w) if w.value.eq_ignore_ascii_case("false") => PropValue::Bool(false),
                 other => {
@@ -739,10 +752,16 @@ impl<'a> P<'a> {
             }
             self.expect_token(Token::RParen)?;
         }
+        let properties = if self.eat("WITH") {
+            self.properties()?
+        } else {
+            Properties::default()
+        };
         Ok(StatementKind::InsertValues {
             target,
             columns,
             values,
+            properties,
         })
     }
 
@@ -1560,6 +1579,34 @@ mod tests {
             .collect::<Vec<_>>()
             .join(", ");
         parse(&format!("SELECT {columns} FROM t;")).unwrap();
+    }
+
+    #[test]
+    fn insert_values_takes_event_store_properties() {
+        let s = one(
+            "INSERT INTO cart_events (cart_id, item) VALUES ('c1', 'apple') WITH (expected_version = 3, EVENT_ID = 'cmd-1');",
+        );
+        let StatementKind::InsertValues { properties, .. } = s.kind else {
+            panic!("not an INSERT VALUES: {s:?}");
+        };
+        let got: Vec<(&str, &PropValue)> = properties
+            .values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("EVENT_ID", &PropValue::Str("cmd-1".into())),
+                ("EXPECTED_VERSION", &PropValue::Num("3".into())),
+            ]
+        );
+        let s = one("INSERT INTO s VALUES (1);");
+        let StatementKind::InsertValues { properties, .. } = s.kind else {
+            panic!("not an INSERT VALUES: {s:?}");
+        };
+        assert!(properties.values.is_empty());
+        assert!(parse("INSERT INTO s VALUES (1) WITH;").is_err());
     }
 
     #[test]

@@ -94,6 +94,7 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
                 columns: vec![],
                 rows: (sent..due).map(|i| generator.row(i)).collect(),
                 batch_id,
+                ..Default::default()
             };
             producer_sent
                 .lock()
