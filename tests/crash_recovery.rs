@@ -33,6 +33,7 @@ async fn writer(url: String, next: Arc<AtomicI64>, acked: Arc<Mutex<Vec<(String,
                 })
                 .collect(),
             batch_id: first as u64,
+            ..Default::default()
         };
         let Ok(resp) = c.bulk_insert(tokio_stream::iter(vec![req])).await else {
             return;

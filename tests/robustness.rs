@@ -1011,6 +1011,7 @@ async fn bulk_load(c: &mut SluiceClient<Channel>, first: usize, rows: usize, wid
                 })
                 .collect(),
             batch_id: start as u64,
+            ..Default::default()
         })
         .collect();
     let n = batches.len();
@@ -1144,6 +1145,7 @@ fn batch(
         columns: columns.iter().map(|c| c.to_string()).collect(),
         rows: rows.into_iter().map(|values| pb::Row { values }).collect(),
         batch_id: id,
+        ..Default::default()
     }
 }
 

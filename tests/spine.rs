@@ -427,6 +427,7 @@ async fn bulk_insert_acknowledges_offsets_and_raw_consume_reads_them() {
                 })
                 .collect(),
             batch_id: b,
+            ..Default::default()
         })
         .collect();
     let mut acks = c
@@ -469,6 +470,7 @@ async fn bulk_insert_acknowledges_offsets_and_raw_consume_reads_them() {
             values: vec![s("x"), s("y")],
         }],
         batch_id: 9,
+        ..Default::default()
     };
     let mut acks = c
         .bulk_insert(tokio_stream::iter(vec![bad]))
@@ -487,6 +489,7 @@ async fn bulk_insert_acknowledges_offsets_and_raw_consume_reads_them() {
             values: vec![s("x"), big(1)],
         }],
         batch_id: 0,
+        ..Default::default()
     };
     let mut acks = c
         .bulk_insert(tokio_stream::iter(vec![into_ro]))
@@ -916,6 +919,7 @@ async fn bulk_insert_sees_a_drop_between_batches() {
             values: vec![s("k"), big(b as i64)],
         }],
         batch_id: b,
+        ..Default::default()
     };
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let mut acks = c
