@@ -40,8 +40,9 @@ pub struct PlannedQuery {
 pub enum QueryKind {
     /// A pull query on a table.
     Pull(PullPlan),
-    /// A pull query on a stream: a scan of what its topic holds now.
-    StreamPull(PushPlan),
+    /// A pull query on a stream: what its topic holds now (its keys' events, by the index,
+    /// when the WHERE clause pins the key).
+    StreamPull(sluice_plan::StreamPullPlan),
     Push(PushPlan),
     /// An aggregating push query: a transient aggregation.
     AggregatePush(AggregatePushPlan),
@@ -349,7 +350,10 @@ impl Executor {
 
     /// Runs a pull query on a stream to the end and returns its rows (at most the pull
     /// row cap, else an error). Callers that can stream rows use `Engine::scan_stream`.
-    pub async fn collect_stream_pull(&self, plan: PushPlan) -> Result<Vec<Vec<Value>>, ExecError> {
+    pub async fn collect_stream_pull(
+        &self,
+        plan: sluice_plan::StreamPullPlan,
+    ) -> Result<Vec<Vec<Value>>, ExecError> {
         let mut rx = self.engine.scan_stream(plan, self.pull_max_rows)?;
         let mut rows = Vec::new();
         while let Some(ev) = rx.recv().await {

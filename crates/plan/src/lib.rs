@@ -299,6 +299,18 @@ pub struct PullPlan {
     pub max_rows: u64,
 }
 
+/// A pull query on a stream: the records its topic holds when the query starts, through
+/// `scan`'s filter, projection and LIMIT.
+#[derive(Debug, Clone)]
+pub struct StreamPullPlan {
+    pub scan: PushPlan,
+    /// The key tuples the WHERE clause pins the stream's key to (every disjunct an equality
+    /// on the whole key). Where the stream's events are indexed by key, only these keys'
+    /// events are read, from the index, in log order; otherwise the topic is scanned.
+    /// Either way `scan.filter` decides which records are returned.
+    pub keys: Option<Vec<Vec<Value>>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

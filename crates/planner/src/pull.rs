@@ -7,10 +7,13 @@
 //!   choose the access: key lookups, a key range, or a table scan, the last two subject to
 //!   `ksql.query.pull.range.scan.enabled` and `ksql.query.pull.table.scan.enabled`.
 //! - On a stream, a bounded scan of what the stream's topic holds when the query starts
-//!   (`ksql.query.pull.stream.enabled`), with any WHERE clause as a filter.
+//!   (`ksql.query.pull.stream.enabled`), with any WHERE clause as a filter. When the WHERE
+//!   clause pins the key (`id = 'c1'`, `id IN (...)`), the plan carries the keys, and an
+//!   event-store stream reads just their events from its key index: an aggregate's history.
 //!
 //! Both follow `PullQueryValidator`: no GROUP BY, PARTITION BY or HAVING, and no
-//! ROWPARTITION or ROWOFFSET in the SELECT or WHERE clauses.
+//! ROWPARTITION or ROWOFFSET in the SELECT or WHERE clauses. A stream's may use ROWOFFSET
+//! (Sluice, not ksqlDB): `ROWOFFSET > n` resumes reading a history.
 
 use crate::bind::{Binder, Scope, err_at, ksql_text};
 use crate::query::{
@@ -20,7 +23,7 @@ use crate::query::{
 use crate::{Catalog, PlanError, QueryConfig, Result, lookup};
 use sluice_common::{Column, DataType, ROWOFFSET, ROWPARTITION, SourceDef, SourceKind, Value};
 use sluice_expr::eval::cast;
-use sluice_plan::{PullAccess, PullPlan, PushPlan};
+use sluice_plan::{PullAccess, PullPlan, PushPlan, StreamPullPlan};
 use sluice_sql::{Expr as SqlExpr, Select, SelectItem};
 use sqlparser::ast::{BinaryOperator, InTarget, UnaryOperator, Value as SqlValue};
 
@@ -37,9 +40,10 @@ const MAX_DNF_ATOMS: usize = 65_536;
 pub enum PullKind {
     /// A read of a table's materialized state.
     Table(PullPlan),
-    /// A scan of a stream's topic up to its end offsets at query start; `limit` and the
-    /// filter apply as they do to a push query.
-    Stream(PushPlan),
+    /// A read of a stream's topic up to its end offsets at query start (of the keys' events
+    /// only, where the WHERE clause pins the key); `limit` and the filter apply as they do
+    /// to a push query.
+    Stream(StreamPullPlan),
 }
 
 #[derive(Debug, Clone)]
@@ -94,7 +98,7 @@ pub fn plan_pull(
         ));
     }
     check_depths(select)?;
-    validate_clauses(select, cfg)?;
+    validate_clauses(select, cfg, source.kind == SourceKind::Stream)?;
     let scope = Scope::of_source(&source, select.alias.as_ref().map(|a| a.value.as_str()));
     if source.kind == SourceKind::Stream {
         if !cfg.stream_pull_enabled {
@@ -108,18 +112,25 @@ pub fn plan_pull(
             .as_ref()
             .map(|w| bind_predicate_shown(&scope, w, w))
             .transpose()?;
+        let keys = select
+            .selection
+            .as_ref()
+            .and_then(|w| stream_keys(&source, &scope, w));
         let items = project(select, &source, &scope)?;
         no_table_functions(&items, "pull queries")?;
         let columns = output_columns(&items, &source)?;
         let projection = items.into_iter().map(|i| i.bound.expr).collect();
         return Ok(PlannedPull {
-            kind: PullKind::Stream(PushPlan {
-                source,
-                filter,
-                projection,
-                limit: select.limit,
-                skip_null_keys: false,
-                join: None,
+            kind: PullKind::Stream(StreamPullPlan {
+                scan: PushPlan {
+                    source,
+                    filter,
+                    projection,
+                    limit: select.limit,
+                    skip_null_keys: false,
+                    join: None,
+                },
+                keys,
             }),
             columns,
         });
@@ -260,7 +271,7 @@ fn check_depths(select: &Select) -> Result<()> {
 }
 
 /// `PullQueryValidator`'s rules on the clauses of a pull query.
-fn validate_clauses(select: &Select, cfg: &QueryConfig) -> Result<()> {
+fn validate_clauses(select: &Select, cfg: &QueryConfig, stream: bool) -> Result<()> {
     if let Some(g) = select.group_by.first() {
         return pull_error_at(g, "Pull queries don't support GROUP BY clauses.");
     }
@@ -277,6 +288,15 @@ fn validate_clauses(select: &Select, cfg: &QueryConfig) -> Result<()> {
             select.from.column,
         ));
     }
+    // A stream's records have offsets, and `ROWOFFSET > n` resumes reading an aggregate's
+    // history (issue #14, Sluice beyond ksqlDB); ROWPARTITION stays refused as ksqlDB does.
+    let disallowed_columns = |e: &SqlExpr| {
+        let mut names = disallowed_columns(e);
+        if stream {
+            names.retain(|n| n != ROWOFFSET);
+        }
+        names
+    };
     let mut in_select: Vec<String> = Vec::new();
     let mut first: Option<&SqlExpr> = None;
     for item in &select.items {
@@ -353,6 +373,24 @@ enum Access {
         upper: Option<(Value, bool)>,
     },
     Scan,
+}
+
+/// The key tuples a stream pull query's WHERE clause pins the key to, when every disjunct
+/// of its normal form is an equality on the whole key; None when a record of another key
+/// could match (or the clause is beyond the normal form's size). Never an error: the
+/// filter, bound separately, reports what is wrong with the clause, and without keys the
+/// query scans.
+fn stream_keys(source: &SourceDef, scope: &Scope, w: &SqlExpr) -> Option<Vec<Vec<Value>>> {
+    let keys = source.schema.keys();
+    if keys.is_empty() {
+        return None;
+    }
+    let pred = Pred::of(w, false);
+    let disjuncts = pred.dnf()?;
+    match extract_access(keys, scope, &disjuncts) {
+        Ok(Access::Keys(tuples)) => Some(tuples),
+        _ => None,
+    }
 }
 
 /// Checks a table pull query's WHERE clause in ksqlDB's order — type check, then the

@@ -359,10 +359,11 @@ impl Executor {
                                 plan.filter.is_some()
                             ),
                             PullKind::Stream(plan) => format!(
-                                "Pull query on stream {} (topic {}, to its end offsets)\n  filter: {}",
-                                plan.source.name,
-                                plan.source.topic,
-                                plan.filter.is_some()
+                                "Pull query on stream {} (topic {}, to its end offsets)\n  access: {}\n  filter: {}",
+                                plan.scan.source.name,
+                                plan.scan.source.topic,
+                                self.engine.stream_pull_access(&plan),
+                                plan.scan.filter.is_some()
                             ),
                         }
                     }

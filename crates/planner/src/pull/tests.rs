@@ -347,8 +347,17 @@ fn pull_queries_refuse_some_clauses_and_pseudocolumns() {
             "Pull queries don't support the following columns in SELECT clauses: `ROWPARTITION`\n",
         ),
         (
-            "SELECT * FROM st WHERE ROWOFFSET < 3 AND ROWPARTITION = 0;",
+            "SELECT * FROM t WHERE ROWOFFSET < 3 AND ROWPARTITION = 0;",
             "Pull queries don't support the following columns in WHERE clauses: `ROWOFFSET`, `ROWPARTITION`\n",
+        ),
+        // On a stream ROWOFFSET is allowed (a history's resume point), ROWPARTITION is not.
+        (
+            "SELECT id, ROWOFFSET, ROWPARTITION FROM st;",
+            "Pull queries don't support the following columns in SELECT clauses: `ROWPARTITION`\n",
+        ),
+        (
+            "SELECT * FROM st WHERE ROWOFFSET < 3 AND ROWPARTITION = 0;",
+            "Pull queries don't support the following columns in WHERE clauses: `ROWPARTITION`\n",
         ),
         (
             "SELECT id FROM t GROUP BY id;",
@@ -365,6 +374,7 @@ fn pull_queries_refuse_some_clauses_and_pseudocolumns() {
     }
     // ROWTIME is allowed.
     assert!(plan("SELECT ROWTIME FROM t WHERE ROWTIME > 5;").is_ok());
+    assert!(plan("SELECT ROWOFFSET FROM st WHERE id = 'a' AND ROWOFFSET > 5;").is_ok());
     let no_limit = QueryConfig {
         limit_clause_enabled: false,
         ..cfg
@@ -379,8 +389,9 @@ fn pull_queries_refuse_some_clauses_and_pseudocolumns() {
 fn streams_are_scanned_unless_disabled() {
     match plan("SELECT id FROM st WHERE v > 1 LIMIT 3;").unwrap().kind {
         PullKind::Stream(p) => {
-            assert_eq!(p.limit, Some(3));
-            assert!(p.filter.is_some());
+            assert_eq!(p.scan.limit, Some(3));
+            assert!(p.scan.filter.is_some());
+            assert_eq!(p.keys, None, "no key pinned: a scan");
         }
         PullKind::Table(_) => panic!("a table read"),
     }
@@ -496,4 +507,51 @@ fn absurdly_deep_clauses_are_refused_before_they_are_walked() {
         &QueryConfig::default(),
     );
     assert!(got.starts_with("Expression is nested too deeply"), "{got}");
+}
+
+fn stream_keys(sql: &str) -> Option<Vec<Vec<Value>>> {
+    match plan(sql).unwrap().kind {
+        PullKind::Stream(p) => p.keys,
+        PullKind::Table(_) => panic!("a table read: {sql}"),
+    }
+}
+
+#[test]
+fn a_stream_pull_that_pins_the_key_reads_those_keys() {
+    let k = |v: &str| vec![Value::String(v.into())];
+    assert_eq!(
+        stream_keys("SELECT * FROM st WHERE id = 'c1';"),
+        Some(vec![k("c1")])
+    );
+    assert_eq!(
+        stream_keys("SELECT * FROM st WHERE id = 'c1' AND ROWTIME > 5 AND v < 3 LIMIT 2;"),
+        Some(vec![k("c1")])
+    );
+    assert_eq!(
+        stream_keys("SELECT * FROM st WHERE id IN ('a', 'b', 'a') OR id = 'c';"),
+        Some(vec![k("a"), k("b"), k("c")])
+    );
+    // A disjunct that admits other keys, a range, or no key at all: a scan.
+    for sql in [
+        "SELECT * FROM st WHERE id = 'c1' OR v = 1;",
+        "SELECT * FROM st WHERE id > 'c1';",
+        "SELECT * FROM st WHERE id <> 'c1';",
+        "SELECT * FROM st WHERE v = 1;",
+        "SELECT * FROM st WHERE NOT (id = 'c1');",
+    ] {
+        assert_eq!(stream_keys(sql), None, "{sql}");
+    }
+    // ROWOFFSET and ROWPARTITION mean something on a stream (a history read from a
+    // position); a table's pull query still refuses them, as ksqlDB's does.
+    assert_eq!(
+        stream_keys("SELECT ROWOFFSET, * FROM st WHERE id = 'c1' AND ROWOFFSET > 3;"),
+        Some(vec![k("c1")])
+    );
+    assert!(
+        error(
+            "SELECT * FROM t WHERE id = 'a' AND ROWOFFSET > 3;",
+            &QueryConfig::default()
+        )
+        .starts_with("Pull queries don't support the following columns in WHERE clauses")
+    );
 }
