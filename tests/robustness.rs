@@ -1075,6 +1075,7 @@ async fn a_slow_push_subscriber_does_not_make_the_server_buffer() {
             sql: "SELECT * FROM big EMIT CHANGES;".into(),
             properties: HashMap::new(),
             start_from: vec![],
+            ..Default::default()
         })
         .await
         .expect("push query")
@@ -1388,6 +1389,7 @@ async fn malformed_rpc_payloads_get_clear_statuses() {
         sql: sql.into(),
         properties: HashMap::new(),
         start_from: vec![],
+        ..Default::default()
     };
     for (sql, mention) in [
         (
@@ -2017,6 +2019,7 @@ async fn a_stalled_push_subscriber_is_closed_with_its_resume_position() {
             sql: "SELECT v, pad FROM ev EMIT CHANGES;".into(),
             properties: HashMap::new(),
             start_from: vec![],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -2091,6 +2094,7 @@ async fn a_stalled_push_subscriber_is_closed_with_its_resume_position() {
             sql: format!("SELECT v FROM ev EMIT CHANGES LIMIT {};", ROWS - before),
             properties: HashMap::new(),
             start_from: positions,
+            ..Default::default()
         })
         .await
         .unwrap()

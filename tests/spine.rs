@@ -709,6 +709,7 @@ async fn pull_rpc_answers_pipelined_parameterised_lookups_in_order() {
         sql: sql.into(),
         with_columns,
         params,
+        ..Default::default()
     };
     let by_id = "SELECT name, age FROM users WHERE id = ?;";
     let requests = vec![
@@ -831,6 +832,7 @@ async fn pull_rpc_prepared_lookups_follow_catalog_changes() {
             sql: sql.into(),
             with_columns: true,
             params,
+            ..Default::default()
         })
         .await
         .expect("send");

@@ -270,6 +270,7 @@ async fn open_query_until(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         start_from: vec![],
+        ..Default::default()
     };
     let stream = c.query(req).await?.into_inner();
     let mut open = OpenQuery {

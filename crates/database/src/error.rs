@@ -23,6 +23,8 @@ pub enum ErrorCode {
     Unimplemented,
     /// The database is shutting down.
     Unavailable,
+    /// A wait ran out of time (a read-your-writes pull whose view is behind); retry.
+    DeadlineExceeded,
     /// A fault of Sluice's or of its storage, not of the request.
     Internal,
 }
@@ -123,6 +125,12 @@ impl From<sluice_engine::EngineError> for ExecError {
             sluice_engine::EngineError::Format(f) => ExecError::invalid(f.to_string()),
             sluice_engine::EngineError::Invalid(m) | sluice_engine::EngineError::Late(m) => {
                 ExecError::new(ErrorCode::FailedPrecondition, m)
+            }
+            e @ sluice_engine::EngineError::PositionAhead { .. } => {
+                ExecError::new(ErrorCode::OutOfRange, e.to_string())
+            }
+            sluice_engine::EngineError::NotCaughtUp(m) => {
+                ExecError::new(ErrorCode::DeadlineExceeded, m)
             }
         }
     }

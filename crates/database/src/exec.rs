@@ -21,6 +21,32 @@ mod show;
 use recovery::replan;
 use show::describe_function;
 
+/// How long a read-your-writes pull waits for its view by default, and the request
+/// property that changes it.
+pub const DEFAULT_PULL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const PULL_WAIT_PROPERTY: &str = "sluice.pull.wait.timeout.ms";
+
+/// The wait a request's properties ask for (`sluice.pull.wait.timeout.ms`), else the
+/// default; a value that is no number of milliseconds is an error naming the property.
+pub fn pull_wait_timeout(
+    properties: &std::collections::HashMap<String, String>,
+) -> Result<std::time::Duration, ExecError> {
+    let Some((_, v)) = properties
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(PULL_WAIT_PROPERTY))
+    else {
+        return Ok(DEFAULT_PULL_WAIT);
+    };
+    v.trim()
+        .parse::<u64>()
+        .map(std::time::Duration::from_millis)
+        .map_err(|_| {
+            ExecError::invalid(format!(
+                "Invalid value '{v}' for property {PULL_WAIT_PROPERTY}: a number of milliseconds is expected"
+            ))
+        })
+}
+
 /// Key lookups a pull query may do on the async worker itself (see `run_pull`).
 const INLINE_LOOKUPS: usize = 16;
 
@@ -346,6 +372,30 @@ impl Executor {
                 config,
             })
         }
+    }
+
+    /// Read your writes: waits until what a pull query reads reflects log `position`
+    /// (see `Engine::await_position`). Push queries do not wait (they read from where
+    /// they start), and position 0 means no wait.
+    pub async fn await_position(
+        &self,
+        kind: &QueryKind,
+        position: u64,
+        timeout: std::time::Duration,
+    ) -> Result<(), ExecError> {
+        let source = match kind {
+            _ if position == 0 => return Ok(()),
+            QueryKind::Pull(plan) => &plan.table,
+            QueryKind::StreamPull(plan) => &plan.scan.source,
+            QueryKind::Push(_) | QueryKind::AggregatePush(_) => return Ok(()),
+        };
+        let span = tracing::debug_span!("await_position", source = %source.name, position);
+        use tracing::Instrument;
+        Ok(self
+            .engine
+            .await_position(source, position, timeout)
+            .instrument(span)
+            .await?)
     }
 
     /// Runs a pull query on a stream to the end and returns its rows (at most the pull

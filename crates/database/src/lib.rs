@@ -9,6 +9,6 @@ mod exec;
 
 pub use error::{ErrorCode, ExecError};
 pub use exec::{
-    Executor, PROCESSING_LOG_STREAM, PlannedQuery, QueryKind, TRANSIENT_AGGREGATION_GROUPS, now_ms,
-    transient_id,
+    DEFAULT_PULL_WAIT, Executor, PROCESSING_LOG_STREAM, PULL_WAIT_PROPERTY, PlannedQuery,
+    QueryKind, TRANSIENT_AGGREGATION_GROUPS, now_ms, pull_wait_timeout, transient_id,
 };

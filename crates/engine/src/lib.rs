@@ -13,6 +13,7 @@
 //! ROWOFFSET. Table stores keep the same layout, so pull queries bind like any other read.
 
 mod cache;
+mod freshness;
 mod keys;
 mod operator;
 mod pull;
@@ -45,6 +46,14 @@ pub enum EngineError {
     /// (SHOW QUERIES' `Late`), and written to the processing log.
     #[error("{0}")]
     Late(String),
+    /// A read asked to see a log position the log has not reached.
+    #[error(
+        "position {position} is beyond the end of the log (the last committed position is {committed})"
+    )]
+    PositionAhead { position: u64, committed: u64 },
+    /// A read's wait for its view to reach a position ran out of time.
+    #[error("{0}")]
+    NotCaughtUp(String),
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;

@@ -53,7 +53,27 @@ struct Running {
     /// Each input's topic, with the committed positions of all their partitions in
     /// input order.
     sources: Vec<Arc<Topic>>,
-    positions: Arc<Mutex<Vec<u64>>>,
+    positions: watch::Receiver<Vec<u64>>,
+    /// The topic it appends to (queries; a materializer writes only its store).
+    sink: Option<String>,
+    /// Its id in SHOW QUERIES.
+    label: String,
+}
+
+/// What read-your-writes needs of a running worker (see `freshness.rs`).
+pub(crate) struct Watched {
+    pub(crate) label: String,
+    pub(crate) sink: Option<String>,
+    pub(crate) sources: Vec<Arc<Topic>>,
+    pub(crate) positions: watch::Receiver<Vec<u64>>,
+    pub(crate) failed: Option<String>,
+}
+
+/// Whom a read waits for, in [`Engine::watched`]'s order: the query with this id or the
+/// materializer of this source table.
+pub(crate) enum WorkerRef<'a> {
+    Query(&'a str),
+    Materializer(u64),
 }
 
 /// Runs and tracks every persistent query and table materializer of one server.
@@ -345,8 +365,13 @@ impl Engine {
             );
         }
         let sources: Vec<Arc<Topic>> = worker_inputs.iter().map(|i| i.topic.clone()).collect();
+        let sink_name = sink.as_ref().map(|t| t.name.clone());
+        let label_id = match &kind {
+            Kind::Query(p) => p.id.clone(),
+            Kind::Materialize(t) => materializer_id(&t.name),
+        };
         let stats = Arc::new(Stats::default());
-        let shared_positions = Arc::new(Mutex::new(positions.clone()));
+        let (shared_positions, positions_rx) = watch::channel(positions.clone());
         let env = Env {
             query_id: match &kind {
                 Kind::Query(p) => p.id.clone(),
@@ -379,14 +404,15 @@ impl Engine {
         };
         let (stop, stop_rx) = watch::channel(false);
         let span = tracing::info_span!("query", id = %label);
-        let handle =
-            tokio::spawn(run(worker, id, stop_rx, shared_positions.clone()).instrument(span));
+        let handle = tokio::spawn(run(worker, id, stop_rx, shared_positions).instrument(span));
         Ok(Running {
             stop,
             handle,
             stats,
             sources,
-            positions: shared_positions,
+            positions: positions_rx,
+            sink: sink_name,
+            label: label_id,
         })
     }
 
@@ -490,6 +516,47 @@ impl Engine {
             .map(|r| status(id, r))
     }
 
+    /// Every running worker, for read-your-writes, and the index of `start` among them.
+    pub(crate) fn watched(&self, start: Option<WorkerRef<'_>>) -> (Vec<Watched>, Option<usize>) {
+        let watch = |r: &Running| Watched {
+            label: r.label.clone(),
+            sink: r.sink.clone(),
+            sources: r.sources.clone(),
+            positions: r.positions.clone(),
+            failed: r
+                .stats
+                .failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        };
+        let mut out = Vec::new();
+        let mut found = None;
+        for (id, r) in self
+            .queries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            if matches!(&start, Some(WorkerRef::Query(q)) if q == id) {
+                found = Some(out.len());
+            }
+            out.push(watch(r));
+        }
+        for (id, r) in self
+            .materializers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            if matches!(&start, Some(WorkerRef::Materializer(m)) if m == id) {
+                found = Some(out.len());
+            }
+            out.push(watch(r));
+        }
+        (out, found)
+    }
+
     /// Status of a source table's materializer (the worker keeping its store current for
     /// pull queries), under the id its processing-log entries carry.
     pub fn materializer_status(&self, source_id: u64, table: &str) -> Option<QueryStatus> {
@@ -516,7 +583,7 @@ pub fn materializer_id(table: &str) -> String {
 }
 
 fn lag(r: &Running) -> u64 {
-    let positions = r.positions.lock().unwrap_or_else(|p| p.into_inner());
+    let positions = r.positions.borrow();
     let slots = r
         .sources
         .iter()
@@ -562,7 +629,7 @@ async fn run(
     mut worker: Worker,
     id: u64,
     mut stop: watch::Receiver<bool>,
-    shared: Arc<Mutex<Vec<u64>>>,
+    shared: watch::Sender<Vec<u64>>,
 ) {
     let mut changed: Vec<_> = worker.inputs.iter().map(|i| i.topic.subscribe()).collect();
     let log = worker.log.clone();
@@ -614,7 +681,7 @@ async fn run(
                             .poison
                             .retain(|(p, offset), _| *offset >= positions[*p as usize]);
                         worker.positions = positions.clone();
-                        *shared.lock().unwrap_or_else(|p| p.into_inner()) = positions;
+                        shared.send_replace(positions);
                         stats.processed.fetch_add(n, Ordering::Relaxed);
                         *stats.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     }

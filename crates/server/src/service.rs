@@ -334,9 +334,18 @@ async fn run_one_pull(
     if entry.prepared.as_ref().is_none_or(|(v, _)| *v != version) {
         entry.prepared = Some(exec.prepare_pull(&entry.select));
     }
+    let wait = match req.wait_timeout_ms {
+        0 => sluice_database::DEFAULT_PULL_WAIT,
+        ms => std::time::Duration::from_millis(u64::from(ms)),
+    };
     if let Some((_, Some(prep))) = &entry.prepared
         && let Some(key) = prepared_key(prep, &req.params)
     {
+        if req.min_position > 0 {
+            exec.engine
+                .await_position(&prep.plan.table, req.min_position, wait)
+                .await?;
+        }
         // One point read: in place, as `Executor::run_pull` does for a few keys.
         let rows = exec
             .engine
@@ -357,6 +366,8 @@ async fn run_one_pull(
         .collect::<Result<Vec<_>, _>>()?;
     sluice_sql::bind_params(&mut select, &params)?;
     let planned = exec.plan_query(&select, &HashMap::new())?;
+    exec.await_position(&planned.kind, req.min_position, wait)
+        .await?;
     let columns = match req.with_columns {
         true => pb_columns(&planned.columns),
         false => Vec::new(),
@@ -422,6 +433,13 @@ impl SluiceService {
         match stmt.kind {
             StatementKind::Select(select) => {
                 let planned = self.exec.plan_query(&select, &req.properties).or_status()?;
+                if req.min_position > 0 {
+                    let wait = sluice_database::pull_wait_timeout(&req.properties).or_status()?;
+                    self.exec
+                        .await_position(&planned.kind, req.min_position, wait)
+                        .await
+                        .or_status()?;
+                }
                 let latest = planned.config.offset_reset_latest;
                 let id = planned.id;
                 let cols = planned
@@ -815,9 +833,10 @@ impl Sluice for SluiceService {
                 };
                 txn.append(&topic, partition, record);
             }
-            let positions = self.exec.log().submit(txn).wait().await.or_status()?;
+            let appended = self.exec.log().submit(txn).appended().await.or_status()?;
             Ok(Response::new(pb::ProduceResponse {
-                positions: positions.into_iter().map(|(p, o)| pb::RecordPosition { partition: p as i32, offset: o as i64 }).collect(),
+                position: appended.iter().map(|a| a.seq).max().unwrap_or(0),
+                positions: appended.into_iter().map(|a| pb::RecordPosition { partition: a.partition as i32, offset: a.offset as i64 }).collect(),
             }))
         }
         .instrument(span)

@@ -18,6 +18,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::Aborted => Code::Aborted,
         ErrorCode::Unimplemented => Code::Unimplemented,
         ErrorCode::Unavailable => Code::Unavailable,
+        ErrorCode::DeadlineExceeded => Code::DeadlineExceeded,
         ErrorCode::Internal => Code::Internal,
     }
 }

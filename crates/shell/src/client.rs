@@ -17,6 +17,10 @@ const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Client {
     inner: SluiceClient<Channel>,
+    /// The highest log position this session's statements were acknowledged with: its
+    /// queries ask the server to reflect it, so a script's `INSERT ...; SELECT ...;`
+    /// always sees its own insert (read your writes).
+    written: u64,
 }
 
 impl Client {
@@ -36,7 +40,7 @@ impl Client {
         let inner = SluiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Self { inner })
+        Ok(Self { inner, written: 0 })
     }
 
     /// Runs one non-query statement.
@@ -49,7 +53,16 @@ impl Client {
             sql: sql.to_string(),
             properties: to_proto_map(properties),
         };
-        Ok(self.inner.execute(request).await?.into_inner().results)
+        let results = self.inner.execute(request).await?.into_inner().results;
+        for r in &results {
+            self.written = self.written.max(r.position);
+        }
+        Ok(results)
+    }
+
+    /// The position this session's pull queries wait for (0 before any write).
+    pub fn written(&self) -> u64 {
+        self.written
     }
 
     /// Starts a query; dropping the returned stream cancels it on the server.
@@ -62,6 +75,7 @@ impl Client {
             sql: sql.to_string(),
             properties: to_proto_map(properties),
             start_from: Vec::new(),
+            min_position: self.written,
         };
         Ok(self.inner.query(request).await?.into_inner())
     }

@@ -12,6 +12,7 @@ use crate::{Cf, Result, StorageError};
 use rocksdb::{DB, WriteBatch, WriteOptions};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// Transactions drained into one write batch at most; bounds batch size and latency.
@@ -183,11 +184,13 @@ impl Drop for Committer {
 }
 
 impl Committer {
-    pub(crate) fn start(db: Arc<DB>, next_seq: u64) -> Committer {
+    /// `committed` is kept at the log position after the last durable record.
+    pub(crate) fn start(db: Arc<DB>, next_seq: u64, committed: Arc<AtomicU64>) -> Committer {
         let (tx, rx) = mpsc::unbounded_channel();
+        committed.store(next_seq, Ordering::Release);
         let thread = std::thread::Builder::new()
             .name("sluice-commit".into())
-            .spawn(move || run(db, rx, next_seq))
+            .spawn(move || run(db, rx, next_seq, committed))
             .expect("spawning the committer thread at startup");
         Committer {
             tx: Some(tx),
@@ -216,7 +219,12 @@ pub(crate) fn stored_next_seq(db: &DB) -> std::result::Result<u64, rocksdb::Erro
         .map_or(1, u64::from_be_bytes))
 }
 
-fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>, mut next_seq: u64) {
+fn run(
+    db: Arc<DB>,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+    mut next_seq: u64,
+    committed: Arc<AtomicU64>,
+) {
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
     // Offsets assigned but possibly not yet durable; the topic's high watermark trails it.
@@ -388,6 +396,9 @@ fn run(db: Arc<DB>, mut rx: mpsc::UnboundedReceiver<Pending>, mut next_seq: u64)
                     topic.set_end_offset(partition, next[&(id, partition)]);
                     topics.insert(id, topic);
                 }
+                // After the ends move and before any reply: whoever sees a position
+                // committed also sees its record in its topic's end offset.
+                committed.store(next_seq, Ordering::Release);
                 for topic in topics.values() {
                     topic.notify();
                 }

@@ -173,6 +173,8 @@ pub struct EmbeddedLog {
     committer: Committer,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     create_lock: Mutex<()>,
+    /// The log position after the last durable record (see [`EmbeddedLog::next_seq`]).
+    committed: Arc<AtomicU64>,
 }
 
 /// RocksDB memory and WAL budgets, in MiB. Each can be overridden by an environment
@@ -278,13 +280,22 @@ impl EmbeddedLog {
             );
         }
         let next_seq = crate::commit::stored_next_seq(&db)?;
-        let committer = Committer::start(db.clone(), next_seq);
+        let committed = Arc::new(AtomicU64::new(next_seq));
+        let committer = Committer::start(db.clone(), next_seq, committed.clone());
         Ok(EmbeddedLog {
             db,
             committer,
             topics: RwLock::new(topics),
             create_lock: Mutex::new(()),
+            committed,
         })
+    }
+
+    /// The position the next appended record will get: every position below it is
+    /// committed (durable and visible to readers). Positions are the tokens inserts
+    /// acknowledge with ([`crate::Appended::seq`]).
+    pub fn next_seq(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
     }
 
     fn cf(&self, family: Cf) -> &rocksdb::ColumnFamily {
@@ -671,6 +682,37 @@ mod tests {
         assert_eq!(log.get(Cf::State, b"s").unwrap(), Some(b"1".to_vec()));
         assert!(log.create_topic("t", 3).is_err());
         assert!(log.read(&t, 5, 0, 1).is_err());
+    }
+
+    #[test]
+    fn next_seq_passes_every_acknowledged_position_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let last = {
+            let log = EmbeddedLog::open(dir.path()).unwrap();
+            let t = log.create_topic("t", 2).unwrap();
+            let start = log.next_seq();
+            let mut txn = Txn::new();
+            txn.append(&t, 0, rec("a"));
+            txn.append(&t, 1, rec("b"));
+            let appended = block_on(log.submit(txn).appended()).unwrap();
+            let last = appended.iter().map(|a| a.seq).max().unwrap();
+            assert!(appended.iter().all(|a| a.seq >= start));
+            assert_eq!(log.next_seq(), last + 1);
+            // A transaction without appends moves no position.
+            let mut txn = Txn::new();
+            txn.put(Cf::State, b"s".to_vec(), b"1".to_vec());
+            log.submit(txn).wait_blocking().unwrap();
+            assert_eq!(log.next_seq(), last + 1);
+            last
+        };
+        assert_eq!(EmbeddedLog::open(dir.path()).unwrap().next_seq(), last + 1);
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
                         params: vec![pb::Value {
                             kind: Some(pb::value::Kind::String(k.clone())),
                         }],
+                        ..Default::default()
                     };
                     in_flight.push_back((next_id, k, Instant::now()));
                     next_id += 1;
