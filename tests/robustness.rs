@@ -2065,6 +2065,12 @@ async fn a_stalled_push_subscriber_is_closed_with_its_resume_position() {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     let message = status.message();
     assert!(message.contains("read nothing for 1 s"), "{message}");
+    let resume_after: u64 = message
+        .split("resume after position ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a position to resume after in {message}"));
     let positions: Vec<pb::StartPosition> = message
         .rsplit("(partition:offset) ")
         .next()
@@ -2094,6 +2100,27 @@ async fn a_stalled_push_subscriber_is_closed_with_its_resume_position() {
             sql: format!("SELECT v FROM ev EMIT CHANGES LIMIT {};", ROWS - before),
             properties: HashMap::new(),
             start_from: positions,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut after = 0usize;
+    while let Some(msg) = tokio::time::timeout(wait, rest.message())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        if let Some(pb::query_response::Kind::Row(_)) = msg.kind {
+            after += 1;
+        }
+    }
+    assert_eq!(before + after, ROWS);
+    // The same rest, after the position the message names (a catch-up subscription).
+    let mut rest = c
+        .query(pb::QueryRequest {
+            sql: format!("SELECT v FROM ev EMIT CHANGES LIMIT {};", ROWS - before),
+            start_after: Some(resume_after),
             ..Default::default()
         })
         .await

@@ -9,6 +9,7 @@ use sluice_common::Value;
 use sluice_format::decode_key;
 use sluice_plan::PushPlan;
 use sluice_storage::{Log, StoredRecord};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -25,6 +26,9 @@ pub enum PushEvent {
         row: Vec<Value>,
         partition: u32,
         offset: u64,
+        /// The log position of the record it came from (0 where the row has no single
+        /// source record: aggregations and joins).
+        position: u64,
         tombstone: bool,
     },
     /// A record could not be decoded; it was skipped.
@@ -51,24 +55,38 @@ pub enum PushStart {
     Earliest,
     /// Per partition, the next offset to read; partitions not listed start at the end.
     Positions(Vec<(u32, u64)>),
+    /// Every record appended after this log position (a position token: an insert's
+    /// acknowledgement, or the last row a subscriber received).
+    After(u64),
 }
 
 impl Engine {
     /// Starts a push query. Dropping the receiver stops it.
     pub fn push(&self, plan: PushPlan, start: PushStart) -> Result<mpsc::Receiver<PushEvent>> {
+        Ok(self.push_from(plan, start)?.0)
+    }
+
+    /// Starts a push query and says the log position it starts after: a subscriber that
+    /// resumes from it (before any row arrived) misses nothing and sees nothing twice. 0
+    /// when the start was given as offsets or the query reads a join.
+    ///
+    /// A plain push query delivers its source's records in log-position order across
+    /// partitions, each row carrying its record's position, so the last position received
+    /// is a complete resume point: every record at or before it was delivered or filtered.
+    pub fn push_from(
+        &self,
+        plan: PushPlan,
+        start: PushStart,
+    ) -> Result<(mpsc::Receiver<PushEvent>, u64)> {
         if plan.join.is_some() {
-            return self.push_join(plan, start);
+            return Ok((self.push_join(plan, start)?, 0));
         }
         let log = self.log().clone();
         let topic = log.topic(&plan.source.topic).ok_or_else(|| {
             EngineError::Invalid(format!("topic {} does not exist", plan.source.topic))
         })?;
-        let mut positions: Vec<u64> = (0..topic.partitions)
-            .map(|p| match &start {
-                PushStart::Earliest => 0,
-                _ => topic.end_offset(p),
-            })
-            .collect();
+        let (mut positions, start_after) =
+            start_offsets(&log, std::slice::from_ref(&topic), &start)?;
         if let PushStart::Positions(list) = &start {
             for (p, o) in list {
                 topic.check_partition(*p)?;
@@ -80,22 +98,32 @@ impl Engine {
         let plan = Arc::new(plan);
         let stall = stall_timeout();
         tokio::spawn(async move {
+            let n = topic.partitions as usize;
             let mut changed = topic.subscribe();
             let mut sent = 0u64;
+            // Read but not yet delivered, per partition, in offset (and position) order.
+            let mut buffered: Vec<VecDeque<StoredRecord>> = vec![VecDeque::new(); n];
             // Per partition, the offset after the last record the subscriber has been
-            // given (or that it would not be given): where it resumes if it is closed.
+            // given (or that it would not be given), and the highest such record's log
+            // position: where it resumes if it is closed.
             let mut resume = positions.clone();
+            let mut resume_after = start_after;
             if plan.limit == Some(0) {
                 let _ = tx.send(PushEvent::LimitReached).await;
                 return;
             }
             loop {
                 changed.borrow_and_update();
-                let mut any = false;
-                for p in 0..topic.partitions {
-                    let from = positions[p as usize];
-                    let behind = topic.end_offset(p).saturating_sub(from);
-                    if behind == 0 {
+                // Every record before this position is inside the end offsets read below
+                // (the committer moves the ends before it publishes the position), so a
+                // record before it can be delivered once no partition may hold an earlier
+                // one unread.
+                let bound = log.next_seq();
+                let mut read_any = false;
+                for p in 0..n {
+                    let from = positions[p];
+                    let behind = topic.end_offset(p as u32).saturating_sub(from);
+                    if behind == 0 || !buffered[p].is_empty() {
                         continue;
                     }
                     // A subscriber keeping up reads a few records from the memtable, which
@@ -104,11 +132,13 @@ impl Engine {
                     // Catching up reads whole entries, possibly from disk, so it stays on
                     // the blocking pool.
                     let read = if behind <= INLINE_READ {
-                        Ok(log.read(&topic, p, from, READ_BATCH))
+                        Ok(log.read(&topic, p as u32, from, READ_BATCH))
                     } else {
                         let (log2, topic2) = (log.clone(), topic.clone());
-                        tokio::task::spawn_blocking(move || log2.read(&topic2, p, from, READ_BATCH))
-                            .await
+                        tokio::task::spawn_blocking(move || {
+                            log2.read(&topic2, p as u32, from, READ_BATCH)
+                        })
+                        .await
                     };
                     let records: Vec<StoredRecord> = match read {
                         Ok(Ok(r)) => r,
@@ -133,83 +163,103 @@ impl Engine {
                         }
                     };
                     if let Some(last) = records.last() {
-                        positions[p as usize] = last.offset + 1;
-                        any = true;
+                        positions[p] = last.offset + 1;
+                        read_any = true;
                     }
-                    for rec in &records {
-                        // A panic evaluating one record skips that record, as a decoding
-                        // error does; it must not end the subscription.
-                        let evaluated =
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                evaluate(&plan, key_only, rec)
-                            }))
-                            .unwrap_or_else(|payload| {
-                                let message = payload
-                                    .downcast_ref::<&str>()
-                                    .map(|s| s.to_string())
-                                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                                    .unwrap_or_else(|| "unknown panic".into());
-                                Some(PushEvent::Skipped {
-                                    partition: rec.partition,
-                                    offset: rec.offset,
-                                    message: format!(
-                                        "internal error evaluating the record: {message}"
-                                    ),
-                                })
-                            });
-                        let Some(event) = evaluated else {
-                            resume[p as usize] = rec.offset + 1;
-                            continue;
-                        };
-                        let is_row = matches!(event, PushEvent::Row { .. });
-                        // A subscriber that reads nothing for `stall` is closed with where
-                        // to resume, so it holds no reader (nor a place in the log's
-                        // memory) forever. Events wait for two free places, so the one
-                        // that closes it always fits.
-                        // Room at once is the common case: no timer for it.
-                        let reserved = match tx.try_reserve_many(2) {
-                            Ok(permits) => Ok(Ok(permits)),
-                            Err(mpsc::error::TrySendError::Closed(())) => return,
-                            Err(mpsc::error::TrySendError::Full(())) => {
-                                tokio::time::timeout(stall, tx.reserve_many(2)).await
-                            }
-                        };
-                        match reserved {
-                            Ok(Ok(mut permits)) => {
-                                if let Some(permit) = permits.next() {
-                                    permit.send(event);
-                                }
-                            }
-                            Ok(Err(_)) => return,
-                            Err(_) => {
-                                let at: Vec<String> = resume
-                                    .iter()
-                                    .enumerate()
-                                    .map(|(p, o)| format!("{p}:{o}"))
-                                    .collect();
-                                tracing::info!(topic = %topic.name, "closing a push query whose subscriber stopped reading");
-                                let _ = tx.try_send(PushEvent::Failed {
-                                    message: format!(
-                                        "the subscriber read nothing for {} s, so the query was closed; resume from the start positions (partition:offset) {}",
-                                        stall.as_secs_f64(),
-                                        at.join(", ")
-                                    ),
-                                    resource_exhausted: true,
-                                });
-                                return;
+                    buffered[p].extend(records);
+                }
+                let mut delivered_any = false;
+                // The earliest buffered record in log order; it may go only if no
+                // partition with nothing buffered still has unread records.
+                while let Some(p) = (0..n)
+                    .filter(|&p| !buffered[p].is_empty())
+                    .min_by_key(|&p| buffered[p].front().map_or(u64::MAX, |r| r.seq))
+                {
+                    let Some(seq) = buffered[p].front().map(|r| r.seq) else {
+                        break;
+                    };
+                    if seq >= bound
+                        || (0..n).any(|q| {
+                            buffered[q].is_empty() && positions[q] < topic.end_offset(q as u32)
+                        })
+                    {
+                        break;
+                    }
+                    let Some(rec) = buffered[p].pop_front() else {
+                        break;
+                    };
+                    delivered_any = true;
+                    // A panic evaluating one record skips that record, as a decoding
+                    // error does; it must not end the subscription.
+                    let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        evaluate(&plan, key_only, &rec)
+                    }))
+                    .unwrap_or_else(|payload| {
+                        let message = payload
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| payload.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".into());
+                        Some(PushEvent::Skipped {
+                            partition: rec.partition,
+                            offset: rec.offset,
+                            message: format!("internal error evaluating the record: {message}"),
+                        })
+                    });
+                    let Some(event) = evaluated else {
+                        resume[p] = rec.offset + 1;
+                        resume_after = resume_after.max(rec.seq);
+                        continue;
+                    };
+                    let is_row = matches!(event, PushEvent::Row { .. });
+                    // A subscriber that reads nothing for `stall` is closed with where
+                    // to resume, so it holds no reader (nor a place in the log's
+                    // memory) forever. Events wait for two free places, so the one
+                    // that closes it always fits.
+                    // Room at once is the common case: no timer for it.
+                    let reserved = match tx.try_reserve_many(2) {
+                        Ok(permits) => Ok(Ok(permits)),
+                        Err(mpsc::error::TrySendError::Closed(())) => return,
+                        Err(mpsc::error::TrySendError::Full(())) => {
+                            tokio::time::timeout(stall, tx.reserve_many(2)).await
+                        }
+                    };
+                    match reserved {
+                        Ok(Ok(mut permits)) => {
+                            if let Some(permit) = permits.next() {
+                                permit.send(event);
                             }
                         }
-                        resume[p as usize] = rec.offset + 1;
-                        if is_row {
-                            sent += 1;
-                            if plan.limit.is_some_and(|l| sent >= l) {
-                                let _ = tx.send(PushEvent::LimitReached).await;
-                                return;
-                            }
+                        Ok(Err(_)) => return,
+                        Err(_) => {
+                            let at: Vec<String> = resume
+                                .iter()
+                                .enumerate()
+                                .map(|(p, o)| format!("{p}:{o}"))
+                                .collect();
+                            tracing::info!(topic = %topic.name, "closing a push query whose subscriber stopped reading");
+                            let _ = tx.try_send(PushEvent::Failed {
+                                message: format!(
+                                    "the subscriber read nothing for {} s, so the query was closed; resume after position {resume_after} (start_after), or from the start positions (partition:offset) {}",
+                                    stall.as_secs_f64(),
+                                    at.join(", ")
+                                ),
+                                resource_exhausted: true,
+                            });
+                            return;
+                        }
+                    }
+                    resume[p] = rec.offset + 1;
+                    resume_after = resume_after.max(rec.seq);
+                    if is_row {
+                        sent += 1;
+                        if plan.limit.is_some_and(|l| sent >= l) {
+                            let _ = tx.send(PushEvent::LimitReached).await;
+                            return;
                         }
                     }
                 }
-                if !any {
+                if !read_any && !delivered_any {
                     tokio::select! {
                         r = changed.changed() => if r.is_err() { return },
                         _ = tx.closed() => return,
@@ -217,8 +267,50 @@ impl Engine {
                 }
             }
         });
-        Ok(rx)
+        Ok((rx, start_after))
     }
+}
+
+/// Where readers of `topics` start, per partition in topic order, and the log position
+/// they start after (0 for the earliest records or explicit offsets, which the caller
+/// applies). The latest records are those after the last committed position, so a
+/// subscriber resuming from it misses nothing written while it started.
+pub(crate) fn start_offsets(
+    log: &sluice_storage::EmbeddedLog,
+    topics: &[Arc<sluice_storage::Topic>],
+    start: &PushStart,
+) -> Result<(Vec<u64>, u64)> {
+    let after = match start {
+        PushStart::Earliest => {
+            let n = topics.iter().map(|t| t.partitions as usize).sum();
+            return Ok((vec![0; n], 0));
+        }
+        PushStart::Positions(_) => {
+            let ends = topics
+                .iter()
+                .flat_map(|t| (0..t.partitions).map(move |p| t.end_offset(p)))
+                .collect();
+            return Ok((ends, 0));
+        }
+        PushStart::Latest => log.next_seq().saturating_sub(1),
+        PushStart::After(after) => {
+            let next = log.next_seq();
+            if *after >= next {
+                return Err(EngineError::PositionAhead {
+                    position: *after,
+                    committed: next.saturating_sub(1),
+                });
+            }
+            *after
+        }
+    };
+    let mut offsets = Vec::new();
+    for t in topics {
+        for p in 0..t.partitions {
+            offsets.push(log.offset_after(t, p, after)?);
+        }
+    }
+    Ok((offsets, after))
 }
 
 /// How long a push subscriber may read nothing before its query is closed: 60 s, or
@@ -301,6 +393,7 @@ pub(crate) fn evaluate(plan: &PushPlan, key_only: bool, rec: &StoredRecord) -> O
         row,
         partition: rec.partition,
         offset: rec.offset,
+        position: rec.seq,
         tombstone: src.tombstone,
     })
 }

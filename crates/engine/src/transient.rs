@@ -178,13 +178,7 @@ impl Engine {
             .collect();
         // Every input starts at the same point, as a Kafka Streams topology's sources
         // share one offset reset policy in ksqlDB.
-        let mut positions: Vec<u64> = slots
-            .iter()
-            .map(|&(i, p)| match start {
-                PushStart::Earliest => 0,
-                _ => topics[i].end_offset(p),
-            })
-            .collect();
+        let (mut positions, _) = crate::push::start_offsets(&log, &topics, &start)?;
         if let PushStart::Positions(list) = &start {
             if topics.len() > 1 {
                 return Err(EngineError::Invalid(
@@ -435,6 +429,7 @@ fn rows(
             row,
             partition: position.0,
             offset: position.1,
+            position: 0,
             tombstone: c.tombstone,
         });
     }

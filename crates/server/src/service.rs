@@ -73,22 +73,43 @@ fn column(name: &str, ty: &str, role: &str) -> pb::Column {
 }
 
 fn header(query_id: &str, columns: Vec<pb::Column>, push: bool) -> pb::QueryResponse {
+    header_at(query_id, columns, push, 0)
+}
+
+fn header_at(
+    query_id: &str,
+    columns: Vec<pb::Column>,
+    push: bool,
+    position: u64,
+) -> pb::QueryResponse {
     pb::QueryResponse {
         kind: Some(pb::query_response::Kind::Header(pb::QueryHeader {
             query_id: query_id.into(),
             columns,
             push,
+            position,
         })),
     }
 }
 
 fn row_msg(row: &[Value], partition: u32, offset: u64, tombstone: bool) -> pb::QueryResponse {
+    row_at(row, partition, offset, 0, tombstone)
+}
+
+fn row_at(
+    row: &[Value],
+    partition: u32,
+    offset: u64,
+    position: u64,
+    tombstone: bool,
+) -> pb::QueryResponse {
     pb::QueryResponse {
         kind: Some(pb::query_response::Kind::Row(pb::QueryRow {
             row: Some(row_to_proto(row)),
             partition: partition as i32,
             offset: offset as i64,
             tombstone,
+            position,
         })),
     }
 }
@@ -144,10 +165,13 @@ impl Stream for PushRows {
                     row,
                     partition,
                     offset,
+                    position,
                     tombstone,
                 } => {
                     this.rows += 1;
-                    return Poll::Ready(Some(Ok(row_msg(&row, partition, offset, tombstone))));
+                    return Poll::Ready(Some(Ok(row_at(
+                        &row, partition, offset, position, tombstone,
+                    ))));
                 }
                 PushEvent::Skipped {
                     partition,
@@ -472,7 +496,9 @@ impl SluiceService {
                         return Ok(Response::new(Box::pin(tokio_stream::iter(out))));
                     }
                 };
-                let start = if !req.start_from.is_empty() {
+                let start = if let Some(after) = req.start_after {
+                    PushStart::After(after)
+                } else if !req.start_from.is_empty() {
                     PushStart::Positions(
                         req.start_from
                             .iter()
@@ -485,14 +511,15 @@ impl SluiceService {
                     PushStart::Earliest
                 };
                 let slot = self.pushes.acquire(self.limits.max_push_queries)?;
-                let rx = match plan {
-                    Ok(plan) => self.exec.engine.push(plan, start),
-                    Err(plan) => self.exec.engine.push_aggregate(
-                        plan,
-                        start,
-                        sluice_database::TRANSIENT_AGGREGATION_GROUPS,
-                    ),
+                let (rx, start_after) = match plan {
+                    Ok(plan) => self.exec.engine.push_from(plan, start),
+                    Err(plan) => self
+                        .exec
+                        .engine
+                        .push_aggregate(plan, start, sluice_database::TRANSIENT_AGGREGATION_GROUPS)
+                        .map(|rx| (rx, 0)),
                 }
+                .map_err(sluice_database::ExecError::from)
                 .or_status()?;
                 tracing::info!(query = %id, "push query started");
                 let rows = PushRows {
@@ -505,7 +532,8 @@ impl SluiceService {
                 // The header goes out only after `push` returned, which fixes the positions
                 // read from: clients take the header as the sign that the subscription is
                 // live (records written after it are seen).
-                let out = tokio_stream::once(Ok(header(&id, cols, true))).chain(rows);
+                let out =
+                    tokio_stream::once(Ok(header_at(&id, cols, true, start_after))).chain(rows);
                 Ok(Response::new(Box::pin(out)))
             }
             StatementKind::Print {

@@ -76,6 +76,7 @@ impl Client {
             properties: to_proto_map(properties),
             start_from: Vec::new(),
             min_position: self.written,
+            start_after: None,
         };
         Ok(self.inner.query(request).await?.into_inner())
     }

@@ -208,7 +208,11 @@ fn values_to_json(values: &[Value]) -> Json {
 
 /// `{"header":{"queryId":..,"columns":[..]}}`
 pub fn json_header(h: &QueryHeader) -> Json {
-    json!({"header": {"queryId": h.query_id, "columns": columns_to_json(&h.columns)}})
+    let mut header = json!({"queryId": h.query_id, "columns": columns_to_json(&h.columns)});
+    if h.push && h.position > 0 {
+        header["position"] = json!(h.position);
+    }
+    json!({ "header": header })
 }
 
 /// `{"row":[..]}`, with the source position for push queries so a client can resume.
@@ -219,6 +223,10 @@ pub fn json_row(r: &QueryRow, push: bool) -> Json {
     if push {
         o.insert("partition".into(), json!(r.partition));
         o.insert("offset".into(), json!(r.offset));
+        // The log position to resume after (QueryRequest.start_after).
+        if r.position > 0 {
+            o.insert("position".into(), json!(r.position));
+        }
     }
     if r.tombstone {
         o.insert("tombstone".into(), Json::Bool(true));
@@ -608,6 +616,7 @@ mod tests {
             query_id: "q1".into(),
             columns: vec![col("USER_ID", "STRING"), col("VIEWS", "BIGINT")],
             push: true,
+            ..Default::default()
         };
         assert_eq!(
             json_header(&header).to_string(),
@@ -620,6 +629,7 @@ mod tests {
             partition: 1,
             offset: 42,
             tombstone: false,
+            ..Default::default()
         };
         assert_eq!(json_row(&row, false).to_string(), r#"{"row":["u1",2]}"#);
         assert_eq!(

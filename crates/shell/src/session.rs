@@ -438,6 +438,7 @@ mod tests {
             query_id: "q1".into(),
             columns: vec![col("USER_ID", "STRING"), col("VIEWS", "BIGINT")],
             push,
+            ..Default::default()
         }
     }
     fn row(user: &str, views: Option<i64>) -> QueryRow {
@@ -456,6 +457,7 @@ mod tests {
             partition: 0,
             offset: 7,
             tombstone: false,
+            ..Default::default()
         }
     }
 
@@ -469,6 +471,7 @@ mod tests {
             partition: 0,
             offset: 0,
             tombstone: false,
+            ..Default::default()
         }
     }
 
@@ -479,6 +482,7 @@ mod tests {
             query_id: "transient_1".into(),
             columns: vec![col("LINE", "STRING")],
             push: true,
+            ..Default::default()
         };
         assert_eq!(p.on_header(h.clone()), "");
         assert_eq!(

@@ -115,6 +115,7 @@ impl Sluice for Mock {
             },
             columns: vec![col("USER_ID", "STRING"), col("VIEWS", "BIGINT")],
             push,
+            ..Default::default()
         };
         let row = |u: &str, n: i64, offset: i64| QueryRow {
             row: Some(Row {
@@ -123,6 +124,7 @@ impl Sluice for Mock {
             partition: 0,
             offset,
             tombstone: false,
+            ..Default::default()
         };
         let mut items = vec![
             msg(query_response::Kind::Header(header)),

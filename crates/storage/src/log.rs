@@ -412,6 +412,24 @@ impl EmbeddedLog {
         .next())
     }
 
+    /// The first offset of `partition` whose record was appended after log position
+    /// `after` (the partition's end offset if none was): where a reader resuming after a
+    /// position starts. Positions grow with offsets within a partition, so this is a
+    /// binary search, a few point reads. Records from before positions were kept (0)
+    /// count as earlier than any position.
+    pub fn offset_after(&self, topic: &Topic, partition: u32, after: u64) -> Result<u64> {
+        topic.check_partition(partition)?;
+        let (mut lo, mut hi) = (0u64, topic.end_offset(partition));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.read_at(topic, partition, mid)? {
+                Some(r) if r.seq > after => hi = mid,
+                _ => lo = mid + 1,
+            }
+        }
+        Ok(lo)
+    }
+
     /// Writes outside the log synchronously; for catalog changes that must be durable before
     /// the statement returns and that need no offsets.
     pub fn commit(&self, txn: Txn) -> CommitTicket {
@@ -706,6 +724,39 @@ mod tests {
             last
         };
         assert_eq!(EmbeddedLog::open(dir.path()).unwrap().next_seq(), last + 1);
+    }
+
+    #[test]
+    fn offset_after_finds_where_a_position_resumes_in_each_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path()).unwrap();
+        let t = log.create_topic("t", 3).unwrap();
+        // Appends spread unevenly over the partitions, several per transaction.
+        let mut seqs: Vec<(u32, u64, u64)> = Vec::new();
+        for round in 0..40u32 {
+            let mut txn = Txn::new();
+            for i in 0..(round % 4 + 1) {
+                txn.append(&t, (round * 7 + i) % 3, rec("x"));
+            }
+            for a in block_on(log.submit(txn).appended()).unwrap() {
+                seqs.push((a.partition, a.offset, a.seq));
+            }
+        }
+        let last = seqs.iter().map(|s| s.2).max().unwrap();
+        for after in 0..=last + 1 {
+            for p in 0..3 {
+                let want = seqs
+                    .iter()
+                    .filter(|(q, _, seq)| *q == p && *seq <= after)
+                    .count() as u64;
+                assert_eq!(
+                    log.offset_after(&t, p, after).unwrap(),
+                    want,
+                    "p{p} after {after}"
+                );
+            }
+        }
+        assert!(log.offset_after(&t, 3, 0).is_err());
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
