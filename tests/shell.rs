@@ -184,3 +184,68 @@ async fn interactive_shell_multiline_ctrl_c_and_history() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shopping_cart_tutorial_runs_verbatim() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let script = common::repo_path("docs/cart-tutorial.sql");
+    let out = shell(
+        &server,
+        &["--output", "json", "-f", script.to_str().unwrap()],
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        text(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Each pull right after a command sees it (read your writes), in script order.
+    let rows: Vec<&serde_json::Value> = lines.iter().filter_map(|l| l.get("row")).collect();
+    let want = [
+        serde_json::json!(["c1", 3, 1, "apple"]),
+        serde_json::json!(["c1", 4, 2, "pear"]),
+        // The retried command 2 appended nothing: three events, not four.
+        serde_json::json!(["c1", 3, 3, "apple"]),
+        serde_json::json!(["apple", 2]),
+        serde_json::json!(["added", "apple", 3, 0]),
+        serde_json::json!(["added", "pear", 1, 1]),
+        serde_json::json!(["removed", "apple", 1, 2]),
+    ];
+    assert_eq!(rows, want.iter().collect::<Vec<_>>(), "{stdout}");
+    let inserts: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| {
+            l["statement"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("INSERT"))
+        })
+        .collect();
+    assert_eq!(inserts.len(), 4);
+    let versions: Vec<u64> = inserts
+        .iter()
+        .map(|l| l["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2, 2, 3]);
+    assert_eq!(inserts[2]["duplicate"], serde_json::json!(true));
+    assert_eq!(inserts[2]["position"], inserts[1]["position"]);
+
+    // The conflict the tutorial shows: a stale version is refused, naming the versions.
+    let out = shell(
+        &server,
+        &[
+            "-e",
+            "INSERT INTO cart_events (cart_id, kind, item, qty) VALUES ('c1', 'added', 'plum', 2) WITH (EXPECTED_VERSION = 0);",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Wrong expected version for key c1 of CART_EVENTS: expected 0, actual 3"),
+        "{err}"
+    );
+}

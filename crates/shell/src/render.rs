@@ -247,6 +247,17 @@ pub fn json_statement(r: &StatementResult) -> Json {
     if !r.query_id.is_empty() {
         o.insert("queryId".into(), Json::String(r.query_id.clone()));
     }
+    // An insert's acknowledgement: its log position (a read-your-writes and catch-up
+    // token), its key's version, and whether it was a retry of an appended event id.
+    if r.position > 0 {
+        o.insert("position".into(), json!(r.position));
+    }
+    if let Some(v) = r.version {
+        o.insert("version".into(), json!(v));
+    }
+    if r.duplicate {
+        o.insert("duplicate".into(), Json::Bool(true));
+    }
     o.insert("columns".into(), columns_to_json(&r.columns));
     o.insert(
         "rows".into(),
@@ -683,6 +694,17 @@ mod tests {
         assert_eq!(
             json_statement(&shown).to_string(),
             r#"{"statement":"SHOW STREAMS;","message":"","queryId":"CSAS_1","columns":[{"name":"Name","type":"STRING","role":"KEY"}],"rows":[["S"]]}"#
+        );
+        let retried = StatementResult {
+            statement: "INSERT INTO s (a) VALUES (1) WITH (EVENT_ID = 'e');".into(),
+            position: 42,
+            version: Some(3),
+            duplicate: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            json_statement(&retried).to_string(),
+            r#"{"statement":"INSERT INTO s (a) VALUES (1) WITH (EVENT_ID = 'e');","message":"","position":42,"version":3,"duplicate":true,"columns":[],"rows":[]}"#
         );
         assert_eq!(
             json_local("SET 'a'='b';", "ok").to_string(),
