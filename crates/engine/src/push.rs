@@ -397,3 +397,152 @@ pub(crate) fn evaluate(plan: &PushPlan, key_only: bool, rec: &StoredRecord) -> O
         tombstone: src.tombstone,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use sluice_common::{Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef};
+    use sluice_expr::Expr;
+    use sluice_storage::{EmbeddedLog, Record, Txn};
+
+    fn stream() -> SourceDef {
+        SourceDef {
+            id: 1,
+            name: "S".into(),
+            kind: sluice_common::SourceKind::Stream,
+            schema: Schema::new(vec![Column {
+                name: "V".into(),
+                data_type: DataType::BigInt,
+                role: ColumnRole::Value,
+            }]),
+            topic: "s".into(),
+            key_format: FormatSpec::new(FormatKind::None),
+            value_format: FormatSpec::new(FormatKind::Json),
+            timestamp_column: None,
+            timestamp_format: None,
+            headers: Vec::new(),
+            written_by: None,
+            sql: String::new(),
+            read_only: false,
+            window: None,
+        }
+    }
+
+    /// Appends values `from..` to the partitions given, a transaction per `txn_size`;
+    /// returns each value's log position.
+    async fn append(
+        log: &EmbeddedLog,
+        topic: &Arc<sluice_storage::Topic>,
+        from: usize,
+        partitions: &[u32],
+        txn_size: usize,
+    ) -> Vec<u64> {
+        let mut out = Vec::new();
+        for (c, chunk) in partitions.chunks(txn_size).enumerate() {
+            let mut txn = Txn::new();
+            for (i, p) in chunk.iter().enumerate() {
+                let n = from + c * txn_size + i;
+                txn.append(
+                    topic,
+                    *p,
+                    Record {
+                        key: None,
+                        value: Some(format!("{{\"V\": {n}}}").into_bytes()),
+                        timestamp: 0,
+                        headers: Vec::new(),
+                    },
+                );
+            }
+            out.extend(
+                log.submit(txn)
+                    .appended()
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.seq),
+            );
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// A push query started after any position delivers exactly the records appended
+        /// after it, history then live, in log order with their positions: the same as
+        /// filtering the whole log by position.
+        #[test]
+        fn a_push_after_a_position_equals_the_log_after_it_in_order(
+            history in proptest::collection::vec(0u32..3, 0..120),
+            live in proptest::collection::vec(0u32..3, 0..60),
+            txn_size in 1usize..20,
+            cut in 0usize..130,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+                let engine = Engine::new(log.clone()).unwrap();
+                let topic = log.create_topic("s", 3).unwrap();
+                let mut seqs = append(&log, &topic, 0, &history, txn_size).await;
+                // After the cut-th record of the history (or after none of it).
+                let after = match cut.min(seqs.len()) {
+                    0 => 0,
+                    k => seqs[k - 1],
+                };
+                let skip = cut.min(seqs.len());
+                let expected = history.len() + live.len() - skip;
+                let plan = PushPlan {
+                    source: stream(),
+                    filter: None,
+                    projection: vec![Expr::Column(0)],
+                    limit: Some(expected as u64),
+                    skip_null_keys: false,
+                    join: None,
+                };
+                let (mut rx, start) = engine.push_from(plan, PushStart::After(after)).unwrap();
+                prop_assert_eq!(start, after);
+                seqs.extend(append(&log, &topic, history.len(), &live, txn_size).await);
+                let mut got = Vec::new();
+                if expected > 0 {
+                    while let Some(ev) = rx.recv().await {
+                        match ev {
+                            PushEvent::Row { row, position, .. } => got.push((row, position)),
+                            PushEvent::LimitReached => break,
+                            other => panic!("unexpected {other:?}"),
+                        }
+                    }
+                }
+                let want: Vec<(Vec<Value>, u64)> = (skip..seqs.len())
+                    .map(|n| (vec![Value::BigInt(n as i64)], seqs[n]))
+                    .collect();
+                prop_assert_eq!(got, want);
+                Ok(())
+            })?;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_position_past_the_log_is_refused_and_latest_starts_after_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let engine = Engine::new(log.clone()).unwrap();
+        let topic = log.create_topic("s", 2).unwrap();
+        let seqs = append(&log, &topic, 0, &[0, 1, 1], 2).await;
+        let plan = || PushPlan {
+            source: stream(),
+            filter: None,
+            projection: vec![Expr::Column(0)],
+            limit: None,
+            skip_null_keys: false,
+            join: None,
+        };
+        let last = *seqs.last().unwrap();
+        assert!(matches!(
+            engine.push_from(plan(), PushStart::After(last + 1)),
+            Err(EngineError::PositionAhead { .. })
+        ));
+        let (_rx, start) = engine.push_from(plan(), PushStart::Latest).unwrap();
+        assert_eq!(start, last);
+    }
+}
