@@ -46,31 +46,6 @@ async fn writer(url: String, next: Arc<AtomicI64>, acked: Arc<Mutex<Vec<(String,
     }
 }
 
-async fn read_topic(
-    c: &mut sluice_proto::v1::sluice_client::SluiceClient<tonic::transport::Channel>,
-    topic: &str,
-    partitions: i32,
-) -> Vec<pb::ConsumedRecord> {
-    let mut out = Vec::new();
-    for p in 0..partitions {
-        let mut s = c
-            .consume(pb::ConsumeRequest {
-                topic: topic.into(),
-                partition: p,
-                offset: 0,
-                max_records: 0,
-                follow: false,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        while let Some(m) = s.message().await.unwrap() {
-            out.extend(m.records);
-        }
-    }
-    out
-}
-
 fn json(r: &pb::ConsumedRecord) -> serde_json::Value {
     serde_json::from_slice(r.value.as_deref().unwrap_or(b"null")).unwrap()
 }

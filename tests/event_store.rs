@@ -530,25 +530,11 @@ async fn a_keys_history_is_read_from_the_index_in_log_order() {
 
     // Two carts in different partitions (read off the topic itself), read together, come
     // back in the order they were appended.
-    let mut partition_of = BTreeMap::new();
-    for p in 0..2 {
-        let mut s = c
-            .consume(pb::ConsumeRequest {
-                topic: "cart_events".into(),
-                partition: p,
-                offset: 0,
-                max_records: 0,
-                follow: false,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        while let Some(m) = s.message().await.unwrap() {
-            for r in m.records {
-                partition_of.insert(String::from_utf8(r.key.unwrap()).unwrap(), p);
-            }
-        }
-    }
+    let partition_of: BTreeMap<String, i32> = read_topic(&mut c, "cart_events", 2)
+        .await
+        .into_iter()
+        .map(|r| (String::from_utf8(r.key.unwrap()).unwrap(), r.partition))
+        .collect();
     assert_eq!(partition_of.len(), 5);
     let (a, b) = (0..5u32)
         .flat_map(|a| (0..5u32).map(move |b| (a, b)))

@@ -2105,17 +2105,7 @@ async fn a_stalled_push_subscriber_is_closed_with_its_resume_position() {
         .await
         .unwrap()
         .into_inner();
-    let mut after = 0usize;
-    while let Some(msg) = tokio::time::timeout(wait, rest.message())
-        .await
-        .unwrap()
-        .unwrap()
-    {
-        if let Some(pb::query_response::Kind::Row(_)) = msg.kind {
-            after += 1;
-        }
-    }
-    assert_eq!(before + after, ROWS);
+    assert_eq!(before + count_rows(&mut rest, wait).await, ROWS);
     // The same rest, after the position the message names (a catch-up subscription).
     let mut rest = c
         .query(pb::QueryRequest {
@@ -2126,15 +2116,20 @@ async fn a_stalled_push_subscriber_is_closed_with_its_resume_position() {
         .await
         .unwrap()
         .into_inner();
-    let mut after = 0usize;
-    while let Some(msg) = tokio::time::timeout(wait, rest.message())
+    assert_eq!(before + count_rows(&mut rest, wait).await, ROWS);
+}
+
+/// The rows a query sends until it ends, each message within `wait`.
+async fn count_rows(stream: &mut tonic::Streaming<pb::QueryResponse>, wait: Duration) -> usize {
+    let mut rows = 0;
+    while let Some(msg) = tokio::time::timeout(wait, stream.message())
         .await
         .unwrap()
         .unwrap()
     {
         if let Some(pb::query_response::Kind::Row(_)) = msg.kind {
-            after += 1;
+            rows += 1;
         }
     }
-    assert_eq!(before + after, ROWS);
+    rows
 }

@@ -381,3 +381,29 @@ pub fn big(v: i64) -> pb::Value {
         kind: Some(pb::value::Kind::Bigint(v)),
     }
 }
+
+/// Every record a topic's first `partitions` partitions hold now, partition by partition.
+pub async fn read_topic(
+    c: &mut SluiceClient<Channel>,
+    topic: &str,
+    partitions: i32,
+) -> Vec<pb::ConsumedRecord> {
+    let mut out = Vec::new();
+    for p in 0..partitions {
+        let mut s = c
+            .consume(pb::ConsumeRequest {
+                topic: topic.into(),
+                partition: p,
+                offset: 0,
+                max_records: 0,
+                follow: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        while let Some(m) = s.message().await.unwrap() {
+            out.extend(m.records);
+        }
+    }
+    out
+}

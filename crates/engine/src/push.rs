@@ -169,25 +169,24 @@ impl Engine {
                     buffered[p].extend(records);
                 }
                 let mut delivered_any = false;
-                // The earliest buffered record in log order; it may go only if no
-                // partition with nothing buffered still has unread records.
+                // The earliest buffered record in log order.
                 while let Some(p) = (0..n)
                     .filter(|&p| !buffered[p].is_empty())
                     .min_by_key(|&p| buffered[p].front().map_or(u64::MAX, |r| r.seq))
                 {
-                    let Some(seq) = buffered[p].front().map(|r| r.seq) else {
-                        break;
-                    };
-                    if seq >= bound
-                        || (0..n).any(|q| {
-                            buffered[q].is_empty() && positions[q] < topic.end_offset(q as u32)
-                        })
-                    {
+                    // Every record before `bound` was inside the end offsets when the
+                    // partitions were read above, so a partition with nothing buffered
+                    // holds no earlier unread record unless it was drained here (below).
+                    if buffered[p].front().is_none_or(|r| r.seq >= bound) {
                         break;
                     }
                     let Some(rec) = buffered[p].pop_front() else {
                         break;
                     };
+                    // Its partition's later records are unread: deliver this one (they
+                    // all come after it), then read them before choosing the next.
+                    let drained =
+                        buffered[p].is_empty() && positions[p] < topic.end_offset(p as u32);
                     delivered_any = true;
                     // A panic evaluating one record skips that record, as a decoding
                     // error does; it must not end the subscription.
@@ -209,6 +208,9 @@ impl Engine {
                     let Some(event) = evaluated else {
                         resume[p] = rec.offset + 1;
                         resume_after = resume_after.max(rec.seq);
+                        if drained {
+                            break;
+                        }
                         continue;
                     };
                     let is_row = matches!(event, PushEvent::Row { .. });
@@ -257,6 +259,9 @@ impl Engine {
                             let _ = tx.send(PushEvent::LimitReached).await;
                             return;
                         }
+                    }
+                    if drained {
+                        break;
                     }
                 }
                 if !read_any && !delivered_any {
@@ -401,33 +406,10 @@ pub(crate) fn evaluate(plan: &PushPlan, key_only: bool, rec: &StoredRecord) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::tests::stream;
     use proptest::prelude::*;
-    use sluice_common::{Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema, SourceDef};
     use sluice_expr::Expr;
     use sluice_storage::{EmbeddedLog, Record, Txn};
-
-    fn stream() -> SourceDef {
-        SourceDef {
-            id: 1,
-            name: "S".into(),
-            kind: sluice_common::SourceKind::Stream,
-            schema: Schema::new(vec![Column {
-                name: "V".into(),
-                data_type: DataType::BigInt,
-                role: ColumnRole::Value,
-            }]),
-            topic: "s".into(),
-            key_format: FormatSpec::new(FormatKind::None),
-            value_format: FormatSpec::new(FormatKind::Json),
-            timestamp_column: None,
-            timestamp_format: None,
-            headers: Vec::new(),
-            written_by: None,
-            sql: String::new(),
-            read_only: false,
-            window: None,
-        }
-    }
 
     /// Appends values `from..` to the partitions given, a transaction per `txn_size`;
     /// returns each value's log position.

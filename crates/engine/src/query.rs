@@ -530,30 +530,16 @@ impl Engine {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
         };
-        let mut out = Vec::new();
-        let mut found = None;
-        for (id, r) in self
-            .queries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            if matches!(&start, Some(WorkerRef::Query(q)) if q == id) {
-                found = Some(out.len());
-            }
-            out.push(watch(r));
-        }
-        for (id, r) in self
-            .materializers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            if matches!(&start, Some(WorkerRef::Materializer(m)) if m == id) {
-                found = Some(out.len());
-            }
-            out.push(watch(r));
-        }
+        let queries = self.queries.lock().unwrap_or_else(|p| p.into_inner());
+        let materializers = self.materializers.lock().unwrap_or_else(|p| p.into_inner());
+        let start = match start {
+            Some(WorkerRef::Query(q)) => queries.get(q),
+            Some(WorkerRef::Materializer(m)) => materializers.get(&m),
+            None => None,
+        };
+        let all: Vec<&Running> = queries.values().chain(materializers.values()).collect();
+        let found = start.and_then(|s| all.iter().position(|r| std::ptr::eq(*r, s)));
+        let out = all.into_iter().map(watch).collect();
         (out, found)
     }
 

@@ -233,7 +233,7 @@ impl Engine {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use sluice_common::{Column, ColumnRole, FormatSpec, Schema, SourceDef};
@@ -242,7 +242,8 @@ mod tests {
     use sluice_storage::{EmbeddedLog, Record, Txn};
     use std::sync::Arc;
 
-    fn stream() -> SourceDef {
+    /// A keyless JSON stream `S` of one BIGINT column `V`, on topic `s`.
+    pub(crate) fn stream() -> SourceDef {
         SourceDef {
             id: 1,
             name: "S".into(),

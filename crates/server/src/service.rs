@@ -519,7 +519,6 @@ impl SluiceService {
                         .push_aggregate(plan, start, sluice_database::TRANSIENT_AGGREGATION_GROUPS)
                         .map(|rx| (rx, 0)),
                 }
-                .map_err(sluice_database::ExecError::from)
                 .or_status()?;
                 tracing::info!(query = %id, "push query started");
                 let rows = PushRows {

@@ -419,7 +419,21 @@ impl EmbeddedLog {
     /// count as earlier than any position.
     pub fn offset_after(&self, topic: &Topic, partition: u32, after: u64) -> Result<u64> {
         topic.check_partition(partition)?;
-        let (mut lo, mut hi) = (0u64, topic.end_offset(partition));
+        let end = topic.end_offset(partition);
+        // The usual case, a subscription from the latest records: the last record is
+        // already at or before the position, one read instead of a search.
+        match end.checked_sub(1) {
+            None => return Ok(0),
+            Some(last) => {
+                if self
+                    .read_at(topic, partition, last)?
+                    .is_none_or(|r| r.seq <= after)
+                {
+                    return Ok(end);
+                }
+            }
+        }
+        let (mut lo, mut hi) = (0u64, end);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.read_at(topic, partition, mid)? {
