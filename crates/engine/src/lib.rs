@@ -19,12 +19,14 @@ mod operator;
 mod pull;
 mod push;
 mod query;
+mod replace;
 mod rows;
 mod scan;
 mod state;
 mod transient;
 
 pub use push::{PushEvent, PushStart};
+pub use replace::Replaced;
 pub use query::{
     Engine, QueryStatus, STATE_VERSION, materializer_id, state_compatible, state_layout_for,
 };

@@ -46,18 +46,31 @@ pub struct QueryStatus {
     pub lag: u64,
 }
 
-struct Running {
+pub(crate) struct Running {
     stop: watch::Sender<bool>,
+    /// Whether it emits, or builds in the shadow of the query it is to replace.
+    pub(crate) mode: Arc<watch::Sender<Mode>>,
     handle: JoinHandle<()>,
     stats: Arc<Stats>,
     /// Each input's topic, with the committed positions of all their partitions in
     /// input order.
     sources: Vec<Arc<Topic>>,
-    positions: watch::Receiver<Vec<u64>>,
+    pub(crate) positions: watch::Receiver<Vec<u64>>,
     /// The topic it appends to (queries; a materializer writes only its store).
     sink: Option<String>,
     /// Its id in SHOW QUERIES.
     label: String,
+}
+
+/// How a worker runs: live, or as the replacement of a running query (see `replace.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Reads everything its inputs hold and appends its output records to its sink topic.
+    Live,
+    /// Builds its state and store but appends nothing to its sink topic, and reads no
+    /// input partition past the position given for it (in [`slots`] order): those of the
+    /// query it replaces, which goes on emitting meanwhile.
+    Shadow(Vec<u64>),
 }
 
 /// What read-your-writes needs of a running worker (see `freshness.rs`).
@@ -80,7 +93,7 @@ pub(crate) enum WorkerRef<'a> {
 pub struct Engine {
     log: Arc<EmbeddedLog>,
     pub(crate) proc_log: Arc<Topic>,
-    queries: Mutex<HashMap<String, Running>>,
+    pub(crate) queries: Mutex<HashMap<String, Running>>,
     materializers: Mutex<HashMap<u64, Running>>,
     /// Memory for aggregate state kept by all queries together.
     state_cache_budget: Budget,
@@ -151,6 +164,46 @@ struct Input {
     slot_base: u32,
 }
 
+/// A query's inputs, each with the tag and partition range its offsets are kept under: a
+/// join's later inputs keep theirs under their own tag, each in its own range.
+pub(crate) fn plan_inputs(plan: &QueryPlan) -> Vec<(SourceDef, u8, u32)> {
+    plan.inputs()
+        .into_iter()
+        .enumerate()
+        .map(|(k, d)| match k {
+            0 => (d.clone(), b'O', 0),
+            k => (d.clone(), b'R', (k as u32 - 1) << 16),
+        })
+        .collect()
+}
+
+/// The committed positions of worker `id` over `inputs` (tag, partition base, topic), in
+/// [`slots`] order: where it resumes, 0 where it has committed none.
+pub(crate) fn committed_positions(
+    log: &EmbeddedLog,
+    inputs: &[(u8, u32, &Topic)],
+    id: u64,
+    label: &str,
+) -> Result<Vec<u64>> {
+    let mut positions = Vec::new();
+    for (tag, base, topic) in inputs {
+        for p in 0..topic.partitions {
+            positions.push(match log.get(Cf::State, &offset_key(*tag, id, base + p))? {
+                Some(b) if b.len() == 8 => {
+                    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                }
+                Some(_) => {
+                    return Err(EngineError::Invalid(format!(
+                        "corrupt committed offset for {label}"
+                    )));
+                }
+                None => 0,
+            });
+        }
+    }
+    Ok(positions)
+}
+
 /// Where each input's partitions sit in the worker's positions: `(input, partition)`
 /// in input order.
 fn slots(inputs: &[Input]) -> Vec<(usize, u32)> {
@@ -168,6 +221,8 @@ struct Worker {
     sink: Option<Arc<Topic>>,
     /// The next offset to read of every partition of every input, as [`slots`] orders them.
     positions: Vec<u64>,
+    /// Live, or a shadow bounded by the positions of the query it replaces.
+    mode: watch::Receiver<Mode>,
     /// Committed aggregate state, to spare RocksDB reads.
     cache: StateCache,
     /// Whether the cache has been loaded with the query's committed state.
@@ -246,6 +301,16 @@ impl Engine {
         plan: QueryPlan,
         layout: Option<StateLayoutKind>,
     ) -> Result<()> {
+        self.start_in_mode(plan, layout, Mode::Live)
+    }
+
+    /// Starts a persistent query live, or in the shadow of another (see `replace.rs`).
+    pub(crate) fn start_in_mode(
+        &self,
+        plan: QueryPlan,
+        layout: Option<StateLayoutKind>,
+        mode: Mode,
+    ) -> Result<()> {
         if layout == Some(StateLayoutKind::InSinkRow) && in_sink_row_layout(&plan).is_none() {
             return Err(EngineError::Invalid(format!(
                 "query {} keeps its aggregate state in the rows of {}, which its plan no longer allows",
@@ -256,15 +321,7 @@ impl Engine {
         let num = plan.num;
         // A join's later inputs keep their offsets under their own tag, each in its own
         // range of partition numbers.
-        let inputs: Vec<(SourceDef, u8, u32)> = plan
-            .inputs()
-            .into_iter()
-            .enumerate()
-            .map(|(k, d)| match k {
-                0 => (d.clone(), b'O', 0),
-                k => (d.clone(), b'R', (k as u32 - 1) << 16),
-            })
-            .collect();
+        let inputs = plan_inputs(&plan);
         // The sink topic usually exists (created with its PARTITIONS); else it gets the
         // source's partition count.
         let sink = match self.log.topic(&plan.sink.topic) {
@@ -280,6 +337,7 @@ impl Engine {
             num,
             &id,
             layout,
+            mode,
         )?;
         self.failed
             .lock()
@@ -303,6 +361,7 @@ impl Engine {
             id,
             &label,
             None,
+            Mode::Live,
         )?;
         self.materializers
             .lock()
@@ -331,6 +390,7 @@ impl Engine {
         id: u64,
         label: &str,
         layout: Option<StateLayoutKind>,
+        mode: Mode,
     ) -> Result<Running> {
         let mut worker_inputs = Vec::with_capacity(inputs.len());
         for (def, tag, slot_base) in inputs {
@@ -347,23 +407,11 @@ impl Engine {
                 slot_base,
             });
         }
-        let mut positions = Vec::new();
-        for (i, p) in slots(&worker_inputs) {
-            let (tag, base) = (worker_inputs[i].tag, worker_inputs[i].slot_base);
-            positions.push(
-                match self.log.get(Cf::State, &offset_key(tag, id, base + p))? {
-                    Some(b) if b.len() == 8 => {
-                        u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-                    }
-                    Some(_) => {
-                        return Err(EngineError::Invalid(format!(
-                            "corrupt committed offset for {label}"
-                        )));
-                    }
-                    None => 0,
-                },
-            );
-        }
+        let kept: Vec<(u8, u32, &Topic)> = worker_inputs
+            .iter()
+            .map(|i| (i.tag, i.slot_base, &*i.topic))
+            .collect();
+        let positions = committed_positions(&self.log, &kept, id, label)?;
         let sources: Vec<Arc<Topic>> = worker_inputs.iter().map(|i| i.topic.clone()).collect();
         let sink_name = sink.as_ref().map(|t| t.name.clone());
         let label_id = match &kind {
@@ -384,12 +432,14 @@ impl Engine {
             proc_log: self.proc_log.clone(),
             stats: stats.clone(),
         };
+        let (mode_tx, mode_rx) = watch::channel(mode);
         let worker = Worker {
             log: self.log.clone(),
             kind,
             inputs: worker_inputs,
             sink,
             positions,
+            mode: mode_rx,
             cache: StateCache::new(self.state_cache_budget.clone(), false),
             warmed: false,
             cached: Vec::new(),
@@ -407,6 +457,7 @@ impl Engine {
         let handle = tokio::spawn(run(worker, id, stop_rx, shared_positions).instrument(span));
         Ok(Running {
             stop,
+            mode: Arc::new(mode_tx),
             handle,
             stats,
             sources,
@@ -518,9 +569,13 @@ impl Engine {
 
     /// Every running worker, for read-your-writes, and the index of `start` among them.
     pub(crate) fn watched(&self, start: Option<WorkerRef<'_>>) -> (Vec<Watched>, Option<usize>) {
+        // A replacement being built appends nothing, so no read waits for it.
         let watch = |r: &Running| Watched {
             label: r.label.clone(),
-            sink: r.sink.clone(),
+            sink: match *r.mode.borrow() {
+                Mode::Live => r.sink.clone(),
+                Mode::Shadow(_) => None,
+            },
             sources: r.sources.clone(),
             positions: r.positions.clone(),
             failed: r
@@ -600,9 +655,18 @@ fn status(id: &str, r: &Running) -> QueryStatus {
         .clone();
     QueryStatus {
         id: id.to_string(),
-        state: match failed {
-            Some(e) => format!("ERROR: {e}"),
-            None => "RUNNING".into(),
+        state: match (failed, &*r.mode.borrow()) {
+            (Some(e), _) => format!("ERROR: {e}"),
+            (None, Mode::Live) => "RUNNING".into(),
+            (None, Mode::Shadow(cap)) => {
+                let positions = r.positions.borrow();
+                let behind: u64 = cap
+                    .iter()
+                    .zip(positions.iter())
+                    .map(|(c, p)| c.saturating_sub(*p))
+                    .sum();
+                format!("CATCHING UP ({behind} records behind the query it replaces)")
+            }
         },
         processed: r.stats.processed.load(Ordering::Relaxed),
         errors: r.stats.errors.load(Ordering::Relaxed),
@@ -618,6 +682,7 @@ async fn run(
     shared: watch::Sender<Vec<u64>>,
 ) {
     let mut changed: Vec<_> = worker.inputs.iter().map(|i| i.topic.subscribe()).collect();
+    let mut mode = worker.mode.clone();
     let log = worker.log.clone();
     let stats = worker.env.stats.clone();
     loop {
@@ -628,6 +693,7 @@ async fn run(
         for c in &mut changed {
             c.borrow_and_update();
         }
+        mode.borrow_and_update();
         let stepped = tokio::task::spawn_blocking(move || {
             // A panic processing one record is caught per record (see `step`); one outside
             // that (loading state, preparing the commit) must not lose the worker either:
@@ -681,9 +747,12 @@ async fn run(
                 }
             }
             Ok(None) => {
+                // A shadow's bound moving (or its going live) is new input too. The
+                // sender lives as long as the worker is tracked.
                 tokio::select! {
                     _ = any_changed(&mut changed) => {}
                     _ = stop.changed() => {}
+                    Ok(()) = mode.changed() => {}
                 }
             }
             Err(e) => {
@@ -775,6 +844,8 @@ pub(crate) struct Batch<'a> {
     pub(crate) txn: Txn,
     /// Every operator's state, as this batch sees and changes it.
     pub(crate) state: &'a mut dyn StateStore,
+    /// Whether output records go to the sink topic (not while building a replacement).
+    pub(crate) emit: bool,
     /// The record being processed had no key (its key columns all read as NULL).
     pub(crate) null_key: bool,
     /// Stream time per partition of a windowed aggregation's groups, as of this batch.
@@ -844,6 +915,7 @@ impl Worker {
             join_times: self.join_times.clone(),
             txn: Txn::default(),
             state: &mut state,
+            emit: true,
             null_key: false,
             join_seq_of: 0,
             join_sub: 0,
@@ -852,11 +924,26 @@ impl Worker {
         let mut positions = self.positions.clone();
         let mut n = 0u64;
         let mut read = Vec::with_capacity(slots.len());
+        // A shadow reads no further than the query it replaces has committed, and emits
+        // nothing; the mode is taken once, so a batch is all one or all the other.
+        let cap = match &*self.mode.borrow() {
+            Mode::Live => None,
+            Mode::Shadow(cap) => Some(cap.clone()),
+        };
+        b.emit = cap.is_none();
         for (s, &(i, p)) in slots.iter().enumerate() {
-            read.push(
-                self.log
-                    .read(&self.inputs[i].topic, p, positions[s], BATCH)?,
-            );
+            let max = match &cap {
+                None => BATCH,
+                Some(cap) => {
+                    let left = cap.get(s).copied().unwrap_or(0).saturating_sub(positions[s]);
+                    usize::try_from(left).unwrap_or(BATCH).min(BATCH)
+                }
+            };
+            read.push(if max == 0 {
+                Vec::new()
+            } else {
+                self.log.read(&self.inputs[i].topic, p, positions[s], max)?
+            });
         }
         for (s, at) in self.processing_order(&read) {
             let rec = &read[s][at];

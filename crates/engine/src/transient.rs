@@ -296,6 +296,7 @@ fn step(run: &mut Run, log: &EmbeddedLog) -> Stepped {
     let mut batch = Batch {
         txn: Txn::default(),
         state: &mut run.state,
+        emit: true,
         null_key: false,
         stream_times: std::mem::take(&mut run.stream_times),
         last_emits: std::mem::take(&mut run.last_emits),

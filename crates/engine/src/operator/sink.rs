@@ -126,7 +126,11 @@ impl Sink {
             (_, key) => key,
         };
         let partition = topic.partition_for(key);
-        b.txn.append(topic, partition, record);
+        // A replacement being built keeps its store and state only: the query it
+        // replaces is still writing the topic (see `replace.rs`).
+        if b.emit {
+            b.txn.append(topic, partition, record);
+        }
         Ok(rowtime)
     }
 
