@@ -181,6 +181,17 @@ pub struct QueryDef {
     pub state_version: u32,
 }
 
+/// A `CREATE OR REPLACE ... AS SELECT` in progress: the new query, building from the log
+/// beside the one it replaces, and the definition its sink takes when it takes over.
+/// Kept in the catalog so a restart resumes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replacement {
+    pub query: QueryDef,
+    pub sink: SourceDef,
+    /// The id of the query it replaces.
+    pub replaces: String,
+}
+
 /// Where an aggregation keeps each group's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StateLayoutKind {

@@ -12,7 +12,7 @@ pub mod schema;
 pub mod types;
 pub mod value;
 
-pub use catalog::{FormatKind, FormatSpec, QueryDef, SourceDef, SourceKind};
+pub use catalog::{FormatKind, FormatSpec, QueryDef, Replacement, SourceDef, SourceKind};
 pub use catalog::{StateLayoutKind, WindowKind, WindowSpec};
 pub use schema::{Column, ColumnRole, Schema};
 pub use types::{ArithOp, DataType};

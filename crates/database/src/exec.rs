@@ -3,8 +3,8 @@
 
 use crate::error::{ErrorCode, ExecError};
 use sluice_common::{
-    Column, ColumnRole, DataType, FormatKind, FormatSpec, QueryDef, Schema, SourceDef, SourceKind,
-    Value,
+    Column, ColumnRole, DataType, FormatKind, FormatSpec, QueryDef, Replacement, Schema, SourceDef,
+    SourceKind, Value,
 };
 use sluice_engine::{Engine, PROCESSING_LOG_TOPIC, encode_row_record};
 use sluice_plan::{AggregatePushPlan, PullPlan, PushPlan, QueryPlan};
@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 mod recovery;
+mod replace;
 mod show;
 use recovery::replan;
 use show::describe_function;
@@ -118,6 +119,8 @@ impl Outcome {
 struct CatalogState {
     sources: BTreeMap<String, SourceDef>,
     queries: BTreeMap<String, QueryDef>,
+    /// Replacements being built (CREATE OR REPLACE ... AS SELECT), by sink name.
+    replacements: BTreeMap<String, Replacement>,
     /// CREATE TYPE aliases.
     types: BTreeMap<String, DataType>,
     next_id: u64,
@@ -139,9 +142,11 @@ impl Catalog for CatalogState {
 pub struct Executor {
     pub engine: Arc<Engine>,
     log: Arc<EmbeddedLog>,
-    catalog: RwLock<CatalogState>,
+    catalog: Arc<RwLock<CatalogState>>,
     /// Serializes catalog changes so check-then-write is atomic.
-    ddl: tokio::sync::Mutex<()>,
+    ddl: Arc<tokio::sync::Mutex<()>>,
+    /// How many replacements (CREATE OR REPLACE ... AS SELECT) are still being built.
+    replacing: Arc<tokio::sync::watch::Sender<usize>>,
     pub pull_max_rows: u64,
     /// The server's pull and push query settings; requests may override them.
     pub query_config: QueryConfig,
@@ -214,6 +219,17 @@ impl Executor {
                 )),
             }
         }
+        for (k, v) in log.scan_prefix(Cf::Catalog, b"replace/")? {
+            match serde_json::from_slice::<Replacement>(&v) {
+                Ok(r) => {
+                    state.replacements.insert(r.sink.name.clone(), r);
+                }
+                Err(e) => unreadable_queries.push((
+                    entry_name(&k, "replace/"),
+                    format!("its replacement's catalog entry is unreadable: {e}"),
+                )),
+            }
+        }
         for (k, v) in log.scan_prefix(Cf::Catalog, b"type/")? {
             let name = entry_name(&k, "type/");
             match serde_json::from_slice(&v) {
@@ -252,8 +268,9 @@ impl Executor {
         let exec = Executor {
             engine,
             log,
-            catalog: RwLock::new(state),
-            ddl: tokio::sync::Mutex::new(()),
+            catalog: Arc::new(RwLock::new(state)),
+            ddl: Arc::new(tokio::sync::Mutex::new(())),
+            replacing: Arc::new(tokio::sync::watch::channel(0).0),
             pull_max_rows,
             query_config: QueryConfig::default(),
         };
@@ -461,6 +478,65 @@ impl Executor {
             .version
     }
 
+    /// Plans a CREATE ... AS SELECT under new ids (allocated in `txn`): the query and its
+    /// sink, and the query's catalog entry.
+    fn plan_create_as(
+        &self,
+        stmt: &Statement,
+        properties_in: &std::collections::HashMap<String, String>,
+        txn: &mut Txn,
+    ) -> Result<(sluice_planner::query::PlannedQuery, QueryDef), ExecError> {
+        let StatementKind::CreateAs {
+            kind,
+            name,
+            properties,
+            query,
+            ..
+        } = &stmt.kind
+        else {
+            return Err(ExecError::internal("not a CREATE ... AS SELECT"));
+        };
+        let cfg = sluice_planner::SessionConfig::from_properties(properties_in);
+        let first = self.alloc_ids(2, txn);
+        let prefix = if *kind == SourceKind::Stream {
+            "CSAS"
+        } else {
+            "CTAS"
+        };
+        let query_id = format!("{prefix}_{}_{}", name.value, first + 1);
+        let ids = NewIds {
+            sink_id: first,
+            query_num: first + 1,
+            query_id: query_id.clone(),
+        };
+        let planned = {
+            let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+            plan_create_as(ids, *kind, name, properties, query, &*cat, &stmt.text, &cfg)?
+        };
+        if planned.plan.source.id == SYSTEM_SOURCE_ID
+            && planned.plan.source.name != PROCESSING_LOG_STREAM
+        {
+            return Err(ExecError::internal("source id collision"));
+        }
+        let qdef = QueryDef {
+            id: query_id,
+            num: planned.plan.num,
+            sql: stmt.text.clone(),
+            sink: planned.sink.name.clone(),
+            sources: planned
+                .plan
+                .inputs()
+                .iter()
+                .map(|s| s.name.clone())
+                .collect(),
+            properties: stored_properties(properties_in),
+            types: Some(self.types_used(&stmt.text)),
+            state_layout: Some(sluice_engine::state_layout_for(&planned.plan)),
+            state_version: sluice_engine::STATE_VERSION,
+        };
+        Ok((planned, qdef))
+    }
+
     fn alloc_ids(&self, n: u64, txn: &mut Txn) -> u64 {
         let mut cat = self.catalog_write();
         let first = cat.next_id;
@@ -577,12 +653,10 @@ impl Executor {
                 )))
             }
             StatementKind::CreateAs {
-                kind,
                 name,
-                or_replace: _,
+                or_replace,
                 if_not_exists,
-                properties,
-                query,
+                ..
             } => {
                 let _guard = self.ddl.lock().await;
                 if let Some(existing) = self.source(&name.value) {
@@ -592,30 +666,14 @@ impl Executor {
                             existing.kind, name.value
                         )));
                     }
-                    return Err(exists(&existing, name));
+                    if !*or_replace {
+                        return Err(exists(&existing, name));
+                    }
+                    return self.replace_query(existing, stmt, properties_in).await;
                 }
                 let mut txn = Txn::new();
-                let first = self.alloc_ids(2, &mut txn);
-                let prefix = if *kind == SourceKind::Stream {
-                    "CSAS"
-                } else {
-                    "CTAS"
-                };
-                let query_id = format!("{prefix}_{}_{}", name.value, first + 1);
-                let ids = NewIds {
-                    sink_id: first,
-                    query_num: first + 1,
-                    query_id: query_id.clone(),
-                };
-                let planned = {
-                    let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-                    plan_create_as(ids, *kind, name, properties, query, &*cat, &stmt.text, &cfg)?
-                };
-                if planned.plan.source.id == SYSTEM_SOURCE_ID
-                    && planned.plan.source.name != PROCESSING_LOG_STREAM
-                {
-                    return Err(ExecError::internal("source id collision"));
-                }
+                let (planned, qdef) = self.plan_create_as(stmt, properties_in, &mut txn)?;
+                let query_id = qdef.id.clone();
                 let source_topic = self
                     .log
                     .topic(&planned.plan.inputs()[0].topic)
@@ -633,22 +691,6 @@ impl Executor {
                     ));
                 }
                 self.log.create_topic(&planned.sink.topic, partitions)?;
-                let qdef = QueryDef {
-                    id: query_id.clone(),
-                    num: planned.plan.num,
-                    sql: stmt.text.clone(),
-                    sink: planned.sink.name.clone(),
-                    sources: planned
-                        .plan
-                        .inputs()
-                        .iter()
-                        .map(|s| s.name.clone())
-                        .collect(),
-                    properties: stored_properties(properties_in),
-                    types: Some(self.types_used(&stmt.text)),
-                    state_layout: Some(sluice_engine::state_layout_for(&planned.plan)),
-                    state_version: sluice_engine::STATE_VERSION,
-                };
                 txn.put(
                     Cf::Catalog,
                     format!("source/{}", planned.sink.name).into_bytes(),
@@ -989,6 +1031,34 @@ impl Executor {
             }
             StatementKind::Terminate(target) => {
                 let _guard = self.ddl.lock().await;
+                // A replacement still being built is cancelled by its id; terminating the
+                // query it would replace (or all queries) cancels it too.
+                let replacing: Vec<(String, String, String)> = self
+                    .catalog
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .replacements
+                    .values()
+                    .map(|r| (r.sink.name.clone(), r.query.id.clone(), r.replaces.clone()))
+                    .collect();
+                if let Some(id) = target
+                    && let Some((sink, new_id, old_id)) = replacing
+                        .iter()
+                        .find(|(_, new_id, _)| new_id.eq_ignore_ascii_case(&id.value))
+                {
+                    self.cancel_replacement(sink).await?;
+                    return Ok(Outcome::message(format!(
+                        "Query terminated: {new_id} no longer replaces {old_id}, which goes on writing {sink}."
+                    )));
+                }
+                for (sink, _, old_id) in &replacing {
+                    if target
+                        .as_ref()
+                        .is_none_or(|id| old_id.eq_ignore_ascii_case(&id.value))
+                    {
+                        self.cancel_replacement(sink).await?;
+                    }
+                }
                 let ids: Vec<String> = match target {
                     Some(id) => {
                         let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());

@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 /// Records read per partition per batch: large enough to amortize the commit, small enough
 /// to keep a batch's memory and latency low.
-const BATCH: usize = 2048;
+pub(crate) const BATCH: usize = 2048;
 
 #[derive(Default)]
 pub(crate) struct Stats {

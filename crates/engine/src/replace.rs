@@ -15,7 +15,7 @@
 //! A crash before the swap is durable restarts the old query from `P` and the shadow from
 //! its own positions; a crash after it starts the new query live from `P`.
 
-use crate::query::{Mode, committed_positions, plan_inputs};
+use crate::query::{BATCH, Mode, committed_positions, plan_inputs};
 use crate::{Engine, EngineError, Result};
 use sluice_common::StateLayoutKind;
 use sluice_plan::QueryPlan;
@@ -72,15 +72,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Waits until the replacement `id` is at most `within` records behind the query it
-    /// replaces (summed over its input partitions).
-    pub async fn await_replacement_near(&self, id: &str, within: u64) -> Result<()> {
+    /// Waits until the replacement `id` is close behind the query it replaces: within a
+    /// batch per input partition, so that stopping the old query for the cut-over pauses
+    /// its output for about one batch.
+    pub async fn await_replacement_near(&self, id: &str) -> Result<()> {
         let (mut positions, mode) = self.shadow_of(id)?;
         let mut mode = mode.subscribe();
         loop {
-            let behind = match &*mode.borrow_and_update() {
+            let (behind, within) = match &*mode.borrow_and_update() {
                 Mode::Live => return Ok(()),
-                Mode::Shadow(cap) => behind(cap, &positions.borrow_and_update()),
+                Mode::Shadow(cap) => (
+                    behind(cap, &positions.borrow_and_update()),
+                    (BATCH * cap.len().max(1)) as u64,
+                ),
             };
             if behind <= within {
                 return Ok(());

@@ -232,6 +232,10 @@ async fn run_with(exec: &Executor, test: &Json) -> Result<(), CaseError> {
                         r = Err(e);
                         break;
                     }
+                    // ksqlDB replaces a query before the next statement; here a
+                    // replacement takes over in the background, so wait for it.
+                    exec.await_replacements(std::time::Duration::from_secs(30))
+                        .await;
                 }
                 r
             }

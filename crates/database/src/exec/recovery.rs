@@ -28,11 +28,27 @@ impl Executor {
                 self.engine.register_failed(&q.id, e.to_string());
             }
         }
+        self.replacing.send_replace(cat.replacements.len());
+        for r in cat.replacements.values() {
+            if let Err(e) = self.resume_replacement(r, &cat) {
+                self.engine.register_failed(&r.query.id, e.to_string());
+            }
+        }
     }
 }
 
 /// Re-plans a stored persistent query against the catalog (at startup and for EXPLAIN).
 pub(super) fn replan(q: &QueryDef, cat: &CatalogState) -> Result<QueryPlan, ExecError> {
+    replan_into(q, cat.sources.get(&q.sink), cat)
+}
+
+/// Re-plans a stored persistent query writing `sink` (a replacement's sink is not yet the
+/// catalog's).
+pub(super) fn replan_into(
+    q: &QueryDef,
+    sink: Option<&SourceDef>,
+    cat: &CatalogState,
+) -> Result<QueryPlan, ExecError> {
     // The types the statement resolved when it was created, not whatever the names mean
     // now (older entries did not record them and see the current types).
     let types = q.types.as_ref().unwrap_or(&cat.types);
@@ -49,7 +65,6 @@ pub(super) fn replan(q: &QueryDef, cat: &CatalogState) -> Result<QueryPlan, Exec
             q.id
         )));
     };
-    let sink = cat.sources.get(&q.sink);
     match &stmt.kind {
         StatementKind::CreateAs {
             kind,

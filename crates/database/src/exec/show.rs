@@ -51,14 +51,27 @@ impl Executor {
                     .into_iter()
                     .map(|q| (q.id.clone(), q))
                     .collect();
+                // A replacement being built is listed beside the query it replaces.
+                let replacing: BTreeMap<&str, &str> = cat
+                    .replacements
+                    .values()
+                    .map(|r| (r.query.id.as_str(), r.replaces.as_str()))
+                    .collect();
                 let mut rows: Vec<Vec<Value>> = cat
                     .queries
                     .values()
+                    .chain(cat.replacements.values().map(|r| &r.query))
                     .map(|q| {
                         let st = statuses.get(&q.id);
+                        let mut state = st.map_or("STOPPED".to_string(), |x| x.state.clone());
+                        if let Some(old) = replacing.get(q.id.as_str())
+                            && let Some(rest) = state.strip_prefix("CATCHING UP")
+                        {
+                            state = format!("CATCHING UP to replace {old}{rest}");
+                        }
                         vec![
                             s(&q.id),
-                            s(st.map_or("STOPPED", |x| x.state.as_str())),
+                            s(&state),
                             s(&q.sink),
                             s(&cat
                                 .sources
