@@ -26,10 +26,10 @@ mod state;
 mod transient;
 
 pub use push::{PushEvent, PushStart};
-pub use replace::Replaced;
 pub use query::{
     Engine, QueryStatus, STATE_VERSION, materializer_id, state_compatible, state_layout_for,
 };
+pub use replace::Replaced;
 pub use rows::{SourceRow, decode_record, encode_row_record};
 pub use scan::ScanEvent;
 pub use transient::TRANSIENT_JOIN_STATE_ENTRIES;

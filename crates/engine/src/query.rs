@@ -336,8 +336,7 @@ impl Engine {
             Some(sink),
             num,
             &id,
-            layout,
-            mode,
+            (layout, mode),
         )?;
         self.failed
             .lock()
@@ -360,8 +359,7 @@ impl Engine {
             None,
             id,
             &label,
-            None,
-            Mode::Live,
+            (None, Mode::Live),
         )?;
         self.materializers
             .lock()
@@ -389,8 +387,7 @@ impl Engine {
         sink: Option<Arc<Topic>>,
         id: u64,
         label: &str,
-        layout: Option<StateLayoutKind>,
-        mode: Mode,
+        (layout, mode): (Option<StateLayoutKind>, Mode),
     ) -> Result<Running> {
         let mut worker_inputs = Vec::with_capacity(inputs.len());
         for (def, tag, slot_base) in inputs {
@@ -935,7 +932,11 @@ impl Worker {
             let max = match &cap {
                 None => BATCH,
                 Some(cap) => {
-                    let left = cap.get(s).copied().unwrap_or(0).saturating_sub(positions[s]);
+                    let left = cap
+                        .get(s)
+                        .copied()
+                        .unwrap_or(0)
+                        .saturating_sub(positions[s]);
                     usize::try_from(left).unwrap_or(BATCH).min(BATCH)
                 }
             };

@@ -23,6 +23,8 @@ use sluice_storage::{Log, Topic};
 use std::sync::Arc;
 use tokio::sync::watch;
 
+type Shadow = (watch::Receiver<Vec<u64>>, Arc<watch::Sender<Mode>>);
+
 /// The query a replacement takes over from: its id in SHOW QUERIES and the number its
 /// committed offsets are kept under.
 #[derive(Debug, Clone)]
@@ -135,7 +137,10 @@ impl Engine {
         let mut topics: Vec<(u8, u32, Arc<Topic>)> = Vec::new();
         for (def, tag, base) in plan_inputs(plan) {
             let topic = self.log().topic(&def.topic).ok_or_else(|| {
-                EngineError::Invalid(format!("topic {} of {} does not exist", def.topic, def.name))
+                EngineError::Invalid(format!(
+                    "topic {} of {} does not exist",
+                    def.topic, def.name
+                ))
             })?;
             topics.push((tag, base, topic));
         }
@@ -151,7 +156,8 @@ impl Engine {
             .map(|r| r.mode.clone())
     }
 
-    fn shadow_of(&self, id: &str) -> Result<(watch::Receiver<Vec<u64>>, Arc<watch::Sender<Mode>>)> {
+    /// A running replacement's committed positions and mode.
+    fn shadow_of(&self, id: &str) -> Result<Shadow> {
         self.queries
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -198,6 +198,9 @@ pub(crate) async fn run_rqtt(exec: &Executor, test: &Json) -> Result<(), CaseErr
     for stmt in &statements {
         match exec.execute_with(stmt, &properties).await {
             Ok(_) => {
+                // A replacement takes over in the background (see case.rs).
+                exec.await_replacements(std::time::Duration::from_secs(30))
+                    .await;
                 if let Some(t) = admin_type(&stmt.kind) {
                     let mut m = Map::new();
                     m.insert("@type".into(), Json::from(t));

@@ -189,7 +189,8 @@ impl Executor {
                 .queries
                 .values()
                 .filter(|q| {
-                    q.id != old.id && (q.sources.contains(&existing.name) || q.sink == existing.name)
+                    q.id != old.id
+                        && (q.sources.contains(&existing.name) || q.sink == existing.name)
                 })
                 .map(|q| q.id.clone())
                 .collect();
@@ -346,7 +347,10 @@ impl Swap {
             format!("query/{}", rep.query.id).into_bytes(),
             serde_json::to_vec(&rep.query).map_err(json_err)?,
         );
-        txn.delete(Cf::Catalog, format!("replace/{}", rep.sink.name).into_bytes());
+        txn.delete(
+            Cf::Catalog,
+            format!("replace/{}", rep.sink.name).into_bytes(),
+        );
         self.log.submit(txn).wait().await?;
         {
             let mut cat = self.catalog.write().unwrap_or_else(|p| p.into_inner());
