@@ -343,4 +343,7 @@ async fn replacements_that_would_change_what_readers_see_are_refused() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(queries(&mut c).await.iter().any(|(id, _)| id == &new_id));
+    // A replacement that names no topic keeps writing the one the view has.
+    exec_ok(&mut c, "CREATE TABLE named WITH (kafka_topic='named_t') AS SELECT k, COUNT(*) AS n FROM events GROUP BY k;").await;
+    exec_ok(&mut c, "CREATE OR REPLACE TABLE named AS SELECT k, COUNT(*) AS n FROM events WHERE v > 0 GROUP BY k;").await;
 }

@@ -1227,7 +1227,7 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use sluice_common::{Column, ColumnRole, DataType, FormatKind, FormatSpec, Schema};
     use sluice_expr::AggCall;
@@ -1250,7 +1250,7 @@ mod tests {
         },
     };
 
-    fn source(id: u64, name: &str, topic: &str) -> SourceDef {
+    pub(crate) fn source(id: u64, name: &str, topic: &str) -> SourceDef {
         let col = |n: &str, t: DataType, role: ColumnRole| Column {
             name: n.into(),
             data_type: t,
@@ -1277,7 +1277,7 @@ mod tests {
         }
     }
 
-    async fn append(log: &EmbeddedLog, topic: &Arc<Topic>, values: &[&str]) {
+    pub(crate) async fn append(log: &EmbeddedLog, topic: &Arc<Topic>, values: &[&str]) {
         let mut txn = Txn::new();
         for v in values {
             txn.append(
@@ -1294,7 +1294,7 @@ mod tests {
         log.submit(txn).wait().await.unwrap();
     }
 
-    async fn wait_processed(engine: &Engine, id: &str, n: u64) -> QueryStatus {
+    pub(crate) async fn wait_processed(engine: &Engine, id: &str, n: u64) -> QueryStatus {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let status = engine.status(id).expect("query is registered");

@@ -190,3 +190,74 @@ fn behind(cap: &[u64], at: &[u64]) -> u64 {
 fn stopped(id: &str) -> EngineError {
     EngineError::Invalid(format!("replacement query {id} is not running"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::tests::{append, source, wait_processed};
+    use sluice_plan::Operator;
+    use sluice_storage::{EmbeddedLog, Log};
+
+    fn copy(id: &str, num: u64, sink_id: u64) -> QueryPlan {
+        QueryPlan {
+            id: id.into(),
+            num,
+            source: source(1, "INPUT", "input"),
+            sink: source(sink_id, "OUT", "out"),
+            op: Operator::Select {
+                filter: None,
+                projection: vec![sluice_expr::Expr::Column(0), sluice_expr::Expr::Column(1)],
+                table_functions: Vec::new(),
+            },
+            join: None,
+        }
+    }
+
+    fn sink_values(log: &EmbeddedLog) -> Vec<String> {
+        let out = log.topic("out").unwrap();
+        log.read(&out, 0, 0, 100)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let v: serde_json::Value =
+                    serde_json::from_slice(r.record.value.as_deref().unwrap()).unwrap();
+                v["V"].as_str().unwrap().to_string()
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shadow_follows_silently_and_takes_over_where_the_old_query_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let input = log.create_topic("input", 1).unwrap();
+        log.create_topic("out", 1).unwrap();
+        let engine = Engine::new(log.clone()).unwrap();
+        engine.start_query(copy("OLD", 2, 3)).unwrap();
+        append(&log, &input, &["a", "b", "c"]).await;
+        wait_processed(&engine, "OLD", 3).await;
+        let old = Replaced {
+            id: "OLD".into(),
+            num: 2,
+        };
+        let plan = copy("NEW", 5, 4);
+        engine.start_replacement(plan.clone(), None, &old).unwrap();
+        // It follows the old query as it goes on, writing nothing.
+        append(&log, &input, &["d", "e"]).await;
+        let st = wait_processed(&engine, "NEW", 5).await;
+        assert_eq!(st.processed, 5, "{st:?}");
+        assert!(engine.is_shadow("NEW"));
+        assert!(st.state.starts_with("CATCHING UP ("), "{st:?}");
+        engine.await_replacement_near("NEW").await.unwrap();
+        // Records after the cut go to the new query only once it is live.
+        let at = engine.cut_over("NEW", &old, &plan).await.unwrap();
+        assert_eq!(at, vec![5]);
+        assert!(engine.status("OLD").is_none(), "the old query is stopped");
+        append(&log, &input, &["f", "g"]).await;
+        engine.go_live("NEW").unwrap();
+        let st = wait_processed(&engine, "NEW", 7).await;
+        assert_eq!(st.state, "RUNNING", "{st:?}");
+        assert_eq!(sink_values(&log), ["a", "b", "c", "d", "e", "f", "g"]);
+        engine.shutdown().await;
+    }
+}

@@ -14,6 +14,10 @@
 use super::*;
 use sluice_engine::Replaced;
 
+/// How long the cut-over may take to bring a replacement the last stretch to where the
+/// old query stopped (about a batch per partition) before it is undone and retried.
+const CUT_OVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What the background swap needs of the executor: it outlives the statement.
 struct Swap {
     engine: Arc<Engine>,
@@ -32,7 +36,10 @@ impl Executor {
         stmt: &Statement,
         properties_in: &std::collections::HashMap<String, String>,
     ) -> Result<Outcome, ExecError> {
-        let StatementKind::CreateAs { kind, .. } = &stmt.kind else {
+        let StatementKind::CreateAs {
+            kind, properties, ..
+        } = &stmt.kind
+        else {
             return Err(ExecError::internal("not a CREATE ... AS SELECT"));
         };
         let what = existing.kind.to_string().to_lowercase();
@@ -69,7 +76,12 @@ impl Executor {
             })?
         };
         let mut txn = Txn::new();
-        let (planned, qdef) = self.plan_create_as(stmt, properties_in, &mut txn)?;
+        let (mut planned, qdef) = self.plan_create_as(stmt, properties_in, &mut txn)?;
+        // The replacement writes where the old query does unless it names a topic.
+        if !properties.values.contains_key("KAFKA_TOPIC") {
+            planned.sink.topic = existing.topic.clone();
+            planned.plan.sink.topic = existing.topic.clone();
+        }
         self.check_replaceable(&existing, &old, &planned, &qdef)?;
         let rep = Replacement {
             query: qdef,
@@ -334,7 +346,19 @@ impl Swap {
         old: &Replaced,
         plan: &QueryPlan,
     ) -> Result<(), ExecError> {
-        let at = self.engine.cut_over(&rep.query.id, old, plan).await?;
+        // Bounded: the DDL lock is held meanwhile, and a replacement that cannot catch up
+        // the last stretch (its commits failing, say) must not hold it forever.
+        let at = tokio::time::timeout(
+            CUT_OVER_TIMEOUT,
+            self.engine.cut_over(&rep.query.id, old, plan),
+        )
+        .await
+        .map_err(|_| {
+            ExecError::internal(format!(
+                "{} did not reach where {} stopped within {CUT_OVER_TIMEOUT:?}",
+                rep.query.id, old.id
+            ))
+        })??;
         let mut txn = Txn::new();
         txn.put(
             Cf::Catalog,
