@@ -347,3 +347,47 @@ async fn replacements_that_would_change_what_readers_see_are_refused() {
     exec_ok(&mut c, "CREATE TABLE named WITH (kafka_topic='named_t') AS SELECT k, COUNT(*) AS n FROM events GROUP BY k;").await;
     exec_ok(&mut c, "CREATE OR REPLACE TABLE named AS SELECT k, COUNT(*) AS n FROM events WHERE v > 0 GROUP BY k;").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_being_built_is_exclusive_and_cancelled_by_terminate() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let mut c = server.client().await;
+    exec_ok(&mut c, EVENTS).await;
+    let old_id = exec_ok(&mut c, OLD).await.results[0].query_id.clone();
+    let next = AtomicI64::new(0);
+    let acked = Mutex::new(Vec::new());
+    // Enough history that the replacement is still building when the next statements
+    // arrive (it rebuilds 40,000 records; they take a round trip each).
+    for _ in 0..400 {
+        insert_batch(&mut c, &next, &acked).await;
+    }
+    await_count(&mut c, 40_000).await;
+    let new_id = exec_ok(&mut c, NEW).await.results[0].query_id.clone();
+    let e = exec(&mut c, NEW)
+        .await
+        .expect_err("one replacement at a time");
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message()
+            .contains(&format!("already being replaced by query {new_id}")),
+        "{}",
+        e.message()
+    );
+    let r = exec_ok(&mut c, &format!("TERMINATE {new_id};")).await;
+    assert!(r.results[0].message.contains("no longer replaces"), "{r:?}");
+    let q = queries(&mut c).await;
+    assert_eq!(q, vec![(old_id.clone(), "RUNNING".to_string())]);
+    // The old query goes on alone: every update once, none from the cancelled one.
+    insert_batch(&mut c, &next, &acked).await;
+    await_count(&mut c, 40_100).await;
+    let records = read_topic(&mut c, "TOTALS", 2).await;
+    assert_eq!(records.len(), 40_100);
+    assert!(
+        records
+            .iter()
+            .all(|r| !String::from_utf8_lossy(r.value.as_deref().unwrap()).contains("TOTAL"))
+    );
+    let d = exec_ok(&mut c, "DESCRIBE totals;").await;
+    assert!(!format!("{d:?}").contains("\"TOTAL\""), "{d:?}");
+}
