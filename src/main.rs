@@ -40,10 +40,14 @@ enum Command {
         /// Most rows a pull query may return.
         #[arg(long, default_value_t = 100_000)]
         pull_max_rows: u64,
-        /// Listen on a non-loopback address although nothing authenticates clients (there
-        /// is no TLS or authentication yet: without this, such an address is refused).
+        /// Listen on a non-loopback address although traffic is not encrypted (there is no
+        /// TLS yet: without this, such an address is refused).
         #[arg(long, env = "SLUICE_INSECURE")]
         insecure: bool,
+        /// Tokens clients must present, one per line as `ROLE TOKEN` (roles: reader,
+        /// writer, admin). Without it every caller may run every statement.
+        #[arg(long, env = "SLUICE_AUTH_FILE")]
+        auth_file: Option<PathBuf>,
         /// Log lines as text, or as one JSON object each (with the request's span: its
         /// request id and statement).
         #[arg(long, value_enum, default_value = "text", env = "SLUICE_LOG_FORMAT")]
@@ -72,6 +76,9 @@ enum Command {
         /// History file for interactive mode (default ~/.sluice_history).
         #[arg(long)]
         history_file: Option<PathBuf>,
+        /// Bearer token for a server started with --auth-file (never echoed).
+        #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Run ksqlDB query-validation test cases (QTT JSON files or folders).
     Test {
@@ -187,6 +194,7 @@ fn main() -> anyhow::Result<()> {
             listen,
             pull_max_rows,
             insecure,
+            auth_file,
             log_format,
             max_statement_bytes,
             max_push_queries,
@@ -216,11 +224,15 @@ fn main() -> anyhow::Result<()> {
                     .unwrap_or_default();
                 tracing::error!("panicked at {location}: {message}");
             }));
+            let auth = auth_file
+                .map(|f| sluice_server::auth::Tokens::load(&f))
+                .transpose()?;
             let config = sluice_server::ServerConfig {
                 data_dir,
                 listen,
                 pull_max_rows,
                 insecure,
+                auth,
                 limits: sluice_server::Limits {
                     max_statement_bytes,
                     max_push_queries,
@@ -237,6 +249,7 @@ fn main() -> anyhow::Result<()> {
             file,
             output,
             history_file,
+            token,
         } => {
             let output: sluice_shell::OutputFormat =
                 output.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -246,6 +259,7 @@ fn main() -> anyhow::Result<()> {
                 file,
                 output,
                 history_file,
+                token,
             };
             let code = runtime.block_on(sluice_shell::run(args))?;
             std::process::exit(code);

@@ -4,15 +4,14 @@
 use crate::progress::Progress;
 use anyhow::{Context, anyhow, bail};
 use sluice_proto::v1 as pb;
-use sluice_proto::v1::sluice_client::SluiceClient;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::Streaming;
-use tonic::transport::Channel;
 
-pub type Client = SluiceClient<Channel>;
+/// Sends `SLUICE_TOKEN` as a bearer token when set (a server with `--auth-file`).
+pub type Client = sluice_proto::AuthedClient;
 
 /// Batches each load stream keeps in flight: enough to cover the group commit's fsync.
 const IN_FLIGHT: usize = 8;

@@ -8,7 +8,7 @@ use sluice_proto::v1::sluice_client::SluiceClient;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 /// Answers can be large (SHOW QUERIES with many queries); the 4 MiB default is too tight.
 const MAX_MESSAGE_BYTES: usize = 256 << 20;
@@ -88,14 +88,16 @@ impl Target {
         }
     }
 
-    pub async fn client(&self) -> anyhow::Result<SluiceClient<Channel>> {
+    pub async fn client(&self) -> anyhow::Result<crate::client::Client> {
+        let bearer = sluice_proto::Bearer::new(std::env::var("SLUICE_TOKEN").ok().as_deref())
+            .map_err(|e| anyhow::anyhow!("SLUICE_TOKEN: {e}"))?;
         let channel = Endpoint::from_shared(self.url().to_string())?
             .connect_timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
             .connect()
             .await
             .with_context(|| format!("connecting to {}", self.url()))?;
-        Ok(SluiceClient::new(channel)
+        Ok(SluiceClient::with_interceptor(channel, bearer)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }

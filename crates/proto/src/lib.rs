@@ -7,3 +7,46 @@ pub mod v1 {
     /// Encoded file descriptor set, served by gRPC reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("sluice_descriptor");
 }
+
+/// A client interceptor adding `authorization: Bearer TOKEN` to every call (servers
+/// started with `--auth-file` require it); without a token it adds nothing.
+#[derive(Clone, Default)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl Bearer {
+    /// Fails on a token that cannot travel in a header (not printable ASCII).
+    pub fn new(token: Option<&str>) -> Result<Bearer, String> {
+        match token.map(str::trim).filter(|t| !t.is_empty()) {
+            None => Ok(Bearer(None)),
+            Some(t) => format!("Bearer {t}")
+                .parse()
+                .map(|v| Bearer(Some(v)))
+                .map_err(|_| "the token is not printable ASCII".to_string()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token itself.
+        f.write_str(if self.0.is_some() {
+            "Bearer(..)"
+        } else {
+            "Bearer(none)"
+        })
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A `sluice.v1` client that sends a bearer token.
+pub type AuthedClient = v1::sluice_client::SluiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+>;

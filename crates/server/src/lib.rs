@@ -1,6 +1,7 @@
 //! The Sluice server: opens the database, restores the catalog and persistent queries,
 //! and serves the `sluice.v1` gRPC API with health checking and reflection.
 
+pub mod auth;
 mod convert;
 mod drain;
 mod limits;
@@ -26,6 +27,8 @@ pub struct ServerConfig {
     /// Serve on a non-loopback address although nothing authenticates clients.
     pub insecure: bool,
     pub limits: Limits,
+    /// Tokens and their roles (`--auth-file`); `None`: every caller is admin.
+    pub auth: Option<auth::Tokens>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,9 +50,9 @@ pub enum ServerError {
     #[error("reflection service: {0}")]
     Reflection(String),
     #[error(
-        "refusing to listen on {0}: Sluice has no TLS or authentication yet, so anyone who can reach that address could run any statement. Listen on a loopback address (the default, 127.0.0.1:8815) behind an authenticating proxy, or pass --insecure to serve it anyway"
+        "refusing to listen on {0}: Sluice has no TLS yet, so tokens and data would cross the network unencrypted{1}. Listen on a loopback address (the default, 127.0.0.1:8815) behind a TLS-terminating proxy, or pass --insecure to serve it anyway"
     )]
-    Insecure(SocketAddr),
+    Insecure(SocketAddr, &'static str),
 }
 
 /// How long shutdown waits for open calls once streaming ones have been told to end.
@@ -62,7 +65,12 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     // Checked before anything is opened: a refused start leaves nothing behind.
     if !config.listen.ip().is_loopback() && !config.insecure {
-        return Err(ServerError::Insecure(config.listen));
+        let unauthenticated = if config.auth.is_none() {
+            ", and without --auth-file anyone who can reach it could run any statement"
+        } else {
+            ""
+        };
+        return Err(ServerError::Insecure(config.listen, unauthenticated));
     }
     std::fs::create_dir_all(&config.data_dir).map_err(|e| ServerError::Open {
         dir: config.data_dir.clone(),
@@ -125,7 +133,11 @@ pub async fn run(
     ))
     .max_decoding_message_size(64 * 1024 * 1024)
     .max_encoding_message_size(64 * 1024 * 1024);
+    if config.auth.is_none() {
+        tracing::warn!("no --auth-file: every caller may run every statement");
+    }
     let serve = tonic::transport::Server::builder()
+        .layer(auth::AuthLayer::new(config.auth.clone()))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

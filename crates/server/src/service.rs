@@ -1,5 +1,6 @@
 //! The `sluice.v1.Sluice` gRPC service.
 
+use crate::auth::Role;
 use crate::convert::{from_proto, row_to_proto};
 use crate::status::{OrStatus, from_exec, grpc_code};
 use futures::Stream;
@@ -438,6 +439,7 @@ impl SluiceService {
     async fn run_query(
         &self,
         req: pb::QueryRequest,
+        role: Option<Role>,
     ) -> Result<Response<BoxStream<pb::QueryResponse>>, Status> {
         self.limits.check_statement(&req.sql)?;
         let mut statements = self.exec.parse(&req.sql).or_status()?;
@@ -451,6 +453,7 @@ impl SluiceService {
             ));
         }
         let stmt = statements.remove(0);
+        crate::auth::authorize(role, &stmt)?;
         let earliest = req.properties.iter().any(|(k, v)| {
             k.eq_ignore_ascii_case("auto.offset.reset") && v.eq_ignore_ascii_case("earliest")
         });
@@ -638,11 +641,16 @@ impl Sluice for SluiceService {
         &self,
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let role = request.extensions().get::<Role>().copied();
         let req = request.into_inner();
         let span = tracing::info_span!("execute", request_id = next_request_id(), sql = %truncate(&req.sql));
         async move {
             self.limits.check_statement(&req.sql)?;
             let statements = self.exec.parse(&req.sql).or_status()?;
+            // All checked before any runs: a script is refused whole, not half run.
+            for stmt in &statements {
+                crate::auth::authorize(role, stmt)?;
+            }
             let mut results = Vec::with_capacity(statements.len());
             for stmt in &statements {
                 let outcome = self
@@ -680,12 +688,13 @@ impl Sluice for SluiceService {
         &self,
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<Self::QueryStream>, Status> {
+        let role = request.extensions().get::<Role>().copied();
         let req = request.into_inner();
         let span =
             tracing::info_span!("query", request_id = next_request_id(), sql = %truncate(&req.sql));
         // Instrumented, not entered: a guard held across an await leaves the span entered on
         // whichever thread polls next, and under load tracing then panics on a closed span.
-        let response = self.run_query(req).instrument(span).await;
+        let response = self.run_query(req, role).instrument(span).await;
         self.draining(response)
     }
 

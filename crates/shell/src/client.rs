@@ -7,7 +7,7 @@ use sluice_proto::v1::sluice_client::SluiceClient;
 use sluice_proto::v1::{ExecuteRequest, QueryRequest, QueryResponse, StatementResult};
 use tonic::Status;
 use tonic::codec::Streaming;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 /// Results of SHOW / DESCRIBE can be large; the default 4 MiB limit would turn a big but
 /// legitimate answer into an error.
@@ -16,7 +16,7 @@ const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 /// A connected Sluice client.
 #[derive(Clone)]
 pub struct Client {
-    inner: SluiceClient<Channel>,
+    inner: sluice_proto::AuthedClient,
     /// The highest log position this session's statements were acknowledged with: its
     /// queries ask the server to reflect it, so a script's `INSERT ...; SELECT ...;`
     /// always sees its own insert (read your writes).
@@ -28,7 +28,13 @@ impl Client {
     ///
     /// The error is a single human-readable line naming the server.
     pub async fn connect(server: &str) -> Result<Self, String> {
+        Client::connect_with(server, None).await
+    }
+
+    /// Connects, sending `token` with every call (`--token`, `SLUICE_TOKEN`).
+    pub async fn connect_with(server: &str, token: Option<&str>) -> Result<Self, String> {
         let url = normalize_url(server);
+        let bearer = sluice_proto::Bearer::new(token)?;
         let fail = |cause: String| format!("cannot connect to Sluice server at {url}: {cause}");
         let endpoint = Endpoint::from_shared(url.clone())
             .map_err(|e| fail(error_chain(&e)))?
@@ -37,7 +43,7 @@ impl Client {
             .connect()
             .await
             .map_err(|e| fail(error_chain(&e)))?;
-        let inner = SluiceClient::new(channel)
+        let inner = SluiceClient::with_interceptor(channel, bearer)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Self { inner, written: 0 })

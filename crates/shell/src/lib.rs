@@ -42,6 +42,8 @@ pub struct ShellArgs {
     pub output: OutputFormat,
     /// History file for interactive mode; defaults to `$HOME/.sluice_history`.
     pub history_file: Option<PathBuf>,
+    /// Bearer token for a server started with `--auth-file`.
+    pub token: Option<String>,
 }
 
 /// How results are printed.
@@ -94,7 +96,7 @@ pub async fn run(args: ShellArgs) -> anyhow::Result<i32> {
         }
     }
 
-    let client = match Client::connect(&args.server).await {
+    let client = match Client::connect_with(&args.server, args.token.as_deref()).await {
         Ok(client) => client,
         Err(message) => {
             if args.output == OutputFormat::Json {

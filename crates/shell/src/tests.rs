@@ -435,6 +435,7 @@ async fn run_reports_unreachable_server() {
         file: None,
         output: OutputFormat::Table,
         history_file: None,
+        token: None,
     };
     assert_eq!(run(args).await.ok(), Some(1));
 }
@@ -447,6 +448,7 @@ async fn run_reports_unreadable_file() {
         file: Some(PathBuf::from("/nonexistent/script.sql")),
         output: OutputFormat::Table,
         history_file: None,
+        token: None,
     };
     assert_eq!(run(args).await.ok(), Some(1));
 }
@@ -460,6 +462,7 @@ async fn run_executes_script_against_server() {
         file: None,
         output: OutputFormat::Table,
         history_file: None,
+        token: None,
     };
     assert_eq!(run(args).await.ok(), Some(1));
     assert_eq!(requests(&log).len(), 2);
