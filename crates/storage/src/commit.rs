@@ -255,6 +255,10 @@ fn run(
         // RocksDB, which holds every record before this group.
         let mut newly_indexed: Vec<Arc<Topic>> = Vec::new();
         let mut group_error = None;
+        // The group's index entries, written in key order: the memtable's skip list then
+        // inserts each next to the one before (its search starts from there) instead of
+        // searching from the top for keys scattered over the whole index.
+        let mut index_puts: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for p in &group {
             for topic in &p.txn.index {
                 if topic.is_indexed() || newly_indexed.iter().any(|t| t.id == topic.id) {
@@ -343,18 +347,13 @@ fn run(
                 if topic.is_indexed()
                     && let Some(key) = record.key.as_deref()
                 {
-                    batch.put_cf(
-                        cf(&db, Cf::Index),
+                    index_puts.push((
                         index::key_entry(topic.id, key, at.seq),
-                        index::key_value(at.partition, at.offset),
-                    );
+                        index::key_value(at.partition, at.offset).to_vec(),
+                    ));
                 }
                 if let Some(id) = event_id {
-                    batch.put_cf(
-                        cf(&db, Cf::Index),
-                        index::id_entry(topic.id, id),
-                        at.encode(),
-                    );
+                    index_puts.push((index::id_entry(topic.id, id), at.encode().to_vec()));
                 }
                 let version = store.appended(topic, record.key.as_deref(), event_id, at);
                 acks.push(Appended {
@@ -373,6 +372,10 @@ fn run(
                 }
             }
             outcomes.push(Ok(acks));
+        }
+        index_puts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, value) in &index_puts {
+            batch.put_cf(cf(&db, Cf::Index), key, value);
         }
         for ((topic, partition), (base, builder)) in open {
             batch.put_cf(
