@@ -48,6 +48,9 @@ enum Command {
         /// writer, admin). Without it every caller may run every statement.
         #[arg(long, env = "SLUICE_AUTH_FILE")]
         auth_file: Option<PathBuf>,
+        /// Serve Prometheus metrics at http://HOST:PORT/metrics.
+        #[arg(long, env = "SLUICE_METRICS_LISTEN")]
+        metrics_listen: Option<SocketAddr>,
         /// Log lines as text, or as one JSON object each (with the request's span: its
         /// request id and statement).
         #[arg(long, value_enum, default_value = "text", env = "SLUICE_LOG_FORMAT")]
@@ -195,6 +198,7 @@ fn main() -> anyhow::Result<()> {
             pull_max_rows,
             insecure,
             auth_file,
+            metrics_listen,
             log_format,
             max_statement_bytes,
             max_push_queries,
@@ -233,6 +237,7 @@ fn main() -> anyhow::Result<()> {
                 pull_max_rows,
                 insecure,
                 auth,
+                metrics_listen,
                 limits: sluice_server::Limits {
                     max_statement_bytes,
                     max_push_queries,

@@ -5,6 +5,7 @@ pub mod auth;
 mod convert;
 mod drain;
 mod limits;
+pub mod metrics;
 mod print;
 mod service;
 mod status;
@@ -29,6 +30,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Tokens and their roles (`--auth-file`); `None`: every caller is admin.
     pub auth: Option<auth::Tokens>,
+    /// Where to serve Prometheus metrics (`--metrics-listen`); `None`: not served.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,10 +129,26 @@ pub async fn run(
     // data directory's lock) alive.
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let mut draining = drain_rx.clone();
+    let pushes = limits::PushCount::default();
+    let metrics = metrics::Metrics::new(exec.clone(), pushes.clone());
+    if let Some(at) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(at)
+            .await
+            .map_err(|source| ServerError::Bind { addr: at, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr: at, source })?;
+        tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
+        let mut until = drain_rx.clone();
+        tokio::spawn(metrics::serve(listener, metrics.clone(), async move {
+            let _ = until.wait_for(|d| *d).await;
+        }));
+    }
     let service = SluiceServer::new(service::SluiceService::new(
         exec.clone(),
         drain_rx,
         config.limits.clone(),
+        pushes,
     ))
     .max_decoding_message_size(64 * 1024 * 1024)
     .max_encoding_message_size(64 * 1024 * 1024);
@@ -137,6 +156,8 @@ pub async fn run(
         tracing::warn!("no --auth-file: every caller may run every statement");
     }
     let serve = tonic::transport::Server::builder()
+        // Outermost first: calls refused by authentication are counted too.
+        .layer(metrics::MetricsLayer::new(metrics))
         .layer(auth::AuthLayer::new(config.auth.clone()))
         .add_service(health)
         .add_service(reflection_v1)

@@ -54,6 +54,11 @@ impl Drop for PushSlot {
 }
 
 impl PushCount {
+    /// Push queries open now.
+    pub(crate) fn open(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
     /// A slot for a new push query, or RESOURCE_EXHAUSTED naming the limit.
     pub(crate) fn acquire(&self, max: usize) -> Result<PushSlot, Status> {
         let mut open = self.0.load(Ordering::Acquire);

@@ -46,12 +46,13 @@ impl SluiceService {
         exec: Arc<Executor>,
         drain: tokio::sync::watch::Receiver<bool>,
         limits: crate::limits::Limits,
+        pushes: crate::limits::PushCount,
     ) -> SluiceService {
         SluiceService {
             exec,
             drain,
             limits,
-            pushes: crate::limits::PushCount::default(),
+            pushes,
         }
     }
 

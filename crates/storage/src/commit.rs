@@ -185,12 +185,17 @@ impl Drop for Committer {
 
 impl Committer {
     /// `committed` is kept at the log position after the last durable record.
-    pub(crate) fn start(db: Arc<DB>, next_seq: u64, committed: Arc<AtomicU64>) -> Committer {
+    pub(crate) fn start(
+        db: Arc<DB>,
+        next_seq: u64,
+        committed: Arc<AtomicU64>,
+        stats: Arc<crate::CommitStats>,
+    ) -> Committer {
         let (tx, rx) = mpsc::unbounded_channel();
         committed.store(next_seq, Ordering::Release);
         let thread = std::thread::Builder::new()
             .name("sluice-commit".into())
-            .spawn(move || run(db, rx, next_seq, committed))
+            .spawn(move || run(db, rx, next_seq, committed, stats))
             .expect("spawning the committer thread at startup");
         Committer {
             tx: Some(tx),
@@ -224,6 +229,7 @@ fn run(
     mut rx: mpsc::UnboundedReceiver<Pending>,
     mut next_seq: u64,
     committed: Arc<AtomicU64>,
+    stats: Arc<crate::CommitStats>,
 ) {
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
@@ -389,8 +395,23 @@ fn run(
         }
         let written = match group_error {
             Some(e) => Err(e),
-            None => db.write_opt(batch, &sync).map_err(|e| e.to_string()),
+            None => {
+                let started = std::time::Instant::now();
+                let r = db.write_opt(batch, &sync).map_err(|e| e.to_string());
+                stats.write_seconds.observe(started.elapsed().as_secs_f64());
+                r
+            }
         };
+        match &written {
+            Ok(()) => stats
+                .group_records
+                .observe(next_seq.saturating_sub(committed_seq) as f64),
+            Err(_) => {
+                stats
+                    .failed_groups
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         match written {
             Ok(()) => {
                 store.group_written();

@@ -23,11 +23,13 @@ mod commit;
 mod index;
 mod log;
 mod record;
+mod stats;
 
 pub use commit::{Appended, CommitTicket, Txn};
 pub use index::{AppendCheck, Conflict, EventPosition};
 pub use log::{EmbeddedLog, Log, Topic};
 pub use record::{Record, StoredRecord};
+pub use stats::{CommitStats, Histogram, HistogramSnapshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

@@ -175,6 +175,8 @@ pub struct EmbeddedLog {
     create_lock: Mutex<()>,
     /// The log position after the last durable record (see [`EmbeddedLog::next_seq`]).
     committed: Arc<AtomicU64>,
+    /// The committer's counters, for metrics.
+    stats: Arc<crate::CommitStats>,
 }
 
 /// RocksDB memory and WAL budgets, in MiB. Each can be overridden by an environment
@@ -281,10 +283,12 @@ impl EmbeddedLog {
         }
         let next_seq = crate::commit::stored_next_seq(&db)?;
         let committed = Arc::new(AtomicU64::new(next_seq));
-        let committer = Committer::start(db.clone(), next_seq, committed.clone());
+        let stats = Arc::new(crate::CommitStats::default());
+        let committer = Committer::start(db.clone(), next_seq, committed.clone(), stats.clone());
         Ok(EmbeddedLog {
             db,
             committer,
+            stats,
             topics: RwLock::new(topics),
             create_lock: Mutex::new(()),
             committed,
@@ -296,6 +300,67 @@ impl EmbeddedLog {
     /// acknowledge with ([`crate::Appended::seq`]).
     pub fn next_seq(&self) -> u64 {
         self.committed.load(Ordering::Acquire)
+    }
+
+    /// The committer's group sizes, write latency and failures.
+    pub fn commit_stats(&self) -> &crate::CommitStats {
+        &self.stats
+    }
+
+    /// RocksDB's memory and background-work figures, summed over the column families:
+    /// (metric name, help, value). A property RocksDB does not report is left out.
+    pub fn rocksdb_figures(&self) -> Vec<(&'static str, &'static str, u64)> {
+        const PER_CF: &[(&str, &str, &str)] = &[
+            (
+                "rocksdb.cur-size-all-mem-tables",
+                "rocksdb_memtable_bytes",
+                "Bytes in RocksDB memtables (active and not yet flushed)",
+            ),
+            (
+                "rocksdb.estimate-pending-compaction-bytes",
+                "rocksdb_pending_compaction_bytes",
+                "Bytes RocksDB estimates compaction must rewrite to settle the LSM shape",
+            ),
+            (
+                "rocksdb.estimate-table-readers-mem",
+                "rocksdb_table_readers_bytes",
+                "Memory of RocksDB's table readers (index and filter blocks not in the block cache)",
+            ),
+            (
+                "rocksdb.total-sst-files-size",
+                "rocksdb_sst_bytes",
+                "Bytes of RocksDB's SST files",
+            ),
+            (
+                "rocksdb.num-running-compactions",
+                "rocksdb_running_compactions",
+                "Compactions running now",
+            ),
+        ];
+        let mut out = Vec::new();
+        for (property, name, help) in PER_CF {
+            let mut total = None;
+            for family in [Cf::Log, Cf::State, Cf::Catalog, Cf::Index] {
+                if let Ok(Some(v)) = self.db.property_int_value_cf(self.cf(family), *property) {
+                    *total.get_or_insert(0) += v;
+                }
+            }
+            if let Some(v) = total {
+                out.push((*name, *help, v));
+            }
+        }
+        // The block cache is shared: any family reports the same usage.
+        if let Ok(Some(v)) = self
+            .db
+            .property_int_value_cf(self.cf(Cf::State), "rocksdb.block-cache-usage")
+        {
+            out.push((
+                "rocksdb_block_cache_bytes",
+                "Bytes in RocksDB's shared block cache",
+                v,
+            ));
+        }
+        out
     }
 
     fn cf(&self, family: Cf) -> &rocksdb::ColumnFamily {
