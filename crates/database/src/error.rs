@@ -113,6 +113,10 @@ impl From<sluice_storage::StorageError> for ExecError {
             S::TopicMismatch { .. } => ExecError::new(ErrorCode::FailedPrecondition, e.to_string()),
             S::Closed => ExecError::new(ErrorCode::Unavailable, e.to_string()),
             S::Conflict(_) => ExecError::new(ErrorCode::Aborted, e.to_string()),
+            S::DiskFull { .. } => ExecError::new(ErrorCode::ResourceExhausted, e.to_string()),
+            S::CommitFailed(ref m) if m.contains("No space left") => {
+                ExecError::new(ErrorCode::ResourceExhausted, e.to_string())
+            }
             _ => ExecError::internal(e.to_string()),
         }
     }

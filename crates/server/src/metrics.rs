@@ -230,6 +230,21 @@ impl Collector for Scraped {
                 .load(std::sync::atomic::Ordering::Relaxed),
         )
         .encode(m)?;
+        let (free, reserve) = log.disk_space();
+        if let Some(free) = free {
+            gauge(
+                &mut encoder,
+                "disk_free_bytes",
+                "Bytes free on the data directory's filesystem",
+                free,
+            )?;
+        }
+        gauge(
+            &mut encoder,
+            "disk_reserve_bytes",
+            "Free space below which writes are refused (SLUICE_DISK_RESERVE_MB)",
+            reserve,
+        )?;
         for (name, help, v) in log.rocksdb_figures() {
             gauge(&mut encoder, name, help, v)?;
         }

@@ -115,9 +115,16 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+#[derive(Clone)]
 enum Failure {
     Write(String),
     Conflict(Box<Conflict>),
+    /// The group was refused: the data directory's filesystem is below its reserve.
+    DiskFull {
+        dir: std::path::PathBuf,
+        free: u64,
+        reserve: u64,
+    },
 }
 
 type Reply = std::result::Result<Vec<Appended>, Failure>;
@@ -134,11 +141,13 @@ pub struct CommitTicket(oneshot::Receiver<Reply>);
 fn answer(reply: std::result::Result<Reply, oneshot::error::RecvError>) -> Result<Vec<Appended>> {
     match reply {
         Ok(Ok(p)) => Ok(p),
-        Ok(Err(Failure::Write(e))) => Err(StorageError::Corrupt {
-            what: "commit",
-            detail: e,
-        }),
+        Ok(Err(Failure::Write(e))) => Err(StorageError::CommitFailed(e)),
         Ok(Err(Failure::Conflict(c))) => Err(StorageError::Conflict(c)),
+        Ok(Err(Failure::DiskFull { dir, free, reserve })) => Err(StorageError::DiskFull {
+            dir,
+            free_mib: free >> 20,
+            reserve_mib: reserve >> 20,
+        }),
         Err(_) => Err(StorageError::Closed),
     }
 }
@@ -190,12 +199,13 @@ impl Committer {
         next_seq: u64,
         committed: Arc<AtomicU64>,
         stats: Arc<crate::CommitStats>,
+        disk: crate::disk::DiskGuard,
     ) -> Committer {
         let (tx, rx) = mpsc::unbounded_channel();
         committed.store(next_seq, Ordering::Release);
         let thread = std::thread::Builder::new()
             .name("sluice-commit".into())
-            .spawn(move || run(db, rx, next_seq, committed, stats))
+            .spawn(move || run(db, rx, next_seq, committed, stats, disk))
             .expect("spawning the committer thread at startup");
         Committer {
             tx: Some(tx),
@@ -230,6 +240,7 @@ fn run(
     mut next_seq: u64,
     committed: Arc<AtomicU64>,
     stats: Arc<crate::CommitStats>,
+    disk: crate::disk::DiskGuard,
 ) {
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
@@ -393,11 +404,29 @@ fn run(
         if next_seq != committed_seq {
             batch.put_cf(cf(&db, Cf::Catalog), NEXT_SEQ_KEY, next_seq.to_be_bytes());
         }
-        let written = match group_error {
-            Some(e) => Err(e),
-            None => {
+        let written = match (group_error, disk.short()) {
+            (Some(e), _) => Err(Failure::Write(e)),
+            (None, Some(free)) => Err(Failure::DiskFull {
+                dir: disk.dir.clone(),
+                free,
+                reserve: disk.reserve,
+            }),
+            (None, None) => {
                 let started = std::time::Instant::now();
-                let r = db.write_opt(batch, &sync).map_err(|e| e.to_string());
+                let r = db.write_opt(batch, &sync).map_err(|e| {
+                    // Space ran out under the reserve's guard (it was too small, or
+                    // something else filled the disk): RocksDB now refuses every write
+                    // until it is reopened.
+                    let text = e.to_string();
+                    if text.contains("No space left") {
+                        Failure::Write(format!(
+                            "{text} (RocksDB refuses writes from now on: free space on the disk holding {} and restart the server; raise SLUICE_DISK_RESERVE_MB to keep this from recurring)",
+                            disk.dir.display()
+                        ))
+                    } else {
+                        Failure::Write(text)
+                    }
+                });
                 stats.write_seconds.observe(started.elapsed().as_secs_f64());
                 r
             }
@@ -430,8 +459,18 @@ fn run(
                     let _ = p.reply.send(outcome);
                 }
             }
-            Err(msg) => {
-                tracing::error!(error = %msg, "commit failed; the batch is not acknowledged");
+            Err(failure) => {
+                match &failure {
+                    Failure::DiskFull { free, .. } => tracing::warn!(
+                        free_mib = free >> 20,
+                        reserve_mib = disk.reserve >> 20,
+                        "disk almost full; writes refused"
+                    ),
+                    Failure::Write(msg) => {
+                        tracing::error!(error = %msg, "commit failed; the batch is not acknowledged")
+                    }
+                    Failure::Conflict(_) => {}
+                }
                 store.group_failed();
                 for topic in newly_indexed {
                     topic.set_indexed(false);
@@ -441,7 +480,7 @@ fn run(
                     next.insert(key, topic.end_offset(key.1));
                 }
                 for p in group {
-                    let _ = p.reply.send(Err(Failure::Write(msg.clone())));
+                    let _ = p.reply.send(Err(failure.clone()));
                 }
             }
         }

@@ -20,6 +20,7 @@
 //! record whose batch could still fail.
 
 mod commit;
+mod disk;
 mod index;
 mod log;
 mod record;
@@ -53,6 +54,17 @@ pub enum StorageError {
     },
     #[error("the storage committer has stopped")]
     Closed,
+    /// RocksDB could not write a group commit: nothing of it is durable or acknowledged.
+    #[error("the commit failed, nothing of it was written: {0}")]
+    CommitFailed(String),
+    #[error(
+        "the disk holding {dir} has {free_mib} MiB free, less than the {reserve_mib} MiB Sluice keeps for RocksDB (SLUICE_DISK_RESERVE_MB): writes are refused until space is freed; reads go on"
+    )]
+    DiskFull {
+        dir: std::path::PathBuf,
+        free_mib: u64,
+        reserve_mib: u64,
+    },
     #[error(
         "Wrong expected version for key {} of topic '{}': expected {}, actual {}",
         String::from_utf8_lossy(&.0.key), .0.topic, .0.expected, .0.actual

@@ -177,6 +177,8 @@ pub struct EmbeddedLog {
     committed: Arc<AtomicU64>,
     /// The committer's counters, for metrics.
     stats: Arc<crate::CommitStats>,
+    /// The data directory and the free space kept on it.
+    disk: crate::disk::DiskGuard,
 }
 
 /// RocksDB memory and WAL budgets, in MiB. Each can be overridden by an environment
@@ -187,6 +189,8 @@ struct Tuning {
     write_buffer_mb: usize,
     memtables_mb: usize,
     wal_mb: usize,
+    /// Free space the committer keeps on the data directory's filesystem (see disk.rs).
+    disk_reserve_mb: usize,
 }
 
 impl Tuning {
@@ -209,6 +213,7 @@ impl Tuning {
             // Bounds the WAL a restart replays: recovery of 2M events and a 1M-key view
             // answered its first pull 0.9 s after SIGKILL.
             wal_mb: get("SLUICE_ROCKSDB_WAL_MB", 128),
+            disk_reserve_mb: get("SLUICE_DISK_RESERVE_MB", 128),
         }
     }
 }
@@ -284,8 +289,19 @@ impl EmbeddedLog {
         let next_seq = crate::commit::stored_next_seq(&db)?;
         let committed = Arc::new(AtomicU64::new(next_seq));
         let stats = Arc::new(crate::CommitStats::default());
-        let committer = Committer::start(db.clone(), next_seq, committed.clone(), stats.clone());
+        let disk = crate::disk::DiskGuard {
+            dir: dir.to_path_buf(),
+            reserve: (tuning.disk_reserve_mb as u64) << 20,
+        };
+        let committer = Committer::start(
+            db.clone(),
+            next_seq,
+            committed.clone(),
+            stats.clone(),
+            disk.clone(),
+        );
         Ok(EmbeddedLog {
+            disk,
             db,
             committer,
             stats,
@@ -300,6 +316,12 @@ impl EmbeddedLog {
     /// acknowledge with ([`crate::Appended::seq`]).
     pub fn next_seq(&self) -> u64 {
         self.committed.load(Ordering::Acquire)
+    }
+
+    /// Bytes free on the data directory's filesystem, and the reserve below which writes
+    /// are refused; `None` for the free space when the filesystem does not say.
+    pub fn disk_space(&self) -> (Option<u64>, u64) {
+        (self.disk.free(), self.disk.reserve)
     }
 
     /// The committer's group sizes, write latency and failures.
