@@ -1548,6 +1548,55 @@ async fn functions_with_edge_arguments_do_not_crash_the_server() {
     probe_queries(&mut server, &calls).await;
 }
 
+/// The server's peak resident memory so far, in KiB (VmHWM).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A value a client can make as large as it likes (CONCAT of twenty LPADs to 16M
+/// characters once built 320 MB per query) is bounded: a call past the limit is NULL, and
+/// eight at once leave the server's memory where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_a_client_can_inflate_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = hostile_server(&dir).await;
+    let pieces = vec!["LPAD('a', 16000000, 'b')"; 20].join(", ");
+    let sql = format!("SELECT CONCAT({pieces}) AS big FROM tb WHERE id = '1';");
+    let chained = vec!["LPAD('a', 3000000, 'b')"; 20].join(" || ");
+    let chain_sql = format!("SELECT {chained} AS big FROM tb WHERE id = '1';");
+    let mut calls = Vec::new();
+    for i in 0..8 {
+        let mut c = server.client().await;
+        let sql = if i % 2 == 0 {
+            sql.clone()
+        } else {
+            chain_sql.clone()
+        };
+        calls.push(tokio::spawn(async move {
+            query(&mut c, &sql, &[], 5, Duration::from_secs(60)).await
+        }));
+    }
+    for call in calls {
+        let r = call.await.unwrap().expect("the query answers");
+        // The oversized pieces are NULL (CONCAT skips them, so it may be '').
+        let rows = r.text_rows();
+        assert_eq!(rows.len(), 1);
+        assert!(
+            rows[0][0].len() <= 4 << 20,
+            "a {} byte value",
+            rows[0][0].len()
+        );
+    }
+    let peak = peak_rss_kib(server.child.id());
+    assert!(peak < 600 << 10, "peak RSS {} MiB", peak >> 10);
+    assert_serving(&mut server).await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Bugs found by these tests. Each keeps its assertion and is ignored until fixed.
 // ---------------------------------------------------------------------------------------

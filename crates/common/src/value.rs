@@ -30,6 +30,51 @@ pub enum Value {
 pub type Row = Vec<Value>;
 
 impl Value {
+    /// About how many bytes the value holds (strings, bytes, and collections' elements, at
+    /// 16 bytes per scalar), counted only until `limit` is passed: bounding a value's size
+    /// costs no more than the bound.
+    pub fn size_within(&self, limit: usize) -> usize {
+        match self {
+            Value::String(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::Array(items) => {
+                let mut n = 0usize;
+                for v in items {
+                    n = n.saturating_add(v.size_within(limit.saturating_sub(n)));
+                    if n > limit {
+                        break;
+                    }
+                }
+                n
+            }
+            Value::Map(entries) => {
+                let mut n = 0usize;
+                for (k, v) in entries {
+                    n = n
+                        .saturating_add(k.size_within(limit))
+                        .saturating_add(v.size_within(limit.saturating_sub(n)));
+                    if n > limit {
+                        break;
+                    }
+                }
+                n
+            }
+            Value::Struct(fields) => {
+                let mut n = 0usize;
+                for (name, v) in fields {
+                    n = n
+                        .saturating_add(name.len())
+                        .saturating_add(v.size_within(limit.saturating_sub(n)));
+                    if n > limit {
+                        break;
+                    }
+                }
+                n
+            }
+            _ => 16,
+        }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }

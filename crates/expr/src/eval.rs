@@ -295,8 +295,27 @@ impl Expr {
             Expr::IsNull { expr, negated } => Value::Boolean(expr.eval(row).is_null() != *negated),
             Expr::Cast { expr, to } => cast(expr.eval(row), to),
             Expr::Call { func, args } => {
-                let values: Vec<Value> = args.iter().map(|a| a.eval(row)).collect();
-                (func.eval)(&values)
+                // A function's arguments together, and its result, are at most
+                // `max_value_bytes`, else the call is NULL (like a function that fails):
+                // sizes a client can choose (LPAD's length, CONCAT of many of them) must
+                // not become allocations that exhaust the server's memory.
+                let limit = max_value_bytes();
+                let mut values = Vec::with_capacity(args.len());
+                let mut bytes = 0usize;
+                for a in args {
+                    let v = a.eval(row);
+                    bytes = bytes.saturating_add(v.size_within(limit));
+                    if bytes > limit {
+                        return Value::Null;
+                    }
+                    values.push(v);
+                }
+                let out = (func.eval)(&values);
+                if out.size_within(limit) > limit {
+                    Value::Null
+                } else {
+                    out
+                }
             }
             Expr::Case {
                 branches,
@@ -500,6 +519,11 @@ fn binary(op: BinaryOp, l: Value, r: Value) -> Value {
         });
     }
     if op == BinaryOp::Concat {
+        // `||` chains are bounded like function calls (see `max_value_bytes`).
+        let limit = max_value_bytes();
+        if l.size_within(limit).saturating_add(r.size_within(limit)) > limit {
+            return Null;
+        }
         return match (l, r) {
             (String(a), String(b)) => String(a + &b),
             (a, b) => String(format!("{a}{b}")),
@@ -955,6 +979,43 @@ mod tests {
     }
 
     #[test]
+    fn values_past_the_size_limit_are_null_not_built() {
+        use crate::functions::lookup as lookup_scalar;
+        let lpad = lookup_scalar("LPAD").unwrap();
+        let concat = lookup_scalar("CONCAT").unwrap();
+        let pad = |n: i64| Expr::Call {
+            func: lpad,
+            args: vec![
+                Expr::Literal(Value::String("a".into())),
+                Expr::Literal(Value::BigInt(n)),
+                Expr::Literal(Value::String("b".into())),
+            ],
+        };
+        let limit = max_value_bytes() as i64;
+        assert_eq!(pad(limit).eval(&[]).size_within(usize::MAX), limit as usize);
+        assert_eq!(pad(limit + 1).eval(&[]), Value::Null);
+        let many = Expr::Call {
+            func: concat,
+            args: (0..20).map(|_| pad(limit / 4)).collect(),
+        };
+        assert_eq!(many.eval(&[]), Value::Null, "twenty quarter-limit pieces");
+        let few = Expr::Call {
+            func: concat,
+            args: (0..3).map(|_| pad(limit / 4)).collect(),
+        };
+        assert_eq!(
+            few.eval(&[]).size_within(usize::MAX),
+            3 * (limit / 4) as usize
+        );
+        let chain = Expr::Binary {
+            op: BinaryOp::Concat,
+            left: Box::new(pad(limit / 2 + 1)),
+            right: Box::new(pad(limit / 2)),
+        };
+        assert_eq!(chain.eval(&[]), Value::Null);
+    }
+
+    #[test]
     fn arithmetic_widens_and_division_by_zero_is_null() {
         let e = Expr::Binary {
             op: BinaryOp::Mul,
@@ -1053,4 +1114,18 @@ mod tests {
         assert!(like("", "%", None));
         assert!(like("abcabc", "%abc", None));
     }
+}
+
+/// The largest value a function call may take in (all its arguments together) or give
+/// back: `SLUICE_MAX_VALUE_BYTES`, read once, default 4 MiB (four times Kafka's default
+/// largest message). Over it the call is NULL.
+pub fn max_value_bytes() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("SLUICE_MAX_VALUE_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(4 << 20)
+    })
 }

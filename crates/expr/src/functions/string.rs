@@ -123,9 +123,10 @@ fn pad_rule(args: &[DataType]) -> Result<DataType, String> {
 
 /// LPAD/RPAD over any element type: NULL for a negative length or empty padding.
 fn pad<T: Clone>(input: &[T], len: i64, padding: &[T], left: bool) -> Option<Vec<T>> {
-    // A length a client can choose must not become an allocation that aborts the server.
-    const MAX_PADDED_LEN: i64 = 16 << 20;
-    if !(0..=MAX_PADDED_LEN).contains(&len) || padding.is_empty() {
+    // A length a client can choose must not become an allocation that aborts the server:
+    // nothing longer than a function may return is built.
+    let max = i64::try_from(crate::eval::max_value_bytes()).unwrap_or(i64::MAX);
+    if !(0..=max).contains(&len) || padding.is_empty() {
         return None;
     }
     let len = len as usize;
