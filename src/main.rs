@@ -48,6 +48,15 @@ enum Command {
         /// writer, admin). Without it every caller may run every statement.
         #[arg(long, env = "SLUICE_AUTH_FILE")]
         auth_file: Option<PathBuf>,
+        /// Serve TLS with this PEM certificate chain (with --tls-key).
+        #[arg(long, env = "SLUICE_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Require client certificates signed by this PEM CA (mutual TLS).
+        #[arg(long, env = "SLUICE_TLS_CLIENT_CA", requires = "tls_cert")]
+        tls_client_ca: Option<PathBuf>,
         /// Serve Prometheus metrics at http://HOST:PORT/metrics.
         #[arg(long, env = "SLUICE_METRICS_LISTEN")]
         metrics_listen: Option<SocketAddr>,
@@ -82,6 +91,9 @@ enum Command {
         /// Bearer token for a server started with --auth-file (never echoed).
         #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// PEM CA to verify a TLS server's certificate with (the server URL is https://).
+        #[arg(long, env = "SLUICE_TLS_CA")]
+        tls_ca: Option<PathBuf>,
     },
     /// Run ksqlDB query-validation test cases (QTT JSON files or folders).
     Test {
@@ -199,6 +211,9 @@ fn main() -> anyhow::Result<()> {
             insecure,
             auth_file,
             metrics_listen,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
             log_format,
             max_statement_bytes,
             max_push_queries,
@@ -238,6 +253,14 @@ fn main() -> anyhow::Result<()> {
                 insecure,
                 auth,
                 metrics_listen,
+                tls: match (tls_cert, tls_key) {
+                    (Some(cert), Some(key)) => Some(sluice_server::TlsFiles {
+                        cert,
+                        key,
+                        client_ca: tls_client_ca,
+                    }),
+                    _ => None,
+                },
                 limits: sluice_server::Limits {
                     max_statement_bytes,
                     max_push_queries,
@@ -255,6 +278,7 @@ fn main() -> anyhow::Result<()> {
             output,
             history_file,
             token,
+            tls_ca,
         } => {
             let output: sluice_shell::OutputFormat =
                 output.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -265,6 +289,7 @@ fn main() -> anyhow::Result<()> {
                 output,
                 history_file,
                 token,
+                tls_ca,
             };
             let code = runtime.block_on(sluice_shell::run(args))?;
             std::process::exit(code);

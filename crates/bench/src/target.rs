@@ -8,7 +8,6 @@ use sluice_proto::v1::sluice_client::SluiceClient;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tonic::transport::Endpoint;
 
 /// Answers can be large (SHOW QUERIES with many queries); the 4 MiB default is too tight.
 const MAX_MESSAGE_BYTES: usize = 256 << 20;
@@ -91,7 +90,10 @@ impl Target {
     pub async fn client(&self) -> anyhow::Result<crate::client::Client> {
         let bearer = sluice_proto::Bearer::new(std::env::var("SLUICE_TOKEN").ok().as_deref())
             .map_err(|e| anyhow::anyhow!("SLUICE_TOKEN: {e}"))?;
-        let channel = Endpoint::from_shared(self.url().to_string())?
+        // SLUICE_TLS_CA: a TLS server's CA (the URL is https://).
+        let ca = std::env::var_os("SLUICE_TLS_CA").map(std::path::PathBuf::from);
+        let channel = sluice_proto::endpoint(self.url(), ca.as_deref())
+            .map_err(|e| anyhow::anyhow!("{e}"))?
             .connect_timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
             .connect()

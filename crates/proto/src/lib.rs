@@ -50,3 +50,30 @@ impl tonic::service::Interceptor for Bearer {
 pub type AuthedClient = v1::sluice_client::SluiceClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
 >;
+
+/// An endpoint for `url`, verifying the server's certificate against the PEM CA at
+/// `tls_ca` when given (an `https://` URL; a bare `host:port` becomes one).
+pub fn endpoint(
+    url: &str,
+    tls_ca: Option<&std::path::Path>,
+) -> Result<tonic::transport::Endpoint, String> {
+    let url = url.trim();
+    let url = match (url.contains("://"), tls_ca.is_some()) {
+        (true, _) => url.to_string(),
+        (false, true) => format!("https://{url}"),
+        (false, false) => format!("http://{url}"),
+    };
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(url.clone()).map_err(|e| format!("{url}: {e}"))?;
+    let Some(ca) = tls_ca else {
+        return Ok(endpoint);
+    };
+    let pem =
+        std::fs::read(ca).map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?;
+    endpoint
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+        )
+        .map_err(|e| format!("TLS: {e}"))
+}

@@ -32,6 +32,32 @@ pub struct ServerConfig {
     pub auth: Option<auth::Tokens>,
     /// Where to serve Prometheus metrics (`--metrics-listen`); `None`: not served.
     pub metrics_listen: Option<SocketAddr>,
+    /// TLS (`--tls-cert`, `--tls-key`, `--tls-client-ca`); `None`: plaintext.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for TLS: the server's certificate chain and key, and optionally the CA whose
+/// client certificates are required (mutual TLS).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn config(&self) -> Result<tonic::transport::ServerTlsConfig, ServerError> {
+        let read = |p: &PathBuf| {
+            std::fs::read(p)
+                .map_err(|e| ServerError::Tls(format!("cannot read {}: {e}", p.display())))
+        };
+        let identity = tonic::transport::Identity::from_pem(read(&self.cert)?, read(&self.key)?);
+        let mut config = tonic::transport::ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &self.client_ca {
+            config = config.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +78,10 @@ pub enum ServerError {
     Serve(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
     Reflection(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error(
-        "refusing to listen on {0}: Sluice has no TLS yet, so tokens and data would cross the network unencrypted{1}. Listen on a loopback address (the default, 127.0.0.1:8815) behind a TLS-terminating proxy, or pass --insecure to serve it anyway"
+        "refusing to listen on {0}: {1}. Configure what is missing, listen on a loopback address (the default, 127.0.0.1:8815), or pass --insecure to serve it anyway"
     )]
     Insecure(SocketAddr, &'static str),
 }
@@ -67,14 +95,25 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     // Checked before anything is opened: a refused start leaves nothing behind.
-    if !config.listen.ip().is_loopback() && !config.insecure {
-        let unauthenticated = if config.auth.is_none() {
-            ", and without --auth-file anyone who can reach it could run any statement"
-        } else {
-            ""
-        };
-        return Err(ServerError::Insecure(config.listen, unauthenticated));
+    if !config.listen.ip().is_loopback()
+        && !config.insecure
+        && (config.tls.is_none() || config.auth.is_none())
+    {
+        return Err(ServerError::Insecure(
+            config.listen,
+            match (config.tls.is_some(), config.auth.is_some()) {
+                (false, false) => {
+                    "without TLS (--tls-cert, --tls-key) tokens and data would cross the network unencrypted, and without --auth-file anyone who can reach it could run any statement"
+                }
+                (false, true) => {
+                    "without TLS (--tls-cert, --tls-key) tokens and data would cross the network unencrypted"
+                }
+                _ => "without --auth-file anyone who can reach it could run any statement",
+            },
+        ));
     }
+    // Read before anything is opened too: a bad certificate leaves nothing behind.
+    let tls = config.tls.as_ref().map(TlsFiles::config).transpose()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| ServerError::Open {
         dir: config.data_dir.clone(),
         source: sluice_storage::StorageError::Corrupt {
@@ -155,7 +194,13 @@ pub async fn run(
     if config.auth.is_none() {
         tracing::warn!("no --auth-file: every caller may run every statement");
     }
-    let serve = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+    }
+    let serve = builder
         // Outermost first: calls refused by authentication are counted too.
         .layer(metrics::MetricsLayer::new(metrics))
         .layer(auth::AuthLayer::new(config.auth.clone()))

@@ -7,7 +7,6 @@ use sluice_proto::v1::sluice_client::SluiceClient;
 use sluice_proto::v1::{ExecuteRequest, QueryRequest, QueryResponse, StatementResult};
 use tonic::Status;
 use tonic::codec::Streaming;
-use tonic::transport::Endpoint;
 
 /// Results of SHOW / DESCRIBE can be large; the default 4 MiB limit would turn a big but
 /// legitimate answer into an error.
@@ -28,16 +27,24 @@ impl Client {
     ///
     /// The error is a single human-readable line naming the server.
     pub async fn connect(server: &str) -> Result<Self, String> {
-        Client::connect_with(server, None).await
+        Client::connect_with(server, None, None).await
     }
 
-    /// Connects, sending `token` with every call (`--token`, `SLUICE_TOKEN`).
-    pub async fn connect_with(server: &str, token: Option<&str>) -> Result<Self, String> {
-        let url = normalize_url(server);
+    /// Connects, sending `token` with every call (`--token`, `SLUICE_TOKEN`), over TLS
+    /// verified against the PEM CA `tls_ca` when given (`--tls-ca`).
+    pub async fn connect_with(
+        server: &str,
+        token: Option<&str>,
+        tls_ca: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
+        let url = match tls_ca {
+            Some(_) if !server.contains("://") => format!("https://{}", server.trim()),
+            _ => normalize_url(server),
+        };
         let bearer = sluice_proto::Bearer::new(token)?;
         let fail = |cause: String| format!("cannot connect to Sluice server at {url}: {cause}");
-        let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|e| fail(error_chain(&e)))?
+        let endpoint = sluice_proto::endpoint(&url, tls_ca)
+            .map_err(fail)?
             .connect_timeout(Duration::from_secs(10));
         let channel = endpoint
             .connect()

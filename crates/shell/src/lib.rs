@@ -44,6 +44,8 @@ pub struct ShellArgs {
     pub history_file: Option<PathBuf>,
     /// Bearer token for a server started with `--auth-file`.
     pub token: Option<String>,
+    /// PEM CA to verify a TLS server's certificate with (`https://` URLs).
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// How results are printed.
@@ -96,19 +98,22 @@ pub async fn run(args: ShellArgs) -> anyhow::Result<i32> {
         }
     }
 
-    let client = match Client::connect_with(&args.server, args.token.as_deref()).await {
-        Ok(client) => client,
-        Err(message) => {
-            if args.output == OutputFormat::Json {
-                println!(
-                    "{}",
-                    render::json_error(None, &message, tonic::Code::Unavailable)
-                );
+    let client =
+        match Client::connect_with(&args.server, args.token.as_deref(), args.tls_ca.as_deref())
+            .await
+        {
+            Ok(client) => client,
+            Err(message) => {
+                if args.output == OutputFormat::Json {
+                    println!(
+                        "{}",
+                        render::json_error(None, &message, tonic::Code::Unavailable)
+                    );
+                }
+                eprintln!("Error: {message}");
+                return Ok(1);
             }
-            eprintln!("Error: {message}");
-            return Ok(1);
-        }
-    };
+        };
     // Completion fetches names through its own handle on the same connection.
     let names_client = client.clone();
     let mut session = Session::new(

@@ -436,6 +436,7 @@ async fn run_reports_unreachable_server() {
         output: OutputFormat::Table,
         history_file: None,
         token: None,
+        tls_ca: None,
     };
     assert_eq!(run(args).await.ok(), Some(1));
 }
@@ -449,6 +450,7 @@ async fn run_reports_unreadable_file() {
         output: OutputFormat::Table,
         history_file: None,
         token: None,
+        tls_ca: None,
     };
     assert_eq!(run(args).await.ok(), Some(1));
 }
@@ -463,6 +465,7 @@ async fn run_executes_script_against_server() {
         output: OutputFormat::Table,
         history_file: None,
         token: None,
+        tls_ca: None,
     };
     assert_eq!(run(args).await.ok(), Some(1));
     assert_eq!(requests(&log).len(), 2);
