@@ -110,16 +110,13 @@ async fn tls_and_mutual_tls_serve_verified_clients_only() {
     };
 
     // TLS: a client trusting the CA gets through; a plaintext one does not.
-    let mut server = start(
-        dir.path(),
-        port,
-        &[
-            "--tls-cert",
-            pki.server_cert.to_str().unwrap(),
-            "--tls-key",
-            pki.server_key.to_str().unwrap(),
-        ],
-    );
+    let mut args = vec![
+        "--tls-cert",
+        pki.server_cert.to_str().unwrap(),
+        "--tls-key",
+        pki.server_key.to_str().unwrap(),
+    ];
+    let mut server = start(dir.path(), port, &args);
     show_streams(tls(false))
         .await
         .expect("a TLS client verifying the server");
@@ -160,18 +157,8 @@ async fn tls_and_mutual_tls_serve_verified_clients_only() {
     let _ = server.wait();
 
     // Mutual TLS: only a client with a certificate from the client CA.
-    let mut server = start(
-        dir.path(),
-        port,
-        &[
-            "--tls-cert",
-            pki.server_cert.to_str().unwrap(),
-            "--tls-key",
-            pki.server_key.to_str().unwrap(),
-            "--tls-client-ca",
-            pki.ca.to_str().unwrap(),
-        ],
-    );
+    args.extend(["--tls-client-ca", pki.ca.to_str().unwrap()]);
+    let mut server = start(dir.path(), port, &args);
     show_streams(tls(true))
         .await
         .expect("a client with a certificate");

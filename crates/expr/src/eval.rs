@@ -892,6 +892,20 @@ pub fn like(s: &str, pattern: &str, escape: Option<char>) -> bool {
     toks[pi..].iter().all(|t| *t == Tok::Any)
 }
 
+/// The largest value a function call may take in (all its arguments together) or give
+/// back: `SLUICE_MAX_VALUE_BYTES`, read once, default 4 MiB (four times Kafka's default
+/// largest message). Over it the call is NULL.
+pub fn max_value_bytes() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("SLUICE_MAX_VALUE_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(4 << 20)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1114,18 +1128,4 @@ mod tests {
         assert!(like("", "%", None));
         assert!(like("abcabc", "%abc", None));
     }
-}
-
-/// The largest value a function call may take in (all its arguments together) or give
-/// back: `SLUICE_MAX_VALUE_BYTES`, read once, default 4 MiB (four times Kafka's default
-/// largest message). Over it the call is NULL.
-pub fn max_value_bytes() -> usize {
-    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        std::env::var("SLUICE_MAX_VALUE_BYTES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|v| *v > 0)
-            .unwrap_or(4 << 20)
-    })
 }

@@ -281,7 +281,14 @@ impl<S> Auth<S> {
     }
 }
 
-type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// The inner service of a layer, to call: the one that was polled ready is the one
+/// called (tower's contract), and a clone takes its place for the next call.
+pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}
 
 impl<S, B, R> tower_service::Service<http::Request<B>> for Auth<S>
 where
@@ -307,10 +314,7 @@ where
                 if let Some(role) = role {
                     req.extensions_mut().insert(role);
                 }
-                // The service that was polled ready is the one called; a clone takes its
-                // place for the next call.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let mut inner = take_ready(&mut self.inner);
                 Box::pin(inner.call(req))
             }
             Err(status) => {

@@ -5,7 +5,6 @@
 //! RocksDB figures are read at scrape time (a collector), so nothing is counted twice
 //! and the hot paths only keep the atomics they already had.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -310,8 +309,6 @@ pub struct Measured<S> {
     metrics: Arc<Metrics>,
 }
 
-type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-
 impl<S, B, R> tower_service::Service<http::Request<B>> for Measured<S>
 where
     S: tower_service::Service<http::Request<B>, Response = http::Response<R>>
@@ -324,7 +321,7 @@ where
 {
     type Response = http::Response<R>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = crate::auth::BoxFuture<Result<Self::Response, Self::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -333,8 +330,7 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let path = req.uri().path().to_string();
         let metrics = self.metrics.clone();
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::auth::take_ready(&mut self.inner);
         let started = Instant::now();
         Box::pin(async move {
             let response = inner.call(req).await;
