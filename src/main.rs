@@ -70,6 +70,9 @@ enum Command {
         /// Most push queries open at once, all clients together.
         #[arg(long, default_value_t = 1000, env = "SLUICE_MAX_PUSH_QUERIES")]
         max_push_queries: usize,
+        /// Most rows one BulkInsert request message may carry.
+        #[arg(long, default_value_t = 100_000, env = "SLUICE_MAX_BULK_ROWS")]
+        max_bulk_rows: usize,
     },
     /// Interactive SQL shell, or run statements with -e / -f.
     Shell {
@@ -217,6 +220,7 @@ fn main() -> anyhow::Result<()> {
             log_format,
             max_statement_bytes,
             max_push_queries,
+            max_bulk_rows,
         } => {
             let logs = tracing_subscriber::fmt()
                 .with_env_filter(
@@ -264,6 +268,7 @@ fn main() -> anyhow::Result<()> {
                 limits: sluice_server::Limits {
                     max_statement_bytes,
                     max_push_queries,
+                    max_bulk_rows,
                 },
             };
             runtime

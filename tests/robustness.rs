@@ -1987,6 +1987,7 @@ async fn limits_are_named_errors_and_the_server_carries_on() {
         &[
             ("SLUICE_MAX_STATEMENT_BYTES", "200"),
             ("SLUICE_MAX_PUSH_QUERIES", "2"),
+            ("SLUICE_MAX_BULK_ROWS", "10"),
         ],
     )
     .await;
@@ -2040,6 +2041,33 @@ async fn limits_are_named_errors_and_the_server_carries_on() {
             Err(e) => panic!("{e:?}"),
         }
     }
+    // A BulkInsert batch over max-bulk-rows is refused whole; one at the limit is written.
+    let batch = |id: u64, n: i64| pb::BulkInsertRequest {
+        target: "ev".into(),
+        columns: vec!["k".into(), "v".into()],
+        rows: (0..n)
+            .map(|v| pb::Row {
+                values: vec![s("a"), big(v)],
+            })
+            .collect(),
+        batch_id: id,
+        ..Default::default()
+    };
+    let mut acks = c
+        .bulk_insert(tokio_stream::iter(vec![batch(1, 10), batch(2, 11)]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(acks.message().await.unwrap().unwrap().rows, 10);
+    let e = acks.message().await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(
+        e.message()
+            .contains("batch 2 has 11 rows, more than the server's limit max-bulk-rows = 10"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(consume_all(&mut c, "ev", 0).await.len(), 10);
     exec_ok(&mut c, "SHOW STREAMS;").await;
 }
 

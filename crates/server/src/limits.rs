@@ -12,6 +12,9 @@ pub struct Limits {
     pub max_statement_bytes: usize,
     /// Most push queries open at once, all clients together (`--max-push-queries`).
     pub max_push_queries: usize,
+    /// Most rows one BulkInsert request message may carry (`--max-bulk-rows`): a batch is
+    /// decoded, encoded and committed whole, so its size is memory held at once.
+    pub max_bulk_rows: usize,
 }
 
 impl Default for Limits {
@@ -19,11 +22,26 @@ impl Default for Limits {
         Limits {
             max_statement_bytes: 1 << 20,
             max_push_queries: 1000,
+            max_bulk_rows: 100_000,
         }
     }
 }
 
 impl Limits {
+    /// RESOURCE_EXHAUSTED when a BulkInsert batch has more than `max_bulk_rows` rows.
+    pub(crate) fn check_bulk_rows(&self, batch_id: u64, rows: usize) -> Result<(), Status> {
+        if rows > self.max_bulk_rows {
+            return Err(crate::status::status(
+                Code::ResourceExhausted,
+                format!(
+                    "batch {batch_id} has {rows} rows, more than the server's limit max-bulk-rows = {}: split it into smaller batches (none of it was written)",
+                    self.max_bulk_rows
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// INVALID_ARGUMENT when `sql` is longer than `max_statement_bytes`.
     pub(crate) fn check_statement(&self, sql: &str) -> Result<(), Status> {
         if sql.len() > self.max_statement_bytes {

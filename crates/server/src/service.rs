@@ -766,6 +766,7 @@ impl Sluice for SluiceService {
     ) -> Result<Response<Self::BulkInsertStream>, Status> {
         let mut input = request.into_inner();
         let exec = self.exec.clone();
+        let limits = self.limits.clone();
         // Commits are pipelined: a batch is queued for the next group commit while earlier
         // ones are still being made durable; acknowledgements go out in order.
         let (ack_tx, mut ack_rx) = mpsc::channel::<(
@@ -784,7 +785,9 @@ impl Sluice for SluiceService {
                             break;
                         }
                     };
-                    let ticket = prepare_batch(&exec, &mut targets, &req)
+                    let ticket = limits
+                        .check_bulk_rows(req.batch_id, req.rows.len())
+                        .and_then(|()| prepare_batch(&exec, &mut targets, &req))
                         .map(|p| (exec.log().submit(p.txn), p.versions, p.duplicates));
                     let failed = ticket.is_err();
                     if ack_tx.send((req.batch_id, ticket)).await.is_err() || failed {
