@@ -73,21 +73,11 @@ async fn await_count(c: &mut SluiceClient<Channel>, n: i64) {
     .await;
 }
 
-/// SHOW QUERIES as (id, status) pairs.
-async fn queries(c: &mut SluiceClient<Channel>) -> Vec<(String, String)> {
-    let r = exec_ok(c, "SHOW QUERIES;").await;
-    r.results[0]
-        .rows
-        .iter()
-        .map(|row| (show(&row.values[0]), show(&row.values[1])))
-        .collect()
-}
-
 /// Waits until `new` is the only query and RUNNING: the replacement has taken over.
 async fn await_takeover(c: &mut SluiceClient<Channel>, new: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let q = queries(c).await;
+        let q = show_queries(c).await;
         if q.len() == 1 && q[0].0 == new && q[0].1 == "RUNNING" {
             return;
         }
@@ -248,7 +238,7 @@ async fn a_replacement_killed_while_building_resumes_and_takes_over() {
         // fast machine, has already taken over).
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let q = queries(&mut c).await;
+            let q = show_queries(&mut c).await;
             if !q.iter().any(|(_, st)| st.contains("(40000 records behind")) {
                 eprintln!("killed with queries {q:?}");
                 break;
@@ -334,7 +324,7 @@ async fn replacements_that_would_change_what_readers_see_are_refused() {
     let r = exec_ok(&mut c, "CREATE OR REPLACE TABLE totals AS SELECT k, COUNT(*) AS n FROM events WHERE v >= 0 GROUP BY k;").await;
     let new_id = r.results[0].query_id.clone();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while queries(&mut c)
+    while show_queries(&mut c)
         .await
         .iter()
         .any(|(id, st)| id == &new_id && st != "RUNNING")
@@ -342,7 +332,12 @@ async fn replacements_that_would_change_what_readers_see_are_refused() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(queries(&mut c).await.iter().any(|(id, _)| id == &new_id));
+    assert!(
+        show_queries(&mut c)
+            .await
+            .iter()
+            .any(|(id, _)| id == &new_id)
+    );
     // A replacement that names no topic keeps writing the one the view has.
     exec_ok(&mut c, "CREATE TABLE named WITH (kafka_topic='named_t') AS SELECT k, COUNT(*) AS n FROM events GROUP BY k;").await;
     exec_ok(&mut c, "CREATE OR REPLACE TABLE named AS SELECT k, COUNT(*) AS n FROM events WHERE v > 0 GROUP BY k;").await;
@@ -376,7 +371,7 @@ async fn a_replacement_being_built_is_exclusive_and_cancelled_by_terminate() {
     );
     let r = exec_ok(&mut c, &format!("TERMINATE {new_id};")).await;
     assert!(r.results[0].message.contains("no longer replaces"), "{r:?}");
-    let q = queries(&mut c).await;
+    let q = show_queries(&mut c).await;
     assert_eq!(q, vec![(old_id.clone(), "RUNNING".to_string())]);
     // The old query goes on alone: every update once, none from the cancelled one.
     insert_batch(&mut c, &next, &acked).await;

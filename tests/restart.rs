@@ -31,12 +31,7 @@ async fn exec_with(
 
 /// SHOW QUERIES: id -> status.
 async fn statuses(c: &mut SluiceClient<Channel>) -> HashMap<String, String> {
-    let r = exec_ok(c, "SHOW QUERIES;").await;
-    r.results[0]
-        .rows
-        .iter()
-        .map(|row| (show(&row.values[0]), show(&row.values[1])))
-        .collect()
+    show_queries(c).await.into_iter().collect()
 }
 
 /// Issue #11: `SET 'ksql.functions.collect_list.limit'='2'` held until a restart, after

@@ -383,6 +383,16 @@ pub fn big(v: i64) -> pb::Value {
     }
 }
 
+/// SHOW QUERIES as (query id, status) pairs, in its order.
+pub async fn show_queries(c: &mut SluiceClient<Channel>) -> Vec<(String, String)> {
+    let r = exec_ok(c, "SHOW QUERIES;").await;
+    r.results[0]
+        .rows
+        .iter()
+        .map(|row| (show(&row.values[0]), show(&row.values[1])))
+        .collect()
+}
+
 /// Every record a topic's first `partitions` partitions hold now, partition by partition.
 pub async fn read_topic(
     c: &mut SluiceClient<Channel>,

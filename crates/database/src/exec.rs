@@ -182,6 +182,13 @@ fn processing_log_source() -> SourceDef {
     }
 }
 
+/// The catalog for writing, its version bumped (see `CatalogState::version`).
+fn write_catalog(catalog: &RwLock<CatalogState>) -> std::sync::RwLockWriteGuard<'_, CatalogState> {
+    let mut cat = catalog.write().unwrap_or_else(|p| p.into_inner());
+    cat.version += 1;
+    cat
+}
+
 fn json_err(e: serde_json::Error) -> ExecError {
     ExecError::internal(format!("catalog encoding: {e}"))
 }
@@ -449,9 +456,7 @@ impl Executor {
     }
 
     fn catalog_write(&self) -> std::sync::RwLockWriteGuard<'_, CatalogState> {
-        let mut cat = self.catalog.write().unwrap_or_else(|p| p.into_inner());
-        cat.version += 1;
-        cat
+        write_catalog(&self.catalog)
     }
 
     /// Prepares a pull query with `?` parameters for repeated execution (see

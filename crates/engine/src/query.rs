@@ -655,15 +655,10 @@ fn status(id: &str, r: &Running) -> QueryStatus {
         state: match (failed, &*r.mode.borrow()) {
             (Some(e), _) => format!("ERROR: {e}"),
             (None, Mode::Live) => "RUNNING".into(),
-            (None, Mode::Shadow(cap)) => {
-                let positions = r.positions.borrow();
-                let behind: u64 = cap
-                    .iter()
-                    .zip(positions.iter())
-                    .map(|(c, p)| c.saturating_sub(*p))
-                    .sum();
-                format!("CATCHING UP ({behind} records behind the query it replaces)")
-            }
+            (None, Mode::Shadow(cap)) => format!(
+                "CATCHING UP ({} records behind the query it replaces)",
+                crate::replace::behind(cap, &r.positions.borrow())
+            ),
         },
         processed: r.stats.processed.load(Ordering::Relaxed),
         errors: r.stats.errors.load(Ordering::Relaxed),

@@ -43,17 +43,17 @@ impl Engine {
         layout: Option<StateLayoutKind>,
         old: &Replaced,
     ) -> Result<()> {
-        let committed = self.stored_positions(&plan, old)?;
         let following = self
             .queries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&old.id)
             .map(|r| r.positions.clone());
-        // The running query's positions are at least its committed ones.
+        // A running query's positions are at least its committed ones; a query that is
+        // not running (it failed to start) stays where it committed.
         let cap = match &following {
             Some(rx) => rx.borrow().clone(),
-            None => committed,
+            None => self.stored_positions(&plan, old)?,
         };
         let id = plan.id.clone();
         self.start_in_mode(plan, layout, Mode::Shadow(cap))?;
@@ -183,7 +183,8 @@ fn raise(mode: &mut Mode, at: &[u64]) -> bool {
     changed
 }
 
-fn behind(cap: &[u64], at: &[u64]) -> u64 {
+/// Records a shadow at `at` still has to read to reach its bound `cap`.
+pub(crate) fn behind(cap: &[u64], at: &[u64]) -> u64 {
     cap.iter().zip(at).map(|(c, a)| c.saturating_sub(*a)).sum()
 }
 

@@ -129,6 +129,15 @@ enum Failure {
 
 type Reply = std::result::Result<Vec<Appended>, Failure>;
 
+/// An index entry's value, held inline until the group's entries are sorted and written
+/// (no allocation per appended record).
+enum IndexValue {
+    /// A key entry's partition and offset.
+    Key([u8; 12]),
+    /// An event id's position.
+    Id([u8; 20]),
+}
+
 pub(crate) struct Pending {
     txn: Txn,
     reply: oneshot::Sender<Reply>,
@@ -275,7 +284,7 @@ fn run(
         // The group's index entries, written in key order: the memtable's skip list then
         // inserts each next to the one before (its search starts from there) instead of
         // searching from the top for keys scattered over the whole index.
-        let mut index_puts: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut index_puts: Vec<(Vec<u8>, IndexValue)> = Vec::new();
         for p in &group {
             for topic in &p.txn.index {
                 if topic.is_indexed() || newly_indexed.iter().any(|t| t.id == topic.id) {
@@ -366,11 +375,11 @@ fn run(
                 {
                     index_puts.push((
                         index::key_entry(topic.id, key, at.seq),
-                        index::key_value(at.partition, at.offset).to_vec(),
+                        IndexValue::Key(index::key_value(at.partition, at.offset)),
                     ));
                 }
                 if let Some(id) = event_id {
-                    index_puts.push((index::id_entry(topic.id, id), at.encode().to_vec()));
+                    index_puts.push((index::id_entry(topic.id, id), IndexValue::Id(at.encode())));
                 }
                 let version = store.appended(topic, record.key.as_deref(), event_id, at);
                 acks.push(Appended {
@@ -392,6 +401,10 @@ fn run(
         }
         index_puts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (key, value) in &index_puts {
+            let value: &[u8] = match value {
+                IndexValue::Key(v) => v,
+                IndexValue::Id(v) => v,
+            };
             batch.put_cf(cf(&db, Cf::Index), key, value);
         }
         for ((topic, partition), (base, builder)) in open {

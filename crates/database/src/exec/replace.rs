@@ -13,6 +13,7 @@
 
 use super::*;
 use sluice_engine::Replaced;
+use tracing::Instrument;
 
 /// How long the cut-over may take to bring a replacement the last stretch to where the
 /// old query stopped (about a batch per partition) before it is undone and retried.
@@ -275,7 +276,7 @@ impl Executor {
 
     /// Cancels the replacement of `sink`: its query stops, the one it would have replaced
     /// goes on. The caller holds the DDL lock.
-    pub(super) async fn cancel_replacement(&self, sink: &str) -> Result<Option<String>, ExecError> {
+    pub(super) async fn cancel_replacement(&self, sink: &str) -> Result<(), ExecError> {
         let Some(r) = self
             .catalog
             .read()
@@ -284,7 +285,7 @@ impl Executor {
             .get(sink)
             .cloned()
         else {
-            return Ok(None);
+            return Ok(());
         };
         self.engine.stop_query(&r.query.id).await;
         let mut txn = Txn::new();
@@ -295,11 +296,9 @@ impl Executor {
             cat.replacements.remove(sink);
             self.replacing.send_replace(cat.replacements.len());
         }
-        Ok(Some(r.query.id))
+        Ok(())
     }
 }
-
-use tracing::Instrument;
 
 impl Swap {
     /// Waits for the replacement to catch up, then swaps it in. Ends quietly when the
@@ -377,8 +376,7 @@ impl Swap {
         );
         self.log.submit(txn).wait().await?;
         {
-            let mut cat = self.catalog.write().unwrap_or_else(|p| p.into_inner());
-            cat.version += 1;
+            let mut cat = write_catalog(&self.catalog);
             cat.sources.insert(rep.sink.name.clone(), rep.sink.clone());
             cat.queries.remove(&old.id);
             cat.queries.insert(rep.query.id.clone(), rep.query.clone());
