@@ -353,6 +353,14 @@ impl EmbeddedLog {
                 "rocksdb_sst_bytes",
                 "Bytes of RocksDB's SST files",
             ),
+        ];
+        // Database-wide: every family reports the same value, so each is read once.
+        const SHARED: &[(&str, &str, &str)] = &[
+            (
+                "rocksdb.block-cache-usage",
+                "rocksdb_block_cache_bytes",
+                "Bytes in RocksDB's shared block cache",
+            ),
             (
                 "rocksdb.num-running-compactions",
                 "rocksdb_running_compactions",
@@ -371,16 +379,10 @@ impl EmbeddedLog {
                 out.push((*name, *help, v));
             }
         }
-        // The block cache is shared: any family reports the same usage.
-        if let Ok(Some(v)) = self
-            .db
-            .property_int_value_cf(self.cf(Cf::State), "rocksdb.block-cache-usage")
-        {
-            out.push((
-                "rocksdb_block_cache_bytes",
-                "Bytes in RocksDB's shared block cache",
-                v,
-            ));
+        for (property, name, help) in SHARED {
+            if let Ok(Some(v)) = self.db.property_int_value_cf(self.cf(Cf::State), *property) {
+                out.push((*name, *help, v));
+            }
         }
         out
     }
