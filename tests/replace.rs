@@ -308,6 +308,25 @@ async fn replacements_that_would_change_what_readers_see_are_refused() {
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{sql}: {e:?}");
         assert!(e.message().contains(want), "{sql}: {}", e.message());
     }
+    // Schema and kind refusals start with ksqlDB's words (DataSource::canUpgradeTo, and
+    // its metastore's check of a name's kind).
+    for (sql, want) in [
+        (
+            "CREATE OR REPLACE TABLE totals AS SELECT k, CAST(COUNT(*) AS STRING) AS n FROM events GROUP BY k;",
+            "Cannot upgrade data source: DataSource '`TOTALS`' has schema = `K` STRING KEY, `N` BIGINT which is not upgradeable to `K` STRING KEY, `N` STRING. (The following columns are changed, missing or reordered: [`N` BIGINT])",
+        ),
+        (
+            "CREATE OR REPLACE TABLE totals AS SELECT v, COUNT(*) AS n FROM events GROUP BY v;",
+            "(Key columns must be identical.)",
+        ),
+        (
+            "CREATE OR REPLACE STREAM totals AS SELECT k, v FROM events;",
+            "Cannot add stream 'TOTALS': A table with the same name already exists",
+        ),
+    ] {
+        let e = exec(&mut c, sql).await.expect_err(sql);
+        assert!(e.message().contains(want), "{sql}: {}", e.message());
+    }
     // Adding a column is refused while another query reads the table with its columns.
     exec_ok(
         &mut c,

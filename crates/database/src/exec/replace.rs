@@ -45,10 +45,11 @@ impl Executor {
         };
         let what = existing.kind.to_string().to_lowercase();
         if existing.kind != *kind {
+            // ksqlDB's words first (its metastore refuses a name of another kind).
             return Err(ExecError::invalid(format!(
-                "Cannot replace {what} {} with a {}: a replacement keeps the kind of what it replaces",
-                existing.name,
-                kind.to_string().to_lowercase()
+                "Cannot add {new} '{name}': A {what} with the same name already exists (a replacement keeps the kind of what it replaces: cannot replace {what} {name} with a {new})",
+                new = kind.to_string().to_lowercase(),
+                name = existing.name
             )));
         }
         let Some(old_id) = existing.written_by.clone() else {
@@ -172,12 +173,24 @@ impl Executor {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // A schema change is refused in ksqlDB's words (DataSource::canUpgradeTo), then ours.
+        let schema_refusal = |detail: String, why: String| {
+            refuse(format!(
+                "Cannot upgrade data source: DataSource '`{}`' has schema = {} which is not upgradeable to {}. ({detail}) {why}",
+                existing.name,
+                ksql_schema(&existing.schema),
+                ksql_schema(&sink.schema)
+            ))
+        };
         if sink.schema.keys() != existing.schema.keys() {
-            return Err(refuse(format!(
-                "its key columns would change from ({}) to ({})",
-                columns(existing.schema.keys()),
-                columns(sink.schema.keys())
-            )));
+            return Err(schema_refusal(
+                "Key columns must be identical.".into(),
+                format!(
+                    "its key columns would change from ({}) to ({})",
+                    columns(existing.schema.keys()),
+                    columns(sink.schema.keys())
+                ),
+            ));
         }
         let (was, now) = (existing.schema.values(), sink.schema.values());
         if let Some((i, c)) = was
@@ -185,16 +198,32 @@ impl Executor {
             .enumerate()
             .find(|(i, c)| now.get(*i).is_none_or(|n| n != *c))
         {
-            return Err(refuse(match now.get(i) {
-                Some(n) => format!(
-                    "its value column {} {} would become {} {}; a replacement keeps every value column and may add new ones after them",
-                    c.name, c.data_type, n.name, n.data_type
-                ),
-                None => format!(
-                    "its value column {} would be removed; a replacement keeps every value column and may add new ones after them",
-                    c.name
-                ),
-            }));
+            let changed: Vec<String> = was[i..]
+                .iter()
+                .filter(|c| !now.contains(c))
+                .map(|c| format!("`{}` {}", c.name, c.data_type))
+                .collect();
+            let detail = format!(
+                "The following columns are changed, missing or reordered: [{}]",
+                if changed.is_empty() {
+                    format!("`{}` {}", c.name, c.data_type)
+                } else {
+                    changed.join(", ")
+                }
+            );
+            return Err(schema_refusal(
+                detail,
+                match now.get(i) {
+                    Some(n) => format!(
+                        "its value column {} {} would become {} {}; a replacement keeps every value column and may add new ones after them",
+                        c.name, c.data_type, n.name, n.data_type
+                    ),
+                    None => format!(
+                        "its value column {} would be removed; a replacement keeps every value column and may add new ones after them",
+                        c.name
+                    ),
+                },
+            ));
         }
         if now.len() > was.len() {
             let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
@@ -412,4 +441,17 @@ impl Swap {
             .start_replacement(plan.clone(), rep.query.state_layout, old)?;
         Ok(())
     }
+}
+
+/// A schema as ksqlDB's errors write it: "`ID` STRING KEY, `N` BIGINT".
+fn ksql_schema(schema: &Schema) -> String {
+    let keys = schema
+        .keys()
+        .iter()
+        .map(|c| format!("`{}` {} KEY", c.name, c.data_type));
+    let values = schema
+        .values()
+        .iter()
+        .map(|c| format!("`{}` {}", c.name, c.data_type));
+    keys.chain(values).collect::<Vec<_>>().join(", ")
 }
