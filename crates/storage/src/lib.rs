@@ -4,7 +4,7 @@
 //!   column family  key                                       value
 //!   log            topic_id u32 BE · partition u32 BE · offset u64 BE   record (see record.rs)
 //!   state          owner-defined, order-preserving                      owner-defined
-//!   catalog        "topic/NAME" · "source/NAME" · "query/ID" · "meta/…"  JSON
+//!   catalog        "topic/NAME" · "source/NAME" · "query/ID" · "replace/NAME" · "meta/…"  JSON
 //!   index          'k' · topic · key · seq  /  'e' · topic · event id    position (see index.rs)
 //! ```
 //!
