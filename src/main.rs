@@ -37,9 +37,6 @@ enum Command {
         /// Address to serve gRPC on.
         #[arg(long, default_value = "127.0.0.1:8815", env = "SLUICE_LISTEN")]
         listen: SocketAddr,
-        /// Most rows a pull query may return.
-        #[arg(long, default_value_t = 100_000)]
-        pull_max_rows: u64,
         /// Listen on a non-loopback address although traffic is not encrypted (there is no
         /// TLS yet: without this, such an address is refused).
         #[arg(long, env = "SLUICE_INSECURE")]
@@ -64,15 +61,8 @@ enum Command {
         /// request id and statement).
         #[arg(long, value_enum, default_value = "text", env = "SLUICE_LOG_FORMAT")]
         log_format: LogFormat,
-        /// Most bytes of SQL one request may carry.
-        #[arg(long, default_value_t = 1 << 20, env = "SLUICE_MAX_STATEMENT_BYTES")]
-        max_statement_bytes: usize,
-        /// Most push queries open at once, all clients together.
-        #[arg(long, default_value_t = 1000, env = "SLUICE_MAX_PUSH_QUERIES")]
-        max_push_queries: usize,
-        /// Most rows one BulkInsert request message may carry.
-        #[arg(long, default_value_t = 100_000, env = "SLUICE_MAX_BULK_ROWS")]
-        max_bulk_rows: usize,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Interactive SQL shell, or run statements with -e / -f.
     Shell {
@@ -115,6 +105,46 @@ enum Command {
     },
     /// Run benchmark workloads against a server (spawned per workload unless --server).
     Bench(BenchArgs),
+}
+
+/// What one client may ask of the server; each is named in the error past it
+/// (docs/operations.md, "Limits").
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Most rows a pull query may return.
+    #[arg(long, default_value_t = 100_000, env = "SLUICE_PULL_MAX_ROWS")]
+    pull_max_rows: u64,
+    /// Most bytes a pull query's result may hold.
+    #[arg(long, default_value_t = 64 << 20, env = "SLUICE_PULL_MAX_BYTES")]
+    pull_max_bytes: u64,
+    /// Longest a pull query may read for, in milliseconds.
+    #[arg(long, default_value_t = 30_000, env = "SLUICE_PULL_TIMEOUT_MS")]
+    pull_timeout_ms: u64,
+    /// Most bytes of SQL one request may carry.
+    #[arg(long, default_value_t = 1 << 20, env = "SLUICE_MAX_STATEMENT_BYTES")]
+    max_statement_bytes: usize,
+    /// Most push queries open at once, all clients together.
+    #[arg(long, default_value_t = 1000, env = "SLUICE_MAX_PUSH_QUERIES")]
+    max_push_queries: usize,
+    /// Most push queries open at once on one client connection.
+    #[arg(
+        long,
+        default_value_t = 100,
+        env = "SLUICE_MAX_PUSH_QUERIES_PER_CONNECTION"
+    )]
+    max_push_queries_per_connection: usize,
+    /// Most rows one BulkInsert request message may carry.
+    #[arg(long, default_value_t = 100_000, env = "SLUICE_MAX_BULK_ROWS")]
+    max_bulk_rows: usize,
+    /// Most values an IN list may hold.
+    #[arg(long, default_value_t = 50_000, env = "SLUICE_MAX_IN_LIST")]
+    max_in_list: usize,
+    /// Largest compiled regular expression, in bytes.
+    #[arg(long, default_value_t = 1 << 20, env = "SLUICE_MAX_REGEX_BYTES")]
+    max_regex_bytes: usize,
+    /// Largest value a function call may take in or give back, in bytes.
+    #[arg(long, default_value_t = 4 << 20, env = "SLUICE_MAX_VALUE_BYTES")]
+    max_value_bytes: usize,
 }
 
 #[derive(clap::Args)]
@@ -210,7 +240,6 @@ fn main() -> anyhow::Result<()> {
         Command::Server {
             data_dir,
             listen,
-            pull_max_rows,
             insecure,
             auth_file,
             metrics_listen,
@@ -218,9 +247,7 @@ fn main() -> anyhow::Result<()> {
             tls_key,
             tls_client_ca,
             log_format,
-            max_statement_bytes,
-            max_push_queries,
-            max_bulk_rows,
+            limits,
         } => {
             let logs = tracing_subscriber::fmt()
                 .with_env_filter(
@@ -253,7 +280,11 @@ fn main() -> anyhow::Result<()> {
             let config = sluice_server::ServerConfig {
                 data_dir,
                 listen,
-                pull_max_rows,
+                pull_limits: sluice_server::PullLimits {
+                    max_rows: limits.pull_max_rows,
+                    max_bytes: limits.pull_max_bytes,
+                    timeout: std::time::Duration::from_millis(limits.pull_timeout_ms),
+                },
                 insecure,
                 auth,
                 metrics_listen,
@@ -266,9 +297,15 @@ fn main() -> anyhow::Result<()> {
                     _ => None,
                 },
                 limits: sluice_server::Limits {
-                    max_statement_bytes,
-                    max_push_queries,
-                    max_bulk_rows,
+                    max_statement_bytes: limits.max_statement_bytes,
+                    max_push_queries: limits.max_push_queries,
+                    max_push_queries_per_connection: limits.max_push_queries_per_connection,
+                    max_bulk_rows: limits.max_bulk_rows,
+                },
+                expr_limits: sluice_server::ExprLimits {
+                    max_value_bytes: limits.max_value_bytes,
+                    max_regex_bytes: limits.max_regex_bytes,
+                    max_in_list: limits.max_in_list,
                 },
             };
             runtime

@@ -2071,6 +2071,138 @@ async fn limits_are_named_errors_and_the_server_carries_on() {
     exec_ok(&mut c, "SHOW STREAMS;").await;
 }
 
+/// Pull queries stop at their row, byte and time limits; the planner refuses an IN list
+/// or a literal regular expression past its limit; one connection cannot hold more push
+/// queries than its share. Each answer names the limit and its value, and the server
+/// carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_expression_and_connection_limits_are_named_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let limits = [
+        ("SLUICE_PULL_MAX_ROWS", "1000"),
+        ("SLUICE_PULL_MAX_BYTES", "100000"),
+        ("SLUICE_MAX_IN_LIST", "5"),
+        ("SLUICE_MAX_REGEX_BYTES", "20000"),
+        ("SLUICE_MAX_PUSH_QUERIES_PER_CONNECTION", "2"),
+    ];
+    let server = Server::start_with_env(&data, free_port(), &limits).await;
+    let mut c = server.client().await;
+    exec_ok(
+        &mut c,
+        "CREATE STREAM big (id STRING KEY, payload STRING) WITH (kafka_topic='big', value_format='JSON');",
+    )
+    .await;
+    bulk_load(&mut c, 0, 20_000, 100).await;
+    let wait = Duration::from_secs(30);
+    let pull = |sql: &'static str| {
+        let mut c = c.clone();
+        async move { query(&mut c, sql, &[], usize::MAX, wait).await }
+    };
+
+    // Rows: at the limit is fine, past it is refused (a scan of 20,000 records).
+    assert_eq!(
+        pull("SELECT id FROM big LIMIT 1000;")
+            .await
+            .unwrap()
+            .rows
+            .len(),
+        1000
+    );
+    let e = pull("SELECT id FROM big;").await.unwrap_err();
+    assert_status(
+        "rows",
+        Some(&e),
+        Code::ResourceExhausted,
+        &["more than 1000 rows", "pull-max-rows"],
+    );
+    // Bytes: 990 payloads of 100 bytes fit in 100,000; twice the columns do not.
+    let ok = pull("SELECT payload FROM big LIMIT 990;").await.unwrap();
+    assert_eq!(ok.rows.len(), 990);
+    let e = pull("SELECT payload, payload AS again FROM big LIMIT 990;")
+        .await
+        .unwrap_err();
+    assert_status(
+        "bytes",
+        Some(&e),
+        Code::ResourceExhausted,
+        &["more than 100000 bytes", "pull-max-bytes"],
+    );
+
+    // An IN list past max-in-list, and a literal pattern past max-regex-bytes, are
+    // refused at planning, with the position.
+    let e = pull("SELECT id FROM big WHERE id IN ('a', 'b', 'c', 'd', 'e', 'f');")
+        .await
+        .unwrap_err();
+    assert_status(
+        "IN list",
+        Some(&e),
+        Code::InvalidArgument,
+        &["6 values", "max-in-list = 5", "Line: 1"],
+    );
+    assert_eq!(
+        pull("SELECT id FROM big WHERE id IN ('a', 'b', 'c', 'd', 'e');")
+            .await
+            .unwrap()
+            .rows
+            .len(),
+        0
+    );
+    let e = pull("SELECT REGEXP_EXTRACT('(a{1,100}){1,100}', payload) FROM big LIMIT 1;")
+        .await
+        .unwrap_err();
+    assert_status(
+        "regex",
+        Some(&e),
+        Code::InvalidArgument,
+        &["more than 20000 bytes", "max-regex-bytes"],
+    );
+    let ok = pull("SELECT REGEXP_EXTRACT('p+', payload) FROM big LIMIT 1;")
+        .await
+        .unwrap();
+    assert_eq!(ok.text_rows(), vec![vec!["p".repeat(100)]]);
+
+    // Push queries per connection: a third on this one is refused, another connection
+    // has its own share.
+    let push = "SELECT * FROM big EMIT CHANGES;";
+    let _a = open_query(&mut c, push, &[], wait).await.unwrap();
+    let _b = open_query(&mut c, push, &[], wait).await.unwrap();
+    let e = open_query(&mut c, push, &[], wait).await.err();
+    assert_status(
+        "per connection",
+        e.as_ref(),
+        Code::ResourceExhausted,
+        &["max-push-queries-per-connection = 2"],
+    );
+    let mut other = server.client().await;
+    let _c = open_query(&mut other, push, &[], wait).await.unwrap();
+    exec_ok(&mut c, "SHOW STREAMS;").await;
+    drop((_a, _b, _c));
+    drop(server);
+
+    // Time: with a 1 ms limit, a scan of 20,000 records that match nothing is stopped.
+    let mut with_timeout = limits.to_vec();
+    with_timeout.push(("SLUICE_PULL_TIMEOUT_MS", "1"));
+    let server = Server::start_with_env(&data, free_port(), &with_timeout).await;
+    let mut c = server.client().await;
+    let e = query(
+        &mut c,
+        "SELECT id FROM big WHERE payload = 'none';",
+        &[],
+        usize::MAX,
+        wait,
+    )
+    .await
+    .unwrap_err();
+    assert_status(
+        "time",
+        Some(&e),
+        Code::ResourceExhausted,
+        &["longer than 1 ms", "pull-timeout-ms"],
+    );
+    exec_ok(&mut c, "SHOW STREAMS;").await;
+}
+
 /// A push subscriber that stops reading is closed after the stall timeout with where to
 /// resume (RESOURCE_EXHAUSTED), instead of holding its reader forever: it receives what
 /// was queued, then the error, and a query started from the positions in the error gets

@@ -136,6 +136,9 @@ impl From<sluice_engine::EngineError> for ExecError {
             sluice_engine::EngineError::NotCaughtUp(m) => {
                 ExecError::new(ErrorCode::DeadlineExceeded, m)
             }
+            sluice_engine::EngineError::LimitExceeded(m) => {
+                ExecError::new(ErrorCode::ResourceExhausted, m)
+            }
         }
     }
 }

@@ -147,7 +147,8 @@ pub struct Executor {
     ddl: Arc<tokio::sync::Mutex<()>>,
     /// How many replacements (CREATE OR REPLACE ... AS SELECT) are still being built.
     replacing: Arc<tokio::sync::watch::Sender<usize>>,
-    pub pull_max_rows: u64,
+    /// What one pull query may take (rows, bytes, time).
+    pub pull_limits: sluice_plan::PullLimits,
     /// The server's pull and push query settings; requests may override them.
     pub query_config: QueryConfig,
 }
@@ -195,7 +196,10 @@ fn json_err(e: serde_json::Error) -> ExecError {
 
 impl Executor {
     /// Loads the catalog and restarts every materializer and persistent query.
-    pub async fn open(log: Arc<EmbeddedLog>, pull_max_rows: u64) -> Result<Executor, ExecError> {
+    pub async fn open(
+        log: Arc<EmbeddedLog>,
+        pull_limits: sluice_plan::PullLimits,
+    ) -> Result<Executor, ExecError> {
         let engine = Arc::new(Engine::new(log.clone())?);
         let mut state = CatalogState::default();
         // One unreadable catalog entry must not keep the database from starting: it is
@@ -278,7 +282,7 @@ impl Executor {
             catalog: Arc::new(RwLock::new(state)),
             ddl: Arc::new(tokio::sync::Mutex::new(())),
             replacing: Arc::new(tokio::sync::watch::channel(0).0),
-            pull_max_rows,
+            pull_limits,
             query_config: QueryConfig::default(),
         };
         for (id, reason) in unreadable_queries {
@@ -385,7 +389,7 @@ impl Executor {
             })
         } else {
             let planned =
-                sluice_planner::pull::plan_pull(select, &*cat, &config, self.pull_max_rows)?;
+                sluice_planner::pull::plan_pull(select, &*cat, &config, self.pull_limits)?;
             Ok(PlannedQuery {
                 id: transient_id(),
                 columns: planned.columns,
@@ -428,13 +432,13 @@ impl Executor {
         &self,
         plan: sluice_plan::StreamPullPlan,
     ) -> Result<Vec<Vec<Value>>, ExecError> {
-        let mut rx = self.engine.scan_stream(plan, self.pull_max_rows)?;
+        let mut rx = self.engine.scan_stream(plan, self.pull_limits)?;
         let mut rows = Vec::new();
         while let Some(ev) = rx.recv().await {
             match ev {
                 sluice_engine::ScanEvent::Row(r) => rows.push(r),
                 sluice_engine::ScanEvent::Done { .. } => break,
-                sluice_engine::ScanEvent::Failed(m) => return Err(ExecError::invalid(m)),
+                sluice_engine::ScanEvent::Failed(e) => return Err(e.into()),
             }
         }
         Ok(rows)
@@ -465,14 +469,10 @@ impl Executor {
     /// the ordinary path then reports the error.
     pub fn prepare_pull(&self, select: &Select) -> (u64, Option<PreparedPull>) {
         let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-        let prepared = sluice_planner::pull::prepare_pull(
-            select,
-            &*cat,
-            &self.query_config,
-            self.pull_max_rows,
-        )
-        .ok()
-        .flatten();
+        let prepared =
+            sluice_planner::pull::prepare_pull(select, &*cat, &self.query_config, self.pull_limits)
+                .ok()
+                .flatten();
         (cat.version, prepared)
     }
 

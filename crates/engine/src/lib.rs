@@ -12,6 +12,7 @@
 //! Every source row has the layout: key columns, value columns, ROWTIME, ROWPARTITION,
 //! ROWOFFSET. Table stores keep the same layout, so pull queries bind like any other read.
 
+mod budget;
 mod cache;
 mod freshness;
 mod keys;
@@ -56,6 +57,9 @@ pub enum EngineError {
     /// A read's wait for its view to reach a position ran out of time.
     #[error("{0}")]
     NotCaughtUp(String),
+    /// A pull query went past one of its limits (rows, bytes, time); the message names it.
+    #[error("{0}")]
+    LimitExceeded(String),
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;

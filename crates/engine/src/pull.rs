@@ -1,5 +1,6 @@
 //! Pull queries: reads of a table's current state from its store.
 
+use crate::budget::PullBudget;
 use crate::keys::{table_key, table_prefix};
 use crate::query::Engine;
 use crate::{EngineError, Result};
@@ -11,7 +12,8 @@ use sluice_storage::{Cf, prefix_end};
 use std::sync::atomic::Ordering;
 
 impl Engine {
-    /// Runs a pull query. Errors if more than `max_rows` rows would be returned.
+    /// Runs a pull query. Errors once it passes one of the plan's limits (rows, bytes,
+    /// time).
     pub fn pull(&self, plan: &PullPlan) -> Result<Vec<Vec<Value>>> {
         self.pull_with(plan, &plan.access)
     }
@@ -21,10 +23,13 @@ impl Engine {
     pub fn pull_with(&self, plan: &PullPlan, access: &PullAccess) -> Result<Vec<Vec<Value>>> {
         let id = plan.table.id;
         let mut rows = Vec::new();
+        let mut budget = PullBudget::new(plan.limits, &plan.table.name);
         // Each stored row is filtered and projected as it is read, and reading stops at the
-        // LIMIT or one row past the cap: a scan never loads more of the table than it needs.
+        // LIMIT or at the first limit passed: a scan never loads more of the table than it
+        // needs.
         let mut take = |bytes: &[u8]| -> Result<bool> {
             self.pull_rows_read.fetch_add(1, Ordering::Relaxed);
+            budget.read()?;
             let row = decode_row(bytes).map_err(|e| EngineError::Invalid(e.to_string()))?;
             if row.get(plan.table.schema.len() + 1) == Some(&crate::operator::HIDDEN_ROW) {
                 return Ok(true);
@@ -35,13 +40,9 @@ impl Engine {
             if plan.limit.is_some_and(|l| rows.len() as u64 >= l) {
                 return Ok(false);
             }
-            if rows.len() as u64 >= plan.max_rows {
-                return Err(EngineError::Invalid(format!(
-                    "Pull query on {} would return more than {} rows (the pull row limit); add a LIMIT or a narrower WHERE clause, or raise 'sluice.pull.max.rows'",
-                    plan.table.name, plan.max_rows
-                )));
-            }
-            rows.push(plan.projection.iter().map(|e| e.eval(&row)).collect());
+            let out: Vec<Value> = plan.projection.iter().map(|e| e.eval(&row)).collect();
+            budget.charge(&out)?;
+            rows.push(out);
             Ok(plan.limit.is_none_or(|l| (rows.len() as u64) < l))
         };
         let (from, to) = match access {
@@ -166,7 +167,7 @@ mod tests {
     /// Scans and ranges stop reading at the LIMIT, or one row past the row cap: they
     /// used to read the whole table before checking either.
     #[tokio::test]
-    async fn scans_stop_at_the_limit_and_the_row_cap() {
+    async fn scans_stop_at_the_limit_the_row_cap_and_the_byte_cap() {
         let dir = tempfile::tempdir().unwrap();
         let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
         let engine = Engine::new(log.clone()).unwrap();
@@ -193,7 +194,10 @@ mod tests {
             filter: None,
             projection: vec![sluice_expr::Expr::Column(0)],
             limit,
-            max_rows,
+            limits: sluice_plan::PullLimits {
+                max_rows,
+                ..sluice_plan::PullLimits::default()
+            },
         };
         let read = |p: &PullPlan| {
             let before = engine.pull_rows_read();
@@ -215,5 +219,13 @@ mod tests {
         assert_eq!(n, 11);
         let (rows, _) = read(&plan(PullAccess::Scan, None, 1000));
         assert_eq!(rows.unwrap().len(), 1000);
+        // The byte cap stops the scan the same way: an INT is counted as 16 bytes.
+        let mut bytes = plan(PullAccess::Scan, None, 1000);
+        bytes.limits.max_bytes = 160;
+        let (rows, n) = read(&bytes);
+        let e = rows.unwrap_err();
+        assert!(matches!(e, EngineError::LimitExceeded(_)), "{e}");
+        assert!(e.to_string().contains("more than 160 bytes"), "{e}");
+        assert_eq!(n, 11);
     }
 }

@@ -1,14 +1,15 @@
 //! Pull queries on streams: a scan of the stream's topic from its start to each
 //! partition's end offset when the query starts. Rows are handed over a bounded channel as
 //! they are read, so memory does not grow with the topic; the scan stops at LIMIT, and
-//! fails once it would return more than the pull row cap.
+//! fails once it passes one of the pull limits (rows, bytes, time).
 
+use crate::budget::PullBudget;
 use crate::push::{PushEvent, evaluate, key_only_filter};
 use crate::query::Engine;
 use crate::{EngineError, Result};
 use sluice_common::{DataType, FormatKind, Value};
 use sluice_format::encode_key;
-use sluice_plan::StreamPullPlan;
+use sluice_plan::{PullLimits, StreamPullPlan};
 use sluice_storage::{EmbeddedLog, EventPosition, Log, StoredRecord, Topic};
 use std::collections::VecDeque;
 use tokio::sync::mpsc;
@@ -17,15 +18,16 @@ use tokio::sync::mpsc;
 const CHANNEL: usize = 512;
 const READ_BATCH: usize = 512;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum ScanEvent {
     Row(Vec<Value>),
     /// The scan reached the end offsets, or LIMIT (`limit_reached`). Nothing follows.
     Done {
         limit_reached: bool,
     },
-    /// The scan stopped early; nothing follows.
-    Failed(String),
+    /// The scan stopped early, on a read error or past one of its limits
+    /// (`EngineError::LimitExceeded`); nothing follows.
+    Failed(EngineError),
 }
 
 /// Where a stream pull reads its records from.
@@ -172,12 +174,12 @@ impl Engine {
 
     /// Starts a pull query on a stream: `plan`'s filter, projection and LIMIT over the
     /// records its topic holds now (only its keys' events, from the key index, when the
-    /// plan pins the key and the stream is indexed). More than `max_rows` rows fail the
-    /// query. Dropping the receiver stops the scan.
+    /// plan pins the key and the stream is indexed). Past one of `limits` (rows, bytes,
+    /// time) the query fails. Dropping the receiver stops the scan.
     pub fn scan_stream(
         &self,
         plan: StreamPullPlan,
-        max_rows: u64,
+        limits: PullLimits,
     ) -> Result<mpsc::Receiver<ScanEvent>> {
         let log = self.log().clone();
         let topic = log.topic(&plan.scan.source.topic).ok_or_else(|| {
@@ -196,25 +198,28 @@ impl Engine {
             if plan.limit == Some(0) {
                 return done(&tx, true);
             }
+            let mut budget = PullBudget::new(limits, &plan.source.name);
             let mut sent = 0u64;
             loop {
                 let records = match reader.next_chunk(&log, &topic, &ends) {
                     Ok(r) if r.is_empty() => break,
                     Ok(r) => r,
                     Err(e) => {
-                        let _ = tx.blocking_send(ScanEvent::Failed(e.to_string()));
+                        let _ = tx.blocking_send(ScanEvent::Failed(e.into()));
                         return;
                     }
                 };
                 for rec in &records {
+                    let checked = budget.read();
                     let Some(PushEvent::Row { row, .. }) = evaluate(&plan, key_only, rec) else {
+                        if let Err(e) = checked {
+                            let _ = tx.blocking_send(ScanEvent::Failed(e));
+                            return;
+                        }
                         continue;
                     };
-                    if sent >= max_rows {
-                        let _ = tx.blocking_send(ScanEvent::Failed(format!(
-                            "Pull query on {} would return more than {} rows (the pull row limit); add a LIMIT or a narrower WHERE clause, or raise 'sluice.pull.max.rows'",
-                            plan.source.name, max_rows
-                        )));
+                    if let Err(e) = checked.and_then(|()| budget.charge(&row)) {
+                        let _ = tx.blocking_send(ScanEvent::Failed(e));
                         return;
                     }
                     if tx.blocking_send(ScanEvent::Row(row)).is_err() {
@@ -294,12 +299,30 @@ pub(crate) mod tests {
             scan: plan,
             keys: None,
         };
-        let mut rx = engine.scan_stream(plan, max_rows).unwrap();
+        let limits = PullLimits {
+            max_rows,
+            ..PullLimits::default()
+        };
+        let mut rx = engine.scan_stream(plan, limits).unwrap();
         let mut out = Vec::new();
         while let Some(ev) = rx.recv().await {
             out.push(ev);
         }
         out
+    }
+
+    /// Rows and ends compare by value; failures by their message.
+    impl PartialEq for ScanEvent {
+        fn eq(&self, other: &ScanEvent) -> bool {
+            match (self, other) {
+                (ScanEvent::Row(a), ScanEvent::Row(b)) => a == b,
+                (ScanEvent::Done { limit_reached: a }, ScanEvent::Done { limit_reached: b }) => {
+                    a == b
+                }
+                (ScanEvent::Failed(a), ScanEvent::Failed(b)) => a.to_string() == b.to_string(),
+                _ => false,
+            }
+        }
     }
 
     fn row(v: i64) -> ScanEvent {
@@ -342,7 +365,9 @@ pub(crate) mod tests {
         );
         let capped = scan(&engine, None, 2).await;
         assert_eq!(&capped[..2], &[row(1), row(2)]);
-        assert!(matches!(&capped[2..], [ScanEvent::Failed(m)] if m.contains("pull row limit")));
+        assert!(
+            matches!(&capped[2..], [ScanEvent::Failed(e @ EngineError::LimitExceeded(_))] if e.to_string().contains("pull-max-rows"))
+        );
     }
 
     /// An event-store stream: a STRING key in the KAFKA format, so the index serves it.
@@ -386,7 +411,16 @@ pub(crate) mod tests {
                     .collect()
             }),
         };
-        let mut rx = engine.scan_stream(plan, u64::MAX).unwrap();
+        let mut rx = engine
+            .scan_stream(
+                plan,
+                PullLimits {
+                    max_rows: u64::MAX,
+                    max_bytes: u64::MAX,
+                    ..PullLimits::default()
+                },
+            )
+            .unwrap();
         let mut out = Vec::new();
         while let Some(ev) = rx.recv().await {
             match ev {

@@ -893,17 +893,9 @@ pub fn like(s: &str, pattern: &str, escape: Option<char>) -> bool {
 }
 
 /// The largest value a function call may take in (all its arguments together) or give
-/// back: `SLUICE_MAX_VALUE_BYTES`, read once, default 4 MiB (four times Kafka's default
-/// largest message). Over it the call is NULL.
+/// back (`--max-value-bytes`, see `crate::limits`). Over it the call is NULL.
 pub fn max_value_bytes() -> usize {
-    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        std::env::var("SLUICE_MAX_VALUE_BYTES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|v| *v > 0)
-            .unwrap_or(4 << 20)
-    })
+    crate::limits::max_value_bytes()
 }
 
 #[cfg(test)]

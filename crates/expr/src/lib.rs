@@ -10,6 +10,7 @@ pub mod aggregate;
 pub mod coerce;
 pub mod eval;
 pub mod functions;
+pub mod limits;
 pub mod temporal;
 
 pub use aggregate::{AggCall, AggKind};

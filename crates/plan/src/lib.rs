@@ -295,8 +295,32 @@ pub struct PullPlan {
     pub filter: Option<Expr>,
     pub projection: Vec<Expr>,
     pub limit: Option<u64>,
-    /// Refuse to return more than this many rows (a guard against runaway scans).
+    /// What the query may take: past any of these it fails naming the limit.
+    pub limits: PullLimits,
+}
+
+/// What one pull query may take (`sluice server --pull-max-rows`, `--pull-max-bytes`,
+/// `--pull-timeout-ms`). A scan stops reading once one is passed, so a runaway query
+/// costs at most the limit, not the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PullLimits {
+    /// Most rows a result may have.
     pub max_rows: u64,
+    /// Most bytes a result may hold (strings and bytes at their length, other values at
+    /// 16 bytes each, as `Value::size_within` counts).
+    pub max_bytes: u64,
+    /// Longest a query may read for.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for PullLimits {
+    fn default() -> PullLimits {
+        PullLimits {
+            max_rows: 100_000,
+            max_bytes: 64 << 20,
+            timeout: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// A pull query on a stream: the records its topic holds when the query starts, through

@@ -757,6 +757,16 @@ impl<'a> Binder<'a> {
             } => {
                 // ksqlDB drops NULL literals from the list (they never match) and coerces
                 // the value and the rest to one type.
+                let max = sluice_expr::limits::max_in_list();
+                if list.len() > max {
+                    return err_at(
+                        e,
+                        format!(
+                            "the IN list has {} values, more than the server's limit max-in-list = {max}",
+                            list.len()
+                        ),
+                    );
+                }
                 let mut exprs: Vec<&SqlExpr> = vec![expr.as_ref()];
                 exprs.extend(list.iter().filter(|i| !is_null_literal(i)));
                 let (_, mut items) = self.coerce_list(e, &exprs)?;
@@ -1636,6 +1646,17 @@ impl<'a> Binder<'a> {
                 continue;
             }
             bound.push(self.bind(a)?);
+        }
+        // A literal pattern too large to compile is refused now, naming the limit, rather
+        // than turning every call NULL.
+        if let Some(i) = sluice_expr::functions::regex_pattern_arg(&name)
+            && let Some(Bound {
+                expr: Expr::Literal(Value::String(pattern)),
+                ..
+            }) = bound.get(i)
+            && let Err(m) = sluice_expr::functions::check_regex_size(pattern)
+        {
+            return err_at(args.get(i).copied().unwrap_or(e), format!("{name}: {m}"));
         }
         if !func.sigs.is_empty() {
             // ksqlDB's UdfIndex: pick the overload, then CAST arguments it widens.

@@ -328,16 +328,27 @@ mod tests {
         let e = query::plan_push(&missing, &c).unwrap_err();
         assert_eq!(e.kind, PlanErrorKind::NotFound, "{e}");
         let pull = select("SELECT * FROM t JOIN t2 ON t.k = t2.k WHERE t.k = 1;");
-        let e = pull::plan_pull(&pull, &c, &QueryConfig::default(), 10).unwrap_err();
+        let e = pull::plan_pull(
+            &pull,
+            &c,
+            &QueryConfig::default(),
+            sluice_plan::PullLimits::default(),
+        )
+        .unwrap_err();
         assert!(
             e.message
                 .starts_with("Pull queries don't support JOIN clauses."),
             "{e}"
         );
         assert!(
-            pull::prepare_pull(&pull, &c, &QueryConfig::default(), 10)
-                .unwrap()
-                .is_none()
+            pull::prepare_pull(
+                &pull,
+                &c,
+                &QueryConfig::default(),
+                sluice_plan::PullLimits::default()
+            )
+            .unwrap()
+            .is_none()
         );
     }
 

@@ -23,7 +23,7 @@ use crate::query::{
 use crate::{Catalog, PlanError, QueryConfig, Result, lookup};
 use sluice_common::{Column, DataType, ROWOFFSET, ROWPARTITION, SourceDef, SourceKind, Value};
 use sluice_expr::eval::cast;
-use sluice_plan::{PullAccess, PullPlan, PushPlan, StreamPullPlan};
+use sluice_plan::{PullAccess, PullLimits, PullPlan, PushPlan, StreamPullPlan};
 use sluice_sql::{Expr as SqlExpr, Select, SelectItem};
 use sqlparser::ast::{BinaryOperator, InTarget, UnaryOperator, Value as SqlValue};
 
@@ -80,7 +80,7 @@ pub fn plan_pull(
     select: &Select,
     catalog: &dyn Catalog,
     cfg: &QueryConfig,
-    max_rows: u64,
+    limits: PullLimits,
 ) -> Result<PlannedPull> {
     let source = lookup(catalog, &select.from)?;
     if let Some(j) = select.joins.first() {
@@ -209,7 +209,7 @@ pub fn plan_pull(
             filter,
             projection,
             limit: select.limit,
-            max_rows,
+            limits,
         }),
         columns,
     })
@@ -1159,7 +1159,7 @@ pub fn prepare_pull(
     select: &Select,
     catalog: &dyn Catalog,
     cfg: &QueryConfig,
-    max_rows: u64,
+    limits: PullLimits,
 ) -> Result<Option<PreparedPull>> {
     if !select.joins.is_empty() {
         // plan_pull refuses it, with its message.
@@ -1238,7 +1238,7 @@ pub fn prepare_pull(
         .zip(keys)
         .map(|(param, k)| (param, k.data_type.clone()))
         .collect();
-    let planned = plan_pull(&bare, catalog, &lookup_cfg, max_rows)?;
+    let planned = plan_pull(&bare, catalog, &lookup_cfg, limits)?;
     let PullKind::Table(plan) = planned.kind else {
         return Ok(None);
     };

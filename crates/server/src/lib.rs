@@ -13,6 +13,8 @@ mod status;
 use sluice_database::{ExecError, Executor};
 
 pub use limits::Limits;
+pub use sluice_expr::limits::ExprLimits;
+pub use sluice_plan::PullLimits;
 use sluice_proto::v1::sluice_server::SluiceServer;
 use sluice_storage::EmbeddedLog;
 use std::net::SocketAddr;
@@ -23,8 +25,11 @@ use std::sync::Arc;
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
-    /// Most rows a pull query may return.
-    pub pull_max_rows: u64,
+    /// What one pull query may take (rows, bytes, time).
+    pub pull_limits: PullLimits,
+    /// What evaluating an expression may build (values, regular expressions, IN lists);
+    /// process-wide, set when the server starts.
+    pub expr_limits: ExprLimits,
     /// Serve on a non-loopback address although nothing authenticates clients.
     pub insecure: bool,
     pub limits: Limits,
@@ -121,6 +126,7 @@ pub async fn run(
             detail: e.to_string(),
         },
     })?;
+    sluice_expr::limits::set(config.expr_limits);
     let dir = config.data_dir.clone();
     let log = tokio::task::spawn_blocking(move || EmbeddedLog::open(&dir))
         .await
@@ -130,7 +136,7 @@ pub async fn run(
             source,
         })?;
     let exec = Arc::new(
-        Executor::open(Arc::new(log), config.pull_max_rows)
+        Executor::open(Arc::new(log), config.pull_limits)
             .await
             .map_err(ServerError::Restore)?,
     );

@@ -1,8 +1,9 @@
 //! Limits on what one client can ask of the server, each a named, configurable setting:
 //! going over one answers with the limit's name and value, and the server carries on.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use tonic::{Code, Status};
 
 /// The server's limits (`sluice server --max-...`).
@@ -12,6 +13,9 @@ pub struct Limits {
     pub max_statement_bytes: usize,
     /// Most push queries open at once, all clients together (`--max-push-queries`).
     pub max_push_queries: usize,
+    /// Most push queries open at once on one client connection
+    /// (`--max-push-queries-per-connection`): one client cannot take every slot.
+    pub max_push_queries_per_connection: usize,
     /// Most rows one BulkInsert request message may carry (`--max-bulk-rows`): a batch is
     /// decoded, encoded and committed whole, so its size is memory held at once.
     pub max_bulk_rows: usize,
@@ -22,6 +26,7 @@ impl Default for Limits {
         Limits {
             max_statement_bytes: 1 << 20,
             max_push_queries: 1000,
+            max_push_queries_per_connection: 100,
             max_bulk_rows: 100_000,
         }
     }
@@ -58,45 +63,80 @@ impl Limits {
     }
 }
 
-/// The push queries open now, against `max_push_queries`.
+/// The push queries open now, against `max_push_queries` and, per client connection
+/// (its peer address: one TCP connection each), `max_push_queries_per_connection`.
 #[derive(Clone, Default)]
-pub(crate) struct PushCount(Arc<AtomicUsize>);
+pub(crate) struct PushCount(Arc<Mutex<Open>>);
 
-/// One open push query's place in the count, given back when dropped.
-pub(crate) struct PushSlot(Arc<AtomicUsize>);
+#[derive(Default)]
+struct Open {
+    total: usize,
+    by_connection: HashMap<SocketAddr, usize>,
+}
+
+/// One open push query's place in the counts, given back when dropped.
+pub(crate) struct PushSlot {
+    count: Arc<Mutex<Open>>,
+    connection: Option<SocketAddr>,
+}
 
 impl Drop for PushSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut open = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        open.total = open.total.saturating_sub(1);
+        if let Some(c) = self.connection
+            && let Some(n) = open.by_connection.get_mut(&c)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.by_connection.remove(&c);
+            }
+        }
     }
 }
 
 impl PushCount {
     /// Push queries open now.
     pub(crate) fn open(&self) -> usize {
-        self.0.load(Ordering::Acquire)
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).total
     }
 
-    /// A slot for a new push query, or RESOURCE_EXHAUSTED naming the limit.
-    pub(crate) fn acquire(&self, max: usize) -> Result<PushSlot, Status> {
-        let mut open = self.0.load(Ordering::Acquire);
-        loop {
-            if open >= max {
+    /// A slot for a new push query on `connection`, or RESOURCE_EXHAUSTED naming the limit
+    /// it would pass.
+    pub(crate) fn acquire(
+        &self,
+        limits: &Limits,
+        connection: Option<SocketAddr>,
+    ) -> Result<PushSlot, Status> {
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let max = limits.max_push_queries;
+        if open.total >= max {
+            return Err(crate::status::status(
+                Code::ResourceExhausted,
+                format!(
+                    "{} push queries are open, the server's limit max-push-queries = {max}: close one, or raise the limit",
+                    open.total
+                ),
+            ));
+        }
+        if let Some(c) = connection {
+            let here = open.by_connection.get(&c).copied().unwrap_or(0);
+            let max = limits.max_push_queries_per_connection;
+            if here >= max {
                 return Err(crate::status::status(
                     Code::ResourceExhausted,
                     format!(
-                        "{open} push queries are open, the server's limit max-push-queries = {max}: close one, or raise the limit"
+                        "{here} push queries are open on this connection, the server's limit max-push-queries-per-connection = {max}: close one, open another connection, or raise the limit"
                     ),
                 ));
             }
-            match self
-                .0
-                .compare_exchange(open, open + 1, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return Ok(PushSlot(self.0.clone())),
-                Err(now) => open = now,
-            }
+            *open.by_connection.entry(c).or_insert(0) += 1;
         }
+        open.total += 1;
+        Ok(PushSlot {
+            count: self.0.clone(),
+            connection,
+        })
     }
 }
 
@@ -106,18 +146,36 @@ mod tests {
 
     #[test]
     fn push_slots_are_counted_and_given_back() {
+        let limits = Limits {
+            max_push_queries: 3,
+            max_push_queries_per_connection: 2,
+            ..Limits::default()
+        };
+        let (one, two) = (
+            Some(([127, 0, 0, 1], 1).into()),
+            Some(([127, 0, 0, 1], 2).into()),
+        );
         let count = PushCount::default();
-        let a = count.acquire(2).unwrap();
-        let _b = count.acquire(2).unwrap();
-        let e = count.acquire(2).err().unwrap();
+        let a = count.acquire(&limits, one).unwrap();
+        let _b = count.acquire(&limits, one).unwrap();
+        let e = count.acquire(&limits, one).err().unwrap();
         assert_eq!(e.code(), Code::ResourceExhausted);
         assert!(
-            e.message().contains("max-push-queries = 2"),
+            e.message().contains("max-push-queries-per-connection = 2"),
             "{}",
             e.message()
         );
+        let _c = count.acquire(&limits, two).unwrap();
+        let e = count.acquire(&limits, two).err().unwrap();
+        assert!(
+            e.message().contains("max-push-queries = 3"),
+            "{}",
+            e.message()
+        );
+        assert_eq!(count.open(), 3);
         drop(a);
-        assert!(count.acquire(2).is_ok());
+        assert!(count.acquire(&limits, one).is_ok());
+        assert_eq!(count.0.lock().unwrap().by_connection.len(), 2);
     }
 
     #[test]

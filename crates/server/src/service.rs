@@ -251,9 +251,7 @@ impl Stream for ScanRows {
                 },
                 this.rows,
             )),
-            ScanEvent::Failed(message) => {
-                Err(crate::status::status(tonic::Code::InvalidArgument, message))
-            }
+            ScanEvent::Failed(e) => Err(crate::status::from_exec(e.into())),
         }))
     }
 }
@@ -441,6 +439,7 @@ impl SluiceService {
         &self,
         req: pb::QueryRequest,
         role: Option<Role>,
+        peer: Option<std::net::SocketAddr>,
     ) -> Result<Response<BoxStream<pb::QueryResponse>>, Status> {
         self.limits.check_statement(&req.sql)?;
         let mut statements = self.exec.parse(&req.sql).or_status()?;
@@ -482,7 +481,7 @@ impl SluiceService {
                         let rx = self
                             .exec
                             .engine
-                            .scan_stream(plan, self.exec.pull_max_rows)
+                            .scan_stream(plan, self.exec.pull_limits)
                             .or_status()?;
                         let rows = ScanRows { rx, rows: 0 };
                         let out = tokio_stream::once(Ok(header(&id, cols, false))).chain(rows);
@@ -514,7 +513,7 @@ impl SluiceService {
                 } else {
                     PushStart::Earliest
                 };
-                let slot = self.pushes.acquire(self.limits.max_push_queries)?;
+                let slot = self.pushes.acquire(&self.limits, peer)?;
                 let (rx, start_after) = match plan {
                     Ok(plan) => self.exec.engine.push_from(plan, start),
                     Err(plan) => self
@@ -690,12 +689,13 @@ impl Sluice for SluiceService {
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<Self::QueryStream>, Status> {
         let role = request.extensions().get::<Role>().copied();
+        let peer = request.remote_addr();
         let req = request.into_inner();
         let span =
             tracing::info_span!("query", request_id = next_request_id(), sql = %truncate(&req.sql));
         // Instrumented, not entered: a guard held across an await leaves the span entered on
         // whichever thread polls next, and under load tracing then panics on a closed span.
-        let response = self.run_query(req, role).instrument(span).await;
+        let response = self.run_query(req, role, peer).instrument(span).await;
         self.draining(response)
     }
 

@@ -189,9 +189,15 @@ async fn run_inner(test: &Json) -> Result<(), CaseError> {
             .map_err(|e| CaseError::Fail(e.to_string()))?
             .map_err(|e| CaseError::Fail(format!("cannot open storage: {e}")))?
     };
-    let mut exec = Executor::open(Arc::new(log), 1_000_000)
-        .await
-        .map_err(|e| CaseError::Fail(e.to_string()))?;
+    let mut exec = Executor::open(
+        Arc::new(log),
+        sluice_plan::PullLimits {
+            max_rows: 1_000_000,
+            ..sluice_plan::PullLimits::default()
+        },
+    )
+    .await
+    .map_err(|e| CaseError::Fail(e.to_string()))?;
     // ksqlDB's test server enables scalable push queries, and its push queries read from
     // the earliest offset unless a case asks for the latest.
     exec.query_config = sluice_planner::QueryConfig {

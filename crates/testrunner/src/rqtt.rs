@@ -306,7 +306,7 @@ fn begin_query(
         },
         // A stream's pull query answers with a push query's header (no KEY marks).
         QueryKind::StreamPull(plan) => Begun::StreamPull {
-            rx: exec.engine.scan_stream(plan, exec.pull_max_rows)?,
+            rx: exec.engine.scan_stream(plan, exec.pull_limits)?,
             header: header_for(&planned.id, &cols, false),
             types,
         },
@@ -373,7 +373,7 @@ async fn finish_query(exec: &Executor, query: Begun) -> Result<QueryResponse, Ex
                         );
                         break;
                     }
-                    ScanEvent::Failed(m) => return Err(ExecError::invalid(m)),
+                    ScanEvent::Failed(e) => return Err(e.into()),
                 }
             }
             Ok(QueryResponse {

@@ -178,7 +178,15 @@ impl Executor {
                     vec![s("auto.offset.reset"), s("latest")],
                     vec![
                         s("sluice.pull.max.rows"),
-                        s(&self.pull_max_rows.to_string()),
+                        s(&self.pull_limits.max_rows.to_string()),
+                    ],
+                    vec![
+                        s("sluice.pull.max.bytes"),
+                        s(&self.pull_limits.max_bytes.to_string()),
+                    ],
+                    vec![
+                        s("sluice.pull.timeout.ms"),
+                        s(&self.pull_limits.timeout.as_millis().to_string()),
                     ],
                 ],
                 ..Outcome::default()
@@ -362,7 +370,7 @@ impl Executor {
                             select,
                             &*cat,
                             &self.query_config,
-                            self.pull_max_rows,
+                            self.pull_limits,
                         )?;
                         match planned.kind {
                             PullKind::Table(plan) => format!(

@@ -14,6 +14,7 @@ mod map;
 mod math;
 mod misc;
 mod string;
+pub use string::{check_regex_size, regex_pattern_arg};
 mod support;
 mod url;
 

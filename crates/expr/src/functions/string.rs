@@ -248,10 +248,44 @@ fn regex(pattern: &str) -> Option<Rc<Regex>> {
         if cache.len() >= 64 {
             cache.clear();
         }
-        let compiled = Regex::new(pattern).ok().map(Rc::new);
+        let compiled = compile_regex(pattern).ok().map(Rc::new);
         cache.insert(pattern.to_string(), compiled.clone());
         compiled
     })
+}
+
+/// Compiles a pattern within `--max-regex-bytes` (its program and its lazy DFA's cache
+/// both): the regex crate matches in linear time, so the compiled size is what a
+/// pattern can cost. The cache above holds at most 64, so a thread's patterns stay
+/// within 64 x (program + cache).
+fn compile_regex(pattern: &str) -> Result<Regex, regex::Error> {
+    let limit = crate::limits::max_regex_bytes();
+    regex::RegexBuilder::new(pattern)
+        .size_limit(limit)
+        .dfa_size_limit(limit)
+        .build()
+}
+
+/// Which argument of a regular-expression function is its pattern, by function name.
+pub fn regex_pattern_arg(function: &str) -> Option<usize> {
+    match function {
+        "REGEXP_EXTRACT" | "REGEXP_EXTRACT_ALL" => Some(0),
+        "REGEXP_REPLACE" | "REGEXP_SPLIT_TO_ARRAY" => Some(1),
+        _ => None,
+    }
+}
+
+/// Refuses a pattern whose compiled program is over `--max-regex-bytes`, naming the
+/// limit. Other compile errors are not refused here: ksqlDB reports an invalid pattern
+/// per record (the call is NULL), and so does Sluice.
+pub fn check_regex_size(pattern: &str) -> Result<(), String> {
+    match compile_regex(pattern) {
+        Err(regex::Error::CompiledTooBig(_)) => Err(format!(
+            "the regular expression compiles to more than {} bytes, the server's limit max-regex-bytes",
+            crate::limits::max_regex_bytes()
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn regexp_extract(args: &[Value]) -> Value {
@@ -1033,6 +1067,22 @@ mod tests {
 
     fn strs(v: &[&str]) -> Value {
         Value::Array(v.iter().map(|x| s(x)).collect())
+    }
+
+    /// A pattern whose program is over max-regex-bytes (1 MiB by default) is refused by
+    /// name at planning and does not match at run time; an ordinary one does.
+    #[test]
+    fn patterns_past_the_regex_size_limit_do_not_compile() {
+        let huge = "(a{1,1000}){1,1000}";
+        let e = check_regex_size(huge).unwrap_err();
+        assert!(e.contains("max-regex-bytes"), "{e}");
+        assert_eq!(call("REGEXP_EXTRACT", &[s(huge), s("aaa")]), Value::Null);
+        assert!(check_regex_size("a+").is_ok());
+        // Invalid syntax is left to the call, which is NULL, as in ksqlDB.
+        assert!(check_regex_size("(").is_ok());
+        assert_eq!(call("REGEXP_EXTRACT", &[s("a+"), s("baa")]), s("aa"));
+        assert_eq!(regex_pattern_arg("REGEXP_REPLACE"), Some(1));
+        assert_eq!(regex_pattern_arg("UCASE"), None);
     }
 
     #[test]

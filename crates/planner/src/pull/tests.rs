@@ -85,7 +85,12 @@ fn select(sql: &str) -> Select {
 }
 
 fn plan_with(sql: &str, cfg: &QueryConfig) -> Result<PlannedPull> {
-    plan_pull(&select(sql), &catalog(), cfg, 100)
+    plan_pull(
+        &select(sql),
+        &catalog(),
+        cfg,
+        sluice_plan::PullLimits::default(),
+    )
 }
 
 fn plan(sql: &str) -> Result<PlannedPull> {
@@ -448,7 +453,13 @@ fn the_normal_form_distributes_and_over_or_and_pushes_not_down() {
 }
 
 fn prepare(sql: &str) -> Option<PreparedPull> {
-    prepare_pull(&select(sql), &catalog(), &QueryConfig::default(), 100).unwrap()
+    prepare_pull(
+        &select(sql),
+        &catalog(),
+        &QueryConfig::default(),
+        sluice_plan::PullLimits::default(),
+    )
+    .unwrap()
 }
 
 fn key_params(sql: &str) -> Option<Vec<usize>> {
