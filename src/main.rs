@@ -6,6 +6,7 @@ use anyhow::Context;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
+use sluice_server::{ExprLimits, Limits, PullLimits};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -107,43 +108,48 @@ enum Command {
     Bench(BenchArgs),
 }
 
+/// A duration in whole milliseconds, for a flag's default.
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// What one client may ask of the server; each is named in the error past it
-/// (docs/operations.md, "Limits").
+/// (docs/operations.md, "Limits"). The defaults are the libraries' own.
 #[derive(clap::Args)]
 struct LimitArgs {
     /// Most rows a pull query may return.
-    #[arg(long, default_value_t = 100_000, env = "SLUICE_PULL_MAX_ROWS")]
+    #[arg(long, default_value_t = PullLimits::default().max_rows, env = "SLUICE_PULL_MAX_ROWS")]
     pull_max_rows: u64,
     /// Most bytes a pull query's result may hold.
-    #[arg(long, default_value_t = 64 << 20, env = "SLUICE_PULL_MAX_BYTES")]
+    #[arg(long, default_value_t = PullLimits::default().max_bytes, env = "SLUICE_PULL_MAX_BYTES")]
     pull_max_bytes: u64,
     /// Longest a pull query may read for, in milliseconds.
-    #[arg(long, default_value_t = 30_000, env = "SLUICE_PULL_TIMEOUT_MS")]
+    #[arg(long, default_value_t = millis(PullLimits::default().timeout), env = "SLUICE_PULL_TIMEOUT_MS")]
     pull_timeout_ms: u64,
     /// Most bytes of SQL one request may carry.
-    #[arg(long, default_value_t = 1 << 20, env = "SLUICE_MAX_STATEMENT_BYTES")]
+    #[arg(long, default_value_t = Limits::default().max_statement_bytes, env = "SLUICE_MAX_STATEMENT_BYTES")]
     max_statement_bytes: usize,
     /// Most push queries open at once, all clients together.
-    #[arg(long, default_value_t = 1000, env = "SLUICE_MAX_PUSH_QUERIES")]
+    #[arg(long, default_value_t = Limits::default().max_push_queries, env = "SLUICE_MAX_PUSH_QUERIES")]
     max_push_queries: usize,
     /// Most push queries open at once on one client connection.
     #[arg(
         long,
-        default_value_t = 100,
+        default_value_t = Limits::default().max_push_queries_per_connection,
         env = "SLUICE_MAX_PUSH_QUERIES_PER_CONNECTION"
     )]
     max_push_queries_per_connection: usize,
     /// Most rows one BulkInsert request message may carry.
-    #[arg(long, default_value_t = 100_000, env = "SLUICE_MAX_BULK_ROWS")]
+    #[arg(long, default_value_t = Limits::default().max_bulk_rows, env = "SLUICE_MAX_BULK_ROWS")]
     max_bulk_rows: usize,
     /// Most values an IN list may hold.
-    #[arg(long, default_value_t = 50_000, env = "SLUICE_MAX_IN_LIST")]
+    #[arg(long, default_value_t = ExprLimits::default().max_in_list, env = "SLUICE_MAX_IN_LIST")]
     max_in_list: usize,
     /// Largest compiled regular expression, in bytes.
-    #[arg(long, default_value_t = 1 << 20, env = "SLUICE_MAX_REGEX_BYTES")]
+    #[arg(long, default_value_t = ExprLimits::default().max_regex_bytes, env = "SLUICE_MAX_REGEX_BYTES")]
     max_regex_bytes: usize,
     /// Largest value a function call may take in or give back, in bytes.
-    #[arg(long, default_value_t = 4 << 20, env = "SLUICE_MAX_VALUE_BYTES")]
+    #[arg(long, default_value_t = ExprLimits::default().max_value_bytes, env = "SLUICE_MAX_VALUE_BYTES")]
     max_value_bytes: usize,
 }
 
@@ -280,7 +286,7 @@ fn main() -> anyhow::Result<()> {
             let config = sluice_server::ServerConfig {
                 data_dir,
                 listen,
-                pull_limits: sluice_server::PullLimits {
+                pull_limits: PullLimits {
                     max_rows: limits.pull_max_rows,
                     max_bytes: limits.pull_max_bytes,
                     timeout: std::time::Duration::from_millis(limits.pull_timeout_ms),
@@ -296,13 +302,13 @@ fn main() -> anyhow::Result<()> {
                     }),
                     _ => None,
                 },
-                limits: sluice_server::Limits {
+                limits: Limits {
                     max_statement_bytes: limits.max_statement_bytes,
                     max_push_queries: limits.max_push_queries,
                     max_push_queries_per_connection: limits.max_push_queries_per_connection,
                     max_bulk_rows: limits.max_bulk_rows,
                 },
-                expr_limits: sluice_server::ExprLimits {
+                expr_limits: ExprLimits {
                     max_value_bytes: limits.max_value_bytes,
                     max_regex_bytes: limits.max_regex_bytes,
                     max_in_list: limits.max_in_list,

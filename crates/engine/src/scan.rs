@@ -195,6 +195,9 @@ impl Engine {
             let done = |tx: &mpsc::Sender<ScanEvent>, limit_reached: bool| {
                 let _ = tx.blocking_send(ScanEvent::Done { limit_reached });
             };
+            let fail = |tx: &mpsc::Sender<ScanEvent>, e: EngineError| {
+                let _ = tx.blocking_send(ScanEvent::Failed(e));
+            };
             if plan.limit == Some(0) {
                 return done(&tx, true);
             }
@@ -204,23 +207,17 @@ impl Engine {
                 let records = match reader.next_chunk(&log, &topic, &ends) {
                     Ok(r) if r.is_empty() => break,
                     Ok(r) => r,
-                    Err(e) => {
-                        let _ = tx.blocking_send(ScanEvent::Failed(e.into()));
-                        return;
-                    }
+                    Err(e) => return fail(&tx, e.into()),
                 };
                 for rec in &records {
-                    let checked = budget.read();
+                    if let Err(e) = budget.read() {
+                        return fail(&tx, e);
+                    }
                     let Some(PushEvent::Row { row, .. }) = evaluate(&plan, key_only, rec) else {
-                        if let Err(e) = checked {
-                            let _ = tx.blocking_send(ScanEvent::Failed(e));
-                            return;
-                        }
                         continue;
                     };
-                    if let Err(e) = checked.and_then(|()| budget.charge(&row)) {
-                        let _ = tx.blocking_send(ScanEvent::Failed(e));
-                        return;
+                    if let Err(e) = budget.charge(&row) {
+                        return fail(&tx, e);
                     }
                     if tx.blocking_send(ScanEvent::Row(row)).is_err() {
                         return;

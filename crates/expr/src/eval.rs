@@ -1,6 +1,7 @@
 //! The expression tree and its evaluation over one row.
 
 use crate::functions::ScalarFunction;
+use crate::limits::max_value_bytes;
 use sluice_common::value::format_double;
 use sluice_common::{DataType, Value};
 use std::cmp::Ordering;
@@ -890,12 +891,6 @@ pub fn like(s: &str, pattern: &str, escape: Option<char>) -> bool {
         }
     }
     toks[pi..].iter().all(|t| *t == Tok::Any)
-}
-
-/// The largest value a function call may take in (all its arguments together) or give
-/// back (`--max-value-bytes`, see `crate::limits`). Over it the call is NULL.
-pub fn max_value_bytes() -> usize {
-    crate::limits::max_value_bytes()
 }
 
 #[cfg(test)]

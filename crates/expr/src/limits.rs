@@ -20,23 +20,25 @@ pub struct ExprLimits {
     pub max_in_list: usize,
 }
 
+const DEFAULTS: ExprLimits = ExprLimits {
+    max_value_bytes: 4 << 20,
+    max_regex_bytes: 1 << 20,
+    max_in_list: 50_000,
+};
+
 impl Default for ExprLimits {
     fn default() -> ExprLimits {
-        ExprLimits {
-            max_value_bytes: 4 << 20,
-            max_regex_bytes: 1 << 20,
-            max_in_list: 50_000,
-        }
+        DEFAULTS
     }
 }
 
-static MAX_VALUE_BYTES: AtomicUsize = AtomicUsize::new(4 << 20);
-static MAX_REGEX_BYTES: AtomicUsize = AtomicUsize::new(1 << 20);
-static MAX_IN_LIST: AtomicUsize = AtomicUsize::new(50_000);
+static MAX_VALUE_BYTES: AtomicUsize = AtomicUsize::new(DEFAULTS.max_value_bytes);
+static MAX_REGEX_BYTES: AtomicUsize = AtomicUsize::new(DEFAULTS.max_regex_bytes);
+static MAX_IN_LIST: AtomicUsize = AtomicUsize::new(DEFAULTS.max_in_list);
 
 /// Sets the limits for the whole process (before any query runs). Zero keeps a default.
 pub fn set(limits: ExprLimits) {
-    let d = ExprLimits::default();
+    let d = DEFAULTS;
     let or = |v: usize, d: usize| if v == 0 { d } else { v };
     MAX_VALUE_BYTES.store(
         or(limits.max_value_bytes, d.max_value_bytes),

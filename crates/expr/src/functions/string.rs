@@ -125,7 +125,7 @@ fn pad_rule(args: &[DataType]) -> Result<DataType, String> {
 fn pad<T: Clone>(input: &[T], len: i64, padding: &[T], left: bool) -> Option<Vec<T>> {
     // A length a client can choose must not become an allocation that aborts the server:
     // nothing longer than a function may return is built.
-    let max = i64::try_from(crate::eval::max_value_bytes()).unwrap_or(i64::MAX);
+    let max = i64::try_from(crate::limits::max_value_bytes()).unwrap_or(i64::MAX);
     if !(0..=max).contains(&len) || padding.is_empty() {
         return None;
     }
