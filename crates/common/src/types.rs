@@ -293,7 +293,7 @@ impl fmt::Display for DataType {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    write!(f, "`{name}` {t}")?;
+                    write!(f, "`{}` {t}", name.replace('`', "``"))?;
                 }
                 f.write_str(">")
             }

@@ -11,6 +11,7 @@ pub mod ast;
 mod dialect;
 mod params;
 mod parser;
+mod print;
 mod types;
 
 pub use ast::*;
