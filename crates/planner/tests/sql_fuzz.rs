@@ -31,7 +31,7 @@ fn column() -> impl Strategy<Value = String> {
         ])
         .prop_map(String::from),
         1 => prop::sample::select(vec![
-            "`a b`", "`SELECT`", "`x``y`", "\"Quoted\"", "`Ünï`", "`V`", "S.K", "T.V", "A.NAME",
+            "`a b`", "`SELECT`", "`x``y`", "`x````y`", "\"d\"\"q\"", "\"Quoted\"", "`Ünï`", "`V`", "S.K", "T.V", "A.NAME",
             "`S`.`K`", "123abc", "_u@x",
         ])
         .prop_map(String::from),
@@ -52,6 +52,9 @@ fn string_literal() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z%_ ]{0,8}".prop_map(|s| format!("'{s}'")),
         Just("'it''s'".to_string()),
+        Just("'two '''' quotes'".to_string()),
+        Just(r"'back\slash\'".to_string()),
+        Just(r"'it\''s'".to_string()),
         Just("'ünï ☃'".to_string()),
         Just("''".to_string()),
         Just("'2024-01-02T03:04:05.678'".to_string()),
@@ -780,6 +783,7 @@ fn every_statement_kind_round_trips() {
         "CREATE TABLE t WITH (kafka_topic='t') AS SELECT k, COUNT(*) AS n FROM s LEFT JOIN t2 WITHIN (1 SECOND, 2 HOURS) GRACE PERIOD 3 DAYS ON s.k = t2.k WINDOW HOPPING (SIZE 10 SECONDS, ADVANCE BY 5 SECONDS, RETENTION 1 DAY, GRACE PERIOD 0 MILLISECONDS) WHERE v > 1 GROUP BY k HAVING COUNT(*) > 1 EMIT FINAL;",
         "SELECT TRANSFORM(arr, x => x + 1), REDUCE(m, 0, (s, k, v) => s + v), s->a->*, q.r->* FROM s PARTITION BY (k, v) EMIT CHANGES LIMIT 5;",
         "INSERT INTO s (k, v) VALUES (1, 'it''s') WITH (EXPECTED_VERSION=2);",
+        r#"SELECT 'two '''' quotes', `x````y`, "d""q", 'back\' FROM s WHERE a LIKE '%''%' ESCAPE '''';"#,
         "INSERT INTO s SELECT * FROM s2 WINDOW SESSION (5 MINUTES);",
         "DELETE FROM t WHERE k IN (1, 2);",
         "ALTER STREAM s ADD COLUMN a INT, ADD b MAP<STRING, DECIMAL(4, 2)>;",

@@ -1176,7 +1176,9 @@ impl<'a> P<'a> {
     fn group_by_list(&mut self) -> R<Vec<Expr>> {
         let mut list = self.expr_list()?;
         if let [Expr::Tuple(items)] = list.as_slice() {
-            return Ok(items.clone());
+            // Its elements are expressions, and a parenthesized list is not one:
+            // `GROUP BY (a, (b, c))` is as wrong as `GROUP BY a, (b, c)`.
+            list = items.clone();
         }
         if list.len() > 1
             && let Some(first) = list.iter().find_map(|e| match e {
@@ -1558,6 +1560,22 @@ mod tests {
         ] {
             parse(sql).unwrap();
         }
+        // A parenthesized list is a grouping set, never an element of one or of a list
+        // (the parser fuzz test found `GROUP BY (a, (b, c))` accepted, while its printed
+        // form `GROUP BY a, (b, c)` was not).
+        for sql in [
+            "SELECT COUNT(*) FROM t GROUP BY a, (b, c);",
+            "SELECT COUNT(*) FROM t GROUP BY (a, (b, c));",
+        ] {
+            let e = parse(sql).unwrap_err();
+            assert_eq!(e.message, "missing ')' at ','", "{sql}");
+        }
+        assert_eq!(
+            select_of("SELECT COUNT(*) FROM t GROUP BY (a, b);")
+                .group_by
+                .len(),
+            2
+        );
     }
 
     #[test]

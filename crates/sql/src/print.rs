@@ -8,7 +8,7 @@
 
 use crate::ast::*;
 use sluice_common::SourceKind;
-use sqlparser::ast::{Ident, VisitMut, VisitorMut};
+use sqlparser::ast::{Ident, Value, ValueWithSpan, VisitMut, VisitorMut};
 use std::fmt::{self, Display, Formatter, Write};
 use std::ops::ControlFlow;
 
@@ -42,42 +42,62 @@ fn kind(k: SourceKind) -> &'static str {
 }
 
 /// An expression in ksqlDB's syntax.
+///
+/// sqlparser prints most of it, after three rewrites of a copy: each lambda becomes an
+/// identifier whose unquoted text is the lambda with `=>`; each quoted identifier and
+/// string literal becomes raw text quoted here. sqlparser's own quoting leaves a quote
+/// that is already doubled (or follows a backslash) as it is, since it cannot know how
+/// the text was escaped, so the value `it''s` would print as `'it''s'` and read back as
+/// `it's`.
 struct Ksql<'a>(&'a Expr);
 
 impl Display for Ksql<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        if !has_lambda(self.0) {
-            return self.0.fmt(f);
-        }
-        // Each lambda, innermost first, is replaced by an identifier whose (unquoted) text
-        // is the lambda in ksqlDB's syntax; sqlparser prints such an identifier verbatim.
-        struct Lambdas;
-        impl VisitorMut for Lambdas {
+        struct Rewrite;
+        impl VisitorMut for Rewrite {
             type Break = ();
+            fn post_visit_value(&mut self, v: &mut ValueWithSpan) -> ControlFlow<()> {
+                if let Value::SingleQuotedString(s) = &v.value {
+                    // A placeholder prints its text verbatim.
+                    v.value = Value::Placeholder(format!("'{}'", s.replace('\'', "''")));
+                }
+                ControlFlow::Continue(())
+            }
             fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-                if let Expr::Lambda(l) = e {
-                    let params: Vec<String> = l.params.iter().map(|p| p.name.to_string()).collect();
-                    let text = format!("({}) => {}", params.join(", "), l.body);
-                    *e = Expr::Identifier(Ident::new(text));
+                match e {
+                    Expr::Lambda(l) => {
+                        let params: Vec<String> =
+                            l.params.iter().map(|p| raw_ident(&p.name).value).collect();
+                        let text = format!("({}) => {}", params.join(", "), l.body);
+                        *e = Expr::Identifier(Ident::new(text));
+                    }
+                    Expr::Identifier(i) => *i = raw_ident(i),
+                    Expr::CompoundIdentifier(parts) => {
+                        for i in parts {
+                            *i = raw_ident(i);
+                        }
+                    }
+                    _ => {}
                 }
                 ControlFlow::Continue(())
             }
         }
         let mut e = self.0.clone();
-        let _ = e.visit(&mut Lambdas);
+        let _ = e.visit(&mut Rewrite);
         e.fmt(f)
     }
 }
 
-fn has_lambda(e: &Expr) -> bool {
-    sqlparser::ast::visit_expressions(e, |x| {
-        if matches!(x, Expr::Lambda(_)) {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
+/// A quoted identifier as an unquoted one whose text is the quoted form: sqlparser prints
+/// an unquoted identifier verbatim.
+fn raw_ident(i: &Ident) -> Ident {
+    match i.quote_style {
+        Some(q) => {
+            let doubled: String = [q, q].iter().collect();
+            Ident::new(format!("{q}{}{q}", i.value.replace(q, &doubled)))
         }
-    })
-    .is_break()
+        None => i.clone(),
+    }
 }
 
 fn exprs(f: &mut Formatter<'_>, list: &[Expr]) -> fmt::Result {
