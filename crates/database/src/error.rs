@@ -27,6 +27,8 @@ pub enum ErrorCode {
     DeadlineExceeded,
     /// A fault of Sluice's or of its storage, not of the request.
     Internal,
+    /// A data file is damaged (a checksum or size check failed): nothing was read from it.
+    DataLoss,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -114,6 +116,7 @@ impl From<sluice_storage::StorageError> for ExecError {
             S::Closed => ExecError::new(ErrorCode::Unavailable, e.to_string()),
             S::Conflict(_) => ExecError::new(ErrorCode::Aborted, e.to_string()),
             S::DiskFull { .. } => ExecError::new(ErrorCode::ResourceExhausted, e.to_string()),
+            S::Corruption { .. } => ExecError::new(ErrorCode::DataLoss, e.to_string()),
             S::CommitFailed(ref m) if m.contains("No space left") => {
                 ExecError::new(ErrorCode::ResourceExhausted, e.to_string())
             }

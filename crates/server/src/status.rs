@@ -20,6 +20,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::Unavailable => Code::Unavailable,
         ErrorCode::DeadlineExceeded => Code::DeadlineExceeded,
         ErrorCode::Internal => Code::Internal,
+        ErrorCode::DataLoss => Code::DataLoss,
     }
 }
 

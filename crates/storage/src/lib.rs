@@ -35,7 +35,18 @@ pub use stats::{CommitStats, Histogram, HistogramSnapshot};
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("storage error: {0}")]
-    Rocks(#[from] rocksdb::Error),
+    Rocks(rocksdb::Error),
+    /// A data file failed a checksum or size check. Never answered as rows: the read (or
+    /// the start) fails, naming the file where RocksDB says which it was.
+    #[error(
+        "data file damaged: {detail}{}. Nothing was read from the damaged part; restore the data directory from a backup (docs/operations.md, \"Damaged data files\")",
+        .file.as_ref().map(|f| format!(" (in {})", f.display())).unwrap_or_default()
+    )]
+    Corruption {
+        detail: String,
+        /// The damaged file, when RocksDB's message does not already name it.
+        file: Option<std::path::PathBuf>,
+    },
     #[error("corrupt data in {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
     #[error("Topic '{0}' does not exist")]
@@ -73,6 +84,19 @@ pub enum StorageError {
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
+
+impl From<rocksdb::Error> for StorageError {
+    fn from(e: rocksdb::Error) -> StorageError {
+        if e.kind() == rocksdb::ErrorKind::Corruption {
+            StorageError::Corruption {
+                detail: e.into_string(),
+                file: None,
+            }
+        } else {
+            StorageError::Rocks(e)
+        }
+    }
+}
 
 /// Column families of the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

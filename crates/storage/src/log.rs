@@ -191,6 +191,9 @@ struct Tuning {
     wal_mb: usize,
     /// Free space the committer keeps on the data directory's filesystem (see disk.rs).
     disk_reserve_mb: usize,
+    /// `SLUICE_WAL_RECOVERY=point-in-time`: open despite a damaged write-ahead log, with
+    /// the records before the damage (see `open`).
+    wal_point_in_time: bool,
 }
 
 impl Tuning {
@@ -214,8 +217,39 @@ impl Tuning {
             // answered its first pull 0.9 s after SIGKILL.
             wal_mb: get("SLUICE_ROCKSDB_WAL_MB", 128),
             disk_reserve_mb: get("SLUICE_DISK_RESERVE_MB", 128),
+            wal_point_in_time: std::env::var("SLUICE_WAL_RECOVERY")
+                .is_ok_and(|v| v.eq_ignore_ascii_case("point-in-time")),
         }
     }
+}
+
+/// An error opening the database. A damaged write-ahead log is reported by RocksDB
+/// without the file's name, which only its info log (`LOG` in the data directory, written
+/// afresh by every open) records: it is looked up there so the operator knows which file.
+fn opening_error(dir: &Path, e: rocksdb::Error) -> StorageError {
+    match StorageError::from(e) {
+        StorageError::Corruption { detail, file: None }
+            if !detail.contains(".sst") && !detail.contains(".log") =>
+        {
+            StorageError::Corruption {
+                file: damaged_file_in_info_log(dir),
+                detail,
+            }
+        }
+        other => other,
+    }
+}
+
+/// The file of the last `<file>: dropping N bytes; Corruption: ...` line of RocksDB's
+/// info log, which is how its WAL recovery reports a damaged record.
+fn damaged_file_in_info_log(dir: &Path) -> Option<std::path::PathBuf> {
+    let log = std::fs::read_to_string(dir.join("LOG")).ok()?;
+    log.lines()
+        .filter(|l| l.contains("Corruption"))
+        .filter_map(|l| l.split_once(": dropping ").map(|(before, _)| before))
+        .filter_map(|before| before.rsplit_once("] ").map(|(_, file)| file))
+        .next_back()
+        .map(std::path::PathBuf::from)
 }
 
 impl EmbeddedLog {
@@ -225,6 +259,17 @@ impl EmbeddedLog {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
+        // A damaged write-ahead log must stop the start, not be replayed up to the damage:
+        // RocksDB's default (point-in-time recovery) drops every record after a bad one,
+        // acknowledged events included, and opens as if nothing happened. This mode
+        // tolerates only what a crash leaves, an incomplete last record, and refuses any
+        // other corruption. The MANIFEST also records each finished WAL's size, so a
+        // missing or truncated one is found at start-up too.
+        opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
+        opts.set_track_and_verify_wals_in_manifest(true);
+        // Checksums are checked on every read and the files' sizes against the MANIFEST
+        // when the database opens (RocksDB's default, stated because it matters).
+        opts.set_paranoid_checks(true);
         opts.set_max_background_jobs(2);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         // Memory: all memtables together stay under one budget, and the WAL is kept short
@@ -263,7 +308,16 @@ impl EmbeddedLog {
             o.set_block_based_table_factory(&table);
             ColumnFamilyDescriptor::new(c.name(), o)
         });
-        let db = Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?);
+        if tuning.wal_point_in_time {
+            // The operator's choice, after a refused start: open with what precedes the
+            // damage (docs/operations.md).
+            tracing::warn!(
+                "SLUICE_WAL_RECOVERY=point-in-time: a damaged write-ahead log is replayed up to the damage and the records after it are dropped"
+            );
+            opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
+        }
+        let db =
+            Arc::new(DB::open_cf_descriptors(&opts, dir, cfs).map_err(|e| opening_error(dir, e))?);
         let mut topics = BTreeMap::new();
         for (key, value) in scan_prefix(&db, Cf::Catalog, b"topic/")? {
             let name = String::from_utf8_lossy(&key["topic/".len()..]).to_string();
@@ -763,6 +817,24 @@ mod tests {
             timestamp: 1,
             headers: vec![],
         }
+    }
+
+    /// RocksDB names a damaged WAL only in its info log; the last such line is the one.
+    #[test]
+    fn the_damaged_wal_is_read_from_the_info_log() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(damaged_file_in_info_log(dir.path()), None);
+        std::fs::write(
+            dir.path().join("LOG"),
+            "2026/12/06-19:25:24.900 1 [db/db_impl/db_impl_open.cc:1168] /d/000003.log: dropping 10 bytes; Corruption: checksum mismatch\n\
+             2026/12/06-19:25:24.900 1 [WARN] [db/db_impl/db_impl_open.cc:1168] /d/000004.log: dropping 7424 bytes; Corruption: checksum mismatch\n\
+             2026/12/06-19:25:24.900 1 [WARN] [db/db_impl/db_impl_open.cc:2969] DB::Open() failed: Corruption: checksum mismatch\n",
+        )
+        .unwrap();
+        assert_eq!(
+            damaged_file_in_info_log(dir.path()),
+            Some(std::path::PathBuf::from("/d/000004.log"))
+        );
     }
 
     #[test]
