@@ -113,9 +113,9 @@ async fn start_damaged(data: &Path, env: &[(&str, &str)], file: &str) -> Option<
 
 /// A byte flipped in the middle of a table file: the scan that reads it fails with
 /// DATA_LOSS naming the file, whether at start-up or at read time, and never answers
-/// with rows read from the damaged block.
+/// with rows read from the damaged block. A table file cut short stops the start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flipped_byte_in_a_table_file_is_reported_with_the_file_never_as_rows() {
+async fn a_damaged_table_file_is_reported_with_the_file_never_as_rows() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // Small memtables, so the events reach table files.
@@ -136,9 +136,9 @@ async fn a_flipped_byte_in_a_table_file_is_reported_with_the_file_never_as_rows(
     let name = victim.file_name().unwrap().to_string_lossy().to_string();
     flip_byte(victim, 0.5);
 
-    let Some(server) = start_damaged(&data, &env, &name).await else {
-        return;
-    };
+    let server = start_damaged(&data, &env, &name)
+        .await
+        .expect("a flipped data byte is found when read, not at start-up");
     let mut c = server.client().await;
     let err = match query(
         &mut c,
@@ -159,6 +159,23 @@ async fn a_flipped_byte_in_a_table_file_is_reported_with_the_file_never_as_rows(
     assert!(err.message().contains(&name), "{}", err.message());
     // The server carries on: another statement still works.
     exec_ok(&mut c, "SHOW STREAMS;").await;
+    drop(c);
+    drop(server);
+
+    // A table file cut short is found when the database opens.
+    let victim = ssts.last().expect("table files");
+    let name = victim.file_name().unwrap().to_string_lossy().to_string();
+    let len = std::fs::metadata(victim).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(victim)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    assert!(
+        start_damaged(&data, &env, &name).await.is_none(),
+        "started on a truncated table file"
+    );
 }
 
 /// A byte flipped in the middle of the write-ahead log, which holds the latest
