@@ -85,15 +85,6 @@ async fn assert_serving(server: &mut Server) {
     assert_no_panic_logged(server);
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
-}
-
 /// Shortens a statement for failure reports (some are 100 KB long).
 fn short(sql: &str) -> String {
     let mut out: String = sql.chars().take(120).collect();
