@@ -29,6 +29,7 @@ fn parse_script(sql: &str) -> Result<Vec<Statement>, ParseError> {
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| convert(e.into()))?;
+    check_foreign_tokens(&tokens)?;
     check_operator_chains(&tokens)?;
     let parser = Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
@@ -55,6 +56,7 @@ pub fn parse_expr(sql: &str) -> Result<Expr, ParseError> {
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| convert(e.into()))?;
+    check_foreign_tokens(&tokens)?;
     check_operator_chains(&tokens)?;
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
@@ -123,6 +125,23 @@ pub const MAX_OPERATOR_CHAIN: usize = 1000;
 /// [`MAX_OPERATOR_CHAIN`]. It counts, per open bracket level, the operators since the last
 /// separator at that level (a comma, or a clause keyword); the sum over the open levels,
 /// plus the levels themselves, bounds the depth of the tree the parser would build.
+/// Tokens sqlparser gives a meaning that ksqlDB's grammar lacks. `x::type` is
+/// PostgreSQL's cast: sqlparser would read it (with its own type grammar, whose
+/// modifiers take arbitrary identifiers), where ksqlDB reports a syntax error.
+fn check_foreign_tokens(tokens: &[TokenWithSpan]) -> Result<(), ParseError> {
+    for t in tokens {
+        if t.token == Token::DoubleColon {
+            return Err(ParseError {
+                message: "Syntax error at or near '::': ksqlDB casts with CAST(expression AS type)"
+                    .into(),
+                line: t.span.start.line,
+                column: t.span.start.column,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn check_operator_chains(tokens: &[TokenWithSpan]) -> Result<(), ParseError> {
     use sqlparser::keywords::Keyword;
     // (opened by CASE, operators counted at this level)
@@ -1576,6 +1595,18 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    /// The fuzz test found `x::type` parsed (as sqlparser's PostgreSQL cast), with a
+    /// type that printed differently from how it read.
+    #[test]
+    fn double_colon_casts_are_a_syntax_error() {
+        let e = parse("SELECT a::INT FROM s;").unwrap_err();
+        assert!(e.message.contains("'::'"), "{}", e.message);
+        assert_eq!((e.line, e.column), (1, 9));
+        assert!(crate::parse_expr("(false)::x").is_err());
+        // Inside a string it is text.
+        parse("SELECT 'a::b' FROM s;").unwrap();
     }
 
     #[test]
