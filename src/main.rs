@@ -113,43 +113,56 @@ fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A limit's value: a whole number, at least 1. A limit of 0 would refuse every request
+/// (or, for some, has meant "the default"), so it is refused at start-up instead.
+fn positive<T: std::str::FromStr + Default + PartialEq>(text: &str) -> Result<T, String> {
+    match text.trim().parse::<T>() {
+        Ok(v) if v == T::default() => {
+            Err("a limit must be at least 1 (0 would refuse every request)".into())
+        }
+        Ok(v) => Ok(v),
+        Err(_) => Err("expected a whole number".into()),
+    }
+}
+
 /// What one client may ask of the server; each is named in the error past it
 /// (docs/operations.md, "Limits"). The defaults are the libraries' own.
 #[derive(clap::Args)]
 struct LimitArgs {
     /// Most rows a pull query may return.
-    #[arg(long, default_value_t = PullLimits::default().max_rows, env = "SLUICE_PULL_MAX_ROWS")]
+    #[arg(long, value_parser = positive::<u64>, default_value_t = PullLimits::default().max_rows, env = "SLUICE_PULL_MAX_ROWS")]
     pull_max_rows: u64,
     /// Most bytes a pull query's result may hold.
-    #[arg(long, default_value_t = PullLimits::default().max_bytes, env = "SLUICE_PULL_MAX_BYTES")]
+    #[arg(long, value_parser = positive::<u64>, default_value_t = PullLimits::default().max_bytes, env = "SLUICE_PULL_MAX_BYTES")]
     pull_max_bytes: u64,
     /// Longest a pull query may read for, in milliseconds.
-    #[arg(long, default_value_t = millis(PullLimits::default().timeout), env = "SLUICE_PULL_TIMEOUT_MS")]
+    #[arg(long, value_parser = positive::<u64>, default_value_t = millis(PullLimits::default().timeout), env = "SLUICE_PULL_TIMEOUT_MS")]
     pull_timeout_ms: u64,
     /// Most bytes of SQL one request may carry.
-    #[arg(long, default_value_t = Limits::default().max_statement_bytes, env = "SLUICE_MAX_STATEMENT_BYTES")]
+    #[arg(long, value_parser = positive::<usize>, default_value_t = Limits::default().max_statement_bytes, env = "SLUICE_MAX_STATEMENT_BYTES")]
     max_statement_bytes: usize,
     /// Most push queries open at once, all clients together.
-    #[arg(long, default_value_t = Limits::default().max_push_queries, env = "SLUICE_MAX_PUSH_QUERIES")]
+    #[arg(long, value_parser = positive::<usize>, default_value_t = Limits::default().max_push_queries, env = "SLUICE_MAX_PUSH_QUERIES")]
     max_push_queries: usize,
     /// Most push queries open at once on one client connection.
     #[arg(
         long,
+        value_parser = positive::<usize>,
         default_value_t = Limits::default().max_push_queries_per_connection,
         env = "SLUICE_MAX_PUSH_QUERIES_PER_CONNECTION"
     )]
     max_push_queries_per_connection: usize,
     /// Most rows one BulkInsert request message may carry.
-    #[arg(long, default_value_t = Limits::default().max_bulk_rows, env = "SLUICE_MAX_BULK_ROWS")]
+    #[arg(long, value_parser = positive::<usize>, default_value_t = Limits::default().max_bulk_rows, env = "SLUICE_MAX_BULK_ROWS")]
     max_bulk_rows: usize,
     /// Most values an IN list may hold.
-    #[arg(long, default_value_t = ExprLimits::default().max_in_list, env = "SLUICE_MAX_IN_LIST")]
+    #[arg(long, value_parser = positive::<usize>, default_value_t = ExprLimits::default().max_in_list, env = "SLUICE_MAX_IN_LIST")]
     max_in_list: usize,
     /// Largest compiled regular expression, in bytes.
-    #[arg(long, default_value_t = ExprLimits::default().max_regex_bytes, env = "SLUICE_MAX_REGEX_BYTES")]
+    #[arg(long, value_parser = positive::<usize>, default_value_t = ExprLimits::default().max_regex_bytes, env = "SLUICE_MAX_REGEX_BYTES")]
     max_regex_bytes: usize,
     /// Largest value a function call may take in or give back, in bytes.
-    #[arg(long, default_value_t = ExprLimits::default().max_value_bytes, env = "SLUICE_MAX_VALUE_BYTES")]
+    #[arg(long, value_parser = positive::<usize>, default_value_t = ExprLimits::default().max_value_bytes, env = "SLUICE_MAX_VALUE_BYTES")]
     max_value_bytes: usize,
 }
 

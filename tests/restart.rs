@@ -447,6 +447,39 @@ fn a_non_loopback_address_needs_insecure() {
     assert!(ready, "the server did not start with --insecure");
 }
 
+/// A limit of 0 is refused at start-up, naming the flag, whether given as a flag or
+/// through its environment variable, before anything is opened.
+#[test]
+fn a_limit_of_zero_is_refused_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (args, env) in [
+        (vec!["--max-in-list", "0"], None),
+        (vec!["--max-value-bytes", "0"], None),
+        (vec!["--pull-timeout-ms", "0"], None),
+        (vec![], Some(("SLUICE_MAX_REGEX_BYTES", "0"))),
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.args(["server", "--data-dir"]).arg(&data).args(&args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} {env:?} started");
+        let flag = args
+            .first()
+            .copied()
+            .unwrap_or("--max-regex-bytes")
+            .to_string();
+        assert!(
+            stderr.contains(&flag) && stderr.contains("at least 1"),
+            "{args:?} {env:?}: {stderr}"
+        );
+        assert!(!data.exists(), "a refused start creates nothing");
+    }
+}
+
 /// `--log-format json` (here through SLUICE_LOG_FORMAT): every log line is one JSON
 /// object, and a call's lines carry its span with a request id and the statement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
