@@ -13,6 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// The health-checking name for writes (`sluice_server::WRITES_HEALTH`).
+const WRITES: &str = "sluice.writes";
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Mount(PathBuf);
@@ -60,6 +66,42 @@ async fn insert(
         &format!("INSERT INTO ev (k, v) VALUES ('k{}', {i});", i % 5),
     )
     .await
+}
+
+/// The health status of `service` (`""` for the server as a whole).
+async fn health(server: &Server, service: &str) -> ServingStatus {
+    let ch = tonic::transport::Channel::from_shared(server.url())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut h = HealthClient::new(ch);
+    let status = h
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("health check")
+        .into_inner()
+        .status;
+    ServingStatus::try_from(status).unwrap_or(ServingStatus::Unknown)
+}
+
+/// Waits (up to 30 s; the server looks at the disk every second) for `service` to report
+/// `want`.
+async fn health_becomes(server: &Server, service: &str, want: ServingStatus) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = health(server, service).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{service:?} stayed {now:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,6 +184,13 @@ async fn a_full_disk_refuses_writes_clearly_keeps_reads_and_recovers_without_a_r
             .expect_err("BulkInsert refused too"),
     };
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    // Health checking says writes are out, the server is not.
+    health_becomes(&server, WRITES, ServingStatus::NotServing).await;
+    assert_eq!(health(&server, "").await, ServingStatus::Serving);
+    assert_eq!(
+        health(&server, "sluice.v1.Sluice").await,
+        ServingStatus::Serving
+    );
     // Reads go on.
     let rows = pull(&mut c, "SELECT k, n FROM counts;").await.text_rows();
     assert_eq!(total(&rows), 100);
@@ -149,6 +198,7 @@ async fn a_full_disk_refuses_writes_clearly_keeps_reads_and_recovers_without_a_r
 
     // Space freed: writes succeed again, no restart; the push subscriber sees them.
     std::fs::remove_file(&ballast).unwrap();
+    health_becomes(&server, WRITES, ServingStatus::Serving).await;
     for i in 100..110 {
         insert(&mut c, i)
             .await

@@ -94,6 +94,57 @@ pub enum ServerError {
 /// How long shutdown waits for open calls once streaming ones have been told to end.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The health-checking service name whose status says whether writes are accepted.
+///
+/// A full disk stops writes only (docs/operations.md, "A full disk"): pull and push queries
+/// go on, so the server as a whole (`""` and `sluice.v1.Sluice`) stays SERVING and a
+/// load balancer keeps sending it reads, while this name is NOT_SERVING until space is
+/// freed, for whatever routes writes. Everything is NOT_SERVING once shutdown begins.
+pub const WRITES_HEALTH: &str = "sluice.writes";
+
+/// How often the free space behind [`WRITES_HEALTH`] is looked at.
+const HEALTH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps the health statuses current until shutdown begins, then marks every service
+/// NOT_SERVING (streaming calls are being ended, new ones should go elsewhere).
+async fn report_health(
+    reporter: tonic_health::server::HealthReporter,
+    log: Arc<EmbeddedLog>,
+    mut draining: tokio::sync::watch::Receiver<bool>,
+) {
+    use tonic_health::ServingStatus::{NotServing, Serving};
+    let mut writable = true;
+    loop {
+        let (free, reserve) = log.disk_space();
+        let now = free.is_none_or(|f| f >= reserve);
+        if now != writable {
+            writable = now;
+            if writable {
+                tracing::info!("disk space freed: writes are accepted again");
+            } else {
+                tracing::warn!(
+                    free_bytes = free.unwrap_or(0),
+                    reserve_bytes = reserve,
+                    "disk space below the reserve: writes are refused, reads go on"
+                );
+            }
+            let status = if writable { Serving } else { NotServing };
+            reporter.set_service_status(WRITES_HEALTH, status).await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
+            _ = draining.wait_for(|d| *d) => break,
+        }
+    }
+    for name in [
+        "",
+        WRITES_HEALTH,
+        <SluiceServer<service::SluiceService> as tonic::server::NamedService>::NAME,
+    ] {
+        reporter.set_service_status(name, NotServing).await;
+    }
+}
+
 /// Runs the server until `shutdown` resolves, then stops queries cleanly.
 pub async fn run(
     config: ServerConfig,
@@ -155,6 +206,9 @@ pub async fn run(
     health_reporter
         .set_serving::<SluiceServer<service::SluiceService>>()
         .await;
+    health_reporter
+        .set_service_status(WRITES_HEALTH, tonic_health::ServingStatus::Serving)
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(sluice_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -174,6 +228,11 @@ pub async fn run(
     // data directory's lock) alive.
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let mut draining = drain_rx.clone();
+    tokio::spawn(report_health(
+        health_reporter,
+        exec.log().clone(),
+        drain_rx.clone(),
+    ));
     let pushes = limits::PushCount::default();
     let metrics = metrics::Metrics::new(exec.clone(), pushes.clone());
     if let Some(at) = config.metrics_listen {
