@@ -86,6 +86,9 @@ async fn metrics_are_scraped_and_parsed_by_a_prometheus_parser() {
         &[
             ("SLUICE_AUTH_FILE", auth.to_str().unwrap()),
             ("SLUICE_METRICS_LISTEN", metrics_addr.as_str()),
+            // Small memtables, so a query's state reaches table files (which
+            // query_state_bytes sizes) within the test.
+            ("SLUICE_ROCKSDB_WRITE_BUFFER_MB", "1"),
         ],
     )
     .await;
@@ -201,4 +204,41 @@ async fn metrics_are_scraped_and_parsed_by_a_prometheus_parser() {
     assert!(get(&m, "sluice_log_next_position", &[]) > 50.0);
     assert!(get(&m, "sluice_rocksdb_memtable_bytes", &[]) > 0.0);
     drop(push);
+
+    // State size: 20,000 more groups, whose state and table rows reach table files.
+    let rows: Vec<pb::Row> = (0..20_000)
+        .map(|i| pb::Row {
+            values: vec![
+                pb::Value {
+                    kind: Some(pb::value::Kind::String(format!("group-{i:06}"))),
+                },
+                pb::Value {
+                    kind: Some(pb::value::Kind::Int(i)),
+                },
+            ],
+        })
+        .collect();
+    let mut acks = c
+        .bulk_insert(tokio_stream::iter(vec![pb::BulkInsertRequest {
+            target: "ev".into(),
+            rows,
+            ..Default::default()
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    acks.message().await.unwrap().expect("an ack");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = scrape(&py, &url);
+        let bytes = get(&m, "sluice_query_state_bytes", &[("query", &qid)]);
+        if bytes > 0.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query's state size stayed {bytes}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -47,6 +47,30 @@ fn prefixed(tag: u8, id: u64, extra: usize) -> Vec<u8> {
     k
 }
 
+/// A `[from, to)` range of keys.
+pub(crate) type KeyRange = (Vec<u8>, Vec<u8>);
+
+/// The key ranges of everything one worker keeps in the state column family: a query's
+/// entries of every per-query kind above and, when it maintains a table, that table's
+/// rows; a materializer's table rows and offsets. For sizing (metrics), not for reads.
+pub(crate) fn worker_state_ranges(
+    query_num: Option<u64>,
+    table: Option<u64>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let range = |tag: u8, id: u64| (prefixed(tag, id, 0), prefixed(tag, id.saturating_add(1), 0));
+    let mut out = Vec::new();
+    if let Some(q) = query_num {
+        out.extend([b'A', b'P', b'O', b'S', b'W', b'F', b'R', b'J'].map(|t| range(t, q)));
+    }
+    if let Some(t) = table {
+        out.push(range(b'T', t));
+        if query_num.is_none() {
+            out.push(range(b'M', t));
+        }
+    }
+    out
+}
+
 pub(crate) fn table_prefix(source_id: u64) -> Vec<u8> {
     prefixed(b'T', source_id, 0)
 }

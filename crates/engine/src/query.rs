@@ -60,6 +60,8 @@ pub(crate) struct Running {
     sink: Option<String>,
     /// Its id in SHOW QUERIES.
     label: String,
+    /// The key ranges of its state, for its size ([`crate::keys::worker_state_ranges`]).
+    state_ranges: Vec<crate::keys::KeyRange>,
 }
 
 /// How a worker runs: live, or as the replacement of a running query (see `replace.rs`).
@@ -415,6 +417,13 @@ impl Engine {
             Kind::Query(p) => p.id.clone(),
             Kind::Materialize(t) => materializer_id(&t.name),
         };
+        let state_ranges = match &kind {
+            Kind::Query(p) => crate::keys::worker_state_ranges(
+                Some(id),
+                (p.sink.kind == SourceKind::Table).then_some(p.sink.id),
+            ),
+            Kind::Materialize(t) => crate::keys::worker_state_ranges(None, Some(t.id)),
+        };
         let stats = Arc::new(Stats::default());
         let (shared_positions, positions_rx) = watch::channel(positions.clone());
         let env = Env {
@@ -461,6 +470,7 @@ impl Engine {
             positions: positions_rx,
             sink: sink_name,
             label: label_id,
+            state_ranges,
         })
     }
 
@@ -545,6 +555,26 @@ impl Engine {
                 .map(|(id, reason)| failed_status(id, reason)),
         );
         out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Each running persistent query's state size: RocksDB's estimate of
+    /// the bytes its entries take in table files (compressed, on disk). Entries still only
+    /// in the memtable are not counted (RocksDB's API here sizes files only); they are in
+    /// the database-wide memtable figure.
+    pub fn state_sizes(&self) -> Vec<(String, u64)> {
+        let ranges: Vec<(String, Vec<crate::keys::KeyRange>)> = {
+            let queries = self.queries.lock().unwrap_or_else(|p| p.into_inner());
+            queries
+                .iter()
+                .map(|(id, r)| (id.clone(), r.state_ranges.clone()))
+                .collect()
+        };
+        let mut out: Vec<(String, u64)> = ranges
+            .into_iter()
+            .map(|(id, r)| (id, self.log.approximate_state_bytes(&r)))
+            .collect();
+        out.sort();
         out
     }
 

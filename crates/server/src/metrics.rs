@@ -1,9 +1,9 @@
 //! Prometheus metrics on `--metrics-listen HOST:PORT` (`GET /metrics`, OpenMetrics text,
 //! the `prometheus-client` crate): per RPC its calls and latency, per persistent query
-//! its records, lag and errors, open push subscriptions, the committer's group sizes and
-//! fsync latency, and RocksDB's memory and compaction backlog. Query, committer and
-//! RocksDB figures are read at scrape time (a collector), so nothing is counted twice
-//! and the hot paths only keep the atomics they already had.
+//! its records, lag, errors and state size, open push subscriptions, the committer's
+//! group sizes and fsync latency, and RocksDB's memory and compaction backlog. Query,
+//! committer and RocksDB figures are read at scrape time (a collector), so nothing is
+//! counted twice and the hot paths only keep the atomics they already had.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -186,6 +186,13 @@ impl Collector for Scraped {
             "1 while a persistent query runs without error, else 0 (its status in SHOW QUERIES says why)",
             MetricType::Gauge,
             &pick(|s| u64::from(s.state == "RUNNING" || s.state.starts_with("CATCHING UP"))),
+        )?;
+        per_query(
+            &mut encoder,
+            "query_state_bytes",
+            "Bytes a persistent query's state and table rows take in RocksDB's table files, as RocksDB estimates them (compressed; entries still in the memtable are in rocksdb_memtable_bytes)",
+            MetricType::Gauge,
+            &self.exec.engine.state_sizes(),
         )?;
         let gauge = |encoder: &mut DescriptorEncoder, name: &str, help: &str, v: u64| {
             let m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;

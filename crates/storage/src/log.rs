@@ -441,6 +441,19 @@ impl EmbeddedLog {
         out
     }
 
+    /// RocksDB's estimate of the bytes the state family's entries in `ranges` (`[from,
+    /// to)` each) take in table files; entries only in the memtable are not counted.
+    pub fn approximate_state_bytes(&self, ranges: &[(Vec<u8>, Vec<u8>)]) -> u64 {
+        let ranges: Vec<rocksdb::Range> = ranges
+            .iter()
+            .map(|(from, to)| rocksdb::Range::new(from, to))
+            .collect();
+        self.db
+            .get_approximate_sizes_cf(self.cf(Cf::State), &ranges)
+            .iter()
+            .sum()
+    }
+
     fn cf(&self, family: Cf) -> &rocksdb::ColumnFamily {
         self.db
             .cf_handle(family.name())
