@@ -125,19 +125,30 @@ pub const MAX_OPERATOR_CHAIN: usize = 1000;
 /// [`MAX_OPERATOR_CHAIN`]. It counts, per open bracket level, the operators since the last
 /// separator at that level (a comma, or a clause keyword); the sum over the open levels,
 /// plus the levels themselves, bounds the depth of the tree the parser would build.
-/// Tokens sqlparser gives a meaning that ksqlDB's grammar lacks. `x::type` is
-/// PostgreSQL's cast: sqlparser would read it (with its own type grammar, whose
-/// modifiers take arbitrary identifiers), where ksqlDB reports a syntax error.
+/// Tokens sqlparser gives a meaning that ksqlDB's grammar lacks, refused as ksqlDB
+/// refuses them. `x::type` is PostgreSQL's cast: sqlparser would read it with its own type
+/// grammar, whose modifiers take arbitrary identifiers. `X'..'` and `N'..'` are ANSI hex
+/// and national strings: sqlparser takes any text between the quotes and prints it back
+/// unescaped (the fuzz test found `X'a '''' b'`), and nothing could evaluate them.
 fn check_foreign_tokens(tokens: &[TokenWithSpan]) -> Result<(), ParseError> {
     for t in tokens {
-        if t.token == Token::DoubleColon {
-            return Err(ParseError {
-                message: "Syntax error at or near '::': ksqlDB casts with CAST(expression AS type)"
-                    .into(),
-                line: t.span.start.line,
-                column: t.span.start.column,
-            });
-        }
+        let message = match &t.token {
+            Token::DoubleColon => {
+                "Syntax error at or near '::': ksqlDB casts with CAST(expression AS type)"
+            }
+            Token::HexStringLiteral(_) => {
+                "Syntax error at or near X'...': ksqlDB has no hex literals; use TO_BYTES('...', 'hex')"
+            }
+            Token::NationalStringLiteral(_) => {
+                "Syntax error at or near N'...': ksqlDB strings are written '...'"
+            }
+            _ => continue,
+        };
+        return Err(ParseError {
+            message: message.into(),
+            line: t.span.start.line,
+            column: t.span.start.column,
+        });
     }
     Ok(())
 }
@@ -1607,6 +1618,12 @@ mod tests {
         assert!(crate::parse_expr("(false)::x").is_err());
         // Inside a string it is text.
         parse("SELECT 'a::b' FROM s;").unwrap();
+        // Nor hex or national strings (the fuzz test found X'a '''' b' printed unescaped).
+        let e = parse("SELECT X'0a' FROM s;").unwrap_err();
+        assert!(e.message.contains("TO_BYTES"), "{}", e.message);
+        assert!(parse("SELECT N'x' FROM s;").is_err());
+        // A column named X is still a column.
+        parse("SELECT x, 'a' FROM s;").unwrap();
     }
 
     #[test]
