@@ -12,6 +12,7 @@
 //! Every source row has the layout: key columns, value columns, ROWTIME, ROWPARTITION,
 //! ROWOFFSET. Table stores keep the same layout, so pull queries bind like any other read.
 
+mod blocking;
 mod budget;
 mod cache;
 mod freshness;
@@ -26,7 +27,7 @@ mod scan;
 mod state;
 mod transient;
 
-pub use push::{PushEvent, PushStart};
+pub use push::{FailureKind, PushEvent, PushStart};
 pub use query::{
     Engine, QueryStatus, STATE_VERSION, materializer_id, state_compatible, state_layout_for,
 };

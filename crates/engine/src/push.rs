@@ -40,12 +40,31 @@ pub enum PushEvent {
     /// LIMIT reached; the stream ends after this.
     LimitReached,
     /// The query cannot go on: its reader could not read the log, or a transient
-    /// aggregation outgrew its bound (`resource_exhausted`). The stream ends after this
-    /// with an error, never as if it had completed.
-    Failed {
-        message: String,
-        resource_exhausted: bool,
-    },
+    /// aggregation outgrew its bound. The stream ends after this with an error, never as
+    /// if it had completed.
+    Failed { message: String, kind: FailureKind },
+}
+
+/// Why a push query stopped, so the server can answer with the matching status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A bug or an unexpected I/O error.
+    Internal,
+    /// A bound was reached: transient state outgrew its limit, or the subscriber stopped
+    /// reading.
+    ResourceExhausted,
+    /// The log could not be read because a data file is damaged.
+    DataLoss,
+}
+
+impl FailureKind {
+    /// The kind of failure a log read's error is.
+    pub fn of_read(e: &sluice_storage::StorageError) -> Self {
+        match e {
+            sluice_storage::StorageError::Corruption { .. } => FailureKind::DataLoss,
+            _ => FailureKind::Internal,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -129,16 +148,14 @@ impl Engine {
                     // A subscriber keeping up reads a few records from the memtable, which
                     // is cheaper done here than handed to the blocking pool (a thread
                     // handoff per commit, and a blocking thread per busy subscriber).
-                    // Catching up reads whole entries, possibly from disk, so it stays on
-                    // the blocking pool.
+                    // Catching up reads whole entries, possibly from disk, so it goes to
+                    // the blocking pool, through a gate that bounds its threads.
                     let read = if behind <= INLINE_READ {
                         Ok(log.read(&topic, p as u32, from, READ_BATCH))
                     } else {
                         let (log2, topic2) = (log.clone(), topic.clone());
-                        tokio::task::spawn_blocking(move || {
-                            log2.read(&topic2, p as u32, from, READ_BATCH)
-                        })
-                        .await
+                        crate::blocking::run(move || log2.read(&topic2, p as u32, from, READ_BATCH))
+                            .await
                     };
                     let records: Vec<StoredRecord> = match read {
                         Ok(Ok(r)) => r,
@@ -147,7 +164,7 @@ impl Engine {
                             let _ = tx
                                 .send(PushEvent::Failed {
                                     message: format!("reading {}: {e}", topic.name),
-                                    resource_exhausted: false,
+                                    kind: FailureKind::of_read(&e),
                                 })
                                 .await;
                             return;
@@ -156,7 +173,7 @@ impl Engine {
                             let _ = tx
                                 .send(PushEvent::Failed {
                                     message: format!("reading {}: {e}", topic.name),
-                                    resource_exhausted: false,
+                                    kind: FailureKind::Internal,
                                 })
                                 .await;
                             return;
@@ -246,7 +263,7 @@ impl Engine {
                                     stall.as_secs_f64(),
                                     at.join(", ")
                                 ),
-                                resource_exhausted: true,
+                                kind: FailureKind::ResourceExhausted,
                             });
                             return;
                         }

@@ -10,7 +10,7 @@
 //! output caching (a group leaving HAVING as a tombstone with its key columns only).
 
 use crate::operator::{Change, Cx, Env, Join, Pipeline};
-use crate::push::{PushEvent, PushStart};
+use crate::push::{FailureKind, PushEvent, PushStart};
 use crate::query::{Batch, Engine, Stats, any_changed, decode_input, processing_order};
 use crate::state::MemoryState;
 use crate::{EngineError, Result};
@@ -227,7 +227,7 @@ impl Engine {
                     c.borrow_and_update();
                 }
                 let log2 = log.clone();
-                let joined = tokio::task::spawn_blocking(move || -> (Run, Stepped) {
+                let joined = crate::blocking::run(move || -> (Run, Stepped) {
                     let stepped = step(&mut run, &log2);
                     (run, stepped)
                 })
@@ -267,11 +267,8 @@ impl Engine {
 }
 
 /// Ends the query: what it produced so far, then the failure.
-fn failed(mut events: Vec<PushEvent>, message: String, resource_exhausted: bool) -> Stepped {
-    events.push(PushEvent::Failed {
-        message,
-        resource_exhausted,
-    });
+fn failed(mut events: Vec<PushEvent>, message: String, kind: FailureKind) -> Stepped {
+    events.push(PushEvent::Failed { message, kind });
     Stepped {
         events,
         read: true,
@@ -287,7 +284,7 @@ fn step(run: &mut Run, log: &EmbeddedLog) -> Stepped {
             Ok(records) => read.push(records),
             Err(e) => {
                 let message = format!("reading {}: {e}", run.topics[i].name);
-                return failed(Vec::new(), message, false);
+                return failed(Vec::new(), message, FailureKind::of_read(&e));
             }
         }
     }
@@ -355,13 +352,17 @@ fn step(run: &mut Run, log: &EmbeddedLog) -> Stepped {
                         "internal error processing the record at partition {}, offset {} of {}; the push query stopped",
                         rec.partition, rec.offset, run.topics[input].name
                     ),
-                    false,
+                    FailureKind::Internal,
                 );
             }
         }
         // Past the bound, the record's rows are not sent: the query stops before it.
         if batch.state.exhausted() {
-            return failed(events, exhausted(&run.what, run.bound), true);
+            return failed(
+                events,
+                exhausted(&run.what, run.bound),
+                FailureKind::ResourceExhausted,
+            );
         }
         rows(
             &run.output,
@@ -377,7 +378,7 @@ fn step(run: &mut Run, log: &EmbeddedLog) -> Stepped {
             env: &run.env,
         };
         if let Err(e) = run.pipeline.on_time(&mut cx, &mut emitted) {
-            return failed(events, e.to_string(), false);
+            return failed(events, e.to_string(), FailureKind::Internal);
         }
         rows(&run.output, (0, 0), emitted.drain(..), &mut events);
     }
@@ -601,7 +602,7 @@ mod tests {
         match events.last() {
             Some(PushEvent::Failed {
                 message,
-                resource_exhausted: true,
+                kind: FailureKind::ResourceExhausted,
             }) => assert!(message.contains("more than 2 state entries"), "{message}"),
             other => panic!("{other:?}"),
         }

@@ -191,17 +191,10 @@ impl Stream for PushRows {
                     this.done = true;
                     return Poll::Ready(Some(Ok(final_msg("Limit Reached", this.rows))));
                 }
-                PushEvent::Failed {
-                    message,
-                    resource_exhausted,
-                } => {
+                PushEvent::Failed { message, kind } => {
                     this.done = true;
                     tracing::error!(query = %this.query, "push query failed: {message}");
-                    let code = if resource_exhausted {
-                        tonic::Code::ResourceExhausted
-                    } else {
-                        tonic::Code::Internal
-                    };
+                    let code = crate::status::push_failure_code(kind);
                     return Poll::Ready(Some(Err(crate::status::status(
                         code,
                         format!("push query {} failed: {message}", this.query),

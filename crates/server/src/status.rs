@@ -1,6 +1,7 @@
 //! The one place statement errors become gRPC statuses.
 
 use sluice_database::{ErrorCode, ExecError};
+use sluice_engine::FailureKind;
 use tonic::{Code, Status};
 
 /// gRPC carries the message in a header; clients refuse headers past a few KiB (and drop
@@ -21,6 +22,15 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::DeadlineExceeded => Code::DeadlineExceeded,
         ErrorCode::Internal => Code::Internal,
         ErrorCode::DataLoss => Code::DataLoss,
+    }
+}
+
+/// The status a push query that stopped ends with.
+pub fn push_failure_code(kind: FailureKind) -> Code {
+    match kind {
+        FailureKind::Internal => Code::Internal,
+        FailureKind::ResourceExhausted => Code::ResourceExhausted,
+        FailureKind::DataLoss => Code::DataLoss,
     }
 }
 
