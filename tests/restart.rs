@@ -382,6 +382,10 @@ async fn sigterm_ends_streaming_calls_and_exits_promptly() {
     .unwrap();
     let (_server, status) = status;
     let status = status.expect("the server exits after SIGTERM");
+    eprintln!(
+        "SIGTERM to exit, with a push query and a PRINT open: {:?}",
+        started.elapsed()
+    );
     assert!(status.success(), "{status:?}");
     assert!(
         started.elapsed() < Duration::from_secs(10),

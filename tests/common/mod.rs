@@ -318,6 +318,22 @@ impl OpenQuery {
         Ok(())
     }
 
+    /// The next row, waiting up to `wait` for one (None when none came in time). Rows
+    /// taken this way are not kept in the result.
+    pub async fn next_row(
+        &mut self,
+        wait: Duration,
+    ) -> Result<Option<Vec<pb::Value>>, tonic::Status> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let before = self.result.rows.len();
+        while self.next(usize::MAX, deadline).await? {
+            if self.result.rows.len() > before {
+                return Ok(self.result.rows.pop());
+            }
+        }
+        Ok(None)
+    }
+
     /// Takes one message into the result; false once there is nothing more to take.
     async fn next(
         &mut self,
