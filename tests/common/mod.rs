@@ -77,6 +77,55 @@ impl Server {
         limit_kib: Option<u64>,
         env: &[(&str, &str)],
     ) -> Server {
+        let server = Server::launch(data_dir, port, limit_kib, env);
+        server.wait_ready().await;
+        server
+    }
+
+    /// Starts the server and waits until it answers, or exits: Err with its exit status if
+    /// it died first (a crash point reached while it recovers).
+    pub async fn start_or_exit(
+        data_dir: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Result<Server, std::process::ExitStatus> {
+        let mut server = Server::launch(data_dir, port, None, env);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(status);
+            }
+            if let Ok(mut c) = SluiceClient::connect(server.url()).await
+                && c.execute(pb::ExecuteRequest {
+                    sql: "SHOW TOPICS;".into(),
+                    properties: HashMap::new(),
+                })
+                .await
+                .is_ok()
+            {
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "server neither became ready nor exited; log:\n{}",
+            server.log()
+        );
+    }
+
+    /// Waits up to `wait` for the process to exit by itself; its exit status.
+    pub async fn exited(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    fn launch(data_dir: &Path, port: u16, limit_kib: Option<u64>, env: &[(&str, &str)]) -> Server {
         let addr = format!("127.0.0.1:{port}");
         let log_path = data_dir.with_extension(format!("{port}.log"));
         let log = std::fs::OpenOptions::new()
@@ -105,14 +154,12 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("spawn sluice server");
-        let server = Server {
+        Server {
             child,
             addr,
             data_dir: data_dir.to_path_buf(),
             log_path,
-        };
-        server.wait_ready().await;
-        server
+        }
     }
 
     pub fn url(&self) -> String {

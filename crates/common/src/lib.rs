@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod civil;
 pub mod codec;
+pub mod crash;
 pub mod keycodec;
 pub mod schema;
 pub mod types;

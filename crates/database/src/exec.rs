@@ -696,6 +696,8 @@ impl Executor {
                     ));
                 }
                 self.log.create_topic(&planned.sink.topic, partitions)?;
+                // The sink's topic exists, the catalog does not know it yet.
+                sluice_common::crash::point("ddl.after_topic");
                 txn.put(
                     Cf::Catalog,
                     format!("source/{}", planned.sink.name).into_bytes(),
@@ -707,6 +709,8 @@ impl Executor {
                     serde_json::to_vec(&qdef).map_err(json_err)?,
                 );
                 self.log.submit(txn).wait().await?;
+                // In the catalog, but its query not started and the client not answered.
+                sluice_common::crash::point("ddl.after_catalog");
                 let qdef_layout = qdef.state_layout;
                 {
                     let mut cat = self.catalog_write();

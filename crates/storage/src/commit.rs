@@ -425,6 +425,7 @@ fn run(
                 reserve: disk.reserve,
             }),
             (None, None) => {
+                sluice_common::crash::point("commit.before_write");
                 let started = std::time::Instant::now();
                 let r = db.write_opt(batch, &sync).map_err(|e| {
                     // Space ran out under the reserve's guard (it was too small, or
@@ -456,6 +457,8 @@ fn run(
         }
         match written {
             Ok(()) => {
+                // Durable, but no one has been told: the clients see the connection drop.
+                sluice_common::crash::point("commit.after_write");
                 store.group_written();
                 let mut topics: HashMap<u32, Arc<Topic>> = HashMap::new();
                 for ((id, partition), topic) in touched {
