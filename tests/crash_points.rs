@@ -23,7 +23,7 @@ use common::*;
 use sluice_proto::v1 as pb;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::process::ExitStatusExt;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,37 +39,6 @@ const TUNING: [(&str, &str); 2] = [
     ("SLUICE_ROCKSDB_WRITE_BUFFER_MB", "1"),
     ("SLUICE_ROCKSDB_MEMTABLES_MB", "4"),
 ];
-
-/// Inserts batches of 50 until a call fails, recording what was acknowledged.
-async fn writer(url: String, next: Arc<AtomicI64>, acked: Arc<Mutex<Vec<(String, i64)>>>) {
-    let Ok(mut c) = pb::sluice_client::SluiceClient::connect(url).await else {
-        return;
-    };
-    loop {
-        let first = next.fetch_add(50, Ordering::SeqCst);
-        let rows: Vec<(String, i64)> = (first..first + 50)
-            .map(|v| (format!("k{}", v % KEYS), v))
-            .collect();
-        let req = pb::BulkInsertRequest {
-            target: "events".into(),
-            columns: vec!["k".into(), "v".into()],
-            rows: rows
-                .iter()
-                .map(|(k, v)| pb::Row {
-                    values: vec![s(k), big(*v)],
-                })
-                .collect(),
-            ..Default::default()
-        };
-        let Ok(resp) = c.bulk_insert(tokio_stream::iter(vec![req])).await else {
-            return;
-        };
-        match resp.into_inner().message().await {
-            Ok(Some(a)) if a.rows == 50 => acked.lock().unwrap().extend(rows),
-            _ => return,
-        }
-    }
-}
 
 fn json(r: &pb::ConsumedRecord) -> serde_json::Value {
     serde_json::from_slice(r.value.as_deref().unwrap_or(b"null")).unwrap()
@@ -180,7 +149,15 @@ async fn crashes_inside_commits_and_ddl_lose_nothing() {
             }
             Ok(mut server) => {
                 let writers: Vec<_> = (0..2)
-                    .map(|_| tokio::spawn(writer(server.url(), next.clone(), acked.clone())))
+                    .map(|_| {
+                        tokio::spawn(insert_until_failure(
+                            server.url(),
+                            50,
+                            KEYS,
+                            next.clone(),
+                            acked.clone(),
+                        ))
+                    })
                     .collect();
                 let mut c = server.client().await;
                 // The DDL statement comes after up to 300 ms of inserts.

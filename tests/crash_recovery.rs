@@ -8,43 +8,11 @@ mod common;
 use common::*;
 use sluice_proto::v1 as pb;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const KEYS: i64 = 50;
-
-async fn writer(url: String, next: Arc<AtomicI64>, acked: Arc<Mutex<Vec<(String, i64)>>>) {
-    let Ok(mut c) = sluice_proto::v1::sluice_client::SluiceClient::connect(url).await else {
-        return;
-    };
-    loop {
-        let first = next.fetch_add(100, Ordering::SeqCst);
-        let rows: Vec<(String, i64)> = (first..first + 100)
-            .map(|v| (format!("k{}", v % KEYS), v))
-            .collect();
-        let req = pb::BulkInsertRequest {
-            target: "events".into(),
-            columns: vec!["k".into(), "v".into()],
-            rows: rows
-                .iter()
-                .map(|(k, v)| pb::Row {
-                    values: vec![s(k), big(*v)],
-                })
-                .collect(),
-            batch_id: first as u64,
-            ..Default::default()
-        };
-        let Ok(resp) = c.bulk_insert(tokio_stream::iter(vec![req])).await else {
-            return;
-        };
-        let mut acks = resp.into_inner();
-        match acks.message().await {
-            Ok(Some(a)) if a.rows == 100 => acked.lock().unwrap().extend(rows),
-            _ => return,
-        }
-    }
-}
 
 fn json(r: &pb::ConsumedRecord) -> serde_json::Value {
     serde_json::from_slice(r.value.as_deref().unwrap_or(b"null")).unwrap()
@@ -98,7 +66,15 @@ async fn sigkill_under_load(env: &[(&str, &str)]) {
         .subsec_nanos() as u64;
     for round in 0..4u64 {
         let writers: Vec<_> = (0..2)
-            .map(|_| tokio::spawn(writer(server.url(), next.clone(), acked.clone())))
+            .map(|_| {
+                tokio::spawn(insert_until_failure(
+                    server.url(),
+                    100,
+                    KEYS,
+                    next.clone(),
+                    acked.clone(),
+                ))
+            })
             .collect();
         // Vary the kill point between rounds: 300..1100 ms into the load.
         let delay = 300

@@ -491,3 +491,43 @@ pub async fn read_topic(
     }
     out
 }
+
+/// Inserts `(k{v % keys}, v)` rows into the stream `events` (columns K, V) in batches of
+/// `batch`, numbering them from `next`, until a call fails (the server went away);
+/// appends each acknowledged batch's rows to `acked`.
+pub async fn insert_until_failure(
+    url: String,
+    batch: i64,
+    keys: i64,
+    next: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    acked: std::sync::Arc<std::sync::Mutex<Vec<(String, i64)>>>,
+) {
+    let Ok(mut c) = SluiceClient::connect(url).await else {
+        return;
+    };
+    loop {
+        let first = next.fetch_add(batch, std::sync::atomic::Ordering::SeqCst);
+        let rows: Vec<(String, i64)> = (first..first + batch)
+            .map(|v| (format!("k{}", v % keys), v))
+            .collect();
+        let req = pb::BulkInsertRequest {
+            target: "events".into(),
+            columns: vec!["k".into(), "v".into()],
+            rows: rows
+                .iter()
+                .map(|(k, v)| pb::Row {
+                    values: vec![s(k), big(*v)],
+                })
+                .collect(),
+            batch_id: first as u64,
+            ..Default::default()
+        };
+        let Ok(resp) = c.bulk_insert(tokio_stream::iter(vec![req])).await else {
+            return;
+        };
+        match resp.into_inner().message().await {
+            Ok(Some(a)) if a.rows == batch as u64 => acked.lock().unwrap().extend(rows),
+            _ => return,
+        }
+    }
+}
