@@ -4,7 +4,9 @@
 //! `sluice_common::crash`): inside a commit, before the batch is written or after it is
 //! durable but before anyone is answered, or inside `CREATE ... AS SELECT`, after the
 //! sink's topic exists but before the catalog knows it, or after the catalog commit but
-//! before its query starts. Inserts and a DDL statement run until the process aborts
+//! before its query starts; or inside a checkpoint of the view's state, with its table
+//! file written but not ingested, or ingested but the changelog records it covers not yet
+//! deleted. Inserts and a DDL statement run until the process aborts
 //! there, at a hit chosen per cycle (one of the first 40 commits, inserts' and views' alike).
 //! RocksDB's write buffer is 1 MiB, so memtable flushes and compactions (which run on
 //! RocksDB's own threads, out of reach of a crash point) are often in flight.
@@ -14,7 +16,7 @@
 //! issued again. At the end the views equal a recompute from the log, with one changelog
 //! record per event.
 //!
-//! The suite runs 12 cycles; `SLUICE_CRASH_CYCLES=240 cargo test --release --test
+//! The suite runs 12 cycles (2 per point); `SLUICE_CRASH_CYCLES=240 cargo test --release --test
 //! crash_points -- --nocapture` runs more.
 
 mod common;
@@ -28,16 +30,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const KEYS: i64 = 20;
-const POINTS: [&str; 4] = [
+const POINTS: [&str; 6] = [
     "commit.before_write",
     "commit.after_write",
     "ddl.after_topic",
     "ddl.after_catalog",
+    "checkpoint.before_ingest",
+    "checkpoint.after_ingest",
 ];
-/// Small memtables, so flushes run during the cycles.
-const TUNING: [(&str, &str); 2] = [
+/// Small memtables, so flushes run during the cycles; and a checkpoint of the view's
+/// state before every batch, so crashes land between and inside checkpoints.
+const TUNING: [(&str, &str); 3] = [
     ("SLUICE_ROCKSDB_WRITE_BUFFER_MB", "1"),
     ("SLUICE_ROCKSDB_MEMTABLES_MB", "4"),
+    ("SLUICE_STATE_CHECKPOINT_MB", "0"),
 ];
 
 fn json(r: &pb::ConsumedRecord) -> serde_json::Value {
@@ -126,7 +132,7 @@ async fn crashes_inside_commits_and_ddl_lose_nothing() {
     let mut during_recovery = 0;
     let mut crashes: BTreeMap<&str, u64> = BTreeMap::new();
     for cycle in 0..cycles {
-        let point = POINTS[(cycle % 4) as usize];
+        let point = POINTS[(cycle % POINTS.len() as u64) as usize];
         let r = seed
             .wrapping_add(cycle)
             .wrapping_mul(6364136223846793005)
@@ -134,7 +140,7 @@ async fn crashes_inside_commits_and_ddl_lose_nothing() {
             >> 33;
         // Commits: one of the first 40 (inserts and the views' output both commit), so
         // some land while the views catch up at start-up and some after a flush began.
-        let hit = if point.starts_with("commit") {
+        let hit = if !point.starts_with("ddl") {
             1 + r % 40
         } else {
             1

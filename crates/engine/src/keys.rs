@@ -33,6 +33,14 @@
 //!                                                  window closes unmatched
 //! ```
 //!
+//! And in the `changelog` column family:
+//!
+//! ```text
+//!  'D' · 0 (query) or 1 (materializer) u8 · query num or source id u64 · seq u64
+//!                                                → one committed batch's state changes,
+//!                                                  not yet checkpointed (changelog.rs)
+//! ```
+//!
 //! A windowed aggregation keeps each group's state per window under `'A'` with the
 //! window's start after the group key; its expiry index is ordered by window start
 //! within a partition, so the windows that retention expires are one range scan.
@@ -69,6 +77,20 @@ pub(crate) fn worker_state_ranges(
         }
     }
     out
+}
+
+/// The prefix of a worker's state changelog records: a query's by its number, a table
+/// materializer's by the table's source id (the two number spaces are apart).
+pub(crate) fn changelog_prefix(query_num: Option<u64>, table: Option<u64>) -> Vec<u8> {
+    let (kind, id) = match query_num {
+        Some(q) => (0u8, q),
+        None => (1u8, table.unwrap_or(0)),
+    };
+    let mut k = Vec::with_capacity(10);
+    k.push(b'D');
+    k.push(kind);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
 }
 
 pub(crate) fn table_prefix(source_id: u64) -> Vec<u8> {

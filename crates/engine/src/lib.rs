@@ -15,6 +15,7 @@
 mod blocking;
 mod budget;
 mod cache;
+mod changelog;
 mod freshness;
 mod keys;
 mod operator;

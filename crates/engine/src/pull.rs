@@ -1,6 +1,7 @@
 //! Pull queries: reads of a table's current state from its store.
 
 use crate::budget::PullBudget;
+use crate::changelog;
 use crate::keys::{table_key, table_prefix};
 use crate::query::Engine;
 use crate::{EngineError, Result};
@@ -22,6 +23,12 @@ impl Engine {
     /// key lookup).
     pub fn pull_with(&self, plan: &PullPlan, access: &PullAccess) -> Result<Vec<Vec<Value>>> {
         let id = plan.table.id;
+        // The table's rows as its writer last committed them: the changes since its last
+        // checkpoint, over RocksDB. Held for the read, so that a checkpoint moving the
+        // changes into RocksDB waits for it instead of hiding them from it.
+        let overlay = self.overlay_of(id);
+        let _scan = overlay.as_ref().map(|o| o.scan_guard());
+        let overlay = overlay.as_deref();
         let mut rows = Vec::new();
         let mut budget = PullBudget::new(plan.limits, &plan.table.name);
         // Each stored row is filtered and projected as it is read, and reading stops at the
@@ -54,8 +61,8 @@ impl Engine {
                     let to = prefix_end(&from).unwrap_or_else(|| vec![0xff; from.len() + 1]);
                     let mut failed = None;
                     let mut more = true;
-                    self.log()
-                        .visit_range(Cf::State, &from, &to, |_, v| match take(v) {
+                    changelog::visit_range(self.log(), overlay, &from, &to, |_, v| {
+                        match take(v) {
                             Ok(m) => {
                                 more = m;
                                 m
@@ -64,7 +71,8 @@ impl Engine {
                                 failed = Some(e);
                                 false
                             }
-                        })?;
+                        }
+                    })?;
                     if let Some(e) = failed {
                         return Err(e);
                     }
@@ -76,7 +84,13 @@ impl Engine {
             }
             PullAccess::Keys(keys) => {
                 for k in keys {
-                    if let Some(v) = self.log().get(Cf::State, &table_key(id, k))?
+                    let key = table_key(id, k);
+                    let stored = match overlay.and_then(|o| o.with(&key, |v| v.map(<[u8]>::to_vec)))
+                    {
+                        Some(v) => v,
+                        None => self.log().get(Cf::State, &key)?,
+                    };
+                    if let Some(v) = stored
                         && !take(&v)?
                     {
                         break;
@@ -112,14 +126,13 @@ impl Engine {
             }
         };
         let mut failed = None;
-        self.log()
-            .visit_range(Cf::State, &from, &to, |_, v| match take(v) {
-                Ok(more) => more,
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            })?;
+        changelog::visit_range(self.log(), overlay, &from, &to, |_, v| match take(v) {
+            Ok(more) => more,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        })?;
         match failed {
             Some(e) => Err(e),
             None => Ok(rows),

@@ -2,6 +2,7 @@
 //! topic in batches and commit each batch's effects atomically.
 
 use crate::cache::{Budget, StateCache};
+use crate::changelog::{self, Overlay, StateLog};
 use crate::keys::{
     agg_key, join_prefix, join_time_key, offset_key, source_row_key, stream_time_key, table_prefix,
 };
@@ -15,7 +16,7 @@ use sluice_plan::{Operator, QueryPlan};
 use sluice_storage::{Cf, EmbeddedLog, Log, StoredRecord, Topic, Txn};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -62,6 +63,8 @@ pub(crate) struct Running {
     label: String,
     /// The key ranges of its state, for its size ([`crate::keys::worker_state_ranges`]).
     state_ranges: Vec<crate::keys::KeyRange>,
+    /// The table whose rows it writes, if any, and its overlay (registered for pulls).
+    overlay: (Option<u64>, Arc<Overlay>),
 }
 
 /// How a worker runs: live, or as the replacement of a running query (see `replace.rs`).
@@ -104,6 +107,11 @@ pub struct Engine {
     /// Queries that could not be started (their stored definition no longer plans, say),
     /// with the reason: listed in ERROR, so one bad query never stops the server's start.
     failed: Mutex<HashMap<String, String>>,
+    /// Each table's rows changed since its writer's last checkpoint, by the table's
+    /// source id, for pull queries (see [`crate::changelog`]).
+    pub(crate) overlays: RwLock<HashMap<u64, Arc<Overlay>>>,
+    /// Bytes of changes a worker keeps in memory before it checkpoints.
+    checkpoint_bytes: usize,
 }
 
 /// The version of the aggregate state encoding new queries write. State is decoded by
@@ -227,6 +235,8 @@ struct Worker {
     mode: watch::Receiver<Mode>,
     /// Committed aggregate state, to spare RocksDB reads.
     cache: StateCache,
+    /// The state changes committed since the last checkpoint, and their changelog.
+    statelog: StateLog,
     /// Whether the cache has been loaded with the query's committed state.
     warmed: bool,
     /// The key prefixes of the state the cache holds (see [`BatchState`]).
@@ -257,12 +267,13 @@ struct Worker {
 
 /// One processed batch, ready to commit: the transaction, the source positions it moves
 /// to, its record count, the encoded aggregate states it writes (for the cache once
-/// durable), and the stream times it moves to.
+/// durable) and all its state changes (for the overlay once durable), and the stream
+/// times it moves to.
 type Step = (
     Txn,
     Vec<u64>,
     u64,
-    Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    (Vec<(Vec<u8>, Option<Vec<u8>>)>, Vec<changelog::Change>),
     (Vec<i64>, Vec<i64>, Vec<i64>),
 );
 
@@ -277,6 +288,8 @@ impl Engine {
             state_cache_budget: Budget::from_env(),
             pull_rows_read: AtomicU64::new(0),
             failed: Mutex::new(HashMap::new()),
+            overlays: RwLock::new(HashMap::new()),
+            checkpoint_bytes: changelog::checkpoint_bytes_from_env(),
         })
     }
 
@@ -417,13 +430,28 @@ impl Engine {
             Kind::Query(p) => p.id.clone(),
             Kind::Materialize(t) => materializer_id(&t.name),
         };
-        let state_ranges = match &kind {
-            Kind::Query(p) => crate::keys::worker_state_ranges(
+        let (query_num, table) = match &kind {
+            Kind::Query(p) => (
                 Some(id),
                 (p.sink.kind == SourceKind::Table).then_some(p.sink.id),
             ),
-            Kind::Materialize(t) => crate::keys::worker_state_ranges(None, Some(t.id)),
+            Kind::Materialize(t) => (None, Some(t.id)),
         };
+        let state_ranges = crate::keys::worker_state_ranges(query_num, table);
+        // Replayed before the worker is registered, so a pull never reads the table
+        // without the changes its writer committed since its last checkpoint.
+        let statelog = StateLog::recover(
+            &self.log,
+            crate::keys::changelog_prefix(query_num, table),
+            self.checkpoint_bytes,
+        )?;
+        let overlay = statelog.overlay().clone();
+        if let Some(t) = table {
+            self.overlays
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(t, overlay.clone());
+        }
         let stats = Arc::new(Stats::default());
         let (shared_positions, positions_rx) = watch::channel(positions.clone());
         let env = Env {
@@ -447,6 +475,7 @@ impl Engine {
             positions,
             mode: mode_rx,
             cache: StateCache::new(self.state_cache_budget.clone(), false),
+            statelog,
             warmed: false,
             cached: Vec::new(),
             pipeline: None,
@@ -471,6 +500,7 @@ impl Engine {
             sink: sink_name,
             label: label_id,
             state_ranges,
+            overlay: (table, overlay),
         })
     }
 
@@ -492,10 +522,33 @@ impl Engine {
             Some(r) => {
                 let _ = r.stop.send(true);
                 let _ = r.handle.await;
+                self.release_overlay(&r.overlay);
                 true
             }
             None => was_failed,
         }
+    }
+
+    /// Unregisters a stopped worker's overlay once its final checkpoint has emptied it
+    /// (else pulls keep reading it: its changes are committed, only not checkpointed).
+    fn release_overlay(&self, (table, overlay): &(Option<u64>, Arc<Overlay>)) {
+        let Some(t) = table else { return };
+        if !overlay.is_empty() {
+            return;
+        }
+        let mut all = self.overlays.write().unwrap_or_else(|p| p.into_inner());
+        if all.get(t).is_some_and(|o| Arc::ptr_eq(o, overlay)) {
+            all.remove(t);
+        }
+    }
+
+    /// The overlay of the worker writing table `table`'s rows, if one runs.
+    pub(crate) fn overlay_of(&self, table: u64) -> Option<Arc<Overlay>> {
+        self.overlays
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&table)
+            .cloned()
     }
 
     /// Records a query that could not be started, so it is listed in ERROR with the
@@ -517,6 +570,7 @@ impl Engine {
         if let Some(r) = running {
             let _ = r.stop.send(true);
             let _ = r.handle.await;
+            self.release_overlay(&r.overlay);
         }
     }
 
@@ -558,21 +612,22 @@ impl Engine {
         out
     }
 
-    /// Each running persistent query's state size: RocksDB's estimate of
-    /// the bytes its entries take in table files (compressed, on disk). Entries still only
-    /// in the memtable are not counted (RocksDB's API here sizes files only); they are in
-    /// the database-wide memtable figure.
+    /// Each running persistent query's state size: RocksDB's estimate of the bytes its
+    /// entries take in table files (compressed, on disk), plus the bytes of the changes
+    /// it holds in memory since its last checkpoint. Entries only in a memtable are not
+    /// counted (RocksDB's API here sizes files only); they are in the memtable figure.
     pub fn state_sizes(&self) -> Vec<(String, u64)> {
-        let ranges: Vec<(String, Vec<crate::keys::KeyRange>)> = {
+        let ranges: Vec<(String, Vec<crate::keys::KeyRange>, Arc<Overlay>)> = {
             let queries = self.queries.lock().unwrap_or_else(|p| p.into_inner());
             queries
                 .iter()
-                .map(|(id, r)| (id.clone(), r.state_ranges.clone()))
+                .map(|(id, r)| (id.clone(), r.state_ranges.clone(), r.overlay.1.clone()))
                 .collect()
         };
+        // Plus the changes held in memory since the last checkpoint.
         let mut out: Vec<(String, u64)> = ranges
             .into_iter()
-            .map(|(id, r)| (id, self.log.approximate_state_bytes(&r)))
+            .map(|(id, r, o)| (id, self.log.approximate_state_bytes(&r) + o.bytes() as u64))
             .collect();
         out.sort();
         out
@@ -744,9 +799,10 @@ async fn run(
             }
         };
         match result {
-            Ok(Some((txn, positions, n, states, stream_times))) => {
+            Ok(Some((txn, positions, n, (states, changes), stream_times))) => {
                 match log.submit(txn).wait().await {
                     Ok(_) => {
+                        worker.statelog.committed(changes);
                         (worker.stream_times, worker.last_emits, worker.join_times) = stream_times;
                         for (key, state) in &states {
                             worker.cache.insert(key, state.as_deref());
@@ -783,6 +839,17 @@ async fn run(
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
+    }
+    // Stopping (a drop, a replacement's cut-over, a shutdown): the changes in memory go
+    // into RocksDB, so the next start has no changelog to replay. If that fails the
+    // changelog records stay, and the next start replays them.
+    let done = tokio::task::spawn_blocking(move || {
+        let Worker { statelog, log, .. } = &mut worker;
+        statelog.checkpoint(log)
+    })
+    .await;
+    if let Ok(Err(e)) = done {
+        tracing::warn!(error = %e, "final state checkpoint failed; the next start replays the changelog");
     }
 }
 
@@ -917,6 +984,9 @@ impl Worker {
         if !self.warmed {
             self.warm(id)?;
         }
+        if self.statelog.due() {
+            self.statelog.checkpoint(&self.log)?;
+        }
         // A record whose processing panics may leave the batch half-updated (a state taken
         // out of the store and not put back, say), so the whole batch is redone without it. Each redo marks one
         // more record, so this ends.
@@ -929,7 +999,12 @@ impl Worker {
 
     /// One attempt at a batch: `None` when a record panicked (it is now in `poison`).
     fn try_step(&mut self, id: u64) -> Result<Option<Option<Step>>> {
-        let mut state = BatchState::new(&self.log, &self.cache, &self.cached);
+        let mut state = BatchState::new(
+            &self.log,
+            &self.cache,
+            &self.cached,
+            self.statelog.overlay(),
+        );
         let mut b = Batch {
             seq: self.positions.iter().sum::<u64>() as i64,
             stream_times: self.stream_times.clone(),
@@ -1063,12 +1138,13 @@ impl Worker {
             join_times,
             ..
         } = b;
-        let states = state.commit(&mut txn);
+        let (states, changes) = state.commit();
+        self.statelog.record(&mut txn, &changes);
         Ok(Some(Some((
             txn,
             positions,
             n,
-            states,
+            (states, changes),
             (stream_times, last_emits, join_times),
         ))))
     }
@@ -1148,11 +1224,17 @@ impl Worker {
         }
         // Queries created by builds that kept state apart keep doing so.
         let mut legacy = false;
-        self.log
-            .visit_prefix(Cf::State, &agg_key(id, &[]), |_, _| {
+        let (from, to) = changelog::prefix_range(&agg_key(id, &[]));
+        changelog::visit_range(
+            &self.log,
+            Some(self.statelog.overlay()),
+            &from,
+            &to,
+            |_, _| {
                 legacy = true;
                 false
-            })?;
+            },
+        )?;
         self.layout = match (self.stored_layout, in_sink_row_layout(&plan)) {
             (Some(StateLayoutKind::Separate), _) => StateLayout::Separate,
             (Some(StateLayoutKind::InSinkRow), Some(layout)) => layout,
@@ -1181,10 +1263,17 @@ impl Worker {
             if !fits {
                 break;
             }
-            fits = self.log.visit_prefix(Cf::State, prefix, |k, v| {
-                cache.insert(k, Some(v));
-                cache.is_complete()
-            })?;
+            let (from, to) = changelog::prefix_range(prefix);
+            fits = changelog::visit_range(
+                &self.log,
+                Some(self.statelog.overlay()),
+                &from,
+                &to,
+                |k, v| {
+                    cache.insert(k, Some(v));
+                    cache.is_complete()
+                },
+            )?;
         }
         self.cached = prefixes;
         self.pipeline = Some(Pipeline::for_query(&plan, self.sink.clone(), self.layout));
@@ -1468,9 +1557,18 @@ pub(crate) mod tests {
         append_records(log, topic, records).await;
     }
 
-    fn count_prefix(log: &EmbeddedLog, prefix: &[u8]) -> usize {
+    /// Entries under `prefix` as the query "CTAS_COUNTS_2" sees its state: its changes
+    /// since the last checkpoint over RocksDB.
+    fn count_prefix(engine: &Engine, log: &EmbeddedLog, prefix: &[u8]) -> usize {
+        let overlay = engine
+            .queries
+            .lock()
+            .unwrap()
+            .get("CTAS_COUNTS_2")
+            .map(|r| r.overlay.1.clone());
+        let (from, to) = changelog::prefix_range(prefix);
         let mut n = 0;
-        log.visit_prefix(Cf::State, prefix, |_, _| {
+        changelog::visit_range(log, overlay.as_deref(), &from, &to, |_, _| {
             n += 1;
             true
         })
@@ -1501,7 +1599,7 @@ pub(crate) mod tests {
                 ("table rows", table_prefix(3)),
                 ("expiry entries", offset_key(b'W', 2, 0)),
             ] {
-                let n = count_prefix(&log, &prefix);
+                let n = count_prefix(&engine, &log, &prefix);
                 assert!(
                     (5..=6).contains(&n),
                     "{n} {what} after {} events with a 5 s retention",
@@ -1533,7 +1631,7 @@ pub(crate) mod tests {
             ("table rows", table_prefix(3)),
             ("expiry entries", offset_key(b'W', 2, 0)),
         ] {
-            let n = count_prefix(&log, &prefix);
+            let n = count_prefix(&engine, &log, &prefix);
             assert!(
                 n <= 6,
                 "{n} {what} kept after 20,000 windows with a 5 s retention"
@@ -1668,7 +1766,7 @@ pub(crate) mod tests {
         );
         // Emitted windows are not pending any more.
         assert_eq!(
-            count_prefix(&log, &offset_key(b'F', 2, 0)),
+            count_prefix(&engine, &log, &offset_key(b'F', 2, 0)),
             1,
             "only [3000, 4000) waits"
         );

@@ -9,14 +9,17 @@
 //!
 //! [`BatchState`], today's implementation, is one batch's view of the state: the batch's
 //! own writes in key order, over the committed state (the query's [`StateCache`], then
-//! RocksDB). Its writes reach the batch's transaction at [`BatchState::commit`], with the
-//! batch's outputs and consumed offsets, so exactly-once holds by construction.
+//! the worker's in-memory [`Overlay`] of changes since its last checkpoint, then
+//! RocksDB). Its writes reach the batch's transaction at [`BatchState::commit`] as one
+//! changelog record (see [`crate::changelog`]), with the batch's outputs and consumed
+//! offsets, so exactly-once holds by construction.
 
 use crate::cache::{Cached, StateCache};
+use crate::changelog::{self, Change, Overlay};
 use crate::{EngineError, Result};
 use sluice_common::Value;
 use sluice_common::codec::{decode_row, encode_row_vec};
-use sluice_storage::{Cf, EmbeddedLog, Txn};
+use sluice_storage::{Cf, EmbeddedLog};
 use std::collections::BTreeMap;
 
 /// State as an operator sees it: point reads and writes, and ordered range reads, of
@@ -60,6 +63,8 @@ pub(crate) struct BatchState<'a> {
     /// The key prefixes the cache holds state of. Only these are looked up in it (a
     /// complete cache answers "none" for any key it lacks) and only these enter it.
     cached: &'a [Vec<u8>],
+    /// Committed changes not yet checkpointed into RocksDB.
+    overlay: &'a Overlay,
     writes: BTreeMap<Vec<u8>, Option<Vec<Value>>>,
 }
 
@@ -81,16 +86,19 @@ impl<'a> BatchState<'a> {
         log: &'a EmbeddedLog,
         cache: &'a StateCache,
         cached: &'a [Vec<u8>],
+        overlay: &'a Overlay,
     ) -> BatchState<'a> {
         BatchState {
             log,
             cache,
             cached,
+            overlay,
             writes: BTreeMap::new(),
         }
     }
 
-    /// The committed value of `key`: from the cache when it answers, else RocksDB.
+    /// The committed value of `key`: from the cache when it answers, else the overlay,
+    /// else RocksDB.
     fn committed(&self, key: &[u8]) -> Result<Option<Vec<Value>>> {
         if is_cached(self.cached, key) {
             match self.cache.get(key) {
@@ -99,6 +107,9 @@ impl<'a> BatchState<'a> {
                 Cached::Unknown => {}
             }
         }
+        if let Some(v) = self.overlay.with(key, |v| v.map(decode).transpose()) {
+            return v;
+        }
         self.log
             .get(Cf::State, key)?
             .as_deref()
@@ -106,23 +117,20 @@ impl<'a> BatchState<'a> {
             .transpose()
     }
 
-    /// Writes the batch's state changes into its transaction, in key order (RocksDB's
-    /// memtable skiplist keeps the position of its last insert, so sorted inserts skip
-    /// most of the search a random insert pays). Returns what the cache takes once the
+    /// The batch's state changes, encoded, in key order, for its changelog record (and
+    /// the overlay once committed), and the part of them the cache takes once the
     /// transaction has committed.
-    pub(crate) fn commit(self, txn: &mut Txn) -> CacheUpdates {
+    pub(crate) fn commit(self) -> (CacheUpdates, Vec<Change>) {
         let mut updates = Vec::new();
+        let mut changes = Vec::with_capacity(self.writes.len());
         for (key, value) in self.writes {
             let encoded = value.as_deref().map(encode_row_vec);
             if is_cached(self.cached, &key) {
                 updates.push((key.clone(), encoded.clone()));
             }
-            match encoded {
-                Some(v) => txn.put(Cf::State, key, v),
-                None => txn.delete(Cf::State, key),
-            }
+            changes.push((key, encoded));
         }
-        updates
+        (updates, changes)
     }
 }
 
@@ -155,7 +163,7 @@ impl StateStore for BatchState<'_> {
         }
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<Value>>> = BTreeMap::new();
         let mut failed = None;
-        self.log.visit_range(Cf::State, from, to, |k, v| {
+        changelog::visit_range(self.log, Some(self.overlay), from, to, |k, v| {
             if self.writes.contains_key(k) {
                 return true;
             }
@@ -237,6 +245,8 @@ impl StateStore for MemoryState {
 mod tests {
     use super::*;
     use crate::cache::Budget;
+    use crate::changelog::StateLog;
+    use sluice_storage::Txn;
 
     fn row(n: i64) -> Vec<Value> {
         vec![Value::BigInt(n)]
@@ -253,7 +263,8 @@ mod tests {
         log.commit(txn).wait_blocking().expect("commit");
         let cache = StateCache::new(Budget::new(1 << 20), false);
         let cached = vec![b"a".to_vec()];
-        let mut state = BatchState::new(&log, &cache, &cached);
+        let mut statelog = StateLog::recover(&log, b"D\0".to_vec(), 1 << 20).expect("recover");
+        let mut state = BatchState::new(&log, &cache, &cached, statelog.overlay());
         assert_eq!(state.get(b"a3").expect("get"), Some(row(3)));
         state.put(b"a2".to_vec(), row(2));
         state.delete(b"a3".to_vec());
@@ -273,17 +284,42 @@ mod tests {
         assert_eq!(state.get(b"a5").expect("get"), None);
         state.put(b"a5".to_vec(), row(51));
         state.put(b"b2".to_vec(), row(7));
-        let mut txn = Txn::default();
-        let updates = state.commit(&mut txn);
+        let (updates, changes) = state.commit();
         // Only the cached prefix's changes go to the cache, in key order.
         let keys: Vec<&[u8]> = updates.iter().map(|(k, _)| k.as_slice()).collect();
         assert_eq!(keys, vec![&b"a2"[..], b"a3", b"a5"]);
+        let mut txn = Txn::default();
+        statelog.record(&mut txn, &changes);
         log.commit(txn).wait_blocking().expect("commit");
+        statelog.committed(changes);
+        // Committed, the changes are read from the overlay, not RocksDB (which has none
+        // of them until a checkpoint).
+        assert_eq!(log.get(Cf::State, b"b2").expect("get"), None);
+        let cold = StateCache::new(Budget::new(1 << 20), false);
+        let next = BatchState::new(&log, &cold, &cached, statelog.overlay());
+        assert_eq!(next.get(b"b2").expect("get"), Some(row(7)));
+        assert_eq!(next.get(b"a3").expect("get"), None);
+        let all = next.range(b"a", b"c").expect("range");
+        let keys: Vec<&[u8]> = all.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(keys, vec![&b"a1"[..], b"a2", b"a5", b"b1", b"b2"]);
+        drop(next);
+        // A restart replays the changelog record into a new overlay.
+        let replayed = StateLog::recover(&log, b"D\0".to_vec(), 1 << 20).expect("recover");
+        let again = BatchState::new(&log, &cold, &cached, replayed.overlay());
+        assert_eq!(again.range(b"a", b"c").expect("range"), all);
+        drop(again);
+        // A checkpoint moves them into RocksDB and deletes the record.
+        statelog.checkpoint(&log).expect("checkpoint");
+        assert!(statelog.overlay().is_empty());
         assert_eq!(log.get(Cf::State, b"a3").expect("get"), None);
         assert_eq!(
             log.get(Cf::State, b"b2").expect("get"),
             Some(encode_row_vec(&row(7)))
         );
+        let after = StateLog::recover(&log, b"D\0".to_vec(), 1 << 20).expect("recover");
+        assert!(after.overlay().is_empty());
+        let last = BatchState::new(&log, &cold, &cached, after.overlay());
+        assert_eq!(last.range(b"a", b"c").expect("range"), all);
     }
 
     #[test]
@@ -296,7 +332,8 @@ mod tests {
         // Complete, and empty: it says "no state" for its prefix, nothing for others.
         let cache = StateCache::new(Budget::new(1 << 20), true);
         let cached = vec![b"a".to_vec()];
-        let state = BatchState::new(&log, &cache, &cached);
+        let overlay = crate::changelog::Overlay::default();
+        let state = BatchState::new(&log, &cache, &cached, &overlay);
         assert_eq!(state.get(b"z1").expect("get"), Some(row(1)));
     }
 

@@ -105,6 +105,11 @@ pub enum Cf {
     State,
     Catalog,
     Index,
+    /// Operator state changes committed since their worker's last checkpoint, one record
+    /// per batch (the engine's changelog.rs). Apart from `state`, so that a checkpoint's
+    /// ingested file, which overlaps `state`'s memtable and makes RocksDB flush it first,
+    /// does not also flush the records it is about to delete.
+    Changelog,
 }
 
 impl Cf {
@@ -114,10 +119,11 @@ impl Cf {
             Cf::State => "state",
             Cf::Catalog => "catalog",
             Cf::Index => "index",
+            Cf::Changelog => "changelog",
         }
     }
 
-    pub(crate) const ALL: [Cf; 4] = [Cf::Log, Cf::State, Cf::Catalog, Cf::Index];
+    pub(crate) const ALL: [Cf; 5] = [Cf::Log, Cf::State, Cf::Catalog, Cf::Index, Cf::Changelog];
 }
 
 /// Returns the smallest key greater than every key starting with `prefix` (for range upper
