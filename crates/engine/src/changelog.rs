@@ -25,6 +25,7 @@ use crate::{EngineError, Result};
 use sluice_storage::{Cf, EmbeddedLog, Txn, prefix_end};
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 /// A changed key's committed value, or `None` for a deletion.
@@ -34,17 +35,53 @@ pub(crate) type Change = (Vec<u8>, Option<Vec<u8>>);
 /// headers, allocator rounding), for its budget.
 const ENTRY_OVERHEAD: usize = 64;
 
-/// Bytes of changes a worker keeps in memory before it checkpoints, unless
-/// `SLUICE_STATE_CHECKPOINT_MB` says otherwise. Bounds both the memory and what a
-/// restart replays (at several hundred MB/s).
+/// Bytes of changes all workers together keep in memory before the one committing
+/// checkpoints, unless `SLUICE_STATE_CHECKPOINT_MB` says otherwise. Bounds both the
+/// memory and what a restart replays (at several hundred MB/s).
 pub(crate) const DEFAULT_CHECKPOINT_BYTES: usize = 32 << 20;
+
+/// A worker with changes in memory that has had no input for this long checkpoints, so
+/// an idle view holds no memory for them and a restart has nothing to replay; a trickle
+/// of events makes at most one small checkpoint per interval.
+pub(crate) const IDLE_CHECKPOINT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The memory every worker's overlay draws from: past `limit`, a worker checkpoints at
+/// its next batch.
+#[derive(Clone)]
+pub(crate) struct CheckpointBudget {
+    limit: usize,
+    used: Arc<AtomicUsize>,
+}
+
+impl CheckpointBudget {
+    pub(crate) fn new(limit: usize) -> CheckpointBudget {
+        CheckpointBudget {
+            limit: limit.max(1),
+            used: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The budget from `SLUICE_STATE_CHECKPOINT_MB` (0: a checkpoint before every batch
+    /// that follows one with changes; for tests), or the default.
+    pub(crate) fn from_env() -> CheckpointBudget {
+        CheckpointBudget::new(
+            std::env::var("SLUICE_STATE_CHECKPOINT_MB")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .map_or(DEFAULT_CHECKPOINT_BYTES, |mb| mb << 20),
+        )
+    }
+
+    fn over(&self) -> bool {
+        self.used.load(Ordering::Relaxed) >= self.limit
+    }
+}
 
 /// The changelog format's version byte, first in every record.
 const FORMAT: u8 = 1;
 
 /// The changes of one worker's committed batches since its last checkpoint, readable by
 /// the worker and by pull queries.
-#[derive(Default)]
 pub(crate) struct Overlay {
     entries: RwLock<Entries>,
     /// Held (shared) by range reads from other threads for as long as they read, and
@@ -52,6 +89,15 @@ pub(crate) struct Overlay {
     /// RocksDB iterator sees the database as it was when it started, so entries must not
     /// leave the overlay for RocksDB under it.
     scans: RwLock<()>,
+    /// The budget's count of bytes held, which this overlay's `bytes` are part of.
+    used: Arc<AtomicUsize>,
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let held = self.read().bytes;
+        self.used.fetch_sub(held, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -65,6 +111,14 @@ fn cost(key: &[u8], value: &Option<Vec<u8>>) -> usize {
 }
 
 impl Overlay {
+    pub(crate) fn new(budget: &CheckpointBudget) -> Overlay {
+        Overlay {
+            entries: RwLock::default(),
+            scans: RwLock::default(),
+            used: budget.used.clone(),
+        }
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, Entries> {
         self.entries.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -78,6 +132,7 @@ impl Overlay {
     /// Takes a committed batch's changes.
     fn apply(&self, changes: Vec<Change>) {
         let mut e = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let before = e.bytes;
         for (k, v) in changes {
             let klen = k.len();
             e.bytes += cost(&k, &v);
@@ -86,6 +141,11 @@ impl Overlay {
                     .bytes
                     .saturating_sub(klen + old.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD);
             }
+        }
+        if e.bytes >= before {
+            self.used.fetch_add(e.bytes - before, Ordering::Relaxed);
+        } else {
+            self.used.fetch_sub(before - e.bytes, Ordering::Relaxed);
         }
     }
 
@@ -216,7 +276,9 @@ pub(crate) struct StateLog {
     /// The oldest record not yet covered by a checkpoint (records `[oldest, next)` exist).
     oldest: u64,
     overlay: Arc<Overlay>,
-    checkpoint_bytes: usize,
+    budget: CheckpointBudget,
+    /// A checkpoint is wanted at the next step whatever the budget says (idle).
+    requested: bool,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -293,23 +355,15 @@ fn decode(bytes: &[u8], at: &[u8]) -> Result<Vec<Change>> {
     Ok(out)
 }
 
-/// The checkpoint size from `SLUICE_STATE_CHECKPOINT_MB`, or the default.
-pub(crate) fn checkpoint_bytes_from_env() -> usize {
-    std::env::var("SLUICE_STATE_CHECKPOINT_MB")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .map_or(DEFAULT_CHECKPOINT_BYTES, |mb| (mb << 20).max(1))
-}
-
 impl StateLog {
     /// Opens the changelog under `prefix`, replaying its records (everything committed
     /// since the last checkpoint) into a new overlay.
     pub(crate) fn recover(
         log: &EmbeddedLog,
         prefix: Vec<u8>,
-        checkpoint_bytes: usize,
+        budget: &CheckpointBudget,
     ) -> Result<StateLog> {
-        let overlay = Arc::new(Overlay::default());
+        let overlay = Arc::new(Overlay::new(budget));
         let mut first = None;
         let mut next = 0u64;
         let mut failed = None;
@@ -346,7 +400,8 @@ impl StateLog {
             oldest: first.unwrap_or(next),
             next,
             overlay,
-            checkpoint_bytes,
+            budget: budget.clone(),
+            requested: false,
         })
     }
 
@@ -374,9 +429,15 @@ impl StateLog {
         }
     }
 
-    /// Whether the overlay has outgrown its budget.
+    /// Whether to checkpoint before the next batch: the overlays together have outgrown
+    /// their budget and this one holds changes, or a checkpoint was asked for.
     pub(crate) fn due(&self) -> bool {
-        self.overlay.bytes() >= self.checkpoint_bytes
+        !self.overlay.is_empty() && (self.requested || self.budget.over())
+    }
+
+    /// Asks for a checkpoint before the next batch (the worker has been idle).
+    pub(crate) fn request_checkpoint(&mut self) {
+        self.requested = true;
     }
 
     /// Writes the overlay into the state family and deletes the changelog records it
@@ -416,7 +477,9 @@ impl StateLog {
             .write()
             .unwrap_or_else(|p| p.into_inner());
         e.map.clear();
+        self.overlay.used.fetch_sub(e.bytes, Ordering::Relaxed);
         e.bytes = 0;
+        self.requested = false;
         tracing::debug!("state checkpoint written");
         Ok(())
     }
@@ -468,7 +531,7 @@ mod tests {
         ) {
             let (_dir, log) = open();
             store(&log, &stored);
-            let overlay = Overlay::default();
+            let overlay = Overlay::new(&CheckpointBudget::new(1 << 20));
             let mut model = stored.clone();
             for (k, v) in &changes {
                 match v {
@@ -509,7 +572,8 @@ mod tests {
     fn replaying_records_a_checkpoint_already_covers_gives_the_same_state() {
         let (_dir, log) = open();
         let prefix = b"D\x00\x00\x00\x00\x00\x00\x00\x00\x07".to_vec();
-        let mut statelog = StateLog::recover(&log, prefix.clone(), 1 << 20).expect("recover");
+        let mut statelog = StateLog::recover(&log, prefix.clone(), &CheckpointBudget::new(1 << 20))
+            .expect("recover");
         let batches: Vec<Vec<Change>> = vec![
             vec![
                 (b"a".to_vec(), Some(b"1".to_vec())),
@@ -544,17 +608,61 @@ mod tests {
             log.ingest_state(e.map.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))
                 .expect("ingest");
         }
-        let replayed = StateLog::recover(&log, prefix.clone(), 1 << 20).expect("recover");
+        let replayed = StateLog::recover(&log, prefix.clone(), &CheckpointBudget::new(1 << 20))
+            .expect("recover");
         assert_eq!(replayed.next, 3);
         assert_eq!(read(replayed.overlay()), want);
-        assert_eq!(read(&Overlay::default()), want, "RocksDB alone");
+        assert_eq!(
+            read(&Overlay::new(&CheckpointBudget::new(1 << 20))),
+            want,
+            "RocksDB alone"
+        );
         // Finishing the checkpoint leaves no record to replay.
         let mut replayed = replayed;
         replayed.checkpoint(&log).expect("checkpoint");
-        let last = StateLog::recover(&log, prefix, 1 << 20).expect("recover");
+        let last =
+            StateLog::recover(&log, prefix, &CheckpointBudget::new(1 << 20)).expect("recover");
         assert!(last.overlay().is_empty());
         assert_eq!(last.next, last.oldest);
         assert_eq!(read(last.overlay()), want);
+    }
+
+    /// The budget is shared: one worker's changes past it make every worker holding
+    /// changes checkpoint at its next batch, and a checkpoint gives its bytes back.
+    #[test]
+    fn the_checkpoint_budget_is_shared_and_given_back() {
+        let (_dir, log) = open();
+        let budget = CheckpointBudget::new(1000);
+        let mut a = StateLog::recover(&log, b"Da".to_vec(), &budget).expect("recover");
+        let mut b = StateLog::recover(&log, b"Db".to_vec(), &budget).expect("recover");
+        let commit = |s: &mut StateLog, changes: Vec<Change>| {
+            let mut txn = Txn::new();
+            s.record(&mut txn, &changes);
+            log.commit(txn).wait_blocking().expect("commit");
+            s.committed(changes);
+        };
+        assert!(!a.due() && !b.due(), "nothing held");
+        commit(&mut b, vec![(b"k".to_vec(), Some(b"v".to_vec()))]);
+        assert!(!b.due(), "under the budget");
+        commit(&mut a, vec![(b"big".to_vec(), Some(vec![7; 2000]))]);
+        assert!(a.due() && b.due(), "over it, both checkpoint");
+        a.checkpoint(&log).expect("checkpoint");
+        assert!(!a.due() && !b.due(), "the bytes were given back");
+        // Overwriting a key counts its new size only.
+        commit(&mut a, vec![(b"big".to_vec(), Some(vec![1; 10]))]);
+        commit(&mut a, vec![(b"big".to_vec(), Some(vec![2; 10]))]);
+        assert!(a.overlay().bytes() < 200, "{}", a.overlay().bytes());
+        // Asked for (idle), a checkpoint is due whatever the budget.
+        b.request_checkpoint();
+        assert!(b.due());
+        b.checkpoint(&log).expect("checkpoint");
+        assert!(!b.due());
+        drop(a);
+        assert_eq!(
+            budget.used.load(Ordering::Relaxed),
+            0,
+            "a dropped overlay gives back"
+        );
     }
 
     #[test]
@@ -566,7 +674,7 @@ mod tests {
         good.truncate(good.len() - 1);
         txn.put(Cf::Changelog, record_key(&prefix, 0), good);
         log.commit(txn).wait_blocking().expect("commit");
-        let err = StateLog::recover(&log, prefix, 1 << 20)
+        let err = StateLog::recover(&log, prefix, &CheckpointBudget::new(1 << 20))
             .err()
             .expect("refused");
         assert!(err.to_string().contains("cut short"), "{err}");

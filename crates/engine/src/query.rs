@@ -110,8 +110,8 @@ pub struct Engine {
     /// Each table's rows changed since its writer's last checkpoint, by the table's
     /// source id, for pull queries (see [`crate::changelog`]).
     pub(crate) overlays: RwLock<HashMap<u64, Arc<Overlay>>>,
-    /// Bytes of changes a worker keeps in memory before it checkpoints.
-    checkpoint_bytes: usize,
+    /// Memory for state changes not yet checkpointed, all workers together.
+    checkpoint_budget: changelog::CheckpointBudget,
 }
 
 /// The version of the aggregate state encoding new queries write. State is decoded by
@@ -289,7 +289,7 @@ impl Engine {
             pull_rows_read: AtomicU64::new(0),
             failed: Mutex::new(HashMap::new()),
             overlays: RwLock::new(HashMap::new()),
-            checkpoint_bytes: changelog::checkpoint_bytes_from_env(),
+            checkpoint_budget: changelog::CheckpointBudget::from_env(),
         })
     }
 
@@ -443,7 +443,7 @@ impl Engine {
         let statelog = StateLog::recover(
             &self.log,
             crate::keys::changelog_prefix(query_num, table),
-            self.checkpoint_bytes,
+            &self.checkpoint_budget,
         )?;
         let overlay = statelog.overlay().clone();
         if let Some(t) = table {
@@ -827,10 +827,14 @@ async fn run(
             Ok(None) => {
                 // A shadow's bound moving (or its going live) is new input too. The
                 // sender lives as long as the worker is tracked.
+                let holding = !worker.statelog.overlay().is_empty();
                 tokio::select! {
                     _ = any_changed(&mut changed) => {}
                     _ = stop.changed() => {}
                     Ok(()) = mode.changed() => {}
+                    _ = tokio::time::sleep(changelog::IDLE_CHECKPOINT), if holding => {
+                        worker.statelog.request_checkpoint();
+                    }
                 }
             }
             Err(e) => {

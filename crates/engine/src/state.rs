@@ -245,7 +245,7 @@ impl StateStore for MemoryState {
 mod tests {
     use super::*;
     use crate::cache::Budget;
-    use crate::changelog::StateLog;
+    use crate::changelog::{CheckpointBudget, StateLog};
     use sluice_storage::Txn;
 
     fn row(n: i64) -> Vec<Value> {
@@ -263,7 +263,9 @@ mod tests {
         log.commit(txn).wait_blocking().expect("commit");
         let cache = StateCache::new(Budget::new(1 << 20), false);
         let cached = vec![b"a".to_vec()];
-        let mut statelog = StateLog::recover(&log, b"D\0".to_vec(), 1 << 20).expect("recover");
+        let mut statelog =
+            StateLog::recover(&log, b"D\0".to_vec(), &CheckpointBudget::new(1 << 20))
+                .expect("recover");
         let mut state = BatchState::new(&log, &cache, &cached, statelog.overlay());
         assert_eq!(state.get(b"a3").expect("get"), Some(row(3)));
         state.put(b"a2".to_vec(), row(2));
@@ -304,7 +306,8 @@ mod tests {
         assert_eq!(keys, vec![&b"a1"[..], b"a2", b"a5", b"b1", b"b2"]);
         drop(next);
         // A restart replays the changelog record into a new overlay.
-        let replayed = StateLog::recover(&log, b"D\0".to_vec(), 1 << 20).expect("recover");
+        let replayed = StateLog::recover(&log, b"D\0".to_vec(), &CheckpointBudget::new(1 << 20))
+            .expect("recover");
         let again = BatchState::new(&log, &cold, &cached, replayed.overlay());
         assert_eq!(again.range(b"a", b"c").expect("range"), all);
         drop(again);
@@ -316,7 +319,8 @@ mod tests {
             log.get(Cf::State, b"b2").expect("get"),
             Some(encode_row_vec(&row(7)))
         );
-        let after = StateLog::recover(&log, b"D\0".to_vec(), 1 << 20).expect("recover");
+        let after = StateLog::recover(&log, b"D\0".to_vec(), &CheckpointBudget::new(1 << 20))
+            .expect("recover");
         assert!(after.overlay().is_empty());
         let last = BatchState::new(&log, &cold, &cached, after.overlay());
         assert_eq!(last.range(b"a", b"c").expect("range"), all);
@@ -332,7 +336,7 @@ mod tests {
         // Complete, and empty: it says "no state" for its prefix, nothing for others.
         let cache = StateCache::new(Budget::new(1 << 20), true);
         let cached = vec![b"a".to_vec()];
-        let overlay = crate::changelog::Overlay::default();
+        let overlay = Overlay::new(&CheckpointBudget::new(1 << 20));
         let state = BatchState::new(&log, &cache, &cached, &overlay);
         assert_eq!(state.get(b"z1").expect("get"), Some(row(1)));
     }
