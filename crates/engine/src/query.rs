@@ -273,7 +273,7 @@ type Step = (
     Txn,
     Vec<u64>,
     u64,
-    (Vec<(Vec<u8>, Option<Vec<u8>>)>, Vec<changelog::Change>),
+    (crate::state::CacheUpdates, Vec<changelog::Change>),
     (Vec<i64>, Vec<i64>, Vec<i64>),
 );
 
@@ -802,11 +802,11 @@ async fn run(
             Ok(Some((txn, positions, n, (states, changes), stream_times))) => {
                 match log.submit(txn).wait().await {
                     Ok(_) => {
-                        worker.statelog.committed(changes);
-                        (worker.stream_times, worker.last_emits, worker.join_times) = stream_times;
-                        for (key, state) in &states {
+                        for (key, state) in states.iter().filter_map(|&i| changes.get(i)) {
                             worker.cache.insert(key, state.as_deref());
                         }
+                        worker.statelog.committed(changes);
+                        (worker.stream_times, worker.last_emits, worker.join_times) = stream_times;
                         worker
                             .poison
                             .retain(|(p, offset), _| *offset >= positions[*p as usize]);

@@ -68,9 +68,9 @@ pub(crate) struct BatchState<'a> {
     writes: BTreeMap<Vec<u8>, Option<Vec<Value>>>,
 }
 
-/// The committed state a batch changed under the cached prefixes, encoded, for the
+/// Which of a batch's changes are under the cached prefixes (indices into them), for the
 /// cache to take once the batch is durable.
-pub(crate) type CacheUpdates = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+pub(crate) type CacheUpdates = Vec<usize>;
 
 /// Whether `key` is under one of the prefixes the cache holds.
 fn is_cached(cached: &[Vec<u8>], key: &[u8]) -> bool {
@@ -124,11 +124,10 @@ impl<'a> BatchState<'a> {
         let mut updates = Vec::new();
         let mut changes = Vec::with_capacity(self.writes.len());
         for (key, value) in self.writes {
-            let encoded = value.as_deref().map(encode_row_vec);
             if is_cached(self.cached, &key) {
-                updates.push((key.clone(), encoded.clone()));
+                updates.push(changes.len());
             }
-            changes.push((key, encoded));
+            changes.push((key, value.as_deref().map(encode_row_vec)));
         }
         (updates, changes)
     }
@@ -288,7 +287,7 @@ mod tests {
         state.put(b"b2".to_vec(), row(7));
         let (updates, changes) = state.commit();
         // Only the cached prefix's changes go to the cache, in key order.
-        let keys: Vec<&[u8]> = updates.iter().map(|(k, _)| k.as_slice()).collect();
+        let keys: Vec<&[u8]> = updates.iter().map(|&i| changes[i].0.as_slice()).collect();
         assert_eq!(keys, vec![&b"a2"[..], b"a3", b"a5"]);
         let mut txn = Txn::default();
         statelog.record(&mut txn, &changes);
