@@ -266,6 +266,29 @@ pub(crate) fn visit_range(
     Ok(true)
 }
 
+/// [`visit_range`] with a visitor that can fail: the first error stops the read and is
+/// returned. Returns whether every entry was visited.
+pub(crate) fn try_visit_range(
+    log: &EmbeddedLog,
+    overlay: Option<&Overlay>,
+    from: &[u8],
+    to: &[u8],
+    mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+) -> Result<bool> {
+    let mut failed = None;
+    let all = visit_range(log, overlay, from, to, |k, v| match visit(k, v) {
+        Ok(more) => more,
+        Err(e) => {
+            failed = Some(e);
+            false
+        }
+    })?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(all),
+    }
+}
+
 /// One worker's changelog: the records of its batches since the last checkpoint, the
 /// overlay they are applied to, and when to checkpoint.
 pub(crate) struct StateLog {

@@ -59,23 +59,10 @@ impl Engine {
                 for k in keys {
                     let from = table_key(id, k);
                     let to = prefix_end(&from).unwrap_or_else(|| vec![0xff; from.len() + 1]);
-                    let mut failed = None;
-                    let mut more = true;
-                    changelog::visit_range(self.log(), overlay, &from, &to, |_, v| {
-                        match take(v) {
-                            Ok(m) => {
-                                more = m;
-                                m
-                            }
-                            Err(e) => {
-                                failed = Some(e);
-                                false
-                            }
-                        }
-                    })?;
-                    if let Some(e) = failed {
-                        return Err(e);
-                    }
+                    let more =
+                        changelog::try_visit_range(self.log(), overlay, &from, &to, |_, v| {
+                            take(v)
+                        })?;
                     if !more {
                         break;
                     }
@@ -125,18 +112,8 @@ impl Engine {
                 (prefix, to)
             }
         };
-        let mut failed = None;
-        changelog::visit_range(self.log(), overlay, &from, &to, |_, v| match take(v) {
-            Ok(more) => more,
-            Err(e) => {
-                failed = Some(e);
-                false
-            }
-        })?;
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(rows),
-        }
+        changelog::try_visit_range(self.log(), overlay, &from, &to, |_, v| take(v))?;
+        Ok(rows)
     }
 }
 

@@ -161,25 +161,12 @@ impl StateStore for BatchState<'_> {
             return Ok(Vec::new());
         }
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<Value>>> = BTreeMap::new();
-        let mut failed = None;
-        changelog::visit_range(self.log, Some(self.overlay), from, to, |k, v| {
-            if self.writes.contains_key(k) {
-                return true;
+        changelog::try_visit_range(self.log, Some(self.overlay), from, to, |k, v| {
+            if !self.writes.contains_key(k) {
+                merged.insert(k.to_vec(), Some(decode(v)?));
             }
-            match decode(v) {
-                Ok(row) => {
-                    merged.insert(k.to_vec(), Some(row));
-                    true
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            }
+            Ok(true)
         })?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
         for (k, v) in self.writes.range(from.to_vec()..to.to_vec()) {
             merged.insert(k.clone(), v.clone());
         }
