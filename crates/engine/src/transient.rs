@@ -235,7 +235,7 @@ impl Engine {
                 let stepped: Stepped;
                 (run, stepped) = match joined {
                     Ok(pair) => pair,
-                    // Only a panic in the step gets here (a bug; the query ends).
+                    // Only a cancelled blocking task gets here (the runtime shutting down).
                     Err(_) => return,
                 };
                 for event in stepped.events {
