@@ -53,7 +53,7 @@ pub(crate) const IDLE_CHECKPOINT: std::time::Duration = std::time::Duration::fro
 /// With it, a checkpoint writes at most half the bytes logged since the one before
 /// (amortised write cost), and a restart replays at most about twice the overlay.
 const LOG_PER_OVERLAY: usize = 2;
-pub(crate) const LOG_FLOOR: usize = if cfg!(test) { 4 << 10 } else { 8 << 20 };
+const LOG_FLOOR: usize = if cfg!(test) { 4 << 10 } else { 8 << 20 };
 
 /// The memory every worker's overlay draws from: past `limit`, a worker checkpoints at
 /// its next batch.
