@@ -164,7 +164,9 @@ async fn metrics_are_scraped_and_parsed_by_a_prometheus_parser() {
             "sluice_query_processed_records_total",
             &[("query", &qid)],
         );
-        if processed >= 50.0 || std::time::Instant::now() > deadline {
+        // The subscriber, caught up, follows the topic's shared reader.
+        let shared = get(&m, "sluice_push_shared_readers", &[]);
+        if (processed >= 50.0 && shared == 1.0) || std::time::Instant::now() > deadline {
             break m;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -184,6 +186,7 @@ async fn metrics_are_scraped_and_parsed_by_a_prometheus_parser() {
         0.0
     );
     assert_eq!(get(&m, "sluice_push_subscriptions", &[]), 1.0);
+    assert_eq!(get(&m, "sluice_push_shared_readers", &[]), 1.0);
     let ok = get(
         &m,
         "sluice_rpc_calls_total",

@@ -26,6 +26,7 @@ mod replace;
 mod rows;
 mod scan;
 mod state;
+mod tail;
 mod transient;
 
 pub use push::{FailureKind, PushEvent, PushStart};

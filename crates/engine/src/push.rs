@@ -1,9 +1,12 @@
 //! Push queries: a subscriber reads the source topic from a position at its own pace and
 //! receives each matching row. Memory is bounded by the channel: when the subscriber is
 //! slow, the reader waits instead of buffering, and the log holds what it has not read.
+//! A subscriber reads the log on its own only while it catches up; once it has read
+//! everything it follows the topic's shared reader (see [`crate::tail`]).
 
 use crate::query::Engine;
 use crate::rows::decode_record;
+use crate::tail::TailBatch;
 use crate::{EngineError, Result};
 use sluice_common::Value;
 use sluice_format::decode_key;
@@ -11,7 +14,7 @@ use sluice_plan::PushPlan;
 use sluice_storage::{Log, StoredRecord};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 /// Rows buffered between the reader and a subscriber's connection.
 const CHANNEL: usize = 512;
@@ -116,12 +119,16 @@ impl Engine {
         let key_only = key_only_filter(&plan);
         let plan = Arc::new(plan);
         let stall = stall_timeout();
+        let tails = self.tails.clone();
         tokio::spawn(async move {
             let n = topic.partitions as usize;
             let mut changed = topic.subscribe();
             let mut sent = 0u64;
             // Read but not yet delivered, per partition, in offset (and position) order.
-            let mut buffered: Vec<VecDeque<StoredRecord>> = vec![VecDeque::new(); n];
+            let mut buffered: Vec<VecDeque<Arc<StoredRecord>>> = vec![VecDeque::new(); n];
+            // Following the topic's shared reader, once caught up; `None` while reading on
+            // its own.
+            let mut following: Option<broadcast::Receiver<Arc<TailBatch>>> = None;
             // Per partition, the offset after the last record the subscriber has been
             // given (or that it would not be given), and the highest such record's log
             // position: where it resumes if it is closed.
@@ -133,57 +140,79 @@ impl Engine {
             }
             loop {
                 changed.borrow_and_update();
-                // Every record before this position is inside the end offsets read below
-                // (the committer moves the ends before it publishes the position), so a
-                // record before it can be delivered once no partition may hold an earlier
-                // one unread.
-                let bound = log.next_seq();
                 let mut read_any = false;
-                for p in 0..n {
-                    let from = positions[p];
-                    let behind = topic.end_offset(p as u32).saturating_sub(from);
-                    if behind == 0 || !buffered[p].is_empty() {
-                        continue;
+                let bound;
+                if let Some(rx) = &mut following {
+                    let got = tokio::select! {
+                        r = rx.recv() => r,
+                        _ = tx.closed() => return,
+                    };
+                    match got {
+                        Ok(batch) if take_batch(&batch, &mut positions, &mut buffered) => {
+                            bound = batch.bound;
+                            read_any = true;
+                        }
+                        // A gap (we joined as it read, or fell behind it), a lag, or the
+                        // shared reader gone: read on our own from where we are.
+                        _ => {
+                            following = None;
+                            continue;
+                        }
                     }
-                    // A subscriber keeping up reads a few records from the memtable, which
-                    // is cheaper done here than handed to the blocking pool (a thread
-                    // handoff per commit, and a blocking thread per busy subscriber).
-                    // Catching up reads whole entries, possibly from disk, so it goes to
-                    // the blocking pool, through a gate that bounds its threads.
-                    let read = if behind <= INLINE_READ {
-                        Ok(log.read(&topic, p as u32, from, READ_BATCH))
-                    } else {
-                        let (log2, topic2) = (log.clone(), topic.clone());
-                        crate::blocking::run(move || log2.read(&topic2, p as u32, from, READ_BATCH))
+                } else {
+                    // Every record before this position is inside the end offsets read below
+                    // (the committer moves the ends before it publishes the position), so a
+                    // record before it can be delivered once no partition may hold an earlier
+                    // one unread.
+                    bound = log.next_seq();
+                    for p in 0..n {
+                        let from = positions[p];
+                        let behind = topic.end_offset(p as u32).saturating_sub(from);
+                        if behind == 0 || !buffered[p].is_empty() {
+                            continue;
+                        }
+                        // A subscriber keeping up reads a few records from the memtable, which
+                        // is cheaper done here than handed to the blocking pool (a thread
+                        // handoff per commit, and a blocking thread per busy subscriber).
+                        // Catching up reads whole entries, possibly from disk, so it goes to
+                        // the blocking pool, through a gate that bounds its threads.
+                        let read = if behind <= INLINE_READ {
+                            Ok(log.read(&topic, p as u32, from, READ_BATCH))
+                        } else {
+                            let (log2, topic2) = (log.clone(), topic.clone());
+                            crate::blocking::run(move || {
+                                log2.read(&topic2, p as u32, from, READ_BATCH)
+                            })
                             .await
-                    };
-                    let records: Vec<StoredRecord> = match read {
-                        Ok(Ok(r)) => r,
-                        Ok(Err(e)) => {
-                            tracing::error!(error = %e, "push query read failed");
-                            let _ = tx
-                                .send(PushEvent::Failed {
-                                    message: format!("reading {}: {e}", topic.name),
-                                    kind: FailureKind::of_read(&e),
-                                })
-                                .await;
-                            return;
+                        };
+                        let records: Vec<StoredRecord> = match read {
+                            Ok(Ok(r)) => r,
+                            Ok(Err(e)) => {
+                                tracing::error!(error = %e, "push query read failed");
+                                let _ = tx
+                                    .send(PushEvent::Failed {
+                                        message: format!("reading {}: {e}", topic.name),
+                                        kind: FailureKind::of_read(&e),
+                                    })
+                                    .await;
+                                return;
+                            }
+                            Err(e) => {
+                                let _ = tx
+                                    .send(PushEvent::Failed {
+                                        message: format!("reading {}: {e}", topic.name),
+                                        kind: FailureKind::Internal,
+                                    })
+                                    .await;
+                                return;
+                            }
+                        };
+                        if let Some(last) = records.last() {
+                            positions[p] = last.offset + 1;
+                            read_any = true;
                         }
-                        Err(e) => {
-                            let _ = tx
-                                .send(PushEvent::Failed {
-                                    message: format!("reading {}: {e}", topic.name),
-                                    kind: FailureKind::Internal,
-                                })
-                                .await;
-                            return;
-                        }
-                    };
-                    if let Some(last) = records.last() {
-                        positions[p] = last.offset + 1;
-                        read_any = true;
+                        buffered[p].extend(records.into_iter().map(Arc::new));
                     }
-                    buffered[p].extend(records);
                 }
                 let mut delivered_any = false;
                 // The earliest buffered record in log order.
@@ -281,7 +310,12 @@ impl Engine {
                         break;
                     }
                 }
-                if !read_any && !delivered_any {
+                if following.is_none() && !read_any && !delivered_any {
+                    // Caught up: follow the shared reader instead of reading on our own.
+                    if buffered.iter().all(VecDeque::is_empty) {
+                        following = Some(tails.follow(&log, &topic));
+                        continue;
+                    }
                     tokio::select! {
                         r = changed.changed() => if r.is_err() { return },
                         _ = tx.closed() => return,
@@ -291,6 +325,29 @@ impl Engine {
         });
         Ok((rx, start_after))
     }
+}
+
+/// Takes a shared reader's batch into a subscriber at `positions` (per partition, the
+/// next offset it has not read), buffering the records it has not read yet. False, taking
+/// nothing, when the batch starts past a position: records between were missed, and the
+/// subscriber must read them on its own.
+fn take_batch(
+    batch: &TailBatch,
+    positions: &mut [u64],
+    buffered: &mut [VecDeque<Arc<StoredRecord>>],
+) -> bool {
+    if batch.from.iter().zip(positions.iter()).any(|(f, p)| f > p) {
+        return false;
+    }
+    for (p, have) in positions.iter_mut().enumerate() {
+        if let (Some(records), Some(buf)) = (batch.records.get(p), buffered.get_mut(p)) {
+            buf.extend(records.iter().filter(|r| r.offset >= *have).cloned());
+        }
+        if let Some(&to) = batch.to.get(p) {
+            *have = (*have).max(to);
+        }
+    }
+    true
 }
 
 /// Where readers of `topics` start, per partition in topic order, and the log position
@@ -519,6 +576,143 @@ mod tests {
                 Ok(())
             })?;
         }
+    }
+
+    /// Subscribers that have caught up share one reader per topic. Each still gets every
+    /// record after its start exactly once, in log order: one that joined as the reader
+    /// ran, and one whose client stopped reading for a while (its channel full, so it
+    /// missed the shared reader's batches and read on its own again). The reader ends with
+    /// its last subscriber.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn subscribers_share_one_reader_and_each_gets_every_record_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path()).unwrap());
+        let engine = Engine::new(log.clone()).unwrap();
+        let topic = log.create_topic("s", 3).unwrap();
+        let parts = |n: usize, salt: usize| -> Vec<u32> {
+            (0..n).map(|i| ((i * 7 + salt) % 3) as u32).collect()
+        };
+        let mut seqs = append(&log, &topic, 0, &parts(30, 1), 4).await;
+        let live = 2 * CHANNEL;
+        let total = 30 + live;
+        let plan = |limit: usize| PushPlan {
+            source: stream(),
+            filter: None,
+            projection: vec![Expr::Column(0)],
+            limit: Some(limit as u64),
+            skip_null_keys: false,
+            join: None,
+        };
+        // (receiver, index of the first record it should get)
+        let mut subs = Vec::new();
+        for (start, first) in [
+            (PushStart::After(0), 0),
+            (PushStart::After(seqs[9]), 10),
+            (PushStart::Latest, 30),
+            (PushStart::Latest, 30),
+        ] {
+            let (rx, _) = engine.push_from(plan(total - first), start).unwrap();
+            subs.push((rx, first));
+        }
+        // Joins while the shared reader is running.
+        seqs.extend(append(&log, &topic, 30, &parts(live / 2, 2), 3).await);
+        let (rx, _) = engine
+            .push_from(plan(total - 30), PushStart::After(seqs[29]))
+            .unwrap();
+        subs.push((rx, 30));
+        seqs.extend(append(&log, &topic, 30 + live / 2, &parts(live / 2, 3), 5).await);
+        // All but the last are read as they arrive; the last is read only now, so it has
+        // fallen behind the shared reader.
+        let mut got_all = Vec::new();
+        for (mut rx, first) in subs {
+            let mut got = Vec::new();
+            let wait = std::time::Duration::from_secs(30);
+            while let Some(ev) = tokio::time::timeout(wait, rx.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "subscriber from {first}: no row for 30 s after {}",
+                        got.len()
+                    )
+                })
+            {
+                match ev {
+                    PushEvent::Row { row, position, .. } => got.push((row, position)),
+                    PushEvent::LimitReached => break,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            let want: Vec<(Vec<Value>, u64)> = (first..total)
+                .map(|n| (vec![Value::BigInt(n as i64)], seqs[n]))
+                .collect();
+            assert_eq!(got.len(), want.len(), "subscriber from {first}");
+            assert!(
+                got == want,
+                "subscriber from {first}: out of order or wrong"
+            );
+            got_all.push(got.len());
+        }
+        assert_eq!(got_all.len(), 5);
+        // Every subscriber has ended (its limit reached), so the reader stops.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while engine.push_shared_readers() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the shared reader outlived its subscribers"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// A batch overlapping what a subscriber has read gives it only the rest; one that
+    /// starts past its position is refused whole.
+    #[test]
+    fn a_shared_batch_gives_only_unread_records_and_a_gap_is_refused() {
+        let rec = |partition: u32, offset: u64| {
+            Arc::new(StoredRecord {
+                partition,
+                offset,
+                seq: offset * 2 + u64::from(partition),
+                record: Record {
+                    key: None,
+                    value: None,
+                    timestamp: 0,
+                    headers: Vec::new(),
+                },
+            })
+        };
+        let batch = TailBatch {
+            from: vec![3, 5],
+            to: vec![6, 7],
+            bound: 100,
+            records: vec![
+                (3..6).map(|o| rec(0, o)).collect(),
+                (5..7).map(|o| rec(1, o)).collect(),
+            ],
+        };
+        let offsets = |b: &[VecDeque<Arc<StoredRecord>>]| -> Vec<Vec<u64>> {
+            b.iter()
+                .map(|q| q.iter().map(|r| r.offset).collect())
+                .collect()
+        };
+        // Partition 0 read up to 4 on its own, partition 1 exactly up to the batch.
+        let mut positions = vec![5, 5];
+        let mut buffered = vec![VecDeque::new(), VecDeque::new()];
+        assert!(take_batch(&batch, &mut positions, &mut buffered));
+        assert_eq!(offsets(&buffered), vec![vec![5], vec![5, 6]]);
+        assert_eq!(positions, vec![6, 7]);
+        // Ahead of the whole batch: nothing to take, positions kept.
+        let mut positions = vec![9, 9];
+        let mut buffered = vec![VecDeque::new(), VecDeque::new()];
+        assert!(take_batch(&batch, &mut positions, &mut buffered));
+        assert_eq!(offsets(&buffered), vec![Vec::<u64>::new(), vec![]]);
+        assert_eq!(positions, vec![9, 9]);
+        // Partition 1 is at 4: offset 4 is in no batch it has, so it takes nothing.
+        let mut positions = vec![3, 4];
+        let mut buffered = vec![VecDeque::new(), VecDeque::new()];
+        assert!(!take_batch(&batch, &mut positions, &mut buffered));
+        assert_eq!(offsets(&buffered), vec![Vec::<u64>::new(), vec![]]);
+        assert_eq!(positions, vec![3, 4]);
     }
 
     #[tokio::test]

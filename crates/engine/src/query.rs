@@ -112,6 +112,8 @@ pub struct Engine {
     pub(crate) overlays: RwLock<HashMap<u64, Arc<Overlay>>>,
     /// Memory for state changes not yet checkpointed, all workers together.
     checkpoint_budget: changelog::CheckpointBudget,
+    /// Each topic's shared reader for the push subscribers following it.
+    pub(crate) tails: Arc<crate::tail::Tails>,
 }
 
 /// The version of the aggregate state encoding new queries write. State is decoded by
@@ -290,11 +292,17 @@ impl Engine {
             failed: Mutex::new(HashMap::new()),
             overlays: RwLock::new(HashMap::new()),
             checkpoint_budget: changelog::CheckpointBudget::from_env(),
+            tails: Arc::default(),
         })
     }
 
     pub fn log(&self) -> &Arc<EmbeddedLog> {
         &self.log
+    }
+
+    /// Topics whose caught-up push subscribers share one reader now (see [`crate::tail`]).
+    pub fn push_shared_readers(&self) -> usize {
+        self.tails.count()
     }
 
     /// Stored rows read by pull queries since start, matching their WHERE clause or not.

@@ -204,6 +204,12 @@ impl Collector for Scraped {
             "Push queries open now",
             self.pushes.open() as u64,
         )?;
+        gauge(
+            &mut encoder,
+            "push_shared_readers",
+            "Topics with a shared reader now: one per topic that caught-up push subscribers follow",
+            self.exec.engine.push_shared_readers() as u64,
+        )?;
         let log = self.exec.log();
         gauge(
             &mut encoder,
