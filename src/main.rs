@@ -1,5 +1,7 @@
 //! The `sluice` binary: `sluice server` runs the database, `sluice shell` talks to it.
 
+mod c_malloc;
+
 use anyhow::Context;
 
 #[global_allocator]
@@ -223,6 +225,7 @@ struct BenchArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    c_malloc::tune();
     let cli = Cli::parse();
     if let Command::Test {
         paths,
@@ -293,6 +296,7 @@ fn main() -> anyhow::Result<()> {
                     .unwrap_or_default();
                 tracing::error!("panicked at {location}: {message}");
             }));
+            c_malloc::spawn_trimmer()?;
             let auth = auth_file
                 .map(|f| sluice_server::auth::Tokens::load(&f))
                 .transpose()?;

@@ -484,6 +484,53 @@ fn a_limit_of_zero_is_refused_at_start_up() {
     }
 }
 
+/// The server hands glibc's free pages back on a thread of its own
+/// (`SLUICE_MALLOC_TRIM_SECS`, src/c_malloc.rs): it runs by default, 0 turns it off, and
+/// a value that is not a number of seconds is refused at start-up, naming the variable,
+/// before anything is opened.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_malloc_trim_thread_runs_unless_turned_off() {
+    let thread_names = |pid: u32| -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim().to_string())
+            .collect()
+    };
+    // The kernel keeps 15 bytes of a thread's name.
+    let trimmer = "sluice-malloc-t";
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("on")).await;
+    let names = thread_names(server.child.id());
+    assert!(names.iter().any(|n| n == trimmer), "{names:?}");
+    drop(server);
+    let server = Server::start_with_env(
+        &dir.path().join("off"),
+        free_port(),
+        &[("SLUICE_MALLOC_TRIM_SECS", "0")],
+    )
+    .await;
+    let names = thread_names(server.child.id());
+    assert!(!names.iter().any(|n| n == trimmer), "{names:?}");
+    drop(server);
+
+    let data = dir.path().join("bad");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["server", "--data-dir"])
+        .arg(&data)
+        .env("SLUICE_MALLOC_TRIM_SECS", "often")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SLUICE_MALLOC_TRIM_SECS") && stderr.contains("\"often\""),
+        "{stderr}"
+    );
+    assert!(!data.exists(), "a refused start creates nothing");
+}
+
 /// `--log-format json` (here through SLUICE_LOG_FORMAT): every log line is one JSON
 /// object, and a call's lines carry its span with a request id and the statement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
