@@ -207,6 +207,10 @@ struct BenchArgs {
     /// Push subscribers for fanout.
     #[arg(long, default_value_t = 100)]
     subscribers: usize,
+    /// Rows a push subscriber (fanout, freshness) asks to get per message
+    /// (`max_rows_per_message`; 1: one QueryRow each, as clients that predate QueryRows).
+    #[arg(long, default_value_t = 1)]
+    push_rows_per_message: u32,
     /// Rows per BulkInsert request.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
@@ -381,6 +385,7 @@ fn main() -> anyhow::Result<()> {
                 concurrency: a.concurrency,
                 pipeline: a.pipeline,
                 subscribers: a.subscribers,
+                push_rows_per_message: a.push_rows_per_message,
                 batch: a.batch,
                 partitions: a.partitions,
                 seed: a.seed,

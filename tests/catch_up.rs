@@ -161,3 +161,118 @@ async fn a_subscriber_catches_up_then_resumes_exactly_across_disconnects_and_kil
         e.message()
     );
 }
+
+/// Every row of a push query asking `max_rows_per_message`, as (item number, position),
+/// and the number of messages they came in, until `n` rows or the final message.
+async fn packed(
+    c: &mut SluiceClient<Channel>,
+    sql: &str,
+    per_message: u32,
+    n: usize,
+) -> (Vec<(usize, u64)>, usize, Option<pb::QueryFinal>) {
+    let mut stream = c
+        .query(pb::QueryRequest {
+            sql: sql.into(),
+            start_after: Some(0),
+            max_rows_per_message: per_message,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut rows, mut messages) = (Vec::new(), 0);
+    while rows.len() < n {
+        let m = tokio::time::timeout(Duration::from_secs(60), stream.message())
+            .await
+            .expect("rows within 60 s")
+            .unwrap()
+            .expect("the subscription stays open");
+        let got = match m.kind {
+            Some(pb::query_response::Kind::Row(r)) => vec![r],
+            Some(pb::query_response::Kind::Rows(rs)) => {
+                assert!(
+                    !rs.rows.is_empty() && rs.rows.len() <= per_message as usize,
+                    "a QueryRows message holds 1 to {per_message} rows, got {}",
+                    rs.rows.len()
+                );
+                rs.rows
+            }
+            Some(pb::query_response::Kind::Final(f)) => return (rows, messages, Some(f)),
+            _ => continue,
+        };
+        messages += 1;
+        for r in got {
+            let item = show(&r.row.unwrap().values[0]);
+            rows.push((item.trim_start_matches('i').parse().unwrap(), r.position));
+        }
+    }
+    (rows, messages, None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_can_take_its_rows_several_per_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let mut c = server.client().await;
+    exec_ok(&mut c, CART).await;
+    insert_items(&mut c, 0, 600).await;
+    let all = "SELECT item FROM cart_events EMIT CHANGES;";
+
+    // One row per message, as before QueryRows, unless the client asks.
+    let (single, messages, _) = packed(&mut c, all, 0, 600).await;
+    assert_run(&single, 0, 600);
+    assert_eq!(messages, 600);
+
+    // The history is ready at once, so it comes packed: the same rows and positions, in
+    // the same order, in fewer messages.
+    let (rows, messages, _) = packed(&mut c, all, 100, 600).await;
+    assert_eq!(rows, single);
+    assert!(messages < 600, "600 rows came in {messages} messages");
+
+    // Live rows keep flowing on a packed subscription, and resuming after the last
+    // position of a packed message misses nothing.
+    let mut live = c
+        .query(pb::QueryRequest {
+            sql: all.into(),
+            start_after: Some(single[599].1),
+            max_rows_per_message: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    insert_items(&mut c, 600, 610).await;
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        let m = tokio::time::timeout(Duration::from_secs(60), live.message())
+            .await
+            .expect("rows within 60 s")
+            .unwrap()
+            .expect("open");
+        match m.kind {
+            Some(pb::query_response::Kind::Rows(rs)) => got.extend(rs.rows),
+            Some(pb::query_response::Kind::Header(_)) => {}
+            other => panic!("a packed subscription sends QueryRows, got {other:?}"),
+        }
+    }
+    let items: Vec<String> = got
+        .iter()
+        .map(|r| show(&r.row.as_ref().unwrap().values[0]))
+        .collect();
+    assert_eq!(
+        items,
+        (600..610).map(|n| format!("i{n}")).collect::<Vec<_>>()
+    );
+
+    // LIMIT ends a packed stream after exactly its rows, with the final message.
+    let (rows, _, last) = packed(
+        &mut c,
+        "SELECT item FROM cart_events EMIT CHANGES LIMIT 250;",
+        64,
+        usize::MAX,
+    )
+    .await;
+    assert_eq!(rows, single[..250].to_vec());
+    let last = last.expect("a final message");
+    assert_eq!((last.message.as_str(), last.rows), ("Limit Reached", 250));
+}

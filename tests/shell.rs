@@ -249,3 +249,46 @@ async fn the_shopping_cart_tutorial_runs_verbatim() {
         "{err}"
     );
 }
+
+/// The shell asks for several rows per message; a push query through history, whose rows
+/// are all ready at once, still prints each row once, in log order, and counts them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_query_through_history_prints_every_row_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let mut script = String::from(
+        "CREATE STREAM s (id INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);\n",
+    );
+    for id in 0..700 {
+        script.push_str(&format!("INSERT INTO s (id) VALUES ({id});\n"));
+    }
+    let out = shell(&server, &["-e", &script]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = shell(
+        &server,
+        &[
+            "--output",
+            "json",
+            "-e",
+            "SET 'auto.offset.reset'='earliest'; SELECT id FROM s EMIT CHANGES LIMIT 700;",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let ids: Vec<i64> = lines
+        .iter()
+        .filter_map(|l| l.get("row"))
+        .map(|r| r[0].as_i64().expect("an INT id"))
+        .collect();
+    assert_eq!(ids, (0..700).collect::<Vec<i64>>());
+    let last = lines
+        .last()
+        .and_then(|l| l.get("final"))
+        .expect("a final line");
+    assert_eq!(last["rows"], 700, "{last}");
+}

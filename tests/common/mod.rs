@@ -375,7 +375,7 @@ impl OpenQuery {
         let before = self.result.rows.len();
         while self.next(usize::MAX, deadline).await? {
             if self.result.rows.len() > before {
-                return Ok(self.result.rows.pop());
+                return Ok(Some(self.result.rows.remove(before)));
             }
         }
         Ok(None)
@@ -407,6 +407,13 @@ impl OpenQuery {
                 self.result
                     .rows
                     .push(r.row.map(|r| r.values).unwrap_or_default());
+            }
+            Some(pb::query_response::Kind::Rows(rs)) => {
+                for r in rs.rows {
+                    self.result
+                        .rows
+                        .push(r.row.map(|r| r.values).unwrap_or_default());
+                }
             }
             Some(pb::query_response::Kind::Final(f)) => {
                 self.result.final_message = Some(f.message);

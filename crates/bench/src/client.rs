@@ -107,14 +107,16 @@ pub async fn wait_caught_up(
 }
 
 /// Starts a push query and waits for its header, so the subscription is live before the
-/// caller inserts anything.
+/// caller inserts anything. `rows_per_message` is the request's `max_rows_per_message`.
 pub async fn subscribe(
     c: &mut Client,
     sql: String,
+    rows_per_message: u32,
 ) -> anyhow::Result<Streaming<pb::QueryResponse>> {
     let mut rows = c
         .query(pb::QueryRequest {
             sql,
+            max_rows_per_message: rows_per_message,
             ..Default::default()
         })
         .await
@@ -125,6 +127,15 @@ pub async fn subscribe(
             kind: Some(pb::query_response::Kind::Header(_)),
         })) => Ok(rows),
         other => bail!("push query did not start with a header: {other:?}"),
+    }
+}
+
+/// The rows a push query's message carries: one (QueryRow), several (QueryRows), or none.
+pub fn push_rows(m: pb::QueryResponse) -> Vec<pb::QueryRow> {
+    match m.kind {
+        Some(pb::query_response::Kind::Row(r)) => vec![r],
+        Some(pb::query_response::Kind::Rows(r)) => r.rows,
+        _ => Vec::new(),
     }
 }
 

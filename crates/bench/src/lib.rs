@@ -57,6 +57,8 @@ pub struct Options {
     pub pipeline: usize,
     /// Push subscribers for fanout.
     pub subscribers: usize,
+    /// Rows per message push subscribers ask for (`max_rows_per_message`).
+    pub push_rows_per_message: u32,
     /// Rows per BulkInsert request.
     pub batch: usize,
     pub partitions: u32,
@@ -82,6 +84,7 @@ impl Default for Options {
             concurrency: 4,
             pipeline: 8,
             subscribers: 100,
+            push_rows_per_message: 1,
             batch: 1000,
             partitions: 1,
             seed: 42,

@@ -12,6 +12,9 @@ use tonic::codec::Streaming;
 /// legitimate answer into an error.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
+/// The `max_rows_per_message` the shell asks push queries for (the server's cap).
+const MAX_ROWS_PER_MESSAGE: u32 = 512;
+
 /// A connected Sluice client.
 #[derive(Clone)]
 pub struct Client {
@@ -90,6 +93,9 @@ impl Client {
             start_from: Vec::new(),
             min_position: self.written,
             start_after: None,
+            // A push query's rows come packed when several are ready (a catch-up from
+            // earliest, a burst); each is printed as it would be on its own.
+            max_rows_per_message: MAX_ROWS_PER_MESSAGE,
         };
         Ok(self.inner.query(request).await?.into_inner())
     }

@@ -179,6 +179,9 @@ impl Session {
                 Some(Ok(Some(response))) => match response.kind {
                     Some(query_response::Kind::Header(h)) => printer.on_header(h),
                     Some(query_response::Kind::Row(r)) => printer.on_row(&r),
+                    Some(query_response::Kind::Rows(rs)) => {
+                        rs.rows.iter().map(|r| printer.on_row(r)).collect()
+                    }
                     Some(query_response::Kind::Final(f)) => {
                         let text = printer.on_final(Some(&f));
                         self.write_out(&text)?;

@@ -1,12 +1,11 @@
 //! `fanout`: S concurrent push subscribers, each filtering one key of a table, while N
 //! events over those S keys are inserted; delivery rate to all subscribers and server RSS.
 
-use crate::client::{bulk_load, execute, subscribe};
+use crate::client::{bulk_load, execute, push_rows, subscribe};
 use crate::events::{EventGen, key};
 use crate::progress::Progress;
 use crate::{Ctx, Figure};
 use anyhow::{anyhow, bail};
-use sluice_proto::v1 as pb;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -35,6 +34,7 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
         let mut rows = subscribe(
             &mut client,
             format!("SELECT * FROM {table} WHERE K = '{}' EMIT CHANGES;", key(s)),
+            o.push_rows_per_message,
         )
         .await?;
         let want = expected[s as usize];
@@ -44,14 +44,12 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
             let mut got = 0u64;
             while got < want {
                 match rows.message().await {
-                    Ok(Some(pb::QueryResponse {
-                        kind: Some(pb::query_response::Kind::Row(_)),
-                    })) => {
-                        got += 1;
-                        delivered.fetch_add(1, Ordering::Relaxed);
-                        progress.add(1);
+                    Ok(Some(m)) => {
+                        let n = push_rows(m).len() as u64;
+                        got += n;
+                        delivered.fetch_add(n, Ordering::Relaxed);
+                        progress.add(n);
                     }
-                    Ok(Some(_)) => {}
                     Ok(None) | Err(_) => break,
                 }
             }

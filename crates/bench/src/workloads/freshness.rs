@@ -2,7 +2,7 @@
 //! each event from its insert's acknowledgement (durable) to its arrival at the subscriber.
 //! Arrivals before the acknowledgement reached the client count as zero.
 
-use crate::client::{execute, subscribe};
+use crate::client::{execute, push_rows, subscribe};
 use crate::events::EventGen;
 use crate::progress::Progress;
 use crate::{Ctx, Figure};
@@ -27,38 +27,41 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> anyhow::Result<Figure> {
 
     // The subscriber: started, and its header seen, before the first insert.
     let mut sub = ctx.target.client().await?;
-    let mut rows = subscribe(&mut sub, format!("SELECT ID FROM {stream} EMIT CHANGES;")).await?;
+    let mut rows = subscribe(
+        &mut sub,
+        format!("SELECT ID FROM {stream} EMIT CHANGES;"),
+        o.push_rows_per_message,
+    )
+    .await?;
     let progress = Progress::start("freshness", total);
     let sub_arrivals = arrivals.clone();
     let sub_progress = progress.clone();
     let subscriber = tokio::spawn(async move {
         let mut seen = 0u64;
         while seen < total {
-            match rows.message().await {
-                Ok(Some(pb::QueryResponse {
-                    kind: Some(pb::query_response::Kind::Row(r)),
-                })) => {
-                    let now = Instant::now();
-                    let id = r
-                        .row
-                        .and_then(|r| r.values.into_iter().next())
-                        .and_then(|v| match v.kind {
-                            Some(pb::value::Kind::Bigint(n)) => Some(n as usize),
-                            _ => None,
-                        });
-                    if let Some(id) = id {
-                        let mut a = sub_arrivals.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some(slot) = a.get_mut(id)
-                            && slot.is_none()
-                        {
-                            *slot = Some(now);
-                            seen += 1;
-                            sub_progress.add(1);
-                        }
+            let m = match rows.message().await {
+                Ok(Some(m)) => m,
+                Ok(None) | Err(_) => break,
+            };
+            let now = Instant::now();
+            for r in push_rows(m) {
+                let id = r
+                    .row
+                    .and_then(|r| r.values.into_iter().next())
+                    .and_then(|v| match v.kind {
+                        Some(pb::value::Kind::Bigint(n)) => Some(n as usize),
+                        _ => None,
+                    });
+                if let Some(id) = id {
+                    let mut a = sub_arrivals.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(slot) = a.get_mut(id)
+                        && slot.is_none()
+                    {
+                        *slot = Some(now);
+                        seen += 1;
+                        sub_progress.add(1);
                     }
                 }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
             }
         }
         seen
