@@ -4,8 +4,9 @@
 //! stops growing after a warm-up, and at the end the view counts every acknowledged
 //! event.
 //!
-//! The suite runs it for 30 s; `SLUICE_SOAK_SECS=600 cargo test --release --test soak --
-//! --nocapture` holds it for ten minutes and prints what it measured.
+//! The suite runs it for 30 s; `SLUICE_SOAK_SECS=1800 cargo test --release --test soak --
+//! --nocapture` holds it for half an hour (RSS plateaus after about ten minutes, so the
+//! 2% check needs the middle third to start after that) and prints what it measured.
 
 mod common;
 
@@ -264,9 +265,11 @@ async fn ingest_pulls_and_subscribers_together_for_a_while() {
         growth * 100.0,
         peak / 1024,
     );
-    // Under 2% over a run of minutes. The suite's 30 s run (in a debug build, which keeps
-    // warming up for longer) only catches runaway growth, such as a thread per subscriber.
-    let bound = if secs >= 300 { 0.02 } else { 0.25 };
+    // Under 2% once the middle third starts after the warm-up (about ten minutes with
+    // these budgets: a 600 s release run measured +3.6%, the end of the warm-up, where a
+    // 1,800 s run measured +0.6%). Shorter runs, the suite's 30 s debug one included,
+    // only catch runaway growth, such as a thread per subscriber.
+    let bound = if secs >= 1800 { 0.02 } else { 0.25 };
     assert!(
         growth <= bound,
         "memory grew after the warm-up: mean {} MiB -> {} MiB ({:+.1}%, at most {:+.0}%)",
