@@ -171,7 +171,7 @@ struct LimitArgs {
 #[derive(clap::Args)]
 struct BenchArgs {
     /// Workloads to run: ingest, groupby, stateless, freshness, pull, pull-query, recovery,
-    /// fanout, nexmark, or all.
+    /// fanout, catchup, nexmark, or all.
     #[arg(default_value = "all")]
     workloads: Vec<String>,
     /// Drive this running server instead of spawning one per workload.
@@ -207,7 +207,7 @@ struct BenchArgs {
     /// Push subscribers for fanout.
     #[arg(long, default_value_t = 100)]
     subscribers: usize,
-    /// Rows a push subscriber (fanout, freshness) asks to get per message
+    /// Rows a push subscriber (fanout, freshness, catchup) asks to get per message
     /// (`max_rows_per_message`; 1: one QueryRow each, as clients that predate QueryRows).
     #[arg(long, default_value_t = 1)]
     push_rows_per_message: u32,

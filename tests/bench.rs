@@ -60,7 +60,7 @@ fn every_workload_runs_and_reports_its_figures() {
         assert!(f["peak_rss_bytes"].as_u64().unwrap() > 1 << 20, "{f}");
         assert!(f["server_cpu_s"].as_f64().unwrap() > 0.0, "{f}");
     }
-    for name in ["ingest", "groupby", "stateless", "fanout"] {
+    for name in ["ingest", "groupby", "stateless", "fanout", "catchup"] {
         assert_eq!(by_name(name)["events"], 3000, "{name}");
     }
     let fresh = by_name("freshness");

@@ -29,6 +29,7 @@ pub const WORKLOADS: &[&str] = &[
     "pull-query",
     "recovery",
     "fanout",
+    "catchup",
     "nexmark",
 ];
 

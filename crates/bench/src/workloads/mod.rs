@@ -1,6 +1,7 @@
 //! The workloads. Each creates its own uniquely named streams and tables, measures one
 //! interval with a [`crate::Meter`] and returns its figures.
 
+mod catchup;
 mod fanout;
 mod freshness;
 mod ingest;
@@ -23,6 +24,7 @@ pub(crate) async fn run(name: &str, ctx: &mut Ctx<'_>) -> anyhow::Result<Vec<Fig
         "pull-query" => vec![pull::run_query(ctx).await?],
         "recovery" => vec![recovery::run(ctx).await?],
         "fanout" => vec![fanout::run(ctx).await?],
+        "catchup" => vec![catchup::run(ctx).await?],
         "nexmark" => crate::nexmark::run(ctx).await?,
         other => anyhow::bail!("unknown workload {other}"),
     })
