@@ -29,7 +29,7 @@ mod state;
 mod tail;
 mod transient;
 
-pub use push::{FailureKind, PushEvent, PushStart};
+pub use push::{CHANNEL as PUSH_CHANNEL, FailureKind, PushEvent, PushStart};
 pub use query::{
     Engine, QueryStatus, STATE_VERSION, materializer_id, state_compatible, state_layout_for,
 };

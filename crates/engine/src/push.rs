@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 
 /// Rows buffered between the reader and a subscriber's connection.
-const CHANNEL: usize = 512;
+pub const CHANNEL: usize = 512;
 const READ_BATCH: usize = 512;
 /// Records behind the end at most for a read on the async worker instead of the blocking
 /// pool.

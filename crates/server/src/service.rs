@@ -128,9 +128,9 @@ fn final_msg(message: &str, rows: u64) -> pb::QueryResponse {
 }
 
 /// Most rows a push query's QueryRows message holds (`max_rows_per_message` above it is
-/// capped here): the engine's channel to the connection holds 512, so a fuller message
-/// could not be filled without waiting.
-const MAX_ROWS_PER_MESSAGE: usize = 512;
+/// capped here): the engine's channel to the connection holds this many, so a fuller
+/// message could not be filled without waiting.
+const MAX_ROWS_PER_MESSAGE: usize = sluice_engine::PUSH_CHANNEL;
 
 /// A QueryRows message takes no more rows once it holds this many encoded bytes, so that
 /// it stays well under gRPC's usual 4 MiB limit on a received message.

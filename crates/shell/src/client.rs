@@ -12,9 +12,6 @@ use tonic::codec::Streaming;
 /// legitimate answer into an error.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
-/// The `max_rows_per_message` the shell asks push queries for (the server's cap).
-const MAX_ROWS_PER_MESSAGE: u32 = 512;
-
 /// A connected Sluice client.
 #[derive(Clone)]
 pub struct Client {
@@ -94,8 +91,9 @@ impl Client {
             min_position: self.written,
             start_after: None,
             // A push query's rows come packed when several are ready (a catch-up from
-            // earliest, a burst); each is printed as it would be on its own.
-            max_rows_per_message: MAX_ROWS_PER_MESSAGE,
+            // earliest, a burst); each is printed as it would be on its own. As many as
+            // the server allows: it caps the request at its own bound.
+            max_rows_per_message: u32::MAX,
         };
         Ok(self.inner.query(request).await?.into_inner())
     }
